@@ -1,0 +1,1 @@
+"""repeat-sales: reads a CRM's purchase history and plans repeat-sales actions inside it."""

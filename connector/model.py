@@ -1,0 +1,123 @@
+"""CRM-neutral records shared by adapters, playbooks and sync.
+
+Adapters map their CRM's payloads into these; playbooks read them and return actions.
+Everything is frozen so a plan is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+
+class ActionKind(StrEnum):
+    """What an action turns into inside the CRM."""
+
+    TASK = "task"  # a task for the manager (Bitrix24 tasks.task.add, amoCRM /api/v4/tasks)
+    TAG = "tag"  # segment field / tag on the customer card
+    DEAL = "deal"  # a repeat deal with products pre-filled
+    ROBOT = "robot"  # Bitrix24 robot answer (only Bitrix24)
+    WORKFLOW = "workflow"  # CRM automation start (business process / Salesbot)
+
+
+class Channel(StrEnum):
+    """How the customer is reached; decides who carries the step out."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    CALL = "call"  # a manager phones the customer
+    TASK = "task"  # internal work for the manager, no customer contact channel needed
+
+
+@dataclass(frozen=True)
+class Product:
+    """A catalogue product; `cycle_days` is how long one unit lasts, when the CRM knows."""
+
+    id: str
+    name: str
+    category: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    cycle_days: int | None = None
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One product row of a purchase."""
+
+    product_id: str | None
+    name: str
+    quantity: float = 1.0
+    price: float = 0.0
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A won deal. `amount` is in `currency`; amounts are never summed across currencies."""
+
+    id: str
+    customer_id: str
+    date: date
+    amount: float
+    currency: str = "RUB"
+    items: tuple[LineItem, ...] = ()
+    manager_id: str | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A contact (or a company, in B2B) with the purchases the CRM holds for it.
+
+    `fields` carries CRM values a playbook may name (e.g. an opt-out field); `tags` the
+    customer's tags. `last_contact_activity` is the latest inbound activity the CRM saw,
+    used as a "reaction" that stops reactivation chains.
+    """
+
+    id: str
+    name: str = ""
+    kind: str = "contact"  # contact | company
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    birthday: date | None = None
+    manager_id: str | None = None
+    tags: frozenset[str] = frozenset()
+    fields: Mapping[str, str] = field(default_factory=dict)
+    purchases: tuple[Purchase, ...] = ()
+    last_contact_activity: date | None = None
+
+    @property
+    def has_channel(self) -> bool:
+        return bool(self.emails or self.phones)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One planned effect in the CRM, identified by a stable idempotency key.
+
+    Keys read `v1:<customer>:<rule>:<anchor purchase>:<step>`: the same history and
+    playbook give the same key on every run, which is what makes apply exactly-once.
+    `payload` holds kind-specific data (deal products, field values, template id).
+    """
+
+    key: str
+    kind: ActionKind
+    customer_id: str
+    rule: str
+    step: str
+    due: date
+    title: str
+    body: str = ""
+    channel: Channel = Channel.TASK
+    anchor_purchase_id: str | None = None
+    manager_id: str | None = None
+    priority: int = 100
+    payload: Mapping[str, object] = field(default_factory=dict)
+
+
+def action_key(customer_id: str, rule: str, anchor: str | None, step: str) -> str:
+    """The idempotency key of an action; `anchor` is the purchase (or period) it hangs on."""
+    return f"v1:{customer_id}:{rule}:{anchor or '-'}:{step}"
