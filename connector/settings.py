@@ -1,0 +1,122 @@
+"""Settings from the environment and `.env`, validated once; a bad value names its variable.
+
+Secrets (webhook URL, client secrets, tokens) are SecretStr so they never print by accident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connector.errors import SettingsError
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every setting the plugin reads; `settings.example.env` documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      case_sensitive=True)
+
+    CRM: Literal["bitrix", "amocrm"] = "bitrix"
+    BITRIX_WEBHOOK_URL: SecretStr | None = None
+    BITRIX_APP_CLIENT_ID: str | None = None
+    BITRIX_APP_CLIENT_SECRET: SecretStr | None = None
+    BITRIX_REQUESTS_PER_SECOND: float = Field(2.0, gt=0, le=50)
+    BITRIX_REQUEST_POOL: int = Field(50, ge=1, le=250)
+    BITRIX_WRITE_BATCH: int = Field(50, ge=1, le=50)
+    BITRIX_FALLBACK_USER_ID: int | None = Field(None, ge=1)
+    AMOCRM_BASE_URL: str | None = None
+    AMOCRM_ACCESS_TOKEN: SecretStr | None = None
+    AMOCRM_CLIENT_ID: str | None = None
+    AMOCRM_CLIENT_SECRET: SecretStr | None = None
+    AMOCRM_REDIRECT_URI: str | None = None
+    AMOCRM_AUTH_CODE: SecretStr | None = None
+    STATE_URL: str = "sqlite:///./repeat-sales.db"
+    PLAYBOOK: str | None = None
+    PLAYBOOK_LANG: Literal["ru", "en"] = "ru"
+    CUSTOMER_KEY: Literal["contact", "company"] = "contact"
+    TIMEZONE: str | None = None
+    DRY_RUN: bool = False
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("BITRIX_WEBHOOK_URL")
+    @classmethod
+    def _webhook_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        url = urlparse(value.get_secret_value().strip())
+        parts = [p for p in url.path.split("/") if p]
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError("must be an http(s) URL like https://x.bitrix24.ru/rest/1/abc/")
+        if url.scheme == "http" and not is_loopback(url.hostname):
+            raise ValueError("a real portal needs https:// (plain http is only for a local emulator)")
+        if len(parts) < 3 or parts[-3] != "rest" or not parts[-2].isdigit():
+            raise ValueError("must end with /rest/<user id>/<webhook code>/, as Bitrix24 shows it")
+        return SecretStr(value.get_secret_value().strip().rstrip("/") + "/")
+
+    @field_validator("STATE_URL")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError("only sqlite:///PATH is supported, e.g. sqlite:///./repeat-sales.db")
+        return value
+
+    @field_validator("TIMEZONE")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError("must be an IANA zone name such as Europe/Moscow") from exc
+        return value or None
+
+    @field_validator("PLAYBOOK")
+    @classmethod
+    def _playbook(cls, value: str | None) -> str | None:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value or None
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.STATE_URL.removeprefix("sqlite:///"))
+
+    def require(self, *names: str) -> None:
+        """Fail with the variable's name when a setting the chosen CRM needs is missing."""
+        for name in names:
+            if getattr(self, name) is None:
+                raise SettingsError(name, "is not set", hint="set it in the environment or in .env; "
+                                    "see settings.example.env")
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the environment (and .env); turn the first invalid value into a SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first.get("loc") else "settings"
+        msg = first.get("msg", "invalid value").removeprefix("Value error, ")
+        allowed = ""
+        ctx = first.get("ctx") or {}
+        if "expected" in ctx:
+            allowed = f"expected {ctx['expected']}"
+        raise SettingsError(name, msg, hint=allowed or "see settings.example.env") from None

@@ -1,0 +1,303 @@
+"""Local state in SQLite: the history snapshot, sync cursors, the applied-action ledger, runs, lock.
+
+The snapshot lets an incremental pull (only what changed) still evaluate every customer's whole
+history. The ledger is what makes apply exactly-once: a key is `pending` from just before its
+write until the CRM's answer (or its marker) proves it `done`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+from connector.crm import CrmRef, Cursor, PullPage
+from connector.errors import StateLocked, StateSchemaError
+from connector.model import Action, ActionKind, Channel, Customer, LineItem, Product, Purchase
+
+SCHEMA_VERSION = 1
+LOCK_STALE_SECONDS = 6 * 3600
+MAX_ATTEMPTS = 5  # a write the CRM refused this often is reported, not retried forever
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (account TEXT PRIMARY KEY, value TEXT NOT NULL, saved_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (account TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (account, id));
+CREATE TABLE IF NOT EXISTS purchases (account TEXT NOT NULL, id TEXT NOT NULL, customer_id TEXT NOT NULL,
+    data TEXT NOT NULL, seen_run INTEGER, PRIMARY KEY (account, id));
+CREATE INDEX IF NOT EXISTS purchases_by_customer ON purchases (account, customer_id);
+CREATE TABLE IF NOT EXISTS products (account TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (account, id));
+CREATE TABLE IF NOT EXISTS ledger (account TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
+    kind TEXT NOT NULL, customer_id TEXT NOT NULL, rule TEXT NOT NULL, action TEXT NOT NULL,
+    crm_kind TEXT, crm_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, reason TEXT,
+    updated_at REAL NOT NULL, applied_on TEXT, PRIMARY KEY (account, key));
+CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (account, status);
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT, kind TEXT,
+    started REAL NOT NULL, finished REAL, dry_run INTEGER, stats TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired REAL NOT NULL);
+"""
+
+
+def _purchase_to_json(p: Purchase) -> str:
+    d = asdict(p)
+    d["date"] = p.date.isoformat()
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+
+def _purchase_from_json(text: str) -> Purchase:
+    d = json.loads(text)
+    d["date"] = date.fromisoformat(d["date"])
+    d["items"] = tuple(LineItem(**i) for i in d["items"])
+    return Purchase(**d)
+
+
+def _customer_to_json(c: Customer) -> str:
+    d = {
+        "id": c.id, "name": c.name, "kind": c.kind, "emails": list(c.emails), "phones": list(c.phones),
+        "birthday": c.birthday.isoformat() if c.birthday else None, "manager_id": c.manager_id,
+        "tags": sorted(c.tags), "fields": dict(c.fields),
+        "last_contact_activity": c.last_contact_activity.isoformat() if c.last_contact_activity else None,
+    }
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+
+def _customer_from_json(text: str, purchases: tuple[Purchase, ...]) -> Customer:
+    d = json.loads(text)
+    return Customer(
+        id=d["id"], name=d["name"], kind=d["kind"], emails=tuple(d["emails"]), phones=tuple(d["phones"]),
+        birthday=date.fromisoformat(d["birthday"]) if d["birthday"] else None, manager_id=d["manager_id"],
+        tags=frozenset(d["tags"]), fields=d["fields"], purchases=purchases,
+        last_contact_activity=(date.fromisoformat(d["last_contact_activity"])
+                               if d["last_contact_activity"] else None),
+    )
+
+
+def action_to_json(a: Action) -> str:
+    d = asdict(a)
+    d["due"] = a.due.isoformat()
+    d["kind"] = a.kind.value
+    d["channel"] = a.channel.value
+    d["payload"] = dict(a.payload)
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def action_from_json(text: str) -> Action:
+    d = json.loads(text)
+    d["due"] = date.fromisoformat(d["due"])
+    d["kind"] = ActionKind(d["kind"])
+    d["channel"] = Channel(d["channel"])
+    return Action(**d)
+
+
+class State:
+    """One SQLite file; every method is a short transaction so a kill loses at most one step."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StateSchemaError(f"state file {self.path} has schema {row[0]}, this version needs "
+                                   f"{SCHEMA_VERSION}", hint="use a new STATE_URL or the matching version")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- run lock ------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, name: str = "sync", *, now: float | None = None) -> Iterator[None]:
+        """One run at a time per state file; a lock older than LOCK_STALE_SECONDS is taken over."""
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        now = time.time() if now is None else now
+        with self.tx() as db:
+            row = db.execute("SELECT holder, acquired FROM locks WHERE name=?", (name,)).fetchone()
+            if row and now - row[1] < LOCK_STALE_SECONDS and not self._holder_dead(row[0]):
+                raise StateLocked(f"another run holds the {name} lock ({row[0]})",
+                                  hint="wait for it to finish; a killed run's lock frees itself")
+            db.execute("INSERT OR REPLACE INTO locks VALUES (?, ?, ?)", (name, holder, now))
+        try:
+            yield
+        finally:
+            self.db.execute("DELETE FROM locks WHERE name=? AND holder=?", (name, holder))
+
+    @staticmethod
+    def _holder_dead(holder: str) -> bool:
+        host, _, pid = holder.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    # --- cursors ---------------------------------------------------------------------------
+
+    def cursor(self, account: str) -> Cursor | None:
+        row = self.db.execute("SELECT value FROM cursors WHERE account=?", (account,)).fetchone()
+        return Cursor(row[0]) if row else None
+
+    def save_cursor(self, account: str, cursor: Cursor) -> None:
+        self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
+                        (account, cursor.modified_since, time.time()))
+
+    # --- snapshot --------------------------------------------------------------------------
+
+    def absorb(self, account: str, page: PullPage, run_id: int) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
+                           [(account, c.id, _customer_to_json(c)) for c in page.customers])
+            db.executemany("INSERT OR REPLACE INTO purchases VALUES (?, ?, ?, ?, ?)",
+                           [(account, p.id, p.customer_id, _purchase_to_json(p), run_id)
+                            for p in page.purchases])
+            db.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
+                           [(account, p.id, json.dumps(asdict(p), ensure_ascii=False))
+                            for p in page.products])
+            db.executemany("DELETE FROM purchases WHERE account=? AND id=?",
+                           [(account, i) for i in page.removed_purchase_ids])
+
+    def drop_unseen_purchases(self, account: str, run_id: int) -> int:
+        """After a full pull: purchases the CRM no longer holds leave the snapshot."""
+        cur = self.db.execute("DELETE FROM purchases WHERE account=? AND (seen_run IS NULL OR seen_run<>?)",
+                              (account, run_id))
+        return cur.rowcount
+
+    def customers(self, account: str) -> Iterator[Customer]:
+        """Stream customers that have purchases, each with its purchases in date order."""
+        cur = self.db.execute(
+            "SELECT p.customer_id, p.data, c.data FROM purchases p LEFT JOIN customers c "
+            "ON c.account=p.account AND c.id=p.customer_id WHERE p.account=? ORDER BY p.customer_id",
+            (account,))
+        current, cdata, bucket = None, None, []
+        for customer_id, pdata, customer_json in cur:
+            if customer_id != current:
+                if current is not None:
+                    yield self._customer(current, cdata, bucket)
+                current, cdata, bucket = customer_id, customer_json, []
+            bucket.append(_purchase_from_json(pdata))
+        if current is not None:
+            yield self._customer(current, cdata, bucket)
+
+    @staticmethod
+    def _customer(customer_id: str, cdata: str | None, purchases: list[Purchase]) -> Customer:
+        purchases.sort(key=lambda p: (p.date, p.id))
+        if cdata is None:  # a deal whose contact was not pulled (deleted, or no rights): keep the history
+            return Customer(id=customer_id, purchases=tuple(purchases))
+        return _customer_from_json(cdata, tuple(purchases))
+
+    def products(self, account: str) -> dict[str, Product]:
+        rows = self.db.execute("SELECT data FROM products WHERE account=?", (account,))
+        return {p.id: p for p in (Product(**json.loads(r[0])) for r in rows)}
+
+    def counts(self, account: str) -> dict[str, int]:
+        q = "SELECT COUNT(*) FROM {} WHERE account=?"
+        return {t: self.db.execute(q.format(t), (account,)).fetchone()[0]
+                for t in ("customers", "purchases", "products")}
+
+    # --- ledger ----------------------------------------------------------------------------
+
+    def ledger_status(self, account: str, keys: Iterable[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = f"SELECT key, status FROM ledger WHERE account=? AND key IN ({','.join('?' * len(chunk))})"
+            out.update(dict(self.db.execute(q, (account, *chunk))))
+        return out
+
+    def unfinished(self, account: str) -> list[tuple[Action, str]]:
+        """Actions left pending (fate unknown) or failed by earlier runs, with their status."""
+        rows = self.db.execute("SELECT action, status FROM ledger WHERE account=? AND status IN "
+                               "('pending', 'failed') AND attempts < ? AND action <> '{}' ORDER BY key",
+                               (account, MAX_ATTEMPTS))
+        return [(action_from_json(a), s) for a, s in rows]
+
+    def mark_pending(self, account: str, actions: Iterable[Action]) -> None:
+        now = time.time()
+        with self.tx() as db:
+            db.executemany(
+                "INSERT INTO ledger (account, key, status, kind, customer_id, rule, action, attempts, updated_at) "
+                "VALUES (?, ?, 'pending', ?, ?, ?, ?, 1, ?) ON CONFLICT(account, key) DO UPDATE SET "
+                "status='pending', attempts=attempts+1, updated_at=excluded.updated_at",
+                [(account, a.key, a.kind.value, a.customer_id, a.rule, action_to_json(a), now) for a in actions])
+
+    def mark_done(self, account: str, done: dict[str, CrmRef], today: date) -> None:
+        now = time.time()
+        with self.tx() as db:
+            db.executemany("UPDATE ledger SET status='done', crm_kind=?, crm_id=?, reason=NULL, updated_at=?, "
+                           "applied_on=COALESCE(applied_on, ?) WHERE account=? AND key=?",
+                           [(r.kind, r.id, now, today.isoformat(), account, k) for k, r in done.items()])
+
+    def mark_failed(self, account: str, failed: dict[str, str]) -> None:
+        now = time.time()
+        with self.tx() as db:
+            db.executemany("UPDATE ledger SET status='failed', reason=?, updated_at=? WHERE account=? AND key=?",
+                           [(reason[:500], now, account, k) for k, reason in failed.items()])
+
+    def record_found(self, account: str, found: dict[str, CrmRef], today: date) -> None:
+        """Rebuild ledger rows from markers found in the CRM (a lost or older ledger)."""
+        now = time.time()
+        with self.tx() as db:
+            db.executemany(
+                "INSERT INTO ledger (account, key, status, kind, customer_id, rule, action, crm_kind, crm_id, "
+                "updated_at, applied_on) VALUES (?, ?, 'done', ?, '', '', '{}', ?, ?, ?, ?) "
+                "ON CONFLICT(account, key) DO UPDATE SET status='done', crm_kind=excluded.crm_kind, "
+                "crm_id=excluded.crm_id, updated_at=excluded.updated_at, "
+                "applied_on=COALESCE(ledger.applied_on, excluded.applied_on)",
+                [(account, k, r.kind, r.kind, r.id, now, today.isoformat()) for k, r in found.items()])
+
+    def applied_dates(self, account: str) -> dict[str, date]:
+        rows = self.db.execute("SELECT key, applied_on FROM ledger WHERE account=? AND status='done' "
+                               "AND applied_on IS NOT NULL", (account,))
+        return {k: date.fromisoformat(d) for k, d in rows}
+
+    def ledger_counts(self, account: str) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM ledger WHERE account=? GROUP BY status", (account,))
+        return dict(rows)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def start_run(self, account: str, kind: str, dry_run: bool) -> int:
+        cur = self.db.execute("INSERT INTO runs (account, kind, started, dry_run) VALUES (?, ?, ?, ?)",
+                              (account, kind, time.time(), int(dry_run)))
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, stats: dict, error: str | None = None) -> None:
+        self.db.execute("UPDATE runs SET finished=?, stats=?, error=? WHERE id=?",
+                        (time.time(), json.dumps(stats, default=str), error, run_id))
+
+    def last_runs(self, limit: int = 20) -> list[dict]:
+        rows = self.db.execute("SELECT id, account, kind, started, finished, dry_run, stats, error FROM runs "
+                               "ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"id": r[0], "account": r[1], "kind": r[2], "started": r[3], "finished": r[4],
+                 "dry_run": bool(r[5]), "stats": json.loads(r[6]) if r[6] else None, "error": r[7]}
+                for r in rows]

@@ -1,0 +1,74 @@
+"""Local state and settings: the run lock, the ledger's states, and validation that names the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from connector.crm import CrmRef
+from connector.errors import SettingsError, StateLocked
+from connector.model import Action, ActionKind
+from connector.settings import load_settings
+from connector.state import State
+
+
+def action(key: str) -> Action:
+    return Action(key=key, kind=ActionKind.TASK, customer_id="5", rule="calendar", step="thanks",
+                  due=date(2026, 1, 2), title="Thank the customer")
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
+    first, second = State(tmp_path / "s.db"), State(tmp_path / "s.db")
+    with first.lock("sync"):
+        with pytest.raises(StateLocked) as err:
+            with second.lock("sync"):
+                pass
+        assert "another run" in str(err.value)
+    with second.lock("sync"):  # released: the next run goes ahead
+        pass
+
+
+def test_the_lock_of_a_killed_run_frees_itself(tmp_path):
+    path = tmp_path / "s.db"
+    code = ("import os,sys; from connector.state import State; s=State(sys.argv[1]); "
+            "cm=s.lock('sync'); cm.__enter__(); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    with State(path).lock("sync"):  # the holder's process is gone
+        pass
+
+
+def test_ledger_moves_pending_to_done_and_keeps_failed_for_retry(tmp_path):
+    state = State(tmp_path / "s.db")
+    a, b = action("v1:5:calendar:9:thanks"), action("v1:5:calendar:9:feedback")
+    state.mark_pending("acc", [a, b])
+    assert state.ledger_status("acc", [a.key, b.key]) == {a.key: "pending", b.key: "pending"}
+    state.mark_done("acc", {a.key: CrmRef("task", "11")}, date(2026, 1, 2))
+    state.mark_failed("acc", {b.key: "Contact not found"})
+    assert state.applied_dates("acc") == {a.key: date(2026, 1, 2)}
+    assert [(x.key, s) for x, s in state.unfinished("acc")] == [(b.key, "failed")]
+    assert state.unfinished("other-account") == []
+
+
+def test_settings_name_the_variable_and_the_fix(monkeypatch):
+    with pytest.raises(SettingsError) as err:
+        load_settings(BITRIX_WEBHOOK_URL="https://portal.bitrix24.ru/api/abc")
+    assert err.value.env_name == "BITRIX_WEBHOOK_URL" and "/rest/" in str(err.value)
+    with pytest.raises(SettingsError) as err:
+        load_settings(STATE_URL="postgres://x")
+    assert err.value.env_name == "STATE_URL"
+    with pytest.raises(SettingsError) as err:
+        load_settings(TIMEZONE="Mars/Olympus")
+    assert err.value.env_name == "TIMEZONE"
+    settings = load_settings(BITRIX_WEBHOOK_URL="https://p.bitrix24.ru/rest/1/secretcode")
+    assert settings.BITRIX_WEBHOOK_URL.get_secret_value().endswith("/rest/1/secretcode/")
+    assert "secretcode" not in repr(settings)
+
+
+def test_a_missing_webhook_is_named_when_the_crm_needs_it():
+    settings = load_settings(BITRIX_WEBHOOK_URL="")
+    with pytest.raises(SettingsError) as err:
+        settings.require("BITRIX_WEBHOOK_URL")
+    assert err.value.exit_code == 2 and "BITRIX_WEBHOOK_URL" in str(err.value)
