@@ -1,0 +1,148 @@
+"""Bitrix24 payloads -> CRM-neutral records. Portal quirks are handled here and only here.
+
+Legacy crm.* methods send numbers as strings ("1500.00"), unset values as "" or null, and dates
+as ISO 8601 with the portal's offset (Doc: api-reference/data-types.md).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from connector.errors import CrmRecordError
+from connector.model import Customer, LineItem, Product, Purchase
+
+WON = "S"  # Doc: api-reference/crm/deals/crm-deal-list.md - STAGE_SEMANTIC_ID S = success
+DEFAULT_CURRENCY = "RUB"
+
+
+def text(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def number(value: object, *, field: str = "") -> float | None:
+    """"1500.00" -> 1500.0; "" and None -> None; garbage raises CrmRecordError naming the field."""
+    raw = text(value).replace(" ", "").replace("\u00a0", "")
+    if not raw:
+        return None
+    try:
+        return float(raw.replace(",", ".")) if raw.count(",") == 1 and "." not in raw else float(raw)
+    except ValueError:
+        raise CrmRecordError(f"{field} is not a number: {raw[:20]!r}", crm="bitrix") from None
+
+
+def moment(value: object, *, field: str = "") -> datetime | None:
+    raw = text(value)
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise CrmRecordError(f"{field} is not an ISO date: {raw[:30]!r}", crm="bitrix") from None
+
+
+def local_date(value: datetime, tz: ZoneInfo | None) -> date:
+    """The calendar day in the portal's own offset, or in TIMEZONE when it is set."""
+    if tz is not None and value.tzinfo is not None:
+        return value.astimezone(tz).date()
+    return value.date()
+
+
+def multifield(values: object) -> tuple[str, ...]:
+    """PHONE/EMAIL multifields: [{"VALUE": "...", "VALUE_TYPE": "WORK", ...}] -> values."""
+    if not isinstance(values, list):
+        return ()
+    out = []
+    for item in values:
+        if isinstance(item, dict) and text(item.get("VALUE")):
+            out.append(text(item["VALUE"]))
+    return tuple(dict.fromkeys(out))
+
+
+def user_fields(raw: dict) -> dict[str, str]:
+    out = {}
+    for key, value in raw.items():
+        if key.startswith("UF_") and value not in (None, "", [], False):
+            out[key] = ",".join(map(str, value)) if isinstance(value, list) else text(value)
+    return out
+
+
+def customer_from_contact(raw: dict) -> Customer:
+    cid = text(raw.get("ID"))
+    if not cid:
+        raise CrmRecordError("a contact without ID", crm="bitrix")
+    name = " ".join(x for x in (text(raw.get("NAME")), text(raw.get("SECOND_NAME")),
+                                text(raw.get("LAST_NAME"))) if x)
+    born = moment(raw.get("BIRTHDATE"), field="BIRTHDATE")
+    return Customer(
+        id=cid, name=name or f"#{cid}", kind="contact", emails=multifield(raw.get("EMAIL")),
+        phones=multifield(raw.get("PHONE")), birthday=born.date() if born else None,
+        manager_id=text(raw.get("ASSIGNED_BY_ID")) or None, fields=user_fields(raw),
+    )
+
+
+def customer_from_company(raw: dict) -> Customer:
+    cid = text(raw.get("ID"))
+    if not cid:
+        raise CrmRecordError("a company without ID", crm="bitrix")
+    return Customer(
+        id=cid, name=text(raw.get("TITLE")) or f"#{cid}", kind="company", emails=multifield(raw.get("EMAIL")),
+        phones=multifield(raw.get("PHONE")), manager_id=text(raw.get("ASSIGNED_BY_ID")) or None,
+        fields=user_fields(raw),
+    )
+
+
+def customer_ref(raw_deal: dict, customer_key: str) -> str | None:
+    """The deal's customer: its (primary) contact, or its company in B2B mode."""
+    field = "COMPANY_ID" if customer_key == "company" else "CONTACT_ID"
+    value = text(raw_deal.get(field))
+    return value if value and value != "0" else None
+
+
+def purchase_from_deal(raw_deal: dict, rows: list[dict], customer_key: str, tz: ZoneInfo | None) -> Purchase:
+    """A won deal -> Purchase. The purchase day is CLOSEDATE (design.md), else the last change."""
+    deal_id = text(raw_deal.get("ID"))
+    customer_id = customer_ref(raw_deal, customer_key)
+    if not deal_id or customer_id is None:
+        raise CrmRecordError(f"deal {deal_id or '?'} has no {customer_key}", crm="bitrix")
+    when = (moment(raw_deal.get("CLOSEDATE"), field="CLOSEDATE")
+            or moment(raw_deal.get("DATE_MODIFY"), field="DATE_MODIFY"))
+    if when is None:
+        raise CrmRecordError(f"deal {deal_id} has neither CLOSEDATE nor DATE_MODIFY", crm="bitrix")
+    items = tuple(line_item(r) for r in rows)
+    amount = number(raw_deal.get("OPPORTUNITY"), field="OPPORTUNITY")
+    if amount is None:
+        amount = sum(i.price * i.quantity for i in items)
+    return Purchase(
+        id=deal_id, customer_id=customer_id, date=local_date(when, tz), amount=amount,
+        currency=text(raw_deal.get("CURRENCY_ID")) or DEFAULT_CURRENCY, items=items,
+        manager_id=text(raw_deal.get("ASSIGNED_BY_ID")) or None, title=text(raw_deal.get("TITLE")),
+    )
+
+
+def line_item(row: dict) -> LineItem:
+    """A crm.item.productrow.list row (camelCase; Doc: crm/universal/product-rows/crm-item-productrow-list.md)."""
+    product_id = text(row.get("productId"))
+    return LineItem(
+        product_id=product_id if product_id and product_id != "0" else None,
+        name=text(row.get("productName")) or "?",
+        quantity=number(row.get("quantity"), field="quantity") or 1.0,
+        price=number(row.get("price"), field="price") or 0.0,
+    )
+
+
+def product_from_raw(raw: dict, sections: dict[str, str], cycle_field: str | None) -> Product:
+    pid = text(raw.get("ID"))
+    cycle = None
+    if cycle_field:
+        value = raw.get(cycle_field)
+        if isinstance(value, dict):  # product properties come as {"valueId": .., "value": ..}
+            value = value.get("value")
+        cycle_number = number(value, field=cycle_field)
+        cycle = int(cycle_number) if cycle_number and cycle_number > 0 else None
+    return Product(
+        id=pid, name=text(raw.get("NAME")) or f"#{pid}",
+        category=sections.get(text(raw.get("SECTION_ID"))) or None,
+        price=number(raw.get("PRICE"), field="PRICE"), currency=text(raw.get("CURRENCY_ID")) or None,
+        cycle_days=cycle,
+    )
