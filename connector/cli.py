@@ -1,0 +1,185 @@
+"""The `repeat-sales` command line: argparse, exit codes, tables for people, JSON for machines.
+
+Exit status: 0 ok, 1 runtime failure (CRM unreachable, auth refused), 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from connector.errors import InputError, RepeatSalesError
+from connector.tables import table
+
+
+def _as_of(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--as-of must be YYYY-MM-DD, got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="repeat-sales", description="Turn one-time buyers into returning "
+                                "customers, inside Bitrix24 and amoCRM.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="start the built-in CRM emulator and run the full cycle twice")
+    d.add_argument("--crm", choices=["bitrix", "amocrm"], default="bitrix")
+    d.add_argument("--customers", type=int, default=300)
+    d.add_argument("--seed", type=int, default=42)
+    d.add_argument("--as-of", type=_as_of)
+    d.add_argument("--format", choices=["table", "json"], default="table")
+
+    s = sub.add_parser("sync", help="pull, evaluate the playbook and write the plan into the CRM")
+    s.add_argument("--crm", choices=["bitrix", "amocrm"])
+    s.add_argument("--dry-run", action="store_true", help="show the plan; write nothing, move no cursor")
+    s.add_argument("--full", action="store_true", help="re-read everything instead of what changed")
+    s.add_argument("--as-of", type=_as_of, help="evaluate as if today were this date")
+    s.add_argument("--format", choices=["table", "json"], default="table")
+
+    a = sub.add_parser("analyze", help="segments and metrics from a CSV of transactions, no CRM needed")
+    a.add_argument("file")
+    a.add_argument("--as-of", type=_as_of)
+    a.add_argument("--format", choices=["table", "json"], default="table")
+
+    pb = sub.add_parser("playbook", help="playbook tools")
+    pb_sub = pb.add_subparsers(dest="playbook_command", required=True)
+    check = pb_sub.add_parser("check", help="validate a playbook file")
+    check.add_argument("file")
+
+    e = sub.add_parser("emulator", help="run a CRM emulator standalone (prints its settings first)")
+    e.add_argument("crm", choices=["bitrix"])
+    e.add_argument("rest", nargs=argparse.REMAINDER,
+                   help="--host --port --customers --seed --latency-ms --faults --rate-limit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RepeatSalesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1
+
+
+def cmd_sync(args) -> int:
+    from connector.crm import make_adapter
+    from connector.redact import setup_logging
+    from connector.settings import load_settings
+    from connector.state import State
+    from connector.sync import run_sync
+    from playbooks import load_playbook
+
+    settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
+    setup_logging("WARNING" if args.format == "json" else settings.LOG_LEVEL)
+    playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
+    today = args.as_of or today_in(settings.TIMEZONE)
+    adapter = make_adapter(settings.CRM, settings)
+    state = State(settings.state_path)
+    try:
+        report = run_sync(adapter, state, playbook, today=today, dry_run=args.dry_run or settings.DRY_RUN,
+                          full=args.full, progress=progress_printer(args.format))
+    finally:
+        adapter.close()
+        state.close()
+    crm_id = getattr(adapter, "crm_id", str)
+    if args.format == "json":
+        print(json.dumps(report.to_json(crm_id), ensure_ascii=False, indent=1))
+    else:
+        print(render_sync(report, dry_run=args.dry_run or settings.DRY_RUN))
+    if report.error:
+        print(f"error: {report.error}", file=sys.stderr)
+    return 1 if report.error or report.failed else 0
+
+
+def today_in(timezone: str | None) -> date:
+    """The only place the wall clock is read for planning."""
+    return datetime.now(ZoneInfo(timezone)).date() if timezone else date.today()
+
+
+def progress_printer(fmt: str):
+    def show(message: str) -> None:
+        print(f"  .. {message}", file=sys.stderr, flush=True)
+    return show
+
+
+def render_sync(report, *, dry_run: bool) -> str:
+    ev, stats = report.evaluation, report.stats
+    out = [f"As of {ev.as_of.isoformat()}: {len(ev.customers)} customers with purchases"]
+    lifecycle = Counter(c.lifecycle for c in ev.customers)
+    out.append(table(["lifecycle", "customers"], sorted(lifecycle.items()), title="\nLifecycle"))
+    out.append(table(["segment", "customers"], sorted(ev.segments.items(), key=lambda kv: -kv[1]),
+                     title="\nSegments"))
+    by_rule = Counter((a.rule, a.kind.value) for a in report.plan)
+    out.append(table(["rule", "kind", "actions"], [(r, k, n) for (r, k), n in sorted(by_rule.items())],
+                     title="\nPlanned actions by rule"))
+    if dry_run:
+        shown = report.plan[:20]
+        out.append(table(["due", "customer", "rule", "step", "title"],
+                         [(a.due.isoformat(), a.customer_id, a.rule, a.step, a.title[:60]) for a in shown],
+                         title=f"\nPlan preview (first {len(shown)} of {len(report.plan)})"))
+    pulled = stats.get("pulled", {})
+    rows = [("mode", pulled.get("mode", "")), ("customers pulled", pulled.get("customers", 0)),
+            ("purchases pulled", pulled.get("purchases", 0)), ("HTTP requests", stats.get("requests", 0)),
+            ("planned", stats.get("planned", 0)), ("already applied", stats.get("skipped", 0))]
+    rows += [("would write", stats.get("would_write", 0))] if dry_run else [
+        ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
+    out.append(table(["", ""], rows, title="\nRun"))
+    for key, reason in sorted(report.failed.items())[:20]:
+        out.append(f"  failed {key}: {reason}")
+    return "\n".join(out)
+
+
+def cmd_demo(args) -> int:
+    from connector.demo import run_demo
+
+    return run_demo(crm=args.crm, customers=args.customers, seed=args.seed, as_of=args.as_of, fmt=args.format)
+
+
+def cmd_analyze(args) -> int:
+    from connector.transactions_csv import read_transactions
+    from playbooks import evaluate, load_playbook
+
+    customers = read_transactions(args.file)
+    today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=date.today())
+    evaluation = evaluate(customers, today, load_playbook())
+    if args.format == "json":
+        print(json.dumps(evaluation.to_json(), ensure_ascii=False))
+        return 0
+    out = [f"As of {today.isoformat()}: {len(evaluation.customers)} customers"]
+    out.append(table(["segment", "customers"], sorted(evaluation.segments.items(), key=lambda kv: -kv[1]),
+                     title="\nSegments"))
+    metrics = [(k, v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)]
+    out.append(table(["metric", "value"], metrics, title="\nMetrics"))
+    print("\n".join(out))
+    return 0
+
+
+def cmd_playbook(args) -> int:
+    from playbooks import load_playbook
+
+    playbook = load_playbook(args.file)
+    rules = getattr(playbook, "rule_kinds", None)
+    print(f"ok: {args.file}" + (f" ({', '.join(rules)})" if rules else ""))
+    return 0
+
+
+def cmd_emulator(args) -> int:
+    from connector.bitrix.emulator.__main__ import run_standalone
+
+    return run_standalone(args.rest)
+
+
+COMMANDS = {"sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
+            "emulator": cmd_emulator}
+
+__all__ = ["main", "InputError"]

@@ -1,0 +1,161 @@
+"""pull -> evaluate -> plan -> apply, exactly once.
+
+The ledger marks a key `pending` before its write is sent and `done` when the CRM answers (or
+when its `rs:<key>` marker is found in the CRM). A key whose fate is unknown (a crash, a lost
+answer) is settled by reading markers back before anything is resent, so a rerun, a retry after
+a 503 storm or a run killed mid-write never creates a second object for one key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from connector.crm import CrmAdapter
+from connector.errors import CrmError
+from connector.model import Action, ActionKind
+from connector.state import State
+from playbooks import Evaluation, PlanHistory, evaluate
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class SyncReport:
+    evaluation: Evaluation
+    plan: list[Action]
+    stats: dict
+    failed: dict[str, str] = field(default_factory=dict)
+    error: CrmError | None = None
+
+    def to_json(self, crm_id: Callable[[str], str]) -> dict:
+        return {
+            "as_of": self.evaluation.as_of.isoformat(),
+            "customers": [{**c.to_json(), "crm_id": crm_id(c.customer_id)} for c in self.evaluation.customers],
+            "segments": dict(self.evaluation.segments),
+            "metrics": dict(self.evaluation.metrics),
+            "plan": [plan_entry(a) for a in self.plan],
+            "stats": dict(self.stats),
+            "failed": [{"key": k, "reason": r} for k, r in sorted(self.failed.items())],
+        }
+
+
+def plan_entry(action: Action) -> dict:
+    return {"key": action.key, "kind": action.kind.value, "customer_id": action.customer_id,
+            "rule": action.rule, "step": action.step, "due": action.due.isoformat(), "title": action.title,
+            "channel": action.channel.value}
+
+
+def as_task(action: Action) -> Action:
+    """A kind this CRM cannot carry out yet becomes a manager task that says what to do by hand."""
+    note = f"[{action.kind.value}] " if action.kind != ActionKind.TASK else ""
+    return replace(action, kind=ActionKind.TASK, title=f"{note}{action.title}")
+
+
+def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int, *, full: bool,
+                    dry_run: bool, progress: Progress) -> dict:
+    """Stream the CRM's changes into the local snapshot; the cursor moves only after the last page."""
+    cursor = None if full else state.cursor(account)
+    counts: Counter[str] = Counter()
+    last_cursor = None
+    for page in adapter.pull(cursor):
+        state.absorb(account, page, run_id)
+        counts["customers"] += len(page.customers)
+        counts["purchases"] += len(page.purchases)
+        counts["line_items"] += sum(len(p.items) for p in page.purchases)
+        counts["products"] += len(page.products)
+        counts["removed"] += len(page.removed_purchase_ids)
+        counts["skipped_records"] += page.skipped
+        last_cursor = page.cursor or last_cursor
+        progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
+                 f"({adapter.request_count()} requests)")
+    if cursor is None:  # a full read: what the CRM no longer holds leaves the snapshot
+        counts["removed"] += state.drop_unseen_purchases(account, run_id)
+    if last_cursor is not None and not dry_run:
+        state.save_cursor(account, last_cursor)
+    counts["mode"] = "full" if cursor is None else "incremental"  # type: ignore[assignment]
+    return dict(counts)
+
+
+def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
+             full: bool = False, progress: Progress | None = None) -> SyncReport:
+    progress = progress or (lambda _msg: None)
+    account = getattr(adapter, "account", adapter.name)
+    started, requests_before = time.monotonic(), adapter.request_count()
+    with state.lock("sync"):
+        run_id = state.start_run(account, "sync", dry_run)
+        stats: dict = {}
+        try:
+            pulled = pull_into_state(adapter, state, account, run_id, full=full, dry_run=dry_run,
+                                     progress=progress)
+            if not dry_run and not state.ledger_counts(account):
+                found = adapter.all_written() if hasattr(adapter, "all_written") else {}
+                state.record_found(account, found, today)  # a lost ledger is rebuilt from the CRM
+                pulled["ledger_rebuilt"] = len(found)
+            history = PlanHistory(state.applied_dates(account))
+            evaluation = evaluate(state.customers(account), today, playbook, history=history)
+            plan = [a if a.kind in adapter.capabilities else as_task(a) for a in evaluation.plan]
+            status = state.ledger_status(account, (a.key for a in plan))
+            report = SyncReport(evaluation, plan, stats)
+            to_write = [a for a in plan if status.get(a.key) != "done"]
+            stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(to_write), written=0,
+                         failed=0, duplicates_removed=0)
+            if not dry_run:
+                planned_keys = {a.key for a in to_write}
+                retries = [a for a, _s in state.unfinished(account) if a.key not in planned_keys
+                           and a.kind in adapter.capabilities]
+                apply_plan(adapter, state, account, to_write + retries, today, report, progress)
+            stats["would_write"] = len(to_write) if dry_run else 0
+        except CrmError as exc:
+            stats["requests"] = adapter.request_count() - requests_before
+            state.finish_run(run_id, stats, error=str(exc))
+            raise
+        stats["requests"] = adapter.request_count() - requests_before
+        stats["seconds"] = round(time.monotonic() - started, 2)
+        stats["duplicates_removed"] = getattr(getattr(adapter, "writer", None), "duplicates_removed", 0)
+        state.finish_run(run_id, stats, error=str(report.error) if report.error else None)
+        return report
+
+
+def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Action], today: date,
+               report: SyncReport, progress: Progress) -> None:
+    """Write in the adapter's batch size; settle unknown fates by markers before any resend."""
+    if not actions:
+        return
+    status = state.ledger_status(account, (a.key for a in actions))
+    unsure = [a.key for a in actions if status.get(a.key) == "pending"]
+    if unsure:  # a run died mid-write: what its markers prove written is done, the rest is resent
+        found = adapter.find_written(unsure)
+        state.mark_done(account, found, today)
+        report.stats["recovered"] = len(found)
+        actions = [a for a in actions if a.key not in found]
+    batch = getattr(adapter, "write_batch", 50)
+    for i in range(0, len(actions), batch):
+        chunk = actions[i:i + batch]
+        state.mark_pending(account, chunk)
+        try:
+            outcomes = adapter.write(chunk)
+        except CrmError as exc:  # the batch's fate is unknown: its markers tell
+            log.warning("write batch failed: %s", exc)
+            try:
+                found = adapter.find_written([a.key for a in chunk])
+                state.mark_done(account, found, today)
+                report.stats["written"] += len(found)
+            except CrmError:
+                pass  # still pending: the next run settles it before resending
+            report.error = exc
+            return
+        done = {o.key: o.ref for o in outcomes if o.ok and o.ref}
+        failed = {o.key: o.reason or "refused" for o in outcomes if not o.ok}
+        state.mark_done(account, done, today)
+        state.mark_failed(account, failed)
+        report.failed.update(failed)
+        report.stats["written"] += len(done)
+        report.stats["failed"] += len(failed)
+        progress(f"written {report.stats['written']} of {len(actions)} actions")
