@@ -31,7 +31,7 @@ class Channel(StrEnum):
     TASK = "task"  # internal work for the manager, no customer contact channel needed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Product:
     """A catalogue product; `cycle_days` is how long one unit lasts, when the CRM knows."""
 
@@ -43,7 +43,7 @@ class Product:
     cycle_days: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LineItem:
     """One product row of a purchase."""
 
@@ -54,7 +54,7 @@ class LineItem:
     category: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Purchase:
     """A won deal. `amount` is in `currency`; amounts are never summed across currencies."""
 
@@ -68,7 +68,7 @@ class Purchase:
     title: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Customer:
     """A contact (or a company, in B2B) with the purchases the CRM holds for it.
 
@@ -94,7 +94,7 @@ class Customer:
         return bool(self.emails or self.phones)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """One planned effect in the CRM, identified by a stable idempotency key.
 

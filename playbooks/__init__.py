@@ -9,7 +9,11 @@ Public API (used by connector.sync and connector.cli):
     evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
              *, history: PlanHistory | None = None) -> Evaluation
         Segments every customer and returns the plan of actions due as of `today`.
+        Also takes `catalogue=` (Products with cycle_days/prices) and `cac=`.
+
+    retention_rate(customers, start, end), segment_migration(eval_a, eval_b): see DEFINITIONS.md.
 """
 
-from playbooks.api import Evaluation, PlanHistory, evaluate  # noqa: F401
+from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed, evaluate  # noqa: F401
+from playbooks.metrics import retention_rate, segment_migration  # noqa: F401
 from playbooks.schema import Playbook, load_playbook  # noqa: F401

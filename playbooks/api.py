@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from connector.model import Action, Customer
+from connector.model import Action, Customer, Product
 
 if TYPE_CHECKING:
     from playbooks.schema import Playbook
@@ -99,8 +99,14 @@ class Evaluation:
 
 
 def evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
-             *, history: PlanHistory | None = None) -> Evaluation:
-    """Segment every customer and plan the actions due as of `today`."""
+             *, history: PlanHistory | None = None, catalogue: Iterable[Product] | None = None,
+             cac: float | None = None) -> Evaluation:
+    """Segment every customer and plan the actions due as of `today`.
+
+    `catalogue` (optional) gives products' `cycle_days` and prices to replenishment and
+    cross-sell; `cac` overrides the playbook's `metrics.cac` for the `ltv_cac` metric.
+    """
     from playbooks.engine import run
 
-    return run(customers, today, playbook, history or PlanHistory())
+    products = {p.id: p for p in catalogue} if catalogue is not None else None
+    return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac)

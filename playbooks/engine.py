@@ -1,0 +1,121 @@
+"""evaluate(): facts -> segments -> rules -> guards -> a sorted plan, reports and metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date
+
+from connector.model import Action, Customer, Product
+from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed
+from playbooks.facts import CustomerFacts, ShopFacts, customer_facts, learn_shop
+from playbooks.guards import guard_customer, is_holdout
+from playbooks.keys import applied_by_customer
+from playbooks.metrics import compute_metrics
+from playbooks.rules import REGISTRY
+from playbooks.schema import Playbook
+from playbooks.segments import assign
+
+_RULES = {kind: cls() for kind, cls in REGISTRY.items()}  # rules are stateless
+
+
+def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
+                history: PlanHistory | None = None,
+                catalogue: Mapping[str, Product] | None = None) -> list[CustomerFacts]:
+    """Facts for every customer, segmented, sorted by customer id, with shop-wide learning done."""
+    history = history or PlanHistory()
+    shop = ShopFacts()
+    facts = [customer_facts(c, today, playbook.currency, playbook.rates, history, shop) for c in customers]
+    facts.sort(key=lambda f: f.customer.id)
+    repl = playbook.rule("replenishment")
+    cross = playbook.rule("cross_sell")
+    learn_cycles = bool(repl is not None and getattr(repl, "learn", False))
+    learn_pairs = bool(cross is not None and getattr(cross, "learned_top_k", 0) > 0) or any(
+        "{suggestions}" in (getattr(s, "body", "") + getattr(s, "title", ""))
+        for cfg in playbook.rules.values() for s in getattr(cfg, "steps", []))
+    if learn_cycles or learn_pairs or catalogue:
+        learned = learn_shop(facts, learn_cycles=learn_cycles,
+                             min_observations=getattr(repl, "learn_min_observations", 3),
+                             learn_pairs=learn_pairs, catalogue=catalogue)
+        shop.__dict__.update(learned.__dict__)
+    assign(facts, today, playbook)
+    if learn_pairs:
+        from playbooks.rules.cross_sell import learned_suggestions
+
+        top_k = getattr(cross, "learned_top_k", 3) if cross is not None else 3
+        min_support = getattr(cross, "learned_min_customers", 2) if cross is not None else 2
+        shop.suggest = lambda f: learned_suggestions(f, top_k, min_support)
+    holdout = playbook.guards.holdout
+    for f in facts:
+        f.holdout = f.n > 0 and is_holdout(f.customer.id, holdout)
+    return facts
+
+
+def plan_for(f: CustomerFacts, today: date, playbook: Playbook) -> list[Action]:
+    """Every rule's actions for one customer, before guards; one action per key."""
+    out: dict[str, Action] = {}
+    for kind, rule in _RULES.items():
+        cfg = playbook.rule(kind)
+        if cfg is None:
+            continue
+        for action in rule.plan(f, today, cfg):
+            out.setdefault(action.key, action)
+    return list(out.values())
+
+
+def report(f: CustomerFacts) -> CustomerReport:
+    extra: dict[str, object] = {
+        "currency": f.currency,
+        "aov": round(f.aov, 2),
+        "next_tier": f.next_tier,
+        "to_next_tier": f.to_next_tier,
+    }
+    if f.excluded_other_currency:
+        extra["excluded_other_currency"] = f.excluded_other_currency
+    return CustomerReport(
+        customer_id=f.customer.id, purchases=f.n, first_purchase=f.first, last_purchase=f.last,
+        recency_days=f.recency_days, frequency=f.n, monetary=round(f.monetary, 2), rfm=f.rfm,
+        lifecycle=f.lifecycle, value=f.value, trend=f.trend, tier=f.tier, segment=f.segment,
+        holdout=f.holdout, extra=extra)
+
+
+def segment_counts(facts: Iterable[CustomerFacts]) -> dict[str, int]:
+    """Named RFM segments under their own names; other segmentations as `lifecycle:<stage>`,
+    `value:<level>`, `trend:<trend>`, `tier:<tier>`; plus `holdout`."""
+    counts: Counter[str] = Counter()
+    for f in facts:
+        counts[f.segment] += 1
+        counts[f"lifecycle:{f.lifecycle}"] += 1
+        counts[f"value:{f.value}"] += 1
+        counts[f"trend:{f.trend}"] += 1
+        counts[f"tier:{f.tier}"] += 1
+        if f.holdout:
+            counts["holdout"] += 1
+    return dict(sorted(counts.items()))
+
+
+def sort_key(a: Action) -> tuple:
+    return (a.due, a.customer_id, a.rule, a.key)
+
+
+def run(customers: Iterable[Customer], today: date, playbook: Playbook, history: PlanHistory,
+        *, catalogue: Mapping[str, Product] | None = None, cac: float | None = None) -> Evaluation:
+    facts = build_facts(customers, today, playbook, history, catalogue)
+    applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
+    plan: list[Action] = []
+    suppressed: list[Suppressed] = []
+    for f in facts:
+        actions = plan_for(f, today, playbook)
+        if not actions:
+            continue
+        kept, dropped = guard_customer(f.customer, actions, today, playbook.guards,
+                                       applied.get(f.customer.id, ()), holdout=f.holdout)
+        plan.extend(kept)
+        suppressed.extend(dropped)
+    plan.sort(key=sort_key)
+    suppressed.sort(key=lambda s: (s.customer_id, s.rule, s.key))
+    metrics = compute_metrics(facts, today, playbook, cac=cac)
+    metrics["planned"] = len(plan)
+    metrics["suppressed"] = len(suppressed)
+    return Evaluation(as_of=today, customers=[report(f) for f in facts], plan=plan,
+                      segments=segment_counts(facts), metrics=metrics, suppressed=suppressed)

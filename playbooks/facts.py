@@ -1,0 +1,225 @@
+"""Per-customer facts derived from purchases, and shop-wide facts learned across customers.
+
+A purchase counts when it is dated on or before `today` and its amount is positive (a fully
+refunded order is no purchase). Amounts are converted to the playbook currency with `rates`;
+a purchase in another currency without a rate still counts as a purchase but stays out of
+every sum (`excluded_other_currency`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+
+from connector.model import Customer, LineItem, Product, Purchase
+from playbooks.api import PlanHistory
+
+MAX_PRODUCTS_FOR_PAIRS = 40  # co-purchase pairs grow quadratically; cap per customer
+MAX_PARTNERS = 50  # co-purchase partners kept per product
+
+
+def product_key(item: LineItem) -> str:
+    return item.product_id or item.name
+
+
+def convert_amount(p: Purchase, currency: str, rates: Mapping[str, float]) -> float | None:
+    """The purchase amount in `currency`, or None when its currency has no rate."""
+    if p.currency == currency or not p.currency:
+        return p.amount
+    rate = rates.get(p.currency)
+    return p.amount * rate if rate is not None else None
+
+
+@dataclass
+class ProductFact:
+    """The customer's last purchase of one product."""
+
+    key: str
+    product_id: str | None
+    name: str
+    category: str | None
+    purchase: Purchase
+    quantity: float
+    price: float
+
+
+@dataclass
+class ShopFacts:
+    """Learned across all evaluated customers: consumption cycles and co-purchases."""
+
+    cycles: dict[str, float] = field(default_factory=dict)  # product key -> days per unit
+    co_purchases: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    catalogue: dict[str, Product] = field(default_factory=dict)
+    suggest: Callable[[CustomerFacts], list[tuple[str, str]]] | None = None
+
+
+@dataclass
+class CustomerFacts:
+    customer: Customer
+    purchases: tuple[Purchase, ...]
+    amounts: tuple[float | None, ...]
+    currency: str
+    today: date
+    history: PlanHistory
+    rates: Mapping[str, float] = field(default_factory=dict)
+    excluded_other_currency: int = 0
+    shop: ShopFacts = field(default_factory=ShopFacts)
+    # filled by segments.assign
+    rfm: str = "000"
+    r: int = 0
+    f: int = 0
+    m: int = 0
+    segment: str = "no_purchases"
+    lifecycle: str = "prospect"
+    sleeping_after: int = 90
+    lost_after: int = 365
+    value: str = "base"
+    trend: str = "stable"
+    tier: str = "none"
+    tier_benefits: str = ""
+    tier_reached: Purchase | None = None
+    tier_index: int = -1
+    tier_by: str = "purchases"
+    next_tier_threshold: float | None = None
+    next_tier: str | None = None
+    next_tier_benefits: str = ""
+    to_next_tier: float | None = None
+    holdout: bool = False
+    _suggestions: list[tuple[str, str]] | None = field(default=None, repr=False)
+
+    @property
+    def suggestions(self) -> list[tuple[str, str]]:
+        """Learned cross-sell suggestions (computed on first use: most customers never need them)."""
+        if self._suggestions is None:
+            self._suggestions = self.shop.suggest(self) if self.shop.suggest else []
+        return self._suggestions
+
+    @suggestions.setter
+    def suggestions(self, value: list[tuple[str, str]]) -> None:
+        self._suggestions = value
+
+    @property
+    def n(self) -> int:
+        return len(self.purchases)
+
+    @property
+    def first(self) -> date | None:
+        return self.purchases[0].date if self.purchases else None
+
+    @property
+    def last(self) -> date | None:
+        return self.purchases[-1].date if self.purchases else None
+
+    @property
+    def recency_days(self) -> int | None:
+        return (self.today - self.purchases[-1].date).days if self.purchases else None
+
+    @cached_property
+    def monetary(self) -> float:
+        return sum(a for a in self.amounts if a is not None)
+
+    @cached_property
+    def aov(self) -> float:
+        known = [a for a in self.amounts if a is not None]
+        return sum(known) / len(known) if known else 0.0
+
+    def amount_of(self, p: Purchase) -> float | None:
+        return convert_amount(p, self.currency, self.rates)
+
+    def median_interval(self) -> float | None:
+        """Median days between distinct purchase dates (same-day orders are one visit)."""
+        days = sorted({p.date for p in self.purchases})
+        if len(days) < 2:
+            return None
+        return statistics.median((b - a).days for a, b in zip(days, days[1:], strict=False))
+
+    def products(self) -> dict[str, ProductFact]:
+        """Last purchase of every product the customer bought (quantities of that purchase summed)."""
+        out: dict[str, ProductFact] = {}
+        for p in self.purchases:
+            seen_here: dict[str, ProductFact] = {}
+            for item in p.items:
+                key = product_key(item)
+                if not key:
+                    continue
+                if key in seen_here:
+                    seen_here[key].quantity += item.quantity
+                else:
+                    seen_here[key] = ProductFact(key, item.product_id, item.name, item.category, p,
+                                                 item.quantity, item.price)
+            out.update(seen_here)
+        return out
+
+    def bought(self) -> tuple[set[str], set[str]]:
+        """Product keys and categories the customer ever bought."""
+        keys, cats = set(), set()
+        for p in self.purchases:
+            for item in p.items:
+                keys.add(product_key(item))
+                if item.category:
+                    cats.add(item.category)
+        return keys, cats
+
+
+def customer_facts(customer: Customer, today: date, currency: str, rates: Mapping[str, float],
+                   history: PlanHistory, shop: ShopFacts) -> CustomerFacts:
+    counted = sorted((p for p in customer.purchases if p.date <= today and p.amount > 0),
+                     key=lambda p: (p.date, p.id))
+    amounts = tuple(convert_amount(p, currency, rates) for p in counted)
+    return CustomerFacts(customer=customer, purchases=tuple(counted), amounts=amounts, currency=currency,
+                         today=today, history=history, rates=rates, shop=shop,
+                         excluded_other_currency=sum(1 for a in amounts if a is None))
+
+
+def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observations: int,
+               learn_pairs: bool, catalogue: Mapping[str, Product] | None = None) -> ShopFacts:
+    """Learn days-per-unit cycles from repeat purchases of a product, and co-purchase counts.
+
+    A cycle observation is the gap between two purchases of the same product by one customer
+    divided by the quantity bought the first time; the cycle is the median of >= N of them.
+    Co-purchase counts how many customers bought both products (ever, not per order).
+    """
+    shop = ShopFacts(catalogue=dict(catalogue or {}))
+    gaps: dict[str, list[float]] = defaultdict(list)
+    pairs: dict[str, Counter] = defaultdict(Counter)
+    for f in facts:
+        last_seen: dict[str, tuple[date, float]] = {}
+        keys: list[str] = []
+        for p in f.purchases:
+            day_qty: dict[str, float] = {}
+            for item in p.items:
+                key = product_key(item)
+                if not key:
+                    continue
+                day_qty[key] = day_qty.get(key, 0.0) + item.quantity
+                shop.names.setdefault(key, item.name)
+                if item.category:
+                    shop.categories.setdefault(key, item.category)
+            for key, qty in day_qty.items():
+                if learn_cycles and key in last_seen:
+                    prev_day, prev_qty = last_seen[key]
+                    gap = (p.date - prev_day).days
+                    if gap > 0:
+                        gaps[key].append(gap / max(prev_qty, 1e-9))
+                if key not in last_seen:
+                    keys.append(key)
+                last_seen[key] = (p.date, qty)
+        if learn_pairs and len(keys) > 1:
+            uniq = sorted(set(keys))[:MAX_PRODUCTS_FOR_PAIRS]
+            for a in uniq:
+                counter = pairs[a]
+                for b in uniq:
+                    if a != b:
+                        counter[b] += 1
+    if learn_cycles:
+        shop.cycles = {k: float(statistics.median(v)) for k, v in gaps.items() if len(v) >= min_observations}
+    if learn_pairs:
+        shop.co_purchases = {a: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_PARTNERS]
+                             for a, c in pairs.items()}
+    return shop

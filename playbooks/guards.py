@@ -1,0 +1,145 @@
+"""Guards, applied after the rules: hold-out, opt-out, missing channel, quiet days, frequency cap.
+
+Every action a guard removes is returned as a `Suppressed` with its reason, in that order:
+`holdout`, `opt_out`, `no_channel`, `quiet_day`, `frequency_cap`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, timedelta
+
+from connector.model import Action, ActionKind, Channel, Customer
+from playbooks.api import Suppressed
+from playbooks.schema import WEEKDAYS, GuardsConfig, HoldoutConfig, OptOutConfig, QuietConfig
+
+CONTACT_NEEDS = {Channel.EMAIL: "emails", Channel.SMS: "phones", Channel.CALL: "phones"}
+
+
+def holdout_bucket(customer_id: str, salt: str) -> float:
+    """A stable number in [0, 100) from sha256(salt:customer_id): the same on every run and machine."""
+    digest = hashlib.sha256(f"{salt}:{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100.0
+
+
+def is_holdout(customer_id: str, cfg: HoldoutConfig) -> bool:
+    """In the control group: bucket below `percent`. Independent of segment, so each segment
+    holds about `percent` % of its customers, and a customer never moves in or out with others."""
+    return cfg.enabled and cfg.percent > 0 and holdout_bucket(customer_id, cfg.salt) < cfg.percent
+
+
+def is_opted_out(customer: Customer, cfg: OptOutConfig) -> bool:
+    truthy = {t.casefold() for t in cfg.truthy}
+    for name in cfg.fields:
+        value = customer.fields.get(name)
+        if value is not None and str(value).strip().casefold() in truthy:
+            return True
+    tags = {t.casefold() for t in customer.tags}
+    return any(t.casefold() in tags for t in cfg.tags)
+
+
+def parse_quiet_date(text: str) -> tuple[int, int, int] | None:
+    """`MM-DD` -> (0, m, d) every year; `YYYY-MM-DD` -> (y, m, d); anything else None."""
+    parts = text.split("-")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        return None
+    if len(nums) == 2:
+        nums = [0, *nums]
+    if len(nums) != 3:
+        return None
+    try:
+        date(nums[0] or 2000, nums[1], nums[2])
+    except ValueError:
+        return None
+    return nums[0], nums[1], nums[2]
+
+
+def is_quiet(day: date, cfg: QuietConfig) -> bool:
+    if WEEKDAYS[day.weekday()] in cfg.weekdays:
+        return True
+    for text in cfg.dates:
+        y, m, d = parse_quiet_date(text) or (-1, 0, 0)
+        if (day.month, day.day) == (m, d) and y in (0, day.year):
+            return True
+    return False
+
+
+def next_allowed(day: date, cfg: QuietConfig) -> date | None:
+    for _ in range(400):
+        if not is_quiet(day, cfg):
+            return day
+        day += timedelta(days=1)
+    return None
+
+
+def _customer_facing(action: Action) -> bool:
+    return action.channel != Channel.TASK
+
+
+def guard_customer(customer: Customer, actions: Sequence[Action], today: date, cfg: GuardsConfig,
+                   applied: Sequence[tuple[str, str, date]], *, holdout: bool
+                   ) -> tuple[list[Action], list[Suppressed]]:
+    """Apply every guard to one customer's actions; returns (kept, suppressed)."""
+    dropped: list[Suppressed] = []
+
+    def drop(a: Action, reason: str) -> None:
+        dropped.append(Suppressed(a.key, a.customer_id, a.rule, reason))
+
+    if holdout:
+        for a in actions:
+            drop(a, "holdout")
+        return [], dropped
+    kept = list(actions)
+    if is_opted_out(customer, cfg.opt_out):
+        survivors = []
+        for a in kept:
+            if cfg.opt_out.keep == "service_tasks" and not _customer_facing(a):
+                survivors.append(a)
+            else:
+                drop(a, "opt_out")
+        kept = survivors
+    survivors = []
+    for a in kept:
+        need = CONTACT_NEEDS.get(a.channel)
+        if need is None or getattr(customer, need):
+            survivors.append(a)
+        elif cfg.no_channel.mode == "task":
+            survivors.append(replace(a, kind=ActionKind.TASK, channel=Channel.TASK,
+                                     payload={**a.payload, "no_channel": str(a.channel)}))
+        else:
+            drop(a, "no_channel")
+    kept = survivors
+    survivors = []
+    for a in kept:
+        when = max(a.due, today)
+        if a.channel.value not in cfg.quiet.channels or not is_quiet(when, cfg.quiet):
+            survivors.append(a)
+            continue
+        moved = next_allowed(when, cfg.quiet) if cfg.quiet.mode == "shift" else None
+        if moved is None:
+            drop(a, "quiet_day")
+        else:
+            survivors.append(replace(a, due=moved, payload={**a.payload, "shifted_from": a.due.isoformat()}))
+    kept = survivors
+    cap = cfg.cap
+    if cap.enabled:
+        since = today - timedelta(days=cap.period_days - 1)
+        applied_keys = {k for k, _r, _d in applied}
+        used = sum(1 for _k, rule, when in applied
+                   if since <= when <= today and rule not in cap.exempt_rules)
+        budget = max(cap.max_touches - used, 0)
+        fresh = sorted((a for a in kept if a.key not in applied_keys and a.rule not in cap.exempt_rules),
+                       key=lambda a: (a.priority, a.due, a.rule, a.key))
+        over = {a.key for a in fresh[budget:]}
+        survivors = []
+        for a in kept:
+            if a.key in over:
+                drop(a, "frequency_cap")
+            else:
+                survivors.append(a)
+        kept = survivors
+    return kept, dropped

@@ -1,0 +1,29 @@
+"""Rule registry: kind (the TOML key under [rules]) -> rule class. One file per kind."""
+
+from __future__ import annotations
+
+from playbooks.rules.base import Rule
+from playbooks.rules.birthday import BirthdayRule
+from playbooks.rules.calendar import CalendarRule
+from playbooks.rules.cross_sell import CrossSellRule
+from playbooks.rules.holidays import HolidaysRule
+from playbooks.rules.loyalty import LoyaltyRule
+from playbooks.rules.reactivation import ReactivationRule
+from playbooks.rules.replenishment import ReplenishmentRule
+
+# Registry order is the planning order (plans are sorted afterwards anyway).
+RULES: tuple[type[Rule], ...] = (
+    CalendarRule,
+    ReactivationRule,
+    ReplenishmentRule,
+    CrossSellRule,
+    LoyaltyRule,
+    BirthdayRule,
+    HolidaysRule,
+)
+
+REGISTRY: dict[str, type[Rule]] = {cls.kind: cls for cls in RULES}
+
+
+def rule_for(kind: str) -> Rule:
+    return REGISTRY[kind]()

@@ -1,0 +1,135 @@
+"""What every rule shares: the Rule base class, the message spec of a step, and action building."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from connector.model import Action, ActionKind, Channel, action_key
+from playbooks.templates import PLACEHOLDERS, money, render
+
+if TYPE_CHECKING:
+    from playbooks.facts import CustomerFacts
+
+KINDS = ["task", "workflow", "deal"]
+CHANNELS = ["email", "sms", "call", "task"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """How a step reaches the customer: a manager task or a CRM automation start, and its texts.
+
+    `template` is the CRM automation (business process / Salesbot) id a `workflow` starts.
+    """
+
+    kind: str = field(default="task", metadata={"choices": KINDS})
+    channel: str = field(default="task", metadata={"choices": CHANNELS})
+    title: str = field(default="", metadata={"template": PLACEHOLDERS})
+    body: str = field(default="", metadata={"template": PLACEHOLDERS})
+    template: str = ""
+
+    def check(self):
+        if self.kind == "workflow" and not self.template:
+            yield "template", "a workflow step needs the CRM automation template id", \
+                "set template = \"<business process or Salesbot id>\", or kind = \"task\""
+        if not self.title:
+            yield "title", "missing title", "every step needs a title (placeholders allowed)"
+
+
+class Rule:
+    """A rule kind: `kind` is its TOML key under [rules]; `Config` its settings dataclass."""
+
+    kind: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+
+    def plan(self, facts: CustomerFacts, today: date, config: Any) -> Iterable[Action]:
+        raise NotImplementedError
+
+
+def in_window(due: date, today: date, within_days: int) -> bool:
+    """A step fires on its due day or up to `within_days` days after it, never before."""
+    return 0 <= (today - due).days <= within_days
+
+
+def base_values(facts: CustomerFacts, needs_suggestions: bool = True) -> dict[str, object]:
+    """Placeholder values every rule can use (suggestions only when a text asks for them)."""
+    c = facts.customer
+    return {
+        "name": c.name,
+        "tier": facts.tier,
+        "next_tier": facts.next_tier or "",
+        "to_next_tier": _fmt_num(facts.to_next_tier) if facts.to_next_tier is not None else "",
+        "benefits": facts.tier_benefits,
+        "next_benefits": facts.next_tier_benefits,
+        "manager": c.manager_id or (facts.purchases[-1].manager_id if facts.purchases else "") or "",
+        "currency": facts.currency,
+        "segment": facts.segment,
+        "lifecycle": facts.lifecycle,
+        "suggestions": ", ".join(name for _pid, name in facts.suggestions) if needs_suggestions else "",
+    }
+
+
+def purchase_values(facts: CustomerFacts, purchases: Iterable[Any]) -> dict[str, object]:
+    items = []
+    total = 0.0
+    last = None
+    for p in purchases:
+        last = p
+        total += facts.amount_of(p) or 0.0
+        items.extend(i.name for i in p.items if i.name)
+    out: dict[str, object] = {"products": ", ".join(dict.fromkeys(items)) or (last.title if last else "")}
+    if last is not None:
+        out["purchase_date"] = last.date.isoformat()
+        out["amount"] = money(total, facts.currency)
+    return out
+
+
+def _fmt_num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.2f}"
+
+
+def make_action(facts: CustomerFacts, rule: str, anchor: str | None, step: str, due: date,
+                msg: Message, priority: int, values: Mapping[str, object],
+                payload: Mapping[str, object] | None = None) -> Action:
+    """An Action with its stable key, rendered texts, and the workflow template in the payload."""
+    needs = "{suggestions}" in msg.title or "{suggestions}" in msg.body
+    vals = {**base_values(facts, needs), "date": due.isoformat(), **values}
+    data: dict[str, object] = dict(payload or {})
+    if msg.kind == "workflow":
+        data["template"] = msg.template
+    manager = facts.customer.manager_id or (facts.purchases[-1].manager_id if facts.purchases else None)
+    return Action(
+        key=action_key(facts.customer.id, rule, anchor, step),
+        kind=ActionKind(msg.kind),
+        customer_id=facts.customer.id,
+        rule=rule,
+        step=step,
+        due=due,
+        title=render(msg.title, vals),
+        body=render(msg.body, vals),
+        channel=Channel(msg.channel),
+        anchor_purchase_id=anchor,
+        manager_id=manager,
+        priority=priority,
+        payload=data,
+    )
+
+
+def in_segments(facts: CustomerFacts, names: list[str]) -> bool:
+    """Empty list: everyone. A name matches the RFM segment, or `lifecycle:`/`value:`/`trend:`/
+    `tier:` prefixed (or bare) lifecycle stage, value level, trend or tier."""
+    if not names:
+        return True
+    mine = {facts.segment, facts.lifecycle, facts.value, facts.trend, facts.tier,
+            f"lifecycle:{facts.lifecycle}", f"value:{facts.value}", f"trend:{facts.trend}", f"tier:{facts.tier}"}
+    return any(n in mine for n in names)
+
+
+def occurrence(year: int, month: int, day: int) -> date:
+    """The date in `year`; 29 February falls back to 28 February in other years."""
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return date(year, month, day - 1)

@@ -1,0 +1,357 @@
+"""The playbook: segmentation settings, rules and guards, loaded from TOML and fully validated.
+
+A file may start with `extends = "default"` (or `"default.en"`): it is then merged over the
+bundled playbook, table by table (arrays replace). Without it the file stands alone and a rule
+is active only when its `[rules.<kind>]` table is present.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connector.errors import PlaybookError
+from playbooks.validation import Locator, build, deep_merge, key_lines
+
+BUNDLED = {"default": "default.toml", "default.ru": "default.toml", "default.en": "default.en.toml"}
+HERE = Path(__file__).resolve().parent
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _ascending(values: list[float]) -> bool:
+    return all(a < b for a, b in zip(values, values[1:], strict=False))
+
+
+# --- segmentation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RfmSegmentRule:
+    """A named segment: scores inside every [lo, hi] range (an integer means exactly it)."""
+
+    name: str = field(default="", metadata={"required": True})
+    r: list[int] | int = field(default_factory=lambda: [1, 5], metadata={"min": 1, "max": 5})
+    f: list[int] | int = field(default_factory=lambda: [1, 5], metadata={"min": 1, "max": 5})
+    m: list[int] | int = field(default_factory=lambda: [1, 5], metadata={"min": 1, "max": 5})
+
+    def check(self):
+        for key in ("r", "f", "m"):
+            value = getattr(self, key)
+            if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):
+                yield key, "expected [low, high] with low <= high", "e.g. [4, 5] or a single score 5"
+
+    def span(self, key: str) -> tuple[int, int]:
+        value = getattr(self, key)
+        return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def _default_rfm_segments() -> list[RfmSegmentRule]:
+    S = RfmSegmentRule
+    return [S("champions", [4, 5], [4, 5], [4, 5]), S("lost_champions", [1, 2], [4, 5], [4, 5]),
+            S("loyal", [3, 5], [3, 5], [1, 5]), S("at_risk", [1, 2], [3, 5], [1, 5]),
+            S("new", 5, 1, [1, 5]), S("promising", [3, 5], [1, 2], [1, 5]),
+            S("hibernating", 2, [1, 2], [1, 5]), S("lost", 1, [1, 2], [1, 5])]
+
+
+@dataclass(frozen=True)
+class RfmConfig:
+    method: str = field(default="quantile", metadata={"choices": ["quantile", "fixed"]})
+    recency_edges: list[float] = field(default_factory=lambda: [30.0, 90.0, 180.0, 365.0], metadata={"min": 0})
+    frequency_edges: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 5.0], metadata={"min": 0})
+    monetary_edges: list[float] = field(default_factory=lambda: [1000.0, 3000.0, 10000.0, 30000.0],
+                                        metadata={"min": 0})
+    segments: list[RfmSegmentRule] = field(default_factory=_default_rfm_segments)
+    fallback: str = "others"
+
+    def check(self):
+        for key in ("recency_edges", "frequency_edges", "monetary_edges"):
+            edges = getattr(self, key)
+            if len(edges) != 4 or not _ascending(edges):
+                yield key, "expected 4 strictly ascending edges", "scores 1-5 need 4 edges, e.g. [30, 90, 180, 365]"
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    new_days: int = field(default=90, metadata={"min": 1})
+    sleeping_days: int = field(default=90, metadata={"min": 1})
+    lost_days: int = field(default=365, metadata={"min": 1})
+    relative_to_rhythm: bool = False
+    rhythm_min_purchases: int = field(default=3, metadata={"min": 2})
+    rhythm_sleeping_factor: float = field(default=2.0, metadata={"min": 1.0, "max": 20.0})
+    rhythm_lost_factor: float = field(default=4.0, metadata={"min": 1.0, "max": 50.0})
+
+    def check(self):
+        if self.lost_days <= self.sleeping_days:
+            yield "lost_days", "must be greater than sleeping_days", f"sleeping_days is {self.sleeping_days}"
+        if self.rhythm_lost_factor <= self.rhythm_sleeping_factor:
+            yield "rhythm_lost_factor", "must be greater than rhythm_sleeping_factor", ""
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    method: str = field(default="quantile", metadata={"choices": ["quantile", "fixed"]})
+    metrics: list[str] = field(default_factory=lambda: ["monetary"], metadata={"choices": ["monetary", "aov"]})
+    vip_share: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})
+    middle_share: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
+    vip_monetary: float = field(default=50000.0, metadata={"min": 0})
+    middle_monetary: float = field(default=10000.0, metadata={"min": 0})
+    vip_aov: float = field(default=10000.0, metadata={"min": 0})
+    middle_aov: float = field(default=3000.0, metadata={"min": 0})
+
+    def check(self):
+        if self.vip_share + self.middle_share > 1.0:
+            yield "middle_share", "vip_share + middle_share must not exceed 1", ""
+        if self.vip_monetary < self.middle_monetary:
+            yield "vip_monetary", "must be >= middle_monetary", ""
+        if self.vip_aov < self.middle_aov:
+            yield "vip_aov", "must be >= middle_aov", ""
+
+
+@dataclass(frozen=True)
+class TrendConfig:
+    window_days: int = field(default=180, metadata={"min": 7})
+    threshold: float = field(default=0.25, metadata={"min": 0.0, "max": 1.0})
+    min_history_days: int = field(default=180, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    name: str = field(default="", metadata={"required": True})
+    min_purchases: int = field(default=0, metadata={"min": 0})
+    min_spend: float = field(default=0.0, metadata={"min": 0})
+    benefits: str = ""
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    by: str = field(default="purchases", metadata={"choices": ["purchases", "spend"]})
+    tiers: list[TierSpec] = field(default_factory=lambda: [
+        TierSpec("bronze", 1, 0.0), TierSpec("silver", 3, 15000.0), TierSpec("gold", 6, 50000.0)])
+    none: str = "none"
+
+    def check(self):
+        key = "min_purchases" if self.by == "purchases" else "min_spend"
+        values = [getattr(t, key) for t in self.tiers]
+        if not _ascending(values):
+            yield "tiers", f"tiers must be listed by strictly ascending {key}", "lowest tier first"
+        if len({t.name for t in self.tiers}) != len(self.tiers):
+            yield "tiers", "tier names must be unique", ""
+
+
+@dataclass(frozen=True)
+class SegmentsConfig:
+    rfm: RfmConfig = field(default_factory=RfmConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
+    trend: TrendConfig = field(default_factory=TrendConfig)
+    tiers: TierConfig = field(default_factory=TierConfig)
+
+
+# --- guards and metrics --------------------------------------------------------------------
+
+CHANNELS = ["email", "sms", "call", "task"]
+
+
+@dataclass(frozen=True)
+class CapConfig:
+    enabled: bool = True
+    max_touches: int = field(default=2, metadata={"min": 0})
+    period_days: int = field(default=7, metadata={"min": 1})
+    exempt_rules: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QuietConfig:
+    weekdays: list[str] = field(default_factory=list, metadata={"choices": list(WEEKDAYS)})
+    dates: list[str] = field(default_factory=list)
+    mode: str = field(default="shift", metadata={"choices": ["shift", "drop"]})
+    channels: list[str] = field(default_factory=lambda: ["email", "sms", "call"], metadata={"choices": CHANNELS})
+
+    def check(self):
+        from playbooks.guards import parse_quiet_date
+
+        for i, text in enumerate(self.dates):
+            if parse_quiet_date(text) is None:
+                yield f"dates[{i}]", f"bad date {text!r}", "use MM-DD (every year) or YYYY-MM-DD"
+        if len(set(self.weekdays)) == len(WEEKDAYS) and self.mode == "shift":
+            yield "weekdays", "every weekday is quiet: nothing could ever be sent", "leave at least one day"
+
+
+@dataclass(frozen=True)
+class OptOutConfig:
+    fields: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    truthy: list[str] = field(default_factory=lambda: ["1", "y", "yes", "true", "да", "д"])
+    keep: str = field(default="service_tasks", metadata={"choices": ["service_tasks", "none"]})
+
+
+@dataclass(frozen=True)
+class NoChannelConfig:
+    mode: str = field(default="task", metadata={"choices": ["task", "drop"]})
+
+
+@dataclass(frozen=True)
+class HoldoutConfig:
+    enabled: bool = True
+    percent: float = field(default=10.0, metadata={"min": 0.0, "max": 100.0})
+    salt: str = "repeat-sales"
+
+
+@dataclass(frozen=True)
+class GuardsConfig:
+    cap: CapConfig = field(default_factory=CapConfig)
+    quiet: QuietConfig = field(default_factory=QuietConfig)
+    opt_out: OptOutConfig = field(default_factory=OptOutConfig)
+    no_channel: NoChannelConfig = field(default_factory=NoChannelConfig)
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    cac: float | None = field(default=None, metadata={"min": 0})
+    lifespan_years: float = field(default=3.0, metadata={"min": 0.0, "max": 100.0})
+    retention_active_days: int = field(default=365, metadata={"min": 1})
+    retention_period_days: int = field(default=365, metadata={"min": 1})
+
+
+# --- the playbook ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """A validated playbook. `rules` maps each active rule kind to its config dataclass."""
+
+    version: int = field(default=1, metadata={"min": 1, "max": 1})
+    name: str = ""
+    lang: str = field(default="ru", metadata={"choices": ["ru", "en"]})
+    extends: str = field(default="", metadata={"choices": ["", *BUNDLED]})
+    currency: str = "RUB"
+    rates: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0})
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    guards: GuardsConfig = field(default_factory=GuardsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    rules: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def rule(self, kind: str) -> Any | None:
+        """The active config of rule `kind`, or None when it is absent or disabled."""
+        cfg = self.rules.get(kind)
+        return cfg if cfg is not None and getattr(cfg, "enabled", True) else None
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = None
+        msg = str(exc)
+        import re
+
+        found = re.search(r"line (\d+)", msg)
+        if found:
+            line = int(found.group(1))
+        raise PlaybookError("(file)", f"not valid TOML: {msg}", line=line, source=source,
+                            hint="check quotes, brackets and `key = value` syntax") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise PlaybookError("(file)", f"playbook file not found: {path}", source=str(path),
+                            hint="pass an existing .toml file, or omit it for the bundled default") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlaybookError("(file)", f"cannot read playbook: {exc}", source=str(path),
+                            hint="the file must be UTF-8 text") from None
+
+
+def load_playbook(path: str | Path | None = None, *, lang: str = "ru",
+                  overrides: dict[str, Any] | None = None) -> Playbook:
+    """Load and validate a playbook; None loads the bundled default for `lang`.
+
+    `overrides` (a parsed TOML table, e.g. from a test case) is merged over the result.
+    Every fault raises PlaybookError with the key path, the line and the allowed values.
+    """
+    if lang not in ("ru", "en"):
+        raise PlaybookError("lang", f"unknown language {lang!r}", hint="allowed values: ru, en")
+    if path is None:
+        path = HERE / BUNDLED["default.en" if lang == "en" else "default"]
+    path = Path(path)
+    text = _read(path)
+    data = _parse(text, path.name)
+    sources = [(path.name, key_lines(text))]
+    base_name = data.get("extends")
+    if base_name:
+        if base_name not in BUNDLED:
+            loc = Locator(sources)
+            raise loc.error("extends", f"unknown base playbook {base_name!r}",
+                            hint=f"allowed values: {', '.join(BUNDLED)}")
+        base_path = HERE / BUNDLED[base_name]
+        base_text = _read(base_path)
+        base = _parse(base_text, base_path.name)
+        data = deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
+        sources.append((base_path.name, key_lines(base_text)))
+    if overrides:
+        data = deep_merge(data, overrides)
+    return playbook_from_dict(data, Locator(sources), source=str(path))
+
+
+def playbook_from_dict(data: dict[str, Any], loc: Locator | None = None, *, source: str = "") -> Playbook:
+    """Validate an already parsed playbook table (used by tests and `load_playbook`)."""
+    from playbooks.rules import REGISTRY
+
+    loc = loc or Locator([(source, {})])
+    rules_data = data.get("rules", {})
+    if not isinstance(rules_data, dict):
+        raise loc.error("rules", "expected a table of rules", hint=f"known rules: {', '.join(REGISTRY)}")
+    rules: dict[str, Any] = {}
+    for kind, cfg in rules_data.items():
+        if kind not in REGISTRY:
+            from playbooks.validation import _closest
+
+            near = _closest(kind, REGISTRY)
+            hint = (f"did you mean {near!r}? " if near else "") + f"known rules: {', '.join(REGISTRY)}"
+            raise loc.error(f"rules.{kind}", "unknown rule kind", hint=hint)
+        rules[kind] = build(REGISTRY[kind].Config, cfg, f"rules.{kind}", loc)
+    top = {k: v for k, v in data.items() if k not in ("rules", "source")}
+    book = build(Playbook, top, "", loc)
+    seen_rules = set(REGISTRY)
+    for i, name in enumerate(book.guards.cap.exempt_rules):
+        if name not in seen_rules:
+            raise loc.error(f"guards.cap.exempt_rules[{i}]", f"unknown rule {name!r}",
+                            hint=f"known rules: {', '.join(REGISTRY)}")
+    _check_segment_names(book, rules, loc)
+    from dataclasses import replace
+
+    return replace(book, rules=rules, source=source)
+
+
+def known_segment_names(book: Playbook) -> set[str]:
+    """Every name a rule's `segments = [...]` may use (bare or with its `lifecycle:`-style prefix)."""
+    seg = book.segments
+    groups = {
+        "lifecycle": ["prospect", "new", "active", "sleeping", "lost"],
+        "value": ["base", "middle", "vip"],
+        "trend": ["growing", "stable", "fading"],
+        "tier": [t.name for t in seg.tiers.tiers] + [seg.tiers.none],
+    }
+    names = {r.name for r in seg.rfm.segments} | {seg.rfm.fallback, "no_purchases"}
+    for prefix, values in groups.items():
+        names.update(values)
+        names.update(f"{prefix}:{v}" for v in values)
+    return names
+
+
+def _check_segment_names(book: Playbook, rules: dict[str, Any], loc: Locator) -> None:
+    known = known_segment_names(book)
+    for kind, cfg in rules.items():
+        refs = [(f"rules.{kind}.segments", getattr(cfg, "segments", []))]
+        for i, h in enumerate(getattr(cfg, "dates", []) or []):
+            refs.append((f"rules.{kind}.dates[{i}].segments", h.segments))
+        for path, names in refs:
+            for j, name in enumerate(names):
+                if name not in known:
+                    raise loc.error(f"{path}[{j}]", f"unknown segment {name!r}",
+                                    hint=f"allowed values: {', '.join(sorted(known))}")

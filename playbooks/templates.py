@@ -1,0 +1,46 @@
+"""Message templates: the placeholders a playbook text may use, and their rendering.
+
+Placeholders are checked when the playbook loads (an unknown one is a PlaybookError), so
+rendering never fails: a value the customer lacks renders as an empty string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+PLACEHOLDERS: frozenset[str] = frozenset({
+    "name",           # the customer's name
+    "products",       # products of the anchor purchase, comma separated
+    "product",        # one product (replenishment, cross-sell)
+    "offer",          # the offered products (cross-sell)
+    "suggestions",    # learned cross-sell suggestions for this customer
+    "tier", "next_tier", "to_next_tier", "benefits", "next_benefits",
+    "manager",        # the responsible manager's id
+    "purchase_date",  # the anchor purchase's date (YYYY-MM-DD)
+    "amount",         # the anchor purchase's amount with currency
+    "currency",
+    "days",           # days of silence / days since the purchase
+    "segment", "lifecycle",
+    "holiday",        # the holiday's title
+    "date",           # the step's due date
+})
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """Fill `{placeholders}`; missing values become empty strings, never an exception."""
+    if not template:
+        return ""
+    return template.format_map(_Blank({k: "" if v is None else v for k, v in values.items()}))
+
+
+def money(amount: float, currency: str) -> str:
+    """`1234.5, "RUB"` -> `1 234.50 RUB`: readable in both languages."""
+    whole = f"{amount:,.2f}".replace(",", " ")
+    if whole.endswith(".00"):
+        whole = whole[:-3]
+    return f"{whole} {currency}"

@@ -1,0 +1,62 @@
+"""Builders shared by the playbook tests: customers from compact data, and the test playbook."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from connector.model import Customer, LineItem, Purchase
+from playbooks import load_playbook
+from playbooks.schema import Playbook
+
+# Guards that depend on hashing or the calendar are off unless a test turns them on.
+TEST_BASE: dict[str, Any] = {
+    "guards": {"holdout": {"enabled": False}, "quiet": {"weekdays": [], "dates": []}},
+}
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def playbook(overrides: dict | None = None, *, lang: str = "ru") -> Playbook:
+    return load_playbook(lang=lang, overrides=merge(TEST_BASE, overrides or {}))
+
+
+def d(text: str | date | None) -> date | None:
+    if text is None or isinstance(text, date):
+        return text
+    return date.fromisoformat(text)
+
+
+def purchase(cid: str, pid: str, day: str | date, amount: float = 1000.0, *, currency: str = "RUB",
+             items: list[dict] | None = None, manager_id: str | None = None) -> Purchase:
+    return Purchase(id=pid, customer_id=cid, date=d(day), amount=float(amount), currency=currency,
+                    items=tuple(LineItem(product_id=i.get("product_id"), name=i.get("name", i.get("product_id", "")),
+                                         quantity=float(i.get("quantity", 1)), price=float(i.get("price", 0)),
+                                         category=i.get("category")) for i in (items or [])),
+                    manager_id=manager_id)
+
+
+def customer(data: dict) -> Customer:
+    """A customer from a TOML/JSON table (as in the case files)."""
+    cid = str(data["id"])
+    return Customer(
+        id=cid, name=data.get("name", f"Customer {cid}"),
+        emails=tuple(data.get("emails", ["c@example.com"])), phones=tuple(data.get("phones", ["+70000000000"])),
+        birthday=d(data.get("birthday")), manager_id=data.get("manager_id"),
+        tags=frozenset(data.get("tags", [])), fields=dict(data.get("fields", {})),
+        last_contact_activity=d(data.get("last_contact_activity")),
+        purchases=tuple(purchase(cid, str(p["id"]), p["date"], p.get("amount", 1000), currency=p.get("currency", "RUB"),
+                                 items=p.get("items"), manager_id=p.get("manager_id"))
+                        for p in data.get("purchases", [])),
+    )
+
+
+def simple(cid: str, *days: str, amount: float = 1000.0, **kw: Any) -> Customer:
+    """A customer with one purchase per date, ids `<cid>-1`, `<cid>-2`, ..."""
+    return customer({"id": cid, **kw, "purchases": [{"id": f"{cid}-{i}", "date": day, "amount": amount}
+                                                    for i, day in enumerate(days, start=1)]})
