@@ -99,13 +99,16 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                 state.record_found(account, found, today)  # a lost ledger is rebuilt from the CRM
                 pulled["ledger_rebuilt"] = len(found)
             history = PlanHistory(state.applied_dates(account))
-            evaluation = evaluate(state.customers(account), today, playbook, history=history)
+            evaluation = evaluate(state.customers(account), today, playbook, history=history,
+                                  catalogue=state.products(account).values())
             plan = [a if a.kind in adapter.capabilities else as_task(a) for a in evaluation.plan]
             status = state.ledger_status(account, (a.key for a in plan))
             report = SyncReport(evaluation, plan, stats)
-            to_write = [a for a in plan if status.get(a.key) != "done"]
-            stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(to_write), written=0,
-                         failed=0, duplicates_removed=0)
+            not_done = [a for a in plan if status.get(a.key) != "done"]
+            # a step a guard moved past today (quiet day) waits for its day; its key stays the same
+            to_write = [a for a in not_done if a.due <= today]
+            stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0,
+                         failed=0, deferred=len(not_done) - len(to_write), duplicates_removed=0)
             if not dry_run:
                 planned_keys = {a.key for a in to_write}
                 retries = [a for a, _s in state.unfinished(account) if a.key not in planned_keys
