@@ -17,7 +17,7 @@ Refunds (negative amounts): inside an order they simply reduce its total. Withou
 a refund row is subtracted from the customer's latest purchase on or before its date (of the
 same product when the row names one); a refund with nothing to match is dropped and counted.
 A purchase whose total ends at zero or below stays in the data but is no purchase for the
-playbooks (see playbooks/DEFINITIONS.md); zero-amount rows are kept the same way.
+playbooks (see README.md, "Definitions"); zero-amount rows are kept the same way.
 """
 
 from __future__ import annotations

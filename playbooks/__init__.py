@@ -11,7 +11,7 @@ Public API (used by connector.sync and connector.cli):
         Segments every customer and returns the plan of actions due as of `today`.
         Also takes `catalogue=` (Products with cycle_days/prices) and `cac=`.
 
-    retention_rate(customers, start, end), segment_migration(eval_a, eval_b): see DEFINITIONS.md.
+    retention_rate(customers, start, end), segment_migration(eval_a, eval_b): see README.md, "Definitions".
 """
 
 from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed, evaluate  # noqa: F401

@@ -1,4 +1,4 @@
-"""Repeat-sales metrics; the definitions are spelled out in playbooks/DEFINITIONS.md."""
+"""Repeat-sales metrics; the definitions are spelled out in README.md, "Definitions"."""
 
 from __future__ import annotations
 

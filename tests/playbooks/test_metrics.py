@@ -1,4 +1,4 @@
-"""Worked examples of repeat-sales arithmetic (see playbooks/DEFINITIONS.md)."""
+"""Worked examples of repeat-sales arithmetic (see README.md, "Definitions")."""
 
 from __future__ import annotations
 
