@@ -112,28 +112,48 @@ def progress_printer(fmt: str):
     return show
 
 
-def render_sync(report, *, dry_run: bool) -> str:
+def render_segments(evaluation) -> list[str]:
+    """RFM segments in one table; lifecycle, value, trend and tier side by side in another."""
+    named = {k: v for k, v in evaluation.segments.items() if ":" not in k}
+    out = [table(["segment", "customers"], sorted(named.items(), key=lambda kv: -kv[1]), title="\nSegments")]
+    dims: dict[str, list[tuple[str, int]]] = {}
+    for key, count in evaluation.segments.items():
+        if ":" in key:
+            dim, _, value = key.partition(":")
+            dims.setdefault(dim, []).append((value, count))
+    rows = [(dim, value, count) for dim in ("lifecycle", "value", "trend", "tier") if dim in dims
+            for value, count in sorted(dims[dim], key=lambda vc: -vc[1])]
+    out.append(table(["dimension", "value", "customers"], rows, title="\nCustomers by dimension"))
+    return out
+
+
+def render_run(stats: dict, *, dry_run: bool) -> str:
+    pulled = stats.get("pulled", {})
+    rows = [("pull", pulled.get("mode", "")), ("customers pulled", pulled.get("customers", 0)),
+            ("purchases pulled", pulled.get("purchases", 0)), ("HTTP requests (pull)", pulled.get("requests", 0)),
+            ("HTTP requests (all)", stats.get("requests", 0)), ("actions planned", stats.get("planned", 0)),
+            ("already applied", stats.get("skipped", 0))]
+    if stats.get("deferred"):
+        rows.append(("deferred to their day", stats["deferred"]))
+    rows += [("would write", stats.get("would_write", 0))] if dry_run else [
+        ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
+    return table(["run", "value"], rows, title="\nRun")
+
+
+def render_sync(report, *, dry_run: bool, brief: bool = False) -> str:
     ev, stats = report.evaluation, report.stats
     out = [f"As of {ev.as_of.isoformat()}: {len(ev.customers)} customers with purchases"]
-    lifecycle = Counter(c.lifecycle for c in ev.customers)
-    out.append(table(["lifecycle", "customers"], sorted(lifecycle.items()), title="\nLifecycle"))
-    out.append(table(["segment", "customers"], sorted(ev.segments.items(), key=lambda kv: -kv[1]),
-                     title="\nSegments"))
-    by_rule = Counter((a.rule, a.kind.value) for a in report.plan)
-    out.append(table(["rule", "kind", "actions"], [(r, k, n) for (r, k), n in sorted(by_rule.items())],
-                     title="\nPlanned actions by rule"))
+    if not brief:
+        out += render_segments(ev)
+        by_rule = Counter((a.rule, a.kind.value) for a in report.plan)
+        out.append(table(["rule", "kind", "actions"], [(r, k, n) for (r, k), n in sorted(by_rule.items())],
+                         title="\nPlanned actions by rule"))
     if dry_run:
         shown = report.plan[:20]
         out.append(table(["due", "customer", "rule", "step", "title"],
                          [(a.due.isoformat(), a.customer_id, a.rule, a.step, a.title[:60]) for a in shown],
                          title=f"\nPlan preview (first {len(shown)} of {len(report.plan)})"))
-    pulled = stats.get("pulled", {})
-    rows = [("mode", pulled.get("mode", "")), ("customers pulled", pulled.get("customers", 0)),
-            ("purchases pulled", pulled.get("purchases", 0)), ("HTTP requests", stats.get("requests", 0)),
-            ("planned", stats.get("planned", 0)), ("already applied", stats.get("skipped", 0))]
-    rows += [("would write", stats.get("would_write", 0))] if dry_run else [
-        ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
-    out.append(table(["", ""], rows, title="\nRun"))
+    out.append(render_run(stats, dry_run=dry_run))
     for key, reason in sorted(report.failed.items())[:20]:
         out.append(f"  failed {key}: {reason}")
     return "\n".join(out)
@@ -156,8 +176,7 @@ def cmd_analyze(args) -> int:
         print(json.dumps(evaluation.to_json(), ensure_ascii=False))
         return 0
     out = [f"As of {today.isoformat()}: {len(evaluation.customers)} customers"]
-    out.append(table(["segment", "customers"], sorted(evaluation.segments.items(), key=lambda kv: -kv[1]),
-                     title="\nSegments"))
+    out += render_segments(evaluation)
     metrics = [(k, v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)]
     out.append(table(["metric", "value"], metrics, title="\nMetrics"))
     print("\n".join(out))

@@ -57,7 +57,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
             runs.append(report)
             if fmt == "table":
                 print(f"\n=== Run {n} ===")
-                print(render_sync(report, dry_run=False))
+                print(render_sync(report, dry_run=False, brief=n == 2))
         state.close()
         portal = emu.stats()
         first, second = runs

@@ -63,6 +63,7 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
     """Stream the CRM's changes into the local snapshot; the cursor moves only after the last page."""
     cursor = None if full else state.cursor(account)
     counts: Counter[str] = Counter()
+    requests_before = adapter.request_count()
     last_cursor = None
     for page in adapter.pull(cursor):
         state.absorb(account, page, run_id)
@@ -79,6 +80,7 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
         counts["removed"] += state.drop_unseen_purchases(account, run_id)
     if last_cursor is not None and not dry_run:
         state.save_cursor(account, last_cursor)
+    counts["requests"] = adapter.request_count() - requests_before
     counts["mode"] = "full" if cursor is None else "incremental"  # type: ignore[assignment]
     return dict(counts)
 
