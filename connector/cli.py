@@ -193,7 +193,7 @@ def cmd_playbook(args) -> int:
 
 
 def cmd_emulator(args) -> int:
-    from connector.bitrix.emulator.__main__ import run_standalone
+    from connector.bitrix.emulator.cli import run_standalone
 
     return run_standalone(args.rest)
 

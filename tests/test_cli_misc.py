@@ -1,0 +1,64 @@
+"""Commands a user runs besides sync: the standalone emulator, playbook check, analyze."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import requests
+
+from tests.conftest import ROOT
+
+
+def test_standalone_emulator_prints_settings_first_and_serves_until_sigterm(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "emulator", "bitrix", "--customers", "20",
+                             "--port", "0", "--rate-limit", "off"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        settings = {}
+        while "BITRIX_WEBHOOK_URL" not in settings:
+            line = proc.stdout.readline()
+            assert line, "the emulator exited before printing its settings"
+            name, _, value = line.strip().partition("=")
+            settings[name] = value
+        url = settings["BITRIX_WEBHOOK_URL"]
+        answer = requests.post(url + "crm.contact.list", json={"select": ["ID"]}, timeout=10).json()
+        assert answer["total"] >= 20  # 20 customers (companies bring their own contacts too)
+        stats = requests.get(url.split("/rest/")[0] + "/_emulator/stats", timeout=10).json()
+        assert stats["requests"]["crm.contact.list"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_playbook_check_names_the_key_and_line(tmp_path):
+    broken = tmp_path / "my.toml"
+    broken.write_text('extends = "default"\n\n[segments.lifecycle]\nsleeping_dayz = 120\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "connector", "playbook", "check", str(broken)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "segments.lifecycle.sleeping_dayz" in result.stderr and ":4" in result.stderr
+    ok = subprocess.run([sys.executable, "-m", "connector", "playbook", "check",
+                         str(ROOT / "playbooks" / "default.en.toml")], cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_analyze_prints_design_json(tmp_path):
+    csv = tmp_path / "orders.csv"
+    csv.write_text("customer_id,date,amount,product\n1,2026-01-05,3000,kettle\n1,2026-03-01,1500,tea\n"
+                   "2,2026-02-10,900,tea\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "connector", "analyze", str(csv), "--format", "json",
+                             "--as-of", "2026-04-01"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["as_of"] == "2026-04-01"
+    assert {c["customer_id"] for c in out["customers"]} == {"1", "2"}
+    assert out["metrics"]["repeat_rate"] == 0.5
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,date,amount\n1,2026-01-05,abc\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "connector", "analyze", str(bad)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "line 2" in result.stderr and "amount" in result.stderr
