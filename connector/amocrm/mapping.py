@@ -1,0 +1,198 @@
+"""amoCRM payloads -> CRM-neutral records. Account quirks are handled here and only here.
+
+Dates are Unix seconds (read in the account's or TIMEZONE's zone); phone and email are system
+multitext custom fields `PHONE`/`EMAIL`; a birthday is a custom field of type `birthday`; other
+custom fields reach `Customer.fields` under their code in lower case (or their name), so a
+playbook's opt-out field `no_marketing` matches the checkbox `NO_MARKETING`
+(Doc: amocrm.ru/developers/content/crm_platform/custom-fields).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from connector.errors import CrmRecordError
+from connector.model import Customer, LineItem, Product, Purchase
+
+CRM = "amocrm"
+WON_STATUS_ID = 142  # Doc: amocrm.ru/developers/content/crm_platform/leads_pipelines - the same id in every pipeline
+LOST_STATUS_ID = 143
+SYSTEM_CODES = {"PHONE", "EMAIL", "POSITION", "IM", "WEB", "ADDRESS"}
+PRODUCT_PRICE_CODE = "PRICE"  # Doc: amocrm.ru/developers/content/crm_platform/catalogs-api - product fields
+PRODUCT_GROUP_CODE = "GROUP"
+PRODUCT_CYCLE_CODE = "CYCLE_DAYS"  # ours: days one unit lasts (created by install when missing)
+LEAD_CURRENCY_CODE = "CURRENCY"  # ours: a select on foreign-currency leads (amoCRM keeps one per account)
+HALF_DAY = timedelta(hours=12)
+
+
+def text(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def number(value: object, *, field: str = "") -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    raw = text(value).replace(" ", "").replace("\u00a0", "").replace(",", ".")
+    try:
+        return float(raw)
+    except ValueError:
+        raise CrmRecordError(f"{field} is not a number: {raw[:20]!r}", crm=CRM) from None
+
+
+def local_day(timestamp: object, tz: ZoneInfo, *, field: str) -> date | None:
+    seconds = number(timestamp, field=field)
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, tz).date()
+
+
+def calendar_day(value: object, tz: ZoneInfo, *, field: str) -> date | None:
+    """A date-only field (birthday): a timestamp at midnight in some zone, or `dd.mm.yyyy` / ISO text.
+
+    Whether the account stored local or UTC midnight, noon of that day names the same date.
+    """
+    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+        raw = value.strip()
+        for fmt in ("%d.%m.%Y", "%Y-%m-%d"):
+            try:
+                return datetime.strptime(raw[:10], fmt).date()
+            except ValueError:
+                continue
+        try:
+            return datetime.fromisoformat(raw).date()
+        except ValueError:
+            raise CrmRecordError(f"{field} is not a date: {raw[:30]!r}", crm=CRM) from None
+    seconds = number(value, field=field)
+    if seconds is None:
+        return None
+    return (datetime.fromtimestamp(seconds, tz) + HALF_DAY).date()
+
+
+def custom_values(raw: dict) -> list[dict]:
+    values = raw.get("custom_fields_values")
+    return [cf for cf in values if isinstance(cf, dict)] if isinstance(values, list) else []
+
+
+def field_values(raw: dict, code: str) -> list[object]:
+    for cf in custom_values(raw):
+        if cf.get("field_code") == code:
+            return [v.get("value") for v in cf.get("values") or [] if isinstance(v, dict)]
+    return []
+
+
+def first_value(raw: dict, code: str) -> object:
+    values = field_values(raw, code)
+    return values[0] if values else None
+
+
+def _other_fields(raw: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for cf in custom_values(raw):
+        code = text(cf.get("field_code"))
+        if code in SYSTEM_CODES or cf.get("field_type") == "birthday":
+            continue
+        key = code.lower() if code else text(cf.get("field_name"))
+        values = [v.get("value") for v in cf.get("values") or [] if isinstance(v, dict)]
+        shown = ["1" if v is True else "0" if v is False else text(v) for v in values if v not in (None, "")]
+        if key and shown:
+            out[key] = ",".join(shown)
+    return out
+
+
+def _tags(raw: dict) -> frozenset[str]:
+    embedded = raw.get("_embedded") if isinstance(raw.get("_embedded"), dict) else {}
+    return frozenset(text(t.get("name")) for t in embedded.get("tags") or [] if isinstance(t, dict) and t.get("name"))
+
+
+def _channels(raw: dict, code: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(text(v) for v in field_values(raw, code) if text(v)))
+
+
+def _birthday(raw: dict, tz: ZoneInfo) -> date | None:
+    for cf in custom_values(raw):
+        if cf.get("field_type") == "birthday" or text(cf.get("field_code")) == "BIRTHDAY":
+            values = [v.get("value") for v in cf.get("values") or [] if isinstance(v, dict)]
+            return calendar_day(values[0], tz, field="birthday") if values else None
+    return None
+
+
+def customer_from_contact(raw: dict, tz: ZoneInfo) -> Customer:
+    cid = text(raw.get("id"))
+    if not cid:
+        raise CrmRecordError("a contact without id", crm=CRM)
+    name = text(raw.get("name")) or " ".join(x for x in (text(raw.get("first_name")), text(raw.get("last_name"))) if x)
+    return Customer(id=cid, name=name or f"#{cid}", kind="contact", emails=_channels(raw, "EMAIL"),
+                    phones=_channels(raw, "PHONE"), birthday=_birthday(raw, tz),
+                    manager_id=text(raw.get("responsible_user_id")) or None, tags=_tags(raw), fields=_other_fields(raw))
+
+
+def customer_from_company(raw: dict, tz: ZoneInfo) -> Customer:
+    cid = text(raw.get("id"))
+    if not cid:
+        raise CrmRecordError("a company without id", crm=CRM)
+    return Customer(id=cid, name=text(raw.get("name")) or f"#{cid}", kind="company", emails=_channels(raw, "EMAIL"),
+                    phones=_channels(raw, "PHONE"), manager_id=text(raw.get("responsible_user_id")) or None,
+                    tags=_tags(raw), fields=_other_fields(raw))
+
+
+def customer_ref(raw_lead: dict, customer_key: str) -> str | None:
+    """The lead's customer: its main contact (else its first), or its company in B2B mode."""
+    embedded = raw_lead.get("_embedded") if isinstance(raw_lead.get("_embedded"), dict) else {}
+    if customer_key == "company":
+        companies = [c for c in embedded.get("companies") or [] if isinstance(c, dict) and c.get("id")]
+        return text(companies[0]["id"]) if companies else None
+    contacts = [c for c in embedded.get("contacts") or [] if isinstance(c, dict) and c.get("id")]
+    main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
+    return text(main["id"]) if main else None
+
+
+def is_won(raw_lead: dict) -> bool:
+    return raw_lead.get("status_id") == WON_STATUS_ID
+
+
+def purchase_from_lead(raw_lead: dict, products: dict[str, Product], customer_key: str, tz: ZoneInfo,
+                       currency: str) -> Purchase:
+    """A won lead -> Purchase. The purchase day is `closed_at` (design.md), else the last change."""
+    lead_id = text(raw_lead.get("id"))
+    customer_id = customer_ref(raw_lead, customer_key)
+    if not lead_id or customer_id is None:
+        raise CrmRecordError(f"lead {lead_id or '?'} has no {customer_key}", crm=CRM)
+    day = (local_day(raw_lead.get("closed_at"), tz, field="closed_at")
+           or local_day(raw_lead.get("updated_at"), tz, field="updated_at"))
+    if day is None:
+        raise CrmRecordError(f"lead {lead_id} has neither closed_at nor updated_at", crm=CRM)
+    embedded = raw_lead.get("_embedded") if isinstance(raw_lead.get("_embedded"), dict) else {}
+    items = tuple(line_item(e, products) for e in embedded.get("catalog_elements") or [] if isinstance(e, dict))
+    amount = number(raw_lead.get("price"), field="price")
+    if amount is None:
+        amount = sum(i.price * i.quantity for i in items)
+    return Purchase(id=lead_id, customer_id=customer_id, date=day, amount=amount,
+                    currency=text(first_value(raw_lead, LEAD_CURRENCY_CODE)) or currency, items=items,
+                    manager_id=text(raw_lead.get("responsible_user_id")) or None, title=text(raw_lead.get("name")))
+
+
+def line_item(element: dict, products: dict[str, Product]) -> LineItem:
+    """A lead's `_embedded.catalog_elements[]` entry: ids and quantity only; the rest from the catalog."""
+    product_id = text(element.get("id"))
+    metadata = element.get("metadata") if isinstance(element.get("metadata"), dict) else {}
+    product = products.get(product_id)
+    return LineItem(product_id=product_id or None, name=product.name if product else f"#{product_id}",
+                    quantity=number(metadata.get("quantity"), field="quantity") or 1.0,
+                    price=(product.price or 0.0) if product else 0.0,
+                    category=product.category if product else None)
+
+
+def product_from_element(raw: dict, currency: str) -> Product:
+    pid = text(raw.get("id"))
+    if not pid:
+        raise CrmRecordError("a catalog element without id", crm=CRM)
+    cycle = number(first_value(raw, PRODUCT_CYCLE_CODE), field=PRODUCT_CYCLE_CODE)
+    group = first_value(raw, PRODUCT_GROUP_CODE)
+    return Product(id=pid, name=text(raw.get("name")) or f"#{pid}", category=text(group) or None,
+                   price=number(first_value(raw, PRODUCT_PRICE_CODE), field=PRODUCT_PRICE_CODE), currency=currency,
+                   cycle_days=int(cycle) if cycle and cycle > 0 else None)
