@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
 
     e = sub.add_parser("emulator", help="run a CRM emulator standalone (prints its settings first)")
-    e.add_argument("crm", choices=["bitrix"])
+    e.add_argument("crm", choices=["bitrix", "amocrm"])
     e.add_argument("rest", nargs=argparse.REMAINDER,
                    help="--host --port --customers --seed --latency-ms --faults --rate-limit")
     return p
@@ -193,8 +193,10 @@ def cmd_playbook(args) -> int:
 
 
 def cmd_emulator(args) -> int:
-    from connector.bitrix.emulator.cli import run_standalone
-
+    if args.crm == "amocrm":
+        from connector.amocrm.emulator.__main__ import run_standalone
+    else:
+        from connector.bitrix.emulator.cli import run_standalone
     return run_standalone(args.rest)
 
 

@@ -15,20 +15,30 @@ from pathlib import Path
 from connector.cli import render_sync, today_in
 from connector.tables import table
 
-ITEMS_PER_REQUEST = 2500  # Doc: settings/how-to-call-rest-api/batch.md - 50 commands x 50 rows
+# Bitrix24: 50 commands x 50 rows per batch (Doc: settings/how-to-call-rest-api/batch.md);
+# amoCRM: 250 per page (Doc: amoCRM API v4, limitations)
+ITEMS_PER_REQUEST = {"bitrix": 2500, "amocrm": 250}
 
 
-def lower_bound(counts: dict[str, int]) -> int:
-    """The fewest requests that can carry these list items: each list needs ceil(n / 2,500)."""
-    return sum(max(1, math.ceil(n / ITEMS_PER_REQUEST)) for n in counts.values())
+def lower_bound(counts: dict[str, int], per_request: int) -> int:
+    """The fewest requests that can carry these list items: each list needs ceil(n / per_request)."""
+    return sum(max(1, math.ceil(n / per_request)) for n in counts.values())
+
+
+def emulator_and_adapter(crm: str):
+    """The built-in emulator class for a CRM, and how to point that CRM's real adapter at it."""
+    if crm == "amocrm":
+        from connector.amocrm import AmoAdapter
+        from connector.amocrm.emulator import AmoEmulator
+
+        return AmoEmulator, lambda emu: AmoAdapter(emu.base_url, access_token=emu.access_token)
+    from connector.bitrix import BitrixAdapter
+    from connector.bitrix.emulator import BitrixEmulator
+
+    return BitrixEmulator, lambda emu: BitrixAdapter(emu.webhook_url)
 
 
 def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: str) -> int:
-    if crm != "bitrix":
-        print("error: the amoCRM emulator is not built yet; use --crm bitrix", file=sys.stderr)
-        return 2
-    from connector.bitrix import BitrixAdapter
-    from connector.bitrix.emulator import BitrixEmulator
     from connector.redact import setup_logging
     from connector.state import State
     from connector.sync import run_sync
@@ -41,13 +51,16 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    emulator_class, connect = emulator_and_adapter(crm)
+    crm_name = "amoCRM account" if crm == "amocrm" else "Bitrix24 portal"
     with tempfile.TemporaryDirectory(prefix="repeat-sales-demo-") as tmp, \
-            BitrixEmulator(customers=customers, seed=seed, today=today, rate_limit=True) as emu:
-        say(f"Bitrix24 portal emulator at {emu.base_url} ({customers} customers, seed {seed}, rate limit on)")
+            emulator_class(customers=customers, seed=seed, today=today, rate_limit=True) as emu:
+        say(f"{crm_name} emulator at {emu.base_url} ({customers} customers, seed {seed}, rate limit on)")
         state = State(Path(tmp) / "state.db")
+        tasks_before = emu.stats()["objects"].get("task", 0)  # managers' own tasks, there before us
         runs = []
         for n in (1, 2):
-            adapter = BitrixAdapter(emu.webhook_url)
+            adapter = connect(emu)
             try:
                 say(f"\n== run {n}: pull -> evaluate -> plan -> write ==")
                 report = run_sync(adapter, state, playbook, today=today,
@@ -62,18 +75,18 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
         portal = emu.stats()
         first, second = runs
         pulled = first.stats["pulled"]
-        items = {"contacts": portal["objects"].get("contact", 0),
-                 "won deals": pulled.get("purchases", 0),
-                 "product rows": pulled.get("line_items", 0),
-                 "products": pulled.get("products", 0)}
-        bound = lower_bound(items)
+        items = {"contacts": pulled.get("customers", 0), "won deals": pulled.get("purchases", 0),
+                 "product rows": pulled.get("line_items", 0), "products": pulled.get("products", 0)}
+        if crm == "amocrm":  # amoCRM sends a lead's products inside the lead (with=catalog_elements)
+            items.pop("product rows")
+        bound = lower_bound(items, ITEMS_PER_REQUEST[crm])
         summary = {
             "first_run": {"requests": first.stats["requests"], "written": first.stats["written"],
                           "planned": first.stats["planned"]},
             "second_run": {"requests": second.stats["requests"], "written": second.stats["written"],
                            "skipped": second.stats["skipped"]},
-            "pull_items": items, "pull_lower_bound_requests": bound,
-            "tasks_in_portal": portal["objects"].get("task", 0),
+            "pull_items": items, "pull_lower_bound_requests": bound, "pull_requests": pulled.get("requests", 0),
+            "tasks_created": portal["objects"].get("task", 0) - tasks_before,
         }
         if fmt == "json":
             print(json.dumps(summary, ensure_ascii=False, indent=1))
@@ -86,8 +99,10 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
                 ("already applied", first.stats["skipped"], second.stats["skipped"]),
             ]))
             print(f"\nPull lower bound: {bound} requests for "
-                  + ", ".join(f"{v} {k}" for k, v in items.items()) + " (2,500 list items per request)")
-            print(f"Tasks now in the portal: {summary['tasks_in_portal']}")
+                  + ", ".join(f"{v} {k}" for k, v in items.items())
+                  + f" ({ITEMS_PER_REQUEST[crm]:,} list items per request); the pull used "
+                  + f"{pulled.get('requests', 0)}")
+            print(f"Tasks repeat-sales created in the CRM: {summary['tasks_created']} (each marked rs:<key>)")
             verdict = "wrote nothing" if second.stats["written"] == 0 else "WROTE AGAIN (bug)"
             print(f"The second run {verdict}: every action key was already applied.")
         return 0 if second.stats["written"] == 0 and not first.failed else 1

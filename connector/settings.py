@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     AMOCRM_CLIENT_SECRET: SecretStr | None = None
     AMOCRM_REDIRECT_URI: str | None = None
     AMOCRM_AUTH_CODE: SecretStr | None = None
+    AMOCRM_REQUESTS_PER_SECOND: float = Field(7.0, gt=0, le=7)
+    AMOCRM_WRITE_BATCH: int = Field(50, ge=1, le=250)
     STATE_URL: str = "sqlite:///./repeat-sales.db"
     PLAYBOOK: str | None = None
     PLAYBOOK_LANG: Literal["ru", "en"] = "ru"

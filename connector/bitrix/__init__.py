@@ -21,8 +21,8 @@ CONTACT_SELECT = ["ID", "NAME", "SECOND_NAME", "LAST_NAME", "BIRTHDATE", "ASSIGN
 COMPANY_SELECT = ["ID", "TITLE", "ASSIGNED_BY_ID", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
 DEAL_SELECT = ["ID", "TITLE", "STAGE_ID", "STAGE_SEMANTIC_ID", "CATEGORY_ID", "CLOSEDATE", "OPPORTUNITY",
                "CURRENCY_ID", "CONTACT_ID", "COMPANY_ID", "ASSIGNED_BY_ID", "DATE_MODIFY"]
-PRODUCT_SELECT = ["ID", "NAME", "PRICE", "CURRENCY_ID", "SECTION_ID", "*", "PROPERTY_*"]
-PRODUCT_CYCLE_FIELD = "PROPERTY_CYCLE_DAYS"  # days one unit lasts; the shop seeds it per consumable
+PRODUCT_SELECT = ["ID", "NAME", "PRICE", "CURRENCY_ID", "SECTION_ID"]
+CYCLE_PROPERTY_CODE = "RS_CYCLE_DAYS"  # product property: days one unit lasts (consumables)
 
 
 class BitrixAdapter:
@@ -89,14 +89,24 @@ class BitrixAdapter:
             yield page
 
     def _products(self) -> dict[str, Product]:
+        """Catalogue with categories (sections) and the consumption-cycle property found by its CODE.
+
+        Product properties come back as PROPERTY_<id>; the id differs per portal, the code does not
+        (Doc: api-reference/crm/outdated/products/crm-product-property-list.md).
+        """
         sections: dict[str, str] = {}
         for rows in list_pages(self.client, "crm.productsection.list", {"select": ["ID", "NAME"]}):
             sections.update({mapping.text(r.get("ID")): mapping.text(r.get("NAME")) for r in rows})
+        cycle_field = None
+        for rows in list_pages(self.client, "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}}):
+            cycle_field = next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in rows
+                                if mapping.text(r.get("CODE")) == CYCLE_PROPERTY_CODE), cycle_field)
+        select = PRODUCT_SELECT + ([cycle_field] if cycle_field else [])
         products: dict[str, Product] = {}
-        for rows in list_pages(self.client, "crm.product.list", {"select": PRODUCT_SELECT}):
+        for rows in list_pages(self.client, "crm.product.list", {"select": select}):
             for raw in rows:
                 try:
-                    product = mapping.product_from_raw(raw, sections, PRODUCT_CYCLE_FIELD)
+                    product = mapping.product_from_raw(raw, sections, cycle_field)
                 except CrmRecordError as exc:
                     log.warning("skipped product record: %s", exc)
                     continue

@@ -14,6 +14,8 @@ from connector.model import Customer, LineItem, Product, Purchase
 
 WON = "S"  # Doc: api-reference/crm/deals/crm-deal-list.md - STAGE_SEMANTIC_ID S = success
 DEFAULT_CURRENCY = "RUB"
+OPT_OUT_FIELD = "UF_CRM_RS_NO_MARKETING"  # the plugin's own "no marketing" field on contacts/companies
+NEUTRAL_OPT_OUT = "no_marketing"  # the name playbooks use, whatever the CRM calls it
 
 
 def text(value: object) -> str:
@@ -60,10 +62,13 @@ def multifield(values: object) -> tuple[str, ...]:
 
 
 def user_fields(raw: dict) -> dict[str, str]:
+    """UF_* values as text, plus the plugin's opt-out under its neutral name `no_marketing`."""
     out = {}
     for key, value in raw.items():
         if key.startswith("UF_") and value not in (None, "", [], False):
             out[key] = ",".join(map(str, value)) if isinstance(value, list) else text(value)
+    if out.get(OPT_OUT_FIELD, "").upper() in ("Y", "1", "TRUE"):
+        out[NEUTRAL_OPT_OUT] = "1"
     return out
 
 
