@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from connector.bitrix import mapping
 from connector.bitrix.client import BitrixClient
-from connector.bitrix.pull import ProductRowReader, list_pages, since_filter
+from connector.bitrix.pull import ListSpec, ProductRowReader, list_pages, read_lists, since_filter
 from connector.bitrix.writes import TaskWriter
 from connector.crm import CrmRef, Cursor, InstallReport, PullPage, WriteOutcome
 from connector.errors import CrmRecordError
@@ -21,7 +21,8 @@ CONTACT_SELECT = ["ID", "NAME", "SECOND_NAME", "LAST_NAME", "BIRTHDATE", "ASSIGN
 COMPANY_SELECT = ["ID", "TITLE", "ASSIGNED_BY_ID", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
 DEAL_SELECT = ["ID", "TITLE", "STAGE_ID", "STAGE_SEMANTIC_ID", "CATEGORY_ID", "CLOSEDATE", "OPPORTUNITY",
                "CURRENCY_ID", "CONTACT_ID", "COMPANY_ID", "ASSIGNED_BY_ID", "DATE_MODIFY"]
-PRODUCT_SELECT = ["ID", "NAME", "PRICE", "CURRENCY_ID", "SECTION_ID"]
+# PROPERTY_* brings product properties as PROPERTY_<id> (Doc: crm/outdated/products/crm-product-list.md)
+PRODUCT_SELECT = ["ID", "NAME", "PRICE", "CURRENCY_ID", "SECTION_ID", "PROPERTY_*"]
 CYCLE_PROPERTY_CODE = "RS_CYCLE_DAYS"  # product property: days one unit lasts (consumables)
 
 
@@ -45,73 +46,73 @@ class BitrixAdapter:
     # --- pull ----------------------------------------------------------------------------
 
     def pull(self, since: Cursor | None) -> Iterator[PullPage]:
-        """Products, then customers, then deals with their product rows, streamed page by page."""
+        """Catalogue, customers, then deals with their product rows, streamed batch by batch.
+
+        Full: won deals only. Incremental: every deal changed since the cursor, so a won deal that
+        was reopened or lost leaves the history (`removed_purchase_ids`).
+        """
         high_water = since.modified_since if since else ""
-        products = self._products()
-        yield PullPage(products=list(products.values()))
         changed = since_filter(since.modified_since if since else None, mapping.moment)
         customer_method, select, to_customer = (
             ("crm.company.list", COMPANY_SELECT, mapping.customer_from_company)
             if self.customer_key == "company" else
             ("crm.contact.list", CONTACT_SELECT, mapping.customer_from_contact))
-        for rows in list_pages(self.client, customer_method, {"filter": changed, "select": select}):
-            page = PullPage()
-            for raw in rows:
-                high_water = max(high_water, mapping.text(raw.get("DATE_MODIFY")), key=_sortable)
-                try:
-                    page.customers.append(to_customer(raw))
-                except CrmRecordError as exc:
-                    log.warning("skipped customer record: %s", exc)
-                    page.skipped += 1
-            page.cursor = Cursor(high_water) if high_water else None
-            yield page
-        # incremental: every changed deal (a won deal may have been reopened); full: won deals only
-        deal_filter = dict(changed) if since else {"STAGE_SEMANTIC_ID": mapping.WON}
-        rows_reader = ProductRowReader(self.client)
-        for rows in list_pages(self.client, "crm.deal.list", {"filter": deal_filter, "select": DEAL_SELECT}):
-            page = PullPage()
-            won = [r for r in rows if mapping.text(r.get("STAGE_SEMANTIC_ID")) == mapping.WON]
-            page.removed_purchase_ids = [mapping.text(r.get("ID")) for r in rows
-                                         if mapping.text(r.get("STAGE_SEMANTIC_ID")) != mapping.WON]
-            lines = rows_reader.rows_for([mapping.text(r.get("ID")) for r in won]) if won else {}
-            for raw in rows:
-                high_water = max(high_water, mapping.text(raw.get("DATE_MODIFY")), key=_sortable)
-            for raw in won:
-                try:
-                    purchase = mapping.purchase_from_deal(raw, lines.get(mapping.text(raw.get("ID")), []),
-                                                          self.customer_key, self.tz)
-                except CrmRecordError as exc:
-                    log.warning("skipped deal record: %s", exc)
-                    page.skipped += 1
-                    continue
-                page.purchases.append(_with_categories(purchase, products))
-            page.cursor = Cursor(high_water) if high_water else None
-            yield page
-
-    def _products(self) -> dict[str, Product]:
-        """Catalogue with categories (sections) and the consumption-cycle property found by its CODE.
-
-        Product properties come back as PROPERTY_<id>; the id differs per portal, the code does not
-        (Doc: api-reference/crm/outdated/products/crm-product-property-list.md).
-        """
+        specs = [
+            ListSpec("sections", "crm.productsection.list", {"select": ["ID", "NAME"]}, optional=True),
+            ListSpec("cycle", "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}}, optional=True),
+            ListSpec("products", "crm.product.list", {"select": PRODUCT_SELECT}),
+            ListSpec("users", "user.get", {}, optional=True),
+            ListSpec("customers", customer_method, {"filter": changed, "select": select}),
+            # incremental: every changed deal (a won deal may have been reopened); full: won deals only
+            ListSpec("deals", "crm.deal.list", {"filter": dict(changed) if since else {"STAGE_SEMANTIC_ID": mapping.WON},
+                                                "select": DEAL_SELECT}),
+        ]
         sections: dict[str, str] = {}
-        for rows in list_pages(self.client, "crm.productsection.list", {"select": ["ID", "NAME"]}):
-            sections.update({mapping.text(r.get("ID")): mapping.text(r.get("NAME")) for r in rows})
-        cycle_field = None
-        for rows in list_pages(self.client, "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}}):
-            cycle_field = next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in rows
-                                if mapping.text(r.get("CODE")) == CYCLE_PROPERTY_CODE), cycle_field)
-        select = PRODUCT_SELECT + ([cycle_field] if cycle_field else [])
+        cycle_field: str | None = None
         products: dict[str, Product] = {}
-        for rows in list_pages(self.client, "crm.product.list", {"select": select}):
+        rows_reader = ProductRowReader(self.client)
+        for label, rows in read_lists(self.client, specs):
+            page = PullPage()
+            if label == "sections":
+                sections.update({mapping.text(r.get("ID")): mapping.text(r.get("NAME")) for r in rows})
+                continue
+            if label == "cycle":
+                cycle_field = next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in rows
+                                    if mapping.text(r.get("CODE")) == CYCLE_PROPERTY_CODE), cycle_field)
+                continue
+            if label == "users":
+                self._active_users = (self._active_users or set()) | {
+                    mapping.text(r.get("ID")) for r in rows if str(r.get("ACTIVE")).lower() in ("true", "y", "1")}
+                continue
+            if label == "products":
+                page.products = self._map(rows, lambda raw, cf=cycle_field: mapping.product_from_raw(raw, sections, cf), page)
+                products.update({p.id: p for p in page.products})
+            elif label == "customers":
+                page.customers = self._map(rows, to_customer, page)
+            else:
+                won = [r for r in rows if mapping.text(r.get("STAGE_SEMANTIC_ID")) == mapping.WON]
+                page.removed_purchase_ids = [mapping.text(r.get("ID")) for r in rows
+                                             if mapping.text(r.get("STAGE_SEMANTIC_ID")) != mapping.WON]
+                lines = rows_reader.rows_for([mapping.text(r.get("ID")) for r in won]) if won else {}
+                page.purchases = [_with_categories(p, products) for p in self._map(
+                    won, lambda raw, ln=lines: mapping.purchase_from_deal(
+                        raw, ln.get(mapping.text(raw.get("ID")), []), self.customer_key, self.tz), page)]
             for raw in rows:
-                try:
-                    product = mapping.product_from_raw(raw, sections, cycle_field)
-                except CrmRecordError as exc:
-                    log.warning("skipped product record: %s", exc)
-                    continue
-                products[product.id] = product
-        return products
+                high_water = max(high_water, mapping.text(raw.get("DATE_MODIFY")), key=_sortable)
+            page.cursor = Cursor(high_water) if high_water else None
+            yield page
+
+    @staticmethod
+    def _map(rows: list[dict], to_record, page: PullPage) -> list:
+        """Map each raw record; one that cannot be mapped is skipped and counted, never fatal."""
+        out = []
+        for raw in rows:
+            try:
+                out.append(to_record(raw))
+            except CrmRecordError as exc:
+                log.warning("skipped record: %s", exc)
+                page.skipped += 1
+        return out
 
     # --- write ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from connector.bitrix.client import BATCH_LIMIT, PAGE_SIZE, BitrixClient
@@ -50,6 +51,50 @@ def list_pages(client: BitrixClient, method: str, params: Mapping[str, object], 
         for o in chunk:
             rows.extend(_rows(res.result.get(f"p{o}"), key))
         yield rows
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """One list to read: `key` names the rows inside the result (e.g. "tasks"); optional lists
+    (a missing scope, a method the portal lacks) are skipped with a warning instead of failing."""
+
+    label: str
+    method: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    key: str | None = None
+    optional: bool = False
+
+
+def read_lists(client: BitrixClient, specs: list[ListSpec]) -> Iterator[tuple[str, list[dict]]]:
+    """Several lists at the lower bound: their first pages share one request, then every
+    remaining page is packed 50 to a batch, in the order of `specs`. Yields (label, rows)."""
+    first = client.batch({s.label: (s.method, {**s.params, "start": 0}) for s in specs})
+    pending: list[tuple[ListSpec, int]] = []
+    for spec in specs:
+        if _failed(spec, first.errors.get(spec.label)):
+            continue
+        yield spec.label, _rows(first.result.get(spec.label), spec.key)
+        if spec.label in first.next:
+            total = int(first.total.get(spec.label) or 0)
+            pending += [(spec, o) for o in range(PAGE_SIZE, total, PAGE_SIZE)]
+    for i in range(0, len(pending), BATCH_LIMIT):
+        chunk = pending[i:i + BATCH_LIMIT]
+        res = client.batch({f"{s.label}.{o}": (s.method, {**s.params, "start": o}) for s, o in chunk})
+        grouped: dict[str, list[dict]] = {}
+        for spec, offset in chunk:
+            if not _failed(spec, res.errors.get(f"{spec.label}.{offset}")):
+                grouped.setdefault(spec.label, []).extend(_rows(res.result.get(f"{spec.label}.{offset}"), spec.key))
+        yield from grouped.items()
+
+
+def _failed(spec: ListSpec, error: dict | None) -> bool:
+    if not error:
+        return False
+    text = str(error.get("error_description") or error.get("error") or "error")
+    if spec.optional:
+        log.warning("skipped optional list method=%s error=%s", spec.method, text[:80])
+        return True
+    raise CrmRequestRejected(text, crm="bitrix", method=spec.method, crm_code=str(error.get("error", "")))
 
 
 class ProductRowReader:
