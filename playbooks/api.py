@@ -87,26 +87,34 @@ class Evaluation:
     segments: dict[str, int]
     metrics: dict[str, object]
     suppressed: list[Suppressed] = field(default_factory=list)
+    # the fitted lifetime model (design.md `"model"`); None when the history is too short,
+    # and then metrics["model_note"] says why
+    model: dict | None = None
 
     def to_json(self) -> dict:
         """The `analyze --format json` object of design.md (without the plan)."""
-        return {
+        out = {
             "as_of": self.as_of.isoformat(),
             "customers": [c.to_json() for c in self.customers],
             "segments": dict(self.segments),
             "metrics": dict(self.metrics),
         }
+        if self.model is not None:
+            out["model"] = self.model
+        return out
 
 
 def evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
              *, history: PlanHistory | None = None, catalogue: Iterable[Product] | None = None,
-             cac: float | None = None) -> Evaluation:
+             cac: float | None = None, predict: bool = True) -> Evaluation:
     """Segment every customer and plan the actions due as of `today`.
 
     `catalogue` (optional) gives products' `cycle_days` and prices to replenishment and
     cross-sell; `cac` overrides the playbook's `metrics.cac` for the `ltv_cac` metric.
+    `predict=False` skips fitting the lifetime model (playbooks.predict), e.g. for replays.
     """
     from playbooks.engine import run
 
     products = {p.id: p for p in catalogue} if catalogue is not None else None
-    return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac)
+    return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac,
+               predict=predict)

@@ -63,12 +63,13 @@ def plan_for(f: CustomerFacts, today: date, playbook: Playbook) -> list[Action]:
     return list(out.values())
 
 
-def report(f: CustomerFacts) -> CustomerReport:
+def report(f: CustomerFacts, prediction: Mapping[str, float] | None = None) -> CustomerReport:
     extra: dict[str, object] = {
         "currency": f.currency,
         "aov": round(f.aov, 2),
         "next_tier": f.next_tier,
         "to_next_tier": f.to_next_tier,
+        **(prediction or {}),
     }
     if f.excluded_other_currency:
         extra["excluded_other_currency"] = f.excluded_other_currency
@@ -98,8 +99,17 @@ def sort_key(a: Action) -> tuple:
     return (a.due, a.customer_id, a.rule, a.key)
 
 
+def lifetime_prediction(facts: Iterable[CustomerFacts], today: date):
+    """BG/NBD + Gamma-Gamma over the evaluated customers (amounts in the playbook currency)."""
+    from playbooks.predict import predict  # numpy/scipy load only when a model is wanted
+
+    return predict({f.customer.id: list(zip((p.date for p in f.purchases), f.amounts, strict=True))
+                    for f in facts if f.n}, today)
+
+
 def run(customers: Iterable[Customer], today: date, playbook: Playbook, history: PlanHistory,
-        *, catalogue: Mapping[str, Product] | None = None, cac: float | None = None) -> Evaluation:
+        *, catalogue: Mapping[str, Product] | None = None, cac: float | None = None,
+        predict: bool = True) -> Evaluation:
     facts = build_facts(customers, today, playbook, history, catalogue)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     plan: list[Action] = []
@@ -117,5 +127,12 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
     metrics = compute_metrics(facts, today, playbook, cac=cac)
     metrics["planned"] = len(plan)
     metrics["suppressed"] = len(suppressed)
-    return Evaluation(as_of=today, customers=[report(f) for f in facts], plan=plan,
-                      segments=segment_counts(facts), metrics=metrics, suppressed=suppressed)
+    model, predicted = None, {}
+    if predict:
+        prediction = lifetime_prediction(facts, today)
+        model, predicted = prediction.model, prediction.customers
+        if prediction.note:
+            metrics["model_note"] = prediction.note
+    return Evaluation(as_of=today, customers=[report(f, predicted.get(f.customer.id)) for f in facts],
+                      plan=plan, segments=segment_counts(facts), metrics=metrics, suppressed=suppressed,
+                      model=model)

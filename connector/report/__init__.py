@@ -1,0 +1,117 @@
+"""`repeat-sales report`: what the local state says about repeat sales, as data, HTML or text.
+
+    build_report(state, account, today, playbook) -> dict   every figure, JSON-ready
+    render_html(report) -> str                              one self-contained page (inline CSS/SVG)
+    render_text(report) -> str                              the terminal summary
+    run_report(args) -> int                                 the CLI command (args.as_of, args.html)
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from connector.errors import InputError
+from connector.report.data import (
+    MIGRATION_DAYS,
+    cohorts,
+    evaluation_as_of,
+    lifetime_view,
+    metric_trend,
+    migration,
+    repeat_by_first_product,
+    rfm_grid,
+    segment_sizes,
+)
+from connector.report.html import CHART_NAMES, render_html
+from connector.report.text import render_text
+from connector.report.uplift import WINDOW_DAYS, rule_uplift
+from connector.state import State
+from playbooks import PlanHistory, evaluate
+
+__all__ = ["CHART_NAMES", "build_report", "latest_account", "render_html", "render_text", "run_report"]
+
+NO_SYNC = "no sync has run yet: run `repeat-sales sync` first"
+
+
+def build_report(state: State, account: str, today: date, playbook, *, window_days: int = WINDOW_DAYS) -> dict:
+    """Every figure of the report as of `today` for one account of the state.
+
+    Purchases and ledger entries dated after `today` are ignored, so `--as-of` in the past shows
+    the shop as it was then.
+    """
+    started = time.monotonic()
+    customers = list(state.customers(account))
+    catalogue = state.products(account)
+    applied = {k: d for k, d in state.applied_dates(account).items() if d <= today}
+    current = evaluate(customers, today, playbook, history=PlanHistory(applied), catalogue=catalogue.values())
+    before = evaluation_as_of(customers, today - timedelta(days=MIGRATION_DAYS), playbook)
+    runs = [r for r in state.last_runs(50) if r["account"] == account and r["finished"]]
+    last_sync = (datetime.fromtimestamp(runs[0]["finished"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+                 if runs else None)
+    report = {
+        "as_of": today.isoformat(),
+        "meta": {"account": account, "customers": current.metrics.get("customers", 0),
+                 "purchases": current.metrics.get("purchases", 0), "ledger": state.ledger_counts(account),
+                 "last_sync": last_sync},
+        "metrics": dict(current.metrics),
+        "trend": metric_trend(customers, today, playbook),
+        "segments": segment_sizes(current, playbook),
+        "migration": migration(before, current, playbook),
+        "rfm": rfm_grid(current),
+        "cohorts": cohorts(customers, today),
+        "first_product": repeat_by_first_product(customers, today),
+        "uplift": rule_uplift(customers, applied, today, playbook, catalogue=catalogue, window_days=window_days),
+        "lifetime": lifetime_view(current, playbook),
+    }
+    report["meta"]["seconds"] = round(time.monotonic() - started, 2)
+    return report
+
+
+def latest_account(state: State) -> str:
+    """The account of the latest run, else the only account in the ledger or snapshot."""
+    for run in state.last_runs(100):
+        if run["account"]:
+            return run["account"]
+    accounts = sorted({row[0] for table in ("ledger", "purchases")
+                       for row in state.db.execute(f"SELECT DISTINCT account FROM {table}")})
+    if not accounts:
+        raise InputError(NO_SYNC)
+    if len(accounts) > 1:
+        raise InputError(f"the state holds several accounts ({', '.join(accounts)}) and no run says which is "
+                         "current", hint="run `repeat-sales sync` once for the account you want")
+    return accounts[0]
+
+
+def run_report(args) -> int:
+    """`repeat-sales report [--as-of DATE] [--html FILE]`: the page to FILE, else a text summary."""
+    from connector.cli import today_in
+    from connector.settings import load_settings
+    from playbooks import load_playbook
+
+    settings = load_settings()
+    if not settings.state_path.exists():
+        raise InputError(NO_SYNC, hint=f"no state file at {settings.state_path} (STATE_URL)")
+    playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
+    today = getattr(args, "as_of", None) or today_in(settings.TIMEZONE)
+    state = State(settings.state_path)
+    try:
+        account = latest_account(state)
+        if not state.counts(account)["purchases"]:
+            raise InputError(f"the state holds no purchases for {account}: nothing to report",
+                             hint="run `repeat-sales sync` first")
+        report = build_report(state, account, today, playbook)
+    finally:
+        state.close()
+    html_path = getattr(args, "html", None)
+    if html_path:
+        path = Path(html_path)
+        try:
+            path.write_text(render_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
+        print(f"report written to {path} ({report['meta']['customers']:,} customers, as of {report['as_of']})")
+    else:
+        print(render_text(report))
+    return 0

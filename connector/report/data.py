@@ -1,0 +1,229 @@
+"""The report's figures as plain data: metric trends, segments and their migration, the RFM grid,
+cohort retention, repeat rate by first product and the lifetime model's view.
+
+Everything here is computed from the local snapshot (`State.customers`) with the playbook layer's
+own definitions (README.md, "Definitions"); dates come out as ISO strings, so the dict is JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from connector.model import Customer, Purchase
+from playbooks import Evaluation, segment_migration
+from playbooks.engine import build_facts, report
+from playbooks.metrics import compute_metrics
+
+TREND_MONTHS = 12
+MIGRATION_DAYS = 90
+COHORT_MONTHS = 12  # cohorts shown, and months after the first purchase
+FIRST_PRODUCT_GROUPS = 12  # the biggest categories; the rest is "other"
+REPEAT_WINDOW_DAYS = 90  # "bought again within 90 days" of the first purchase
+P_ALIVE_BINS = 10
+TOP_CUSTOMERS = 10
+# metrics charted month by month: key -> (label, unit)
+TREND_METRICS: dict[str, tuple[str, str]] = {
+    "customers": ("Customers", "count"),
+    "repeat_rate": ("Repeat rate", "share"),
+    "purchase_frequency": ("Purchases per customer", "number"),
+    "aov": ("Average order value", "money"),
+    "ltv": ("Historic LTV (revenue per customer)", "money"),
+    "ltv_3f": ("Predicted LTV (AOV x per year x lifespan)", "money"),
+    "purchases_per_year": ("Purchases per year (active customers)", "number"),
+    "churn_rate": ("Churn rate (lost customers)", "share"),
+    "crr_12m": ("Customer retention rate, 12 months", "share"),
+    "new_customers_12m": ("New customers, last 12 months", "count"),
+}
+
+
+def month_end(day: date) -> date:
+    nxt = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+    return nxt - timedelta(days=1)
+
+
+def add_months(day: date, months: int) -> date:
+    """The first of the month `months` after `day`'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_ends(today: date, count: int) -> list[date]:
+    """The last `count` month ends on or before `today`, oldest first."""
+    last = month_end(today) if month_end(today) == today else add_months(today, 0) - timedelta(days=1)
+    out = [last]
+    while len(out) < count:
+        out.append(add_months(out[-1], 0) - timedelta(days=1))
+    return out[::-1]
+
+
+def purchases_of(c: Customer, today: date) -> list[Purchase]:
+    """Purchases as the definitions count them: positive amount, dated on or before `today`."""
+    return [p for p in c.purchases if p.amount > 0 and p.date <= today]
+
+
+def evaluation_as_of(customers: Sequence[Customer], day: date, playbook) -> Evaluation:
+    """Segments and metrics as of `day`, without rules or the lifetime model (cheap enough per month)."""
+    facts = build_facts(customers, day, playbook)
+    return Evaluation(as_of=day, customers=[report(f) for f in facts], plan=[], segments={},
+                      metrics=compute_metrics(facts, day, playbook))
+
+
+def metric_trend(customers: Sequence[Customer], today: date, playbook) -> dict:
+    """Each TREND_METRICS value as of each of the last TREND_MONTHS month ends."""
+    ends = month_ends(today, TREND_MONTHS)
+    series: dict[str, list] = {k: [] for k in TREND_METRICS}
+    for day in ends:
+        metrics = evaluation_as_of(customers, day, playbook).metrics
+        for key in TREND_METRICS:
+            series[key].append(metrics.get(key))
+    return {"months": [d.isoformat() for d in ends], "series": series,
+            "labels": {k: {"label": lbl, "unit": unit} for k, (lbl, unit) in TREND_METRICS.items()}}
+
+
+def segment_order(playbook) -> list[str]:
+    rfm = playbook.segments.rfm
+    return [s.name for s in rfm.segments] + [rfm.fallback]
+
+
+def segment_sizes(current: Evaluation, playbook) -> dict:
+    named = Counter(c.segment for c in current.customers if c.purchases)
+    order = [s for s in segment_order(playbook) if named.get(s)] + sorted(set(named) - set(segment_order(playbook)))
+    lifecycle = Counter(c.lifecycle for c in current.customers if c.purchases)
+    stages = [s for s in ("new", "active", "sleeping", "lost") if lifecycle.get(s)]
+    return {"segments": [{"segment": s, "customers": named[s]} for s in order],
+            "lifecycle": [{"stage": s, "customers": lifecycle[s]} for s in stages],
+            "holdout": sum(1 for c in current.customers if c.holdout)}
+
+
+def migration(before: Evaluation, after: Evaluation, playbook) -> dict:
+    """From -> to counts of named segments between two evaluations (`none`: not a customer then)."""
+    pairs = segment_migration(before, after, by="segment")
+    seen = {a for a, _b in pairs} | {b for _a, b in pairs}
+    order = [s for s in ["none", "no_purchases", *segment_order(playbook)] if s in seen]
+    order += sorted(seen - set(order))
+    matrix = [[pairs.get((a, b), 0) for b in order] for a in order]
+    moved = sum(n for (a, b), n in pairs.items() if a != b)
+    return {"from_date": before.as_of.isoformat(), "to_date": after.as_of.isoformat(), "segments": order,
+            "matrix": matrix, "moved": moved, "total": sum(pairs.values())}
+
+
+def rfm_grid(current: Evaluation) -> dict:
+    """Customers and average spend per (R, F) score pair; rows R 5..1, columns F 1..5."""
+    count: Counter[tuple[int, int]] = Counter()
+    spend: defaultdict[tuple[int, int], float] = defaultdict(float)
+    for c in current.customers:
+        if not c.purchases or not c.rfm.isdigit() or c.rfm == "000":
+            continue
+        key = (int(c.rfm[0]), int(c.rfm[1]))
+        count[key] += 1
+        spend[key] += c.monetary
+    cells = [[{"customers": count[(r, f)],
+               "avg_monetary": round(spend[(r, f)] / count[(r, f)], 2) if count[(r, f)] else None}
+              for f in range(1, 6)] for r in range(5, 0, -1)]
+    return {"r": [5, 4, 3, 2, 1], "f": [1, 2, 3, 4, 5], "cells": cells}
+
+
+def cohorts(customers: Sequence[Customer], today: date) -> dict:
+    """Share of each first-purchase month's customers who bought in month +k (k = 0 is 100 %).
+
+    Only months that have begun by `today` get a value; the current month is partial.
+    """
+    first_month = add_months(today, -(COHORT_MONTHS - 1))
+    members: defaultdict[date, int] = defaultdict(int)
+    active: defaultdict[tuple[date, int], int] = defaultdict(int)
+    for c in customers:
+        bought = purchases_of(c, today)
+        if not bought:
+            continue
+        start = add_months(bought[0].date, 0)
+        if start < first_month:
+            continue
+        members[start] += 1
+        months = {(p.date.year - start.year) * 12 + p.date.month - start.month for p in bought}
+        for k in months:
+            if k < COHORT_MONTHS:
+                active[(start, k)] += 1
+    rows = []
+    for i in range(COHORT_MONTHS):
+        start = add_months(first_month, i)
+        size = members.get(start, 0)
+        elapsed = (today.year - start.year) * 12 + today.month - start.month
+        values = [round(active[(start, k)] / size, 4) if size and k <= elapsed else None
+                  for k in range(COHORT_MONTHS)]
+        rows.append({"cohort": start.strftime("%Y-%m"), "customers": size, "retention": values})
+    return {"offsets": list(range(COHORT_MONTHS)), "rows": rows}
+
+
+def first_product_group(p: Purchase) -> str:
+    """The category (else the product name) of the purchase's biggest line; the first line on ties."""
+    if not p.items:
+        return "(no line items)"
+    best = max(p.items, key=lambda i: i.quantity * i.price)
+    return best.category or best.name or "(unnamed product)"
+
+
+def repeat_by_first_product(customers: Sequence[Customer], today: date) -> dict:
+    """Repeat rate per category of the first purchase: all customers, and within 90 days for those
+    whose first purchase is at least 90 days old (a fair comparison across ages)."""
+    stats: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # customers, repeat, aged, repeat90
+    for c in customers:
+        bought = purchases_of(c, today)
+        if not bought:
+            continue
+        first = bought[0]
+        s = stats[first_product_group(first)]
+        days = sorted({p.date for p in bought})
+        s[0] += 1
+        s[1] += len(bought) >= 2
+        if (today - first.date).days >= REPEAT_WINDOW_DAYS:
+            s[2] += 1
+            s[3] += any(0 < (d - first.date).days <= REPEAT_WINDOW_DAYS for d in days)
+    ranked = sorted(stats.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    if len(ranked) > FIRST_PRODUCT_GROUPS:
+        rest = [0, 0, 0, 0]
+        for _k, s in ranked[FIRST_PRODUCT_GROUPS - 1:]:
+            rest = [a + b for a, b in zip(rest, s, strict=True)]
+        ranked = ranked[:FIRST_PRODUCT_GROUPS - 1] + [("other", rest)]
+    rows = [{"group": k, "customers": s[0], "repeaters": s[1],
+             "repeat_rate": round(s[1] / s[0], 4) if s[0] else None,
+             "aged_customers": s[2], "repeat_90d": round(s[3] / s[2], 4) if s[2] else None}
+            for k, s in ranked]
+    return {"window_days": REPEAT_WINDOW_DAYS, "rows": rows}
+
+
+def lifetime_view(current: Evaluation, playbook) -> dict:
+    """The BG/NBD + Gamma-Gamma figures: the model, p_alive distribution, per segment, top customers."""
+    if current.model is None:
+        return {"model": None, "note": current.metrics.get("model_note") or "no lifetime model"}
+    rows = [c for c in current.customers if "p_alive" in c.extra]
+    bins = [0] * P_ALIVE_BINS
+    for c in rows:
+        bins[min(int(float(c.extra["p_alive"]) * P_ALIVE_BINS), P_ALIVE_BINS - 1)] += 1
+    by_segment: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    for c in rows:
+        s = by_segment[c.segment]
+        s[0] += 1
+        s[1] += float(c.extra["p_alive"])
+        s[2] += float(c.extra["expected_purchases_90d"])
+        s[3] += float(c.extra["predicted_ltv"])
+    order = [s for s in segment_order(playbook) if s in by_segment] + sorted(set(by_segment) - set(segment_order(playbook)))
+    top = sorted(rows, key=lambda c: (-float(c.extra["predicted_ltv"]), c.customer_id))[:TOP_CUSTOMERS]
+    return {
+        "model": current.model, "note": None,
+        "p_alive_bins": [{"from": i / P_ALIVE_BINS, "to": (i + 1) / P_ALIVE_BINS, "customers": n}
+                         for i, n in enumerate(bins)],
+        "segments": [{"segment": s, "customers": int(by_segment[s][0]),
+                      "mean_p_alive": round(by_segment[s][1] / by_segment[s][0], 4),
+                      "expected_purchases_90d": round(by_segment[s][2], 2),
+                      "predicted_ltv": round(by_segment[s][3], 2),
+                      "predicted_ltv_per_customer": round(by_segment[s][3] / by_segment[s][0], 2)}
+                     for s in order],
+        "total_expected_purchases_90d": round(sum(float(c.extra["expected_purchases_90d"]) for c in rows), 2),
+        "total_predicted_ltv": round(sum(float(c.extra["predicted_ltv"]) for c in rows), 2),
+        "top_customers": [{"customer_id": c.customer_id, "segment": c.segment, "purchases": c.purchases,
+                           "monetary": c.monetary, **{k: c.extra[k] for k in
+                                                      ("p_alive", "expected_purchases_90d", "predicted_ltv")}}
+                          for c in top],
+    }
