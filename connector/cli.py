@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--as-of", type=_as_of)
     a.add_argument("--format", choices=["table", "json"], default="table")
 
+    r = sub.add_parser("report", help="metrics, segments, cohorts and rule uplift from the last sync")
+    r.add_argument("--as-of", type=_as_of)
+    r.add_argument("--html", help="write one self-contained HTML file here")
+
     pb = sub.add_parser("playbook", help="playbook tools")
     pb_sub = pb.add_subparsers(dest="playbook_command", required=True)
     check = pb_sub.add_parser("check", help="validate a playbook file")
@@ -200,7 +204,13 @@ def cmd_emulator(args) -> int:
     return run_standalone(args.rest)
 
 
-COMMANDS = {"sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
+def cmd_report(args) -> int:
+    from connector.report import run_report
+
+    return run_report(args)
+
+
+COMMANDS = {"report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
             "emulator": cmd_emulator}
 
 __all__ = ["main", "InputError"]

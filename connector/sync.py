@@ -35,7 +35,7 @@ class SyncReport:
     error: CrmError | None = None
 
     def to_json(self, crm_id: Callable[[str], str]) -> dict:
-        return {
+        out = {
             "as_of": self.evaluation.as_of.isoformat(),
             "customers": [{**c.to_json(), "crm_id": crm_id(c.customer_id)} for c in self.evaluation.customers],
             "segments": dict(self.evaluation.segments),
@@ -44,6 +44,9 @@ class SyncReport:
             "stats": dict(self.stats),
             "failed": [{"key": k, "reason": r} for k, r in sorted(self.failed.items())],
         }
+        if self.evaluation.model is not None:  # the fitted BG/NBD and Gamma-Gamma parameters
+            out["model"] = self.evaluation.model
+        return out
 
 
 def plan_entry(action: Action) -> dict:

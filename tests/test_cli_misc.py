@@ -62,3 +62,17 @@ def test_analyze_prints_design_json(tmp_path):
     result = subprocess.run([sys.executable, "-m", "connector", "analyze", str(bad)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "line 2" in result.stderr and "amount" in result.stderr
+
+
+def test_report_after_a_sync_writes_one_self_contained_html_file(cli_env, portal, tmp_path):
+    from tests.conftest import TODAY, run_cli
+
+    empty = run_cli(["report"], cli_env)
+    assert empty.returncode == 2 and "sync" in empty.stderr
+    assert run_cli(["sync", "--as-of", TODAY.isoformat()], cli_env).returncode == 0
+    out = tmp_path / "report.html"
+    result = run_cli(["report", "--as-of", TODAY.isoformat(), "--html", str(out)], cli_env)
+    assert result.returncode == 0, result.stderr
+    html = out.read_text(encoding="utf-8")
+    assert html.count("<svg") >= 10 and "data-chart=" in html
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
