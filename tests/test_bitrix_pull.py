@@ -94,3 +94,16 @@ def test_incremental_pull_reads_only_what_changed(portal):
     assert removed == [won_ids[1]], "a won deal moved to lost leaves the history"
     assert cursor2.modified_since >= cursor.modified_since
     assert used <= 6, "an incremental pull of two changed deals costs a handful of requests"
+
+
+def test_a_deal_that_cannot_be_mapped_is_skipped_and_counted_and_the_pull_goes_on(portal):
+    truth = sorted((d["ID"] for d in won_deals_the_plain_way(portal)), key=int)
+    portal.touch_deal(int(truth[0]), CONTACT_ID="0")  # its contact was unlinked in the portal
+    adapter = BitrixAdapter(portal.webhook_url)
+    try:
+        pages = list(adapter.pull(None))
+    finally:
+        adapter.close()
+    purchases = {p.id for page in pages for p in page.purchases}
+    assert truth[0] not in purchases and truth[1] in purchases
+    assert sum(page.skipped for page in pages) >= 1
