@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     check = pb_sub.add_parser("check", help="validate a playbook file")
     check.add_argument("file")
 
+    sv = sub.add_parser("serve", help="the webhook app: install callbacks, CRM events, robots, OAuth redirect")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8080)
+
+    sc = sub.add_parser("schedule", help="run the full cycle now and then every N minutes, one run at a time")
+    sc.add_argument("--every", type=float, metavar="MINUTES", help="default: SCHEDULE_EVERY_MINUTES (60)")
+
+    i = sub.add_parser("install", help="prepare the CRM once (idempotent): the fields for card values and "
+                       "repeat-deal markers")
+    i.add_argument("--crm", choices=["bitrix", "amocrm"])
+    i.add_argument("--uninstall", action="store_true", help="remove what install created, and only that")
+    i.add_argument("--format", choices=["table", "json"], default="table")
+
     e = sub.add_parser("emulator", help="run a CRM emulator standalone (prints its settings first)")
     e.add_argument("crm", choices=["bitrix", "amocrm"])
     e.add_argument("rest", nargs=argparse.REMAINDER,
@@ -141,6 +154,7 @@ def render_run(stats: dict, *, dry_run: bool) -> str:
         rows.append(("deferred to their day", stats["deferred"]))
     rows += [("would write", stats.get("would_write", 0))] if dry_run else [
         ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
+    rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
     return table(["run", "value"], rows, title="\nRun")
 
 
@@ -204,13 +218,51 @@ def cmd_emulator(args) -> int:
     return run_standalone(args.rest)
 
 
+def cmd_serve(args) -> int:
+    from connector.webapp import run_serve
+
+    return run_serve(args.host, args.port)
+
+
+def cmd_schedule(args) -> int:
+    from connector.schedule import run_schedule
+
+    if args.every is not None and args.every <= 0:
+        raise InputError("--every must be a positive number of minutes")
+    return run_schedule(args.every)
+
+
+def cmd_install(args) -> int:
+    """Create (or with --uninstall remove) what the plugin needs in the CRM; print what it did."""
+    from connector.crm import make_adapter
+    from connector.redact import setup_logging
+    from connector.settings import load_settings
+
+    settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
+    setup_logging("WARNING")
+    adapter = make_adapter(settings.CRM, settings)
+    try:
+        report = adapter.install(uninstall=args.uninstall)
+    finally:
+        adapter.close()
+    rows = [(what, status) for status, items in (("created", report.created), ("already there", report.existing),
+                                                 ("removed", report.removed)) for what in items]
+    if args.format == "json":
+        print(json.dumps({"crm": settings.CRM, "uninstall": args.uninstall, "created": report.created,
+                          "existing": report.existing, "removed": report.removed}, ensure_ascii=False, indent=1))
+    else:
+        title = f"\n{settings.CRM}: " + ("uninstall" if args.uninstall else "install")
+        print(table(["object", "status"], rows, title=title) if rows else f"{title.strip()}: nothing to do")
+    return 0
+
+
 def cmd_report(args) -> int:
     from connector.report import run_report
 
     return run_report(args)
 
 
-COMMANDS = {"report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
+COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
             "emulator": cmd_emulator}
 
 __all__ = ["main", "InputError"]

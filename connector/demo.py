@@ -38,6 +38,28 @@ def emulator_and_adapter(crm: str):
     return BitrixEmulator, lambda emu: BitrixAdapter(emu.webhook_url)
 
 
+def automation_templates(emu, playbook) -> int:
+    """Stand in for an admin who built the playbook's automations in the portal's designer."""
+    from connector.bitrix.emulator.writeback_methods import add_workflow_template
+
+    names = sorted(set(_templates(playbook.rules)))
+    for name in names:
+        add_workflow_template(emu.store, name)
+    return len(names)
+
+
+def _templates(node) -> list[str]:
+    """Every `template` a playbook's rules name, wherever in the rule's config it sits."""
+    if isinstance(node, dict):
+        return [t for v in node.values() for t in _templates(v)]
+    if isinstance(node, list | tuple):
+        return [t for v in node for t in _templates(v)]
+    if hasattr(node, "__dataclass_fields__"):
+        found = [str(node.template)] if getattr(node, "template", None) else []
+        return found + [t for name in node.__dataclass_fields__ for t in _templates(getattr(node, name))]
+    return []
+
+
 def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: str) -> int:
     from connector.redact import setup_logging
     from connector.state import State
@@ -57,6 +79,15 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
             emulator_class(customers=customers, seed=seed, today=today, rate_limit=True) as emu:
         say(f"{crm_name} emulator at {emu.base_url} ({customers} customers, seed {seed}, rate limit on)")
         state = State(Path(tmp) / "state.db")
+        if crm == "bitrix":
+            made_templates = automation_templates(emu, playbook)
+            say(f"the portal's admin saved {made_templates} business-process templates the playbook starts")
+        installer = connect(emu)
+        try:  # prepare the CRM as `repeat-sales install` does: card fields, repeat deals, automation
+            made = installer.install()
+        finally:
+            installer.close()
+        say(f"install: {len(made.created)} fields created, {len(made.existing)} already there")
         tasks_before = emu.stats()["objects"].get("task", 0)  # managers' own tasks, there before us
         runs = []
         for n in (1, 2):
@@ -82,7 +113,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
         bound = lower_bound(items, ITEMS_PER_REQUEST[crm])
         summary = {
             "first_run": {"requests": first.stats["requests"], "written": first.stats["written"],
-                          "planned": first.stats["planned"]},
+                          "planned": first.stats["planned"], "written_by_kind": first.stats.get("written_by_kind", {})},
             "second_run": {"requests": second.stats["requests"], "written": second.stats["written"],
                            "skipped": second.stats["skipped"]},
             "pull_items": items, "pull_lower_bound_requests": bound, "pull_requests": pulled.get("requests", 0),

@@ -28,6 +28,19 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def name_ids(text: str | None) -> dict[str, int]:
+    """`rs_feedback=101, rs_content=102` -> {"rs_feedback": 101, ...}; a bad pair raises ValueError."""
+    out: dict[str, int] = {}
+    for pair in (text or "").split(","):
+        if not pair.strip():
+            continue
+        name, sep, number = pair.partition("=")
+        if not sep or not name.strip() or not number.strip().isdigit():
+            raise ValueError(f"expected name=id pairs separated by commas, got {pair.strip()!r}")
+        out[name.strip()] = int(number.strip())
+    return out
+
+
 class Settings(BaseSettings):
     """Every setting the plugin reads; `settings.example.env` documents each one."""
 
@@ -42,6 +55,7 @@ class Settings(BaseSettings):
     BITRIX_REQUEST_POOL: int = Field(50, ge=1, le=250)
     BITRIX_WRITE_BATCH: int = Field(50, ge=1, le=50)
     BITRIX_FALLBACK_USER_ID: int | None = Field(None, ge=1)
+    BITRIX_OAUTH_URL: str | None = "https://oauth.bitrix.info"
     AMOCRM_BASE_URL: str | None = None
     AMOCRM_ACCESS_TOKEN: SecretStr | None = None
     AMOCRM_CLIENT_ID: str | None = None
@@ -50,6 +64,8 @@ class Settings(BaseSettings):
     AMOCRM_AUTH_CODE: SecretStr | None = None
     AMOCRM_REQUESTS_PER_SECOND: float = Field(7.0, gt=0, le=7)
     AMOCRM_WRITE_BATCH: int = Field(50, ge=1, le=250)
+    AMOCRM_FALLBACK_USER_ID: int | None = Field(None, ge=1)
+    AMOCRM_SALESBOTS: str | None = None  # rs_feedback=101,rs_content=102: playbook template -> Salesbot id
     STATE_URL: str = "sqlite:///./repeat-sales.db"
     PLAYBOOK: str | None = None
     PLAYBOOK_LANG: Literal["ru", "en"] = "ru"
@@ -57,6 +73,10 @@ class Settings(BaseSettings):
     TIMEZONE: str | None = None
     DRY_RUN: bool = False
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    APP_PUBLIC_URL: str | None = None
+    ADMIN_TOKEN: SecretStr | None = None
+    SCHEDULE_EVERY_MINUTES: float = Field(60.0, gt=0, le=7 * 24 * 60)
+    EVENT_DEBOUNCE_SECONDS: float = Field(1.0, ge=0, le=60)
 
     @field_validator("BITRIX_WEBHOOK_URL")
     @classmethod
@@ -72,6 +92,37 @@ class Settings(BaseSettings):
         if len(parts) < 3 or parts[-3] != "rest" or not parts[-2].isdigit():
             raise ValueError("must end with /rest/<user id>/<webhook code>/, as Bitrix24 shows it")
         return SecretStr(value.get_secret_value().strip().rstrip("/") + "/")
+
+    @field_validator("APP_PUBLIC_URL", "BITRIX_OAUTH_URL")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = urlparse(value.strip())
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            raise ValueError("must be an http(s) address without query, like https://rs.example.com")
+        if url.scheme == "http" and not is_loopback(url.hostname):
+            raise ValueError("needs https:// (plain http is only for 127.0.0.1)")
+        return value.strip().rstrip("/")
+
+    @field_validator("ADMIN_TOKEN")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))')")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("AMOCRM_SALESBOTS")
+    @classmethod
+    def _salesbots(cls, value: str | None) -> str | None:
+        name_ids(value)  # a bad pair is named in the ValueError
+        return value or None
+
+    def salesbots(self) -> dict[str, int]:
+        return name_ids(self.AMOCRM_SALESBOTS)
 
     @field_validator("STATE_URL")
     @classmethod

@@ -19,6 +19,7 @@ from connector.crm import CrmAdapter
 from connector.errors import CrmError
 from connector.model import Action, ActionKind
 from connector.state import State
+from connector.writeback import WritebackPlanner
 from playbooks import Evaluation, PlanHistory, evaluate
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,18 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
         try:
             pulled = pull_into_state(adapter, state, account, run_id, full=full, dry_run=dry_run,
                                      progress=progress)
-            if not dry_run and not state.ledger_counts(account):
+            rebuilt = not dry_run and not state.ledger_counts(account)
+            if rebuilt:
                 found = adapter.all_written() if hasattr(adapter, "all_written") else {}
                 state.record_found(account, found, today)  # a lost ledger is rebuilt from the CRM
                 pulled["ledger_rebuilt"] = len(found)
             history = PlanHistory(state.applied_dates(account))
             evaluation = evaluate(state.customers(account), today, playbook, history=history,
                                   catalogue=state.products(account).values())
-            plan = [a if a.kind in adapter.capabilities else as_task(a) for a in evaluation.plan]
+            capable = adapter.capabilities
+            writeback = WritebackPlanner(state, account, playbook, capable)
+            plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
+            plan = writeback.extend(evaluation, plan, today)  # + card fields of changed customers
             status = state.ledger_status(account, (a.key for a in plan))
             report = SyncReport(evaluation, plan, stats)
             not_done = [a for a in plan if status.get(a.key) != "done"]
@@ -115,11 +120,25 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0,
                          failed=0, deferred=len(not_done) - len(to_write), duplicates_removed=0)
             if not dry_run:
+                known: list[Action] = []
+                if rebuilt and pulled["ledger_rebuilt"]:  # a lost ledger, not a first run: automation starts
+                    # and card values are found only by reading customers back, so look before writing
+                    unsure = [a.key for a in to_write if a.kind in (ActionKind.WORKFLOW, ActionKind.TAG)]
+                    found = adapter.find_written(unsure) if unsure else {}
+                    state.record_found(account, found, today)
+                    known = [a for a in to_write if a.key in found]
+                    to_write = [a for a in to_write if a.key not in found]
+                to_write = writeback.enrich(to_write)
                 planned_keys = {a.key for a in to_write}
+                # card fields are re-planned from what was last written, so an older one is never resent
                 retries = [a for a, _s in state.unfinished(account) if a.key not in planned_keys
-                           and a.kind in adapter.capabilities]
+                           and a.kind in capable and a.kind != ActionKind.TAG]
                 apply_plan(adapter, state, account, to_write + retries, today, report, progress)
+                stats["fields_written"] = writeback.record(to_write)
+                writeback.record(known)  # cards that already held their values
+                stats["written_by_kind"] = written_by_kind(state, account, to_write + retries, status)
             stats["would_write"] = len(to_write) if dry_run else 0
+            stats["card_fields_due"] = sum(a.kind == ActionKind.TAG for a in to_write)
         except CrmError as exc:
             stats["requests"] = adapter.request_count() - requests_before
             state.finish_run(run_id, stats, error=str(exc))
@@ -127,8 +146,16 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
         stats["requests"] = adapter.request_count() - requests_before
         stats["seconds"] = round(time.monotonic() - started, 2)
         stats["duplicates_removed"] = getattr(getattr(adapter, "writer", None), "duplicates_removed", 0)
+        stats["automation_as_tasks"] = getattr(getattr(adapter, "writer", None), "degraded", 0)
         state.finish_run(run_id, stats, error=str(report.error) if report.error else None)
         return report
+
+
+def written_by_kind(state: State, account: str, actions: list[Action], before: dict[str, str]) -> dict[str, int]:
+    """How many actions of each kind this run applied (tasks, deals, card fields, automation starts)."""
+    now = state.ledger_status(account, (a.key for a in actions))
+    counts = Counter(a.kind.value for a in actions if now.get(a.key) == "done" and before.get(a.key) != "done")
+    return dict(sorted(counts.items()))
 
 
 def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Action], today: date,

@@ -13,7 +13,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
 
 from connector.model import Customer, LineItem, Product, Purchase
 from playbooks.api import PlanHistory
@@ -59,7 +58,7 @@ class ShopFacts:
     suggest: Callable[[CustomerFacts], list[tuple[str, str]]] | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # one per customer, all held at once: no per-instance __dict__ (1.5 KB each)
 class CustomerFacts:
     customer: Customer
     purchases: tuple[Purchase, ...]
@@ -92,6 +91,13 @@ class CustomerFacts:
     to_next_tier: float | None = None
     holdout: bool = False
     _suggestions: list[tuple[str, str]] | None = field(default=None, repr=False)
+    monetary: float = field(init=False, default=0.0, repr=False, compare=False)  # from amounts, once
+    aov: float = field(init=False, default=0.0, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        known = [a for a in self.amounts if a is not None]
+        self.monetary = sum(known)
+        self.aov = sum(known) / len(known) if known else 0.0
 
     @property
     def suggestions(self) -> list[tuple[str, str]]:
@@ -119,15 +125,6 @@ class CustomerFacts:
     @property
     def recency_days(self) -> int | None:
         return (self.today - self.purchases[-1].date).days if self.purchases else None
-
-    @cached_property
-    def monetary(self) -> float:
-        return sum(a for a in self.amounts if a is not None)
-
-    @cached_property
-    def aov(self) -> float:
-        known = [a for a in self.amounts if a is not None]
-        return sum(known) / len(known) if known else 0.0
 
     def amount_of(self, p: Purchase) -> float | None:
         return convert_amount(p, self.currency, self.rates)

@@ -216,6 +216,21 @@ class MetricsConfig:
     retention_period_days: int = field(default=365, metadata={"min": 1})
 
 
+@dataclass(frozen=True)
+class WritebackConfig:
+    """What sync writes into the CRM besides tasks (used only when `repeat-sales install` ran).
+
+    `deal_pipeline` / `deal_stage`: where repeat deals go, by name or id; "" = the CRM's default
+    pipeline and its first open stage. `card_fields`: segment, RFM, lifecycle, tier and predicted
+    next purchase on each customer card. `task_context`: tasks carry the customer's history.
+    """
+
+    deal_pipeline: str = ""
+    deal_stage: str = ""
+    card_fields: bool = True
+    task_context: bool = True
+
+
 # --- the playbook ----------------------------------------------------------------------------
 
 
@@ -232,6 +247,7 @@ class Playbook:
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     guards: GuardsConfig = field(default_factory=GuardsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    writeback: WritebackConfig = field(default_factory=WritebackConfig)
     rules: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 

@@ -12,7 +12,8 @@ from connector.amocrm.client import REQUESTS_PER_SECOND, AmoClient
 from connector.amocrm.oauth import OAuthApp
 from connector.amocrm.pull import pages, updated_since, won_statuses
 from connector.amocrm.tokens import LongLivedToken, OAuthTokens, TokenStore
-from connector.amocrm.writes import WRITE_BATCH, TaskWriter
+from connector.amocrm.writeback import AmoWriteback
+from connector.amocrm.writes import WRITE_BATCH
 from connector.crm import CrmRef, Cursor, InstallReport, PullPage, WriteOutcome
 from connector.errors import CrmRecordError
 from connector.model import Action, ActionKind, Product
@@ -24,13 +25,13 @@ DEFAULT_TIMEZONE = "Europe/Moscow"
 
 class AmoAdapter:
     name = "amocrm"
-    capabilities = frozenset({ActionKind.TASK})
 
     def __init__(self, base_url: str, *, access_token: str | None = None, oauth: OAuthApp | None = None,
                  auth_code: str | None = None, state_path=None, customer_key: str = "contact",
                  timezone: str | None = None, requests_per_second: float = REQUESTS_PER_SECOND,
                  write_batch: int = WRITE_BATCH, sleep: Callable[[float], None] | None = None,
-                 max_attempts: int | None = None) -> None:
+                 max_attempts: int | None = None, salesbots: dict[str, int] | None = None,
+                 fallback_user_id: int | None = None) -> None:
         kw = {"requests_per_second": requests_per_second}
         if sleep is not None:
             kw["sleep"] = sleep
@@ -51,8 +52,14 @@ class AmoAdapter:
         self._tz_name = timezone
         self._account_info: dict | None = None
         self._active_users: set[int] | None = None
-        self.writer = TaskWriter(self.client, customer_key=customer_key, responsible=self._responsible,
-                                 timezone=self._timezone)
+        self.fallback_user_id = fallback_user_id
+        # tasks always; card fields, repeat deals and Salesbot starts once `repeat-sales install` ran
+        self.writer = AmoWriteback(self.client, customer_key=customer_key, responsible=self._responsible,
+                                   timezone=self._timezone, salesbots=salesbots)
+
+    @property
+    def capabilities(self) -> frozenset[ActionKind]:
+        return self.writer.capabilities
 
     # --- account facts -----------------------------------------------------------------------
 
@@ -162,15 +169,13 @@ class AmoAdapter:
             for rows in pages(self.client, "/api/v4/users", "users"):
                 self._active_users.update(int(u["id"]) for u in rows
                                           if (u.get("rights") or {}).get("is_active", True) and u.get("id"))
-        fallback = int(self._account().get("current_user_id") or 0)
+        fallback = self.fallback_user_id or int(self._account().get("current_user_id") or 0)
         if manager_id and manager_id.isdigit() and int(manager_id) in self._active_users:
             return int(manager_id)
         return fallback or min(self._active_users, default=0)
 
     def install(self, *, uninstall: bool = False) -> InstallReport:
-        from connector.amocrm.install import install
-
-        return install(self.client, uninstall=uninstall)
+        return self.writer.install(uninstall=uninstall)
 
     def request_count(self) -> int:
         return self.client.requests
@@ -204,7 +209,8 @@ def make_adapter(settings) -> AmoAdapter:
         raise SettingsError("AMOCRM_ACCESS_TOKEN", "is not set", hint="set a long-lived token, or the OAuth keys "
                             "AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET, AMOCRM_REDIRECT_URI and (first run) AMOCRM_AUTH_CODE")
     common = {"customer_key": settings.CUSTOMER_KEY, "timezone": settings.TIMEZONE,
-              "requests_per_second": settings.AMOCRM_REQUESTS_PER_SECOND, "write_batch": settings.AMOCRM_WRITE_BATCH}
+              "requests_per_second": settings.AMOCRM_REQUESTS_PER_SECOND, "write_batch": settings.AMOCRM_WRITE_BATCH,
+              "salesbots": settings.salesbots(), "fallback_user_id": settings.AMOCRM_FALLBACK_USER_ID}
     base = settings.AMOCRM_BASE_URL.strip()
     if settings.AMOCRM_ACCESS_TOKEN is not None:
         return AmoAdapter(base, access_token=settings.AMOCRM_ACCESS_TOKEN.get_secret_value(), **common)

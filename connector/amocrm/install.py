@@ -1,41 +1,74 @@
-"""`repeat-sales install` for amoCRM: the custom fields the plugin reads, idempotently.
+"""`repeat-sales install` for amoCRM: the custom fields the plugin writes and reads, idempotently.
 
-Creates, when missing, the checkbox `NO_MARKETING` on contacts and companies (the opt-out a playbook's
-`guards.opt_out.fields = ["no_marketing"]` reads) and the numeric `CYCLE_DAYS` on product catalogs
-(how long one unit lasts). Uninstalling leaves fields alone: they hold the managers' data.
-Doc: amocrm.ru/developers/content/crm_platform/custom-fields - at most 50 fields a page.
+On contacts and companies: segment, RFM code, lifecycle stage, loyalty tier (text) and the
+predicted next purchase (date), plus the checkbox `NO_MARKETING` (the opt-out a playbook's
+`guards.opt_out.fields = ["no_marketing"]` reads) when missing; on leads the API-only text field
+`RS_ACTION_KEY` that marks repeat deals; on product catalogs the numeric `CYCLE_DAYS` (how long one
+unit lasts). A field is found by its code. Every field install creates ends its name with
+" (repeat-sales)", and `--uninstall` deletes exactly those (with their values), never a field the
+account had before. Doc: amocrm.ru/developers/content/crm_platform/custom-fields - at most 50
+fields a page; `POST` answers 201; `DELETE /api/v4/{entity}/custom_fields/{id}` answers 204.
 """
 
 from __future__ import annotations
 
+from connector import fields as card
 from connector.amocrm.client import AmoClient
+from connector.amocrm.deals import KEY_CODE
+from connector.amocrm.fields import field_code
 from connector.amocrm.mapping import PRODUCT_CYCLE_CODE
 from connector.amocrm.pull import pages
 from connector.crm import InstallReport
 
 FIELDS_PAGE = 50
+SUFFIX = " (repeat-sales)"
 OPT_OUT_FIELD = {"name": "Не присылать рассылки", "type": "checkbox", "code": "NO_MARKETING", "sort": 520}
 CYCLE_FIELD = {"name": "Срок потребления, дней", "type": "numeric", "code": PRODUCT_CYCLE_CODE, "sort": 510}
+KEY_FIELD = {"name": "Ключ действия", "type": "text", "code": KEY_CODE, "sort": 530, "is_api_only": True}
+TYPES = {"string": "text", "date": "date"}
 
 
-def _ensure(client: AmoClient, path: str, wanted: dict, report: InstallReport, label: str) -> None:
-    codes = {f.get("code") for rows in pages(client, path, "custom_fields", limit=FIELDS_PAGE) for f in rows}
-    if wanted["code"] in codes:
-        report.existing.append(label)
-        return
-    client.request("POST", path, json_body=[wanted], kind="write")
-    report.created.append(label)
+def card_fields() -> list[dict]:
+    out = [{"name": f.label_ru, "type": TYPES[f.kind], "code": field_code(f.name), "sort": 500 + n}
+           for n, f in enumerate(card.CARD_FIELDS)]
+    return [*out, OPT_OUT_FIELD]
+
+
+def _fields(client: AmoClient, path: str) -> dict[str, dict]:
+    return {str(f.get("code")): f for rows in pages(client, path, "custom_fields", limit=FIELDS_PAGE) for f in rows
+            if f.get("code")}
+
+
+def _ensure(client: AmoClient, path: str, wanted: list[dict], report: InstallReport, label: str) -> None:
+    have = _fields(client, path)
+    add = []
+    for spec in wanted:
+        if spec["code"] in have:
+            report.existing.append(f"{label} field {spec['code']}")
+        else:
+            add.append({**spec, "name": spec["name"] + SUFFIX})
+            report.created.append(f"{label} field {spec['code']}")
+    if add:
+        client.request("POST", path, json_body=add, kind="write")
+
+
+def _remove(client: AmoClient, path: str, report: InstallReport, label: str) -> None:
+    for code, spec in sorted(_fields(client, path).items()):
+        if str(spec.get("name", "")).endswith(SUFFIX):
+            client.request("DELETE", f"{path}/{spec['id']}", kind="write")
+            report.removed.append(f"{label} field {code}")
 
 
 def install(client: AmoClient, *, uninstall: bool = False) -> InstallReport:
     report = InstallReport()
-    if uninstall:
-        return report
-    for entity in ("contacts", "companies"):
-        _ensure(client, f"/api/v4/{entity}/custom_fields", OPT_OUT_FIELD, report, f"{entity} field NO_MARKETING")
+    targets = [(f"/api/v4/{e}/custom_fields", card_fields(), e) for e in ("contacts", "companies")]
+    targets.append(("/api/v4/leads/custom_fields", [KEY_FIELD], "leads"))
     for rows in pages(client, "/api/v4/catalogs", "catalogs"):
-        for catalog in rows:
-            if catalog.get("type") == "products":
-                _ensure(client, f"/api/v4/catalogs/{catalog['id']}/custom_fields", CYCLE_FIELD, report,
-                        f"catalog {catalog['id']} field {PRODUCT_CYCLE_CODE}")
+        targets += [(f"/api/v4/catalogs/{c['id']}/custom_fields", [CYCLE_FIELD], f"catalog {c['id']}")
+                    for c in rows if c.get("type") == "products"]
+    for path, wanted, label in targets:
+        if uninstall:
+            _remove(client, path, report, label)
+        else:
+            _ensure(client, path, wanted, report, label)
     return report

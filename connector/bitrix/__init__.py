@@ -8,8 +8,16 @@ from zoneinfo import ZoneInfo
 
 from connector.bitrix import mapping
 from connector.bitrix.client import BitrixClient
-from connector.bitrix.pull import ListSpec, ProductRowReader, list_pages, read_lists, since_filter
-from connector.bitrix.writes import TaskWriter
+from connector.bitrix.pull import (
+    DEALS_PER_ROWS_READ,
+    PagedRead,
+    Pager,
+    list_pages,
+    rows_read,
+    since_filter,
+    take_rows,
+)
+from connector.bitrix.writeback import BitrixWriteback
 from connector.crm import CrmRef, Cursor, InstallReport, PullPage, WriteOutcome
 from connector.errors import CrmRecordError
 from connector.model import Action, ActionKind, Customer, LineItem, Product, Purchase
@@ -28,79 +36,95 @@ CYCLE_PROPERTY_CODE = "RS_CYCLE_DAYS"  # product property: days one unit lasts (
 
 class BitrixAdapter:
     name = "bitrix"
-    capabilities = frozenset({ActionKind.TASK})
 
     def __init__(self, webhook_url: str, *, customer_key: str = "contact", timezone: str | None = None,
                  requests_per_second: float = 2.0, request_pool: int = 50, write_batch: int = 50,
-                 fallback_user_id: int | None = None) -> None:
+                 fallback_user_id: int | None = None, oauth_token=None) -> None:
+        # oauth_token: the local app's async token function (webhook_url is then the portal's /rest/ root)
         self.client = BitrixClient(webhook_url, requests_per_second=requests_per_second,
-                                   request_pool=request_pool)
+                                   request_pool=request_pool, oauth_token=oauth_token)
         self.customer_key = customer_key
         self.tz = ZoneInfo(timezone) if timezone else None
         self.write_batch = write_batch
         self.account = f"bitrix:{self.client.portal}"
         self.fallback_user = str(fallback_user_id or self.client.webhook_user or 1)
         self._active_users: set[str] | None = None
-        self.writer = TaskWriter(self.client, customer_key=customer_key, responsible=self._responsible)
+        # tasks always; card fields, repeat deals and automation once `repeat-sales install` ran
+        self.writer = BitrixWriteback(self.client, customer_key=customer_key, responsible=self._responsible)
 
     # --- pull ----------------------------------------------------------------------------
 
     def pull(self, since: Cursor | None) -> Iterator[PullPage]:
-        """Catalogue, customers, then deals with their product rows, streamed batch by batch.
+        """Catalogue, customers, then won deals with their product rows, streamed batch by batch.
 
         Full: won deals only. Incremental: every deal changed since the cursor, so a won deal that
-        was reopened or lost leaves the history (`removed_purchase_ids`).
+        was reopened or lost leaves the history (`removed_purchase_ids`). Every page of every list
+        shares one queue (`Pager`), so each request carries 50 commands; raw deals wait in memory
+        only until their rows read is in (a few thousand at most).
         """
-        high_water = since.modified_since if since else ""
         changed = since_filter(since.modified_since if since else None, mapping.moment)
         customer_method, select, to_customer = (
             ("crm.company.list", COMPANY_SELECT, mapping.customer_from_company)
             if self.customer_key == "company" else
             ("crm.contact.list", CONTACT_SELECT, mapping.customer_from_contact))
-        specs = [
-            ListSpec("sections", "crm.productsection.list", {"select": ["ID", "NAME"]}, optional=True),
-            ListSpec("cycle", "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}}, optional=True),
-            ListSpec("products", "crm.product.list", {"select": PRODUCT_SELECT}),
-            ListSpec("users", "user.get", {}, optional=True),
-            ListSpec("customers", customer_method, {"filter": changed, "select": select}),
-            # incremental: every changed deal (a won deal may have been reopened); full: won deals only
-            ListSpec("deals", "crm.deal.list", {"filter": dict(changed) if since else {"STAGE_SEMANTIC_ID": mapping.WON},
-                                                "select": DEAL_SELECT}),
-        ]
-        sections: dict[str, str] = {}
-        cycle_field: str | None = None
-        products: dict[str, Product] = {}
-        rows_reader = ProductRowReader(self.client)
-        for label, rows in read_lists(self.client, specs):
+        pager = Pager(self.client)
+        catalogue = [pager.add(read) for read in (
+            PagedRead("sections", "crm.productsection.list", {"select": ["ID", "NAME"]}, optional=True, priority=0),
+            PagedRead("cycle", "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}},
+                      optional=True, priority=0),
+            PagedRead("products", "crm.product.list", {"select": PRODUCT_SELECT}, priority=0),
+            PagedRead("users", "user.get", {}, optional=True, priority=0))]
+        pager.add(PagedRead("customers", customer_method, {"filter": changed, "select": select}, priority=2))
+        # incremental: every changed deal (a won deal may have been reopened); full: won deals only
+        deals = pager.add(PagedRead("deals", "crm.deal.list", {
+            "filter": dict(changed) if since else {"STAGE_SEMANTIC_ID": mapping.WON}, "select": DEAL_SELECT},
+            priority=3))
+        raw_catalogue: dict[str, list[dict]] = {read.label: [] for read in catalogue}
+        products: dict[str, Product] | None = None
+        waiting: list[dict] = []  # won deals not yet in a rows read
+        held: list[Purchase] = []  # purchases complete before the catalogue (their categories wait)
+        high_water = _HighWater(since.modified_since if since else "")
+        for results in pager.batches():
             page = PullPage()
-            if label == "sections":
-                sections.update({mapping.text(r.get("ID")): mapping.text(r.get("NAME")) for r in rows})
-                continue
-            if label == "cycle":
-                cycle_field = next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in rows
-                                    if mapping.text(r.get("CODE")) == CYCLE_PROPERTY_CODE), cycle_field)
-                continue
-            if label == "users":
-                self._active_users = (self._active_users or set()) | {
-                    mapping.text(r.get("ID")) for r in rows if str(r.get("ACTIVE")).lower() in ("true", "y", "1")}
-                continue
-            if label == "products":
-                page.products = self._map(rows, lambda raw, cf=cycle_field: mapping.product_from_raw(raw, sections, cf), page)
-                products.update({p.id: p for p in page.products})
-            elif label == "customers":
-                page.customers = self._map(rows, to_customer, page)
-            else:
-                won = [r for r in rows if mapping.text(r.get("STAGE_SEMANTIC_ID")) == mapping.WON]
-                page.removed_purchase_ids = [mapping.text(r.get("ID")) for r in rows
-                                             if mapping.text(r.get("STAGE_SEMANTIC_ID")) != mapping.WON]
-                lines = rows_reader.rows_for([mapping.text(r.get("ID")) for r in won]) if won else {}
-                page.purchases = [_with_categories(p, products) for p in self._map(
-                    won, lambda raw, ln=lines: mapping.purchase_from_deal(
-                        raw, ln.get(mapping.text(raw.get("ID")), []), self.customer_key, self.tz), page)]
-            for raw in rows:
-                high_water = max(high_water, mapping.text(raw.get("DATE_MODIFY")), key=_sortable)
-            page.cursor = Cursor(high_water) if high_water else None
+            for result in results:
+                label = result.read.label
+                if label in raw_catalogue:
+                    raw_catalogue[label].extend(result.rows)
+                elif label == "rows":
+                    group = take_rows(result)
+                    if result.last:
+                        held += self._map(group.deals, lambda raw, g=group: mapping.purchase_from_deal(
+                            raw, g.rows[mapping.text(raw.get("ID"))], self.customer_key, self.tz), page)
+                else:
+                    high_water.see(result.rows)
+                    if label == "customers":
+                        page.customers += self._map(result.rows, to_customer, page)
+                        continue
+                    for raw in result.rows:
+                        if mapping.text(raw.get("STAGE_SEMANTIC_ID")) == mapping.WON:
+                            waiting.append(raw)
+                        else:
+                            page.removed_purchase_ids.append(mapping.text(raw.get("ID")))
+            while len(waiting) >= DEALS_PER_ROWS_READ or (waiting and deals.finished):
+                pager.add(rows_read(waiting[:DEALS_PER_ROWS_READ], priority=1))
+                waiting = waiting[DEALS_PER_ROWS_READ:]
+            if products is None and all(read.finished for read in catalogue):
+                products = self._catalogue(raw_catalogue, page)
+            if products is not None and held:
+                page.purchases, held = [_with_categories(p, products) for p in held], []
+            page.cursor = high_water.cursor()
             yield page
+
+    def _catalogue(self, raw: dict[str, list[dict]], page: PullPage) -> dict[str, Product]:
+        """Products with their section (category) and cycle property; active users on the side."""
+        sections = {mapping.text(r.get("ID")): mapping.text(r.get("NAME")) for r in raw["sections"]}
+        cycle_field = next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in raw["cycle"]
+                            if mapping.text(r.get("CODE")) == CYCLE_PROPERTY_CODE), None)
+        if raw["users"]:
+            self._active_users = (self._active_users or set()) | {
+                mapping.text(r.get("ID")) for r in raw["users"] if str(r.get("ACTIVE")).lower() in ("true", "y", "1")}
+        page.products = self._map(raw["products"], lambda r: mapping.product_from_raw(r, sections, cycle_field), page)
+        return {p.id: p for p in page.products}
 
     @staticmethod
     def _map(rows: list[dict], to_record, page: PullPage) -> list:
@@ -115,6 +139,10 @@ class BitrixAdapter:
         return out
 
     # --- write ---------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> frozenset[ActionKind]:
+        return self.writer.capabilities
 
     def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
         return self.writer.write(actions)
@@ -136,7 +164,7 @@ class BitrixAdapter:
         return manager_id if manager_id and manager_id in self._active_users else self.fallback_user
 
     def install(self, *, uninstall: bool = False) -> InstallReport:
-        return InstallReport()
+        return self.writer.install(uninstall=uninstall)
 
     def request_count(self) -> int:
         return self.client.requests
@@ -145,8 +173,25 @@ class BitrixAdapter:
         self.client.close()
 
 
-def _sortable(value: str) -> float:
-    """Compare DATE_MODIFY values as moments, whatever offset each was written in."""
+class _HighWater:
+    """The latest DATE_MODIFY seen, compared as moments whatever offset each was written in."""
+
+    def __init__(self, start: str) -> None:
+        self.value, self.stamp = start, _stamp(start) if start else 0.0
+
+    def see(self, rows: list[dict]) -> None:
+        for raw in rows:
+            value = mapping.text(raw.get("DATE_MODIFY"))
+            if value and value != self.value:
+                stamp = _stamp(value)
+                if stamp > self.stamp:
+                    self.value, self.stamp = value, stamp
+
+    def cursor(self) -> Cursor | None:
+        return Cursor(self.value) if self.value else None
+
+
+def _stamp(value: str) -> float:
     try:
         moment = mapping.moment(value, field="DATE_MODIFY")
     except CrmRecordError:

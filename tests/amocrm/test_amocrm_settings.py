@@ -60,6 +60,6 @@ def test_install_creates_the_fields_it_reads_once(account):
         second = adapter.install()
     finally:
         adapter.close()
-    assert sorted(first.created) == ["companies field NO_MARKETING", "contacts field NO_MARKETING"]
+    assert {"companies field NO_MARKETING", "contacts field NO_MARKETING"} <= set(first.created)
     assert first.existing == ["catalog 5001 field CYCLE_DAYS"]
-    assert second.created == [] and len(second.existing) == 3
+    assert second.created == [] and len(second.existing) == len(first.created) + len(first.existing)

@@ -13,14 +13,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from connector.amocrm.emulator import routes_crm, routes_misc
+from connector.amocrm.emulator import routes_crm, routes_misc, routes_writeback
 from connector.amocrm.emulator.context import Ctx
 from connector.amocrm.emulator.query import parse_query
 from connector.amocrm.emulator.render import PROBLEM, ApiError, Reply, problem, validation_error
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _ID_RE = re.compile(r"/\d+(?=/|$)")
-ROUTES = [(m, re.compile(p + r"/?$"), fn) for m, p, fn in routes_crm.ROUTES + routes_misc.ROUTES]
+ROUTES = [(m, re.compile(p + r"/?$"), fn)
+          for m, p, fn in routes_crm.ROUTES + routes_misc.ROUTES + routes_writeback.ROUTES]
 BLOCK_PAGE = (b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1>"
               b"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
@@ -135,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
                 return problem(405, "Method Not Allowed")
             status, answer = emu.auth.token_endpoint(body)
             return Reply(status, answer, "application/json" if status == 200 else PROBLEM)
-        if not path.startswith("/api/v4/"):
+        if not path.startswith(("/api/v4/", "/api/v2/salesbot/")):  # Salesbot starts are still API v2
             return problem(404, f"Cannot {method} {path}")
         header = self.headers.get("Authorization") or ""
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""

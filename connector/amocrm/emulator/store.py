@@ -101,6 +101,7 @@ class AccountStore:
                 "task": len(self.tasks), "note": sum(len(n) for n in self.notes.values()),
                 "tag": sum(len(t) for t in self.tags.values()), "webhook": len(self.webhooks),
                 "pipeline": len(self.pipelines), "user": len(self.users),
+                "salesbot_run": len(getattr(self, "salesbot_runs", ())),
             }
 
     # --- writes ----------------------------------------------------------------------------------

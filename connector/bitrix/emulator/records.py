@@ -77,6 +77,8 @@ class Deal:
     is_return: bool = False
     opened: bool = True
     uf: dict | None = None
+    originator_id: str | None = None  # an external system's name and its id for the deal
+    origin_id: str | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -1,0 +1,78 @@
+"""`repeat-sales install` for Bitrix24: the user fields the plugin writes and reads, idempotently.
+
+On contacts and on companies: segment, RFM code, lifecycle stage, loyalty tier (strings), the
+predicted next purchase (date), and the opt-out UF_CRM_RS_NO_MARKETING (a checkbox) when the portal
+lacks it. What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
+those fields (with their values), never one the portal had before.
+Doc: crm/contacts/userfield/crm-contact-userfield-add.md (admin only; FIELD_NAME gets UF_CRM_),
+crm-contact-userfield-list.md, crm-contact-userfield-delete.md, crm/companies/userfields/*.md.
+Robots and event bindings need an application context and are installed by the webhook app.
+"""
+
+from __future__ import annotations
+
+from connector import fields as card
+from connector.bitrix.batching import reason, send_groups
+from connector.bitrix.client import BitrixClient
+from connector.bitrix.fields import OPT_OUT, uf_name
+from connector.bitrix.pull import list_pages
+from connector.crm import InstallReport
+from connector.errors import CrmRequestRejected
+
+XML_ID = "repeat-sales"
+ENTITIES = ("contact", "company")
+TYPES = {"string": "string", "date": "date", "boolean": "boolean"}
+
+
+def wanted_fields() -> list[dict]:
+    """userfield.add `fields` of every field install makes, in display order."""
+    specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
+    specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
+    out = []
+    for n, (name, kind, ru, en) in enumerate(specs):
+        label = {"ru": ru, "en": en}
+        spec = {"FIELD_NAME": uf_name(name).removeprefix("UF_CRM_"), "USER_TYPE_ID": TYPES[kind], "XML_ID": XML_ID,
+                "SORT": 500 + 10 * n, "MULTIPLE": "N", "MANDATORY": "N", "SHOW_FILTER": "Y",
+                "EDIT_FORM_LABEL": label, "LIST_COLUMN_LABEL": label, "LIST_FILTER_LABEL": label}
+        if kind == "boolean":
+            spec["SETTINGS"] = {"DEFAULT_VALUE": 0, "DISPLAY": "CHECKBOX"}
+        out.append(spec)
+    return out
+
+
+def install(client: BitrixClient, *, uninstall: bool = False) -> InstallReport:
+    report = InstallReport()
+    for entity in ENTITIES:
+        present = {str(r.get("FIELD_NAME")): r for rows in list_pages(client, f"crm.{entity}.userfield.list", {})
+                   for r in rows}
+        if uninstall:
+            ours = {name: r for name, r in present.items() if str(r.get("XML_ID") or "") == XML_ID}
+            _run(client, {f"d{r['ID']}": (f"crm.{entity}.userfield.delete", {"id": r["ID"]}) for r in ours.values()},
+                 entity)
+            report.removed += [f"{entity} field {name}" for name in sorted(ours)]
+            continue
+        add = {}
+        for n, spec in enumerate(wanted_fields()):
+            name = "UF_CRM_" + spec["FIELD_NAME"]
+            if name in present:
+                report.existing.append(f"{entity} field {name}")
+            else:
+                add[f"a{n}"] = (f"crm.{entity}.userfield.add", {"fields": spec})
+                report.created.append(f"{entity} field {name}")
+        _run(client, add, entity)
+    return report
+
+
+def _run(client: BitrixClient, commands: dict, entity: str) -> None:
+    if not commands:
+        return
+    sent = send_groups(client, [{label: cmd} for label, cmd in commands.items()])
+    if sent.errors:
+        label, err = next(iter(sent.errors.items()))
+        raise CrmRequestRejected(f"{commands[label][0]}: {reason(err)}", crm="bitrix", method=commands[label][0],
+                                 crm_code=str(err.get("error", "")),
+                                 hint="user fields are made by an administrator: use an administrator's "
+                                      "incoming webhook (scope crm)")
+
+
+__all__ = ["install", "OPT_OUT", "XML_ID"]

@@ -1,0 +1,96 @@
+"""Every plan action into Bitrix24 through the writer of its kind, and its marker found again.
+
+Until `repeat-sales install` created the card fields, the portal takes only tasks (sync turns the
+other kinds into manager tasks); afterwards card fields, repeat deals and business process starts
+too. Finding a key whose kind is unknown (a run killed mid-write) looks where each kind leaves its
+marker: the card's values, tasks, deals' ORIGIN_ID, the customer's timeline comments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from connector import fields as card
+from connector.bitrix.automation import WorkflowWriter
+from connector.bitrix.client import BitrixClient
+from connector.bitrix.deals import DealWriter
+from connector.bitrix.fields import CardWriter, UserFields
+from connector.bitrix.writes import TaskWriter
+from connector.crm import CrmRef, InstallReport, WriteOutcome
+from connector.model import Action, ActionKind
+
+log = logging.getLogger(__name__)
+
+BASIC = frozenset({ActionKind.TASK})
+PREPARED = frozenset({ActionKind.TASK, ActionKind.TAG, ActionKind.DEAL, ActionKind.WORKFLOW})
+
+
+class BitrixWriteback:
+    def __init__(self, client: BitrixClient, *, customer_key: str, responsible) -> None:
+        self.client = client
+        self.tasks = TaskWriter(client, customer_key=customer_key, responsible=responsible)
+        self.userfields = UserFields(client, customer_key)
+        self.cards = CardWriter(client, self.userfields)
+        self.deals = DealWriter(client, customer_key=customer_key, responsible=responsible)
+        self.flows = WorkflowWriter(client, customer_key=customer_key, tasks=self.tasks)
+        self._capabilities: frozenset[ActionKind] | None = None
+
+    @property
+    def capabilities(self) -> frozenset[ActionKind]:
+        if self._capabilities is None:
+            self._capabilities = PREPARED if self.userfields.installed() else BASIC
+            if self._capabilities is BASIC:
+                log.warning("bitrix writes tasks only: run `repeat-sales install` for repeat deals, "
+                            "card fields and business process starts")
+        return self._capabilities
+
+    @property
+    def duplicates_removed(self) -> int:
+        return self.tasks.duplicates_removed + self.deals.duplicates_removed + self.flows.duplicates_removed
+
+    @property
+    def degraded(self) -> int:
+        """Automation starts written as manager tasks (no template found)."""
+        return self.flows.degraded
+
+    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+        writers = {ActionKind.TAG: self.cards.write, ActionKind.DEAL: self.deals.write,
+                   ActionKind.WORKFLOW: self.flows.write}
+        outcomes: dict[str, WriteOutcome] = {}
+        for kind in (ActionKind.TASK, ActionKind.DEAL, ActionKind.WORKFLOW, ActionKind.TAG):
+            group = [a for a in actions if (a.kind == kind) or (kind == ActionKind.TASK and a.kind not in writers)]
+            if group:
+                outcomes.update({o.key: o for o in writers.get(kind, self.tasks.write)(group)})
+        return [outcomes[a.key] for a in actions]
+
+    def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        keys = list(keys)
+        found = self.cards.find([k for k in keys if card.is_field_key(k)]) if self._prepared() else {}
+        rest = [k for k in keys if not card.is_field_key(k)]
+        if rest:
+            found.update(self.tasks.find(rest))
+        if self._prepared():
+            for finder in (self.deals.find, self.flows.find):
+                rest = [k for k in rest if k not in found]
+                if rest:
+                    found.update(finder(rest))
+        return found
+
+    def all_markers(self) -> dict[str, CrmRef]:
+        found = self.tasks.all_markers()
+        if self._prepared():
+            found.update(self.deals.all_markers())
+        return found
+
+    def install(self, *, uninstall: bool = False) -> InstallReport:
+        from connector.bitrix.install import install
+
+        try:
+            return install(self.client, uninstall=uninstall)
+        finally:
+            self.userfields.reset()
+            self._capabilities = None
+
+    def _prepared(self) -> bool:
+        return ActionKind.TAG in self.capabilities

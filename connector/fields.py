@@ -1,0 +1,174 @@
+"""Segment fields on every customer card: what to write, under which key, and what was written last.
+
+After each evaluation the customer's segment, RFM code, lifecycle stage, loyalty tier and predicted
+next purchase date go onto the card (Bitrix24 user fields, amoCRM custom fields plus one segment
+tag), so a sales team can filter and automate on them. These are planned here as `tag` actions,
+never by playbook rules, and only for customers whose values differ from the values written last
+(kept in the state file). The key `v1:<customer>:segment:g<n>-<hash of the values>:fields` changes
+with the values and with the n-th write, so a segment that flips back (active -> sleeping ->
+active) is written again, while a rerun re-plans the same key until it is applied.
+An adapter settles a lost answer by reading the card back: the values it holds hash to the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from statistics import median
+
+from connector.model import Action, ActionKind, Channel, Customer, action_key
+from connector.state import State
+
+RULE = "segment"  # the rule part of a field action's key; not a playbook rule
+STEP = "fields"
+PRIORITY = 1000  # after every customer-facing action
+SEGMENT_TAG_PREFIX = "rs-segment:"  # amoCRM: one tag per card names the segment
+
+
+@dataclass(frozen=True)
+class CardField:
+    """A value written on the customer card; `kind` is "string" or "date" (ISO YYYY-MM-DD)."""
+
+    name: str
+    kind: str
+    label_ru: str
+    label_en: str
+
+
+CARD_FIELDS: tuple[CardField, ...] = (
+    CardField("segment", "string", "Сегмент клиента", "Customer segment"),
+    CardField("rfm", "string", "RFM-код", "RFM code"),
+    CardField("lifecycle", "string", "Стадия жизненного цикла", "Lifecycle stage"),
+    CardField("tier", "string", "Уровень лояльности", "Loyalty tier"),
+    CardField("next_purchase", "date", "Прогноз следующей покупки", "Predicted next purchase"),
+)
+FIELD_NAMES = tuple(f.name for f in CARD_FIELDS)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS card_fields (account TEXT NOT NULL, customer_id TEXT NOT NULL,
+    generation INTEGER NOT NULL, digest TEXT NOT NULL, card_values TEXT NOT NULL, key TEXT NOT NULL,
+    written_at REAL NOT NULL, PRIMARY KEY (account, customer_id));
+"""
+
+
+def is_field_key(key: str) -> bool:
+    return key.startswith("v1:") and f":{RULE}:" in key and key.endswith(f":{STEP}")
+
+
+def digest(values: Mapping[str, str]) -> str:
+    """Eight hex digits naming a set of card values (the same values give the same digest)."""
+    text = json.dumps({n: normal(values.get(n)) for n in FIELD_NAMES}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def key_digest(key: str) -> str:
+    """The values' digest a field action's key carries: `...:segment:g3-1a2b3c4d:fields` -> 1a2b3c4d."""
+    anchor = key.rsplit(":", 2)[-2]
+    return anchor.rpartition("-")[2]
+
+
+def customer_of(key: str) -> str:
+    return key.split(":")[1]
+
+
+def normal(value: object) -> str:
+    """A card value as text; dates as YYYY-MM-DD whatever form the CRM reads them back in."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value).strip()
+    if len(text) >= 10 and text[2] == "." and text[5] == ".":  # dd.mm.yyyy (a portal's display format)
+        try:
+            return datetime.strptime(text[:10], "%d.%m.%Y").date().isoformat()
+        except ValueError:
+            return text
+    if len(text) > 10 and text[4] == "-" and text[10] in "T ":  # an ISO moment: its calendar day
+        return text[:10]
+    return text
+
+
+def predicted_next_purchase(customer: Customer | None) -> str:
+    """The last purchase day plus the customer's median interval between purchase days.
+
+    Empty for one-day buyers. It moves only with a new purchase, so it is not rewritten daily;
+    a date in the past says the customer is overdue.
+    """
+    if customer is None:
+        return ""
+    days = sorted({p.date for p in customer.purchases})
+    if len(days) < 2:
+        return ""
+    gap = median((b - a).days for a, b in zip(days, days[1:], strict=False))
+    return date.fromordinal(days[-1].toordinal() + round(gap)).isoformat()
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What a card action needs from the snapshot: the segment tags the card holds, the next purchase."""
+
+    segment_tags: frozenset[str]
+    next_purchase: str
+
+
+def card_facts(customer: Customer) -> CardFacts:
+    return CardFacts(frozenset(t for t in customer.tags if t.startswith(SEGMENT_TAG_PREFIX)),
+                     predicted_next_purchase(customer))
+
+
+def card_values(report, facts: CardFacts | None) -> dict[str, str]:
+    """The values for one customer's card from its evaluation report (`CustomerReport`)."""
+    return {"segment": report.segment, "rfm": report.rfm, "lifecycle": report.lifecycle,
+            "tier": report.tier, "next_purchase": facts.next_purchase if facts else ""}
+
+
+class WrittenCards:
+    """What was last written on each card (its own table in the state file)."""
+
+    def __init__(self, state: State) -> None:
+        self.db = state.db
+        self.db.executescript(SCHEMA)
+
+    def last(self, account: str) -> dict[str, tuple[int, str]]:
+        rows = self.db.execute("SELECT customer_id, generation, digest FROM card_fields WHERE account=?", (account,))
+        return {c: (g, d) for c, g, d in rows}
+
+    def record(self, account: str, actions: Iterable[Action]) -> int:
+        rows = [(account, a.customer_id, int(a.payload.get("generation", 1)), key_digest(a.key),
+                 json.dumps(dict(a.payload.get("fields") or {}), ensure_ascii=False), a.key, time.time())
+                for a in actions]
+        self.db.executemany("INSERT OR REPLACE INTO card_fields VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+
+def field_actions(reports: Iterable, cards: Mapping[str, CardFacts], last: Mapping[str, tuple[int, str]],
+                  today: date, *, lang: str = "ru") -> list[Action]:
+    """One `tag` action per customer whose card values differ from those written last.
+
+    The payload holds `fields` (name -> text, "" clears), `tag` (the segment tag) and `drop_tags`
+    (segment tags the card holds now that the new one replaces).
+    """
+    out = []
+    for report in reports:
+        facts = cards.get(report.customer_id)
+        values = card_values(report, facts)
+        mark = digest(values)
+        generation, written = last.get(report.customer_id, (0, ""))
+        if written == mark:
+            continue
+        tag = f"{SEGMENT_TAG_PREFIX}{values['segment']}"
+        old_tags = sorted(t for t in (facts.segment_tags if facts else ()) if t != tag)
+        title = ("Поля сегмента: " if lang == "ru" else "Segment fields: ") + ", ".join(
+            v for v in values.values() if v)
+        out.append(Action(
+            key=action_key(report.customer_id, RULE, f"g{generation + 1}-{mark}", STEP), kind=ActionKind.TAG,
+            customer_id=report.customer_id, rule=RULE, step=STEP, due=today, title=title,
+            channel=Channel.TASK, priority=PRIORITY,
+            payload={"fields": values, "tag": tag, "drop_tags": old_tags, "generation": generation + 1}))
+    return out

@@ -1,0 +1,74 @@
+"""Sync's write-back step: card fields planned next to the playbook's plan, deals told where to go,
+actions given the customer's context, and what was written on cards remembered.
+
+CRM-neutral: what an adapter can carry out is its `capabilities` (the kinds it supports once
+`repeat-sales install` prepared the CRM); everything CRM-specific happens in the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import date
+
+from connector import briefing, fields
+from connector.model import Action, ActionKind, Customer
+from connector.state import MAX_ATTEMPTS, State
+
+
+class WritebackPlanner:
+    def __init__(self, state: State, account: str, playbook, capabilities: frozenset[ActionKind]) -> None:
+        self.state, self.account = state, account
+        self.config = playbook.writeback
+        self.lang = playbook.lang
+        self.cards_on = self.config.card_fields and ActionKind.TAG in capabilities
+        self.cards = fields.WrittenCards(state) if self.cards_on else None
+        self.customers: dict[str, Customer] = {}
+        self.reports: dict[str, object] = {}
+
+    def extend(self, evaluation, plan: list[Action], today: date) -> list[Action]:
+        """The plan with deal targets in deal payloads, plus one card action per changed customer."""
+        plan = [self._deal_target(a) for a in plan]
+        self.reports = {r.customer_id: r for r in evaluation.customers}
+        wanted = {a.customer_id for a in plan} if self.config.task_context else set()
+        if not (self.cards_on or wanted):
+            return plan
+        cards: dict[str, fields.CardFacts] = {}
+        for customer in self.state.customers(self.account):  # one pass over the snapshot
+            if customer.id in wanted:
+                self.customers[customer.id] = customer
+            if self.cards_on:  # only what a card needs, not the whole history
+                cards[customer.id] = fields.card_facts(customer)
+        if self.cards is None:
+            return plan
+        last = self.cards.last(self.account)
+        spent = self._given_up()  # a card the CRM kept refusing (a deleted contact) waits for new values
+        return plan + [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang)
+                       if a.key not in spent]
+
+    def _given_up(self) -> set[str]:
+        rows = self.state.db.execute("SELECT key FROM ledger WHERE account=? AND status='failed' AND attempts>=? "
+                                     "AND rule=?", (self.account, MAX_ATTEMPTS, fields.RULE))
+        return {k for (k,) in rows}
+
+    def _deal_target(self, action: Action) -> Action:
+        if action.kind != ActionKind.DEAL or not (self.config.deal_pipeline or self.config.deal_stage):
+            return action
+        return replace(action, payload={**action.payload, "pipeline": self.config.deal_pipeline,
+                                        "stage": self.config.deal_stage})
+
+    def enrich(self, actions: list[Action]) -> list[Action]:
+        """Tasks, deals and automation starts with the customer's history and past touches."""
+        if not self.config.task_context or not actions:
+            return actions
+        ids = {a.customer_id for a in actions}
+        touches = briefing.touches_by_customer(self.state, self.account, ids)
+        return briefing.with_context(actions, self.customers, self.reports, touches, self.lang)
+
+    def record(self, actions: Iterable[Action]) -> int:
+        """Remember the card values the CRM now holds (their keys are done); returns how many."""
+        if self.cards is None:
+            return 0
+        tags = [a for a in actions if a.kind == ActionKind.TAG]
+        status = self.state.ledger_status(self.account, (a.key for a in tags))
+        return self.cards.record(self.account, [a for a in tags if status.get(a.key) == "done"])
