@@ -9,8 +9,10 @@ every error we raise.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +57,15 @@ def php_query(params: Mapping[str, object], prefix: str = "") -> str:
             pairs.append((key, "" if value is None else str(value)))
 
     walk(params, prefix)
-    return "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in pairs)
+    return "&".join(f"{_quote_key(k)}={v if _PLAIN.fullmatch(v) else quote(v, safe='')}" for k, v in pairs)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote() leaves as is: long id lists skip it
+
+
+@functools.lru_cache(maxsize=4096)
+def _quote_key(key: str) -> str:
+    return quote(key, safe="[]")
 
 
 @dataclass

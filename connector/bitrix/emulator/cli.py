@@ -75,6 +75,10 @@ def run_standalone(argv: list[str] | None = None, out=None) -> int:
     try:
         print("CRM=bitrix", file=out)
         print(f"BITRIX_WEBHOOK_URL={emu.webhook_url}", file=out)
+        # the local app's keys, for `repeat-sales serve`; install it with POST /_emulator/app/install {"handler": URL}
+        print(f"BITRIX_APP_CLIENT_ID={emu.app.client_id}", file=out)
+        print(f"BITRIX_APP_CLIENT_SECRET={emu.app.client_secret}", file=out)
+        print(f"BITRIX_OAUTH_URL={emu.base_url}", file=out)
         out.flush()
         print(f"# Bitrix24 emulator: {args.customers} customers, seed {args.seed}, "
               f"rate limit {'on' if args.rate_limit else 'off'}; stats at {emu.base_url}/_emulator/stats",

@@ -32,8 +32,15 @@ def lookup(name: str) -> Callable | None:
     return METHODS.get(name.strip().lower())
 
 
+_LOADED = False
+
+
 def _load() -> None:
     """Import the method modules once (they register themselves)."""
-    if METHODS:
+    global _LOADED
+    if _LOADED:
         return
-    from . import catalog_methods, crm_methods, work_methods  # noqa: F401
+    from . import app_methods, catalog_methods, crm_methods, work_methods, writeback_methods  # noqa: F401
+
+    app_methods.register()  # last: its app-context handlers replace work_methods' plain refusals
+    _LOADED = True

@@ -1,7 +1,8 @@
 """The HTTP side: webhook URL routing, request parsing, limits and faults, JSON answers,
 and the `/_emulator/*` control routes.
 
-Doc: local-integrations/local-webhooks.md (`/rest/{user}/{code}/{method}[.json]`),
+Doc: local-integrations/local-webhooks.md (`/rest/{user}/{code}/{method}[.json]`), settings/oauth/index.md
+(`/rest/{method}` with `auth`; `/oauth/token/`),
 settings/how-to-call-rest-api/general-principles.md (GET query, JSON or form POST),
 settings/how-to-call-rest-api/list-methods-pecularities.md (`total`, `next`).
 """
@@ -17,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .protocol import ApiError, fault_error, method_not_found, no_auth, parse_php_query, query_limit_exceeded
+from .app_context import CALLER, resolve_caller
+from .protocol import ApiError, fault_error, parse_php_query, query_limit_exceeded
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import BitrixEmulator
@@ -102,6 +104,10 @@ class Handler(BaseHTTPRequestHandler):
         if parts[:1] == ["_emulator"]:
             self._control(parts[1:], body)
             return
+        if parts[:2] == ["oauth", "token"]:  # this host also plays the OAuth server (app_context.py)
+            self.server.emu.stats_.count_request("oauth.token")
+            self._send(*self.server.emu.app.token_endpoint(self._params(url.query, body)))
+            return
         if parts[:1] != ["rest"]:
             self._send(404, {"error": "NOT_FOUND", "error_description": "Not found"})
             return
@@ -120,10 +126,7 @@ class Handler(BaseHTTPRequestHandler):
         drop = False
         inner: list[str] = []
         try:
-            if len(parts) != 3 or parts[0] != str(emu.webhook_user) or parts[1] != emu.webhook_token:
-                if len(parts) == 3 or len(parts) == 1:
-                    raise no_auth()  # Doc: _includes/system-errors.md (401 NO_AUTH_FOUND)
-                raise method_not_found()
+            caller = resolve_caller(emu, parts, params)  # webhook, or the app's `auth` token
             if method == "batch":
                 inner = emu.dispatcher.inner_methods(params)
             if emu.bucket is not None and not emu.bucket.admit():
@@ -136,7 +139,11 @@ class Handler(BaseHTTPRequestHandler):
                 drop = True
             elif drawn is not None:
                 raise fault_error(int(drawn))
-            out = emu.dispatcher.execute(method, params)
+            context = CALLER.set(caller)
+            try:
+                out = emu.dispatcher.execute(method, params)
+            finally:
+                CALLER.reset(context)
             drop = emu.faults.take_drop([method, *inner]) or drop
             status, payload = 200, {"result": out.result}
             if out.next is not None:
@@ -165,6 +172,9 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, parts: list[str], body: bytes) -> None:
         emu = self.server.emu
         route = "/".join(parts)
+        if parts[:1] == ["app"]:
+            self._send(*emu.app.control(self.command, parts[1:], body))
+            return
         if route == "stats" and self.command == "GET":
             self._send(200, emu.stats())
             return

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from connector.synthetic_shop import Shop, generate_shop
 
+from .app_context import AppContext
 from .dispatch import Dispatcher
 from .limits import Faults, LeakyBucket, OperatingMeter, Stats
 from .protocol import PORTAL_TZ, as_int, local_ts
@@ -62,6 +63,9 @@ class BitrixEmulator:
         # The shop is the ground truth of what was seeded; drop it for huge benchmark portals.
         self.shop: Shop | None = shop if keep_shop else None
         self.dispatcher = Dispatcher(self.store, self.meter, self.faults, self.stats_)
+        # a local application's side of the portal: OAuth, install callback, events, robots
+        self.app = AppContext(self)
+        self.store.listeners.append(self.app.on_change)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -83,6 +87,7 @@ class BitrixEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self.app.close()
 
     def serve_forever(self) -> None:
         """Serve in the calling thread (standalone mode) until `stop()` from another thread."""

@@ -1,0 +1,278 @@
+"""The Bitrix24 side of the webhook app: the install callback, events, and the robots' handler.
+
+Doc: api-reference/common/events/on-app-install.md and settings/app-installation/local-apps/
+installation-callback.md (ONAPPINSTALL form with `auth[...]`); api-reference/events/index.md and
+safe-event-handlers.md (payloads carry `auth[application_token]` and `auth[member_id]`: compare them
+with what the install gave; events are never redelivered, so answer at once and queue);
+api-reference/events/event-bind.md (handlers are dropped on reinstall: bind in every install);
+api-reference/bizproc/bizproc-robot/bizproc-robot-add.md, bizproc-event-send.md (robots with
+RETURN_PROPERTIES, answered with the call's `event_token`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import threading
+import time
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING
+
+from connector.bitrix import BitrixAdapter
+from connector.bitrix.app_auth import CRM, AppTokens
+from connector.bitrix.client import BitrixClient
+from connector.bitrix.mapping import customer_ref, text
+from connector.errors import CrmRequestRejected, WebhookRejected
+from connector.installs import Installs
+from connector.state import State
+from connector.webapp.classify import calendar, classification
+from connector.webapp.forms import text_field
+from connector.webapp.worker import Job
+
+if TYPE_CHECKING:  # pragma: no cover
+    from connector.settings import Settings
+    from connector.sync import SyncReport
+    from connector.webapp import WebApp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
+BOUND_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTUPDATE", "ONAPPUNINSTALL")
+SYNC_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTADD", "ONCRMCONTACTUPDATE",
+                         "ONCRMCOMPANYADD", "ONCRMCOMPANYUPDATE"})
+CLASSIFY = "rs_classify_customer"
+CALENDAR = "rs_post_purchase_calendar"
+# Each install is checked with the auth server; unauthenticated callers must not make us hammer it
+# (Doc: settings/oauth/auto-renewal.md - needless load can get an app blocked).
+INSTALL_CHECKS_PER_WINDOW = 5
+INSTALL_WINDOW_SECONDS = 600
+_DOCUMENT = re.compile(r"^(DEAL|CONTACT|COMPANY|LEAD)_(\d{1,18})$")
+_TEXT = {"Type": "string"}
+
+
+def robot_fields(handler: str, user_id: int) -> dict[str, dict]:
+    """The two robots, as bizproc.robot.add takes them (without CODE)."""
+    deal = ["crm", "CCrmDocumentDeal", "DEAL"]
+    only = {"INCLUDE": [["crm", "CCrmDocumentDeal"], ["crm", "CCrmDocumentContact"], ["crm", "CCrmDocumentCompany"]]}
+    return {
+        CLASSIFY: {
+            "HANDLER": handler, "AUTH_USER_ID": user_id, "USE_SUBSCRIPTION": "Y", "DOCUMENT_TYPE": deal, "FILTER": only,
+            "NAME": {"ru": "Классифицировать клиента", "en": "Classify the customer"},
+            "DESCRIPTION": {"ru": "Сегмент, RFM, уровень и дата следующей покупки по истории покупок",
+                            "en": "Segment, RFM, tier and next purchase date from the purchase history"},
+            "RETURN_PROPERTIES": {
+                "segment": {"Name": {"ru": "Сегмент", "en": "Segment"}, **_TEXT},
+                "rfm": {"Name": {"ru": "RFM", "en": "RFM"}, **_TEXT},
+                "tier": {"Name": {"ru": "Уровень", "en": "Tier"}, **_TEXT},
+                "lifecycle": {"Name": {"ru": "Стадия жизненного цикла", "en": "Lifecycle stage"}, **_TEXT},
+                "value": {"Name": {"ru": "Ценность", "en": "Value level"}, **_TEXT},
+                "next_purchase_date": {"Name": {"ru": "Дата следующей покупки", "en": "Next purchase date"},
+                                       "Type": "date"}}},
+        CALENDAR: {
+            "HANDLER": handler, "AUTH_USER_ID": user_id, "USE_SUBSCRIPTION": "Y", "DOCUMENT_TYPE": deal,
+            "FILTER": {"INCLUDE": [["crm", "CCrmDocumentDeal"]]},
+            "NAME": {"ru": "Запустить календарь после покупки", "en": "Start the post-purchase calendar"},
+            "DESCRIPTION": {"ru": "Планирует шаги календаря по этой сделке сейчас, а не при следующем запуске",
+                            "en": "Plans this deal's calendar steps now rather than at the next scheduled run"},
+            "RETURN_PROPERTIES": {
+                "planned_actions": {"Name": {"ru": "Запланировано действий", "en": "Actions planned"}, "Type": "int"},
+                "next_step_date": {"Name": {"ru": "Дата следующего шага", "en": "Next step date"}, "Type": "date"}}},
+    }
+
+
+def app_tokens(settings: Settings, installs: Installs) -> AppTokens:
+    settings.require("BITRIX_APP_CLIENT_ID", "BITRIX_APP_CLIENT_SECRET")
+    return AppTokens(installs, settings.BITRIX_APP_CLIENT_ID, settings.BITRIX_APP_CLIENT_SECRET.get_secret_value(),
+                     settings.BITRIX_OAUTH_URL or DEFAULT_OAUTH_URL)
+
+
+def app_client(settings: Settings, installs: Installs) -> BitrixClient:
+    tokens = app_tokens(settings, installs)
+    return BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
+                        requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND, request_pool=settings.BITRIX_REQUEST_POOL)
+
+
+def app_adapter(settings: Settings, installs: Installs) -> BitrixAdapter:
+    """The adapter on the app's OAuth grant (`/rest/` + `auth`), for portals without an incoming webhook."""
+    tokens = app_tokens(settings, installs)
+    return BitrixAdapter(
+        tokens.grant().client_endpoint, oauth_token=tokens.token_func, customer_key=settings.CUSTOMER_KEY,
+        timezone=settings.TIMEZONE, requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
+        request_pool=settings.BITRIX_REQUEST_POOL, write_batch=settings.BITRIX_WRITE_BATCH,
+        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID)
+
+
+def _same(given: str, stored: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), stored.encode())
+
+
+class BitrixApp:
+    def __init__(self, host: WebApp) -> None:
+        self.host = host
+        self.settings = host.settings
+        self.installs = host.installs
+        self._install_checks: deque[float] = deque()
+        self._install_lock = threading.Lock()
+
+    def _configured(self) -> None:
+        if self.settings.BITRIX_APP_CLIENT_ID is None or self.settings.BITRIX_APP_CLIENT_SECRET is None:
+            raise WebhookRejected(404, "the Bitrix24 app is not configured (BITRIX_APP_CLIENT_ID/SECRET)")
+
+    def _verify(self, form: dict) -> dict:
+        """The stored application_token and member_id, both, in constant time; anything else is 401
+        and nothing happens (Doc: api-reference/events/safe-event-handlers.md)."""
+        token, member = text_field(form, "auth", "application_token"), text_field(form, "auth", "member_id")
+        stored = self.installs.get(CRM) or {}
+        token_ok = _same(token, str(stored.get("application_token", "")))
+        member_ok = _same(member, str(stored.get("member_id", "")))
+        if not (stored and token_ok and member_ok):
+            raise WebhookRejected(401, "not from the portal that installed the app")
+        return stored
+
+    # --- POST /bitrix/install ---------------------------------------------------------------
+
+    def on_install(self, request):
+        self._configured()
+        form = request.form()
+        if text_field(form, "event").upper() != "ONAPPINSTALL":
+            raise WebhookRejected(400, "expected event=ONAPPINSTALL")
+        auth = {k: text_field(form, "auth", k) for k in ("access_token", "refresh_token", "member_id",
+                                                         "application_token", "domain", "scope")}
+        if not all(auth[k] for k in ("access_token", "refresh_token", "member_id", "application_token")):
+            raise WebhookRejected(400, "auth[access_token|refresh_token|member_id|application_token] are required")
+        stored = self.installs.get(CRM)
+        if stored and not _same(auth["member_id"], str(stored.get("member_id", ""))):
+            raise WebhookRejected(403, "the app is installed in another portal; uninstall it there first")
+        key = f"bitrix-install:{auth['member_id']}:{auth['application_token']}:{auth['refresh_token']}"
+        if not self.installs.first_seen(key):
+            return 200, {"ok": True, "duplicate": True}
+        if not self._may_check_install():
+            self.installs.forget_seen(key)
+            return 429, {"error": "too many installs; try again later"}, {"Retry-After": str(INSTALL_WINDOW_SECONDS)}
+        try:  # the tokens are checked with the auth server by the worker; until then nothing is stored
+            self.host.submit(Job("bitrix.install", run=partial(self.complete_install, auth), sync=True))
+        except Exception:
+            self.installs.forget_seen(key)
+            raise
+        return 200, {"ok": True, "status": "installing"}
+
+    def _may_check_install(self) -> bool:
+        now = time.monotonic()
+        with self._install_lock:
+            while self._install_checks and now - self._install_checks[0] > INSTALL_WINDOW_SECONDS:
+                self._install_checks.popleft()
+            if len(self._install_checks) >= INSTALL_CHECKS_PER_WINDOW:
+                return False
+            self._install_checks.append(now)
+            return True
+
+    def complete_install(self, auth: dict, state: State) -> None:
+        grant = app_tokens(self.settings, self.installs).adopt(auth)
+        events_url, robot_url = f"{self.host.public_url}/bitrix/events", f"{self.host.public_url}/bitrix/robot"
+        client = app_client(self.settings, self.installs)
+        try:
+            bound = {(str(b.get("event", "")).upper(), b.get("handler")) for b in client.call("event.get")["result"]}
+            for event in BOUND_EVENTS:
+                if (event, events_url) not in bound:
+                    client.call("event.bind", {"event": event, "handler": events_url})
+            present = set(client.call("bizproc.robot.list")["result"] or [])
+            for code, fields in robot_fields(robot_url, grant.user_id).items():
+                if code in present:
+                    client.call("bizproc.robot.update", {"CODE": code, "FIELDS": fields})
+                else:
+                    client.call("bizproc.robot.add", {"CODE": code, **fields})
+        finally:
+            client.close()
+        with self.installs.locked(CRM) as slot:
+            if slot.data:
+                slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": [CLASSIFY, CALENDAR],
+                           "public_url": self.host.public_url})
+        log.info("bitrix app=installed portal=%s events=%d robots=2", grant.portal, len(BOUND_EVENTS))
+
+    # --- POST /bitrix/events -----------------------------------------------------------------
+
+    def on_event(self, request):
+        self._configured()
+        form = request.form()
+        stored = self._verify(form)
+        event = text_field(form, "event").upper()
+        if event == "ONAPPUNINSTALL":
+            self.host.submit(Job("bitrix.uninstall", run=partial(self._forget, stored.get("application_token"))))
+            return 200, {"ok": True, "status": "uninstalling"}
+        if event not in SYNC_EVENTS:
+            return 200, {"ok": True, "ignored": event}
+        entity = text_field(form, "data", "FIELDS", "ID", max_len=20)
+        if not entity.isdigit():
+            raise WebhookRejected(400, "data[FIELDS][ID] must be a number")
+        key = f"bitrix-event:{stored['member_id']}:{event}:{entity}:{text_field(form, 'ts', max_len=20)}"
+        if not self.installs.first_seen(key):
+            return 200, {"ok": True, "duplicate": True}
+        try:
+            self.host.request_sync()
+        except Exception:
+            self.installs.forget_seen(key)
+            raise
+        return 200, {"ok": True, "status": "queued"}
+
+    def _forget(self, application_token: str, state: State) -> None:
+        with self.installs.locked(CRM) as slot:
+            if slot.data and slot.data.get("application_token") == application_token:
+                slot.delete()  # tokens gone with the app; a reinstall starts afresh
+                log.info("bitrix app=uninstalled")
+
+    # --- POST /bitrix/robot ------------------------------------------------------------------
+
+    def on_robot(self, request):
+        self._configured()
+        form = request.form()
+        self._verify(form)
+        code = text_field(form, "code", max_len=64)
+        token = text_field(form, "event_token", max_len=1024)
+        doc = form.get("document_id")
+        last = (list(doc.values()) if isinstance(doc, dict) else [doc])[-1] if doc else ""
+        match = _DOCUMENT.match(last) if isinstance(last, str) else None
+        if code not in (CLASSIFY, CALENDAR) or not token or match is None:
+            raise WebhookRejected(400, "expected code, event_token and document_id of a known robot")
+        key = f"bitrix-robot:{token}"
+        if not self.installs.first_seen(key):
+            return 200, {"ok": True, "duplicate": True}
+        call = {"code": code, "token": token, "kind": match.group(1), "id": match.group(2)}
+        try:
+            self.host.submit(Job(f"bitrix.robot.{code}", sync=True, after_sync=partial(self.answer_robot, call)))
+        except Exception:
+            self.installs.forget_seen(key)
+            raise
+        return 200, {"ok": True, "status": "queued"}
+
+    def answer_robot(self, call: dict, state: State, report: SyncReport | None) -> None:
+        """After the sync: the customer's classification or the deal's calendar, via bizproc.event.send."""
+        client = app_client(self.settings, self.installs)
+        try:
+            customer, purchase = self._customer_of(client, call)
+            runtime = self.host.runtime
+            evaluation = report.evaluation if report else runtime.evaluation_from_state(state, f"{CRM}:{client.portal}")
+            if call["code"] == CLASSIFY:
+                values = classification(evaluation, customer)
+            else:
+                values = calendar(evaluation, report.plan if report else [], customer, purchase, runtime.playbook,
+                                  runtime.today())
+            try:
+                client.call("bizproc.event.send", {"event_token": call["token"], "return_values": values,
+                                                   "log_message": f"repeat-sales: {call['code']} done"})
+            except CrmRequestRejected as exc:  # the robot gave up waiting (stale token): nothing to retry
+                log.warning("bitrix robot=%s answer refused: %s", call["code"], exc)
+                return
+            log.info("bitrix robot=%s document=%s_%s answered", call["code"], call["kind"], call["id"])
+        finally:
+            client.close()
+
+    def _customer_of(self, client: BitrixClient, call: dict) -> tuple[str | None, str | None]:
+        key = self.settings.CUSTOMER_KEY
+        if call["kind"] == "DEAL":
+            raw = client.call("crm.deal.get", {"id": call["id"]})["result"]
+            return customer_ref(raw if isinstance(raw, dict) else {}, key), text(call["id"])
+        if (call["kind"], key) in (("CONTACT", "contact"), ("COMPANY", "company")):
+            return call["id"], None
+        return None, None

@@ -1,0 +1,133 @@
+"""What the webhook app keeps in the state file: one install per CRM (tokens, verification
+secrets), deliveries already seen (CRMs resend), and pending OAuth `state` values.
+
+Each call opens its own short SQLite connection, so HTTP handler threads and the worker can share
+the file safely; `locked()` is `BEGIN IMMEDIATE` for read-modify-write (token rotation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from connector.errors import StateError
+
+SEEN_KEEP_SECONDS = 3 * 86400  # a delivery resent later than this is treated as new (sync is idempotent anyway)
+LOCK_TIMEOUT_SECONDS = 30
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS app_installs (crm TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS app_seen (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS app_oauth_states (state_sha TEXT PRIMARY KEY, crm TEXT NOT NULL, expires_at REAL NOT NULL);
+"""
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Slot:
+    """One install row inside a `locked()` transaction: read `data`, `save()` a new value."""
+
+    def __init__(self, db: sqlite3.Connection, crm: str, data: dict | None) -> None:
+        self.db, self.crm, self.data = db, crm, data
+
+    def save(self, data: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO app_installs VALUES (?, ?, ?)",
+                        (self.crm, json.dumps(data, separators=(",", ":")), time.time()))
+        self.data = data
+
+    def delete(self) -> None:
+        self.db.execute("DELETE FROM app_installs WHERE crm=?", (self.crm,))
+        self.data = None
+
+
+class Installs:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(str(self.path), timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the state file {self.path}: {exc}") from None
+        try:
+            yield db
+        finally:
+            db.close()
+
+    # --- installs ----------------------------------------------------------------------------
+
+    def get(self, crm: str) -> dict | None:
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM app_installs WHERE crm=?", (crm,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @contextmanager
+    def locked(self, crm: str) -> Iterator[Slot]:
+        """BEGIN IMMEDIATE: one writer across threads and processes; committed on leaving, rolled back on error."""
+        with self._connect() as db:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StateError(f"the state file is locked: {exc}", hint="another process is writing; retry") from None
+            try:
+                row = db.execute("SELECT data FROM app_installs WHERE crm=?", (crm,)).fetchone()
+                yield Slot(db, crm, json.loads(row[0]) if row else None)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def put(self, crm: str, data: dict) -> None:
+        with self.locked(crm) as slot:
+            slot.save(data)
+
+    def delete(self, crm: str) -> None:
+        with self.locked(crm) as slot:
+            slot.delete()
+
+    # --- deliveries ---------------------------------------------------------------------------
+
+    def first_seen(self, key: str, *, now: float | None = None) -> bool:
+        """True the first time `key` is offered (within SEEN_KEEP_SECONDS), False for a resend."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            db.execute("DELETE FROM app_seen WHERE seen_at < ?", (now - SEEN_KEEP_SECONDS,))
+            cur = db.execute("INSERT OR IGNORE INTO app_seen VALUES (?, ?)", (_sha(key), now))
+            return cur.rowcount == 1
+
+    def forget_seen(self, key: str) -> None:
+        """Undo `first_seen` when the delivery could not be queued (so a resend is not lost)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM app_seen WHERE key=?", (_sha(key),))
+
+    # --- OAuth state --------------------------------------------------------------------------
+
+    def new_oauth_state(self, crm: str, ttl_seconds: float) -> str:
+        state = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._connect() as db:
+            db.execute("DELETE FROM app_oauth_states WHERE expires_at < ?", (now,))
+            db.execute("INSERT INTO app_oauth_states VALUES (?, ?, ?)", (_sha(state), crm, now + ttl_seconds))
+        return state
+
+    def take_oauth_state(self, crm: str, state: str) -> bool:
+        """Single use: a known, unexpired state is consumed and True; anything else False.
+        Looked up by its hash, so no comparison of the secret itself can leak timing."""
+        with self._connect() as db:
+            cur = db.execute("DELETE FROM app_oauth_states WHERE state_sha=? AND crm=? AND expires_at >= ?",
+                             (_sha(state), crm, time.time()))
+            return cur.rowcount == 1

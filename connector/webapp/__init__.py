@@ -1,0 +1,198 @@
+"""The webhook app (`repeat-sales serve`): verify, queue, answer at once; one worker does the work.
+
+Routes (design.md "Webhook app routes"):
+  GET  /healthz                   liveness, no secrets
+  GET  /status                    last runs and the worker; `Authorization: Bearer <ADMIN_TOKEN>`
+  POST /bitrix/install            ONAPPINSTALL: tokens verified with the auth server, events bound, robots added
+  POST /bitrix/events             CRM events: the stored application_token and member_id, else 401/403
+  POST /bitrix/robot              robot calls: verified like events, answered through bizproc.event.send
+  GET  /amocrm/connect            admin: the consent URL with a fresh single-use `state`
+  GET  /amocrm/oauth              the OAuth redirect: `state` checked, the code exchanged, the webhook added
+  POST /amocrm/webhook/<secret>   account webhooks: the per-install secret, account id and subdomain
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from connector.errors import WebhookRejected
+from connector.redact import register_secret
+from connector.settings import Settings
+from connector.webapp.http import AppHTTPServer, Request, Route
+from connector.webapp.runtime import Runtime
+from connector.webapp.worker import Job, Worker
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PREFIX = "/amocrm/webhook/"
+SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
+
+
+class WebApp:
+    def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
+                 today: Callable[[], date] | None = None, public_url: str | None = None) -> None:
+        from connector.amocrm.app import AmoApp
+        from connector.bitrix.app import BitrixApp
+        from connector.cli import today_in
+
+        self.settings = settings
+        self.runtime = Runtime(settings, today or (lambda: today_in(settings.TIMEZONE)))
+        self.installs = self.runtime.installs
+        for crm in ("bitrix", "amocrm"):  # keep stored secrets out of any log line
+            for key, value in (self.installs.get(crm) or {}).items():
+                if key in SECRET_KEYS:
+                    register_secret(str(value))
+        self.worker = Worker(self.runtime.sync, self.runtime.open_state,
+                             debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
+        self.server = AppHTTPServer((host, port), self)
+        self.host, self.port = self.server.server_address[0], self.server.server_address[1]
+        self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
+        self.bitrix = BitrixApp(self)
+        self.amocrm = AmoApp(self)
+        self._routes: dict[tuple[str, str], Route] = {
+            ("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status,
+            ("POST", "/bitrix/install"): self.bitrix.on_install, ("POST", "/bitrix/events"): self.bitrix.on_event,
+            ("POST", "/bitrix/robot"): self.bitrix.on_robot, ("GET", "/amocrm/connect"): self.amocrm.connect,
+            ("GET", "/amocrm/oauth"): self.amocrm.on_oauth,
+        }
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> WebApp:
+        self.worker.start()
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="repeat-sales-webapp", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop taking requests, then let the worker finish everything it accepted."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.worker.stop(timeout)
+
+    def __enter__(self) -> WebApp:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- what routes share ----------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[Route, str]:
+        if path.startswith(WEBHOOK_PREFIX):
+            secret = path[len(WEBHOOK_PREFIX):]
+            if method != "POST":
+                raise WebhookRejected(405, "method not allowed")
+            if not secret or "/" in secret or len(secret) > 200:
+                raise WebhookRejected(401, "unknown webhook address")
+            return self.amocrm.on_webhook, secret
+        found = self._routes.get((method, path))
+        if found is not None:
+            return found, ""
+        if any(p == path for _, p in self._routes):
+            raise WebhookRejected(405, "method not allowed")
+        raise WebhookRejected(404, "not found")
+
+    def submit(self, job: Job) -> None:
+        self.worker.submit(job)
+
+    def request_sync(self) -> None:
+        self.worker.request_sync()
+
+    def require_admin(self, request: Request) -> None:
+        """`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; unset ADMIN_TOKEN locks the route."""
+        token = self.settings.ADMIN_TOKEN
+        if token is None:
+            raise WebhookRejected(403, "set ADMIN_TOKEN to use this route")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 token.get_secret_value().encode()):
+            raise WebhookRejected(401, "a valid admin token is required")
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    def healthz(self, request: Request):
+        if not self.worker.alive():
+            return 503, {"status": "worker stopped"}
+        return 200, {"status": "ok"}
+
+    def status(self, request: Request):
+        self.require_admin(request)
+        state = self.runtime.open_state()
+        try:
+            runs = [_run_summary(r) for r in state.last_runs(20)]
+        finally:
+            state.close()
+        installs = {}
+        bitrix, amo = self.installs.get("bitrix"), self.installs.get("amocrm")
+        if bitrix:
+            installs["bitrix"] = {"portal": bitrix.get("domain"), "installed_at": _iso(bitrix.get("installed_at")),
+                                  "events": bitrix.get("events", []), "robots": bitrix.get("robots", [])}
+        if amo:
+            installs["amocrm"] = {"subdomain": amo.get("subdomain"), "account_id": amo.get("account_id"),
+                                  "installed_at": _iso(amo.get("installed_at"))}
+        worker = self.worker.snapshot()
+        worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
+        return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
+
+
+def _iso(ts) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+def _run_summary(run: dict) -> dict:
+    stats = run.get("stats") or {}
+    seconds = round(run["finished"] - run["started"], 2) if run.get("finished") else None
+    return {"id": run["id"], "kind": run["kind"], "account": run["account"], "started": _iso(run["started"]),
+            "finished": _iso(run.get("finished")), "seconds": seconds, "dry_run": run["dry_run"],
+            "requests": stats.get("requests"), "planned": stats.get("planned"), "written": stats.get("written"),
+            "failed": stats.get("failed"), "error": run.get("error")}
+
+
+def settings_secrets(settings: Settings) -> tuple[str, ...]:
+    values = (settings.BITRIX_WEBHOOK_URL, settings.BITRIX_APP_CLIENT_SECRET, settings.AMOCRM_ACCESS_TOKEN,
+              settings.AMOCRM_CLIENT_SECRET, settings.AMOCRM_AUTH_CODE, settings.ADMIN_TOKEN)
+    return tuple(v.get_secret_value() for v in values if v is not None)
+
+
+def run_serve(host: str, port: int) -> int:
+    """`repeat-sales serve`: serve until SIGTERM/SIGINT, then finish the accepted work and exit 0."""
+    from connector.redact import setup_logging
+    from connector.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
+    try:
+        app = WebApp(settings, host=host, port=port)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    app.start()
+    log.info("serving url=%s public_url=%s crm=%s", app.url, app.public_url, settings.CRM)
+    print(f"serving on {app.url} (public {app.public_url})", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        if not app.worker.alive():
+            log.error("the worker stopped; exiting")
+            app.stop()
+            return 1
+    log.info("stopping: finishing accepted work")
+    app.stop()
+    return 0
+
+
+__all__ = ["WebApp", "run_serve"]

@@ -1,0 +1,193 @@
+"""The webhook app's HTTP side on the standard library: read at most 1 MiB, route, answer JSON.
+
+Every request is hostile until proven otherwise: the size is checked before reading (413), the
+body is parsed strictly (400), the caller is verified (401/403) and only then is work queued; a
+full queue is 503 and a bug 500, and none of them changes anything. Request lines are logged
+without query strings and with the amoCRM path secret masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlsplit
+
+from connector.errors import WebhookRejected
+from connector.redact import redact
+from connector.webapp.forms import parse_form
+from connector.webapp.worker import QueueFull
+
+if TYPE_CHECKING:  # pragma: no cover
+    from connector.webapp import WebApp
+
+log = logging.getLogger("connector.webapp")
+
+MAX_BODY_BYTES = 1024 * 1024  # design.md: bodies over 1 MiB are refused with 413
+MAX_CONCURRENT_REQUESTS = 64  # more at once are answered 503 without a thread
+READ_TIMEOUT_SECONDS = 15  # a client slower than this to send its request is cut off
+MAX_URL_LENGTH = 8192
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    param: str = ""  # the `<secret>` of /amocrm/webhook/<secret>
+    _form: dict | None = field(default=None, repr=False)
+
+    def form(self) -> dict:
+        if self._form is None:
+            self._form = parse_form(self.body, self.headers.get("content-type"))
+        return self._form
+
+
+Answer = tuple[int, dict] | tuple[int, dict, dict[str, str]]
+Route = Callable[[Request], Answer]
+
+
+class AppHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, app: WebApp) -> None:
+        self.app = app
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
+        super().__init__(address, Handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "repeat-sales"
+    sys_version = ""
+    timeout = READ_TIMEOUT_SECONDS
+    server: AppHTTPServer
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib names
+        self._serve()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._serve()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._serve()
+
+    def log_request(self, code="-", size="-") -> None:
+        path = urlsplit(self.path).path[:200]
+        log.info("http method=%s path=%s status=%s", self.command, redact(path), code)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        log.debug("http %s", redact(format % args))
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        url = urlsplit(self.path)
+        app = self.server.app
+        headers: dict[str, str] = {}
+        body_read = False
+        try:
+            if len(self.path) > MAX_URL_LENGTH:
+                raise WebhookRejected(414, "the address is too long")
+            route, param = app.route(self.command, url.path)
+            body = self._body()
+            body_read = True
+            request = Request(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
+                              {k.lower(): v for k, v in self.headers.items()}, body, param)
+            answer = route(request)
+            status, payload = answer[0], answer[1]
+            if len(answer) > 2:
+                headers = answer[2]  # type: ignore[misc]
+        except WebhookRejected as exc:
+            status, payload = exc.status, {"error": exc.message}
+            if status == 401:
+                headers = {"WWW-Authenticate": "Bearer"} if url.path == "/status" else {}
+        except QueueFull:
+            status, payload = 503, {"error": "busy, try again"}
+            headers = {"Retry-After": "5"}
+        except Exception:  # a bug: say so, never the details
+            log.exception("webapp crashed path=%s", redact(url.path[:200]))
+            status, payload = 500, {"error": "internal error"}
+        if not body_read:
+            self.close_connection = True  # an unread body must not be taken for the next request
+        self._send(status, payload, headers)
+        log.debug("http elapsed=%.3f", time.monotonic() - started)
+
+    def _body(self) -> bytes:
+        """At most MAX_BODY_BYTES, with a Content-Length; chunked bodies are refused (400)."""
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise WebhookRejected(400, "chunked bodies are not accepted; send Content-Length")
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            if self.command in ("POST", "PUT", "PATCH"):
+                self.close_connection = True
+                raise WebhookRejected(400, "Content-Length is required")
+            return b""
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise WebhookRejected(400, "bad Content-Length")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the body stays unread
+            raise WebhookRejected(413, "the body is larger than 1 MiB")
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            self.close_connection = True
+            raise WebhookRejected(400, "the body was cut short")
+        return body
+
+    def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except OSError:
+            self.close_connection = True  # the client went away

@@ -1,0 +1,60 @@
+"""What the webhook app's worker and the scheduled job share: settings, playbook, state, today, and
+the one way to build an adapter (the incoming webhook when set, else the installed app's OAuth grant).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from connector.installs import Installs
+from connector.settings import Settings
+from connector.state import State
+from connector.sync import SyncReport, run_sync
+from playbooks import Evaluation, PlanHistory, evaluate, load_playbook
+
+log = logging.getLogger(__name__)
+
+
+def build_adapter(settings: Settings, installs: Installs):
+    """Bitrix24 without BITRIX_WEBHOOK_URL but with the app installed runs on the app's tokens."""
+    if settings.CRM == "bitrix" and settings.BITRIX_WEBHOOK_URL is None and installs.get("bitrix"):
+        from connector.bitrix.app import app_adapter
+
+        return app_adapter(settings, installs)
+    from connector.crm import make_adapter
+
+    return make_adapter(settings.CRM, settings)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    today: Callable[[], date]
+    installs: Installs = field(init=False)
+    playbook: object = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.installs = Installs(self.settings.state_path)
+        self.playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
+
+    def open_state(self) -> State:
+        """A State for the calling thread (SQLite connections stay in the thread that made them)."""
+        return State(self.settings.state_path)
+
+    def sync(self, state: State, *, full: bool = False) -> SyncReport:
+        """One incremental (or full) cycle; raises StateLocked when another run holds the lock."""
+        adapter = build_adapter(self.settings, self.installs)
+        try:
+            return run_sync(adapter, state, self.playbook, today=self.today(), dry_run=self.settings.DRY_RUN,
+                            full=full)
+        finally:
+            adapter.close()
+
+    def evaluation_from_state(self, state: State, account: str) -> Evaluation:
+        """The playbook over the local snapshot only (no CRM call): for a robot when the sync failed."""
+        return evaluate(state.customers(account), self.today(), self.playbook,
+                        history=PlanHistory(state.applied_dates(account)),
+                        catalogue=state.products(account).values(), predict=False)
