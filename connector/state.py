@@ -20,7 +20,8 @@ from pathlib import Path
 
 from connector.crm import CrmRef, Cursor, PullPage
 from connector.errors import StateLocked, StateSchemaError
-from connector.model import Action, ActionKind, Channel, Customer, LineItem, Product, Purchase
+from connector.model import Action, ActionKind, Channel, Customer, Product, Purchase
+from connector.snapshot import Decoder, customer_to_json, purchase_to_json
 
 SCHEMA_VERSION = 1
 LOCK_STALE_SECONDS = 6 * 3600
@@ -45,40 +46,6 @@ CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, account T
     started REAL NOT NULL, finished REAL, dry_run INTEGER, stats TEXT, error TEXT);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired REAL NOT NULL);
 """
-
-
-def _purchase_to_json(p: Purchase) -> str:
-    d = asdict(p)
-    d["date"] = p.date.isoformat()
-    return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
-
-
-def _purchase_from_json(text: str) -> Purchase:
-    d = json.loads(text)
-    d["date"] = date.fromisoformat(d["date"])
-    d["items"] = tuple(LineItem(**i) for i in d["items"])
-    return Purchase(**d)
-
-
-def _customer_to_json(c: Customer) -> str:
-    d = {
-        "id": c.id, "name": c.name, "kind": c.kind, "emails": list(c.emails), "phones": list(c.phones),
-        "birthday": c.birthday.isoformat() if c.birthday else None, "manager_id": c.manager_id,
-        "tags": sorted(c.tags), "fields": dict(c.fields),
-        "last_contact_activity": c.last_contact_activity.isoformat() if c.last_contact_activity else None,
-    }
-    return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
-
-
-def _customer_from_json(text: str, purchases: tuple[Purchase, ...]) -> Customer:
-    d = json.loads(text)
-    return Customer(
-        id=d["id"], name=d["name"], kind=d["kind"], emails=tuple(d["emails"]), phones=tuple(d["phones"]),
-        birthday=date.fromisoformat(d["birthday"]) if d["birthday"] else None, manager_id=d["manager_id"],
-        tags=frozenset(d["tags"]), fields=d["fields"], purchases=purchases,
-        last_contact_activity=(date.fromisoformat(d["last_contact_activity"])
-                               if d["last_contact_activity"] else None),
-    )
 
 
 def action_to_json(a: Action) -> str:
@@ -175,9 +142,9 @@ class State:
     def absorb(self, account: str, page: PullPage, run_id: int) -> None:
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
-                           [(account, c.id, _customer_to_json(c)) for c in page.customers])
+                           [(account, c.id, customer_to_json(c)) for c in page.customers])
             db.executemany("INSERT OR REPLACE INTO purchases VALUES (?, ?, ?, ?, ?)",
-                           [(account, p.id, p.customer_id, _purchase_to_json(p), run_id)
+                           [(account, p.id, p.customer_id, purchase_to_json(p), run_id)
                             for p in page.purchases])
             db.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
                            [(account, p.id, json.dumps(asdict(p), ensure_ascii=False))
@@ -192,27 +159,35 @@ class State:
         return cur.rowcount
 
     def customers(self, account: str) -> Iterator[Customer]:
-        """Stream customers that have purchases, each with its purchases in date order."""
-        cur = self.db.execute(
-            "SELECT p.customer_id, p.data, c.data FROM purchases p LEFT JOIN customers c "
-            "ON c.account=p.account AND c.id=p.customer_id WHERE p.account=? ORDER BY p.customer_id",
-            (account,))
+        """Stream customers that have purchases, each with its purchases in date order.
+
+        Purchases come ordered by customer and meet the customers table read in the same order, so
+        a card is decoded once; equal values (line items, days, names) are shared (`Decoder`).
+        """
+        decoder = Decoder()
+        cards = self.db.execute("SELECT id, data FROM customers WHERE account=? ORDER BY id", (account,))
+        card = next(cards, None)
+        rows = self.db.execute("SELECT customer_id, data FROM purchases WHERE account=? ORDER BY customer_id",
+                               (account,))
         current, cdata, bucket = None, None, []
-        for customer_id, pdata, customer_json in cur:
+        for customer_id, pdata in rows:
             if customer_id != current:
                 if current is not None:
-                    yield self._customer(current, cdata, bucket)
-                current, cdata, bucket = customer_id, customer_json, []
-            bucket.append(_purchase_from_json(pdata))
+                    yield self._customer(current, cdata, bucket, decoder)
+                while card is not None and card[0] < customer_id:
+                    card = next(cards, None)
+                cdata = card[1] if card is not None and card[0] == customer_id else None
+                current, bucket = customer_id, []
+            bucket.append(decoder.purchase(pdata, current))
         if current is not None:
-            yield self._customer(current, cdata, bucket)
+            yield self._customer(current, cdata, bucket, decoder)
 
     @staticmethod
-    def _customer(customer_id: str, cdata: str | None, purchases: list[Purchase]) -> Customer:
+    def _customer(customer_id: str, cdata: str | None, purchases: list[Purchase], decoder: Decoder) -> Customer:
         purchases.sort(key=lambda p: (p.date, p.id))
         if cdata is None:  # a deal whose contact was not pulled (deleted, or no rights): keep the history
             return Customer(id=customer_id, purchases=tuple(purchases))
-        return _customer_from_json(cdata, tuple(purchases))
+        return decoder.customer(cdata, tuple(purchases))
 
     def products(self, account: str) -> dict[str, Product]:
         rows = self.db.execute("SELECT data FROM products WHERE account=?", (account,))

@@ -28,7 +28,7 @@ class PlanHistory:
     applied: Mapping[str, date] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per customer: no per-instance __dict__
 class CustomerReport:
     """One customer's segmentation, as printed by `analyze` and `sync --dry-run` (design.md)."""
 

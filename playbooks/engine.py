@@ -103,14 +103,33 @@ def lifetime_prediction(facts: Iterable[CustomerFacts], today: date):
     """BG/NBD + Gamma-Gamma over the evaluated customers (amounts in the playbook currency)."""
     from playbooks.predict import predict  # numpy/scipy load only when a model is wanted
 
-    return predict({f.customer.id: list(zip((p.date for p in f.purchases), f.amounts, strict=True))
-                    for f in facts if f.n}, today)
+    return predict(_Histories(facts), today)
+
+
+class _Histories(Mapping[str, list]):
+    """Each customer's (purchase date, amount) pairs, made as predict() reads them: a million
+    pairs are never held at once."""
+
+    def __init__(self, facts: Iterable[CustomerFacts]) -> None:
+        self._facts = {f.customer.id: f for f in facts if f.n}
+
+    def __getitem__(self, customer_id: str) -> list:
+        f = self._facts[customer_id]
+        return list(zip((p.date for p in f.purchases), f.amounts, strict=True))
+
+    def __iter__(self):
+        return iter(self._facts)
+
+    def __len__(self) -> int:
+        return len(self._facts)
 
 
 def run(customers: Iterable[Customer], today: date, playbook: Playbook, history: PlanHistory,
         *, catalogue: Mapping[str, Product] | None = None, cac: float | None = None,
         predict: bool = True) -> Evaluation:
     facts = build_facts(customers, today, playbook, history, catalogue)
+    # the lifetime model first, so its working arrays are freed before the plan is built (peak memory)
+    prediction = lifetime_prediction(facts, today) if predict else None
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
@@ -128,11 +147,17 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
     metrics["planned"] = len(plan)
     metrics["suppressed"] = len(suppressed)
     model, predicted = None, {}
-    if predict:
-        prediction = lifetime_prediction(facts, today)
+    if prediction is not None:
         model, predicted = prediction.model, prediction.customers
         if prediction.note:
             metrics["model_note"] = prediction.note
-    return Evaluation(as_of=today, customers=[report(f, predicted.get(f.customer.id)) for f in facts],
-                      plan=plan, segments=segment_counts(facts), metrics=metrics, suppressed=suppressed,
-                      model=model)
+    segments = segment_counts(facts)
+    # each customer's facts (and history) are let go as its report is made, and its prediction once
+    # merged (ids are unique): a big shop's facts and reports are never all held at once
+    facts.reverse()
+    reports: list[CustomerReport] = []
+    while facts:
+        f = facts.pop()
+        reports.append(report(f, predicted.pop(f.customer.id, None)))
+    return Evaluation(as_of=today, customers=reports, plan=plan, segments=segments, metrics=metrics,
+                      suppressed=suppressed, model=model)

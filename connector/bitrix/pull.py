@@ -1,13 +1,17 @@
 """Pulling from Bitrix24 at the API's limit: 50 list pages in one `batch` = 2,500 rows a request.
 
-A list is read with one plain call (it tells `total`), then the remaining `start` offsets
-packed 50 to a batch. Product rows of many deals come from one `crm.item.productrow.list`
-command each (`=ownerId` takes an array; Doc: crm/universal/product-rows/crm-item-productrow-list.md),
-so rows never cost a call per deal.
+Every page the pull needs is one command in a shared queue (`Pager`): a list's first page tells
+its `total`, and the rest of its pages are queued at once; each request carries the 50
+highest-priority commands waiting, whatever list they belong to, so batches leave full.
+Product rows of up to 250 won deals are one paged read of `crm.item.productrow.list` with an
+`=ownerId` array (Doc: crm/universal/product-rows/crm-item-productrow-list.md, RU: "`=` works with
+arrays"), so rows never cost a call per deal and only the last page of each group is short.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +23,7 @@ from connector.errors import CrmRequestRejected
 log = logging.getLogger(__name__)
 
 LAG_SECONDS = 600  # re-read window behind the cursor: a change saved while we read is not missed
-ROWS_PER_COMMAND_TARGET = PAGE_SIZE  # aim each product-row command at one full page
+DEALS_PER_ROWS_READ = 250  # deals in one `=ownerId` array; a longer query string risks the portal's input limits
 
 
 def _rows(result: object, key: str | None) -> list[dict]:
@@ -33,7 +37,7 @@ def _rows(result: object, key: str | None) -> list[dict]:
 
 def list_pages(client: BitrixClient, method: str, params: Mapping[str, object], *,
                key: str | None = None) -> Iterator[list[dict]]:
-    """Every row of a list method, yielded in chunks of up to 2,500 (one HTTP request each)."""
+    """Every row of one list method, in chunks of up to 2,500 (one HTTP request each)."""
     first = client.call(method, {**params, "start": 0})
     yield _rows(first["result"], key)
     if "next" not in first:
@@ -44,7 +48,7 @@ def list_pages(client: BitrixClient, method: str, params: Mapping[str, object], 
         chunk = offsets[i:i + BATCH_LIMIT]
         res = client.batch({f"p{o}": (method, {**params, "start": o}) for o in chunk})
         if res.errors:
-            label, err = next(iter(res.errors.items()))
+            _label, err = next(iter(res.errors.items()))
             raise CrmRequestRejected(str(err.get("error_description") or err.get("error") or "error"),
                                      crm="bitrix", method=method, crm_code=str(err.get("error", "")))
         rows: list[dict] = []
@@ -53,93 +57,107 @@ def list_pages(client: BitrixClient, method: str, params: Mapping[str, object], 
         yield rows
 
 
-@dataclass(frozen=True)
-class ListSpec:
-    """One list to read: `key` names the rows inside the result (e.g. "tasks"); optional lists
-    (a missing scope, a method the portal lacks) are skipped with a warning instead of failing."""
+@dataclass(eq=False)
+class PagedRead:
+    """One list to read through the `Pager`, every page of it.
+
+    `key` names the rows inside the result (e.g. "productRows"); an `optional` read (a missing
+    scope, a method the portal lacks) is skipped with a warning instead of failing the pull.
+    Lower `priority` goes first. `context` is the caller's (e.g. the deals of a rows read).
+    """
 
     label: str
     method: str
     params: Mapping[str, object] = field(default_factory=dict)
     key: str | None = None
     optional: bool = False
+    priority: int = 5
+    context: object = None
+    outstanding: int = 0  # pages queued or in flight
+    failed: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.outstanding == 0
 
 
-def read_lists(client: BitrixClient, specs: list[ListSpec]) -> Iterator[tuple[str, list[dict]]]:
-    """Several lists at the lower bound: their first pages share one request, then every
-    remaining page is packed 50 to a batch, in the order of `specs`. Yields (label, rows)."""
-    first = client.batch({s.label: (s.method, {**s.params, "start": 0}) for s in specs})
-    pending: list[tuple[ListSpec, int]] = []
-    for spec in specs:
-        if _failed(spec, first.errors.get(spec.label)):
-            continue
-        yield spec.label, _rows(first.result.get(spec.label), spec.key)
-        if spec.label in first.next:
-            total = int(first.total.get(spec.label) or 0)
-            pending += [(spec, o) for o in range(PAGE_SIZE, total, PAGE_SIZE)]
-    for i in range(0, len(pending), BATCH_LIMIT):
-        chunk = pending[i:i + BATCH_LIMIT]
-        res = client.batch({f"{s.label}.{o}": (s.method, {**s.params, "start": o}) for s, o in chunk})
-        grouped: dict[str, list[dict]] = {}
-        for spec, offset in chunk:
-            if not _failed(spec, res.errors.get(f"{spec.label}.{offset}")):
-                grouped.setdefault(spec.label, []).extend(_rows(res.result.get(f"{spec.label}.{offset}"), spec.key))
-        yield from grouped.items()
+@dataclass
+class PageResult:
+    read: PagedRead
+    rows: list[dict]
+    last: bool  # the read's final page is in: every row of it has been delivered
 
 
-def _failed(spec: ListSpec, error: dict | None) -> bool:
-    if not error:
-        return False
-    text = str(error.get("error_description") or error.get("error") or "error")
-    if spec.optional:
-        log.warning("skipped optional list method=%s error=%s", spec.method, text[:80])
-        return True
-    raise CrmRequestRejected(text, crm="bitrix", method=spec.method, crm_code=str(error.get("error", "")))
-
-
-class ProductRowReader:
-    """Product rows of many deals per command; the command size adapts to rows per deal."""
+class Pager:
+    """A queue of page commands, sent 50 to a `batch`, lowest priority number first (FIFO within one)."""
 
     def __init__(self, client: BitrixClient) -> None:
         self.client = client
-        self.deals_seen = 0
-        self.rows_seen = 0
+        self._queue: list[tuple[int, int, PagedRead, int]] = []
+        self._seq = itertools.count()
 
-    def _deals_per_command(self) -> int:
-        if self.deals_seen < 20:
-            return 25
-        per_deal = max(self.rows_seen / self.deals_seen, 0.2)
-        return max(1, min(250, int(ROWS_PER_COMMAND_TARGET / (per_deal * 1.25))))
+    def add(self, read: PagedRead) -> PagedRead:
+        self._push(read, 0)
+        return read
 
-    def rows_for(self, deal_ids: list[str]) -> dict[str, list[dict]]:
-        """deal id -> its product rows, for every id given (deals without rows map to [])."""
-        by_deal: dict[str, list[dict]] = {d: [] for d in deal_ids}
-        size = self._deals_per_command()
-        pending: list[tuple[list[str], int]] = [(deal_ids[i:i + size], 0)
-                                                for i in range(0, len(deal_ids), size)]
-        while pending:
-            wave, pending = pending[:BATCH_LIMIT], pending[BATCH_LIMIT:]
-            commands = {
-                f"r{n}": ("crm.item.productrow.list",
-                          {"filter": {"=ownerType": "D", "=ownerId": ids}, "order": {"id": "asc"},
-                           "start": start})
-                for n, (ids, start) in enumerate(wave)
-            }
-            res = self.client.batch(commands)
-            if res.errors:
-                label, err = next(iter(res.errors.items()))
-                raise CrmRequestRejected(str(err.get("error_description") or "error"), crm="bitrix",
-                                         method="crm.item.productrow.list", crm_code=str(err.get("error", "")))
-            for n, (ids, _start) in enumerate(wave):
-                for row in _rows(res.result.get(f"r{n}"), "productRows"):
-                    owner = str(row.get("ownerId", ""))
-                    if owner in by_deal:
-                        by_deal[owner].append(row)
-                        self.rows_seen += 1
-                if f"r{n}" in res.next:  # more than a page for this group of deals
-                    pending.append((ids, int(res.next[f"r{n}"])))
-        self.deals_seen += len(deal_ids)
-        return by_deal
+    def _push(self, read: PagedRead, start: int) -> None:
+        read.outstanding += 1
+        heapq.heappush(self._queue, (read.priority, next(self._seq), read, start))
+
+    def batches(self) -> Iterator[list[PageResult]]:
+        """Send until nothing is queued; the caller may `add` reads between batches."""
+        while self._queue:
+            chunk = [heapq.heappop(self._queue) for _ in range(min(BATCH_LIMIT, len(self._queue)))]
+            res = self.client.batch({f"c{n}": (read.method, {**read.params, "start": start})
+                                     for n, (_p, _s, read, start) in enumerate(chunk)})
+            out: list[PageResult] = []
+            for n, (_p, _s, read, start) in enumerate(chunk):
+                label = f"c{n}"
+                read.outstanding -= 1
+                if read.failed or _failed(read, res.errors.get(label)):
+                    read.failed = True
+                    continue
+                if start == 0 and label in res.next:
+                    for offset in range(PAGE_SIZE, int(res.total.get(label) or 0), PAGE_SIZE):
+                        self._push(read, offset)
+                out.append(PageResult(read, _rows(res.result.get(label), read.key), read.finished))
+            yield out
+
+
+def _failed(read: PagedRead, error: dict | None) -> bool:
+    if not error:
+        return False
+    text = str(error.get("error_description") or error.get("error") or "error")
+    if read.optional:
+        log.warning("skipped optional list method=%s error=%s", read.method, text[:80])
+        return True
+    raise CrmRequestRejected(text, crm="bitrix", method=read.method, crm_code=str(error.get("error", "")))
+
+
+@dataclass(eq=False)
+class DealGroup:
+    """Won deals waiting for their product rows (one rows read)."""
+
+    deals: list[dict]
+    rows: dict[str, list[dict]]
+
+
+def rows_read(deals: list[dict], priority: int) -> PagedRead:
+    """Every product row of these deals, as one paged read ordered by row id."""
+    ids = [str(d.get("ID")) for d in deals]
+    return PagedRead("rows", "crm.item.productrow.list",
+                     {"filter": {"=ownerType": "D", "=ownerId": ids}, "order": {"id": "asc"}},
+                     key="productRows", priority=priority, context=DealGroup(deals, {i: [] for i in ids}))
+
+
+def take_rows(result: PageResult) -> DealGroup:
+    """File a rows page under its deals; rows of deals we did not ask for are dropped."""
+    group: DealGroup = result.read.context  # type: ignore[assignment]
+    for row in result.rows:
+        bucket = group.rows.get(str(row.get("ownerId", "")))
+        if bucket is not None:
+            bucket.append(row)
+    return group
 
 
 def since_filter(cursor_value: str | None, parse: Callable) -> dict[str, str]:

@@ -261,6 +261,9 @@ def _sort_key(get: Callable) -> Callable:
     return key
 
 
+CACHE_MIN_SCAN = 5_000  # rows a query must scan before its result is cached
+
+
 class QueryEngine:
     """Runs parsed queries over tables; keeps a few counted results until their table changes."""
 
@@ -301,7 +304,10 @@ class QueryEngine:
                 chunk = candidates.slice(lo, lo + PAGE_SIZE)
             page = [rows[i] for i in chunk]
         else:
-            matched = self._matched(table, q, candidates, preds, extra is None, id_field)
+            # Only whole-table scans are worth keeping: caching the many small indexed reads (product
+            # rows by owner) would push a million-deal list out of the cache on every batch.
+            cacheable = extra is None and isinstance(candidates, range_ids) and len(candidates) > CACHE_MIN_SCAN
+            matched = self._matched(table, q, candidates, preds, cacheable, id_field)
             total = len(matched)
             lo = q.start if q.start >= 0 else 0
             page = [rows[i] for i in matched[lo:lo + PAGE_SIZE] if i in rows]
@@ -318,10 +324,16 @@ class QueryEngine:
                 self._cache.move_to_end(key)
                 return hit
         rows = table.rows
-        matched_rows = [r for i in candidates if (r := rows.get(i)) is not None and all(p(r) for p in preds)]
-        for field, desc in reversed(q.order or []):
-            matched_rows.sort(key=_sort_key(field.get), reverse=desc)
-        matched = [r.id for r in matched_rows]
+        if len(q.order) == 1 and q.order[0][0].name == id_field:
+            # candidates come in ascending id order already: no sort, no row objects kept
+            matched = [i for i in candidates if (r := rows.get(i)) is not None and all(p(r) for p in preds)]
+            if q.order[0][1]:
+                matched.reverse()
+        else:
+            matched_rows = [r for i in candidates if (r := rows.get(i)) is not None and all(p(r) for p in preds)]
+            for field, desc in reversed(q.order or []):
+                matched_rows.sort(key=_sort_key(field.get), reverse=desc)
+            matched = [r.id for r in matched_rows]
         if cacheable:
             self._cache[key] = matched
             while len(self._cache) > self._cache_size:
@@ -333,7 +345,7 @@ class QueryEngine:
         ids = table.ids
         lo, hi = 0, len(ids)
         residual = []
-        best = None
+        best = best_cond = None
         for cond in q.conds:
             field, op, value = cond
             if field.name == id_field and op in ("gt", "ge", "lt", "le") and not isinstance(value, list | dict):
@@ -359,10 +371,15 @@ class QueryEngine:
                     index = table.indexes[index_name]
                     found = sorted({i for k in keys for i in index.get(k, ())})
                 if best is None or len(found) < len(best):
-                    best = found
-                residual.append(cond)  # still checked: cheap on a small candidate set
+                    if best_cond is not None:
+                        residual.append(best_cond)
+                    best, best_cond = found, cond
+                else:
+                    residual.append(cond)  # still checked: cheap on a small candidate set
                 continue
             residual.append(cond)
+        if best_cond is not None and best_cond[0].kind not in (INT, LINK, RAWINT):
+            residual.append(best_cond)  # an id-valued index answers exactly; other kinds are re-checked
         if best is not None:
             lo_id = ids[lo] if lo < len(ids) else None
             hi_id = ids[hi - 1] if 0 < hi <= len(ids) else None

@@ -65,6 +65,8 @@ class Portal:
         self.customer_refs: dict[int, tuple[str, int]] = {}
         self.company_contacts: dict[int, list[int]] = {}
         self.clock: Callable[[], int] = now_ts
+        # (event, id) for each add/update, e.g. ("ONCRMDEALUPDATE", 12); the app context sends them on
+        self.listeners: list[Callable[[str, int], None]] = []
 
     def _seed_statuses(self) -> None:
         colors = {"P": "#39A8EF", "S": "#7BD500", "F": "#FF5752"}
@@ -85,6 +87,11 @@ class Portal:
             for n, (code, name) in enumerate(values, start=1):
                 sid += 1
                 self.statuses.insert(sid, Status(sid, entity, code, name, n * 10, True, None, None))
+
+    def emit(self, event: str, entity_id: int) -> None:
+        """Doc: api-reference/events/index.md - ONCRM<ENTITY>ADD / UPDATE after every write."""
+        for listener in self.listeners:
+            listener(event, entity_id)
 
     # ---- overview ----
     def counts(self) -> dict[str, int]:
@@ -197,6 +204,7 @@ class Portal:
         else:
             self.contacts.reindex(row.id, "COMPANY_ID", old_company or 0, row.company_id or 0)
             self.contacts.touch()
+        self.emit("ONCRMCONTACTADD" if is_new else "ONCRMCONTACTUPDATE", row.id)
         return row
 
     def write_company(self, row: Company | None, fields: dict) -> Company:
@@ -221,6 +229,7 @@ class Portal:
             self.companies.insert(row.id, row)
         else:
             self.companies.touch()
+        self.emit("ONCRMCOMPANYADD" if is_new else "ONCRMCOMPANYUPDATE", row.id)
         return row
 
     # ---- deals ----
@@ -272,7 +281,8 @@ class Portal:
             row.contact_ids = ((cid,) + tuple(c for c in row.contact_ids[1:] if c != cid)) if cid else ()
         if "COMPANY_ID" in fields:
             row.company_id = as_int(fields["COMPANY_ID"]) or None
-        for key, attr in (("TYPE_ID", "type_id"), ("COMMENTS", "comments"), ("SOURCE_ID", "source_id")):
+        for key, attr in (("TYPE_ID", "type_id"), ("COMMENTS", "comments"), ("SOURCE_ID", "source_id"),
+                          ("ORIGINATOR_ID", "originator_id"), ("ORIGIN_ID", "origin_id")):
             if key in fields:
                 setattr(row, attr, "" if fields[key] is None else str(fields[key]))
         if "ASSIGNED_BY_ID" in fields:
@@ -299,6 +309,7 @@ class Portal:
             self.deals.reindex(row.id, "CONTACT_ID", old_contact, contact)
             self.deals.reindex(row.id, "COMPANY_ID", old_company, row.company_id or 0)
             self.deals.touch()
+        self.emit("ONCRMDEALADD" if is_new else "ONCRMDEALUPDATE", row.id)
         return row
 
     def _stage_category(self, stage: str) -> int:
