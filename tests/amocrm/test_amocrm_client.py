@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from amo_support import TODAY, Sleeps, pull_all, token_adapter
 
@@ -64,16 +62,15 @@ def test_reads_retry_5xx_and_lost_answers_but_a_write_does_not(account):
 def test_the_client_stays_under_the_accounts_requests_per_second():
     with AmoEmulator(customers=120, seed=7, today=TODAY, rate_limit=True, requests_per_second=7) as emu:
         adapter = token_adapter(emu, requests_per_second=7)  # the documented limit, the client's default
-        started = time.monotonic()
         try:
             for _ in range(2):
                 pull_all(adapter)
         finally:
             adapter.close()
-        elapsed = time.monotonic() - started
         stats = emu.stats()
+    # more than a second's worth of requests, and the server refused none of them
+    assert stats["requests_total"] > 14
     assert stats["rate_limited"] == 0, "no request bounced off the limit"
-    assert stats["requests_total"] > 14 and elapsed >= (stats["requests_total"] - 7) / 7
 
 
 def test_a_client_that_keeps_exceeding_the_limit_is_blocked_with_a_clear_error():
