@@ -8,11 +8,13 @@ big portal fits evaluation's memory. Caches are capped: all-distinct values cost
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date
+from types import MappingProxyType
 
 from connector.model import Customer, LineItem, Purchase
 
-SHARED_VALUES_CAP = 200_000  # distinct values remembered per read
+SHARED_VALUES_CAP = 200_000  # distinct values remembered per read (the cache lives only while reading)
 
 
 def purchase_to_json(p: Purchase) -> str:
@@ -37,49 +39,64 @@ def customer_to_json(c: Customer) -> str:
 class Decoder:
     """Snapshot rows -> records for one read of the snapshot, equal values shared.
 
-    Keys carry the value's type, so 1 and 1.0 (equal in Python) never stand in for each other.
+    Number keys carry their type, so 1 and 1.0 (equal in Python) never stand in for each other.
     """
 
     def __init__(self, cap: int = SHARED_VALUES_CAP) -> None:
         self.cap = cap
-        self.values: dict = {}
+        self.strings: dict[str, str] = {}
+        self.values: dict = {}  # numbers, days, line items, items tuples, card fields: by a tagged key
 
-    def share(self, value, kind: str = "s"):
+    def share(self, value: str | None) -> str | None:
         if value is None:
             return None
-        key = (kind, type(value), value)
-        found = self.values.get(key)
+        found = self.strings.get(value)
         if found is None:
-            found = self._keep(key, value)
+            found = value
+            if len(self.strings) < self.cap:
+                self.strings[value] = value
         return found
 
-    def _keep(self, key, value):
-        if len(self.values) < self.cap:
-            self.values[key] = value
-        return value
+    def _shared(self, key, make):
+        found = self.values.get(key)
+        if found is None:
+            found = make()
+            if len(self.values) < self.cap:
+                self.values[key] = found
+        return found
 
     def day(self, text: str | None) -> date | None:
-        if not text:
-            return None
-        found = self.values.get(("d", text))
-        return found if found is not None else self._keep(("d", text), date.fromisoformat(text))
+        return self._shared(("d", text), lambda: date.fromisoformat(text)) if text else None
 
-    def item(self, i: dict) -> LineItem:
+    def items(self, raw: list[dict]) -> tuple[LineItem, ...]:
+        """A purchase's line items, each shared, and the tuple of them shared too (most repeat)."""
+        if not raw:
+            return ()
+        items = tuple(self._item(i) for i in raw)
+        return self._shared(("t", *items), lambda: items)
+
+    def _item(self, i: dict) -> LineItem:
         pid, name, qty, price, category = i["product_id"], i["name"], i["quantity"], i["price"], i.get("category")
-        key = ("i", pid, name, type(qty), qty, type(price), price, category)
-        found = self.values.get(key)
-        if found is None:
-            found = self._keep(key, LineItem(self.share(pid), self.share(name), qty, price, self.share(category)))
-        return found
+        return self._shared(("i", pid, name, type(qty), qty, type(price), price, category),
+                            lambda: LineItem(self.share(pid), self.share(name), qty, price, self.share(category)))
+
+    def fields(self, values: dict) -> Mapping[str, str]:
+        """Card fields, read-only and shared: most customers' fields are the same few values."""
+        try:
+            key = ("f", *sorted(values.items()))
+            hash(key)
+        except TypeError:  # an unhashable value (a list): this customer keeps its own copy
+            return MappingProxyType(values)
+        return self._shared(key, lambda: MappingProxyType(values))
 
     def purchase(self, text: str, customer_id: str | None = None) -> Purchase:
         """One purchase row; `customer_id` (the row's own, already read) is reused when it matches."""
         d = json.loads(text)
-        items = tuple(self.item(i) for i in d["items"])
+        amount = d["amount"]
         return Purchase(
-            id=d["id"], customer_id=customer_id if customer_id == d["customer_id"] else d["customer_id"],
-            date=self.day(d["date"]), amount=self.share(d["amount"], "a"), currency=self.share(d["currency"]),
-            items=self.share(items, "t") if items else (), manager_id=self.share(d["manager_id"]), title=d["title"])
+            d["id"], customer_id if customer_id == d["customer_id"] else d["customer_id"], self.day(d["date"]),
+            self._shared(("a", type(amount), amount), lambda: amount), self.share(d["currency"]),
+            self.items(d["items"]), self.share(d["manager_id"]), d["title"])
 
     def customer(self, text: str, purchases: tuple[Purchase, ...]) -> Customer:
         d = json.loads(text)
@@ -87,7 +104,6 @@ class Decoder:
         return Customer(
             id=d["id"], name=d["name"], kind=share(d["kind"]), emails=tuple(d["emails"]), phones=tuple(d["phones"]),
             birthday=self.day(d["birthday"]), manager_id=share(d["manager_id"]),
-            tags=frozenset(share(t) for t in d["tags"]),
-            fields={share(k): share(v) if isinstance(v, str) else v for k, v in d["fields"].items()},
+            tags=frozenset(share(t) for t in d["tags"]), fields=self.fields(d["fields"]),
             purchases=purchases, last_contact_activity=self.day(d["last_contact_activity"]),
         )

@@ -8,6 +8,7 @@ every sum (`excluded_other_currency`).
 
 from __future__ import annotations
 
+import operator
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -169,7 +170,11 @@ def customer_facts(customer: Customer, today: date, currency: str, rates: Mappin
     counted = sorted((p for p in customer.purchases if p.date <= today and p.amount > 0),
                      key=lambda p: (p.date, p.id))
     amounts = tuple(convert_amount(p, currency, rates) for p in counted)
-    return CustomerFacts(customer=customer, purchases=tuple(counted), amounts=amounts, currency=currency,
+    # the customer's own tuple when it already is the counted history (saves a copy per customer)
+    same = (isinstance(customer.purchases, tuple) and len(counted) == len(customer.purchases)
+            and all(map(operator.is_, counted, customer.purchases)))
+    return CustomerFacts(customer=customer, purchases=customer.purchases if same else tuple(counted),
+                         amounts=amounts, currency=currency,
                          today=today, history=history, rates=rates, shop=shop,
                          excluded_other_currency=sum(1 for a in amounts if a is None))
 
