@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS ledger (account TEXT NOT NULL, key TEXT NOT NULL, sta
     crm_kind TEXT, crm_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, reason TEXT,
     updated_at REAL NOT NULL, applied_on TEXT, PRIMARY KEY (account, key));
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (account, status);
+CREATE INDEX IF NOT EXISTS ledger_by_customer ON ledger (account, customer_id);
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT, kind TEXT,
     started REAL NOT NULL, finished REAL, dry_run INTEGER, stats TEXT, error TEXT);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired REAL NOT NULL);
@@ -158,17 +159,31 @@ class State:
                               (account, run_id))
         return cur.rowcount
 
-    def customers(self, account: str) -> Iterator[Customer]:
-        """Stream customers that have purchases, each with its purchases in date order.
+    def customers(self, account: str, ids: Iterable[str] | None = None) -> Iterator[Customer]:
+        """Stream customers that have purchases (all, or just `ids`), each with its purchases in date order.
 
         Purchases come ordered by customer and meet the customers table read in the same order, so
         a card is decoded once; equal values (line items, days, names) are shared (`Decoder`).
         """
         decoder = Decoder()
-        cards = self.db.execute("SELECT id, data FROM customers WHERE account=? ORDER BY id", (account,))
+        if ids is None:
+            yield from self._merge(
+                self.db.execute("SELECT id, data FROM customers WHERE account=? ORDER BY id", (account,)),
+                self.db.execute("SELECT customer_id, data FROM purchases WHERE account=? ORDER BY customer_id",
+                                (account,)), decoder)
+            return
+        wanted = sorted(set(ids))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            yield from self._merge(
+                self.db.execute(f"SELECT id, data FROM customers WHERE account=? AND id IN ({marks}) ORDER BY id",
+                                (account, *chunk)),
+                self.db.execute(f"SELECT customer_id, data FROM purchases WHERE account=? AND customer_id IN "
+                                f"({marks}) ORDER BY customer_id", (account, *chunk)), decoder)
+
+    def _merge(self, cards: Iterator, rows: Iterator, decoder: Decoder) -> Iterator[Customer]:
         card = next(cards, None)
-        rows = self.db.execute("SELECT customer_id, data FROM purchases WHERE account=? ORDER BY customer_id",
-                               (account,))
         current, cdata, bucket = None, None, []
         for customer_id, pdata in rows:
             if customer_id != current:

@@ -128,12 +128,17 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                     state.record_found(account, found, today)
                     known = [a for a in to_write if a.key in found]
                     to_write = [a for a in to_write if a.key not in found]
-                to_write = writeback.enrich(to_write)
                 planned_keys = {a.key for a in to_write}
                 # card fields are re-planned from what was last written, so an older one is never resent
                 retries = [a for a, _s in state.unfinished(account) if a.key not in planned_keys
                            and a.kind in capable and a.kind != ActionKind.TAG]
-                apply_plan(adapter, state, account, to_write + retries, today, report, progress)
+
+                def with_context(chunk: list[Action]) -> list[Action]:  # retries carry theirs already
+                    fresh = writeback.enrich([a for a in chunk if a.key in planned_keys])
+                    return fresh + [a for a in chunk if a.key not in planned_keys]
+
+                apply_plan(adapter, state, account, to_write + retries, today, report, progress,
+                           prepare=with_context)
                 stats["fields_written"] = writeback.record(to_write)
                 writeback.record(known)  # cards that already held their values
                 stats["written_by_kind"] = written_by_kind(state, account, to_write + retries, status)
@@ -159,8 +164,13 @@ def written_by_kind(state: State, account: str, actions: list[Action], before: d
 
 
 def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Action], today: date,
-               report: SyncReport, progress: Progress) -> None:
-    """Write in the adapter's batch size; settle unknown fates by markers before any resend."""
+               report: SyncReport, progress: Progress,
+               prepare: Callable[[list[Action]], list[Action]] | None = None) -> None:
+    """Write in the adapter's batch size; settle unknown fates by markers before any resend.
+
+    `prepare` finishes each batch just before it is sent (the manager's context), so long bodies
+    exist for one batch at a time.
+    """
     if not actions:
         return
     status = state.ledger_status(account, (a.key for a in actions))
@@ -173,6 +183,8 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
     batch = getattr(adapter, "write_batch", 50)
     for i in range(0, len(actions), batch):
         chunk = actions[i:i + batch]
+        if prepare is not None:
+            chunk = prepare(chunk)
         state.mark_pending(account, chunk)
         try:
             outcomes = adapter.write(chunk)

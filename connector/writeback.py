@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import date
 
 from connector import briefing, fields
-from connector.model import Action, ActionKind, Customer
+from connector.model import Action, ActionKind
 from connector.state import MAX_ATTEMPTS, State
 
 
@@ -23,24 +23,16 @@ class WritebackPlanner:
         self.lang = playbook.lang
         self.cards_on = self.config.card_fields and ActionKind.TAG in capabilities
         self.cards = fields.WrittenCards(state) if self.cards_on else None
-        self.customers: dict[str, Customer] = {}
         self.reports: dict[str, object] = {}
 
     def extend(self, evaluation, plan: list[Action], today: date) -> list[Action]:
         """The plan with deal targets in deal payloads, plus one card action per changed customer."""
         plan = [self._deal_target(a) for a in plan]
         self.reports = {r.customer_id: r for r in evaluation.customers}
-        wanted = {a.customer_id for a in plan} if self.config.task_context else set()
-        if not (self.cards_on or wanted):
-            return plan
-        cards: dict[str, fields.CardFacts] = {}
-        for customer in self.state.customers(self.account):  # one pass over the snapshot
-            if customer.id in wanted:
-                self.customers[customer.id] = customer
-            if self.cards_on:  # only what a card needs, not the whole history
-                cards[customer.id] = fields.card_facts(customer)
         if self.cards is None:
             return plan
+        # one pass over the snapshot, keeping only what a card needs, not the whole history
+        cards = {customer.id: fields.card_facts(customer) for customer in self.state.customers(self.account)}
         last = self.cards.last(self.account)
         spent = self._given_up()  # a card the CRM kept refusing (a deleted contact) waits for new values
         return plan + [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang)
@@ -58,12 +50,19 @@ class WritebackPlanner:
                                         "stage": self.config.deal_stage})
 
     def enrich(self, actions: list[Action]) -> list[Action]:
-        """Tasks, deals and automation starts with the customer's history and past touches."""
+        """Tasks, deals and automation starts with the customer's history and past touches.
+
+        Called per write batch: only that batch's customers are read back from the snapshot, so a
+        big plan never holds every planned customer's history (nor every long body) at once.
+        """
         if not self.config.task_context or not actions:
             return actions
-        ids = {a.customer_id for a in actions}
+        ids = {a.customer_id for a in actions if a.kind != ActionKind.TAG}
+        if not ids:
+            return actions
+        customers = {c.id: c for c in self.state.customers(self.account, ids)}
         touches = briefing.touches_by_customer(self.state, self.account, ids)
-        return briefing.with_context(actions, self.customers, self.reports, touches, self.lang)
+        return briefing.with_context(actions, customers, self.reports, touches, self.lang)
 
     def record(self, actions: Iterable[Action]) -> int:
         """Remember the card values the CRM now holds (their keys are done); returns how many."""
