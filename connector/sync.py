@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -180,11 +180,12 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
         state.mark_done(account, found, today)
         report.stats["recovered"] = len(found)
         actions = [a for a in actions if a.key not in found]
-    batch = getattr(adapter, "write_batch", 50)
-    for i in range(0, len(actions), batch):
-        chunk = actions[i:i + batch]
-        if prepare is not None:
-            chunk = prepare(chunk)
+    size = getattr(adapter, "write_batch", 50)
+    queue = deque((a, False) for a in actions)  # (action, prepared already?) in sending order
+    while queue:
+        taken = [queue.popleft() for _ in range(min(size, len(queue)))]
+        fresh = [a for a, ready in taken if not ready]
+        chunk = [a for a, ready in taken if ready] + (prepare(fresh) if prepare is not None and fresh else fresh)
         state.mark_pending(account, chunk)
         try:
             outcomes = adapter.write(chunk)
@@ -192,10 +193,18 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
             log.warning("write batch failed: %s", exc)
             try:
                 found = adapter.find_written([a.key for a in chunk])
-                state.mark_done(account, found, today)
-                report.stats["written"] += len(found)
             except CrmError:
-                pass  # still pending: the next run settles it before resending
+                report.error = exc  # still pending: the next run settles it before resending
+                return
+            state.mark_done(account, found, today)
+            report.stats["written"] += len(found)
+            # the gateway gave up on a batch too big or too slow (doc: shrink and retry, see
+            # shared/reference/amocrm.md "Writes"): the rest of this run goes in halves
+            if getattr(exc, "status", None) == 504 and size > 1:
+                size = max(1, size // 2)
+                queue.extendleft((a, True) for a in reversed([a for a in chunk if a.key not in found]))
+                report.stats["batch_size"] = size
+                continue
             report.error = exc
             return
         done = {o.key: o.ref for o in outcomes if o.ok and o.ref}

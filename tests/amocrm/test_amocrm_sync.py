@@ -138,3 +138,29 @@ def test_a_run_killed_while_writing_then_rerun_leaves_one_task_per_key(account, 
     held = account.tasks_by_marker()
     assert set(held) == {p["key"] for p in out["plan"]} and max(held.values()) == 1
     assert 0 < written_before_kill < len(out["plan"])
+
+
+def test_a_gateway_timeout_shrinks_the_batches_and_nothing_is_written_twice(account, tmp_path):
+    """A batch too big for the gateway is applied, then answered 504: the markers settle it, the rest
+    of the run goes in smaller batches, and every key ends with exactly one task."""
+    state = State(tmp_path / "s.db")
+    account.set_gateway_timeout_over(20)
+    report = sync(account, state)
+    assert report.error is None and report.stats["written"] == len(report.plan) > 40
+    assert report.stats["batch_size"] == 12, "50 -> 25 -> 12 entities a request"
+    held = account.tasks_by_marker()
+    assert set(held) == {a.key for a in report.plan} and max(held.values()) == 1
+    posts = account.stats()["requests"]["POST /api/v4/tasks"]
+    # 50 (applied, 504), 25 (applied, 504), then the rest by 12; markers proved the first two written
+    assert posts == 2 + -(-(len(report.plan) - 75) // 12)
+    assert sync(account, state).stats["written"] == 0
+
+
+def test_a_batch_the_gateway_dropped_unapplied_is_resent_in_halves(account, tmp_path):
+    state = State(tmp_path / "s.db")
+    account.fail_next(1, 504, path="POST /api/v4/tasks")  # nothing applied
+    report = sync(account, state)
+    assert report.error is None and report.stats["written"] == len(report.plan) > 50
+    assert report.stats["batch_size"] == 25
+    held = account.tasks_by_marker()
+    assert set(held) == {a.key for a in report.plan} and max(held.values()) == 1

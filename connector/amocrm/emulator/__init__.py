@@ -34,7 +34,8 @@ class AmoEmulator:
     def __init__(self, customers: int = 300, seed: int = 42, today: date | None = None, rate_limit: bool = False,
                  latency_ms: int = 0, faults: str | dict | None = None, host: str = "127.0.0.1", port: int = 0,
                  requests_per_second: float = 7, access_token_ttl: int = 86400, *, block_after: int = 20,
-                 block_seconds: float = 60.0, retry_after_seconds: float = 1.0) -> None:
+                 block_seconds: float = 60.0, retry_after_seconds: float = 1.0,
+                 gateway_timeout_over: int | None = None) -> None:
         self.today = today or date.today()
         self.shop = generate_shop(customers, seed, self.today)
         self.store = AccountStore()
@@ -44,6 +45,10 @@ class AmoEmulator:
                              block_seconds=block_seconds)
         # Doc: developers.kommo.com/docs/http-codes - real accounts ask for 300 s; tests want less
         self.retry_after = retry_after_seconds
+        # Doc (shared/reference/amocrm.md, Writes): a batch may end in 504 when too big or slow, and
+        # the client should send fewer. Interpretation: a write of more than this many entities is
+        # applied, then the gateway answers 504 (the worst case for exactly-once). None: never.
+        self.gateway_timeout_over = gateway_timeout_over
         self._host, self._port = host, port
         self._access_ttl = access_token_ttl
         self._server: EmulatorServer | None = None
@@ -123,6 +128,9 @@ class AmoEmulator:
 
     def drop_next(self, n: int, path: str | None = None) -> None:
         self.faults.script(n, "drop", path)
+
+    def set_gateway_timeout_over(self, n: int | None) -> None:
+        self.gateway_timeout_over = n
 
     def set_latency(self, ms: float, path: str | None = None) -> None:
         self.faults.set_latency(ms, path)

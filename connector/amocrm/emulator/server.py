@@ -111,6 +111,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(validation_error([(rid, "NotSupportedChoice", "text", "Injected validation failure")]).reply())
             return
         reply = self._route(emu, method, path, parts.query, body)
+        limit = emu.gateway_timeout_over
+        if limit is not None and method in ("POST", "PATCH") and isinstance(body, list) and len(body) > limit:
+            self._send(Reply(504, b"", "text/html"))  # applied, but the gateway stopped waiting
+            return
         if fault == "drop":  # applied, then the connection is cut before any answer
             self.close_connection = True
             try:
