@@ -214,14 +214,13 @@ def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observ
                 last_seen[key] = (p.date, qty)
         if learn_pairs and len(keys) > 1:
             uniq = sorted(set(keys))[:MAX_PRODUCTS_FOR_PAIRS]
-            for a in uniq:
-                counter = pairs[a]
-                for b in uniq:
-                    if a != b:
-                        counter[b] += 1
+            for a in uniq:  # Counter.update counts in C; each product's count of itself goes below
+                pairs[a].update(uniq)
     if learn_cycles:
         shop.cycles = {k: float(statistics.median(v)) for k, v in gaps.items() if len(v) >= min_observations}
     if learn_pairs:
+        for a, counter in pairs.items():
+            del counter[a]
         shop.co_purchases = {a: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_PARTNERS]
                              for a, c in pairs.items()}
     return shop
