@@ -42,8 +42,9 @@ class Decoder:
     Number keys carry their type, so 1 and 1.0 (equal in Python) never stand in for each other.
     """
 
-    def __init__(self, cap: int = SHARED_VALUES_CAP) -> None:
+    def __init__(self, cap: int = SHARED_VALUES_CAP, *, lean: bool = False) -> None:
         self.cap = cap
+        self.lean = lean  # drop a purchase's title when its line items already say what it was
         self.strings: dict[str, str] = {}
         self.values: dict = {}  # numbers, days, line items, items tuples, card fields: by a tagged key
 
@@ -93,10 +94,11 @@ class Decoder:
         """One purchase row; `customer_id` (the row's own, already read) is reused when it matches."""
         d = json.loads(text)
         amount = d["amount"]
+        title = "" if self.lean and d["items"] else d["title"]
         return Purchase(
             d["id"], customer_id if customer_id == d["customer_id"] else d["customer_id"], self.day(d["date"]),
             self._shared(("a", type(amount), amount), lambda: amount), self.share(d["currency"]),
-            self.items(d["items"]), self.share(d["manager_id"]), d["title"])
+            self.items(d["items"]), self.share(d["manager_id"]), title)
 
     def customer(self, text: str, purchases: tuple[Purchase, ...]) -> Customer:
         d = json.loads(text)

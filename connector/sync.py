@@ -106,7 +106,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                 state.record_found(account, found, today)  # a lost ledger is rebuilt from the CRM
                 pulled["ledger_rebuilt"] = len(found)
             history = PlanHistory(state.applied_dates(account))
-            evaluation = evaluate(state.customers(account), today, playbook, history=history,
+            evaluation = evaluate(state.customers(account, lean=True), today, playbook, history=history,
                                   catalogue=state.products(account).values())
             capable = adapter.capabilities
             writeback = WritebackPlanner(state, account, playbook, capable)

@@ -72,3 +72,23 @@ def test_a_missing_webhook_is_named_when_the_crm_needs_it():
     with pytest.raises(SettingsError) as err:
         settings.require("BITRIX_WEBHOOK_URL")
     assert err.value.exit_code == 2 and "BITRIX_WEBHOOK_URL" in str(err.value)
+
+
+def test_the_snapshot_reads_back_what_was_pulled_and_lean_reads_drop_only_redundant_titles(tmp_path):
+    from connector.crm import PullPage
+    from connector.model import Customer, LineItem, Purchase
+
+    state = State(tmp_path / "s.db")
+    coffee = (LineItem("3", "Кофе 1 кг", 2.0, 1590.0, "Кофе"),)
+    page = PullPage(customers=[Customer("7", name="Ольга", phones=("+79000000007",))],
+                    purchases=[Purchase("11", "7", date(2026, 5, 1), 3180.0, items=coffee, title="Заказ #11"),
+                               Purchase("12", "7", date(2026, 6, 1), 500.0, title="Доставка"),
+                               Purchase("13", "8", date(2026, 6, 2), 900.0, items=coffee, title="Заказ #13")])
+    state.absorb("acct", page, run_id=1)
+    full = {c.id: c for c in state.customers("acct")}
+    assert [p.title for p in full["7"].purchases] == ["Заказ #11", "Доставка"]
+    assert full["7"].purchases[0].items == coffee and full["7"].phones == ("+79000000007",)
+    assert full["8"].purchases[0].id == "13", "a deal whose contact was not pulled keeps its history"
+    lean = {c.id: c for c in state.customers("acct", lean=True)}
+    assert [p.title for p in lean["7"].purchases] == ["", "Доставка"], "a title is kept where no item names it"
+    assert [c.id for c in state.customers("acct", ["8"])] == ["8"]

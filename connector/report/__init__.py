@@ -42,7 +42,7 @@ def build_report(state: State, account: str, today: date, playbook, *, window_da
     the shop as it was then.
     """
     started = time.monotonic()
-    customers = list(state.customers(account))
+    customers = list(state.customers(account, lean=True))
     catalogue = state.products(account)
     applied = {k: d for k, d in state.applied_dates(account).items() if d <= today}
     current = evaluate(customers, today, playbook, history=PlanHistory(applied), catalogue=catalogue.values())

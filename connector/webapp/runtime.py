@@ -55,6 +55,6 @@ class Runtime:
 
     def evaluation_from_state(self, state: State, account: str) -> Evaluation:
         """The playbook over the local snapshot only (no CRM call): for a robot when the sync failed."""
-        return evaluate(state.customers(account), self.today(), self.playbook,
+        return evaluate(state.customers(account, lean=True), self.today(), self.playbook,
                         history=PlanHistory(state.applied_dates(account)),
                         catalogue=state.products(account).values(), predict=False)
