@@ -38,6 +38,9 @@ def test_first_run_writes_the_plan_and_second_run_writes_nothing(portal, tmp_pat
     first = sync(portal, state)
     assert first.stats["written"] == len(first.plan) > 0
     assert first.stats["planned"] == len(first.plan)
+    # write-back at the lower bound: one batch request per 50 tasks, plus two reads (markers already
+    # in the portal, since the ledger is empty; whether `install` ran) - nothing per task
+    assert first.stats["requests"] - first.stats["pulled"]["requests"] == -(-len(first.plan) // 50) + 2
     held = tasks_by_key(portal)
     assert set(held) == {a.key for a in first.plan} and max(held.values()) == 1
     second = sync(portal, state)
