@@ -5,8 +5,8 @@ full sync (pull -> evaluate -> write the plan), changes 1% of the won deals thro
 an incremental sync, then compares the pull with the straightforward fast-bitrix24 script on a
 sample portal. Each sync runs in a child process, so its peak RSS is its own. One JSON line a run.
 
-    python benchmarks/scale_sync.py                       # Bitrix24, 200,000 customers (~1.2M deals)
-    python benchmarks/scale_sync.py --crm amocrm --customers 20000 --naive-customers 0
+    python benchmarks/scale_sync.py                       # Bitrix24, 200,000 customers (~1.2M deals), ~22 min
+    python benchmarks/scale_sync.py --crm amocrm --naive-customers 0     # amoCRM, same 200,000 customers
 
 Lines: {"run": "setup"|"full"|"incremental"|"naive_vs_ours", "crm", "items", "requests",
 "lower_bound_requests", "ratio", "wall_seconds", "api_seconds" (requests at the real limit),
