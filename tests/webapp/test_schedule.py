@@ -64,7 +64,9 @@ def test_the_loop_runs_at_once_sleeps_through_the_injected_sleep_and_stops():
     job = ScheduledSync(lambda: calls.append(1) or DONE, every_minutes=30, sleep=sleep, stop=stop)
     assert job.run() == 0
     assert calls == [1] and len(sleeps) == 5 and all(0 < s <= 1.0 for s in sleeps)
-    assert job.scheduler.idle_seconds > 29 * 60  # the next run is half an hour away
+    (scheduled,) = job.scheduler.jobs  # the next run is half an hour after this one (no wall clock read)
+    assert (scheduled.interval, scheduled.unit) == (30, "minutes")
+    assert scheduled.last_run is None and scheduled.next_run is not None, "the scheduled run still waits its turn"
 
 
 def read(path: Path) -> str:
