@@ -9,9 +9,9 @@ import argparse
 import json
 import sys
 from collections import Counter
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
+from connector import clock
 from connector.errors import InputError, RepeatSalesError
 from connector.tables import table
 
@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crm", choices=["bitrix", "amocrm"])
     s.add_argument("--dry-run", action="store_true", help="show the plan; write nothing, move no cursor")
     s.add_argument("--full", action="store_true", help="re-read everything instead of what changed")
-    s.add_argument("--as-of", type=_as_of, help="evaluate as if today were this date")
+    s.add_argument("--as-of", type=_as_of, help="evaluate as if today were this date (writes only with "
+                   "--write-as-of; otherwise add --dry-run)")
+    s.add_argument("--write-as-of", action="store_true",
+                   help="write the plan of the --as-of day into the CRM (cards, tasks, deals)")
+    s.add_argument("--allow-blank-cards", action="store_true",
+                   help="write even when the plan would clear the values on most customer cards")
     s.add_argument("--format", choices=["table", "json"], default="table")
 
     a = sub.add_parser("analyze", help="segments and metrics from a CSV of transactions, no CRM needed")
@@ -99,12 +104,13 @@ def cmd_sync(args) -> int:
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING" if args.format == "json" else settings.LOG_LEVEL)
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    today = args.as_of or today_in(settings.TIMEZONE)
+    dry_run = args.dry_run or settings.DRY_RUN
+    today = written_day(args.as_of, clock.today(settings.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
     adapter = make_adapter(settings.CRM, settings)
     state = State(settings.state_path)
     try:
-        report = run_sync(adapter, state, playbook, today=today, dry_run=args.dry_run or settings.DRY_RUN,
-                          full=args.full, progress=progress_printer(args.format))
+        report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
+                          progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards)
     finally:
         adapter.close()
         state.close()
@@ -112,15 +118,25 @@ def cmd_sync(args) -> int:
     if args.format == "json":
         print(json.dumps(report.to_json(crm_id), ensure_ascii=False, indent=1))
     else:
-        print(render_sync(report, dry_run=args.dry_run or settings.DRY_RUN))
+        print(render_sync(report, dry_run=dry_run))
     if report.error:
         print(f"error: {report.error}", file=sys.stderr)
     return 1 if report.error or report.failed else 0
 
 
-def today_in(timezone: str | None) -> date:
-    """The only place the wall clock is read for planning."""
-    return datetime.now(ZoneInfo(timezone)).date() if timezone else date.today()
+def written_day(as_of: date | None, today: date, *, dry_run: bool, write_as_of: bool) -> date:
+    """The day a sync plans for: another day than today is previewed, and written only when asked.
+
+    A plan of a past day would overwrite every live card with that day's values (customers who
+    bought since look like prospects), so `--as-of` alone never writes.
+    """
+    if as_of is None or as_of == today:
+        return today
+    if not dry_run and not write_as_of:
+        raise InputError(f"--as-of {as_of.isoformat()} is not today ({today.isoformat()}) and would write that "
+                         "day's plan into the CRM",
+                         hint="add --dry-run to preview it, or --write-as-of to write it anyway")
+    return as_of
 
 
 def progress_printer(fmt: str):
@@ -188,7 +204,7 @@ def cmd_analyze(args) -> int:
     from playbooks import evaluate, load_playbook
 
     customers = read_transactions(args.file)
-    today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=date.today())
+    today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=clock.today())
     evaluation = evaluate(customers, today, load_playbook())
     if args.format == "json":
         print(json.dumps(evaluation.to_json(), ensure_ascii=False))

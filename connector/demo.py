@@ -12,7 +12,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from connector.cli import render_sync, today_in
+from connector import clock
+from connector.cli import render_sync
 from connector.tables import table
 
 # Bitrix24: 50 commands x 50 rows per batch (Doc: settings/how-to-call-rest-api/batch.md);
@@ -67,7 +68,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
     from playbooks import load_playbook
 
     setup_logging("WARNING")
-    today = as_of or today_in(None)
+    today = as_of or clock.today()
     playbook = load_playbook()
 
     def say(msg: str) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from connector.crm import CrmAdapter
-from connector.errors import CrmError
+from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
 from connector.state import State
 from connector.writeback import WritebackPlanner
@@ -90,7 +90,7 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
 
 
 def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
-             full: bool = False, progress: Progress | None = None) -> SyncReport:
+             full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False) -> SyncReport:
     progress = progress or (lambda _msg: None)
     account = getattr(adapter, "account", adapter.name)
     started, requests_before = time.monotonic(), adapter.request_count()
@@ -112,6 +112,8 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             writeback = WritebackPlanner(state, account, playbook, capable)
             plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
             plan = writeback.extend(evaluation, plan, today)  # + card fields of changed customers
+            if not dry_run and not allow_blank_cards:
+                writeback.refuse_blanking(plan)
             status = state.ledger_status(account, (a.key for a in plan))
             report = SyncReport(evaluation, plan, stats)
             not_done = [a for a in plan if status.get(a.key) != "done"]
@@ -144,7 +146,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                 stats["written_by_kind"] = written_by_kind(state, account, to_write + retries, status)
             stats["would_write"] = len(to_write) if dry_run else 0
             stats["card_fields_due"] = sum(a.kind == ActionKind.TAG for a in to_write)
-        except CrmError as exc:
+        except RepeatSalesError as exc:
             stats["requests"] = adapter.request_count() - requests_before
             state.finish_run(run_id, stats, error=str(exc))
             raise

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from operator import itemgetter
 
+from connector import clock
+
 RHYTHMS = ("one_off", "regular", "seasonal", "consumable", "churned", "vip")
 # Share of customers per rhythm (sums to 1); one-off buyers are the biggest group, as in real shops.
 RHYTHM_WEIGHTS = (0.35, 0.18, 0.10, 0.14, 0.15, 0.08)
@@ -465,4 +467,4 @@ def generate_shop(customers: int = 300, seed: int = 42, today: date | None = Non
     """
     if customers < 0:
         raise ValueError("customers must be >= 0")
-    return _Generator(customers, seed, today or date.today()).build()
+    return _Generator(customers, seed, today or clock.today()).build()

@@ -86,7 +86,7 @@ def latest_account(state: State) -> str:
 
 def run_report(args) -> int:
     """`repeat-sales report [--as-of DATE] [--html FILE]`: the page to FILE, else a text summary."""
-    from connector.cli import today_in
+    from connector import clock
     from connector.settings import load_settings
     from playbooks import load_playbook
 
@@ -94,7 +94,7 @@ def run_report(args) -> int:
     if not settings.state_path.exists():
         raise InputError(NO_SYNC, hint=f"no state file at {settings.state_path} (STATE_URL)")
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    today = getattr(args, "as_of", None) or today_in(settings.TIMEZONE)
+    today = getattr(args, "as_of", None) or clock.today(settings.TIMEZONE)
     state = State(settings.state_path)
     try:
         account = latest_account(state)
