@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
 from datetime import date
@@ -200,21 +201,62 @@ def cmd_demo(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from connector.transactions_csv import read_transactions
+    """Read the CSV with the playbook of PLAYBOOK / PLAYBOOK_LANG (its currency, its CAC); no CRM setting."""
+    from connector.settings import load_playbook_settings
+    from connector.transactions_csv import read_transactions_with_summary
     from playbooks import evaluate, load_playbook
 
-    customers = read_transactions(args.file)
+    settings = load_playbook_settings()
+    playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
+    customers, summary = read_transactions_with_summary(args.file, default_currency=playbook.currency)
     today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=clock.today())
-    evaluation = evaluate(customers, today, load_playbook())
+    evaluation = evaluate(customers, today, playbook)
+    read = {**summary.to_json(),
+            "purchases_after_as_of": sum(1 for c in customers for p in c.purchases if p.date > today)}
     if args.format == "json":
-        print(json.dumps(evaluation.to_json(), ensure_ascii=False))
+        print(strict_json({**evaluation.to_json(), "input": read}))
         return 0
-    out = [f"As of {today.isoformat()}: {len(evaluation.customers)} customers"]
+    w = ANALYZE_WORDS.get(playbook.lang, ANALYZE_WORDS["en"])
+    out = [w["as_of"].format(day=today.isoformat(), n=len(evaluation.customers))]
+    out.append(table([w["input"], w["value"]], [(w[k], read[k]) for k in INPUT_SHOWN], title=f"\n{w['file']}"))
     out += render_segments(evaluation)
     metrics = [(k, v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)]
-    out.append(table(["metric", "value"], metrics, title="\nMetrics"))
+    out.append(table([w["metric"], w["value"]], metrics, title=f"\n{w['metrics']}"))
     print("\n".join(out))
     return 0
+
+
+INPUT_SHOWN = ("rows_read", "rows_rejected", "refunds_applied", "refunds_unmatched", "zero_amount_rows",
+               "purchases_after_as_of")
+ANALYZE_WORDS = {
+    "ru": {"as_of": "На {day}: клиентов {n}", "file": "Файл", "input": "строки", "value": "значение",
+           "metrics": "Метрики", "metric": "метрика", "rows_read": "строк прочитано",
+           "rows_rejected": "строк отклонено", "refunds_applied": "возвратов учтено",
+           "refunds_unmatched": "возвратов без покупки (не учтены)", "zero_amount_rows": "строк с суммой 0",
+           "purchases_after_as_of": "покупок позже даты отчёта (не учтены)"},
+    "en": {"as_of": "As of {day}: {n} customers", "file": "Input", "input": "rows", "value": "value",
+           "metrics": "Metrics", "metric": "metric", "rows_read": "rows read", "rows_rejected": "rows rejected",
+           "refunds_applied": "refunds applied", "refunds_unmatched": "refunds with no purchase (dropped)",
+           "zero_amount_rows": "rows with amount 0", "purchases_after_as_of": "purchases after the date (left out)"},
+}
+
+
+def strict_json(obj) -> str:
+    """JSON that every parser reads: a NaN or infinity (a model that did not fit) becomes null."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def cmd_playbook(args) -> int:

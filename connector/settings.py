@@ -160,10 +160,33 @@ class Settings(BaseSettings):
                                     "see settings.example.env")
 
 
+class PlaybookSettings(BaseSettings):
+    """Only what `analyze` needs: it works without a CRM, so no CRM setting may stop it."""
+
+    model_config = Settings.model_config
+
+    PLAYBOOK: str | None = None
+    PLAYBOOK_LANG: Literal["ru", "en"] = "ru"
+
+    @field_validator("PLAYBOOK")
+    @classmethod
+    def _playbook(cls, value: str | None) -> str | None:
+        return Settings._playbook(value)
+
+
 def load_settings(**overrides) -> Settings:
     """Read the environment (and .env); turn the first invalid value into a SettingsError."""
+    return _validated(Settings, overrides)
+
+
+def load_playbook_settings() -> PlaybookSettings:
+    """PLAYBOOK and PLAYBOOK_LANG alone, validated like load_settings()."""
+    return _validated(PlaybookSettings, {})
+
+
+def _validated(model: type[BaseSettings], overrides: dict):
     try:
-        return Settings(**overrides)
+        return model(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first.get("loc") else "settings"
