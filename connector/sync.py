@@ -107,7 +107,8 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                 pulled["ledger_rebuilt"] = len(found)
             history = PlanHistory(state.applied_dates(account))
             evaluation = evaluate(state.customers(account, lean=True), today, playbook, history=history,
-                                  catalogue=state.products(account).values())
+                                  catalogue=state.products(account).values(),
+                                  prospects=state.prospect_count(account))
             capable = adapter.capabilities
             writeback = WritebackPlanner(state, account, playbook, capable)
             plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
