@@ -172,7 +172,9 @@ def render_run(stats: dict, *, dry_run: bool) -> str:
     rows += [("would write", stats.get("would_write", 0))] if dry_run else [
         ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
     rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
-    return table(["run", "value"], rows, title="\nRun")
+    # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
+    notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
+    return table(["run", "value"], rows, title="\nRun") + notes
 
 
 def render_sync(report, *, dry_run: bool, brief: bool = False) -> str:

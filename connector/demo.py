@@ -31,8 +31,11 @@ def emulator_and_adapter(crm: str):
     if crm == "amocrm":
         from connector.amocrm import AmoAdapter
         from connector.amocrm.emulator import AmoEmulator
+        from connector.amocrm.emulator.seed import GENDER_FIELD_ID
 
-        return AmoEmulator, lambda emu: AmoAdapter(emu.base_url, access_token=emu.access_token)
+        # the account's "Пол" field, as an admin names it in AMOCRM_GENDER_FIELD
+        return AmoEmulator, lambda emu: AmoAdapter(emu.base_url, access_token=emu.access_token,
+                                                   gender_field=str(GENDER_FIELD_ID))
     from connector.bitrix import BitrixAdapter
     from connector.bitrix.emulator import BitrixEmulator
 
@@ -119,6 +122,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
                            "skipped": second.stats["skipped"]},
             "pull_items": items, "pull_lower_bound_requests": bound, "pull_requests": pulled.get("requests", 0),
             "tasks_created": portal["objects"].get("task", 0) - tasks_before,
+            "rules_cannot_run": first.stats.get("rules_cannot_run", []),
         }
         if fmt == "json":
             print(json.dumps(summary, ensure_ascii=False, indent=1))

@@ -18,6 +18,7 @@ from datetime import date
 from connector.crm import CrmAdapter
 from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
+from connector.notices import rules_cannot_run
 from connector.state import State
 from connector.writeback import WritebackPlanner
 from playbooks import Evaluation, PlanHistory, evaluate
@@ -107,7 +108,8 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                 pulled["ledger_rebuilt"] = len(found)
             history = PlanHistory(state.applied_dates(account))
             evaluation = evaluate(state.customers(account, lean=True), today, playbook, history=history,
-                                  catalogue=state.products(account).values())
+                                  catalogue=state.products(account).values(),
+                                  prospects=state.prospect_count(account))
             capable = adapter.capabilities
             writeback = WritebackPlanner(state, account, playbook, capable)
             plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
@@ -121,6 +123,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             to_write = [a for a in not_done if a.due <= today]
             stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0,
                          failed=0, deferred=len(not_done) - len(to_write), duplicates_removed=0)
+            stats["rules_cannot_run"] = rules_cannot_run(state, account, playbook, adapter)  # said, not silent
             if not dry_run:
                 known: list[Action] = []
                 if rebuilt and pulled["ledger_rebuilt"]:  # a lost ledger, not a first run: automation starts
