@@ -42,3 +42,18 @@ def test_amocrm_sync_counts_contacts_without_a_won_lead_as_prospects(tmp_path):
         again = sync(AmoAdapter(emu.base_url, access_token=emu.access_token), tmp_path)  # incremental
     assert prospects
     assert report.evaluation.metrics["prospects"] == again.evaluation.metrics["prospects"] == len(prospects)
+
+
+def test_the_report_counts_the_same_prospects_as_the_sync(tmp_path):
+    from connector.report import build_report
+
+    with BitrixEmulator(customers=80, seed=7, today=TODAY) as emu:
+        adapter = BitrixAdapter(emu.webhook_url)
+        account = adapter.account
+        report = sync(adapter, tmp_path)
+    state = State(tmp_path / "s.db")
+    try:
+        figures = build_report(state, account, TODAY, load_playbook())
+    finally:
+        state.close()
+    assert figures["metrics"]["prospects"] == report.evaluation.metrics["prospects"] > 0

@@ -45,7 +45,8 @@ def build_report(state: State, account: str, today: date, playbook, *, window_da
     customers = list(state.customers(account, lean=True))
     catalogue = state.products(account)
     applied = {k: d for k, d in state.applied_dates(account).items() if d <= today}
-    current = evaluate(customers, today, playbook, history=PlanHistory(applied), catalogue=catalogue.values())
+    current = evaluate(customers, today, playbook, history=PlanHistory(applied), catalogue=catalogue.values(),
+                       prospects=state.prospect_count(account))
     before = evaluation_as_of(customers, today - timedelta(days=MIGRATION_DAYS), playbook)
     runs = [r for r in state.last_runs(50) if r["account"] == account and r["finished"]]
     last_sync = (datetime.fromtimestamp(runs[0]["finished"], UTC).strftime("%Y-%m-%d %H:%M UTC")
