@@ -49,7 +49,7 @@ def test_case(path: Path) -> None:
         for name, want in fields.items():
             if name == "products":
                 got = action.payload.get("products")
-            elif name in ("template", "shifted_from", "no_channel"):
+            elif name in ("template", "shifted_from", "no_channel", "send_by"):
                 got = action.payload.get(name)
             else:
                 got = getattr(action, name)
