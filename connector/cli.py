@@ -265,8 +265,10 @@ def cmd_playbook(args) -> int:
     from playbooks import load_playbook
 
     playbook = load_playbook(args.file)
-    rules = getattr(playbook, "rule_kinds", None)
-    print(f"ok: {args.file}" + (f" ({', '.join(rules)})" if rules else ""))
+    rows = [(kind, priority, ", ".join(parts)) for kind, priority, parts in playbook.rule_summary()]
+    print(f"ok: {args.file} (lang {playbook.lang}, currency {playbook.currency})")
+    print(table(["rule", "priority", "steps"], rows, title="Active rules, in priority order"))
+    print("Not active: " + (", ".join(playbook.inactive_rules()) or "none"))
     return 0
 
 

@@ -36,6 +36,8 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
     if learn_cycles or learn_pairs or catalogue:
         learned = learn_shop(facts, learn_cycles=learn_cycles,
                              min_observations=getattr(repl, "learn_min_observations", 3),
+                             min_customers=getattr(repl, "learn_min_customers", 5),
+                             max_spread=getattr(repl, "learn_max_spread", 0.5),
                              learn_pairs=learn_pairs, catalogue=catalogue)
         shop.__dict__.update(learned.__dict__)
     assign(facts, today, playbook)

@@ -48,6 +48,18 @@ def test_playbook_check_names_the_key_and_line(tmp_path):
     assert ok.returncode == 0, ok.stderr
 
 
+def test_playbook_check_lists_the_active_rules_and_their_steps(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('extends = "default.en"\n\n[rules.birthday]\nenabled = false\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "connector", "playbook", "check", str(mine)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in result.stdout.splitlines()[3:] if line[:1].isalpha()}
+    assert rows["reactivation"] == ["10", "email, sms, call"]
+    assert rows["holidays"] == ["70", "new_year, february23, march8"]
+    assert "birthday" not in rows and result.stdout.rstrip().endswith("Not active: birthday")
+
+
 def test_analyze_prints_design_json(tmp_path):
     csv = tmp_path / "orders.csv"
     csv.write_text("customer_id,date,amount,product\n1,2026-01-05,3000,kettle\n1,2026-03-01,1500,tea\n"
