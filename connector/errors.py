@@ -119,6 +119,14 @@ class StateSchemaError(StateError):
     pass
 
 
+class StateDamaged(StateError):
+    """The state file is not a readable SQLite database (cut short, overwritten, disk fault)."""
+
+
+class StateReadOnly(StateError):
+    """The state file or its folder refuses writes."""
+
+
 class WebhookRejected(RepeatSalesError):
     """An inbound webhook call is refused; `status` is the HTTP answer. Nothing changes."""
 
