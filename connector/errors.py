@@ -90,6 +90,16 @@ class CrmUnavailable(CrmError):
     retryable = True
 
 
+class CrmUnreachable(CrmUnavailable):
+    """No connection at all: the host name does not resolve, the port refuses, TLS fails.
+
+    A setting (the CRM's address) or the host is wrong, so retrying within the run cannot help;
+    the message names the cause and the setting, never the token.
+    """
+
+    retryable = False
+
+
 class CrmRateLimited(CrmUnavailable):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
         super().__init__(message, **kw)
