@@ -79,8 +79,8 @@ class AppHTTPServer(HTTPServer):
         self.max_waiting = MAX_WAITING
         self.max_waiting_per_client = MAX_WAITING_PER_CLIENT
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
+        self.room = WaitingRoom(self._head_arrived, self)  # before binding: a failed bind calls server_close
         super().__init__(address, Handler)
-        self.room = WaitingRoom(self._head_arrived, self)
 
     def process_request(self, request, client_address) -> None:
         self.room.add(request, client_address)  # no thread yet: a silent client costs only its socket
