@@ -107,7 +107,7 @@ def state_failure(path: Path | str | None, exc: sqlite3.Error) -> StateError:
                              hint="make the file and its folder writable for the user running repeat-sales, "
                                   "or point STATE_URL at a writable path")
     if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in text or "malformed" in text:
-        move = f"mv {path} {path}.damaged" if path else "rename it"
+        move = f"mv {path} {path}.damaged" if path else "rename the file STATE_URL names"
         return StateDamaged(f"{where} is damaged: {text}",
                             hint=f"move it aside: {move}, then run `repeat-sales sync`; the ledger is rebuilt from "
                                  "the markers in the CRM (an app install or OAuth grant kept there must be redone)")

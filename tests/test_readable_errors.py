@@ -59,6 +59,22 @@ def test_a_damaged_state_file_names_the_file_and_says_move_it_aside(command, cli
     assert portal.stats()["requests_total"] == 0, "a run on a damaged state stops before calling the CRM"
 
 
+def test_a_page_found_damaged_mid_run_is_one_line_too(cli_env, tmp_path):
+    path = tmp_path / "state.db"
+    state = State(path)
+    state.db.executemany("INSERT INTO purchases VALUES (?, ?, ?, ?, ?)",
+                         [("acc", str(i), str(i % 50), "{}", 1) for i in range(20000)])
+    state.close()
+    pages = path.stat().st_size // 4096
+    with path.open("r+b") as f:  # the header and the first pages stay sound, so the file opens
+        for page in range(pages // 2, pages):
+            f.seek(page * 4096)
+            f.write(b"\xff" * 64)
+    result = run(["report"], env_for(cli_env, path), tmp_path)
+    assert result.returncode == 1
+    assert_one_line_error(result, "damaged", "STATE_URL", "move it aside")
+
+
 @pytest.mark.parametrize("folder_writable", [True, False], ids=["file-read-only", "folder-read-only"])
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c[0] != "report"], ids=lambda c: c[0])
 def test_a_read_only_state_file_is_named_with_the_fix_before_any_work(command, folder_writable, cli_env,
