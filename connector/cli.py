@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sqlite3
 import sys
 from collections import Counter
 from datetime import date
@@ -22,6 +23,16 @@ def _as_of(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--as-of must be YYYY-MM-DD, got {value!r}") from None
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, got {value!r}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="the webhook app: install callbacks, CRM events, robots, OAuth redirect")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8080)
+    sv.add_argument("--port", type=_port, default=8080, help="0-65535; 0 picks a free port")
 
     sc = sub.add_parser("schedule", help="run the full cycle now and then every N minutes, one run at a time")
     sc.add_argument("--every", type=float, metavar="MINUTES", help="default: SCHEDULE_EVERY_MINUTES (60)")
@@ -89,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     except RepeatSalesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except sqlite3.Error as exc:  # the state file failed mid-run (a damaged page, a full disk): the fix, no traceback
+        from connector.state import state_failure
+
+        error = state_failure(None, exc)
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 1
@@ -107,8 +124,8 @@ def cmd_sync(args) -> int:
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     dry_run = args.dry_run or settings.DRY_RUN
     today = written_day(args.as_of, clock.today(settings.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
+    state = State(settings.state_path)  # first: a damaged or read-only file stops the run before any request
     adapter = make_adapter(settings.CRM, settings)
-    state = State(settings.state_path)
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
                           progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards)

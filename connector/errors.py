@@ -90,6 +90,16 @@ class CrmUnavailable(CrmError):
     retryable = True
 
 
+class CrmUnreachable(CrmUnavailable):
+    """No connection at all: the host name does not resolve, the port refuses, TLS fails.
+
+    A setting (the CRM's address) or the host is wrong, so retrying within the run cannot help;
+    the message names the cause and the setting, never the token.
+    """
+
+    retryable = False
+
+
 class CrmRateLimited(CrmUnavailable):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
         super().__init__(message, **kw)
@@ -121,6 +131,14 @@ class StateSchemaError(StateError):
 
 class PlanRefused(RepeatSalesError):
     """A plan that would undo what the CRM holds (e.g. blank most cards) is stopped before any write."""
+
+
+class StateDamaged(StateError):
+    """The state file is not a readable SQLite database (cut short, overwritten, disk fault)."""
+
+
+class StateReadOnly(StateError):
+    """The state file or its folder refuses writes."""
 
 
 class WebhookRejected(RepeatSalesError):

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector.errors import StateError
+from connector.state import connect_private, state_failure
 
 SEEN_KEEP_SECONDS = 3 * 86400  # a delivery resent later than this is treated as new (sync is idempotent anyway)
 LOCK_TIMEOUT_SECONDS = 30
@@ -51,20 +52,18 @@ class Slot:
 class Installs:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(str(self.path), timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open the state file {self.path}: {exc}") from None
+        """A short connection; a damaged or read-only file surfaces as a StateError saying the fix."""
+        db = connect_private(self.path, timeout=LOCK_TIMEOUT_SECONDS)
         try:
             yield db
+        except sqlite3.Error as exc:
+            raise state_failure(self.path, exc) from None
         finally:
             db.close()
 

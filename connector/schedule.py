@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable
 import schedule
 
 from connector.errors import RepeatSalesError, StateLocked
+from connector.state import state_failure
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ class ScheduledSync:
         except RepeatSalesError as exc:
             outcome = "failed"
             log.error("schedule tick=failed error=%s (retried at the next tick)", exc)
+        except sqlite3.Error as exc:  # the state file failed mid-run: say what to do, not a traceback per tick
+            outcome = "failed"
+            log.error("schedule tick=failed error=%s (retried at the next tick)", state_failure(None, exc))
         except Exception:  # a bug must not end the scheduler: the next tick tries again
             outcome = "failed"
             log.exception("schedule tick=crashed (retried at the next tick)")

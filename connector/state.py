@@ -19,11 +19,12 @@ from datetime import date
 from pathlib import Path
 
 from connector.crm import CrmRef, Cursor, PullPage
-from connector.errors import StateLocked, StateSchemaError
+from connector.errors import StateDamaged, StateError, StateLocked, StateReadOnly, StateSchemaError
 from connector.model import Action, ActionKind, Channel, Customer, Product, Purchase
 from connector.snapshot import Decoder, customer_to_json, purchase_to_json
 
 SCHEMA_VERSION = 1
+STATE_FILE_MODE = 0o600  # the file holds CRM tokens; SQLite gives its -wal/-shm/-journal files the same mode
 LOCK_STALE_SECONDS = 6 * 3600
 MAX_ATTEMPTS = 5  # a write the CRM refused this often is reported, not retried forever
 
@@ -66,21 +67,87 @@ def action_from_json(text: str) -> Action:
     return Action(**d)
 
 
+def create_private(path: Path) -> None:
+    """Create the state file (and its folder) readable by its owner only, unless it exists already."""
+    if path.parent and not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create the folder of the state file {path}: {exc.strerror or exc}",
+                             hint="create it, or point STATE_URL at a writable path") from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STATE_FILE_MODE))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StateError(f"cannot create the state file {path}: {exc.strerror or exc}",
+                         hint="make its folder writable for the user running repeat-sales, or point "
+                              "STATE_URL at a writable path") from None
+
+
+def connect_private(path: Path, *, timeout: float) -> sqlite3.Connection:
+    """A connection to the state file, created private first (see `create_private`)."""
+    create_private(path)
+    try:
+        return sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise state_failure(path, exc) from None
+
+
+def state_failure(path: Path | str | None, exc: sqlite3.Error) -> StateError:
+    """A SQLite error on the state file, as what happened and what to do about it (one line).
+
+    `path` None: the failure surfaced where the file's name is not known (the CLI's last resort).
+    """
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    where = f"the state file {path}" if path else "the state file (STATE_URL)"
+    if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+        return StateReadOnly(f"{where} is read-only",
+                             hint="make the file and its folder writable for the user running repeat-sales, "
+                                  "or point STATE_URL at a writable path")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in text or "malformed" in text:
+        move = f"mv {path} {path}.damaged" if path else "rename the file STATE_URL names"
+        return StateDamaged(f"{where} is damaged: {text}",
+                            hint=f"move it aside: {move}, then run `repeat-sales sync`; the ledger is rebuilt from "
+                                 "the markers in the CRM (an app install or OAuth grant kept there must be redone)")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StateError(f"{where} is busy: {text}", hint="another process holds it too long; try again")
+    if name.startswith("SQLITE_FULL"):
+        return StateError(f"the disk of {where} is full", hint="free some space and run again")
+    if name.startswith("SQLITE_CANTOPEN"):
+        return StateError(f"cannot open {where}: {text}",
+                          hint="check that STATE_URL names a file in a folder that exists and is writable")
+    return StateError(f"{where} failed: {text}", hint="check the file and its folder (STATE_URL)")
+
+
 class State:
     """One SQLite file; every method is a short transaction so a kill loses at most one step."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, writable: bool = True) -> None:
+        """Open (or create, private) the state file; a damaged or read-only file is a StateError here.
+
+        `writable` checks at once that the file takes writes, so a read-only file stops a run before
+        it pulls anything (a report only reads and skips the check).
+        """
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
+        self.db = connect_private(self.path, timeout=30)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif writable:
+                self.db.execute("BEGIN")  # a write that changes nothing: SQLite refuses it on a read-only file
+                self.db.execute("UPDATE meta SET value=value WHERE name='schema'")
+                self.db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise state_failure(self.path, exc) from None
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            self.db.close()
             raise StateSchemaError(f"state file {self.path} has schema {row[0]}, this version needs "
                                    f"{SCHEMA_VERSION}", hint="use a new STATE_URL or the matching version")
 

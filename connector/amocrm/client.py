@@ -12,6 +12,8 @@ import json
 import logging
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -29,6 +31,7 @@ from connector.errors import (
     CrmRateLimited,
     CrmRequestRejected,
     CrmUnavailable,
+    CrmUnreachable,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ class _Failed(Exception):
     error: CrmError
     not_run: bool = False  # the server surely did not act on it (429, connection refused)
     wait: float | None = None  # the server's own wait (Retry-After header or `retry_after` in the body)
+    final: bool = False  # never retried: no connection can be made (DNS, refused, TLS)
 
 
 def path_template(path: str) -> str:
@@ -147,7 +151,7 @@ class AmoClient:
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, _Failed):
                 return False
-            if exc.wait is not None and exc.wait > self.max_wait_seconds:
+            if exc.final or (exc.wait is not None and exc.wait > self.max_wait_seconds):
                 return False
             return exc.not_run if kind != "read" else exc.error.retryable
 
@@ -188,6 +192,10 @@ class AmoClient:
             response = self.session.request(method, self.base_url + path, params=params, json=json_body,
                                             headers=headers, timeout=self.timeout)
         except requests.ConnectionError as exc:
+            cause = _unreachable(exc)
+            if cause is not None:  # no connection at all: a setting or the host is wrong, retrying cannot help
+                log.warning("amocrm method=%s error=unreachable cause=%s", name, cause[0])
+                raise _Failed(_unreachable_error(cause, self.host, name), final=True) from None
             refused = _refused(exc)
             log.warning("amocrm method=%s error=%s refused=%s", name, type(exc).__name__, refused)
             raise _Failed(CrmUnavailable(f"cannot reach the account ({'connection refused' if refused else 'connection lost'})",
@@ -226,6 +234,54 @@ def _refused(exc: requests.ConnectionError) -> bool:
         cause = cause.__cause__ or cause.__context__ or (cause.args[0] if cause.args and
                                                           isinstance(cause.args[0], BaseException) else None)
     return "Connection refused" in str(exc)
+
+
+def _chain(exc: BaseException):
+    """The exception and everything it wraps (requests -> urllib3 -> socket/ssl)."""
+    seen, todo = set(), [exc]
+    while todo:
+        cause = todo.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        yield cause
+        todo += [c for c in (cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args)
+                 if isinstance(c, BaseException)]
+
+
+def _unreachable(exc: requests.ConnectionError) -> tuple[str, str] | None:
+    """("dns"|"refused"|"tls", detail) when no connection could be made at all; None for a lost one."""
+    chain = list(_chain(exc))
+    for cause in chain:
+        if isinstance(cause, requests.exceptions.SSLError | ssl.SSLError):
+            ssl_error = next((c for c in chain if isinstance(c, ssl.SSLError)), None)
+            return "tls", getattr(ssl_error, "reason", None) or "handshake failed"
+    gaierror = next((c for c in chain if isinstance(c, socket.gaierror)), None)
+    if gaierror is not None:
+        return "dns", gaierror.strerror or str(gaierror)
+    if any(type(c).__name__ == "NameResolutionError" for c in chain):  # urllib3 2, should the gaierror be gone
+        return "dns", "name resolution failed"
+    for cause in chain:
+        if isinstance(cause, ConnectionRefusedError):
+            return "refused", "connection refused"
+    return None
+
+
+def _unreachable_error(cause: tuple[str, str], host: str, name: str) -> CrmUnreachable:
+    """The cause by name and AMOCRM_BASE_URL as the setting to fix; never the token."""
+    kind, detail = cause
+    bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if kind == "dns":
+        text = f"the host name {bare} does not resolve (DNS: {detail})"
+        hint = "check the account's address in AMOCRM_BASE_URL, e.g. https://subdomain.amocrm.ru"
+    elif kind == "tls":
+        text = f"the TLS handshake with {host} failed ({detail})"
+        hint = ("check AMOCRM_BASE_URL: https:// for amoCRM, http:// only for a plain server such as the "
+                "emulator; a certificate error means the server's certificate is not trusted here")
+    else:
+        text = f"{host} refused the connection (nothing listens there)"
+        hint = "check the host and port in AMOCRM_BASE_URL and that the server is up"
+    return CrmUnreachable(text, crm=CRM, method=name, hint=hint)
 
 
 def _body(response: requests.Response) -> dict:

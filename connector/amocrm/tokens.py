@@ -20,6 +20,7 @@ from pathlib import Path
 from connector.amocrm.client import CRM, AmoClient
 from connector.amocrm.oauth import REGRANT_HINT, OAuthApp, TokenPair, exchange_code, refresh_pair
 from connector.errors import CrmAuthError, StateError
+from connector.state import connect_private, state_failure
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,13 @@ class TokenStore:
 
     def __init__(self, path: str | Path, account: str) -> None:
         self.path, self.account = Path(path), account
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = connect_private(self.path, timeout=LOCK_TIMEOUT_SECONDS)  # tokens: created owner-only
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(SCHEMA)
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open the token table in {self.path}: {exc}") from None
+            self.db.close()
+            raise state_failure(self.path, exc) from None
 
     def close(self) -> None:
         self.db.close()

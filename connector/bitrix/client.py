@@ -13,6 +13,8 @@ import functools
 import json
 import logging
 import re
+import socket
+import ssl
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from connector.errors import (
     CrmRateLimited,
     CrmRequestRejected,
     CrmUnavailable,
+    CrmUnreachable,
 )
 
 log = logging.getLogger(__name__)
@@ -91,12 +94,51 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
                                       message=f"{code}|{description}", headers=response.headers)
 
 
+_DNS_ERROR = getattr(aiohttp, "ClientConnectorDNSError", ())  # aiohttp >= 3.10; older ones carry a gaierror
+
+
+class PortalUnreachable(Exception):
+    """No connection could be made (DNS, refused, TLS). Deliberately outside fast-bitrix24's retried
+    errors: its loop would spend ~17 s on ten attempts as if the portal were in a 5xx storm."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(cause)
+        self.cause, self.detail = cause, detail
+
+
+def unreachable_cause(exc: aiohttp.ClientConnectorError) -> tuple[str, str] | None:
+    """("dns"|"refused"|"tls", detail) when no connection can be made at all; None for what may pass."""
+    os_error = exc.os_error
+    if isinstance(exc, _DNS_ERROR) or isinstance(os_error, socket.gaierror):
+        return "dns", os_error.strerror or str(os_error)
+    if isinstance(exc, aiohttp.ClientSSLError) or isinstance(os_error, ssl.SSLError):
+        return "tls", getattr(os_error, "reason", None) or type(os_error).__name__
+    if isinstance(os_error, ConnectionRefusedError):
+        return "refused", os_error.strerror or "connection refused"
+    return None
+
+
+class _FailFastConnector(aiohttp.TCPConnector):
+    """Turns a connection that cannot be made into PortalUnreachable; a connection lost later stays retried."""
+
+    async def connect(self, req, traces, timeout):
+        try:
+            return await super().connect(req, traces, timeout)
+        except aiohttp.ClientConnectorError as exc:
+            cause = unreachable_cause(exc)
+            if cause is None:
+                raise
+            raise PortalUnreachable(*cause) from None
+
+
 class BitrixClient:
     """Synchronous facade: each call runs on this client's own event loop and session."""
 
     def __init__(self, webhook_url: str, *, requests_per_second: float = 2.0, request_pool: int = 50,
                  oauth_token=None) -> None:
         self.webhook_url = webhook_url
+        self.setting = ("the portal address saved at install (install the app again)" if oauth_token is not None
+                        else "BITRIX_WEBHOOK_URL")
         parsed = urlparse(webhook_url)
         self.portal = f"{parsed.hostname}:{parsed.port}" if parsed.port else str(parsed.hostname)
         parts = [p for p in parsed.path.split("/") if p]
@@ -112,7 +154,8 @@ class BitrixClient:
     async def _open_session(self) -> aiohttp.ClientSession:
         trace = aiohttp.TraceConfig()
         trace.on_request_start.append(self._count)
-        return aiohttp.ClientSession(raise_for_status=_raise_for_status, trace_configs=[trace],
+        return aiohttp.ClientSession(connector=_FailFastConnector(), raise_for_status=_raise_for_status,
+                                     trace_configs=[trace],
                                      timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS))
 
     async def _count(self, _session, _ctx, params: aiohttp.TraceRequestStartParams) -> None:
@@ -130,6 +173,8 @@ class BitrixClient:
         """One REST call; returns the whole envelope (`result`, `total`, `next`, `time`)."""
         try:
             answer = self._loop.run_until_complete(self._bx.call(method, dict(params or {}), raw=True))
+        except PortalUnreachable as exc:
+            raise unreachable(exc, method, self.portal, self.setting) from None
         except Exception as exc:  # classified once, here; the original may carry the webhook URL
             raise classify(exc, method) from None
         if not isinstance(answer, dict) or "result" not in answer:
@@ -150,6 +195,22 @@ class BitrixClient:
             if isinstance(value, dict):  # empty parts come as [] (Doc: batch.md)
                 target.update(value)
         return out
+
+
+def unreachable(exc: PortalUnreachable, method: str, portal: str, setting: str) -> CrmUnreachable:
+    """The cause by name and the setting to fix; the host only, never the webhook's path (its secret)."""
+    host = portal.rsplit(":", 1)[0] if portal.count(":") == 1 else portal
+    if exc.cause == "dns":
+        text = f"the host name {host} does not resolve (DNS: {exc.detail})"
+        hint = f"check the portal's host in {setting}, e.g. https://x.bitrix24.ru/rest/1/<code>/"
+    elif exc.cause == "tls":
+        text = f"the TLS handshake with {portal} failed ({exc.detail})"
+        hint = (f"check {setting}: https:// for a portal with TLS, http:// for a plain one such as the emulator; "
+                "a certificate error means the portal's certificate is not trusted here")
+    else:
+        text = f"{portal} refused the connection (nothing listens there)"
+        hint = f"check the host and port in {setting} and that the portal is up"
+    return CrmUnreachable(text, crm="bitrix", method=method, hint=hint)
 
 
 def classify(exc: BaseException, method: str) -> CrmError:

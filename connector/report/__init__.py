@@ -96,7 +96,7 @@ def run_report(args) -> int:
         raise InputError(NO_SYNC, hint=f"no state file at {settings.state_path} (STATE_URL)")
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     today = getattr(args, "as_of", None) or clock.today(settings.TIMEZONE)
-    state = State(settings.state_path)
+    state = State(settings.state_path, writable=False)  # a report only reads: a read-only file will do
     try:
         account = latest_account(state)
         if not state.counts(account)["purchases"]:

@@ -13,6 +13,7 @@ Routes (design.md "Webhook app routes"):
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 import signal
@@ -24,6 +25,7 @@ from datetime import UTC, date, datetime
 from connector.errors import WebhookRejected
 from connector.redact import register_secret
 from connector.settings import Settings
+from connector.state import State
 from connector.webapp.http import AppHTTPServer, Request, Route
 from connector.webapp.runtime import Runtime
 from connector.webapp.worker import Job, Worker
@@ -174,10 +176,13 @@ def run_serve(host: str, port: int) -> int:
 
     settings = load_settings()
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
+    State(settings.state_path).close()  # a damaged or read-only state file stops here, not at the first event
     try:
         app = WebApp(settings, host=host, port=port)
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        hint = ("another process listens there: stop it or choose another --port"
+                if exc.errno == errno.EADDRINUSE else "check --host and --port")
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})", file=sys.stderr)
         return 1
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
