@@ -163,6 +163,14 @@ def written_by_kind(state: State, account: str, actions: list[Action], before: d
     return dict(sorted(counts.items()))
 
 
+def on_writing_day(actions: list[Action], today: date) -> list[Action]:
+    """A step whose day has passed (a first run, a late retry) is due the day it is written, never overdue.
+
+    Only what the CRM receives changes: the plan and the ledger keep the step's own due date.
+    """
+    return [a if a.due >= today else replace(a, due=today) for a in actions]
+
+
 def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Action], today: date,
                report: SyncReport, progress: Progress,
                prepare: Callable[[list[Action]], list[Action]] | None = None) -> None:
@@ -188,7 +196,7 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
         chunk = [a for a, ready in taken if ready] + (prepare(fresh) if prepare is not None and fresh else fresh)
         state.mark_pending(account, chunk)
         try:
-            outcomes = adapter.write(chunk)
+            outcomes = adapter.write(on_writing_day(chunk, today))
         except CrmError as exc:  # the batch's fate is unknown: its markers tell
             log.warning("write batch failed: %s", exc)
             try:
