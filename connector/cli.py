@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
+from connector import clock
 from connector.errors import InputError, RepeatSalesError
 from connector.tables import table
 
@@ -39,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crm", choices=["bitrix", "amocrm"])
     s.add_argument("--dry-run", action="store_true", help="show the plan; write nothing, move no cursor")
     s.add_argument("--full", action="store_true", help="re-read everything instead of what changed")
-    s.add_argument("--as-of", type=_as_of, help="evaluate as if today were this date")
+    s.add_argument("--as-of", type=_as_of, help="evaluate as if today were this date (writes only with "
+                   "--write-as-of; otherwise add --dry-run)")
+    s.add_argument("--write-as-of", action="store_true",
+                   help="write the plan of the --as-of day into the CRM (cards, tasks, deals)")
+    s.add_argument("--allow-blank-cards", action="store_true",
+                   help="write even when the plan would clear the values on most customer cards")
     s.add_argument("--format", choices=["table", "json"], default="table")
 
     a = sub.add_parser("analyze", help="segments and metrics from a CSV of transactions, no CRM needed")
@@ -99,12 +105,13 @@ def cmd_sync(args) -> int:
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING" if args.format == "json" else settings.LOG_LEVEL)
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    today = args.as_of or today_in(settings.TIMEZONE)
+    dry_run = args.dry_run or settings.DRY_RUN
+    today = written_day(args.as_of, clock.today(settings.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
     adapter = make_adapter(settings.CRM, settings)
     state = State(settings.state_path)
     try:
-        report = run_sync(adapter, state, playbook, today=today, dry_run=args.dry_run or settings.DRY_RUN,
-                          full=args.full, progress=progress_printer(args.format))
+        report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
+                          progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards)
     finally:
         adapter.close()
         state.close()
@@ -112,15 +119,25 @@ def cmd_sync(args) -> int:
     if args.format == "json":
         print(json.dumps(report.to_json(crm_id), ensure_ascii=False, indent=1))
     else:
-        print(render_sync(report, dry_run=args.dry_run or settings.DRY_RUN))
+        print(render_sync(report, dry_run=dry_run))
     if report.error:
         print(f"error: {report.error}", file=sys.stderr)
     return 1 if report.error or report.failed else 0
 
 
-def today_in(timezone: str | None) -> date:
-    """The only place the wall clock is read for planning."""
-    return datetime.now(ZoneInfo(timezone)).date() if timezone else date.today()
+def written_day(as_of: date | None, today: date, *, dry_run: bool, write_as_of: bool) -> date:
+    """The day a sync plans for: another day than today is previewed, and written only when asked.
+
+    A plan of a past day would overwrite every live card with that day's values (customers who
+    bought since look like prospects), so `--as-of` alone never writes.
+    """
+    if as_of is None or as_of == today:
+        return today
+    if not dry_run and not write_as_of:
+        raise InputError(f"--as-of {as_of.isoformat()} is not today ({today.isoformat()}) and would write that "
+                         "day's plan into the CRM",
+                         hint="add --dry-run to preview it, or --write-as-of to write it anyway")
+    return as_of
 
 
 def progress_printer(fmt: str):
@@ -155,7 +172,9 @@ def render_run(stats: dict, *, dry_run: bool) -> str:
     rows += [("would write", stats.get("would_write", 0))] if dry_run else [
         ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
     rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
-    return table(["run", "value"], rows, title="\nRun")
+    # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
+    notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
+    return table(["run", "value"], rows, title="\nRun") + notes
 
 
 def render_sync(report, *, dry_run: bool, brief: bool = False) -> str:
@@ -184,29 +203,72 @@ def cmd_demo(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from connector.transactions_csv import read_transactions
+    """Read the CSV with the playbook of PLAYBOOK / PLAYBOOK_LANG (its currency, its CAC); no CRM setting."""
+    from connector.settings import load_playbook_settings
+    from connector.transactions_csv import read_transactions_with_summary
     from playbooks import evaluate, load_playbook
 
-    customers = read_transactions(args.file)
-    today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=date.today())
-    evaluation = evaluate(customers, today, load_playbook())
+    settings = load_playbook_settings()
+    playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
+    customers, summary = read_transactions_with_summary(args.file, default_currency=playbook.currency)
+    today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=clock.today())
+    evaluation = evaluate(customers, today, playbook)
+    read = {**summary.to_json(),
+            "purchases_after_as_of": sum(1 for c in customers for p in c.purchases if p.date > today)}
     if args.format == "json":
-        print(json.dumps(evaluation.to_json(), ensure_ascii=False))
+        print(strict_json({**evaluation.to_json(), "input": read}))
         return 0
-    out = [f"As of {today.isoformat()}: {len(evaluation.customers)} customers"]
+    w = ANALYZE_WORDS.get(playbook.lang, ANALYZE_WORDS["en"])
+    out = [w["as_of"].format(day=today.isoformat(), n=len(evaluation.customers))]
+    out.append(table([w["input"], w["value"]], [(w[k], read[k]) for k in INPUT_SHOWN], title=f"\n{w['file']}"))
     out += render_segments(evaluation)
     metrics = [(k, v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)]
-    out.append(table(["metric", "value"], metrics, title="\nMetrics"))
+    out.append(table([w["metric"], w["value"]], metrics, title=f"\n{w['metrics']}"))
     print("\n".join(out))
     return 0
+
+
+INPUT_SHOWN = ("rows_read", "rows_rejected", "refunds_applied", "refunds_unmatched", "zero_amount_rows",
+               "purchases_after_as_of")
+ANALYZE_WORDS = {
+    "ru": {"as_of": "На {day}: клиентов {n}", "file": "Файл", "input": "строки", "value": "значение",
+           "metrics": "Метрики", "metric": "метрика", "rows_read": "строк прочитано",
+           "rows_rejected": "строк отклонено", "refunds_applied": "возвратов учтено",
+           "refunds_unmatched": "возвратов без покупки (не учтены)", "zero_amount_rows": "строк с суммой 0",
+           "purchases_after_as_of": "покупок позже даты отчёта (не учтены)"},
+    "en": {"as_of": "As of {day}: {n} customers", "file": "Input", "input": "rows", "value": "value",
+           "metrics": "Metrics", "metric": "metric", "rows_read": "rows read", "rows_rejected": "rows rejected",
+           "refunds_applied": "refunds applied", "refunds_unmatched": "refunds with no purchase (dropped)",
+           "zero_amount_rows": "rows with amount 0", "purchases_after_as_of": "purchases after the date (left out)"},
+}
+
+
+def strict_json(obj) -> str:
+    """JSON that every parser reads: a NaN or infinity (a model that did not fit) becomes null."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def cmd_playbook(args) -> int:
     from playbooks import load_playbook
 
     playbook = load_playbook(args.file)
-    rules = getattr(playbook, "rule_kinds", None)
-    print(f"ok: {args.file}" + (f" ({', '.join(rules)})" if rules else ""))
+    rows = [(kind, priority, ", ".join(parts)) for kind, priority, parts in playbook.rule_summary()]
+    print(f"ok: {args.file} (lang {playbook.lang}, currency {playbook.currency})")
+    print(table(["rule", "priority", "steps"], rows, title="Active rules, in priority order"))
+    print("Not active: " + (", ".join(playbook.inactive_rules()) or "none"))
     return 0
 
 

@@ -12,7 +12,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from connector.cli import render_sync, today_in
+from connector import clock
+from connector.cli import render_sync
 from connector.tables import table
 
 # Bitrix24: 50 commands x 50 rows per batch (Doc: settings/how-to-call-rest-api/batch.md);
@@ -30,8 +31,11 @@ def emulator_and_adapter(crm: str):
     if crm == "amocrm":
         from connector.amocrm import AmoAdapter
         from connector.amocrm.emulator import AmoEmulator
+        from connector.amocrm.emulator.seed import GENDER_FIELD_ID
 
-        return AmoEmulator, lambda emu: AmoAdapter(emu.base_url, access_token=emu.access_token)
+        # the account's "Пол" field, as an admin names it in AMOCRM_GENDER_FIELD
+        return AmoEmulator, lambda emu: AmoAdapter(emu.base_url, access_token=emu.access_token,
+                                                   gender_field=str(GENDER_FIELD_ID))
     from connector.bitrix import BitrixAdapter
     from connector.bitrix.emulator import BitrixEmulator
 
@@ -67,7 +71,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
     from playbooks import load_playbook
 
     setup_logging("WARNING")
-    today = as_of or today_in(None)
+    today = as_of or clock.today()
     playbook = load_playbook()
 
     def say(msg: str) -> None:
@@ -118,6 +122,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
                            "skipped": second.stats["skipped"]},
             "pull_items": items, "pull_lower_bound_requests": bound, "pull_requests": pulled.get("requests", 0),
             "tasks_created": portal["objects"].get("task", 0) - tasks_before,
+            "rules_cannot_run": first.stats.get("rules_cannot_run", []),
         }
         if fmt == "json":
             print(json.dumps(summary, ensure_ascii=False, indent=1))

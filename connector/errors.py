@@ -119,6 +119,10 @@ class StateSchemaError(StateError):
     pass
 
 
+class PlanRefused(RepeatSalesError):
+    """A plan that would undo what the CRM holds (e.g. blank most cards) is stopped before any write."""
+
+
 class WebhookRejected(RepeatSalesError):
     """An inbound webhook call is refused; `status` is the HTTP answer. Nothing changes."""
 

@@ -27,6 +27,7 @@ RULE = "segment"  # the rule part of a field action's key; not a playbook rule
 STEP = "fields"
 PRIORITY = 1000  # after every customer-facing action
 SEGMENT_TAG_PREFIX = "rs-segment:"  # amoCRM: one tag per card names the segment
+BLANK_LIFECYCLE = "prospect"  # the lifecycle of a customer with no purchase (as of the evaluated day)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,11 @@ class WrittenCards:
     def last(self, account: str) -> dict[str, tuple[int, str]]:
         rows = self.db.execute("SELECT customer_id, generation, digest FROM card_fields WHERE account=?", (account,))
         return {c: (g, d) for c, g, d in rows}
+
+    def holding_values(self, account: str) -> set[str]:
+        """Customers whose card was last written with a purchase history (not a prospect's blank)."""
+        rows = self.db.execute("SELECT customer_id, card_values FROM card_fields WHERE account=?", (account,))
+        return {c for c, values in rows if json.loads(values).get("lifecycle") not in (None, "", BLANK_LIFECYCLE)}
 
     def record(self, account: str, actions: Iterable[Action]) -> int:
         rows = [(account, a.customer_id, int(a.payload.get("generation", 1)), key_digest(a.key),

@@ -18,7 +18,6 @@ class ActionKind(StrEnum):
     TASK = "task"  # a task for the manager (Bitrix24 tasks.task.add, amoCRM /api/v4/tasks)
     TAG = "tag"  # segment field / tag on the customer card
     DEAL = "deal"  # a repeat deal with products pre-filled
-    ROBOT = "robot"  # Bitrix24 robot answer (only Bitrix24)
     WORKFLOW = "workflow"  # CRM automation start (business process / Salesbot)
 
 

@@ -78,7 +78,7 @@ class ScheduledSync:
 
 def run_schedule(every_minutes: float | None) -> int:
     """`repeat-sales schedule`: settings, logging and signals around ScheduledSync."""
-    from connector.cli import today_in
+    from connector import clock
     from connector.redact import setup_logging
     from connector.settings import load_settings
     from connector.webapp import settings_secrets
@@ -86,7 +86,7 @@ def run_schedule(every_minutes: float | None) -> int:
 
     settings = load_settings()
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
-    runtime = Runtime(settings, lambda: today_in(settings.TIMEZONE))
+    runtime = Runtime(settings, lambda: clock.today(settings.TIMEZONE))
     state = runtime.open_state()
     stop = threading.Event()
 

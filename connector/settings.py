@@ -6,6 +6,7 @@ Secrets (webhook URL, client secrets, tokens) are SecretStr so they never print 
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connector import gender
 from connector.errors import SettingsError
 
 
@@ -56,6 +58,8 @@ class Settings(BaseSettings):
     BITRIX_WRITE_BATCH: int = Field(50, ge=1, le=50)
     BITRIX_FALLBACK_USER_ID: int | None = Field(None, ge=1)
     BITRIX_OAUTH_URL: str | None = "https://oauth.bitrix.info"
+    BITRIX_GENDER_FIELD: str = "HONORIFIC"  # or a contact user field UF_CRM_...
+    BITRIX_GENDER_VALUES: str | None = None  # 71=M,72=F: the field's raw values -> M / F
     AMOCRM_BASE_URL: str | None = None
     AMOCRM_ACCESS_TOKEN: SecretStr | None = None
     AMOCRM_CLIENT_ID: str | None = None
@@ -66,6 +70,8 @@ class Settings(BaseSettings):
     AMOCRM_WRITE_BATCH: int = Field(50, ge=1, le=250)
     AMOCRM_FALLBACK_USER_ID: int | None = Field(None, ge=1)
     AMOCRM_SALESBOTS: str | None = None  # rs_feedback=101,rs_content=102: playbook template -> Salesbot id
+    AMOCRM_GENDER_FIELD: str | None = None  # the contact custom field with gender: its code, id or name
+    AMOCRM_GENDER_VALUES: str | None = None  # Мужской=M,Женский=F or enum ids: values -> M / F
     STATE_URL: str = "sqlite:///./repeat-sales.db"
     PLAYBOOK: str | None = None
     PLAYBOOK_LANG: Literal["ru", "en"] = "ru"
@@ -124,6 +130,32 @@ class Settings(BaseSettings):
     def salesbots(self) -> dict[str, int]:
         return name_ids(self.AMOCRM_SALESBOTS)
 
+    @field_validator("BITRIX_GENDER_FIELD")
+    @classmethod
+    def _bitrix_gender_field(cls, value: str) -> str:
+        name = (value or "").strip().upper() or "HONORIFIC"
+        if name != "HONORIFIC" and not re.fullmatch(r"UF_CRM_[A-Z0-9_]+", name):
+            raise ValueError("must be HONORIFIC or a contact user field like UF_CRM_1700000000 "
+                             "(CRM settings -> fields of the contact)")
+        return name
+
+    @field_validator("AMOCRM_GENDER_FIELD")
+    @classmethod
+    def _amocrm_gender_field(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must name the contact field with gender: its code, id or name (or be unset)")
+        return value.strip() if value else None
+
+    @field_validator("BITRIX_GENDER_VALUES", "AMOCRM_GENDER_VALUES")
+    @classmethod
+    def _gender_values(cls, value: str | None) -> str | None:
+        gender.parse_values(value)  # a bad pair is named in the ValueError
+        return value or None
+
+    def gender_values(self, name: str) -> dict[str, str]:
+        """BITRIX_GENDER_VALUES / AMOCRM_GENDER_VALUES as raw value -> "M" | "F"."""
+        return gender.parse_values(getattr(self, name))
+
     @field_validator("STATE_URL")
     @classmethod
     def _state_url(cls, value: str) -> str:
@@ -160,10 +192,33 @@ class Settings(BaseSettings):
                                     "see settings.example.env")
 
 
+class PlaybookSettings(BaseSettings):
+    """Only what `analyze` needs: it works without a CRM, so no CRM setting may stop it."""
+
+    model_config = Settings.model_config
+
+    PLAYBOOK: str | None = None
+    PLAYBOOK_LANG: Literal["ru", "en"] = "ru"
+
+    @field_validator("PLAYBOOK")
+    @classmethod
+    def _playbook(cls, value: str | None) -> str | None:
+        return Settings._playbook(value)
+
+
 def load_settings(**overrides) -> Settings:
     """Read the environment (and .env); turn the first invalid value into a SettingsError."""
+    return _validated(Settings, overrides)
+
+
+def load_playbook_settings() -> PlaybookSettings:
+    """PLAYBOOK and PLAYBOOK_LANG alone, validated like load_settings()."""
+    return _validated(PlaybookSettings, {})
+
+
+def _validated(model: type[BaseSettings], overrides: dict):
     try:
-        return Settings(**overrides)
+        return model(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first.get("loc") else "settings"

@@ -184,6 +184,12 @@ class State:
                 self.db.execute(f"SELECT customer_id, data FROM purchases WHERE account=? AND customer_id IN "
                                 f"({marks}) ORDER BY customer_id", (account, *chunk)), decoder)
 
+    def prospect_count(self, account: str) -> int:
+        """Customers in the snapshot without any purchase (contacts who never bought): `customers()` skips them."""
+        row = self.db.execute("SELECT COUNT(*) FROM customers c WHERE c.account=? AND NOT EXISTS (SELECT 1 FROM "
+                              "purchases p WHERE p.account=c.account AND p.customer_id=c.id)", (account,)).fetchone()
+        return int(row[0])
+
     def _merge(self, cards: Iterator, rows: Iterator, decoder: Decoder) -> Iterator[Customer]:
         card = next(cards, None)
         current, cdata, bucket = None, None, []

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from connector.crm import CrmAdapter, CrmRef
-from connector.errors import CrmError
+from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
+from connector.notices import rules_cannot_run
 from connector.state import State
 from connector.writeback import WritebackPlanner
 from playbooks import Evaluation, PlanHistory, evaluate
@@ -92,7 +93,7 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
 
 
 def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
-             full: bool = False, progress: Progress | None = None) -> SyncReport:
+             full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False) -> SyncReport:
     progress = progress or (lambda _msg: None)
     account = getattr(adapter, "account", adapter.name)
     started, requests_before = time.monotonic(), adapter.request_count()
@@ -108,11 +109,14 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                     adapter, state, account, today, sweep=not rebuilt)
             history = PlanHistory(state.applied_dates(account))
             evaluation = evaluate(state.customers(account, lean=True), today, playbook, history=history,
-                                  catalogue=state.products(account).values())
+                                  catalogue=state.products(account).values(),
+                                  prospects=state.prospect_count(account))
             capable = adapter.capabilities
             writeback = WritebackPlanner(state, account, playbook, capable)
             plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
             plan = writeback.extend(evaluation, plan, today)  # + card fields of changed customers
+            if not dry_run and not allow_blank_cards:
+                writeback.refuse_blanking(plan)
             status = state.ledger_status(account, (a.key for a in plan))
             report = SyncReport(evaluation, plan, stats)
             not_done = [a for a in plan if status.get(a.key) != "done"]
@@ -120,6 +124,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             to_write = [a for a in not_done if a.due <= today]
             stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0,
                          failed=0, deferred=len(not_done) - len(to_write), duplicates_removed=0)
+            stats["rules_cannot_run"] = rules_cannot_run(state, account, playbook, adapter)  # said, not silent
             if not dry_run:
                 known: list[Action] = []
                 if rebuilt:  # automation starts and card values are found only on the customers' cards
@@ -144,7 +149,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                 stats["written_by_kind"] = written_by_kind(state, account, to_write + retries, status)
             stats["would_write"] = len(to_write) if dry_run else 0
             stats["card_fields_due"] = sum(a.kind == ActionKind.TAG for a in to_write)
-        except CrmError as exc:
+        except RepeatSalesError as exc:
             stats["requests"] = adapter.request_count() - requests_before
             state.finish_run(run_id, stats, error=str(exc))
             raise

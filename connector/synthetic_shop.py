@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from operator import itemgetter
 
+from connector import clock
+
 RHYTHMS = ("one_off", "regular", "seasonal", "consumable", "churned", "vip")
 # Share of customers per rhythm (sums to 1); one-off buyers are the biggest group, as in real shops.
 RHYTHM_WEIGHTS = (0.35, 0.18, 0.10, 0.14, 0.15, 0.08)
 COMPANY_SHARE = 0.05
 OPT_OUT_SHARE = 0.04
 BIRTHDAY_SHARE = 0.8
+GENDER_KNOWN_SHARE = 0.85  # people whose card says Mr / Ms (the rest left it empty)
 HISTORY_DAYS_MIN, HISTORY_DAYS_MAX = 730, 1095
 MAIN_CURRENCY = "RUB"
 # Shop-internal rates used to price the few foreign-currency deals (RUB per unit).
@@ -56,6 +59,7 @@ class ShopContact:
     last_name: str
     email: str | None
     phone: str | None
+    gender: str | None = None  # "M" | "F" | None (not on the card)
 
 
 @dataclass(slots=True, frozen=True)
@@ -75,6 +79,7 @@ class ShopCustomer:
     contacts: tuple[ShopContact, ...] = ()  # company customers only
     cycle_product_id: int | None = None  # consumable customers: the product bought on a cycle
     churned_on: date | None = None  # churned customers: the day after their last purchase
+    gender: str | None = None  # people: "M" | "F", or None when the card does not say; companies: None
 
 
 @dataclass(slots=True, frozen=True)
@@ -186,6 +191,7 @@ _MALE_FIRST = ("Александр", "Алексей", "Андрей", "Артё
                "Олег", "Роман", "Сергей", "Юрий")
 _FEMALE_FIRST = ("Алина", "Анастасия", "Валерия", "Вера", "Дарья", "Екатерина", "Ирина", "Ксения",
                  "Лариса", "Марина", "Мария", "Наталья", "Полина", "Софья", "Татьяна", "Юлия")
+_MALE_FIRST_SET = frozenset(_MALE_FIRST)
 # Male surnames; the female form adds "а" (Иванов -> Иванова) or swaps "ий" for "ая".
 _LAST = ("Иванов", "Петров", "Соколов", "Лебедев", "Козлов", "Волков", "Зайцев", "Павлов",
          "Семёнов", "Голубев", "Виноградов", "Богданов", "Воробьёв", "Тарасов", "Белов",
@@ -231,6 +237,8 @@ class _Generator:
     def __init__(self, customers: int, seed: int, today: date) -> None:
         self.rng = random.Random(seed)
         self.rnd = self.rng.random
+        # a second stream for values added later (gender): every value drawn from `rng` stays the same
+        self.aside = random.Random(f"repeat-sales-shop-aside-{seed}").random
         self.n = customers
         self.seed = seed
         self.today = today
@@ -271,6 +279,12 @@ class _Generator:
             return self._pick(_MALE_FIRST), last
         return self._pick(_FEMALE_FIRST), _female(last)
 
+    def _gender(self, first: str) -> str | None:
+        """The person's gender as the card shows it (from the first name), unless left empty."""
+        if self.aside() >= GENDER_KNOWN_SHARE:
+            return None
+        return "M" if first in _MALE_FIRST_SET else "F"
+
     def _email(self, first: str, last: str) -> str:
         return f"{_translit(first)}.{_translit(last)}{self._between(1, 999)}@{self._pick(_EMAIL_DOMAINS)}"
 
@@ -297,10 +311,10 @@ class _Generator:
                 first, last = self._person()
                 emails, phones = self._channels(first, last)
                 contacts.append(ShopContact(first, last, emails[0] if emails else None,
-                                            phones[0] if phones else None))
+                                            phones[0] if phones else None, self._gender(first)))
             emails = (f"info@{_translit(brand)}{cid}.example.com",) if rnd() < 0.8 else ()
             phones = (self._phone(),) if rnd() < 0.9 else ()
-            kind, first, last, birthday = "company", "", "", None
+            kind, first, last, birthday, gender = "company", "", "", None, None
             contacts_t = tuple(contacts)
         else:
             first, last = self._person()
@@ -309,7 +323,7 @@ class _Generator:
             birthday = None
             if rnd() < BIRTHDAY_SHARE:
                 birthday = date.fromordinal(self._between(_BIRTH_FIRST, _BIRTH_LAST))
-            kind, contacts_t = "person", ()
+            kind, contacts_t, gender = "person", (), self._gender(first)
         cycle_product = self._pick(self.cycle_products) if rhythm == "consumable" else None
         churned_on = None
         if rhythm == "churned":
@@ -318,7 +332,7 @@ class _Generator:
         created = self._moment(first_ord - self._between(0, 30))
         customer = ShopCustomer(
             cid, kind, name, first, last, emails, phones, birthday, manager_id, no_marketing,
-            rhythm, created, contacts_t, cycle_product.id if cycle_product else None, churned_on)
+            rhythm, created, contacts_t, cycle_product.id if cycle_product else None, churned_on, gender)
         self._purchases(customer, first_ord, cycle_product)
         return customer
 
@@ -465,4 +479,4 @@ def generate_shop(customers: int = 300, seed: int = 42, today: date | None = Non
     """
     if customers < 0:
         raise ValueError("customers must be >= 0")
-    return _Generator(customers, seed, today or date.today()).build()
+    return _Generator(customers, seed, today or clock.today()).build()

@@ -13,6 +13,11 @@ amounts may use decimal commas and spaces ("1 234,50"); dates are ISO dates or d
 without it each row is one purchase, whose id is `<date>` (`<date>#2`, ... for more on one
 day, ordered by amount and product), stable however the file is sorted.
 
+Nothing is read wrong in silence: a row with more cells than the header (an unquoted
+`1 234,50` in a comma-separated file), a quote left open (it would swallow the rows after it),
+an amount that is no money (`nan`, `inf`, 10^15 or more) or a byte the encoding cannot read
+stops the reading with a CsvInputError naming the line.
+
 Refunds (negative amounts): inside an order they simply reduce its total. Without `order_id`
 a refund row is subtracted from the customer's latest purchase on or before its date (of the
 same product when the row names one); a refund with nothing to match is dropped and counted.
@@ -23,14 +28,22 @@ playbooks (see README.md, "Definitions"); zero-amount rows are kept the same way
 from __future__ import annotations
 
 import csv
-import io
 import re
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from connector.csv_text import (
+    QUOTE_HINT,
+    SHIFT_HINT,
+    bad_byte_error,
+    open_text,
+    records,
+    runaway_quote,
+    separator_of,
+    shown,
+)
 from connector.errors import CsvInputError
 from connector.model import Customer, LineItem, Purchase
 
@@ -42,8 +55,8 @@ ALIASES = {
     "qty": "quantity", "order": "order_id", "deal_id": "order_id", "product_name": "product", "sku": "product",
     "name": "customer_name",
 }
-SEPARATORS = (",", ";", "\t", "|")
 ITEM_CACHE_SIZE = 200_000
+MAX_AMOUNT = 1e15  # more is a broken cell (1e999, a card number), not money; it keeps every sum finite
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
 _ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
 _RU = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?: \d{1,2}:\d{2}(?::\d{2})?)?$")
@@ -59,17 +72,38 @@ class CsvSummary:
     refunds_applied: int = 0
     refunds_unmatched: int = 0
     zero_amount_rows: int = 0
+    blank_lines: int = 0
     separator: str = ","
     encoding: str = "utf-8"
     ignored_columns: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict:
+        """The `input` object of `analyze --format json`. A row that cannot be read stops the run
+        (exit 2, naming its line), so `rows_rejected` of a finished run is 0: said, not implied."""
+        return {"rows_read": self.rows, "rows_rejected": 0, "blank_lines": self.blank_lines,
+                "customers": self.customers, "purchases": self.purchases,
+                "refunds_applied": self.refunds_applied, "refunds_unmatched": self.refunds_unmatched,
+                "zero_amount_rows": self.zero_amount_rows, "separator": self.separator,
+                "encoding": self.encoding, "ignored_columns": list(self.ignored_columns)}
+
 
 def parse_amount(text: str, row: int, column: str = "amount") -> float:
-    """`1234.5`, `1 234,50`, `1.234,50`, `1,234.50`, `-300` -> float; anything else CsvInputError."""
+    """`1234.5`, `1 234,50`, `1.234,50`, `1,234.50`, `-300` -> float; anything else CsvInputError.
+
+    `nan`, `inf` and amounts of MAX_AMOUNT or more are refused: no money, and no strict JSON after.
+    """
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
+        value = _written_amount(text)
+    if -MAX_AMOUNT < value < MAX_AMOUNT:  # false for nan and inf too
+        return value
+    raise CsvInputError(row, column, f"not a number: {shown(text)}",
+                        hint="write amounts like 1234.50 or 1 234,50; no text, nan or inf in the cell")
+
+
+def _written_amount(text: str) -> float:
+    """What people write (`1 234,50 ₽`) as a float; nan when it is no number at all."""
     s = _SPACES.sub("", text.strip())
     for sign in ("₽", "руб.", "руб", "р.", "$", "€", "RUB", "USD", "EUR"):
         s = s.replace(sign, "")
@@ -83,8 +117,7 @@ def parse_amount(text: str, row: int, column: str = "amount") -> float:
     try:
         return float(s)
     except ValueError:
-        raise CsvInputError(row, column, f"not a number: {text!r}",
-                            hint="write amounts like 1234.50 or 1 234,50; no text in the cell") from None
+        return float("nan")
 
 
 def parse_date(text: str, row: int, column: str = "date") -> date:
@@ -98,32 +131,9 @@ def parse_date(text: str, row: int, column: str = "date") -> date:
         if m:
             return date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
     except ValueError:
-        raise CsvInputError(row, column, f"no such date: {text!r}", hint="check day and month") from None
-    raise CsvInputError(row, column, f"not a date: {text!r}",
+        raise CsvInputError(row, column, f"no such date: {shown(text)}", hint="check day and month") from None
+    raise CsvInputError(row, column, f"not a date: {shown(text)}",
                         hint="use YYYY-MM-DD (a time after it is fine) or DD.MM.YYYY")
-
-
-def _open_text(path: Path) -> tuple[io.TextIOBase, str]:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(1 << 16)
-    except FileNotFoundError:
-        raise CsvInputError(None, None, f"file not found: {path}", hint="pass the path of a .csv file") from None
-    except OSError as exc:
-        raise CsvInputError(None, None, f"cannot read {path}: {exc.strerror}") from None
-    encoding = "utf-8-sig"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the chunk's end
-            encoding = "cp1251"
-    return open(path, encoding=encoding, newline=""), encoding
-
-
-def _separator(header_line: str) -> str:
-    counts = {sep: header_line.count(sep) for sep in SEPARATORS}
-    best = max(SEPARATORS, key=lambda s: (counts[s], s == ","))
-    return best if counts[best] else ","
 
 
 def _columns(header: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -166,23 +176,21 @@ def read_transactions(path: str | Path, *, default_currency: str = "RUB") -> lis
 def read_transactions_with_summary(path: str | Path, *, default_currency: str = "RUB"
                                    ) -> tuple[list[Customer], CsvSummary]:
     path = Path(path)
-    fh, encoding = _open_text(path)
+    fh, encoding = open_text(path)
     summary = CsvSummary(encoding=encoding.replace("-sig", ""))
     with fh:
-        first = fh.readline()
-        if not first.strip():
-            raise CsvInputError(1, None, "the file is empty", hint="the first line must be a header")
-        sep = _separator(first)
-        summary.separator = sep
-        header = next(csv.reader([first], delimiter=sep))
-        cols, summary.ignored_columns = _columns(header)
-        reader = csv.reader(fh, delimiter=sep)
-        rows = _Rows()
         try:
-            rows.load(reader, cols, default_currency, summary)
-        except csv.Error as exc:
-            raise CsvInputError(reader.line_num + 1, None, f"broken CSV: {exc}",
-                                hint="check quotes: a quoted cell must be closed on the same row") from None
+            first = fh.readline()
+            if not first.strip():
+                raise CsvInputError(1, None, "the file is empty", hint="the first line must be a header")
+            sep = separator_of(first)
+            summary.separator = sep
+            header = next(csv.reader([first], delimiter=sep))
+            cols, summary.ignored_columns = _columns(header)
+            rows = _Rows()
+            rows.load(csv.reader(fh, delimiter=sep, strict=True), header, cols, default_currency, summary)
+        except UnicodeDecodeError as exc:
+            raise bad_byte_error(path, encoding, exc) from None
     customers = rows.customers(summary)
     summary.customers = len(customers)
     summary.purchases = sum(len(c.purchases) for c in customers)
@@ -210,22 +218,29 @@ class _Rows:
         self._items: dict[tuple, LineItem] = {}
         self._dates: dict[int, date] = {}
 
-    def load(self, reader: Iterator[list[str]], cols: dict[str, int], default_currency: str,
+    def load(self, reader, header: list[str], cols: dict[str, int], default_currency: str,
              summary: CsvSummary) -> None:
+        """Every row into the arrays; `line` is a row's first line (a quoted cell may span more)."""
         i_c, i_d, i_a = cols["customer_id"], cols["date"], cols["amount"]
         opt = {k: cols.get(k) for k in OPTIONAL}
         q_i, o_i, cur_i, p_i, cat_i = (opt[k] for k in ("quantity", "order_id", "currency", "product", "category"))
         profile_cols = [opt[k] for k in ("customer_name", "email", "phone")]
         has_profile = any(i is not None for i in profile_cols)
         width = max(cols.values()) + 1
+        used = set(cols.values())
         dates: dict[str, int] = {}
         intern = self.strings
         default_cur = intern(default_currency)
-        line = 1
-        for rec in reader:
-            line = reader.line_num + 1  # the header line was read before the reader started
+        sep = reader.dialect.delimiter
+        for line, end, rec in records(reader):
+            if end > line:
+                runaway_quote(rec, line, end, header, used, sep)
             if not rec or (len(rec) == 1 and not rec[0].strip()):
+                summary.blank_lines += 1
                 continue
+            if len(rec) > len(header):
+                raise CsvInputError(line, None, f"{len(rec)} cells but the header names {len(header)} columns",
+                                    hint=SHIFT_HINT if sep == "," else QUOTE_HINT)
             if len(rec) < width:
                 rec = rec + [""] * (width - len(rec))
             cid = rec[i_c].strip()

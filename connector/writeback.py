@@ -12,8 +12,12 @@ from dataclasses import replace
 from datetime import date
 
 from connector import briefing, fields
+from connector.errors import PlanRefused
 from connector.model import Action, ActionKind
 from connector.state import MAX_ATTEMPTS, State
+
+BLANKING_SHARE = 0.5  # a plan clearing more than this share of the cards that hold values is stopped
+BLANKING_MIN_CARDS = 10  # below this many cards a few prospects are not a pattern
 
 
 class WritebackPlanner:
@@ -37,6 +41,24 @@ class WritebackPlanner:
         spent = self._given_up()  # a card the CRM kept refusing (a deleted contact) waits for new values
         return plan + [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang)
                        if a.key not in spent]
+
+    def refuse_blanking(self, plan: list[Action]) -> None:
+        """Stop a plan that would wipe most cards back to "no purchases" before anything is written.
+
+        That happens when the history read is not the CRM's (a past `--as-of`, deals hidden by a
+        changed filter or rights); a card keeps its values until the operator says otherwise.
+        """
+        if self.cards is None:
+            return
+        holding = self.cards.holding_values(self.account)
+        cleared = sum(1 for a in plan if a.kind == ActionKind.TAG and a.customer_id in holding
+                      and a.payload.get("fields", {}).get("lifecycle") == fields.BLANK_LIFECYCLE)
+        if len(holding) >= BLANKING_MIN_CARDS and cleared > BLANKING_SHARE * len(holding):
+            raise PlanRefused(
+                f"the plan would clear the segment values on {cleared} of {len(holding)} customer cards "
+                "(they would read 'no purchases'); nothing was written",
+                hint="check the as-of day and that the CRM still shows the won deals; "
+                     "sync --allow-blank-cards writes it anyway")
 
     def _given_up(self) -> set[str]:
         rows = self.state.db.execute("SELECT key FROM ledger WHERE account=? AND status='failed' AND attempts>=? "

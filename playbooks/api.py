@@ -106,15 +106,16 @@ class Evaluation:
 
 def evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
              *, history: PlanHistory | None = None, catalogue: Iterable[Product] | None = None,
-             cac: float | None = None, predict: bool = True) -> Evaluation:
+             cac: float | None = None, predict: bool = True, prospects: int = 0) -> Evaluation:
     """Segment every customer and plan the actions due as of `today`.
 
     `catalogue` (optional) gives products' `cycle_days` and prices to replenishment and
     cross-sell; `cac` overrides the playbook's `metrics.cac` for the `ltv_cac` metric.
     `predict=False` skips fitting the lifetime model (playbooks.predict), e.g. for replays.
+    `prospects` counts contacts without any purchase that were not passed in (metrics only).
     """
     from playbooks.engine import run
 
     products = {p.id: p for p in catalogue} if catalogue is not None else None
     return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac,
-               predict=predict)
+               predict=predict, prospects=prospects)

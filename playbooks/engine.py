@@ -36,6 +36,8 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
     if learn_cycles or learn_pairs or catalogue:
         learned = learn_shop(facts, learn_cycles=learn_cycles,
                              min_observations=getattr(repl, "learn_min_observations", 3),
+                             min_customers=getattr(repl, "learn_min_customers", 5),
+                             max_spread=getattr(repl, "learn_max_spread", 0.5),
                              learn_pairs=learn_pairs, catalogue=catalogue)
         shop.__dict__.update(learned.__dict__)
     assign(facts, today, playbook)
@@ -126,7 +128,7 @@ class _Histories(Mapping[str, list]):
 
 def run(customers: Iterable[Customer], today: date, playbook: Playbook, history: PlanHistory,
         *, catalogue: Mapping[str, Product] | None = None, cac: float | None = None,
-        predict: bool = True) -> Evaluation:
+        predict: bool = True, prospects: int = 0) -> Evaluation:
     facts = build_facts(customers, today, playbook, history, catalogue)
     # the lifetime model first, so its working arrays are freed before the plan is built (peak memory)
     prediction = lifetime_prediction(facts, today) if predict else None
@@ -143,7 +145,7 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
         suppressed.extend(dropped)
     plan.sort(key=sort_key)
     suppressed.sort(key=lambda s: (s.customer_id, s.rule, s.key))
-    metrics = compute_metrics(facts, today, playbook, cac=cac)
+    metrics = compute_metrics(facts, today, playbook, cac=cac, prospects=prospects)
     metrics["planned"] = len(plan)
     metrics["suppressed"] = len(suppressed)
     model, predicted = None, {}

@@ -52,10 +52,12 @@ class ShopFacts:
     """Learned across all evaluated customers: consumption cycles and co-purchases."""
 
     cycles: dict[str, float] = field(default_factory=dict)  # product key -> days per unit
+    cycle_customers: dict[str, int] = field(default_factory=dict)  # product key -> steady re-buyers behind it
     co_purchases: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     categories: dict[str, str] = field(default_factory=dict)
     catalogue: dict[str, Product] = field(default_factory=dict)
+    catalogue_has_cycles: bool = False  # some catalogue product carries a consumption cycle
     suggest: Callable[[CustomerFacts], list[tuple[str, str]]] | None = None
 
 
@@ -180,18 +182,25 @@ def customer_facts(customer: Customer, today: date, currency: str, rates: Mappin
 
 
 def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observations: int,
-               learn_pairs: bool, catalogue: Mapping[str, Product] | None = None) -> ShopFacts:
-    """Learn days-per-unit cycles from repeat purchases of a product, and co-purchase counts.
+               learn_pairs: bool, catalogue: Mapping[str, Product] | None = None,
+               min_customers: int = 5, max_spread: float = 0.5) -> ShopFacts:
+    """Learn days-per-unit cycles from steady re-buyers of a product, and co-purchase counts.
 
-    A cycle observation is the gap between two purchases of the same product by one customer
-    divided by the quantity bought the first time; the cycle is the median of >= N of them.
-    Co-purchase counts how many customers bought both products (ever, not per order).
+    An interval is the gap between two purchases of the same product by one customer divided by
+    the quantity bought the first time. A customer re-buys at a steady interval with at least two
+    intervals whose spread, (longest - shortest) / median, is at most `max_spread`. A product gets
+    a cycle - the median of its steady re-buyers' medians - only from at least `min_customers` of
+    them and `min_observations` intervals: a grinder two customers happened to buy again is no
+    consumable. Co-purchase counts how many customers bought both products (ever, not per order).
     """
     shop = ShopFacts(catalogue=dict(catalogue or {}))
-    gaps: dict[str, list[float]] = defaultdict(list)
+    shop.catalogue_has_cycles = any(p.cycle_days for p in shop.catalogue.values())
+    steady: dict[str, list[float]] = defaultdict(list)  # product -> each steady re-buyer's median interval
+    observations: Counter = Counter()
     pairs: dict[str, Counter] = defaultdict(Counter)
     for f in facts:
         last_seen: dict[str, tuple[date, float]] = {}
+        intervals: dict[str, list[float]] = defaultdict(list)
         keys: list[str] = []
         for p in f.purchases:
             day_qty: dict[str, float] = {}
@@ -208,16 +217,25 @@ def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observ
                     prev_day, prev_qty = last_seen[key]
                     gap = (p.date - prev_day).days
                     if gap > 0:
-                        gaps[key].append(gap / max(prev_qty, 1e-9))
+                        intervals[key].append(gap / max(prev_qty, 1e-9))
                 if key not in last_seen:
                     keys.append(key)
                 last_seen[key] = (p.date, qty)
+        for key, gaps in intervals.items():
+            if len(gaps) < 2:
+                continue
+            middle = statistics.median(gaps)
+            if (max(gaps) - min(gaps)) / middle <= max_spread:
+                steady[key].append(middle)
+                observations[key] += len(gaps)
         if learn_pairs and len(keys) > 1:
             uniq = sorted(set(keys))[:MAX_PRODUCTS_FOR_PAIRS]
             for a in uniq:  # Counter.update counts in C; each product's count of itself goes below
                 pairs[a].update(uniq)
     if learn_cycles:
-        shop.cycles = {k: float(statistics.median(v)) for k, v in gaps.items() if len(v) >= min_observations}
+        learned = {k: v for k, v in steady.items() if len(v) >= min_customers and observations[k] >= min_observations}
+        shop.cycles = {k: float(statistics.median(v)) for k, v in learned.items()}
+        shop.cycle_customers = {k: len(v) for k, v in learned.items()}
     if learn_pairs:
         for a, counter in pairs.items():
             del counter[a]

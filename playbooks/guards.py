@@ -1,7 +1,9 @@
 """Guards, applied after the rules: hold-out, opt-out, missing channel, quiet days, frequency cap.
 
 Every action a guard removes is returned as a `Suppressed` with its reason, in that order:
-`holdout`, `opt_out`, `no_channel`, `quiet_day`, `frequency_cap`.
+`holdout`, `opt_out`, `no_channel`, `quiet_day`, `frequency_cap`. A dated step (a birthday or a
+holiday greeting, `payload["send_by"]`) is never moved: on a quiet day it is dropped, and its rule
+plans it again on the next day of its window, up to the date itself, never after.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def guard_customer(customer: Customer, actions: Sequence[Action], today: date, c
         if a.channel.value not in cfg.quiet.channels or not is_quiet(when, cfg.quiet):
             survivors.append(a)
             continue
-        moved = next_allowed(when, cfg.quiet) if cfg.quiet.mode == "shift" else None
+        dated = "send_by" in a.payload
+        moved = next_allowed(when, cfg.quiet) if cfg.quiet.mode == "shift" and not dated else None
         if moved is None:
             drop(a, "quiet_day")
         else:

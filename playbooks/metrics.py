@@ -76,8 +76,12 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def compute_metrics(facts: Sequence[CustomerFacts], today: date, playbook: Playbook,
-                    *, cac: float | None = None) -> dict[str, object]:
-    """The `metrics` object of `analyze`: all amounts in the playbook currency, rounded to 2-4 places."""
+                    *, cac: float | None = None, prospects: int = 0) -> dict[str, object]:
+    """The `metrics` object of `analyze`: all amounts in the playbook currency, rounded to 2-4 places.
+
+    `prospects`: contacts the caller knows without any purchase and did not pass in (a snapshot
+    streams only buyers); they add to `prospects` next to evaluated customers without a purchase.
+    """
     buyers = [f for f in facts if f.n]
     n_customers = len(buyers)
     purchases = sum(f.n for f in buyers)
@@ -113,7 +117,7 @@ def compute_metrics(facts: Sequence[CustomerFacts], today: date, playbook: Playb
     cac_value = cac if cac is not None else mcfg.cac
     out: dict[str, object] = {
         "customers": n_customers,
-        "prospects": len(facts) - n_customers,
+        "prospects": len(facts) - n_customers + prospects,
         "purchases": purchases,
         "revenue": round(revenue, 2),
         "currency": playbook.currency,

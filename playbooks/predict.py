@@ -28,6 +28,7 @@ MIN_CUSTOMERS = 30  # with history (first purchase before today)
 MIN_REPEATERS = 10  # customers who bought on two or more days
 MIN_SPEND_CUSTOMERS = 10  # repeaters with a known amount, for Gamma-Gamma
 LOG_BOUND = 12.0  # log-parameters live in [-12, 12]: e^12 ~ 160,000
+UNCOMPUTABLE_NOTE = "the lifetime model gives no finite figures for this customer's history"
 
 
 class ModelUnavailable(ValueError):
@@ -194,30 +195,42 @@ def p_alive(m: BgNbd, x, t_x, T) -> np.ndarray:
 
 
 def expected_purchases(m: BgNbd, t: float, x, t_x, T) -> np.ndarray:
-    """E[purchases in the next t units | x, t_x, T] (paper eq. 10).
+    """E[purchases in the next t units | x, t_x, T] (paper eq. 10); NaN where it cannot be computed.
 
-    The 2F1 term uses Euler's transformation, (1-z)^(r+x) 2F1(r+x, b+x; c; z) =
-    (1-z)^(a-1) 2F1(a+b-1-r, a-1; c; z) with c = a+b+x-1, whose first two arguments do not grow
-    with x: stable for heavy buyers. a = 1 exactly is nudged (the formula has a removable 0/0).
+    The paper's (1-z)^(r+x) 2F1(r+x, b+x; c; z), c = a+b+x-1, is taken in log space from the first
+    of three equal forms that scipy evaluates finitely: Euler's transformation (1-z)^(a-1)
+    2F1(a+b-1-r, a-1; c; z) (stable for heavy buyers), the form as written (a degenerate fit with
+    huge a and b overflows Euler's), and Pfaff's 2F1(r+x, a-1; c; -t/(alpha+T)). A customer none
+    of them fits gets NaN alone. a = 1 exactly is nudged (the formula has a removable 0/0).
     """
-    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    x, t_x, T = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, t_x, T)))
     r, alpha, a, b = m.r, m.alpha, m.a, m.b
     if abs(a - 1.0) < 1e-6:
         a = 1.0 + 1e-6
-    z = t / (alpha + T + t)
-    c = a + b + x - 1.0
-    term = np.power(1.0 - z, a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-    numerator = (c / (a - 1.0)) * (1.0 - term)
+    forms = (
+        lambda x, T: (a - 1.0) * _log_rest(alpha, T, t) + np.log(hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0,
+                                                                         t / (alpha + T + t))),
+        lambda x, T: (r + x) * _log_rest(alpha, T, t) + np.log(hyp2f1(r + x, b + x, a + b + x - 1.0,
+                                                                       t / (alpha + T + t))),
+        lambda x, T: np.log(hyp2f1(r + x, a - 1.0, a + b + x - 1.0, -t / (alpha + T))),
+    )
+    log_term = np.full(x.shape, np.nan)
+    with np.errstate(all="ignore"):
+        for form in forms:
+            todo = np.isnan(log_term)
+            if not todo.any():
+                break
+            value = form(x[todo], T[todo])
+            # the term is a mean of numbers in (0, 1] when a > 1, and above 1 when a < 1
+            usable = np.isfinite(value) & ((value <= 1e-12) if a > 1.0 else (value >= -1e-12))
+            log_term[todo] = np.where(usable, value, np.nan)
+        numerator = ((a + b + x - 1.0) / (a - 1.0)) * -np.expm1(log_term)
     return numerator * p_alive(m, x, t_x, T)
 
 
-def expected_purchases_new(m: BgNbd, t: float) -> float:
-    """E[purchases in (0, t]] for a customer just acquired (paper eq. 7), for checks and sizing."""
-    r, alpha, a, b = m.r, m.alpha, m.a, m.b
-    if abs(a - 1.0) < 1e-6:
-        a = 1.0 + 1e-6
-    z = t / (alpha + t)
-    return float((a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1.0, z)))
+def _log_rest(alpha: float, T: np.ndarray, t: float) -> np.ndarray:
+    """log(1 - z) with z = t / (alpha + T + t)."""
+    return np.log(alpha + T) - np.log(alpha + T + t)
 
 
 # --- Gamma-Gamma ---------------------------------------------------------------------------
@@ -274,10 +287,14 @@ def expected_spend(m: GammaGamma, x, mean_spend) -> np.ndarray:
 
 @dataclass
 class Prediction:
-    """`model` (the design.md object) and per-customer figures, or a `note` saying why not."""
+    """`model` (the design.md object) and per-customer figures, or a `note` saying why not.
+
+    A customer's figures are p_alive, expected_purchases_90d and predicted_ltv, or only
+    `prediction_note` when the fitted model gives no finite value for that history.
+    """
 
     model: dict | None = None
-    customers: dict[str, dict[str, float]] = field(default_factory=dict)
+    customers: dict[str, dict[str, object]] = field(default_factory=dict)
     note: str | None = None
 
 
@@ -316,7 +333,8 @@ def predict(histories: Mapping[str, Sequence[tuple[date, float | None]]], today:
     """Fit both models on every customer's (purchase date, amount or None) and predict per customer.
 
     Purchases after `today` are ignored. Any reason not to predict (tiny shop, no repeat buyers,
-    a fit that does not converge) comes back as `note`, never as NaN or an exception.
+    a fit that does not converge) comes back as `note`, never as NaN or an exception; a customer
+    whose own figures cannot be computed gets a `prediction_note`, and the others keep theirs.
     """
     ids: list[str] = []
     xs: list[int] = []
@@ -350,15 +368,28 @@ def predict(histories: Mapping[str, Sequence[tuple[date, float | None]]], today:
         gg = fit_gamma_gamma(sx, sm).params
     except ModelUnavailable as exc:
         return Prediction(note=str(exc))
-    unit = DAYS_PER_UNIT[time_unit]
-    alive = p_alive(bg, x, t_x, T)
-    next_90 = expected_purchases(bg, PURCHASES_HORIZON_DAYS / unit, x, t_x, T)
-    value = ltv(bg, gg, x, t_x, T, sx, sm, discount_rate=discount_rate)
-    if not (np.all(np.isfinite(alive)) and np.all(np.isfinite(next_90)) and np.all(np.isfinite(value))):
-        return Prediction(note="the fitted lifetime model gives no finite prediction for some customers")
     model = {"bgnbd": bg.to_json(), "gamma_gamma": gg.to_json(), "customers": len(ids),
              "horizon_days": LTV_HORIZON_DAYS, "discount_rate": discount_rate,
              "purchases_horizon_days": PURCHASES_HORIZON_DAYS}
-    out = {cid: {"p_alive": round(float(alive[i]), 4), "expected_purchases_90d": round(float(next_90[i]), 4),
-                 "predicted_ltv": round(float(value[i]), 2)} for i, cid in enumerate(ids)}
-    return Prediction(model=model, customers=out)
+    return Prediction(model=model, customers=customer_figures(bg, gg, ids, x, t_x, T, sx, sm,
+                                                              discount_rate=discount_rate))
+
+
+def customer_figures(bg: BgNbd, gg: GammaGamma, ids: Sequence[str], x, t_x, T, x_spend, mean_spend, *,
+                     discount_rate: float = 0.0) -> dict[str, dict[str, object]]:
+    """Each customer's p_alive, expected purchases and value; where one cannot be computed
+    (a history the fitted model is degenerate for), that customer alone gets `prediction_note`."""
+    unit = DAYS_PER_UNIT[bg.time_unit]
+    alive = p_alive(bg, x, t_x, T)
+    next_90 = expected_purchases(bg, PURCHASES_HORIZON_DAYS / unit, x, t_x, T)
+    with np.errstate(all="ignore"):
+        value = ltv(bg, gg, x, t_x, T, x_spend, mean_spend, discount_rate=discount_rate)
+    out: dict[str, dict[str, object]] = {}
+    for i, cid in enumerate(ids):
+        figures = (float(alive[i]), float(next_90[i]), float(value[i]))
+        if all(math.isfinite(v) for v in figures):
+            out[cid] = {"p_alive": round(figures[0], 4), "expected_purchases_90d": round(figures[1], 4),
+                        "predicted_ltv": round(figures[2], 2)}
+        else:
+            out[cid] = {"prediction_note": UNCOMPUTABLE_NOTE}
+    return out

@@ -7,6 +7,7 @@ is active only when its `[rules.<kind>]` table is present.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,6 +256,29 @@ class Playbook:
         """The active config of rule `kind`, or None when it is absent or disabled."""
         cfg = self.rules.get(kind)
         return cfg if cfg is not None and getattr(cfg, "enabled", True) else None
+
+    def rule_summary(self) -> list[tuple[str, int, list[str]]]:
+        """Active rules, highest priority first: (kind, priority, names of its steps, dates, offers
+        and messages). What `playbook check` lists, so an admin sees what the file will do."""
+        out = []
+        for kind, cfg in self.rules.items():
+            if self.rule(kind) is None:
+                continue
+            parts: list[str] = []
+            for f in dataclasses.fields(cfg):
+                value = getattr(cfg, f.name)
+                if isinstance(value, list):
+                    parts += [item.name for item in value if getattr(item, "name", "")]
+                elif dataclasses.is_dataclass(value) and hasattr(value, "title"):
+                    parts.append(f.name)  # a message of its own (loyalty welcome, replenishment task)
+            out.append((kind, int(getattr(cfg, "priority", 100)), parts))
+        return sorted(out, key=lambda row: (row[1], row[0]))
+
+    def inactive_rules(self) -> list[str]:
+        """Rule kinds this playbook leaves out or disables."""
+        from playbooks.rules import REGISTRY
+
+        return [kind for kind in REGISTRY if self.rule(kind) is None]
 
 
 def _parse(text: str, source: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ PLACEHOLDERS: frozenset[str] = frozenset({
     "name",           # the customer's name
     "products",       # products of the anchor purchase, comma separated
     "product",        # one product (replenishment, cross-sell)
+    "cycle_reason",   # why the product's cycle was assumed (replenishment: [rules.replenishment.why])
     "offer",          # the offered products (cross-sell)
     "suggestions",    # learned cross-sell suggestions for this customer
     "tier", "next_tier", "to_next_tier", "benefits", "next_benefits",

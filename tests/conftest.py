@@ -27,7 +27,7 @@ def cli_env(tmp_path, portal):
     """Environment for `repeat-sales` pointed at the emulator, with its own state file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
     env.update(CRM="bitrix", BITRIX_WEBHOOK_URL=portal.webhook_url,
-               STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT))
+               STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
     return env
 
 

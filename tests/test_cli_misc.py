@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from tests.conftest import ROOT
@@ -46,6 +48,18 @@ def test_playbook_check_names_the_key_and_line(tmp_path):
     assert ok.returncode == 0, ok.stderr
 
 
+def test_playbook_check_lists_the_active_rules_and_their_steps(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('extends = "default.en"\n\n[rules.birthday]\nenabled = false\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "connector", "playbook", "check", str(mine)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in result.stdout.splitlines()[3:] if line[:1].isalpha()}
+    assert rows["reactivation"] == ["10", "email, sms, call"]
+    assert rows["holidays"] == ["70", "new_year, february23, march8"]
+    assert "birthday" not in rows and result.stdout.rstrip().endswith("Not active: birthday")
+
+
 def test_analyze_prints_design_json(tmp_path):
     csv = tmp_path / "orders.csv"
     csv.write_text("customer_id,date,amount,product\n1,2026-01-05,3000,kettle\n1,2026-03-01,1500,tea\n"
@@ -76,3 +90,86 @@ def test_report_after_a_sync_writes_one_self_contained_html_file(cli_env, portal
     html = out.read_text(encoding="utf-8")
     assert html.count("<svg") >= 10 and "data-chart=" in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+
+
+def analyze(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """`repeat-sales analyze` with no CRM and no playbook settings but those given."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_", "PLAYBOOK", "CRM"))}
+    return subprocess.run([sys.executable, "-m", "connector", "analyze", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**base, "PYTHONPATH": str(ROOT), **env})
+
+
+def refuse_constants(name: str):
+    raise AssertionError(f"{name} is not JSON")
+
+
+MISREAD = {  # what analyze used to do with each file: every one is now exit 2 naming the line
+    # 1,002 lines: one open quote swallowed the rest and left 1 customer, exit 0
+    "open_quote": (b'customer_id,date,amount,product\n1,2026-01-01,100,"tea\n'
+                   + "".join(f"{i},2026-01-02,50,cup\n" for i in range(2, 1002)).encode(), 2),
+    # read as 1234, and "50" taken for the product
+    "shifted_amount": (b"customer_id,date,amount,product\n1,2026-01-01,1 234,50,tea\n", 2),
+    # printed Infinity, which no JSON parser reads
+    "infinite_amount": (b"customer_id,date,amount\n1,2026-01-01,100\n2,2026-01-02,inf\n", 3),
+    # a UnicodeDecodeError traceback (the byte lies past the start that is sniffed for the encoding)
+    "stray_byte": ("customer_id,date,amount,product\n1,2026-01-01,100,Чай\n".encode()
+                   + b"3,2026-01-01,100,cup\n" * 4000 + b"2,2026-01-01,100,te\xffa\n", 4003),
+}
+
+
+@pytest.mark.parametrize("case", MISREAD)
+def test_analyze_refuses_what_it_would_misread_naming_the_line(tmp_path, case):
+    data, line = MISREAD[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(data)
+    result = analyze([str(path), "--format", "json"])
+    assert result.returncode == 2, (result.stdout[:200], result.stderr[-500:])
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and f"line {line}" in result.stderr, result.stderr
+
+
+def test_strict_json_turns_what_json_cannot_say_into_null():
+    from connector.cli import strict_json
+
+    text = strict_json({"p_alive": float("nan"), "model": {"r": float("inf")}, "customers": [1.5]})
+    assert json.loads(text, parse_constant=refuse_constants) == {"p_alive": None, "model": {"r": None},
+                                                                 "customers": [1.5]}
+
+
+def test_analyze_counts_what_it_read_in_strict_json_and_in_the_table(tmp_path):
+    csv = tmp_path / "orders.csv"
+    csv.write_text("customer_id,date,amount,product\n1,2026-03-01,1000,coffee\n\n1,2026-03-10,-100,tea\n"
+                   "2,2026-03-02,0,cup\n3,2026-02-01,500,tea\n3,2026-04-01,500,tea\n", encoding="utf-8")
+    result = analyze([str(csv), "--format", "json", "--as-of", "2026-03-15"])
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout, parse_constant=refuse_constants)
+    assert {k: out["input"][k] for k in ("rows_read", "rows_rejected", "refunds_unmatched", "zero_amount_rows",
+                                         "purchases_after_as_of")} == {
+        "rows_read": 5, "rows_rejected": 0, "refunds_unmatched": 1, "zero_amount_rows": 1, "purchases_after_as_of": 1}
+    table_ru = analyze([str(csv), "--as-of", "2026-03-15"])
+    assert table_ru.returncode == 0, table_ru.stderr
+    assert re.search(r"возвратов без покупки.*\s1$", table_ru.stdout, re.M), table_ru.stdout
+    assert re.search(r"строк прочитано\s+5$", table_ru.stdout, re.M)
+    table_en = analyze([str(csv), "--as-of", "2026-03-15"], PLAYBOOK_LANG="en")
+    assert re.search(r"refunds with no purchase.*\s1$", table_en.stdout, re.M), table_en.stdout
+
+
+def test_analyze_uses_the_playbook_of_the_settings_and_no_crm_setting(tmp_path):
+    csv = tmp_path / "orders.csv"
+    csv.write_text("customer_id,date,amount\n1,2026-01-05,3000\n1,2026-03-01,1500\n2,2026-02-10,900\n",
+                   encoding="utf-8")
+    playbook = tmp_path / "shop.toml"
+    playbook.write_text('extends = "default"\ncurrency = "EUR"\n\n[metrics]\ncac = 100.0\n', encoding="utf-8")
+    crm_junk = {"BITRIX_WEBHOOK_URL": "not a url", "STATE_URL": "postgres://nowhere", "CRM": "bitrix"}
+    result = analyze([str(csv), "--format", "json", "--as-of", "2026-04-01"], PLAYBOOK=str(playbook), **crm_junk)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["currency"] == "EUR" and metrics["revenue"] == 5400.0 and metrics["excluded_other_currency"] == 0
+    assert metrics["cac"] == 100.0 and metrics["ltv_cac"] == round(metrics["ltv_3f"] / 100.0, 4)
+    playbook.write_text('extends = "default"\n\n[metrics]\ncac = "cheap"\n', encoding="utf-8")
+    broken = analyze([str(csv)], PLAYBOOK=str(playbook))
+    assert broken.returncode == 2 and "metrics.cac" in broken.stderr and "Traceback" not in broken.stderr
+    missing = analyze([str(csv)], PLAYBOOK=str(tmp_path / "none.toml"))
+    assert missing.returncode == 2 and "PLAYBOOK" in missing.stderr
+    english = analyze([str(csv), "--as-of", "2026-04-01"], PLAYBOOK_LANG="en")
+    assert english.returncode == 0 and english.stdout.startswith("As of 2026-04-01")

@@ -15,12 +15,16 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from connector.model import Customer, Purchase
+from connector.synthetic_shop import generate_shop
 from playbooks import evaluate, load_playbook
 from playbooks.predict import (
     BgNbd,
+    GammaGamma,
     ModelUnavailable,
+    customer_figures,
     expected_purchases,
     fit_bgnbd,
     fit_gamma_gamma,
@@ -170,6 +174,63 @@ def test_discounting_lowers_the_predicted_value():
     total = sum(c["predicted_ltv"] for c in plain.customers.values())
     lower = sum(c["predicted_ltv"] for c in discounted.customers.values())
     assert 0.8 * total < lower < total
+
+
+# --- one customer's numbers never remove everyone's prediction ----------------------------
+
+# a degenerate fit (drop-out chance ~ a point mass: huge a and b) of the synthetic shop, seed 3, 80 customers
+DEGENERATE = BgNbd(0.394243, 5.110598, 406.019568, 5709.757948)
+
+
+def expected_by_integral(m: BgNbd, t: float, T: float, nodes: int = 20000) -> float:
+    """E[purchases in t] for a customer with no repeat purchase, straight from the model's definition:
+    the mean over p ~ Beta(a, b) of (1 - (1 + p t / (alpha + T))^-r) / p (p_alive is 1)."""
+    p = stats.beta.ppf((np.arange(nodes) + 0.5) / nodes, m.a, m.b)
+    return float(np.mean(-np.expm1(-m.r * np.log1p(p * t / (m.alpha + T))) / p))
+
+
+def test_a_new_customer_under_a_degenerate_fit_gets_the_models_value():
+    # no repeat purchase, 3 days old: the paper's 2F1 overflows here (hyp2f1(6114, 405, 6115, 0.904))
+    x, t_x, T = np.array([0.0, 0.0, 4.0, 200.0]), np.array([0.0, 0.0, 30.0, 77.0]), np.array([3 / 7, 40.0, 52.0, 78.0])
+    got = expected_purchases(DEGENERATE, 365 / 7, x, t_x, T)
+    assert np.isfinite(got).all()
+    assert got[0] == pytest.approx(expected_by_integral(DEGENERATE, 365 / 7, 3 / 7), rel=1e-3)
+    assert got[1] == pytest.approx(expected_by_integral(DEGENERATE, 365 / 7, 40.0), rel=1e-3)
+
+
+def _shop_rows(customers: int, seed: int, today: date) -> dict:
+    shop = generate_shop(customers, seed, today)
+    rows: dict[str, list] = {}
+    for deal in shop.won_deals():
+        rows.setdefault(str(deal.customer_id), []).append((deal.closed.date(), deal.amount))
+    return rows
+
+
+@pytest.mark.parametrize("customers", range(40, 201, 20))
+def test_small_synthetic_shops_keep_the_model_and_every_customers_figures(customers):
+    today = date(2026, 6, 15)
+    result = predict(_shop_rows(customers, 3, today), today)
+    assert result.note is None and result.model is not None, result.note
+    for figures in result.customers.values():
+        assert set(figures) == {"p_alive", "expected_purchases_90d", "predicted_ltv"}
+        assert all(math.isfinite(v) and v >= 0 for v in figures.values())
+
+
+def test_a_customer_without_finite_figures_gets_a_note_and_the_others_keep_theirs():
+    # r = 1 exactly on top of a degenerate fit: every form of the 2F1 fails in scipy for x = 0, T = 3 days
+    model = BgNbd(1.0, 5.11, 406.0, 5710.0)
+    x, t_x, T = np.array([0.0, 0.0, 1.0, 3.0]), np.array([0.0, 0.0, 5.0, 20.0]), np.array([3 / 7, 40.0, 30.0, 40.0])
+    out = customer_figures(model, GammaGamma(6.25, 3.74, 15.44), ["new", "b", "c", "d"], x, t_x, T,
+                           x, np.full(4, 100.0))
+    for cid in ("b", "c", "d"):
+        assert set(out[cid]) == {"p_alive", "expected_purchases_90d", "predicted_ltv"}
+        assert all(math.isfinite(v) for v in out[cid].values())
+    if "prediction_note" in out["new"]:  # a scipy that can evaluate it gives the model's value instead
+        assert set(out["new"]) == {"prediction_note"} and "no finite figures" in out["new"]["prediction_note"]
+    else:
+        assert out["new"]["expected_purchases_90d"] == pytest.approx(expected_by_integral(model, 90 / 7, 3 / 7),
+                                                                     rel=1e-3)
+    json.dumps(out, allow_nan=False)
 
 
 # --- histories that cannot carry a fit: a clear message, never NaN ------------------------

@@ -157,3 +157,86 @@ def test_row_order_inside_an_order_does_not_matter(tmp_path):
     b = read_transactions(write(tmp_path, head + "\n".join(reversed(rows)) + "\n", name="b.csv"))
     assert a == b
     assert [i.product_id for i in a[0].purchases[0].items] == ["coffee", "cup", "spoon"]
+
+
+# --- nothing read wrong in silence ----------------------------------------------------------------
+
+
+def test_an_unclosed_quote_is_refused_at_its_line_not_swallowing_the_rest(tmp_path):
+    rows = "".join(f"{i},2026-01-02,50,cup\n" for i in range(2, 1002))
+    path = write(tmp_path, 'customer_id,date,amount,product\n1,2026-01-01,100,"tea\n' + rows)
+    with pytest.raises(CsvInputError) as info:
+        read_transactions(path)
+    assert info.value.row == 2 and "quote" in str(info.value)
+    assert len(str(info.value)) < 300  # the swallowed rows are not printed back
+
+
+@pytest.mark.parametrize("text,row", [
+    ('customer_id,date,amount,product\n1,2026-01-01,100,"tea\n2,2026-01-02,50,cup\n3,2026-01-03,70,"mug"\n', 2),
+    ('customer_id,date,amount,product\n2,2026-01-02,50,cup\n1,2026-01-01,100,"tea\n', 3),
+    ('customer_id,date,amount,product\n2,2026-01-02,50,cup\n1,2026-01-01,100,"tea', 3),
+    # the runaway cell is a column nobody reads, but it swallowed rows that look like rows
+    ('customer_id,date,amount,note\n1,2026-01-01,100,"late\n2,2026-01-02,50,ok\n3,2026-01-03,70,"x"\n', 2),
+])
+def test_a_quote_closed_rows_later_or_never_is_refused(tmp_path, text, row):
+    with pytest.raises(CsvInputError) as info:
+        read_transactions(write(tmp_path, text))
+    assert info.value.row == row and "quote" in str(info.value)
+
+
+def test_a_multiline_note_in_an_ignored_column_is_read(tmp_path):
+    text = 'customer_id,date,amount,note\n1,2026-01-01,100,"call first\nthen email"\n2,2026-01-02,50,\n'
+    customers, summary = read_transactions_with_summary(write(tmp_path, text))
+    assert [c.id for c in customers] == ["1", "2"] and summary.rows == 2
+
+
+@pytest.mark.parametrize("row", ["1,2026-01-01,1 234,50,tea", "1,2026-01-01,1 234,50,", "1,2026-01-01,12,5,tea"])
+def test_an_unquoted_decimal_comma_in_a_comma_file_is_refused(tmp_path, row):
+    text = f"customer_id,date,amount,product\n2,2026-01-01,10,cup\n{row}\n"
+    with pytest.raises(CsvInputError) as info:
+        read_transactions(write(tmp_path, text))
+    assert info.value.row == 3 and "5 cells" in str(info.value) and '"1 234,50"' in str(info.value)
+
+
+def test_a_quoted_decimal_comma_in_a_comma_file_is_read(tmp_path):
+    text = 'customer_id,date,amount,product\n1,2026-01-01,"1 234,50",tea\n'
+    assert read_transactions(write(tmp_path, text))[0].purchases[0].amount == 1234.5
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "1e16"])
+def test_amounts_that_are_no_money_are_refused(tmp_path, value):
+    with pytest.raises(CsvInputError) as info:
+        read_transactions(write(tmp_path, f"customer_id,date,amount\n1,2026-01-01,10\n1,2026-01-02,{value}\n"))
+    assert (info.value.row, info.value.column) == (3, "amount")
+    with pytest.raises(CsvInputError) as info:
+        read_transactions(write(tmp_path, f"customer_id,date,amount,quantity\n1,2026-01-01,10,{value}\n"))
+    assert (info.value.row, info.value.column) == (2, "quantity")
+
+
+@pytest.mark.parametrize("filler", [0, 70_000])  # the stray byte inside the sniffed start, or far after it
+def test_a_stray_byte_in_a_utf8_file_names_its_line(tmp_path, filler):
+    rows = "".join(f"{i},2026-01-02,50,Кофе\n" for i in range(filler // 25))
+    data = ("customer_id,date,amount,product\n" + rows + "1,2026-01-01,100,Чай\n").encode("utf-8")
+    data += b"2,2026-01-01,100,te\xffa\n3,2026-01-01,5,cup\n"
+    path = tmp_path / "t.csv"
+    path.write_bytes(data)
+    with pytest.raises(CsvInputError) as info:
+        read_transactions(path)
+    assert info.value.row == filler // 25 + 3 and "UTF-8" in str(info.value) and "0xff" in str(info.value)
+
+
+def test_a_stray_byte_in_an_ascii_file_is_no_cp1251(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"customer_id,date,amount,product\n1,2026-01-01,100,te\xffa\n2,2026-01-01,5,cup\n")
+    with pytest.raises(CsvInputError) as info:
+        read_transactions(path)
+    assert info.value.row == 2
+
+
+def test_the_summary_counts_what_was_read(tmp_path):
+    text = ("customer_id,date,amount,product\n1,2026-03-01,1000,coffee\n\n1,2026-03-10,-100,tea\n"
+            "2,2026-03-02,0,cup\n")
+    _, summary = read_transactions_with_summary(write(tmp_path, text))
+    expected = {"rows_read": 3, "rows_rejected": 0, "blank_lines": 1, "refunds_unmatched": 1, "refunds_applied": 0,
+                "zero_amount_rows": 1, "customers": 2, "separator": ","}
+    assert {k: summary.to_json()[k] for k in expected} == expected

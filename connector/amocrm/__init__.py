@@ -31,7 +31,8 @@ class AmoAdapter:
                  timezone: str | None = None, requests_per_second: float = REQUESTS_PER_SECOND,
                  write_batch: int = WRITE_BATCH, sleep: Callable[[float], None] | None = None,
                  max_attempts: int | None = None, salesbots: dict[str, int] | None = None,
-                 fallback_user_id: int | None = None) -> None:
+                 fallback_user_id: int | None = None, gender_field: str | None = None,
+                 gender_values: dict[str, str] | None = None) -> None:
         kw = {"requests_per_second": requests_per_second}
         if sleep is not None:
             kw["sleep"] = sleep
@@ -53,6 +54,8 @@ class AmoAdapter:
         self._account_info: dict | None = None
         self._active_users: set[int] | None = None
         self.fallback_user_id = fallback_user_id
+        # amoCRM has no gender of its own: a contact field named in settings, or none
+        self.gender = mapping.GenderField(gender_field, gender_values or {}) if gender_field else None
         # tasks always; card fields, repeat deals and Salesbot starts once `repeat-sales install` ran
         self.writer = AmoWriteback(self.client, customer_key=customer_key, responsible=self._responsible,
                                    timezone=self._timezone, salesbots=salesbots)
@@ -98,7 +101,7 @@ class AmoAdapter:
         yield PullPage(products=list(products.values()))
         changed = updated_since(since.modified_since if since else None)
         path, to_customer = (("/api/v4/companies", mapping.customer_from_company) if self.customer_key == "company"
-                             else ("/api/v4/contacts", mapping.customer_from_contact))
+                             else ("/api/v4/contacts", lambda raw, tz: mapping.customer_from_contact(raw, tz, self.gender)))
         key = path.rsplit("/", 1)[1]
         for rows in pages(self.client, path, key, {**changed, **({} if since else {"order[id]": "asc"})}):
             page = PullPage()
@@ -187,6 +190,11 @@ class AmoAdapter:
     def request_count(self) -> int:
         return self.client.requests
 
+    @staticmethod
+    def field_setting(name: str) -> str | None:
+        """The setting that names where a card field a playbook matches comes from, if there is one."""
+        return "AMOCRM_GENDER_FIELD" if name == "gender" else None
+
     def close(self) -> None:
         self.client.close()
         if self.tokens is not None:
@@ -217,7 +225,8 @@ def make_adapter(settings) -> AmoAdapter:
                             "AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET, AMOCRM_REDIRECT_URI and (first run) AMOCRM_AUTH_CODE")
     common = {"customer_key": settings.CUSTOMER_KEY, "timezone": settings.TIMEZONE,
               "requests_per_second": settings.AMOCRM_REQUESTS_PER_SECOND, "write_batch": settings.AMOCRM_WRITE_BATCH,
-              "salesbots": settings.salesbots(), "fallback_user_id": settings.AMOCRM_FALLBACK_USER_ID}
+              "salesbots": settings.salesbots(), "fallback_user_id": settings.AMOCRM_FALLBACK_USER_ID,
+              "gender_field": settings.AMOCRM_GENDER_FIELD, "gender_values": settings.gender_values("AMOCRM_GENDER_VALUES")}
     base = settings.AMOCRM_BASE_URL.strip()
     if settings.AMOCRM_ACCESS_TOKEN is not None:
         return AmoAdapter(base, access_token=settings.AMOCRM_ACCESS_TOKEN.get_secret_value(), **common)

@@ -34,7 +34,6 @@ from connector.errors import (
 log = logging.getLogger(__name__)
 
 CRM = "amocrm"
-API_PREFIX = "/api/v4"
 TOKEN_PATH = "/oauth2/access_token"  # Doc: developers.kommo.com/reference/get-token - on the account host
 REQUESTS_PER_SECOND = 7.0  # Doc: developers.kommo.com/docs/limitations - "not more than 7 requests per second"
 WINDOW_MARGIN_SECONDS = 0.1  # our 1 s window is a little longer than the server's, so clocks may disagree

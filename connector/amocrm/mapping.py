@@ -4,14 +4,18 @@ Dates are Unix seconds (read in the account's or TIMEZONE's zone); phone and ema
 multitext custom fields `PHONE`/`EMAIL`; a birthday is a custom field of type `birthday`; other
 custom fields reach `Customer.fields` under their code in lower case (or their name), so a
 playbook's opt-out field `no_marketing` matches the checkbox `NO_MARKETING`
-(Doc: amocrm.ru/developers/content/crm_platform/custom-fields).
+(Doc: amocrm.ru/developers/content/crm_platform/custom-fields). amoCRM has no gender field of its
+own: the contact field that holds it is named in settings (AMOCRM_GENDER_FIELD) and read by `GenderField`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from connector import gender
 from connector.errors import CrmRecordError
 from connector.model import Customer, LineItem, Product, Purchase
 
@@ -121,14 +125,53 @@ def _birthday(raw: dict, tz: ZoneInfo) -> date | None:
     return None
 
 
-def customer_from_contact(raw: dict, tz: ZoneInfo) -> Customer:
+@dataclass(frozen=True)
+class GenderField:
+    """The contact custom field with gender (AMOCRM_GENDER_FIELD): its id, code or name, any case.
+
+    A select field's value is the option's text; `values` (AMOCRM_GENDER_VALUES) maps texts or
+    option (enum) ids the usual words do not cover.
+    Doc: amocrm.ru/developers/content/crm_platform/custom-fields - `custom_fields_values[]` items carry
+    `field_id`, `field_name`, `field_code` and `values[]` of `{value, enum_id, enum_code}`.
+    """
+
+    name: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    def matches(self, cf: dict) -> bool:
+        wanted = self.name.casefold()
+        return wanted in (text(cf.get("field_id")), text(cf.get("field_code")).casefold(),
+                          text(cf.get("field_name")).casefold())
+
+    def read(self, raw: dict) -> str | None:
+        for cf in custom_values(raw):
+            if not self.matches(cf):
+                continue
+            for v in cf.get("values") or []:
+                if not isinstance(v, dict):
+                    continue
+                for candidate in (v.get("enum_id"), v.get("enum_code"), v.get("value")):
+                    found = gender.gender_of(candidate, self.values) if candidate is not None else None
+                    if found:
+                        return found
+        return None
+
+
+def customer_from_contact(raw: dict, tz: ZoneInfo, gender_field: GenderField | None = None) -> Customer:
+    """A contact; with `gender_field`, its value goes to fields["gender"] as "M" / "F"."""
     cid = text(raw.get("id"))
     if not cid:
         raise CrmRecordError("a contact without id", crm=CRM)
     name = text(raw.get("name")) or " ".join(x for x in (text(raw.get("first_name")), text(raw.get("last_name"))) if x)
+    fields = _other_fields(raw)
+    if gender_field is not None:
+        fields.pop(gender.FIELD, None)  # a field coded GENDER holds raw text: only "M" / "F" go by that name
+        found = gender_field.read(raw)
+        if found:
+            fields[gender.FIELD] = found
     return Customer(id=cid, name=name or f"#{cid}", kind="contact", emails=_channels(raw, "EMAIL"),
                     phones=_channels(raw, "PHONE"), birthday=_birthday(raw, tz),
-                    manager_id=text(raw.get("responsible_user_id")) or None, tags=_tags(raw), fields=_other_fields(raw))
+                    manager_id=text(raw.get("responsible_user_id")) or None, tags=_tags(raw), fields=fields)
 
 
 def customer_from_company(raw: dict, tz: ZoneInfo) -> Customer:

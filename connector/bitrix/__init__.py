@@ -24,8 +24,9 @@ from connector.model import Action, ActionKind, Customer, LineItem, Product, Pur
 
 log = logging.getLogger(__name__)
 
-CONTACT_SELECT = ["ID", "NAME", "SECOND_NAME", "LAST_NAME", "BIRTHDATE", "ASSIGNED_BY_ID", "COMPANY_ID",
-                  "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
+# HONORIFIC ("Обращение") carries gender; it is a standard field, outside "UF_*"
+CONTACT_SELECT = ["ID", "HONORIFIC", "NAME", "SECOND_NAME", "LAST_NAME", "BIRTHDATE", "ASSIGNED_BY_ID",
+                  "COMPANY_ID", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
 COMPANY_SELECT = ["ID", "TITLE", "ASSIGNED_BY_ID", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
 DEAL_SELECT = ["ID", "TITLE", "STAGE_ID", "STAGE_SEMANTIC_ID", "CATEGORY_ID", "CLOSEDATE", "OPPORTUNITY",
                "CURRENCY_ID", "CONTACT_ID", "COMPANY_ID", "ASSIGNED_BY_ID", "DATE_MODIFY"]
@@ -39,7 +40,8 @@ class BitrixAdapter:
 
     def __init__(self, webhook_url: str, *, customer_key: str = "contact", timezone: str | None = None,
                  requests_per_second: float = 2.0, request_pool: int = 50, write_batch: int = 50,
-                 fallback_user_id: int | None = None, oauth_token=None) -> None:
+                 fallback_user_id: int | None = None, oauth_token=None, gender_field: str = mapping.HONORIFIC,
+                 gender_values: dict[str, str] | None = None) -> None:
         # oauth_token: the local app's async token function (webhook_url is then the portal's /rest/ root)
         self.client = BitrixClient(webhook_url, requests_per_second=requests_per_second,
                                    request_pool=request_pool, oauth_token=oauth_token)
@@ -48,6 +50,7 @@ class BitrixAdapter:
         self.write_batch = write_batch
         self.account = f"bitrix:{self.client.portal}"
         self.fallback_user = str(fallback_user_id or self.client.webhook_user or 1)
+        self.gender = mapping.GenderSource(gender_field, gender_values or {})
         self._active_users: set[str] | None = None
         # tasks always; card fields, repeat deals and automation once `repeat-sales install` ran
         self.writer = BitrixWriteback(self.client, customer_key=customer_key, responsible=self._responsible)
@@ -66,7 +69,7 @@ class BitrixAdapter:
         customer_method, select, to_customer = (
             ("crm.company.list", COMPANY_SELECT, mapping.customer_from_company)
             if self.customer_key == "company" else
-            ("crm.contact.list", CONTACT_SELECT, mapping.customer_from_contact))
+            ("crm.contact.list", CONTACT_SELECT, lambda raw: mapping.customer_from_contact(raw, self.gender)))
         pager = Pager(self.client)
         catalogue = [pager.add(read) for read in (
             PagedRead("sections", "crm.productsection.list", {"select": ["ID", "NAME"]}, optional=True, priority=0),
@@ -74,6 +77,10 @@ class BitrixAdapter:
                       optional=True, priority=0),
             PagedRead("products", "crm.product.list", {"select": PRODUCT_SELECT}, priority=0),
             PagedRead("users", "user.get", {}, optional=True, priority=0))]
+        if self.customer_key == "contact" and self.gender.field_name == mapping.HONORIFIC:
+            # this portal's names of the HONORIFIC ids; it rides in the first batch, before any contact
+            pager.add(PagedRead("honorific", "crm.status.list", {"filter": {"ENTITY_ID": mapping.HONORIFIC}},
+                                optional=True, priority=0))
         pager.add(PagedRead("customers", customer_method, {"filter": changed, "select": select}, priority=2))
         # incremental: every changed deal (a won deal may have been reopened); full: won deals only
         deals = pager.add(PagedRead("deals", "crm.deal.list", {
@@ -88,7 +95,9 @@ class BitrixAdapter:
             page = PullPage()
             for result in results:
                 label = result.read.label
-                if label in raw_catalogue:
+                if label == "honorific":
+                    self.gender.learn_honorifics(result.rows)
+                elif label in raw_catalogue:
                     raw_catalogue[label].extend(result.rows)
                 elif label == "rows":
                     group = take_rows(result)
@@ -176,6 +185,11 @@ class BitrixAdapter:
     def request_count(self) -> int:
         return self.client.requests
 
+    @staticmethod
+    def field_setting(name: str) -> str | None:
+        """The setting that names where a card field a playbook matches comes from, if there is one."""
+        return "BITRIX_GENDER_FIELD" if name == "gender" else None
+
     def close(self) -> None:
         self.client.close()
 
@@ -223,7 +237,8 @@ def make_adapter(settings) -> BitrixAdapter:
         settings.BITRIX_WEBHOOK_URL.get_secret_value(), customer_key=settings.CUSTOMER_KEY,
         timezone=settings.TIMEZONE, requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
         request_pool=settings.BITRIX_REQUEST_POOL, write_batch=settings.BITRIX_WRITE_BATCH,
-        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID,
+        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID, gender_field=settings.BITRIX_GENDER_FIELD,
+        gender_values=settings.gender_values("BITRIX_GENDER_VALUES"),
     )
 
 

@@ -101,7 +101,8 @@ def app_adapter(settings: Settings, installs: Installs) -> BitrixAdapter:
         tokens.grant().client_endpoint, oauth_token=tokens.token_func, customer_key=settings.CUSTOMER_KEY,
         timezone=settings.TIMEZONE, requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
         request_pool=settings.BITRIX_REQUEST_POOL, write_batch=settings.BITRIX_WRITE_BATCH,
-        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID)
+        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID, gender_field=settings.BITRIX_GENDER_FIELD,
+        gender_values=settings.gender_values("BITRIX_GENDER_VALUES"))
 
 
 def _same(given: str, stored: str) -> bool:

@@ -6,9 +6,12 @@ as ISO 8601 with the portal's offset (Doc: api-reference/data-types.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from connector import gender
 from connector.errors import CrmRecordError
 from connector.model import Customer, LineItem, Product, Purchase
 
@@ -16,6 +19,12 @@ WON = "S"  # Doc: api-reference/crm/deals/crm-deal-list.md - STAGE_SEMANTIC_ID S
 DEFAULT_CURRENCY = "RUB"
 OPT_OUT_FIELD = "UF_CRM_RS_NO_MARKETING"  # the plugin's own "no marketing" field on contacts/companies
 NEUTRAL_OPT_OUT = "no_marketing"  # the name playbooks use, whatever the CRM calls it
+# Doc: api-reference/crm/contacts/crm-contact-fields.md - HONORIFIC "Обращение" is a crm_status of the list
+# ENTITY_ID "HONORIFIC" (api-reference/crm/status/index.md), read with crm.status.list; its items are the
+# portal's to rename or add to. api-reference/crm/universal/crm-item-add.md: 'HNR_RU_1' = 'г-н'.
+HONORIFIC = "HONORIFIC"
+# what a Russian portal ships, until its own list is read (HNR_RU_2 "г-жа" is the second item there)
+SHIPPED_HONORIFICS = {"HNR_RU_1": "г-н", "HNR_RU_2": "г-жа"}
 
 
 def text(value: object) -> str:
@@ -72,17 +81,50 @@ def user_fields(raw: dict) -> dict[str, str]:
     return out
 
 
-def customer_from_contact(raw: dict) -> Customer:
+@dataclass
+class GenderSource:
+    """Where a contact's gender is: HONORIFIC (the default) or a user field (BITRIX_GENDER_FIELD).
+
+    `values` is the admin's mapping of raw values (BITRIX_GENDER_VALUES, e.g. a list field's item
+    ids); HONORIFIC ids are also read by their names on this portal ("г-жа", "Mrs.").
+    """
+
+    field_name: str = HONORIFIC
+    values: Mapping[str, str] = field(default_factory=dict)
+    honorifics: dict[str, str] = field(default_factory=lambda: dict(SHIPPED_HONORIFICS))
+
+    def learn_honorifics(self, rows: Iterable[dict]) -> None:
+        """crm.status.list rows of ENTITY_ID HONORIFIC: STATUS_ID -> NAME as this portal shows it."""
+        for row in rows:
+            if text(row.get("STATUS_ID")):
+                self.honorifics[text(row.get("STATUS_ID"))] = text(row.get("NAME"))
+
+    def read(self, raw: dict) -> str | None:
+        value = raw.get(self.field_name)
+        if isinstance(value, list):  # a multiple user field: the first value
+            value = value[0] if value else None
+        found = gender.gender_of(value, self.values)
+        if found is None and self.field_name == HONORIFIC:
+            found = gender.gender_of(self.honorifics.get(text(value)))
+        return found
+
+
+def customer_from_contact(raw: dict, gender_source: GenderSource | None = None) -> Customer:
+    """A contact; its gender (HONORIFIC, or the field named in settings) goes to fields["gender"]."""
     cid = text(raw.get("ID"))
     if not cid:
         raise CrmRecordError("a contact without ID", crm="bitrix")
     name = " ".join(x for x in (text(raw.get("NAME")), text(raw.get("SECOND_NAME")),
                                 text(raw.get("LAST_NAME"))) if x)
     born = moment(raw.get("BIRTHDATE"), field="BIRTHDATE")
+    fields = user_fields(raw)
+    found = (gender_source or GenderSource()).read(raw)
+    if found:
+        fields[gender.FIELD] = found
     return Customer(
         id=cid, name=name or f"#{cid}", kind="contact", emails=multifield(raw.get("EMAIL")),
         phones=multifield(raw.get("PHONE")), birthday=born.date() if born else None,
-        manager_id=text(raw.get("ASSIGNED_BY_ID")) or None, fields=user_fields(raw),
+        manager_id=text(raw.get("ASSIGNED_BY_ID")) or None, fields=fields,
     )
 
 

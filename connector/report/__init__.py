@@ -45,7 +45,8 @@ def build_report(state: State, account: str, today: date, playbook, *, window_da
     customers = list(state.customers(account, lean=True))
     catalogue = state.products(account)
     applied = {k: d for k, d in state.applied_dates(account).items() if d <= today}
-    current = evaluate(customers, today, playbook, history=PlanHistory(applied), catalogue=catalogue.values())
+    current = evaluate(customers, today, playbook, history=PlanHistory(applied), catalogue=catalogue.values(),
+                       prospects=state.prospect_count(account))
     before = evaluation_as_of(customers, today - timedelta(days=MIGRATION_DAYS), playbook)
     runs = [r for r in state.last_runs(50) if r["account"] == account and r["finished"]]
     last_sync = (datetime.fromtimestamp(runs[0]["finished"], UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -86,7 +87,7 @@ def latest_account(state: State) -> str:
 
 def run_report(args) -> int:
     """`repeat-sales report [--as-of DATE] [--html FILE]`: the page to FILE, else a text summary."""
-    from connector.cli import today_in
+    from connector import clock
     from connector.settings import load_settings
     from playbooks import load_playbook
 
@@ -94,7 +95,7 @@ def run_report(args) -> int:
     if not settings.state_path.exists():
         raise InputError(NO_SYNC, hint=f"no state file at {settings.state_path} (STATE_URL)")
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    today = getattr(args, "as_of", None) or today_in(settings.TIMEZONE)
+    today = getattr(args, "as_of", None) or clock.today(settings.TIMEZONE)
     state = State(settings.state_path)
     try:
         account = latest_account(state)

@@ -37,12 +37,12 @@ SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
 class WebApp:
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
                  today: Callable[[], date] | None = None, public_url: str | None = None) -> None:
+        from connector import clock
         from connector.amocrm.app import AmoApp
         from connector.bitrix.app import BitrixApp
-        from connector.cli import today_in
 
         self.settings = settings
-        self.runtime = Runtime(settings, today or (lambda: today_in(settings.TIMEZONE)))
+        self.runtime = Runtime(settings, today or (lambda: clock.today(settings.TIMEZONE)))
         self.installs = self.runtime.installs
         for crm in ("bitrix", "amocrm"):  # keep stored secrets out of any log line
             for key, value in (self.installs.get(crm) or {}).items():

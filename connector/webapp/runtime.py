@@ -57,4 +57,5 @@ class Runtime:
         """The playbook over the local snapshot only (no CRM call): for a robot when the sync failed."""
         return evaluate(state.customers(account, lean=True), self.today(), self.playbook,
                         history=PlanHistory(state.applied_dates(account)),
-                        catalogue=state.products(account).values(), predict=False)
+                        catalogue=state.products(account).values(), predict=False,
+                        prospects=state.prospect_count(account))

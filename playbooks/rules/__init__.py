@@ -23,7 +23,3 @@ RULES: tuple[type[Rule], ...] = (
 )
 
 REGISTRY: dict[str, type[Rule]] = {cls.kind: cls for cls in RULES}
-
-
-def rule_for(kind: str) -> Rule:
-    return REGISTRY[kind]()

@@ -26,7 +26,8 @@ class BirthdayRule(Rule):
     When it fires: any day from `days_before` the birthday up to the day itself, for customers
     with `Customer.birthday`, at least `min_purchases` purchases and in one of `segments`
     (empty: everyone). 29 February is celebrated on 28 February in other years.
-    What it plans: one action per year; the anchor is the year of the birthday.
+    What it plans: one action per year; the anchor is the year of the birthday. A dated step
+    (`payload["send_by"]`): guards never move it past the birthday.
     Example: birthday 05-10, days_before 3 -> planned 05-07..05-10, key ...:birthday:2026:greeting.
     """
 
@@ -42,4 +43,4 @@ class BirthdayRule(Rule):
             due = day - timedelta(days=config.days_before)
             if due <= today <= day:
                 yield make_action(facts, self.kind, str(year), "greeting", due, config, config.priority,
-                                  {"date": day.isoformat()})
+                                  {"date": day.isoformat()}, {"send_by": day.isoformat()})

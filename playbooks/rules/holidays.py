@@ -55,7 +55,8 @@ class HolidaysRule(Rule):
     When it fires: from `days_before` the holiday up to the day itself, for customers with at
     least `min_purchases` purchases, in one of the holiday's `segments` (empty: everyone) and
     whose CRM `fields` match (e.g. {gender = "F"}).
-    What it plans: one action per holiday per year; anchor = the year of the holiday.
+    What it plans: one action per holiday per year; anchor = the year of the holiday. A dated
+    step (`payload["send_by"]`): guards never move it past the holiday.
     Example: "03-08", days_before 2 -> planned 03-06..03-08, key ...:holidays:2026:march8.
     """
 
@@ -76,4 +77,5 @@ class HolidaysRule(Rule):
                 due = day - timedelta(days=h.days_before)
                 if due <= today <= day:
                     yield make_action(facts, self.kind, str(year), h.name, due, h, config.priority,
-                                      {"holiday": h.label or h.name, "date": day.isoformat()})
+                                      {"holiday": h.label or h.name, "date": day.isoformat()},
+                                      {"send_by": day.isoformat()})

@@ -120,7 +120,7 @@ def test_token_expiry_in_the_middle_of_a_sync_loses_nothing(account, tmp_path):
 def test_a_run_killed_while_writing_then_rerun_leaves_one_task_per_key(account, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
     env.update(CRM="amocrm", AMOCRM_BASE_URL=account.base_url, AMOCRM_ACCESS_TOKEN=account.access_token,
-               STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT))
+               STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
     as_of = ["--as-of", TODAY.isoformat()]
     account.set_latency(400, path="POST /api/v4/tasks")
     proc = subprocess.Popen([sys.executable, "-m", "connector", "sync", *as_of], env=env, cwd=ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from connector.model import Customer, LineItem, Purchase
+from connector.model import Customer, LineItem, Product, Purchase
 from playbooks import load_playbook
 from playbooks.schema import Playbook
 
@@ -60,3 +60,21 @@ def simple(cid: str, *days: str, amount: float = 1000.0, **kw: Any) -> Customer:
     """A customer with one purchase per date, ids `<cid>-1`, `<cid>-2`, ..."""
     return customer({"id": cid, **kw, "purchases": [{"id": f"{cid}-{i}", "date": day, "amount": amount}
                                                     for i, day in enumerate(days, start=1)]})
+
+
+def synthetic_shop(customers: int, seed: int, today: date) -> tuple[list[Customer], list[Product]]:
+    """The demo's synthetic shop (connector.synthetic_shop) as customers with their won deals, and
+    its catalogue, whose `cycle_days` marks the consumables."""
+    from connector.synthetic_shop import generate_shop
+
+    shop = generate_shop(customers, seed, today)
+    catalogue = [Product(str(p.id), p.name, p.category, p.price, p.currency, p.cycle_days) for p in shop.products]
+    purchases: dict[int, list[Purchase]] = {}
+    for deal in shop.won_deals():
+        items = tuple(LineItem(str(ln.product_id), shop.product(ln.product_id).name, ln.quantity, ln.price)
+                      for ln in deal.lines)
+        purchases.setdefault(deal.customer_id, []).append(
+            Purchase(str(deal.id), str(deal.customer_id), deal.closed.date(), deal.amount, deal.currency, items))
+    people = [Customer(id=str(c.id), name=c.name, emails=c.emails, phones=c.phones, birthday=c.birthday,
+                       purchases=tuple(purchases.get(c.id, ()))) for c in shop.customers]
+    return people, catalogue

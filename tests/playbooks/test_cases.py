@@ -2,7 +2,8 @@
 
 A case file holds `today`, `[playbook]` overrides (merged over the bundled Russian playbook with
 hold-out and quiet days off, see pb_builders.TEST_BASE), `[[customers]]` with their
-`[[customers.purchases]]`, optional `[history]` (key = applied date) and `[expect]`:
+`[[customers.purchases]]`, optional `[history]` (key = applied date),
+optional `[[catalogue]]` products (id, name, category, cycle_days), and `[expect]`:
 `plan` (exact keys in plan order), `includes` / `excludes` (keys), `suppressed` (key = reason),
 `[expect.actions."<key>"]` (action fields; `products` compares payload["products"]),
 `[expect.customers.<id>]` (CustomerReport fields) and `[expect.metrics]`.
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from pb_builders import customer, d, playbook
 
+from connector.model import Product
 from playbooks import PlanHistory, evaluate
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.toml"))
@@ -32,7 +34,9 @@ def test_case(path: Path) -> None:
     book = playbook(case.get("playbook", {}), lang=case.get("lang", "ru"))
     customers = [customer(c) for c in case.get("customers", [])]
     history = PlanHistory({k: d(v) for k, v in case.get("history", {}).items()})
-    ev = evaluate(customers, d(case["today"]), book, history=history)
+    catalogue = [Product(str(p["id"]), p.get("name", str(p["id"])), p.get("category"), cycle_days=p.get("cycle_days"))
+                 for p in case["catalogue"]] if "catalogue" in case else None
+    ev = evaluate(customers, d(case["today"]), book, history=history, catalogue=catalogue)
     expect = case.get("expect", {})
     keys = [a.key for a in ev.plan]
     if "plan" in expect:
@@ -49,7 +53,7 @@ def test_case(path: Path) -> None:
         for name, want in fields.items():
             if name == "products":
                 got = action.payload.get("products")
-            elif name in ("template", "shifted_from", "no_channel"):
+            elif name in ("template", "shifted_from", "no_channel", "send_by", "cycle_source"):
                 got = action.payload.get(name)
             else:
                 got = getattr(action, name)

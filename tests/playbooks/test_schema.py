@@ -105,6 +105,16 @@ BROKEN = [
     pytest.param('extends = "defualt"\n', "extends", 1, ["unknown base", "default.en"], id="bad-extends"),
     pytest.param(GOOD_HEAD + "[rules.replenishment.categories]\n\"Кофе\" = 0\n",
                  "rules.replenishment.categories.Кофе", 3, ["out of range"], id="dict-value-range"),
+    pytest.param(GOOD_HEAD + "[rules.replenishment]\nlearn_min_customers = 1\n",
+                 "rules.replenishment.learn_min_customers", 3, ["out of range", "from 2"], id="too-few-customers"),
+    pytest.param(GOOD_HEAD + "[rules.replenishment]\nlearn_max_spread = -0.5\n",
+                 "rules.replenishment.learn_max_spread", 3, ["out of range"], id="negative-spread"),
+    pytest.param(GOOD_HEAD + "[rules.replenishment.why]\nlearned = \"{clients} bought it\"\n",
+                 "rules.replenishment.why.learned", 3, ["unknown placeholder {clients}", "{customers}"],
+                 id="why-placeholder"),
+    pytest.param('version = 1\n\n[rules.replenishment]\ntitle = "Restock {product}"\n',
+                 "rules.replenishment.why.catalogue", 3, ["missing text", "why the product's cycle", "{cycle}"],
+                 id="why-missing"),
 ]
 
 

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +22,7 @@ from connector.schedule import ScheduledSync
 from connector.state import State
 
 ROOT = Path(__file__).resolve().parents[2]
+WEDNESDAY = date(2026, 6, 10)  # a working day: nothing planned is deferred to its day
 DONE = SimpleNamespace(stats={"written": 3, "planned": 3, "requests": 5}, error=None, failed={})
 
 
@@ -84,12 +86,13 @@ def runs(db: Path) -> list[tuple]:
 def test_two_schedulers_run_one_job_and_sigterm_finishes_the_run_in_flight(tmp_path):
     import json
 
-    with BitrixEmulator(customers=40, seed=7) as portal:  # the shop anchored at the real today
+    with BitrixEmulator(customers=40, seed=7, today=WEDNESDAY) as portal:  # the job runs on that day too
         portal.set_latency(2500)  # the first scheduler's cycle crawls until the second one has met its lock
         db = tmp_path / "state.db"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
         env.update(CRM="bitrix", BITRIX_WEBHOOK_URL=portal.webhook_url, STATE_URL=f"sqlite:///{db}",
-                   PLAYBOOK=write_playbook(tmp_path), PLAYBOOK_LANG="en", LOG_LEVEL="INFO", PYTHONPATH=str(ROOT))
+                   PLAYBOOK=write_playbook(tmp_path), PLAYBOOK_LANG="en", LOG_LEVEL="INFO", PYTHONPATH=str(ROOT),
+                   RS_TODAY=WEDNESDAY.isoformat())
         logs = [tmp_path / "first.log", tmp_path / "second.log"]
         procs: list[subprocess.Popen] = []
 

@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from datetime import date
 
+from connector import clock
 from connector.amocrm.emulator.auth import AuthServer
 from connector.amocrm.emulator.faults import FaultPlan, RateGate
 from connector.amocrm.emulator.render import Reply, problem
@@ -36,7 +37,7 @@ class AmoEmulator:
                  requests_per_second: float = 7, access_token_ttl: int = 86400, *, block_after: int = 20,
                  block_seconds: float = 60.0, retry_after_seconds: float = 1.0,
                  gateway_timeout_over: int | None = None) -> None:
-        self.today = today or date.today()
+        self.today = today or clock.today()
         self.shop = generate_shop(customers, seed, self.today)
         self.store = AccountStore()
         seed_account(self.store, self.shop)

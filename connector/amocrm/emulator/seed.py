@@ -4,7 +4,9 @@ Contacts and companies carry the customer ids, leads the deal ids, catalog eleme
 ids, users the manager ids, so a Bitrix24 portal seeded with the same shop holds the same people
 and purchases. Won deals are leads in status 142 with `closed_at`, lost ones in 143, open ones in
 a working status. Line items are lead -> catalog element links with a quantity. The opt-out flag
-is the contact (or company) checkbox field `NO_MARKETING` ("Не присылать рассылки"); a foreign
+is the contact (or company) checkbox field `NO_MARKETING` ("Не присылать рассылки"); a person's gender
+is the account's own select field "Пол" (no code, id GENDER_FIELD_ID: amoCRM has no gender field, an admin
+makes one), left empty when the shop does not know it; a foreign
 currency is the lead's select field `CURRENCY`, since amoCRM keeps one currency per account and
 an integer `price` (Doc: amocrm.ru/developers/content/crm_platform/leads-api).
 """
@@ -23,6 +25,8 @@ WORK_STATUSES = ("Первичный контакт", "Переговоры", "�
 # Doc: reference §3 - enum codes of the system multitext fields
 PHONE_ENUMS = ("WORK", "WORKDD", "MOB", "FAX", "HOME", "OTHER")
 EMAIL_ENUMS = ("WORK", "PRIV", "OTHER")
+GENDER_FIELD_ID = 200006  # the contacts' select "Пол" (AMOCRM_GENDER_FIELD=200006 points the plugin at it)
+GENDER_OPTIONS = {"M": "Мужской", "F": "Женский"}
 
 
 def _ts(moment: datetime, tz: ZoneInfo) -> int:
@@ -118,12 +122,13 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
                 store.contacts[person_id] = _contact(store, fields["contacts"], person_id, person.first_name,
                                                      person.last_name, (person.email,) if person.email else (),
                                                      (person.phone,) if person.phone else (), None, c, created,
-                                                     tz, companies=[c.id], opted_out=c.no_marketing)
+                                                     tz, companies=[c.id], opted_out=c.no_marketing,
+                                                     gender=person.gender)
             store.companies[c.id] = _company(store, fields["companies"], c, created, members)
         else:
             store.contacts[c.id] = _contact(store, fields["contacts"], c.id, c.first_name, c.last_name, c.emails,
                                             c.phones, c.birthday, c, created, tz, companies=[],
-                                            opted_out=c.no_marketing)
+                                            opted_out=c.no_marketing, gender=c.gender)
     currency_field = fields["leads"]["CURRENCY"]
     pipeline_ids = sorted(store.pipelines)
     for d in shop.deals:
@@ -172,7 +177,9 @@ def _custom_fields(store: AccountStore) -> dict[str, dict[str, dict]]:
                        predefined=True),
                 _field(200003, "Должность", "text", "POSITION", "contacts", sort=2, predefined=True),
                 _field(200004, "День рождения", "birthday", None, "contacts", sort=510),
-                _field(200005, "Не присылать рассылки", "checkbox", "NO_MARKETING", "contacts", sort=520)]
+                _field(200005, "Не присылать рассылки", "checkbox", "NO_MARKETING", "contacts", sort=520),
+                _field(GENDER_FIELD_ID, "Пол", "select", None, "contacts", sort=530,
+                       enums=tuple(GENDER_OPTIONS.values()))]
     companies = [_field(300001, "Телефон", "multitext", "PHONE", "companies", sort=4, enums=PHONE_ENUMS,
                         predefined=True),
                  _field(300002, "Email", "multitext", "EMAIL", "companies", sort=6, enums=EMAIL_ENUMS,
@@ -190,12 +197,14 @@ def _custom_fields(store: AccountStore) -> dict[str, dict[str, dict]]:
 
 
 def _contact(store, fields, cid, first, last, emails, phones, birthday, owner: ShopCustomer, created, tz,
-             *, companies, opted_out) -> dict:
+             *, companies, opted_out, gender=None) -> dict:
     values = [v for v in (_multi(fields["PHONE"], phones, "MOB"), _multi(fields["EMAIL"], emails, "PRIV")) if v]
     if birthday:
         values.append(_value(fields["birthday"], _day_ts(birthday, tz)))
     if opted_out:
         values.append(_value(fields["NO_MARKETING"], True))
+    if gender in GENDER_OPTIONS:
+        values.append(_value(fields["select"], GENDER_OPTIONS[gender]))  # "Пол", the only select of contacts
     return {"id": cid, "name": f"{first} {last}".strip(), "first_name": first, "last_name": last,
             "responsible_user_id": owner.manager_id, "group_id": 0, "created_by": 0, "updated_by": 0,
             "created_at": created, "updated_at": created, "closest_task_at": None, "is_deleted": False,

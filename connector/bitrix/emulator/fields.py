@@ -21,7 +21,7 @@ def _mf_values(type_id: str):
 
 CONTACT_FIELDS: dict[str, Field] = dict([
     _f("ID", INT, lambda r: r.id, readonly=True),
-    _f("HONORIFIC", STR, lambda r: None),
+    _f("HONORIFIC", STR, lambda r: r.honorific),
     _f("NAME", STR, lambda r: r.name),
     _f("SECOND_NAME", STR, lambda r: r.second_name),
     _f("LAST_NAME", STR, lambda r: r.last_name),

@@ -32,6 +32,7 @@ class Contact:
     # Multifield values: [id, VALUE_TYPE, VALUE] per entry; a dict only when there are any.
     multi: dict | None = None
     uf: dict = field(default_factory=dict)
+    honorific: str | None = None  # a STATUS_ID of the HONORIFIC list ("HNR_RU_1" = "г-н"), or unset
 
 
 @dataclass(slots=True, eq=False)

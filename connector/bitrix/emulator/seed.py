@@ -6,6 +6,7 @@ Mapping (documented for the adapter and tests):
   SECTION_ID, and the consumption cycle in property PROPERTY_101 (CODE "RS_CYCLE_DAYS");
 - person customer -> contact; company customer -> company plus its contacts (COMPANY_ID set);
 - opt-out -> user field UF_CRM_RS_NO_MARKETING = "Y" / "N" on the contact or company;
+- a person's gender -> the contact's HONORIFIC: HNR_RU_1 "г-н" / HNR_RU_2 "г-жа" (unset when unknown);
 - deal -> deal in pipeline 0 (people) or 1 "Опт" (companies): won WON / C1:WON, lost LOSE / C1:LOSE,
   open a P stage; CLOSEDATE = the day it closed; DATE_MODIFY = a few hours after it closed.
 """
@@ -19,7 +20,7 @@ from connector.synthetic_shop import DEAL_LOST, DEAL_WON, Shop
 
 from .protocol import day_floor, day_start
 from .records import Company, Contact, Deal, Product, ProductRow, Section, Task, User, UserField
-from .store import CATALOG_ID, OPEN_STAGES, OPT_OUT_FIELD, Portal, stage_code
+from .store import CATALOG_ID, HONORIFIC_BY_GENDER, OPEN_STAGES, OPT_OUT_FIELD, Portal, stage_code
 
 _EPOCH = datetime(1970, 1, 1)
 _OFFSET = 3 * 3600  # the shop's naive times are portal (+03:00) times
@@ -110,7 +111,8 @@ def _customers(portal: Portal, shop: Shop, cap: int) -> None:
                     company_id=co_id, assigned=c.manager_id, created=created, modified=modified,
                     multi=_multi(portal, (person.phone,) if person.phone else (),
                                  (person.email,) if person.email else ()),
-                    uf={OPT_OUT_FIELD: opt[OPT_OUT_FIELD]}), {"COMPANY_ID": co_id})
+                    uf={OPT_OUT_FIELD: opt[OPT_OUT_FIELD]}, honorific=HONORIFIC_BY_GENDER.get(person.gender or "")),
+                    {"COMPANY_ID": co_id})
                 members.append(cid)
             portal.company_contacts[co_id] = members
         else:
@@ -118,8 +120,8 @@ def _customers(portal: Portal, shop: Shop, cap: int) -> None:
             contacts.insert(cid, Contact(
                 cid, c.first_name, c.last_name, company_id=None,
                 birthdate=day_start(c.birthday) if c.birthday else None, assigned=c.manager_id,
-                created=created, modified=modified, multi=_multi(portal, c.phones, c.emails), uf=opt),
-                {"COMPANY_ID": 0})
+                created=created, modified=modified, multi=_multi(portal, c.phones, c.emails), uf=opt,
+                honorific=HONORIFIC_BY_GENDER.get(c.gender or "")), {"COMPANY_ID": 0})
             portal.customer_refs[c.id] = ("contact", cid)
 
 

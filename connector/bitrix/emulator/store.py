@@ -21,6 +21,12 @@ CYCLE_PROPERTY_CODE = "RS_CYCLE_DAYS"
 CATALOG_ID = 25
 SECOND_CATEGORY_ID = 1
 
+# The HONORIFIC list, as a Russian portal ships it. Doc: api-reference/crm/status/index.md ("Обращения",
+# ENTITY_ID HONORIFIC: the values of the contact's and lead's HONORIFIC field) and
+# api-reference/crm/universal/crm-item-add.md ("'HNR_RU_1' = 'г-н'").
+HONORIFICS = (("HNR_RU_1", "г-н"), ("HNR_RU_2", "г-жа"))
+HONORIFIC_BY_GENDER = {"M": "HNR_RU_1", "F": "HNR_RU_2"}
+
 # Stages per pipeline: (STATUS_ID without the C{n}: prefix, name, semantics P/S/F).
 # Doc: api-reference/crm/status/crm-status-list.md, crm/deals/crm-deal-get.md
 _STAGES = (("NEW", "Новая", "P"), ("PREPARATION", "Подготовка документов", "P"),
@@ -83,7 +89,8 @@ class Portal:
                                ("DEAL_TYPE", (("SALE", "Продажа"), ("COMPLEX", "Комплексная продажа"),
                                               ("SERVICE", "Сервисное обслуживание"))),
                                ("CONTACT_TYPE", (("CLIENT", "Клиенты"), ("SUPPLIER", "Поставщики"),
-                                                 ("PARTNER", "Партнеры"), ("OTHER", "Другое")))):
+                                                 ("PARTNER", "Партнеры"), ("OTHER", "Другое"))),
+                               ("HONORIFIC", HONORIFICS)):
             for n, (code, name) in enumerate(values, start=1):
                 sid += 1
                 self.statuses.insert(sid, Status(sid, entity, code, name, n * 10, True, None, None))
@@ -185,6 +192,8 @@ class Portal:
                           ("COMMENTS", "comments")):
             if key in fields:
                 setattr(row, attr, "" if fields[key] is None else str(fields[key]))
+        if "HONORIFIC" in fields:  # a crm_status of the HONORIFIC list; empty clears it
+            row.honorific = str(fields["HONORIFIC"] or "") or None
         if "COMPANY_ID" in fields:
             row.company_id = as_int(fields["COMPANY_ID"]) or None
         if "BIRTHDATE" in fields:
