@@ -3,7 +3,10 @@
 The ledger marks a key `pending` before its write is sent and `done` when the CRM answers (or
 when its `rs:<key>` marker is found in the CRM). A key whose fate is unknown (a crash, a lost
 answer) is settled by reading markers back before anything is resent, so a rerun, a retry after
-a 503 storm or a run killed mid-write never creates a second object for one key.
+a 503 storm or a run killed mid-write never creates a second object for one key. The CRM's markers
+outrank any one state file: a new ledger reads them before writing, and each run reads its own
+writes back, so two runs from two state files at once keep the oldest object of a key and drop the
+other.
 """
 
 from __future__ import annotations

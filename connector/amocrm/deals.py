@@ -7,7 +7,9 @@ on the lead from its first moment; then `POST /api/v4/leads/link` links the cata
 their quantities and `POST /api/v4/leads/notes` adds the why, ending with `rs:<key>`.
 Doc: amocrm.ru/developers/content/crm_platform/leads-api, kommo.com/developers/content/api_v4/
 links-between-entities, developers.kommo.com/reference/notes. API v4 cannot delete a lead, so a
-lead whose products or note were refused stays (it is the deal) and the refusal is logged.
+lead whose products or note were refused stays (it is the deal) and the refusal is logged; a
+second lead for one key (two runs at once) is closed as lost, its key and note marker defused.
+After `install --uninstall` the key field is gone with its values, and the lead's note names the key.
 """
 
 from __future__ import annotations
