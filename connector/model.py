@@ -111,7 +111,7 @@ class Action:
     title: str
     body: str = ""
     channel: Channel = Channel.TASK
-    anchor_purchase_id: str | None = None
+    anchor_purchase_id: str | None = None  # the customer's purchase the step hangs on; None for a year or tier
     manager_id: str | None = None
     priority: int = 100
     payload: Mapping[str, object] = field(default_factory=dict)

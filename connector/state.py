@@ -340,6 +340,13 @@ class State:
                 "applied_on=COALESCE(ledger.applied_on, excluded.applied_on)",
                 [(account, k, r.kind, r.kind, r.id, now, today.isoformat()) for k, r in found.items()])
 
+    def done_refs(self, account: str, crm_kinds: Iterable[str]) -> dict[str, CrmRef]:
+        """Done keys whose CRM object is of one of these kinds, with where it lives."""
+        kinds = list(crm_kinds)
+        rows = self.db.execute(f"SELECT key, crm_kind, crm_id FROM ledger WHERE account=? AND status='done' AND "
+                               f"crm_kind IN ({','.join('?' * len(kinds))})", (account, *kinds))
+        return {k: CrmRef(kind, crm_id or "") for k, kind, crm_id in rows}
+
     def applied_dates(self, account: str) -> dict[str, date]:
         rows = self.db.execute("SELECT key, applied_on FROM ledger WHERE account=? AND status='done' "
                                "AND applied_on IS NOT NULL", (account,))

@@ -3,7 +3,10 @@
 The ledger marks a key `pending` before its write is sent and `done` when the CRM answers (or
 when its `rs:<key>` marker is found in the CRM). A key whose fate is unknown (a crash, a lost
 answer) is settled by reading markers back before anything is resent, so a rerun, a retry after
-a 503 storm or a run killed mid-write never creates a second object for one key.
+a 503 storm or a run killed mid-write never creates a second object for one key. The CRM's markers
+outrank any one state file: a new ledger reads them before writing, and each run reads its own
+writes back, so two runs from two state files at once keep the oldest object of a key and drop the
+other.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from connector.crm import CrmAdapter
+from connector.crm import CrmAdapter, CrmRef
 from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
 from connector.notices import rules_cannot_run
@@ -26,6 +29,7 @@ from playbooks import Evaluation, PlanHistory, evaluate
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+AUTOMATION_REFS = ("workflow", "comment", "salesbot", "note")  # where automation starts leave their markers
 
 
 @dataclass
@@ -35,6 +39,7 @@ class SyncReport:
     stats: dict
     failed: dict[str, str] = field(default_factory=dict)
     error: CrmError | None = None
+    written: dict[str, CrmRef] = field(default_factory=dict)  # this run's writes, where each landed
 
     def to_json(self, crm_id: Callable[[str], str]) -> dict:
         out = {
@@ -102,10 +107,9 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             pulled = pull_into_state(adapter, state, account, run_id, full=full, dry_run=dry_run,
                                      progress=progress)
             rebuilt = not dry_run and not state.ledger_counts(account)
-            if rebuilt:
-                found = adapter.all_written() if hasattr(adapter, "all_written") else {}
-                state.record_found(account, found, today)  # a lost ledger is rebuilt from the CRM
-                pulled["ledger_rebuilt"] = len(found)
+            if rebuilt or (full and not dry_run):  # a lost ledger is rebuilt from the CRM; --full sweeps
+                pulled["ledger_rebuilt" if rebuilt else "markers_found"] = read_markers(
+                    adapter, state, account, today, sweep=not rebuilt)
             history = PlanHistory(state.applied_dates(account))
             evaluation = evaluate(state.customers(account, lean=True), today, playbook, history=history,
                                   catalogue=state.products(account).values(),
@@ -126,10 +130,8 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             stats["rules_cannot_run"] = rules_cannot_run(state, account, playbook, adapter)  # said, not silent
             if not dry_run:
                 known: list[Action] = []
-                if rebuilt and pulled["ledger_rebuilt"]:  # a lost ledger, not a first run: automation starts
-                    # and card values are found only by reading customers back, so look before writing
-                    unsure = [a.key for a in to_write if a.kind in (ActionKind.WORKFLOW, ActionKind.TAG)]
-                    found = adapter.find_written(unsure) if unsure else {}
+                if rebuilt:  # automation starts and card values are found only on the customers' cards
+                    found = find_on_cards(adapter, evaluation.plan, to_write)
                     state.record_found(account, found, today)
                     known = [a for a in to_write if a.key in found]
                     to_write = [a for a in to_write if a.key not in found]
@@ -144,6 +146,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
 
                 apply_plan(adapter, state, account, to_write + retries, today, report, progress,
                            prepare=with_context)
+                settle_race(adapter, state, account, today, report)
                 stats["fields_written"] = writeback.record(to_write)
                 writeback.record(known)  # cards that already held their values
                 stats["written_by_kind"] = written_by_kind(state, account, to_write + retries, status)
@@ -161,11 +164,61 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
         return report
 
 
+def read_markers(adapter: CrmAdapter, state: State, account: str, today: date, *, sweep: bool) -> int:
+    """Every marker the CRM holds, recorded as done (the adapter removes duplicates as it reads).
+
+    `sweep` (a `--full` run over a kept ledger): automation starts, whose markers sit on each
+    customer's card, are read back for the customers the ledger says were started.
+    """
+    if not hasattr(adapter, "all_written"):
+        return 0
+    found = adapter.all_written()
+    if sweep and hasattr(adapter, "settle_written"):
+        found.update(adapter.settle_written(state.done_refs(account, AUTOMATION_REFS)))
+    state.record_found(account, found, today)
+    return len(found)
+
+
+def find_on_cards(adapter: CrmAdapter, evaluation_plan: list[Action], to_write: list[Action]) -> dict:
+    """Before a new ledger writes: keys whose markers no bulk read shows (automation starts, card values).
+
+    A step planned as automation may have been started before `install --uninstall` turned it
+    into a task, so its planned kind, not today's, decides where to look.
+    """
+    started = {a.key for a in evaluation_plan if a.kind == ActionKind.WORKFLOW}
+    unsure = [a.key for a in to_write if a.kind == ActionKind.TAG or a.key in started]
+    if not unsure:
+        return {}
+    return getattr(adapter, "find_on_cards", adapter.find_written)(unsure)
+
+
+def settle_race(adapter: CrmAdapter, state: State, account: str, today: date, report: SyncReport) -> None:
+    """This run's writes read back once: another run from another state file may have written the
+    same keys at the same time. Where the CRM holds two objects for a key, the oldest stays (both
+    runs pick the same one) and the other goes. Costs about one read per 50 customers written to.
+    """
+    if not report.written or not hasattr(adapter, "settle_written"):
+        return
+    try:
+        state.mark_done(account, adapter.settle_written(report.written), today)
+    except CrmError as exc:  # the writes stand; a later run (or `sync --full`) removes any duplicate
+        log.warning("reading back this run's writes failed: %s", exc)
+        report.error = report.error or exc
+
+
 def written_by_kind(state: State, account: str, actions: list[Action], before: dict[str, str]) -> dict[str, int]:
     """How many actions of each kind this run applied (tasks, deals, card fields, automation starts)."""
     now = state.ledger_status(account, (a.key for a in actions))
     counts = Counter(a.kind.value for a in actions if now.get(a.key) == "done" and before.get(a.key) != "done")
     return dict(sorted(counts.items()))
+
+
+def on_writing_day(actions: list[Action], today: date) -> list[Action]:
+    """A step whose day has passed (a first run, a late retry) is due the day it is written, never overdue.
+
+    Only what the CRM receives changes: the plan and the ledger keep the step's own due date.
+    """
+    return [a if a.due >= today else replace(a, due=today) for a in actions]
 
 
 def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Action], today: date,
@@ -193,7 +246,7 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
         chunk = [a for a, ready in taken if ready] + (prepare(fresh) if prepare is not None and fresh else fresh)
         state.mark_pending(account, chunk)
         try:
-            outcomes = adapter.write(chunk)
+            outcomes = adapter.write(on_writing_day(chunk, today))
         except CrmError as exc:  # the batch's fate is unknown: its markers tell
             log.warning("write batch failed: %s", exc)
             try:
@@ -213,6 +266,7 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
             report.error = exc
             return
         done = {o.key: o.ref for o in outcomes if o.ok and o.ref}
+        report.written.update(done)
         failed = {o.key: o.reason or "refused" for o in outcomes if not o.ok}
         state.mark_done(account, done, today)
         state.mark_failed(account, failed)

@@ -165,6 +165,13 @@ class AmoAdapter:
     def all_written(self) -> dict[str, CrmRef]:
         return self.writer.all_markers()
 
+    def settle_written(self, written: dict[str, CrmRef]) -> dict[str, CrmRef]:
+        return self.writer.settle(written) if written else {}
+
+    def find_on_cards(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        keys = list(keys)
+        return self.writer.find_on_cards(keys) if keys else {}
+
     def _responsible(self, manager_id: str | None) -> int:
         """The customer's manager if still active, else the token's own user."""
         if self._active_users is None:

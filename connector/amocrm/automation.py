@@ -31,6 +31,7 @@ RUN_CHUNK = 50  # the API takes up to 100
 ENTITY_CONTACT = 1  # Doc: salesbot-api - entity_type 1 contact, 2 lead
 MARKER_RE = re.compile(r"rs:(v\d+:\S+)")
 IDS_PER_READ = 100
+DEFUSED = "rs-duplicate:"
 NOTES = {
     "ru": ("Запущен Salesbot «{name}» (бот {id})", "Автоматизация «{name}» не запущена: {why}. Выполните шаг вручную."),
     "en": ("Salesbot “{name}” started (bot {id})", "The automation “{name}” was not started: {why}. Do this step by hand."),
@@ -42,6 +43,7 @@ class SalesbotWriter:
         self.client, self.tasks, self.bots = client, tasks, dict(bots)
         self.entity = "companies" if customer_key == "company" else "contacts"
         self.degraded = 0
+        self.duplicates_removed = 0
 
     def bot_for(self, template: str) -> tuple[int | None, str]:
         if self.entity != "contacts":
@@ -96,15 +98,24 @@ class SalesbotWriter:
         return [outcomes[a.key] for a in actions]
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
-        """Markers in the customers' common notes."""
+        """Markers in the customers' common notes; a key noted twice (two runs at once) keeps its
+        oldest note and the others are defused (`rs-duplicate:`). The bot itself cannot be unstarted."""
         wanted = set(keys)
         customers = sorted({k.split(":")[1] for k in wanted if k.split(":")[1].isdigit()}, key=int)
-        found: dict[str, CrmRef] = {}
+        seen: dict[str, list[tuple[int, str]]] = {}
         for n in range(0, len(customers), IDS_PER_READ):
             params = {"filter[entity_id][]": customers[n:n + IDS_PER_READ], "filter[note_type][]": "common"}
             for rows in pages(self.client, f"/api/v4/{self.entity}/notes", "notes", params):
                 for note in rows:
-                    for key in MARKER_RE.findall(str((note.get("params") or {}).get("text") or "")):
+                    text = str((note.get("params") or {}).get("text") or "")
+                    for key in MARKER_RE.findall(text):
                         if key in wanted:
-                            found.setdefault(key, CrmRef("note", str(note.get("id"))))
-        return found
+                            seen.setdefault(key, []).append((int(note["id"]), text))
+        extra = [(str(note), {"id": note, "note_type": "common", "params": {"text": text.replace("rs:", DEFUSED)}})
+                 for notes in seen.values() for note, text in sorted(notes)[1:]]
+        if extra:
+            defused, _refused = send_rounds(self.client, "PATCH", f"/api/v4/{self.entity}/notes", extra, key="notes",
+                                            request_ids=lambda n, _b: str(n))
+            self.duplicates_removed += len(defused)
+            log.warning("amocrm duplicate_salesbot_notes_defused=%d (the bot ran twice)", len(defused))
+        return {key: CrmRef("note", str(min(notes)[0])) for key, notes in seen.items()}

@@ -7,12 +7,15 @@ on the lead from its first moment; then `POST /api/v4/leads/link` links the cata
 their quantities and `POST /api/v4/leads/notes` adds the why, ending with `rs:<key>`.
 Doc: amocrm.ru/developers/content/crm_platform/leads-api, kommo.com/developers/content/api_v4/
 links-between-entities, developers.kommo.com/reference/notes. API v4 cannot delete a lead, so a
-lead whose products or note were refused stays (it is the deal) and the refusal is logged.
+lead whose products or note were refused stays (it is the deal) and the refusal is logged; a
+second lead for one key (two runs at once) is closed as lost, its key and note marker defused.
+After `install --uninstall` the key field is gone with its values, and the lead's note names the key.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
@@ -27,6 +30,9 @@ from connector.model import Action
 log = logging.getLogger(__name__)
 
 KEY_CODE = "RS_ACTION_KEY"
+KEY_RE = re.compile(r"v\d+:")
+MARKER_RE = re.compile(r"rs:(v\d+:\S+)")
+DEFUSED = "rs-duplicate:"  # what a closed twin carries instead of its key
 TAG = "repeat-sales"
 IDS_PER_READ = 250
 NOTE_LIMIT = 4000
@@ -79,6 +85,8 @@ class LeadWriter:
         self.responsible = responsible
         self.target = Target(client)
         self._catalog: int | None = None
+        self._pipelines: dict[int, int | None] = {}  # lead -> its pipeline, to close a twin in place
+        self.duplicates_removed = 0
 
     def catalog_id(self) -> int | None:
         if self._catalog is None:
@@ -148,7 +156,7 @@ class LeadWriter:
                 log.warning("amocrm lead %s refused for %s: %s", path.rsplit("/", 1)[1], our, why)
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
-        """The customers' leads carrying these keys in RS_ACTION_KEY (the oldest lead per key)."""
+        """The customers' leads carrying these keys (the oldest lead per key; later twins are closed)."""
         wanted = set(keys)
         customers = sorted({k.split(":")[1] for k in wanted if k.split(":")[1].isdigit()}, key=int)
         lead_ids: list[int] = []
@@ -161,7 +169,7 @@ class LeadWriter:
         lead_ids = sorted(set(lead_ids))
         for n in range(0, len(lead_ids), IDS_PER_READ):
             self._collect({"filter[id][]": lead_ids[n:n + IDS_PER_READ]}, seen, wanted)
-        return {key: CrmRef("deal", str(min(ids))) for key, ids in seen.items()}
+        return self._settle(seen)
 
     def all_markers(self) -> dict[str, CrmRef]:
         """Leads the integration's user created that carry a key (rebuilds a lost ledger)."""
@@ -169,11 +177,50 @@ class LeadWriter:
         account = self.client.request("GET", "/api/v4/account") or {}
         creator = account.get("current_user_id") if isinstance(account, dict) else None
         self._collect({"filter[created_by][]": creator} if creator else {}, seen, None)
-        return {key: CrmRef("deal", str(min(ids))) for key, ids in seen.items()}
+        return self._settle(seen)
 
     def _collect(self, params: dict, seen: dict[str, list[int]], wanted: set[str] | None) -> None:
+        unkeyed = []
         for rows in pages(self.client, "/api/v4/leads", "leads", params):
             for raw in rows:
+                self._pipelines[int(raw["id"])] = raw.get("pipeline_id")
                 key = mapping.text(mapping.first_value(raw, KEY_CODE))
-                if key and (wanted is None or key in wanted):
-                    seen[key].append(int(raw["id"]))
+                if KEY_RE.match(key):
+                    if wanted is None or key in wanted:
+                        seen[key].append(int(raw["id"]))
+                elif not key and TAG in {t.get("name") for t in (raw.get("_embedded") or {}).get("tags") or []}:
+                    unkeyed.append(int(raw["id"]))
+        # `install --uninstall` took the RS_ACTION_KEY values with the field; the lead's note still says
+        for key, lead, _note, _text in self._notes(unkeyed):
+            if wanted is None or key in wanted:
+                seen[key].append(lead)
+
+    def _notes(self, lead_ids: list[int]) -> list[tuple[str, int, int, str]]:
+        """(key, lead, note id, text) of the `rs:<key>` markers in these leads' notes."""
+        out = []
+        for n in range(0, len(lead_ids), IDS_PER_READ):
+            params = {"filter[entity_id][]": lead_ids[n:n + IDS_PER_READ], "filter[note_type][]": "common"}
+            for rows in pages(self.client, "/api/v4/leads/notes", "notes", params):
+                for note in rows:
+                    text = str((note.get("params") or {}).get("text") or "")
+                    out += [(key, int(note["entity_id"]), int(note["id"]), text) for key in MARKER_RE.findall(text)]
+        return out
+
+    def _settle(self, seen: dict[str, list[int]]) -> dict[str, CrmRef]:
+        """API v4 cannot delete a lead: a twin is closed as lost, its key and note marker defused."""
+        extra = {lead: key for key, ids in seen.items() for lead in sorted(set(ids))[1:]}
+        if extra:
+            field = self.ids.of("leads").get(KEY_CODE)
+            bodies = [(str(lead), {"id": lead, "pipeline_id": self._pipelines.get(lead), "status_id": mapping.LOST_STATUS_ID,
+                                   **({"custom_fields_values": [{"field_id": field, "values": [{"value": DEFUSED + key}]}]}
+                                      if field else {})}) for lead, key in sorted(extra.items())]
+            closed, _refused = send_rounds(self.client, "PATCH", "/api/v4/leads", bodies, key="leads",
+                                           request_ids=lambda n, _b: str(n))
+            notes = [(str(note), {"id": note, "note_type": "common", "params": {"text": text.replace("rs:", DEFUSED)}})
+                     for _key, _lead, note, text in self._notes(sorted(extra))]
+            if notes:
+                send_rounds(self.client, "PATCH", "/api/v4/leads/notes", notes, key="notes",
+                            request_ids=lambda n, _b: str(n))
+            self.duplicates_removed += len(closed)
+            log.warning("amocrm duplicate_leads_closed=%d", len(closed))
+        return {key: CrmRef("deal", str(min(ids))) for key, ids in seen.items()}

@@ -51,7 +51,7 @@ class AmoWriteback:
 
     @property
     def duplicates_removed(self) -> int:
-        return self.tasks.duplicates_removed
+        return self.tasks.duplicates_removed + self.leads.duplicates_removed + self.bots.duplicates_removed
 
     @property
     def degraded(self) -> int:
@@ -69,23 +69,46 @@ class AmoWriteback:
         return [outcomes[a.key] for a in actions]
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """Leads and Salesbot notes are looked at even before `install` (or after `--uninstall`):
+        the key names the action, whatever kind it was written as."""
+        keys = list(keys)
+        prepared = ActionKind.TAG in self.capabilities
+        found = self.cards.find([k for k in keys if card.is_field_key(k)]) if prepared else {}
+        rest = [k for k in keys if not card.is_field_key(k)]
+        for finder in (self.tasks.find, self.leads.find, self.bots.find):
+            rest = [k for k in rest if k not in found]
+            if rest:
+                found.update(finder(rest))
+        return found
+
+    def all_markers(self) -> dict[str, CrmRef]:
+        """Every task and repeat deal this plugin left (twins closed), installed or not."""
+        found = self.leads.all_markers()
+        found.update(self.tasks.all_markers())
+        return found
+
+    def settle(self, written: Mapping[str, CrmRef]) -> dict[str, CrmRef]:
+        """This run's writes read back by the kind each was written as; where another run wrote the
+        same key too, the oldest object stays and the others are closed. Card values cannot be doubled."""
+        by_kind: dict[str, list[str]] = {}
+        for key, ref in written.items():
+            by_kind.setdefault(ref.kind, []).append(key)
+        started = by_kind.get("salesbot", []) + by_kind.get("note", [])
+        found: dict[str, CrmRef] = {}
+        for keys, settle in ((by_kind.get("task"), self.tasks.find), (by_kind.get("deal"), self.leads.find),
+                             (started, self.bots.find)):
+            if keys:
+                found.update(settle(keys))
+        return found
+
+    def find_on_cards(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """Markers no bulk read shows: card values, and Salesbot notes on the customers' cards."""
         keys = list(keys)
         prepared = ActionKind.TAG in self.capabilities
         found = self.cards.find([k for k in keys if card.is_field_key(k)]) if prepared else {}
         rest = [k for k in keys if not card.is_field_key(k)]
         if rest:
-            found.update(self.tasks.find(rest))
-        if prepared:
-            for finder in (self.leads.find, self.bots.find):
-                rest = [k for k in rest if k not in found]
-                if rest:
-                    found.update(finder(rest))
-        return found
-
-    def all_markers(self) -> dict[str, CrmRef]:
-        found = self.tasks.all_markers()
-        if ActionKind.DEAL in self.capabilities:
-            found.update(self.leads.all_markers())
+            found.update(self.bots.find(rest))
         return found
 
     def install(self, *, uninstall: bool = False) -> InstallReport:

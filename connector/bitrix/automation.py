@@ -79,11 +79,14 @@ class WorkflowWriter:
         self.tasks = tasks
         self.degraded = 0
         self.duplicates_removed = 0
+        self.began: datetime | None = None  # this run's first start, give or take the clock skew
+        self.started: dict[str, int] = {}  # key -> template id, of the starts this run made
 
     def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
         outcomes: dict[str, WriteOutcome] = {}
         groups, placed, by_hand, templates = [], [], [], {}
         began = datetime.now(UTC) - CLOCK_SKEW
+        self.began = self.began or began
         for i, action in enumerate(actions):
             name = str(action.payload.get("template") or "")
             template_id, why = self.templates.resolve(name) if name else (None, "the step names no template")
@@ -120,6 +123,7 @@ class WorkflowWriter:
                 if f"c{i}" in sent.errors:  # started, but unmarked: a lost ledger could not find it
                     log.warning("bitrix workflow started without its comment: %s", reason(sent.errors[f"c{i}"]))
                 outcomes[action.key] = WriteOutcome(action.key, True, CrmRef("workflow", str(started)))
+                self.started[action.key] = templates[i]
             if undo:
                 send_groups(self.client, [{f"u{c}": ("crm.timeline.comment.delete", {
                     "id": c, "ownerTypeId": self.owner_type, "ownerId": owner})} for c, owner in undo])
@@ -129,8 +133,54 @@ class WorkflowWriter:
         return [outcomes[a.key] for a in actions]
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
-        """Markers in the customers' timeline comments (one command per customer, 50 a request)."""
-        return {key: CrmRef("comment", str(min(ids))) for key, ids in self._comments(keys).items()}
+        """Markers in the customers' timeline comments (one command per customer, 50 a request).
+
+        A key announced twice keeps its oldest comment; the others are deleted.
+        """
+        comments = self._comments(keys)
+        self._drop_comments([(c, key) for key, ids in comments.items() for c in sorted(ids)[1:]])
+        return {key: CrmRef("comment", str(min(ids))) for key, ids in comments.items()}
+
+    def settle(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """After this run's starts: a key another run started too keeps one comment and one start.
+
+        Of the starts of the key's template on that card since this run began, the earliest stays
+        and the later ones (one per extra comment) are stopped, so racing runs agree on the survivor.
+        """
+        comments = self._comments(keys)
+        extra = {key: sorted(ids)[1:] for key, ids in comments.items() if len(ids) > 1}
+        doubled = [(key, self.started[key]) for key in sorted(extra) if key in self.started]
+        if doubled and self.began is not None:
+            self._stop_later_starts(doubled, {key: len(ids) for key, ids in extra.items()}, self.began)
+        self._drop_comments([(c, key) for key, ids in extra.items() for c in ids])
+        return {key: CrmRef("comment", str(min(ids))) for key, ids in comments.items()}
+
+    def _stop_later_starts(self, doubled: list[tuple[str, int]], extra: dict[str, int], since: datetime) -> None:
+        groups = [{f"i{n}": ("bizproc.workflow.instances", {
+            "select": ["ID", "TEMPLATE_ID", "DOCUMENT_ID", "STARTED"],
+            "filter": {"DOCUMENT_ID": f"{self.prefix}{key.split(':')[1]}", "TEMPLATE_ID": template,
+                       ">=STARTED": since.isoformat(timespec="seconds")}})} for n, (key, template) in enumerate(doubled)]
+        stop = []
+        try:
+            sent = send_groups(self.client, groups)
+            for n, (key, _template) in enumerate(doubled):
+                rows = sent.result.get(f"i{n}")
+                rows = sorted(rows, key=lambda r: (str(r.get("STARTED")), str(r.get("ID")))) if isinstance(rows, list) else []
+                stop += [str(r["ID"]) for r in rows[1:][-extra[key]:]]
+            if stop:
+                send_groups(self.client, [{f"t{n}": ("bizproc.workflow.terminate", {
+                    "ID": w, "STATUS": "repeat-sales: a duplicate start"})} for n, w in enumerate(stop)])
+        except CrmError as exc:  # not an administrator: the duplicate start cannot be stopped
+            log.warning("bitrix duplicate workflow starts not stopped: %s", exc)
+
+    def _drop_comments(self, extra: list[tuple[int, str]]) -> None:
+        if not extra:
+            return
+        sent = send_groups(self.client, [{f"u{c}": ("crm.timeline.comment.delete", {
+            "id": c, "ownerTypeId": self.owner_type, "ownerId": key.split(":")[1]})} for c, key in extra])
+        removed = len(extra) - len(sent.errors)  # a comment the other run deleted first is refused here
+        self.duplicates_removed += removed
+        log.warning("bitrix duplicate_workflow_starts_removed=%d", removed)
 
     def _settle_resent(self, started: list[tuple[Action, int, str]], since: datetime) -> None:
         """The batch went out twice: keep the start whose id came back, stop the other, drop its comment."""

@@ -178,10 +178,11 @@ class DealWriter:
     def _settle(self, seen: dict[str, list[int]]) -> dict[str, CrmRef]:
         extra = [d for ids in seen.values() for d in sorted(set(ids))[1:]]
         if extra:
-            self._delete(extra)
-            self.duplicates_removed += len(extra)
-            log.warning("bitrix duplicate_deals_deleted=%d", len(extra))
+            removed = self._delete(extra)  # a deal another run deleted a moment ago is refused: gone either way
+            self.duplicates_removed += removed
+            log.warning("bitrix duplicate_deals_deleted=%d", removed)
         return {key: CrmRef("deal", str(min(ids))) for key, ids in seen.items()}
 
-    def _delete(self, deal_ids: list[int]) -> None:
-        send_groups(self.client, [{f"x{d}": ("crm.deal.delete", {"id": d})} for d in deal_ids])
+    def _delete(self, deal_ids: list[int]) -> int:
+        sent = send_groups(self.client, [{f"x{d}": ("crm.deal.delete", {"id": d})} for d in deal_ids])
+        return len(deal_ids) - len(sent.errors)

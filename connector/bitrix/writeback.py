@@ -9,7 +9,7 @@ marker: the card's values, tasks, deals' ORIGIN_ID, the customer's timeline comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from connector import fields as card
 from connector.bitrix.automation import WorkflowWriter
@@ -65,22 +65,44 @@ class BitrixWriteback:
         return [outcomes[a.key] for a in actions]
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """Deals and automation comments are looked at even before `install` (or after `--uninstall`):
+        the key names the action, whatever kind it was written as."""
+        keys = list(keys)
+        found = self.cards.find([k for k in keys if card.is_field_key(k)]) if self._prepared() else {}
+        rest = [k for k in keys if not card.is_field_key(k)]
+        for finder in (self.tasks.find, self.deals.find, self.flows.find):
+            rest = [k for k in rest if k not in found]
+            if rest:
+                found.update(finder(rest))
+        return found
+
+    def all_markers(self) -> dict[str, CrmRef]:
+        """Every task and repeat deal this plugin left (duplicates removed), installed or not."""
+        found = self.deals.all_markers()
+        found.update(self.tasks.all_markers())
+        return found
+
+    def settle(self, written: Mapping[str, CrmRef]) -> dict[str, CrmRef]:
+        """This run's writes read back by the kind each was written as; where another run wrote the
+        same key too, the oldest object stays and the others go. Card values cannot be doubled."""
+        by_kind: dict[str, list[str]] = {}
+        for key, ref in written.items():
+            by_kind.setdefault(ref.kind, []).append(key)
+        found: dict[str, CrmRef] = {}
+        started = by_kind.get("workflow", []) + by_kind.get("comment", [])
+        for keys, settle in ((by_kind.get("task"), self.tasks.find), (by_kind.get("deal"), self.deals.find),
+                             (started, self.flows.settle)):
+            if keys:
+                found.update(settle(keys))
+        return found
+
+    def find_on_cards(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """Markers no bulk read shows: card values, and automation comments on the customers' timelines."""
         keys = list(keys)
         found = self.cards.find([k for k in keys if card.is_field_key(k)]) if self._prepared() else {}
         rest = [k for k in keys if not card.is_field_key(k)]
         if rest:
-            found.update(self.tasks.find(rest))
-        if self._prepared():
-            for finder in (self.deals.find, self.flows.find):
-                rest = [k for k in rest if k not in found]
-                if rest:
-                    found.update(finder(rest))
-        return found
-
-    def all_markers(self) -> dict[str, CrmRef]:
-        found = self.tasks.all_markers()
-        if self._prepared():
-            found.update(self.deals.all_markers())
+            found.update(self.flows.find(rest))
         return found
 
     def install(self, *, uninstall: bool = False) -> InstallReport:
