@@ -328,6 +328,14 @@ class State:
             db.executemany("UPDATE ledger SET status='failed', reason=?, updated_at=? WHERE account=? AND key=?",
                            [(reason[:500], now, account, k) for k, reason in failed.items()])
 
+    def give_up(self, account: str, reasons: dict[str, str]) -> None:
+        """Never retry these keys again (a greeting whose date has passed); the reason stays for reports."""
+        now = time.time()
+        with self.tx() as db:
+            db.executemany("UPDATE ledger SET status='failed', reason=?, attempts=?, updated_at=? "
+                           "WHERE account=? AND key=?",
+                           [(reason[:500], MAX_ATTEMPTS, now, account, k) for k, reason in reasons.items()])
+
     def record_found(self, account: str, found: dict[str, CrmRef], today: date) -> None:
         """Rebuild ledger rows from markers found in the CRM (a lost or older ledger)."""
         now = time.time()

@@ -139,6 +139,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
                 # card fields are re-planned from what was last written, so an older one is never resent
                 retries = [a for a, _s in state.unfinished(account) if a.key not in planned_keys
                            and a.kind in capable and a.kind != ActionKind.TAG]
+                retries = drop_late_greetings(adapter, state, account, retries, today, report)
 
                 def with_context(chunk: list[Action]) -> list[Action]:  # retries carry theirs already
                     fresh = writeback.enrich([a for a in chunk if a.key in planned_keys])
@@ -204,6 +205,22 @@ def settle_race(adapter: CrmAdapter, state: State, account: str, today: date, re
     except CrmError as exc:  # the writes stand; a later run (or `sync --full`) removes any duplicate
         log.warning("reading back this run's writes failed: %s", exc)
         report.error = report.error or exc
+
+
+def drop_late_greetings(adapter: CrmAdapter, state: State, account: str, retries: list[Action], today: date,
+                        report: SyncReport) -> list[Action]:
+    """A dated step (a birthday, a holiday) that failed or was cut off goes out on its date or never.
+
+    One whose fate is unknown may have gone out: its marker settles that; the rest are given up.
+    """
+    late = {a.key for a in retries if a.payload.get("send_by", "9999-12-31") < today.isoformat()}
+    if not late:
+        return retries
+    found = adapter.find_written(late)
+    state.mark_done(account, found, today)
+    state.give_up(account, dict.fromkeys(late - set(found), "its date has passed; a greeting is never sent late"))
+    report.stats["late_dropped"] = len(late - set(found))
+    return [a for a in retries if a.key not in late]
 
 
 def written_by_kind(state: State, account: str, actions: list[Action], before: dict[str, str]) -> dict[str, int]:

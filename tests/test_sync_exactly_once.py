@@ -29,7 +29,7 @@ def tasks_by_key(portal) -> Counter:
 def sync(portal, state, **kw):
     adapter = BitrixAdapter(portal.webhook_url, **{k: kw.pop(k) for k in list(kw) if k == "write_batch"})
     try:
-        return run_sync(adapter, state, load_playbook(), today=TODAY, **kw)
+        return run_sync(adapter, state, load_playbook(), **{"today": TODAY, **kw})
     finally:
         adapter.close()
 
@@ -118,3 +118,20 @@ def test_a_refused_write_is_reported_and_retried_next_run(portal, tmp_path):
     assert second.stats["written"] == 1 and not second.failed
     held = tasks_by_key(portal)
     assert set(held) == {a.key for a in first.plan} and max(held.values()) == 1
+
+
+def test_a_greeting_that_failed_on_its_day_is_never_sent_late(portal, tmp_path):
+    from datetime import timedelta
+
+    state = State(tmp_path / "s.db")
+    previews = (sync(portal, state, dry_run=True, today=TODAY + timedelta(days=n)) for n in range(60))
+    preview = next(p for p in previews if any(a.rule == "birthday" and a.payload["send_by"] == p.evaluation.as_of
+                                              .isoformat() for a in p.plan))
+    day = preview.evaluation.as_of
+    portal.fail_next(preview.stats["would_write"], status=400, method="tasks.task.add")  # every task refused
+    first = sync(portal, state, today=day)
+    greetings = {a.key for a in first.plan if a.rule == "birthday" and a.payload["send_by"] == day.isoformat()}
+    assert greetings and greetings <= set(first.failed)
+    after = sync(portal, state, today=day + timedelta(days=1))
+    assert not greetings & set(tasks_by_key(portal)), "a birthday greeting went out after the birthday"
+    assert after.stats["late_dropped"] >= len(greetings) and after.stats["written"] > 0
