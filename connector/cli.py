@@ -270,9 +270,9 @@ def cmd_playbook(args) -> int:
 
 def cmd_emulator(args) -> int:
     if args.crm == "amocrm":
-        from connector.amocrm.emulator.__main__ import run_standalone
+        from emulators.amocrm.__main__ import run_standalone
     else:
-        from connector.bitrix.emulator.cli import run_standalone
+        from emulators.bitrix.cli import run_standalone
     return run_standalone(args.rest)
 
 

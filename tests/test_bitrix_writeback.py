@@ -13,10 +13,10 @@ from datetime import timedelta
 import requests
 
 from connector.bitrix import BitrixAdapter
-from connector.bitrix.emulator.writeback_methods import add_workflow_template
 from connector.model import ActionKind
 from connector.state import State
 from connector.sync import run_sync
+from emulators.bitrix.writeback_methods import add_workflow_template
 from playbooks import load_playbook
 from tests.conftest import TODAY
 

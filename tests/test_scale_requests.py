@@ -12,11 +12,11 @@ import math
 import pytest
 
 from connector.amocrm import AmoAdapter
-from connector.amocrm.emulator import AmoEmulator
 from connector.bitrix import BitrixAdapter
-from connector.bitrix.emulator import BitrixEmulator
 from connector.crm import Cursor
 from connector.demo import ITEMS_PER_REQUEST, lower_bound
+from emulators.amocrm import AmoEmulator
+from emulators.bitrix import BitrixEmulator
 
 from .conftest import TODAY
 

@@ -1,6 +1,6 @@
 """An amoCRM account emulator: a real HTTP server faithful to API v4 for what repeat-sales uses.
 
-Seeded from the shared synthetic shop (connector.synthetic_shop) under the shop's own ids, with
+Seeded from the shared synthetic shop (emulators.shop) under the shop's own ids, with
 OAuth (rotating refresh tokens), the requests-per-second limit, webhooks, and scripted faults.
 
     with AmoEmulator(customers=300, seed=42) as emu:
@@ -17,14 +17,14 @@ from collections import Counter
 from datetime import date
 
 from connector import clock
-from connector.amocrm.emulator.auth import AuthServer
-from connector.amocrm.emulator.faults import FaultPlan, RateGate
-from connector.amocrm.emulator.render import Reply, problem
-from connector.amocrm.emulator.seed import seed_account
-from connector.amocrm.emulator.server import EmulatorServer
-from connector.amocrm.emulator.store import AccountStore
-from connector.amocrm.emulator.webhooks import WebhookSender
-from connector.synthetic_shop import generate_shop
+from emulators.amocrm.auth import AuthServer
+from emulators.amocrm.faults import FaultPlan, RateGate
+from emulators.amocrm.render import Reply, problem
+from emulators.amocrm.seed import seed_account
+from emulators.amocrm.server import EmulatorServer
+from emulators.amocrm.store import AccountStore
+from emulators.amocrm.webhooks import WebhookSender
+from emulators.shop import generate_shop
 
 __all__ = ["AmoEmulator"]
 

@@ -1,4 +1,4 @@
-"""`python -m connector.amocrm.emulator`: serve an emulated amoCRM account until SIGTERM/SIGINT.
+"""`python -m emulators.amocrm`: serve an emulated amoCRM account until SIGTERM/SIGINT.
 
 Prints first, one per line: CRM=amocrm, AMOCRM_BASE_URL=..., AMOCRM_ACCESS_TOKEN=... (design.md).
 """
@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_standalone(argv: list[str] | None = None) -> int:
-    from connector.amocrm.emulator import AmoEmulator
-    from connector.amocrm.emulator.faults import parse_spec
+    from emulators.amocrm import AmoEmulator
+    from emulators.amocrm.faults import parse_spec
 
     args = build_parser().parse_args(argv)
     if args.customers < 0:

@@ -13,10 +13,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from connector.amocrm.emulator import routes_crm, routes_misc, routes_writeback
-from connector.amocrm.emulator.context import Ctx
-from connector.amocrm.emulator.query import parse_query
-from connector.amocrm.emulator.render import PROBLEM, ApiError, Reply, problem, validation_error
+from emulators.amocrm import routes_crm, routes_misc, routes_writeback
+from emulators.amocrm.context import Ctx
+from emulators.amocrm.query import parse_query
+from emulators.amocrm.render import PROBLEM, ApiError, Reply, problem, validation_error
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _ID_RE = re.compile(r"/\d+(?=/|$)")

@@ -20,7 +20,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from connector.amocrm.emulator.store import AccountStore
+from emulators.amocrm.store import AccountStore
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def _faults(value: str) -> str:
     return value
 
 
-def build_parser(prog: str = "python -m connector.bitrix.emulator") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m emulators.bitrix") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Local Bitrix24 portal emulator (synthetic shop).")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = any free port (printed on start)")

@@ -6,7 +6,7 @@ import hashlib
 import threading
 from datetime import date, datetime
 
-from connector.synthetic_shop import Shop, generate_shop
+from emulators.shop import Shop, generate_shop
 
 from .app_context import AppContext
 from .dispatch import Dispatcher

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from amo_support import TODAY, Sleeps, pull_all, token_adapter
 
-from connector.amocrm.emulator import AmoEmulator
 from connector.errors import CrmRateLimited, CrmRequestRejected, CrmUnavailable
 from connector.model import Action, ActionKind
+from emulators.amocrm import AmoEmulator
 
 
 def test_a_429_storm_is_survived_within_bounded_retries_honouring_the_wait(account):

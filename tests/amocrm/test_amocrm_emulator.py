@@ -176,7 +176,7 @@ def test_control_routes_and_the_stats_shape(account):
 
 
 def test_standalone_prints_the_settings_first_and_stops_on_sigterm():
-    proc = subprocess.Popen([sys.executable, "-m", "connector.amocrm.emulator", "--customers", "20", "--seed", "3",
+    proc = subprocess.Popen([sys.executable, "-m", "emulators.amocrm", "--customers", "20", "--seed", "3",
                              "--rate-limit", "off"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     try:

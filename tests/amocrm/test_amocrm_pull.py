@@ -7,9 +7,9 @@ from collections import Counter
 
 from amo_support import TODAY, pull_all, token_adapter
 
-from connector.amocrm.emulator import AmoEmulator
 from connector.amocrm.pull import LAG_SECONDS, pages
 from connector.crm import Cursor
+from emulators.amocrm import AmoEmulator
 
 
 def test_full_pull_equals_the_accounts_ground_truth(account):

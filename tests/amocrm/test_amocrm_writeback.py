@@ -13,12 +13,12 @@ import pytest
 import requests
 from amo_support import TODAY, token_adapter
 
-from connector.amocrm.emulator.routes_writeback import SALESBOTS
 from connector.errors import SettingsError
 from connector.model import ActionKind
 from connector.settings import load_settings
 from connector.state import State
 from connector.sync import run_sync
+from emulators.amocrm.routes_writeback import SALESBOTS
 from playbooks import load_playbook
 
 MARKER = re.compile(r"rs:(v\d+:\S+)")

@@ -8,7 +8,7 @@ import pytest
 import requests
 from bx_support import CUSTOMERS, SEED, TODAY, ok, rest
 
-from connector.bitrix.emulator import BitrixEmulator
+from emulators.bitrix import BitrixEmulator
 
 
 def test_leaky_bucket_refuses_before_running():

@@ -10,10 +10,10 @@ import pytest
 import requests
 from web_support import ADMIN, CUSTOMERS, SEED, TODAY, admin, post_form, wait_for, write_playbook
 
-from connector.amocrm.emulator import AmoEmulator
 from connector.settings import load_settings
 from connector.state import State
 from connector.webapp import WebApp
+from emulators.amocrm import AmoEmulator
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from datetime import datetime
 import requests
 from web_support import TODAY, admin, post_form, tasks_by_marker, wait_for
 
-from connector.bitrix.emulator.outbound import php_form
+from emulators.bitrix.outbound import php_form
 
 
 def app_call(portal, method: str, params: dict | None = None) -> dict:
