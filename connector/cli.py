@@ -270,7 +270,7 @@ def cmd_playbook(args) -> int:
 
 def cmd_emulator(args) -> int:
     if args.crm == "amocrm":
-        from emulators.amocrm.__main__ import run_standalone
+        from emulators.amocrm.cli import run_standalone
     else:
         from emulators.bitrix.cli import run_standalone
     return run_standalone(args.rest)

@@ -80,7 +80,7 @@ def test_a_lead_won_in_amocrm_reaches_the_app_and_leads_to_a_sync(account, conne
     purchases = state.counts(key)["purchases"]
     lead = next(lead for lead in account.store.leads.values() if lead["status_id"] not in (142, 143) and lead["contacts"])
     sent = len(account.webhooks.delivered)
-    account.touch_lead(lead["id"], status_id=142)
+    account.touch_purchase(lead["id"], status_id=142)
     wait_for(lambda: len(account.webhooks.delivered) > sent, timeout=15)
     assert account.webhooks.delivered[-1]["status"] == 200
     assert connected.worker.wait_idle(30)
