@@ -66,7 +66,7 @@ class Emulator:
 
 
 def start_emulator(crm: str, customers: int, seed: int, today: str, time_scale: float) -> Emulator:
-    """`python -m connector.<crm>.emulator ... --rate-limit on` in its own process; returns once it serves."""
+    """`python -m emulators.<crm> ... --rate-limit on` in its own process; returns once it serves."""
     common = ["--customers", str(customers), "--seed", str(seed), "--today", today, "--rate-limit", "on"]
     if crm == "bitrix":
         args = ["-m", "emulators.bitrix", *common, "--time-scale", str(time_scale)]
