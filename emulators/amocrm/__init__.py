@@ -31,7 +31,7 @@ MARKER_RE = re.compile(r"rs:(v\d+:\S+)")  # design.md: every object the plugin c
 
 
 class AmoEmulator(Emulator):
-    name = "amocrm-emulator"
+    thread_name = "amocrm-emulator"
     handler = Handler
 
     def __init__(self, customers: int = 300, seed: int = 42, today: date | None = None, rate_limit: bool = False,

@@ -38,7 +38,7 @@ class BitrixEmulator(Emulator):
             seeding (saves memory at a million deals; `emu.store` stays the ground truth).
     """
 
-    name = "bitrix-emulator"
+    thread_name = "bitrix-emulator"
     handler = Handler
 
     def __init__(self, customers: int = 300, seed: int = 42, today: date | None = None,

@@ -23,7 +23,7 @@ class Emulator:
         count_commands: also count the commands inside batches (`stats()["commands"]`).
     """
 
-    name = "emulator"  # the server thread's name
+    thread_name = "emulator"  # the server thread's name
     handler: type[EmulatorHandler] = EmulatorHandler
 
     def __init__(self, *, seed: int, faults: str | dict | None, latency_ms: float, host: str, port: int,
@@ -41,7 +41,7 @@ class Emulator:
             self._server = EmulatorHTTPServer((self.host, self.port), self.handler, self)
             self.port = self._server.server_address[1]
             self.on_start()
-            self._thread = threading.Thread(target=self._server.serve_forever, name=self.name,
+            self._thread = threading.Thread(target=self._server.serve_forever, name=self.thread_name,
                                             kwargs={"poll_interval": 0.05}, daemon=True)
             self._thread.start()
         return self
