@@ -66,13 +66,13 @@ class Emulator:
 
 
 def start_emulator(crm: str, customers: int, seed: int, today: str, time_scale: float) -> Emulator:
-    """`python -m connector.<crm>.emulator ... --rate-limit on` in its own process; returns once it serves."""
+    """`python -m emulators.<crm> ... --rate-limit on` in its own process; returns once it serves."""
     common = ["--customers", str(customers), "--seed", str(seed), "--today", today, "--rate-limit", "on"]
     if crm == "bitrix":
-        args = ["-m", "connector.bitrix.emulator", *common, "--time-scale", str(time_scale)]
+        args = ["-m", "emulators.bitrix", *common, "--time-scale", str(time_scale)]
         wanted = ("BITRIX_WEBHOOK_URL",)
     else:
-        args = ["-m", "connector.amocrm.emulator", *common, "--requests-per-second", str(AMOCRM_RPS * time_scale)]
+        args = ["-m", "emulators.amocrm", *common, "--requests-per-second", str(AMOCRM_RPS * time_scale)]
         wanted = ("AMOCRM_BASE_URL", "AMOCRM_ACCESS_TOKEN")
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -291,9 +291,9 @@ def cmd_playbook(args) -> int:
 
 def cmd_emulator(args) -> int:
     if args.crm == "amocrm":
-        from connector.amocrm.emulator.__main__ import run_standalone
+        from emulators.amocrm.cli import run_standalone
     else:
-        from connector.bitrix.emulator.cli import run_standalone
+        from emulators.bitrix.cli import run_standalone
     return run_standalone(args.rest)
 
 

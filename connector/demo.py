@@ -30,21 +30,21 @@ def emulator_and_adapter(crm: str):
     """The built-in emulator class for a CRM, and how to point that CRM's real adapter at it."""
     if crm == "amocrm":
         from connector.amocrm import AmoAdapter
-        from connector.amocrm.emulator import AmoEmulator
-        from connector.amocrm.emulator.seed import GENDER_FIELD_ID
+        from emulators.amocrm import AmoEmulator
+        from emulators.amocrm.seed import GENDER_FIELD_ID
 
         # the account's "Пол" field, as an admin names it in AMOCRM_GENDER_FIELD
         return AmoEmulator, lambda emu: AmoAdapter(emu.base_url, access_token=emu.access_token,
                                                    gender_field=str(GENDER_FIELD_ID))
     from connector.bitrix import BitrixAdapter
-    from connector.bitrix.emulator import BitrixEmulator
+    from emulators.bitrix import BitrixEmulator
 
     return BitrixEmulator, lambda emu: BitrixAdapter(emu.webhook_url)
 
 
 def automation_templates(emu, playbook) -> int:
     """Stand in for an admin who built the playbook's automations in the portal's designer."""
-    from connector.bitrix.emulator.writeback_methods import add_workflow_template
+    from emulators.bitrix.writeback_methods import add_workflow_template
 
     names = sorted(set(_templates(playbook.rules)))
     for name in names:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.bitrix.emulator import BitrixEmulator
+from emulators.bitrix import BitrixEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 6, 15)  # the shop's history is anchored here, so plans are reproducible

@@ -80,8 +80,8 @@ def test_incremental_pull_reads_only_what_changed(portal):
     try:
         _c, purchases, _r, cursor = pull_all(adapter)
         won_ids = sorted(purchases, key=int)
-        portal.touch_deal(int(won_ids[0]), OPPORTUNITY="777.00")
-        portal.touch_deal(int(won_ids[1]), STAGE_ID="LOSE")
+        portal.touch_purchase(int(won_ids[0]), OPPORTUNITY="777.00")
+        portal.touch_purchase(int(won_ids[1]), STAGE_ID="LOSE")
         before = adapter.request_count()
         _c2, changed, removed, cursor2 = pull_all(adapter, Cursor(cursor.modified_since))
         used = adapter.request_count() - before
@@ -98,7 +98,7 @@ def test_incremental_pull_reads_only_what_changed(portal):
 
 def test_a_deal_that_cannot_be_mapped_is_skipped_and_counted_and_the_pull_goes_on(portal):
     truth = sorted((d["ID"] for d in won_deals_the_plain_way(portal)), key=int)
-    portal.touch_deal(int(truth[0]), CONTACT_ID="0")  # its contact was unlinked in the portal
+    portal.touch_purchase(int(truth[0]), CONTACT_ID="0")  # its contact was unlinked in the portal
     adapter = BitrixAdapter(portal.webhook_url)
     try:
         pages = list(adapter.pull(None))

@@ -13,10 +13,10 @@ from datetime import timedelta
 import requests
 
 from connector.bitrix import BitrixAdapter
-from connector.bitrix.emulator.writeback_methods import add_workflow_template
 from connector.model import ActionKind
 from connector.state import State
 from connector.sync import run_sync
+from emulators.bitrix.writeback_methods import add_workflow_template
 from playbooks import load_playbook
 from tests.conftest import TODAY
 
@@ -187,8 +187,8 @@ def test_business_processes_start_on_the_contact_and_missing_templates_become_ta
 def test_a_resent_deal_and_workflow_batch_leaves_one_deal_and_one_running_start_per_key(portal, tmp_path):
     install(portal)
     add_workflow_template(portal.store, "rs_winback_email")
-    portal.drop_next(1, method="crm.deal.add")  # applied, then the answer is lost; fast-bitrix24 resends it
-    portal.drop_next(1, method="bizproc.workflow.start")
+    portal.drop_next(1, call="crm.deal.add")  # applied, then the answer is lost; fast-bitrix24 resends it
+    portal.drop_next(1, call="bizproc.workflow.start")
     report = sync(portal, State(tmp_path / "s.db"))
     assert report.error is None and report.stats["duplicates_removed"] >= 2
     origins = [d["ORIGIN_ID"] for d in listing(portal, "crm.deal.list", {
@@ -203,7 +203,7 @@ def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retr
     install(portal)
     tier = next(f for f in listing(portal, "crm.contact.userfield.list") if f["FIELD_NAME"] == "UF_CRM_RS_TIER")
     call(portal, "crm.contact.userfield.delete", {"id": tier["ID"]})  # someone deleted a card field
-    portal.fail_next(1, status=400, method="crm.deal.add")
+    portal.fail_next(1, status=400, call="crm.deal.add")
     state = State(tmp_path / "s.db")
     first = sync(portal, state)
     cards = [a for a in first.plan if a.kind == ActionKind.TAG]

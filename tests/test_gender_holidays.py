@@ -9,10 +9,10 @@ from datetime import date
 import pytest
 
 from connector.amocrm import mapping as amo_mapping
-from connector.amocrm.emulator import AmoEmulator
-from connector.amocrm.emulator.seed import GENDER_FIELD_ID
 from connector.bitrix import mapping as bx_mapping
-from connector.bitrix.emulator import BitrixEmulator
+from emulators.amocrm import AmoEmulator
+from emulators.amocrm.seed import GENDER_FIELD_ID
+from emulators.bitrix import BitrixEmulator
 from tests.conftest import run_cli
 
 MARCH8 = date(2027, 3, 8)  # a Monday: not a quiet day of the default playbook
@@ -121,7 +121,7 @@ def test_bitrix_gender_from_a_user_field_named_in_settings(tmp_path):
 
 
 def _list_field():
-    from connector.bitrix.emulator.records import UserField
+    from emulators.bitrix.records import UserField
 
     return UserField(999, "CRM_CONTACT", "UF_CRM_SEX", "enumeration", xml_id="SEX", label="Пол")
 

@@ -11,10 +11,10 @@ import re
 import threading
 from collections import Counter
 
-from connector.bitrix.emulator.writeback_methods import add_workflow_template
 from connector.model import ActionKind
 from connector.state import State
 from connector.sync import run_sync
+from emulators.bitrix.writeback_methods import add_workflow_template
 from playbooks import load_playbook
 from tests.conftest import TODAY
 from tests.test_bitrix_writeback import adapter, call, install, listing, sync

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from connector.model import Customer, Purchase
-from connector.synthetic_shop import generate_shop
+from emulators.shop import generate_shop
 from playbooks import evaluate, load_playbook
 from playbooks.predict import (
     BgNbd,

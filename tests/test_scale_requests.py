@@ -12,11 +12,11 @@ import math
 import pytest
 
 from connector.amocrm import AmoAdapter
-from connector.amocrm.emulator import AmoEmulator
 from connector.bitrix import BitrixAdapter
-from connector.bitrix.emulator import BitrixEmulator
 from connector.crm import Cursor
 from connector.demo import ITEMS_PER_REQUEST, lower_bound
+from emulators.amocrm import AmoEmulator
+from emulators.bitrix import BitrixEmulator
 
 from .conftest import TODAY
 
@@ -98,7 +98,7 @@ def test_bitrix_incremental_pull_is_proportional_to_what_changed(portal, bitrix_
             won = sorted(int(d.id) for d in portal.store.won_deals())
             touched = won[:: round(1 / share)]
             for deal_id in touched:
-                portal.touch_deal(deal_id, OPPORTUNITY="1234.00")
+                portal.touch_purchase(deal_id, OPPORTUNITY="1234.00")
             portal.reset_stats()
             seen = pull_all(adapter, full["cursor"])
             stats = portal.stats()
@@ -160,7 +160,7 @@ def test_amocrm_incremental_pull_is_proportional_to_what_changed(account, amo_fu
         won = sorted(i for i, lead in account.store.leads.items() if lead["status_id"] == 142)
         touched = won[:: round(1 / share)]
         for lead_id in touched:
-            account.touch_lead(lead_id, price=1234)
+            account.touch_purchase(lead_id, price=1234)
         account.reset_stats()
         adapter = AmoAdapter(account.base_url, access_token=account.access_token)
         try:

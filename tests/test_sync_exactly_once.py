@@ -80,7 +80,7 @@ def test_a_503_storm_is_survived_without_duplicates(portal, tmp_path):
 def test_a_write_whose_answer_is_lost_leaves_one_task_per_key(portal, tmp_path):
     # the portal applies the batch of task writes, then the connection drops; fast-bitrix24
     # resends it (it retries writes too), so the portal briefly holds duplicates
-    portal.drop_next(1, method="tasks.task.add")
+    portal.drop_next(1, call="tasks.task.add")
     report = sync(portal, State(tmp_path / "s.db"), write_batch=10)
     held = tasks_by_key(portal)
     assert set(held) == {a.key for a in report.plan}
@@ -110,7 +110,7 @@ def test_a_dry_run_writes_nothing_and_moves_no_cursor(portal, tmp_path):
 
 def test_a_refused_write_is_reported_and_retried_next_run(portal, tmp_path):
     state = State(tmp_path / "s.db")
-    portal.fail_next(1, status=400, method="tasks.task.add")
+    portal.fail_next(1, status=400, call="tasks.task.add")
     first = sync(portal, state)
     assert len(first.failed) == 1
     assert first.stats["written"] == len(first.plan) - 1
@@ -128,7 +128,7 @@ def test_a_greeting_that_failed_on_its_day_is_never_sent_late(portal, tmp_path):
     preview = next(p for p in previews if any(a.rule == "birthday" and a.payload["send_by"] == p.evaluation.as_of
                                               .isoformat() for a in p.plan))
     day = preview.evaluation.as_of
-    portal.fail_next(preview.stats["would_write"], status=400, method="tasks.task.add")  # every task refused
+    portal.fail_next(preview.stats["would_write"], status=400, call="tasks.task.add")  # every task refused
     first = sync(portal, state, today=day)
     greetings = {a.key for a in first.plan if a.rule == "birthday" and a.payload["send_by"] == day.isoformat()}
     assert greetings and greetings <= set(first.failed)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from connector.amocrm import AmoAdapter
-from connector.amocrm.emulator import AmoEmulator
-from connector.amocrm.emulator.store import WON_STATUS_ID
 from connector.bitrix import BitrixAdapter
-from connector.bitrix.emulator import BitrixEmulator
 from connector.state import State
 from connector.sync import run_sync
+from emulators.amocrm import AmoEmulator
+from emulators.amocrm.store import WON_STATUS_ID
+from emulators.bitrix import BitrixEmulator
 from playbooks import load_playbook
 from tests.conftest import TODAY
 

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from connector.amocrm import AmoAdapter
-from connector.amocrm.emulator import AmoEmulator
 from connector.bitrix import BitrixAdapter
-from connector.bitrix.emulator import BitrixEmulator
 from connector.errors import CrmUnreachable
+from emulators.amocrm import AmoEmulator
+from emulators.bitrix import BitrixEmulator
 from tests.conftest import TODAY, run_cli
 
 UNKNOWN_HOST = "portal.repeat-sales-test.invalid"  # RFC 2606: never resolves, no network needed to fail

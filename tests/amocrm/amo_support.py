@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from connector.amocrm import AmoAdapter
-from connector.amocrm.emulator import AmoEmulator
 from connector.amocrm.oauth import OAuthApp
+from emulators.amocrm import AmoEmulator
 
 TODAY = date(2026, 6, 15)  # the shop's history is anchored here, so plans are reproducible
 CUSTOMERS = 120

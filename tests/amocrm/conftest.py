@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from amo_support import CUSTOMERS, SEED, TODAY
 
-from connector.amocrm.emulator import AmoEmulator
+from emulators.amocrm import AmoEmulator
 
 
 @pytest.fixture

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from amo_support import TODAY, Sleeps, pull_all, token_adapter
 
-from connector.amocrm.emulator import AmoEmulator
 from connector.errors import CrmRateLimited, CrmRequestRejected, CrmUnavailable
 from connector.model import Action, ActionKind
+from emulators.amocrm import AmoEmulator
 
 
 def test_a_429_storm_is_survived_within_bounded_retries_honouring_the_wait(account):
     sleeps = Sleeps()
     adapter = token_adapter(account, sleep=sleeps, requests_per_second=1000)
-    account.fail_next(4, status=429, path="/api/v4/leads")
+    account.fail_next(4, status=429, call="/api/v4/leads")
     try:
         _c, purchases, _p, _r, _cur = pull_all(adapter)
     finally:
@@ -39,20 +39,20 @@ def test_a_storm_longer_than_the_retry_budget_stops_with_rate_limited(account):
 
 def test_reads_retry_5xx_and_lost_answers_but_a_write_does_not(account):
     adapter = token_adapter(account, sleep=Sleeps(), requests_per_second=1000)
-    account.fail_next(2, status=503, path="/api/v4/contacts")
-    account.drop_next(1, path="GET /api/v4/leads")
+    account.fail_next(2, status=503, call="/api/v4/contacts")
+    account.drop_next(1, call="GET /api/v4/leads")
     try:
         _c, purchases, _p, _r, _cur = pull_all(adapter)
         assert purchases
         customer = next(c for c in account.shop.customers if c.kind == "person")
         action = Action(key=f"v1:{customer.id}:test:-:1", kind=ActionKind.TASK, customer_id=str(customer.id),
                         rule="test", step="1", due=TODAY, title="Позвонить")
-        account.fail_next(1, status=503, path="POST /api/v4/tasks")
+        account.fail_next(1, status=503, call="POST /api/v4/tasks")
         before = account.stats()["requests"].get("POST /api/v4/tasks", 0)
         with pytest.raises(CrmUnavailable):
             adapter.write([action])
         assert account.stats()["requests"]["POST /api/v4/tasks"] - before == 1, "a 5xx write is never resent"
-        account.fail_next(2, status=429, path="POST /api/v4/tasks")  # 429: surely not run, so resent
+        account.fail_next(2, status=429, call="POST /api/v4/tasks")  # 429: surely not run, so resent
         [outcome] = adapter.write([action])
         assert outcome.ok and account.stats()["objects"]["task"] == 1
     finally:

@@ -46,7 +46,7 @@ def test_filters_by_status_and_updated_at_and_order(account):
         "limit": 250}).json()["_embedded"]["leads"]
     assert won and all(x["status_id"] == 142 and x["closed_at"] for x in won)
     lead_id = won[0]["id"]
-    account.touch_lead(lead_id, status_id=143)
+    account.touch_purchase(lead_id, status_id=143)
     since = account.store.leads[lead_id]["updated_at"]
     changed = api(account, "GET", "/api/v4/leads", params={"filter[updated_at][from]": since,
                                                            "order[updated_at]": "asc"}).json()["_embedded"]["leads"]
@@ -126,7 +126,7 @@ def test_a_status_change_posts_the_documented_webhook_form(account):
         hook = api(account, "POST", "/api/v4/webhooks", json={"destination": destination, "settings": ["status_lead"]})
         assert hook.status_code == 200 and hook.json()["settings"] == ["status_lead"]
         lead_id = next(i for i, x in account.store.leads.items() if x["status_id"] == 142)
-        account.touch_lead(lead_id, status_id=143)
+        account.touch_purchase(lead_id, status_id=143)
         account.webhooks.wait_idle()
         [got] = _Receiver.received
         assert got["type"] == "application/x-www-form-urlencoded"
@@ -176,7 +176,7 @@ def test_control_routes_and_the_stats_shape(account):
 
 
 def test_standalone_prints_the_settings_first_and_stops_on_sigterm():
-    proc = subprocess.Popen([sys.executable, "-m", "connector.amocrm.emulator", "--customers", "20", "--seed", "3",
+    proc = subprocess.Popen([sys.executable, "-m", "emulators.amocrm", "--customers", "20", "--seed", "3",
                              "--rate-limit", "off"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     try:

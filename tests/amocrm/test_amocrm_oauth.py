@@ -83,7 +83,7 @@ def test_a_lost_refresh_answer_is_survived_with_the_old_refresh_token(account, t
     try:
         adapter.client.request("GET", "/api/v4/account")
         account.expire_access_tokens()
-        account.drop_next(1, path="/oauth2/access_token")  # amoCRM rotates, the answer never arrives
+        account.drop_next(1, call="/oauth2/access_token")  # amoCRM rotates, the answer never arrives
         with pytest.raises(CrmUnavailable):
             adapter.client.request("GET", "/api/v4/account")
     finally:
@@ -113,7 +113,7 @@ def test_two_processes_refreshing_at_once_do_not_burn_each_others_token(account,
     setup.client.request("GET", "/api/v4/account")
     setup.close()
     account.expire_access_tokens()
-    account.set_latency(400, path="/oauth2/access_token")  # both get their 401 while one refresh is running
+    account.set_latency(400, call="/oauth2/access_token")  # both get their 401 while one refresh is running
     args = [account.base_url, account.client_id, account.client_secret, account.redirect_uri, str(db)]
     procs = [subprocess.Popen([sys.executable, "-c", REFRESH_SCRIPT, *args], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -122,7 +122,7 @@ def test_two_processes_refreshing_at_once_do_not_burn_each_others_token(account,
     refreshes = sorted(int(out.split()[1]) for out, _err in results)
     assert refreshes == [0, 1], "one process refreshed; the other waited and took the stored pair"
     assert account.stats()["token_refreshes"] == 1
-    account.set_latency(0, path="/oauth2/access_token")
+    account.set_latency(0, call="/oauth2/access_token")
     account.expire_access_tokens()
     later = oauth_adapter(account, db)
     try:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from amo_support import CUSTOMERS, SEED, TODAY, token_adapter
 
-from connector.amocrm.emulator import AmoEmulator
 from connector.bitrix import BitrixAdapter
-from connector.bitrix.emulator import OPT_OUT_FIELD, BitrixEmulator
 from connector.state import State
 from connector.sync import run_sync
+from emulators.amocrm import AmoEmulator
+from emulators.bitrix import OPT_OUT_FIELD, BitrixEmulator
 from playbooks import load_playbook
 
 DEFAULT_PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "default.toml"

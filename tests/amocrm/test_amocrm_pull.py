@@ -7,9 +7,9 @@ from collections import Counter
 
 from amo_support import TODAY, pull_all, token_adapter
 
-from connector.amocrm.emulator import AmoEmulator
 from connector.amocrm.pull import LAG_SECONDS, pages
 from connector.crm import Cursor
+from emulators.amocrm import AmoEmulator
 
 
 def test_full_pull_equals_the_accounts_ground_truth(account):
@@ -85,8 +85,8 @@ def test_incremental_pull_reads_only_what_changed(account):
     try:
         _c, purchases, _p, _r, cursor = pull_all(adapter)
         won_ids = sorted(purchases, key=int)
-        account.touch_lead(int(won_ids[0]), price=777)
-        account.touch_lead(int(won_ids[1]), status_id=143)  # a manager moves a won lead to lost
+        account.touch_purchase(int(won_ids[0]), price=777)
+        account.touch_purchase(int(won_ids[1]), status_id=143)  # a manager moves a won lead to lost
         before = adapter.request_count()
         _c2, changed, _p2, removed, cursor2 = pull_all(adapter, cursor)
         used = adapter.request_count() - before

@@ -57,7 +57,7 @@ def test_tasks_sit_on_the_customers_card_with_the_deadline_and_the_manager(accou
 
 def test_a_write_whose_answer_is_lost_is_settled_by_its_markers(account, tmp_path):
     state = State(tmp_path / "s.db")
-    account.drop_next(1, path="POST /api/v4/tasks")  # applied, then the connection is cut
+    account.drop_next(1, call="POST /api/v4/tasks")  # applied, then the connection is cut
     first = sync(account, state)
     assert first.error is not None, "the batch's fate was unknown, so the run stopped"
     assert first.stats["written"] == min(50, len(first.plan)), "its markers proved the lost batch written"
@@ -83,7 +83,7 @@ def test_duplicates_are_closed_and_a_lost_ledger_is_rebuilt_from_the_markers(acc
 
 def test_a_refused_write_is_reported_and_retried_next_run(account, tmp_path):
     state = State(tmp_path / "s.db")
-    account.fail_next(1, status=400, path="POST /api/v4/tasks")  # validation refuses the batch's first task
+    account.fail_next(1, status=400, call="POST /api/v4/tasks")  # validation refuses the batch's first task
     first = sync(account, state)
     assert len(first.failed) == 1 and first.stats["written"] == len(first.plan) - 1
     second = sync(account, state)
@@ -122,7 +122,7 @@ def test_a_run_killed_while_writing_then_rerun_leaves_one_task_per_key(account, 
     env.update(CRM="amocrm", AMOCRM_BASE_URL=account.base_url, AMOCRM_ACCESS_TOKEN=account.access_token,
                STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
     as_of = ["--as-of", TODAY.isoformat()]
-    account.set_latency(400, path="POST /api/v4/tasks")
+    account.set_latency(400, call="POST /api/v4/tasks")
     proc = subprocess.Popen([sys.executable, "-m", "connector", "sync", *as_of], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -132,7 +132,7 @@ def test_a_run_killed_while_writing_then_rerun_leaves_one_task_per_key(account, 
     time.sleep(0.2)  # the next batch is in flight now
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    account.set_latency(0, path="POST /api/v4/tasks")
+    account.set_latency(0, call="POST /api/v4/tasks")
     written_before_kill = account.stats()["objects"]["task"]
     rerun = subprocess.run([sys.executable, "-m", "connector", "sync", "--format", "json", *as_of], env=env,
                            cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -161,7 +161,7 @@ def test_a_gateway_timeout_shrinks_the_batches_and_nothing_is_written_twice(acco
 
 def test_a_batch_the_gateway_dropped_unapplied_is_resent_in_halves(account, tmp_path):
     state = State(tmp_path / "s.db")
-    account.fail_next(1, 504, path="POST /api/v4/tasks")  # nothing applied
+    account.fail_next(1, 504, call="POST /api/v4/tasks")  # nothing applied
     report = sync(account, state)
     assert report.error is None and report.stats["written"] == len(report.plan) > 50
     assert report.stats["batch_size"] == 25

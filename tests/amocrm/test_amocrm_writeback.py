@@ -13,12 +13,12 @@ import pytest
 import requests
 from amo_support import TODAY, token_adapter
 
-from connector.amocrm.emulator.routes_writeback import SALESBOTS
 from connector.errors import SettingsError
 from connector.model import ActionKind
 from connector.settings import load_settings
 from connector.state import State
 from connector.sync import run_sync
+from emulators.amocrm.routes_writeback import SALESBOTS
 from playbooks import load_playbook
 
 MARKER = re.compile(r"rs:(v\d+:\S+)")
@@ -153,7 +153,7 @@ def test_salesbots_start_on_contacts_with_a_note_and_steps_without_a_bot_become_
 def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retried(account, tmp_path):
     install(account)
     state = State(tmp_path / "s.db")
-    account.fail_next(1, status=400, path="POST /api/v4/leads")  # validation refuses the first lead of the batch
+    account.fail_next(1, status=400, call="POST /api/v4/leads")  # validation refuses the first lead of the batch
     first = sync(account, state)
     deals = [a for a in first.plan if a.kind == ActionKind.DEAL]
     assert list(first.failed) == [deals[0].key] and first.stats["written"] == len(first.plan) - 1
@@ -166,7 +166,7 @@ def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retr
 def test_a_lost_lead_answer_is_settled_by_the_key_on_the_lead(account, tmp_path):
     install(account)
     state = State(tmp_path / "s.db")
-    account.drop_next(1, path="POST /api/v4/leads")  # created, then the connection is cut
+    account.drop_next(1, call="POST /api/v4/leads")  # created, then the connection is cut
     first = sync(account, state)
     assert first.error is not None  # the batch's fate was unknown, so the run stopped
     second = sync(account, state)

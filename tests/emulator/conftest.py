@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bx_support import CUSTOMERS, SEED, TODAY
 
-from connector.bitrix.emulator import BitrixEmulator
+from emulators.bitrix import BitrixEmulator
 
 
 @pytest.fixture(scope="module")

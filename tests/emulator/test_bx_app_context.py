@@ -102,7 +102,7 @@ def test_events_are_bound_in_app_context_only_and_sent_as_forms(emu, installed, 
     assert app_call(emu, token, "event.bind", {"event": "onCrmDealUpdate", "handler": receiver.url + "/e"}).ok
     assert app_call(emu, token, "event.get").json()["result"] == [
         {"event": "ONCRMDEALUPDATE", "handler": receiver.url + "/e", "auth_type": "0", "offline": 0}]
-    emu.touch_deal(5, title="changed")
+    emu.touch_purchase(5, title="changed")
     assert emu.app.outbound.wait_idle()
     path, _, form = receiver.got[-1]
     assert path == "/e" and form["event"] == "ONCRMDEALUPDATE" and form["data[FIELDS][ID]"] == "5"

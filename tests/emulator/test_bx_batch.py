@@ -59,7 +59,7 @@ def test_batch_counts_once_and_commands_separately(emu):
 
 
 def test_fault_aimed_at_a_command_lands_in_result_error(emu):
-    emu.fail_next(1, 500, method="crm.deal.get")
+    emu.fail_next(1, 500, call="crm.deal.get")
     res = ok(emu, "batch", {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.get?id=2"}})["result"]
     assert res["result_error"] == {"a": {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}}
     assert res["result"]["b"]["ID"] == "2"

@@ -8,7 +8,7 @@ import pytest
 import requests
 from bx_support import CUSTOMERS, SEED, TODAY, ok, rest
 
-from connector.bitrix.emulator import BitrixEmulator
+from emulators.bitrix import BitrixEmulator
 
 
 def test_leaky_bucket_refuses_before_running():
@@ -33,7 +33,7 @@ def test_bucket_drains_with_time_scale():
 def test_fail_next_then_recover(emu):
     emu.fail_next(2, 503)
     assert [rest(emu, "crm.deal.get", {"id": 1}).status_code for _ in range(3)] == [503, 503, 200]
-    emu.fail_next(1, 429, method="crm.deal.list")
+    emu.fail_next(1, 429, call="crm.deal.list")
     assert rest(emu, "crm.deal.get", {"id": 1}).status_code == 200
     r = rest(emu, "crm.deal.list")
     assert (r.status_code, r.json()["error"]) == (429, "OPERATION_TIME_LIMIT")
@@ -41,7 +41,7 @@ def test_fail_next_then_recover(emu):
 
 def test_drop_next_applies_the_write_but_loses_the_answer(emu):
     before = len(emu.store.deals)
-    emu.drop_next(1, method="crm.deal.add")
+    emu.drop_next(1, call="crm.deal.add")
     with pytest.raises(requests.ConnectionError):
         rest(emu, "crm.deal.add", {"fields": {"TITLE": "потерянный ответ"}})
     assert len(emu.store.deals) == before + 1
@@ -63,7 +63,7 @@ def test_random_faults_follow_the_shares(emu):
 
 
 def test_latency_delays_answers(emu):
-    emu.set_latency(150, method="crm.deal.get")
+    emu.set_latency(150, call="crm.deal.get")
     t = time.monotonic()
     rest(emu, "crm.deal.get", {"id": 1})
     assert time.monotonic() - t >= 0.14
@@ -82,7 +82,7 @@ def test_operating_limit_gives_429_on_the_next_call():
 
 def test_control_over_http(emu):
     base = emu.base_url
-    requests.post(base + "/_emulator/faults", json={"fail_next": {"n": 1, "status": 500, "method": None}}, timeout=5)
+    requests.post(base + "/_emulator/faults", json={"fail_next": {"n": 1, "status": 500, "call": None}}, timeout=5)
     assert rest(emu, "crm.deal.get", {"id": 1}).status_code == 500
     requests.post(base + "/_emulator/faults", json={"drop_next": {"n": 1}}, timeout=5)
     with pytest.raises(requests.ConnectionError):

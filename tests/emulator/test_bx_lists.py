@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from bx_support import ok, rest
 
-from connector.bitrix.emulator import CYCLE_PROPERTY_ID, OPT_OUT_FIELD
+from emulators.bitrix import CYCLE_PROPERTY_ID, OPT_OUT_FIELD
 
 
 def test_pages_of_50_with_total_and_next(shared):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
-from connector.synthetic_shop import RHYTHMS, generate_shop
+from emulators.shop import RHYTHMS, generate_shop
 
 TODAY = date(2026, 6, 15)
 

@@ -1,4 +1,4 @@
-"""`python -m connector.bitrix.emulator` prints its settings first and stops cleanly on SIGTERM."""
+"""`python -m emulators.bitrix` prints its settings first and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_standalone_prints_settings_then_serves_until_sigterm():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "connector.bitrix.emulator", "--customers", "30", "--seed", "5",
+    proc = subprocess.Popen([sys.executable, "-m", "emulators.bitrix", "--customers", "30", "--seed", "5",
                              "--rate-limit", "off"], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         lines = [proc.stdout.readline().strip() for _ in range(2)]

@@ -28,7 +28,7 @@ def test_writes_bump_date_modify_for_incremental_pulls(emu):
     before = time.time() - 1
     since = datetime.fromtimestamp(before).astimezone().isoformat()
     assert ok(emu, "crm.deal.list", {"filter": {">DATE_MODIFY": since}})["total"] == 0
-    emu.touch_deal(7, COMMENTS="позвонить")
+    emu.touch_purchase(7, COMMENTS="позвонить")
     ok(emu, "crm.deal.update", {"id": 8, "fields": {"TITLE": "Новый заголовок", "CATEGORY_ID": 1}})
     changed = ok(emu, "crm.deal.list", {"filter": {">DATE_MODIFY": since}, "select": ["ID", "CATEGORY_ID"]})
     assert sorted(int(r["ID"]) for r in changed["result"]) == [7, 8]

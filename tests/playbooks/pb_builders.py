@@ -63,9 +63,9 @@ def simple(cid: str, *days: str, amount: float = 1000.0, **kw: Any) -> Customer:
 
 
 def synthetic_shop(customers: int, seed: int, today: date) -> tuple[list[Customer], list[Product]]:
-    """The demo's synthetic shop (connector.synthetic_shop) as customers with their won deals, and
+    """The demo's synthetic shop (emulators.shop) as customers with their won deals, and
     its catalogue, whose `cycle_days` marks the consumables."""
-    from connector.synthetic_shop import generate_shop
+    from emulators.shop import generate_shop
 
     shop = generate_shop(customers, seed, today)
     catalogue = [Product(str(p.id), p.name, p.category, p.price, p.currency, p.cycle_days) for p in shop.products]

@@ -1,4 +1,4 @@
-"""A local State built from `connector.synthetic_shop`, as if weekly syncs had run for months.
+"""A local State built from `emulators.shop`, as if weekly syncs had run for months.
 
 No emulator: customers and purchases go straight into the snapshot with `State.absorb`, and each
 replayed sync evaluates the playbook as of its day and records the plan in the ledger
@@ -13,7 +13,7 @@ from pathlib import Path
 from connector.crm import CrmRef, PullPage
 from connector.model import Customer, LineItem, Product, Purchase
 from connector.state import State
-from connector.synthetic_shop import generate_shop
+from emulators.shop import generate_shop
 from playbooks import PlanHistory, evaluate, load_playbook
 
 TODAY = date(2026, 6, 15)

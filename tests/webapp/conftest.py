@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from web_support import CUSTOMERS, SEED, TODAY, bitrix_settings
 
-from connector.bitrix.emulator import BitrixEmulator
 from connector.webapp import WebApp
+from emulators.bitrix import BitrixEmulator
 
 
 @pytest.fixture

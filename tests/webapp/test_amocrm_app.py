@@ -10,10 +10,10 @@ import pytest
 import requests
 from web_support import ADMIN, CUSTOMERS, SEED, TODAY, admin, post_form, wait_for, write_playbook
 
-from connector.amocrm.emulator import AmoEmulator
 from connector.settings import load_settings
 from connector.state import State
 from connector.webapp import WebApp
+from emulators.amocrm import AmoEmulator
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_a_lead_won_in_amocrm_reaches_the_app_and_leads_to_a_sync(account, conne
     purchases = state.counts(key)["purchases"]
     lead = next(lead for lead in account.store.leads.values() if lead["status_id"] not in (142, 143) and lead["contacts"])
     sent = len(account.webhooks.delivered)
-    account.touch_lead(lead["id"], status_id=142)
+    account.touch_purchase(lead["id"], status_id=142)
     wait_for(lambda: len(account.webhooks.delivered) > sent, timeout=15)
     assert account.webhooks.delivered[-1]["status"] == 200
     assert connected.worker.wait_idle(30)

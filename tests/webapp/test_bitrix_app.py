@@ -9,7 +9,7 @@ from datetime import datetime
 import requests
 from web_support import TODAY, admin, post_form, tasks_by_marker, wait_for
 
-from connector.bitrix.emulator.outbound import php_form
+from emulators.bitrix.outbound import php_form
 
 
 def app_call(portal, method: str, params: dict | None = None) -> dict:
@@ -64,7 +64,7 @@ def test_a_won_deal_event_writes_its_task_within_seconds_and_resends_change_noth
 def test_a_burst_of_events_is_coalesced_into_few_syncs(portal, installed):
     syncs = installed.worker.stats["syncs"]
     for deal_id in range(1, 31):
-        portal.touch_deal(deal_id, comments=f"edit {deal_id}")
+        portal.touch_purchase(deal_id, comments=f"edit {deal_id}")
     assert portal.app.outbound.wait_idle(10)
     assert installed.worker.wait_idle(15)
     assert installed.worker.stats["syncs"] - syncs <= 5  # 30 events -> a few syncs (one or two when idle)
@@ -91,7 +91,7 @@ def test_robots_answer_through_event_send(portal, installed):
 
 
 def test_forged_requests_are_refused_and_change_nothing(portal, installed):
-    portal.touch_deal(2, comments="one real event to copy")
+    portal.touch_purchase(2, comments="one real event to copy")
     assert portal.app.outbound.wait_idle(10) and installed.worker.wait_idle(15)
     real = portal.app.outbound.sent("event")[-1]["data"]
     stats, stored, count = dict(installed.worker.stats), installed.installs.get("bitrix"), len(runs(installed))
@@ -141,7 +141,7 @@ def test_a_full_queue_is_503_and_the_uninstall_event_forgets_the_install(portal,
     assert portal.app.install(installed.url + "/bitrix/install") == 200
     assert installed.worker.wait_idle(30) and installed.installs.get("bitrix")
     installed.worker.stop(10)
-    portal.touch_deal(3, comments="after stop")
+    portal.touch_purchase(3, comments="after stop")
     assert portal.app.outbound.wait_idle(10)
     assert portal.app.outbound.sent("event")[-1]["status"] == 503
     health = requests.get(installed.url + "/healthz", timeout=5)

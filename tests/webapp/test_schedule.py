@@ -16,10 +16,10 @@ from types import SimpleNamespace
 
 from web_support import tasks_by_marker, wait_for, write_playbook
 
-from connector.bitrix.emulator import BitrixEmulator
 from connector.errors import CrmUnavailable
 from connector.schedule import ScheduledSync
 from connector.state import State
+from emulators.bitrix import BitrixEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 WEDNESDAY = date(2026, 6, 10)  # a working day: nothing planned is deferred to its day

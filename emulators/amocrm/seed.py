@@ -16,8 +16,8 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from connector.amocrm.emulator.store import LOST_STATUS_ID, WON_STATUS_ID, AccountStore
-from connector.synthetic_shop import DEAL_LOST, DEAL_WON, Shop, ShopCustomer
+from emulators.amocrm.store import LOST_STATUS_ID, WON_STATUS_ID, AccountStore
+from emulators.shop import DEAL_LOST, DEAL_WON, Shop, ShopCustomer
 
 PRODUCTS_CATALOG_ID = 5001
 PIPELINE_BASE_ID = 7_000_001

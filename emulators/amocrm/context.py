@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from connector.amocrm.emulator.render import ApiError
-from connector.amocrm.emulator.store import AccountStore
+from emulators.amocrm.render import ApiError
+from emulators.amocrm.store import AccountStore
 
 MAX_BATCH = 250  # Doc: developers.kommo.com/docs/limitations - at most 250 per add/update request
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 from datetime import datetime
 
-from connector.synthetic_shop import DEAL_LOST, DEAL_WON, Shop
+from emulators.shop import DEAL_LOST, DEAL_WON, Shop
 
 from .protocol import day_floor, day_start
 from .records import Company, Contact, Deal, Product, ProductRow, Section, Task, User, UserField

@@ -10,17 +10,16 @@ No signature: account webhooks are unsigned.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from datetime import datetime
+from functools import partial
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from connector.amocrm.emulator.store import AccountStore
+from emulators.amocrm.store import AccountStore
+from emulators.kit.delivery import FormSender
+from emulators.kit.forms import php_pairs
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +27,6 @@ TIMEOUT_SECONDS = 2.0
 DISABLE_AFTER_FAILURES = 100
 FAILURE_WINDOW_SECONDS = 2 * 3600
 TASK_ELEMENT_TYPES = {"contacts": 1, "leads": 2, "companies": 3, "customers": 12}
-
-
-def _flat(prefix: str, value: object, out: list[tuple[str, str]]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}[{k}]", v, out)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _flat(f"{prefix}[{i}]", v, out)
-    elif value is not None:
-        out.append((prefix, "1" if value is True else "0" if value is False else str(value)))
 
 
 def _custom(values: list | None) -> list[dict]:
@@ -112,11 +100,9 @@ class WebhookSender:
 
     def __init__(self, store: AccountStore, base_url: str) -> None:
         self.store, self.base_url = store, base_url
-        self.jobs: queue.Queue = queue.Queue()
+        self.sender = FormSender("amocrm-emulator-webhooks", timeout=TIMEOUT_SECONDS, user_agent="amoCRM-Webhooks/3.0")
         self.delivered: list[dict] = []
         self.history: dict[int, deque[tuple[float, bool]]] = {}
-        self.thread = threading.Thread(target=self._run, name="amocrm-emulator-webhooks", daemon=True)
-        self.thread.start()
 
     def on_event(self, entity: str, action: str, obj: dict, before: dict | None) -> None:
         store = self.store
@@ -124,32 +110,17 @@ class WebhookSender:
             for hook in list(store.webhooks.values()):
                 if hook["disabled"] or setting not in hook["settings"]:
                     continue
-                pairs: list[tuple[str, str]] = []
-                _flat(f"{key}[{form_action}][0]", fields, pairs)
+                pairs = php_pairs(fields, f"{key}[{form_action}][0]")
                 pairs += [("account[subdomain]", store.subdomain), ("account[id]", str(store.account_id)),
                           ("account[_links][self]", self.base_url)]
-                self.jobs.put((hook["id"], hook["destination"], urlencode(pairs).encode()))
+                body = urlencode(pairs).encode()
+                self.sender.enqueue(hook["destination"], body,
+                                    partial(self._delivered, hook["id"], hook["destination"], body))
 
-    def _run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            hook_id, destination, body = job
-            request = urllib.request.Request(destination, data=body, method="POST", headers={
-                "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"})
-            status = 0
-            try:
-                with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:
-                    status = answer.status
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-            except (OSError, ValueError):
-                status = 0
-            ok = 100 <= status <= 299
-            self.delivered.append({"hook_id": hook_id, "destination": destination, "status": status, "body": body.decode()})
-            self._record(hook_id, ok)
-            self.jobs.task_done()
+    def _delivered(self, hook_id: int, destination: str, body: bytes, status: int) -> None:
+        self.delivered.append({"hook_id": hook_id, "destination": destination, "status": status,
+                               "body": body.decode()})
+        self._record(hook_id, 100 <= status <= 299)
 
     def _record(self, hook_id: int, ok: bool) -> None:
         now = time.time()
@@ -162,10 +133,8 @@ class WebhookSender:
         if hook is not None and not ok and failures > DISABLE_AFTER_FAILURES:
             hook["disabled"] = True  # Doc: K-wh - > 100 bad answers in 2 h, the latest bad
 
-    def wait_idle(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.jobs.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        return self.sender.wait_idle(timeout)
 
     def stop(self) -> None:
-        self.jobs.put(None)
+        self.sender.stop()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from datetime import date, datetime
 
-from connector.synthetic_shop import Shop, generate_shop
+from emulators.kit import Emulator
+from emulators.shop import Shop, generate_shop
 
 from .app_context import AppContext
 from .dispatch import Dispatcher
-from .limits import Faults, LeakyBucket, OperatingMeter, Stats
-from .protocol import PORTAL_TZ, as_int, local_ts
+from .limits import LeakyBucket, OperatingMeter
+from .protocol import PORTAL_TZ, local_ts
 from .seed import seed_portal
-from .server import EmulatorHTTPServer
+from .server import Handler
 from .store import Portal
 
 
@@ -22,8 +22,8 @@ def default_token(seed: int) -> str:
     return hashlib.sha256(f"repeat-sales-emulator-{seed}".encode()).hexdigest()[:16]
 
 
-class BitrixEmulator:
-    """A Bitrix24 portal emulator seeded with the synthetic shop.
+class BitrixEmulator(Emulator):
+    """A Bitrix24 portal emulator seeded with the synthetic shop; the control API is `Emulator`'s.
 
     Args:
         rate_limit: enforce the leaky bucket (`bucket_size` requests, draining
@@ -38,131 +38,68 @@ class BitrixEmulator:
             seeding (saves memory at a million deals; `emu.store` stays the ground truth).
     """
 
+    thread_name = "bitrix-emulator"
+    handler = Handler
+
     def __init__(self, customers: int = 300, seed: int = 42, today: date | None = None,
                  rate_limit: bool = False, latency_ms: int = 0, faults: str | None = None,
                  host: str = "127.0.0.1", port: int = 0, bucket_size: int = 50, drain_per_second: float = 2.0,
                  webhook_user: int = 1, webhook_token: str | None = None, *, time_scale: float = 1.0,
                  operating_limit_seconds: float | None = None, operating_per_call: float = 0.001,
                  shop: Shop | None = None, keep_shop: bool = True) -> None:
+        super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port,
+                         count_commands=True)
         shop = shop if shop is not None else generate_shop(customers, seed, today)
-        self.seed = seed
         self.today = shop.today
-        self.host, self.port = host, port
         self.webhook_user = webhook_user
         self.webhook_token = webhook_token or default_token(seed)
         self.time_scale = time_scale
         self.bucket_size, self.drain_per_second = bucket_size, drain_per_second
         self.bucket = LeakyBucket(bucket_size, drain_per_second, time_scale) if rate_limit else None
         self.meter = OperatingMeter(operating_per_call, operating_limit_seconds, time_scale)
-        self.faults = Faults(faults, seed)
-        self.faults.set_latency(latency_ms)
-        self.stats_ = Stats()
         self.store = Portal({i: name for i, name in enumerate(shop.pipelines)})
         self.store.webhook_user = webhook_user
         seed_portal(self.store, shop, self.store.clock())
         # The shop is the ground truth of what was seeded; drop it for huge benchmark portals.
         self.shop: Shop | None = shop if keep_shop else None
-        self.dispatcher = Dispatcher(self.store, self.meter, self.faults, self.stats_)
+        self.dispatcher = Dispatcher(self.store, self.meter, self.faults, self.requests)
         # a local application's side of the portal: OAuth, install callback, events, robots
         self.app = AppContext(self)
         self.store.listeners.append(self.app.on_change)
-        self._server: EmulatorHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # ---- lifecycle ----
-    def start(self) -> BitrixEmulator:
-        if self._server is None:
-            self._server = EmulatorHTTPServer((self.host, self.port), self)
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, name="bitrix-emulator",
-                                            kwargs={"poll_interval": 0.05}, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    def on_stop(self) -> None:
         self.app.close()
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread (standalone mode) until `stop()` from another thread."""
-        if self._server is None:
-            self._server = EmulatorHTTPServer((self.host, self.port), self)
-            self.port = self._server.server_address[1]
-        self._server.serve_forever(poll_interval=0.1)
-
-    def __enter__(self) -> BitrixEmulator:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def webhook_url(self) -> str:
         return f"{self.base_url}/rest/{self.webhook_user}/{self.webhook_token}/"
 
-    # ---- counters ----
-    def stats(self) -> dict:
-        """Exactly what GET /_emulator/stats returns."""
-        snap = self.stats_.snapshot()
+    # ---- what the shared control API needs of a portal ----
+    def object_counts(self) -> dict[str, int]:
         with self.store.lock:
-            snap["objects"] = self.store.counts()
-        return snap
+            return self.store.counts()
 
-    def reset_stats(self) -> None:
-        """Zero the request counters (and the rate-limit state); objects stay."""
-        self.stats_.reset()
+    def reset_limits(self) -> None:
         if self.bucket is not None:
             self.bucket.reset()
         self.meter.reset()
 
-    # ---- faults ----
-    def set_faults(self, spec: str | None) -> None:
-        self.faults.set_spec(spec)
-
-    def fail_next(self, n: int, status: int = 503, method: str | None = None) -> None:
-        """The next n requests (or batch commands of `method`) fail with `status` and its documented body."""
-        self.faults.fail_next(n, status, method)
-
-    def drop_next(self, n: int, method: str | None = None) -> None:
-        """The next n matching requests run, then the connection closes without an answer."""
-        self.faults.drop_next(n, method)
-
-    def set_latency(self, ms: int, method: str | None = None) -> None:
-        self.faults.set_latency(ms, method)
-
     def set_rate_limit(self, on: bool) -> None:
         self.bucket = LeakyBucket(self.bucket_size, self.drain_per_second, self.time_scale) if on else None
 
-    def apply_control(self, data: dict) -> None:
-        """The body of POST /_emulator/faults: spec, fail_next, drop_next, latency_ms, rate_limit."""
-        if "spec" in data:
-            self.set_faults(data["spec"])
-        fail = data.get("fail_next")
-        if isinstance(fail, dict):
-            self.fail_next(as_int(fail.get("n"), 0) or 0, as_int(fail.get("status"), 503) or 503, fail.get("method"))
-        drop = data.get("drop_next")
-        if isinstance(drop, dict):
-            self.drop_next(as_int(drop.get("n"), 0) or 0, drop.get("method"))
-        if "latency_ms" in data:
-            self.set_latency(as_int(data["latency_ms"], 0) or 0, data.get("latency_method"))
-        if "rate_limit" in data:
-            self.set_rate_limit(bool(data["rate_limit"]))
+    def expire_access_tokens(self) -> None:
+        self.app.expire_access_tokens()
+
+    def crm_control(self, command: str, route: list[str], body: bytes) -> tuple[int, object] | None:
+        if route[:1] == ["app"]:  # /_emulator/app/...: the local application's side (app_context.py)
+            return self.app.control(command, route[1:], body)
+        return None
 
     # ---- acting like a user ----
-    def touch_deal(self, deal_id: int, **fields) -> None:
-        """Change a deal as a user would (DATE_MODIFY becomes now). Keys are REST field names."""
+    def touch_purchase(self, purchase_id: int, **fields) -> None:
+        """Change a deal as a user would (DATE_MODIFY becomes now, events fire). Keys are REST field names."""
         with self.store.lock:
-            row = self.store.deals.rows[deal_id]
+            row = self.store.deals.rows[purchase_id]
             self.store.write_deal(row, {k.upper(): v for k, v in fields.items()})
 
     def add_deal(self, contact_id: int, won: bool = True, amount: float | None = None,

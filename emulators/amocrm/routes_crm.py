@@ -6,9 +6,9 @@ api-filtration (filters), developers.kommo.com/reference/update-tags (tags on an
 
 from __future__ import annotations
 
-from connector.amocrm.emulator.context import Ctx, request_id
-from connector.amocrm.emulator.query import as_ints, as_list, as_range, in_range
-from connector.amocrm.emulator.render import (
+from emulators.amocrm.context import Ctx, request_id
+from emulators.amocrm.query import as_ints, as_list, as_range, in_range
+from emulators.amocrm.render import (
     ApiError,
     Reply,
     page_reply,
@@ -17,7 +17,7 @@ from connector.amocrm.emulator.render import (
     validation_error,
     with_set,
 )
-from connector.amocrm.emulator.store import AccountStore
+from emulators.amocrm.store import AccountStore
 
 SINGULAR = {"leads": "lead", "contacts": "contact", "companies": "company"}
 ORDER_FIELDS = {"id", "created_at", "updated_at"}

@@ -6,18 +6,16 @@ Doc: kommo.com/developers/content/api_v4/api-filtration - single, multiple (`[]`
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qsl
 
-_KEY_RE = re.compile(r"\[([^\]]*)\]")
+from emulators.kit.forms import key_path
 
 
 def parse_query(query: str) -> dict:
     """`a[b][]=1&a[b][]=2&c=3` -> {"a": {"b": ["1", "2"]}, "c": "3"}; numeric keys stay dict keys."""
     out: dict = {}
     for raw_key, value in parse_qsl(query, keep_blank_values=True):
-        head, _, rest = raw_key.partition("[")
-        parts = [head] + (_KEY_RE.findall("[" + rest) if rest else [])
+        parts = key_path(raw_key)
         node = out
         for i, part in enumerate(parts):
             last = i == len(parts) - 1

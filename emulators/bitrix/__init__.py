@@ -1,6 +1,6 @@
 """A local Bitrix24 portal over real HTTP, seeded with the synthetic shop.
 
-    from connector.bitrix.emulator import BitrixEmulator
+    from emulators.bitrix import BitrixEmulator
     with BitrixEmulator(customers=300, seed=42) as emu:
         emu.webhook_url  # http://127.0.0.1:PORT/rest/1/<token>/
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from connector.amocrm.emulator.store import AccountStore
+from emulators.amocrm.store import AccountStore
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250  # Doc: amocrm-api-php PagesFilterTrait; maintainer in amocrm-api-php#209

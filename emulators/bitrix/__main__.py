@@ -1,4 +1,4 @@
-"""`python -m connector.bitrix.emulator [flags]`: a standalone emulator (see cli.py)."""
+"""`python -m emulators.bitrix [flags]`: a standalone emulator (see cli.py)."""
 
 import sys
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import time
 
-from .limits import Faults, OperatingMeter, Stats
+from emulators.kit import Faults, RequestStats
+
+from .limits import OperatingMeter
 from .protocol import ApiError, as_yn, ci_get, fault_error, method_not_found, parse_php_query, time_block
 from .registry import Listing, lookup
 from .store import Portal
@@ -29,7 +31,7 @@ class Outcome:
 
 
 class Dispatcher:
-    def __init__(self, portal: Portal, meter: OperatingMeter, faults: Faults, stats: Stats) -> None:
+    def __init__(self, portal: Portal, meter: OperatingMeter, faults: Faults, stats: RequestStats) -> None:
         self.portal = portal
         self.meter = meter
         self.faults = faults
@@ -81,9 +83,9 @@ class Dispatcher:
             try:
                 if name == "batch":
                     raise ApiError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage")
-                status = self.faults.take_fail(name, whole_request=False)
+                status = self.faults.take([name], drop=False, whole_request=False)
                 if status is not None:
-                    raise fault_error(status)
+                    raise fault_error(int(status))
                 sub = _substitute(parse_php_query(query), done)
                 out = self.execute(name, sub)
             except ApiError as err:

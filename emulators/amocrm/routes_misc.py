@@ -7,9 +7,9 @@ amocrm.ru/developers/content/crm_platform/webhooks-api.
 
 from __future__ import annotations
 
-from connector.amocrm.emulator.context import Ctx, request_id
-from connector.amocrm.emulator.query import as_ints, as_list, as_range, in_range
-from connector.amocrm.emulator.render import (
+from emulators.amocrm.context import Ctx, request_id
+from emulators.amocrm.query import as_ints, as_list, as_range, in_range
+from emulators.amocrm.render import (
     ApiError,
     Reply,
     page_reply,

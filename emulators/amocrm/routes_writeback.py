@@ -12,9 +12,9 @@ start is kept in `salesbot_runs(store)` (counted as `salesbot_run` in /_emulator
 
 from __future__ import annotations
 
-from connector.amocrm.emulator.context import Ctx, request_id
-from connector.amocrm.emulator.render import ApiError, Reply, self_link, validation_error
-from connector.amocrm.emulator.store import AccountStore
+from emulators.amocrm.context import Ctx, request_id
+from emulators.amocrm.render import ApiError, Reply, self_link, validation_error
+from emulators.amocrm.store import AccountStore
 
 SALESBOTS = {7001: "rs_feedback", 7002: "rs_content", 7003: "rs_winback_email", 7004: "rs_winback_sms",
              7005: "rs_tier_welcome", 7006: "rs_tier_near", 7007: "rs_birthday", 7008: "rs_holiday"}

@@ -12,6 +12,8 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import unquote
 
+from emulators.kit.forms import key_path
+
 PAGE_SIZE = 50  # Doc: settings/how-to-call-rest-api/list-methods-pecularities.md (fixed, no page-size param)
 PORTAL_TZ = timezone(timedelta(hours=3))  # the portal's server time, Moscow
 
@@ -71,8 +73,6 @@ def fault_error(status: int) -> ApiError:
 
 # ---- request parameters -------------------------------------------------------------------
 
-_BRACKETS = re.compile(r"\[([^\]]*)\]")
-
 
 def _pairs(query: str) -> list[tuple[str, str]]:
     """`parse_qsl(query, keep_blank_values=True)`, faster on long id lists: keys repeat, so their
@@ -103,8 +103,7 @@ def parse_php_query(query: str) -> dict:
     for raw_key, value in _pairs(query):
         if not raw_key:
             continue
-        head, _, rest = raw_key.partition("[")
-        path = [head] + (_BRACKETS.findall("[" + rest) if rest else [])
+        path = key_path(raw_key)
         node = out
         for i, part in enumerate(path):
             last = i == len(path) - 1

@@ -1,0 +1,34 @@
+"""Standalone portal: `repeat-sales emulator bitrix` / `python -m emulators.bitrix` with the shared flags
+(emulators.kit.standalone) and the portal's own."""
+
+from __future__ import annotations
+
+import argparse
+
+from emulators.kit import standalone
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = standalone.base_parser("bitrix", "Local Bitrix24 portal emulator (synthetic shop).")
+    p.add_argument("--time-scale", type=float, default=1.0, help="speed of the rate-limit clocks")
+    p.add_argument("--operating-limit", type=float, default=None,
+                   help="per-method operating seconds per 10 min before 429 (default off)")
+    return p
+
+
+def settings(emu) -> list[str]:
+    # the local app's keys are for `repeat-sales serve`; install it with POST /_emulator/app/install {"handler": URL}
+    return ["CRM=bitrix", f"BITRIX_WEBHOOK_URL={emu.webhook_url}", f"BITRIX_APP_CLIENT_ID={emu.app.client_id}",
+            f"BITRIX_APP_CLIENT_SECRET={emu.app.client_secret}", f"BITRIX_OAUTH_URL={emu.base_url}"]
+
+
+def run_standalone(argv: list[str] | None = None, out=None) -> int:
+    """Serve until SIGTERM/SIGINT (0); 2 for bad flags, 1 when the port cannot be bound."""
+    from .service import BitrixEmulator
+
+    args = build_parser().parse_args(argv)
+    return standalone.serve(args, lambda: BitrixEmulator(
+        customers=args.customers, seed=args.seed, today=args.today, rate_limit=args.rate_limit,
+        latency_ms=args.latency_ms, faults=args.faults, host=args.host, port=args.port,
+        time_scale=args.time_scale, operating_limit_seconds=args.operating_limit),
+        settings, "Bitrix24 emulator", out)
