@@ -11,13 +11,14 @@ control API are the shared kit's (emulators.kit).
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from datetime import date
 
 from connector import clock
 from emulators.amocrm.auth import AuthServer
-from emulators.amocrm.limits import RateGate
+from emulators.amocrm.limits import BadAnswers, RateGate
 from emulators.amocrm.seed import seed_account
 from emulators.amocrm.server import Handler
 from emulators.amocrm.store import AccountStore
@@ -38,12 +39,15 @@ class AmoEmulator(Emulator):
                  latency_ms: int = 0, faults: str | dict | None = None, host: str = "127.0.0.1", port: int = 0,
                  requests_per_second: float = 7, access_token_ttl: int = 86400, *, block_after: int = 20,
                  block_seconds: float = 60.0, retry_after_seconds: float = 1.0,
-                 gateway_timeout_over: int | None = None) -> None:
+                 gateway_timeout_over: int | None = None, api_filter: bool = True, admin: bool = True,
+                 customers_mode: str = "disabled") -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port)
         self.today = today or clock.today()
         self.shop = generate_shop(customers, seed, self.today)
-        self.store = AccountStore()
+        self.store = AccountStore(api_filter=api_filter, customers_mode=customers_mode)
         seed_account(self.store, self.shop)
+        self.set_admin(admin)
+        self.bad_answers = BadAnswers()
         self.gate = RateGate(enabled=rate_limit, per_second=requests_per_second, block_after=block_after,
                              block_seconds=block_seconds)
         # Doc: developers.kommo.com/docs/http-codes - real accounts ask for 300 s; tests want less
@@ -105,6 +109,10 @@ class AmoEmulator(Emulator):
     def set_gateway_timeout_over(self, n: int | None) -> None:
         self.gateway_timeout_over = n
 
+    def clear_faults(self) -> None:
+        super().clear_faults()
+        self.bad_answers.clear()
+
     def set_rate_limit(self, on: bool) -> None:
         self.gate.enabled = on
         if not on:
@@ -130,6 +138,27 @@ class AmoEmulator(Emulator):
             store.set_lead_fields(lead, fields)
             store.emit("leads", "update", lead, before)
 
+    def delete_purchase(self, purchase_id: int) -> None:
+        """A manager deletes a lead in the UI: it goes to the recycle bin, a `lead_deleted` event is listed
+        and the `delete_lead` webhook fires."""
+        self.store.delete_lead(int(purchase_id))
+
+    def set_api_filter(self, on: bool) -> None:
+        """The account's alpha list filtering on or off (`is_api_filter_enabled`); off, filters are ignored."""
+        self.store.api_filter = bool(on)
+
+    def set_admin(self, on: bool) -> None:
+        """Whether the token's user is an administrator (admin-only methods answer 403 otherwise)."""
+        with self.store.lock:
+            user = self.store.users.get(self.store.current_user_id)
+            if user is not None:
+                user["rights"]["is_admin"] = bool(on)
+
+    def answer_badly_next(self, n: int, kind: str = "html", call: str | None = None, status: int = 200) -> None:
+        """The next n matching requests get a bad answer after they ran: `html` (a gateway's page in place of
+        JSON, with `status`) or `truncated` (the JSON cut short, the connection closed)."""
+        self.bad_answers.add(n, kind, call, status)
+
     def tasks_by_marker(self) -> Counter:
         """Ground truth for exactly-once checks: open tasks per `rs:<key>` marker."""
         with self.store.lock:
@@ -142,6 +171,12 @@ class AmoEmulator(Emulator):
         if route == ["auth_code"] and command == "POST":
             return 200, {"code": self.issue_auth_code(), "client_id": self.client_id,
                          "client_secret": self.client_secret, "redirect_uri": self.redirect_uri}
+        if route == ["delete_purchase"] and command == "POST":
+            try:
+                self.delete_purchase(int(json.loads(body or b"{}")["id"]))
+            except (KeyError, TypeError, ValueError):
+                return 400, {"error": "BAD_CONTROL", "error_description": 'send {"id": <an existing lead id>}'}
+            return 200, {"ok": True}
         return None
 
     def apply_control(self, data: dict) -> None:
@@ -149,3 +184,11 @@ class AmoEmulator(Emulator):
         super().apply_control(data)
         if data.get("revoke_grant"):
             self.revoke_grant()
+        if "api_filter" in data:
+            self.set_api_filter(bool(data["api_filter"]))
+        if "admin" in data:
+            self.set_admin(bool(data["admin"]))
+        if data.get("bad_answers"):
+            spec = dict(data["bad_answers"])
+            self.answer_badly_next(int(spec.get("n", 1)), str(spec.get("kind", "html")), spec.get("call"),
+                                   int(spec.get("status", 200)))

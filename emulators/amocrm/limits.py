@@ -1,4 +1,4 @@
-"""The account's requests-per-second gate (faults and latency are the shared kit's, emulators.kit).
+"""The account's requests-per-second gate and its bad answers (faults and latency are the shared kit's).
 
 Doc: developers.kommo.com/docs/limitations - at most 7 requests per second; going over answers 429,
 and a client that keeps going over gets its IP blocked (every request 403) until support lifts it.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+
+from emulators.kit.faults import call_matches
 
 
 class RateGate:
@@ -59,3 +61,39 @@ class RateGate:
         with self.lock:
             self.blocked_until.clear()
             self.violations.clear()
+
+
+class BadAnswers:
+    """Answers that are not the API's: a gateway's HTML page where JSON belongs, or a body cut short.
+
+    Doc: amocrm-api-php#526 (a 429 that arrives as the gateway's HTML) and #434 (the nginx 403 page); a
+    request cut mid-answer is a proxy's or a network's doing. Each strikes after the request ran.
+    """
+
+    KINDS = ("html", "truncated")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queue: list[list] = []  # [remaining, kind, call pattern or None, status]
+
+    def add(self, n: int, kind: str, call: str | None, status: int = 200) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"bad answer kind {kind!r}: use one of {', '.join(self.KINDS)}")
+        with self.lock:
+            if n > 0:
+                self.queue.append([int(n), kind, call or None, int(status)])
+
+    def take(self, calls: list[str]) -> tuple[str, int] | None:
+        with self.lock:
+            for entry in self.queue:
+                remaining, kind, pattern, status = entry
+                if pattern is None or any(call_matches(pattern, c) for c in calls):
+                    entry[0] -= 1
+                    if entry[0] <= 0:
+                        self.queue.remove(entry)
+                    return kind, status
+        return None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.queue.clear()

@@ -57,19 +57,26 @@ def validation_error(failures: list[tuple[str, str, str, str]]) -> ApiError:
         {"request_id": rid, "errors": errors} for rid, errors in grouped.items()]})
 
 
-def paging(query: dict) -> tuple[int, int]:
+def paging(query: dict, max_limit: int = MAX_LIMIT) -> tuple[int, int]:
+    """(page, limit). A `limit` over the list's maximum is refused, not cut down.
+
+    Doc: developers.kommo.com/docs/http-codes (shared/reference/amocrm.md §10) - 422 "Limit 250 per
+    page"; the maintainer in amocrm-api-php#210: API v4 returns at most 250 records a page.
+    """
     try:
         page = max(1, int(query.get("page") or 1))
         limit = int(query.get("limit") or DEFAULT_LIMIT)
     except (TypeError, ValueError):
         raise ApiError(400, "page and limit must be integers") from None
-    return page, max(1, min(limit, MAX_LIMIT))
+    if limit > max_limit:
+        raise ApiError(422, f"Limit {max_limit} per page")
+    return page, max(1, limit)
 
 
 def page_reply(base: str, path: str, pairs: list[tuple[str, str]], query: dict, key: str, items: list,
-               render) -> Reply:
+               render, *, max_limit: int = MAX_LIMIT) -> Reply:
     """One page of a list; `next` whenever the page is full, so a client may meet a final 204."""
-    page, limit = paging(query)
+    page, limit = paging(query, max_limit)
     chunk = items[(page - 1) * limit: page * limit]
     if not chunk:
         return Reply(204)
@@ -103,7 +110,8 @@ def with_set(query: dict) -> set[str]:
 
 def render_entity(store: AccountStore, base: str, entity: str, obj: dict, withs: set[str]) -> dict:
     """A lead, contact or company as the API shows it."""
-    out = {k: v for k, v in obj.items() if k not in ("tags", "contacts", "companies", "leads")}
+    out = {k: v for k, v in obj.items() if k not in ("tags", "contacts", "companies", "leads", "source_id",
+                                                     "is_price_modified_by_robot")}
     out["_links"] = self_link(base, f"/api/v4/{entity}/{obj['id']}")
     tags = [store.tags[entity][t] for t in obj.get("tags", []) if t in store.tags[entity]]
     embedded: dict = {"tags": [({"id": t["id"], "name": t["name"], "color": t["color"]} if entity == "leads"
@@ -120,6 +128,12 @@ def render_entity(store: AccountStore, base: str, entity: str, obj: dict, withs:
                                             if link["to_entity_type"] == "catalog_elements"]
         if "loss_reason" in withs:
             embedded["loss_reason"] = []
+        # Doc: developers.kommo.com/reference/leads-list - `source_id` and `is_price_modified_by_robot`
+        # only with their `with=`
+        if "source_id" in withs:
+            out["source_id"] = obj.get("source_id")
+        if "is_price_modified_by_robot" in withs:
+            out["is_price_modified_by_robot"] = bool(obj.get("is_price_modified_by_robot", False))
     elif entity == "contacts":
         embedded["companies"] = [{"id": c, "_links": self_link(base, f"/api/v4/companies/{c}")}
                                  for c in obj.get("companies", [])]

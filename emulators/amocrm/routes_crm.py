@@ -28,23 +28,39 @@ MULTI_FILTERS = ("responsible_user_id", "created_by", "updated_by", "pipeline_id
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _matches_statuses(lead: dict, statuses: object) -> bool:
-    if not isinstance(statuses, dict | list):
+def _first_status_pair(statuses: object) -> dict | None:
+    """The one stage filter the API applies: the first `filter[statuses][i]` pair.
+
+    Doc: developers.kommo.com/reference/leads-list - "Due to the service limitations, you can filter only
+    one stage in one pipeline"; further pairs are not honoured.
+    """
+    if isinstance(statuses, dict):
+        entries = [v for _, v in sorted(statuses.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else 0)]
+    elif isinstance(statuses, list):
+        entries = statuses
+    else:
+        return None
+    return next((e for e in entries if isinstance(e, dict)), None)
+
+
+def _matches_status(lead: dict, pair: dict | None) -> bool:
+    if pair is None:
         return True
-    entries = statuses.values() if isinstance(statuses, dict) else statuses
-    for entry in entries:
-        if isinstance(entry, dict):
-            pid, sid = entry.get("pipeline_id"), entry.get("status_id")
-            if (pid in (None, "") or int(pid) == lead["pipeline_id"]) and (
-                    sid in (None, "") or int(sid) == lead["status_id"]):
-                return True
-    return False
+    pid, sid = pair.get("pipeline_id"), pair.get("status_id")
+    return (pid in (None, "") or int(pid) == lead["pipeline_id"]) and (
+        sid in (None, "") or int(sid) == lead["status_id"])
 
 
 def _ordered_ids(store: AccountStore, entity: str, ctx: Ctx) -> list[int]:
-    """Ids matching the filters in the requested order; cached per data version (big accounts)."""
-    f, order = ctx.filters, ctx.query.get("order")
-    key = (entity, repr(sorted(f.items(), key=str)), repr(order), str(ctx.query.get("query") or ""))
+    """Ids matching the filters in the requested order; cached per data version (big accounts).
+
+    Doc: amocrm.ru/developers/content/crm_platform/filters-api - filtering of these lists is alpha, on for
+    some accounts only (`/api/v4/account?with=is_api_filter_enabled`); where it is off the filter is ignored
+    (the order is not), so a reader that trusts it reads the whole list.
+    """
+    f, order = (ctx.filters if store.api_filter else {}), ctx.query.get("order")
+    key = (entity, repr(sorted(f.items(), key=str)), repr(order), str(ctx.query.get("query") or ""),
+           "only_deleted" in with_set(ctx.query))
     version = store.versions.get(entity, 0)
     cached = store.cache.get(key)
     if cached and cached[0] == version:
@@ -56,8 +72,10 @@ def _ordered_ids(store: AccountStore, entity: str, ctx: Ctx) -> list[int]:
         raise ApiError(400, "Invalid filter value") from None
     names = set(as_list(f.get("name"))) if f.get("name") is not None else None
     text = str(ctx.query.get("query") or "").casefold()
+    status_pair = _first_status_pair(f.get("statuses")) if entity == "leads" else None
+    deleted = entity == "leads" and "only_deleted" in with_set(ctx.query)
     rows = []
-    for obj in store.collection(entity).values():
+    for obj in (store.deleted_leads if deleted else store.collection(entity)).values():
         if ids is not None and obj["id"] not in ids:
             continue
         if any(not in_range(obj.get(k), bounds) for k, bounds in ranges.items()):
@@ -68,7 +86,7 @@ def _ordered_ids(store: AccountStore, entity: str, ctx: Ctx) -> list[int]:
             continue
         if text and text not in str(obj.get("name", "")).casefold():
             continue
-        if entity == "leads" and "statuses" in f and not _matches_statuses(obj, f["statuses"]):
+        if status_pair is not None and not _matches_status(obj, status_pair):
             continue
         rows.append(obj)
     field, direction = "id", "asc"
@@ -88,6 +106,13 @@ def list_entities(ctx: Ctx) -> Reply:
     with store.lock:
         ids = _ordered_ids(store, entity, ctx)
         coll, withs = store.collection(entity), with_set(ctx.query)
+        if entity == "leads" and "only_deleted" in withs:
+            # Doc: developers.kommo.com/reference/leads-list - deleted leads come as id, modification date
+            # and is_deleted = true only
+            bin_ = store.deleted_leads
+            return page_reply(ctx.base, ctx.path, ctx.pairs, ctx.query, entity, ids, lambda i: {
+                "id": i, "updated_at": bin_[i]["updated_at"], "is_deleted": True,
+                "_links": self_link(ctx.base, f"/api/v4/leads/{i}")})
         return page_reply(ctx.base, ctx.path, ctx.pairs, ctx.query, entity, ids,
                           lambda i: render_entity(store, ctx.base, entity, coll[i], withs))
 
@@ -196,7 +221,7 @@ def _new_entity(store: AccountStore, entity: str, item: dict, custom: list | Non
         status = item.get("status_id") or store.pipelines[pid]["statuses"][1]["id"]
         obj.update(price=item.get("price") or 0, status_id=status, pipeline_id=pid, loss_reason_id=None,
                    closed_at=item.get("closed_at") or (now if status in (142, 143) else None), score=None,
-                   labor_cost=None,
+                   labor_cost=None, source_id=None, is_price_modified_by_robot=False,
                    contacts=[[int(c["id"]), i == 0] for i, c in enumerate(embedded.get("contacts") or [])
                              if isinstance(c, dict) and c.get("id")],
                    companies=[int(c["id"]) for c in (embedded.get("companies") or [])[:1]
@@ -288,7 +313,9 @@ def pipelines(ctx: Ctx) -> Reply:
 def custom_fields(ctx: Ctx) -> Reply:
     key = ctx.params.get("entity") or f"catalog:{ctx.params['id']}"
     fields = ctx.store.custom_fields.get(key, [])
-    query = dict(ctx.query, limit=str(min(int(ctx.query.get("limit") or 50), 50)))  # Doc: A-cf - 50 a page
+    limit = int(ctx.query.get("limit") or 50)
+    # Doc: amocrm.ru/developers/content/crm_platform/custom-fields - `limit` up to 250, yet 50 fields a page
+    query = dict(ctx.query, limit=str(limit if limit > 250 else min(limit, 50)))
     return page_reply(ctx.base, ctx.path, ctx.pairs, query, "custom_fields", fields,
                       lambda f: {**f, "account_id": ctx.store.account_id,
                                  "_links": self_link(ctx.base, f"{ctx.path}/{f['id']}")})
@@ -298,9 +325,22 @@ def add_custom_fields(ctx: Ctx) -> Reply:
     key = ctx.params.get("entity") or f"catalog:{ctx.params['id']}"
     store, out = ctx.store, []
     with store.lock:
-        for i, item in enumerate(ctx.items()):
+        items = ctx.items()
+        # Doc: amocrm.ru/developers/content/crm_platform/custom-fields - a field's `code` names it (writes may
+        # use it instead of the id), so a code already taken, or given twice, is refused: 400, nothing added
+        taken = {str(f.get("code")).casefold() for f in store.custom_fields.get(key, []) if f.get("code")}
+        failures = []
+        for i, item in enumerate(items):
             if not item.get("name") or not item.get("type"):
-                raise validation_error([(request_id(item, i), "NotBlank", "name", "This value should not be blank.")])
+                failures.append((request_id(item, i), "NotBlank", "name", "This value should not be blank."))
+            code = str(item.get("code") or "").casefold()
+            if code and code in taken:
+                failures.append((request_id(item, i), "NotUnique", "code", "This value is already used."))
+            if code:
+                taken.add(code)
+        if failures:
+            raise validation_error(failures)
+        for i, item in enumerate(items):
             fid = 600_000 + store.new_id("field")
             field = {"id": fid, "name": item["name"], "type": item["type"], "code": item.get("code"),
                      "sort": item.get("sort", 500), "is_api_only": bool(item.get("is_api_only")),

@@ -29,11 +29,13 @@ def account(ctx: Ctx) -> Reply:
     body = {"id": s.account_id, "name": s.name, "subdomain": s.subdomain, "created_at": 1_600_000_000,
             "created_by": s.current_user_id, "updated_at": s.now(), "updated_by": s.current_user_id,
             "current_user_id": s.current_user_id, "country": "RU", "currency": s.currency, "currency_symbol": "₽",
-            "customers_mode": "disabled", "is_unsorted_on": True, "is_loss_reason_enabled": False,
+            "customers_mode": s.customers_mode, "is_unsorted_on": True, "is_loss_reason_enabled": False,
             "is_helpbot_enabled": False, "is_technical_account": False, "contact_name_display_order": 1,
             "_links": self_link(ctx.base, "/api/v4/account"), "_embedded": {}}
     if "amojo_id" in withs:
         body["amojo_id"] = f"emulator-{s.account_id}"
+    if "is_api_filter_enabled" in withs:  # Doc: amocrm.ru/developers/content/crm_platform/account-info (with=)
+        body["is_api_filter_enabled"] = s.api_filter
     if "version" in withs:
         body["version"] = 11
     if "task_types" in withs:  # Doc: developers.kommo.com/reference/tasks-list - 1 follow-up, 2 meeting
@@ -48,7 +50,15 @@ def account(ctx: Ctx) -> Reply:
     return Reply(200, body)
 
 
+def admin_only(ctx: Ctx) -> None:
+    """Doc: developers.kommo.com/reference/users-list - "available for administrator users only", 403
+    "Insufficient rights to call this method"; the webhooks API too (amocrm.ru/.../webhooks-api)."""
+    if not ctx.store.is_admin():
+        raise ApiError(403, "Insufficient rights to call this method")
+
+
 def users(ctx: Ctx) -> Reply:
+    admin_only(ctx)
     rows = list(ctx.store.users.values())
     return page_reply(ctx.base, ctx.path, ctx.pairs, ctx.query, "users", rows,
                       lambda u: {**u, "_links": self_link(ctx.base, f"/api/v4/users/{u['id']}")})
@@ -304,12 +314,14 @@ def add_notes(ctx: Ctx) -> Reply:
 
 
 def list_webhooks(ctx: Ctx) -> Reply:
+    admin_only(ctx)
     dest = ctx.filters.get("destination")
     rows = [w for w in ctx.store.webhooks.values() if dest in (None, "") or w["destination"] == dest]
     return total_reply(ctx.base, ctx.path, "webhooks", rows)
 
 
 def add_webhook(ctx: Ctx) -> Reply:
+    admin_only(ctx)
     body, store = ctx.body, ctx.store
     if not isinstance(body, dict) or not str(body.get("destination", "")).startswith(("http://", "https://")):
         raise validation_error([("0", "Url", "destination", "This value is not a valid URL.")])
@@ -331,6 +343,7 @@ def add_webhook(ctx: Ctx) -> Reply:
 
 
 def delete_webhook(ctx: Ctx) -> Reply:
+    admin_only(ctx)
     dest = ctx.body.get("destination") if isinstance(ctx.body, dict) else None
     with ctx.store.lock:
         found = [k for k, w in ctx.store.webhooks.items() if w["destination"] == dest]
@@ -341,7 +354,34 @@ def delete_webhook(ctx: Ctx) -> Reply:
     return Reply(204)
 
 
+# --- events ----------------------------------------------------------------------------------------
+
+EVENTS_PAGE = 100  # Doc: amocrm.ru/developers/content/crm_platform/events-and-notes - at most 100 a page
+
+
+def events(ctx: Ctx) -> Reply:
+    """`filter[type]` (one or many), `filter[entity]`, `filter[created_at]` (a timestamp = from it on, or
+    [from]/[to]); newest first. Doc: amocrm.ru/developers/content/crm_platform/events-and-notes."""
+    f = ctx.filters
+    try:
+        created = as_range(f.get("created_at"))
+        ids = set(as_list(f.get("id"))) or None
+    except ValueError:
+        raise ApiError(400, "Invalid filter value") from None
+    types = set(as_list(f.get("type"))) or None
+    entities = set(as_list(f.get("entity"))) or None
+    with ctx.store.lock:
+        rows = [e for e in ctx.store.events if (types is None or e["type"] in types)
+                and (entities is None or e["entity_type"] in entities) and (ids is None or e["id"] in ids)
+                and in_range(e["created_at"], created)]
+    rows.sort(key=lambda e: (e["created_at"], e["id"]), reverse=True)
+    return page_reply(ctx.base, ctx.path, ctx.pairs, ctx.query, "events", rows,
+                      lambda e: {**e, "_links": self_link(ctx.base, f"/api/v4/events/{e['id']}")},
+                      max_limit=EVENTS_PAGE)
+
+
 ROUTES = [
+    ("GET", r"/api/v4/events", events),
     ("GET", r"/api/v4/account", account),
     ("GET", r"/api/v4/users", users),
     ("GET", r"/api/v4/catalogs", catalogs),

@@ -149,8 +149,8 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
             "group_id": 0, "status_id": status, "pipeline_id": pid, "loss_reason_id": None, "created_by": 0,
             "updated_by": 0, "created_at": created, "updated_at": closed or created, "closed_at": closed,
             "closest_task_at": None, "is_deleted": False, "score": None, "account_id": store.account_id,
-            "labor_cost": None, "custom_fields_values": [_value(currency_field, d.currency)]
-            if d.currency != store.currency else None,
+            "labor_cost": None, "source_id": None, "is_price_modified_by_robot": False,
+            "custom_fields_values": [_value(currency_field, d.currency)] if d.currency != store.currency else None,
             "tags": [], "contacts": contacts, "companies": companies}
         latest = max(latest, closed or created)
         if d.lines:  # a lead links an element once: two lines of one product are one link, quantities added

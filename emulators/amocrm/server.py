@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from http import HTTPStatus
 from urllib.parse import SplitResult, parse_qsl
 
 from emulators.amocrm import routes_crm, routes_misc, routes_writeback
@@ -22,6 +23,13 @@ ROUTES = [(m, re.compile(p + r"/?$"), fn)
           for m, p, fn in routes_crm.ROUTES + routes_misc.ROUTES + routes_writeback.ROUTES]
 BLOCK_PAGE = (b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1>"
               b"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
+def gateway_page(status: int) -> bytes:
+    """An nginx page as a gateway in front of the account shows it (HTML, never the API's JSON)."""
+    title = f"{status} {HTTPStatus(status).phrase}" if status in HTTPStatus._value2member_map_ else str(status)
+    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode()
 
 
 def template(path: str) -> str:
@@ -58,7 +66,28 @@ class Handler(EmulatorHandler):
         if reply is None:  # applied, then the connection is cut before any answer
             self.drop()
             return
+        bad = emu.bad_answers.take(calls) if reply.status < 400 else None
+        if bad is not None and bad[0] == "html":
+            reply = Reply(bad[1], gateway_page(bad[1]), "text/html")
+        elif bad is not None:
+            self._cut_short(reply)
+            return
         self.reply(*self._parts(reply))
+
+    def _cut_short(self, reply: Reply) -> None:
+        """Headers promise the whole body; half of it comes, then the connection closes."""
+        data = reply.body if isinstance(reply.body, bytes) else json.dumps(
+            reply.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", f"{reply.content_type}; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: max(1, len(data) // 2)])
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.drop()
 
     def _answer(self, emu, method: str, path: str, query: str, raw: bytes, calls: list[str]) -> Reply | None:
         verdict = emu.gate.admit(self.client_address[0])

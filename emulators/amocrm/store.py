@@ -38,6 +38,13 @@ class AccountStore:
     tasks: dict[int, dict] = field(default_factory=dict)
     notes: dict[str, dict[int, dict]] = field(default_factory=lambda: {t: {} for t in ENTITY_TYPES})
     webhooks: dict[int, dict] = field(default_factory=dict)
+    deleted_leads: dict[int, dict] = field(default_factory=dict)  # the recycle bin, restorable leads
+    events: list[dict] = field(default_factory=list)  # the account's events list (GET /api/v4/events)
+    # Doc: amocrm.ru/developers/content/crm_platform/filters-api - filtering is alpha, on for some accounts only;
+    # /api/v4/account?with=is_api_filter_enabled says which. Off: list filters are ignored.
+    api_filter: bool = True
+    # Doc: developers.kommo.com/reference/account-parameters - unavailable|disabled|segments|dynamic|periodicity
+    customers_mode: str = "disabled"
     next_id: dict[str, int] = field(default_factory=dict)
     clock_offset: int = 0
     versions: dict[str, int] = field(default_factory=dict)
@@ -121,6 +128,33 @@ class AccountStore:
         lead["updated_at"] = max(now, int(lead.get("updated_at") or 0) + 1)
         self.touch("leads")
         return before
+
+    def delete_lead(self, lead_id: int) -> dict:
+        """A user deletes a lead: it leaves the lists for the recycle bin, an event and a webhook say so.
+
+        Doc: developers.kommo.com/reference/leads-list - `with=only_deleted` lists restorable deleted leads
+        (id, modification date, is_deleted); amocrm.ru/developers/content/crm_platform/events-and-notes - the
+        `lead_deleted` event; developers.kommo.com/docs/webhooks-general - `leads[delete]` with id, status, pipeline.
+        """
+        with self.lock:
+            lead = self.leads.pop(int(lead_id))
+            lead["is_deleted"] = True
+            lead["updated_at"] = max(self.now(), int(lead.get("updated_at") or 0) + 1)
+            self.deleted_leads[lead["id"]] = lead
+            self.add_event("lead_deleted", "lead", lead["id"], lead["updated_at"])
+            self.touch("leads")
+            self.emit("leads", "delete", lead)
+            return lead
+
+    def add_event(self, kind: str, entity_type: str, entity_id: int, at: int) -> None:
+        self.events.append({"id": f"01emu{len(self.events) + 1:021d}", "type": kind, "entity_id": entity_id,
+                            "entity_type": entity_type, "created_by": self.current_user_id, "created_at": at,
+                            "value_after": [], "value_before": [], "account_id": self.account_id})
+
+    def is_admin(self) -> bool:
+        """Whether the token's user (the integration's) is an account administrator."""
+        user = self.users.get(self.current_user_id) or {}
+        return bool((user.get("rights") or {}).get("is_admin", True))
 
     def apply_tags(self, entity: str, obj: dict, item: dict) -> None:
         """Doc: developers.kommo.com/reference/update-tags - `_embedded.tags` replaces the set (null clears

@@ -66,6 +66,9 @@ def lead_fields(store: AccountStore, lead: dict, before: dict | None) -> dict:
 
 def events_for(store: AccountStore, entity: str, action: str, obj: dict, before: dict | None) -> list[tuple[str, str, str, dict]]:
     """(setting code, form entity key, form action, fields) for one change."""
+    if entity == "leads" and action == "delete":  # Doc: K-wh - a deleted lead carries only these three
+        return [("delete_lead", "leads", "delete", {"id": obj["id"], "status_id": obj["status_id"],
+                                                    "pipeline_id": obj["pipeline_id"]})]
     if entity == "leads":
         fields = lead_fields(store, obj, before)
         out = [(f"{action}_lead", "leads", action, fields)]

@@ -21,7 +21,9 @@ def api(emu, method: str, path: str, **kw) -> requests.Response:
 
 
 def test_lists_are_hal_pages_of_at_most_250_with_links_on_the_emulators_own_host(account):
-    answer = api(account, "GET", "/api/v4/leads", params={"limit": 1000, "with": "contacts,catalog_elements"})
+    over = api(account, "GET", "/api/v4/leads", params={"limit": 251})
+    assert over.status_code == 422 and over.json()["detail"] == "Limit 250 per page", "refused, not cut down"
+    answer = api(account, "GET", "/api/v4/leads", params={"limit": 250, "with": "contacts,catalog_elements"})
     assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/hal+json")
     body = answer.json()
     assert body["_page"] == 1 and len(body["_embedded"]["leads"]) == 250

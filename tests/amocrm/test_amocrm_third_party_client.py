@@ -15,9 +15,9 @@ async def _session(emu) -> dict:
                                       rate_limit=None) as amo:
         out["account"] = (await amo.account.get(with_=["datetime_settings"])).id
         out["pipelines"] = [p.id for p in await amo.pipelines.list()]
-        statuses = [{"pipeline_id": p, "status_id": 142} for p in out["pipelines"]]
-        out["won"] = [lead.id async for lead in amo.leads.iterate(filter={"statuses": statuses},
-                                                                  with_=["contacts", "catalog_elements"])]
+        # one stage in one pipeline a request (Kommo leads-list): won leads pipeline by pipeline
+        out["won"] = [lead.id for p in out["pipelines"] async for lead in amo.leads.iterate(
+            filter={"statuses": [{"pipeline_id": p, "status_id": 142}]}, with_=["contacts", "catalog_elements"])]
         out["nothing"] = [c.id async for c in amo.contacts.iterate(filter={"id": [987654]})]
         contact = next(iter(emu.store.contacts))
         [ref] = await amo.tasks.create([{"text": "rs:v1:x", "complete_till": 1_800_000_000,
