@@ -37,6 +37,9 @@ class PullPage:
     removed_purchase_ids: list[str] = field(default_factory=list)
     skipped: int = 0  # records that could not be mapped (CrmRecordError), counted not fatal
     cursor: Cursor | None = None  # the high-water mark seen so far
+    # where the next run starts should this one stop after this page (a rate limit, a block, a bad
+    # answer): the pages so far are kept and none is skipped; None: the saved cursor stays as it is
+    resume: Cursor | None = None
 
 
 @dataclass(frozen=True)

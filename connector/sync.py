@@ -74,18 +74,25 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
     cursor = None if full else state.cursor(account)
     counts: Counter[str] = Counter()
     requests_before = adapter.request_count()
-    last_cursor = None
-    for page in adapter.pull(cursor):
-        state.absorb(account, page, run_id)
-        counts["customers"] += len(page.customers)
-        counts["purchases"] += len(page.purchases)
-        counts["line_items"] += sum(len(p.items) for p in page.purchases)
-        counts["products"] += len(page.products)
-        counts["removed"] += len(page.removed_purchase_ids)
-        counts["skipped_records"] += page.skipped
-        last_cursor = page.cursor or last_cursor
-        progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
-                 f"({adapter.request_count()} requests)")
+    last_cursor = resume = None
+    try:
+        for page in adapter.pull(cursor):
+            state.absorb(account, page, run_id)
+            counts["customers"] += len(page.customers)
+            counts["purchases"] += len(page.purchases)
+            counts["line_items"] += sum(len(p.items) for p in page.purchases)
+            counts["products"] += len(page.products)
+            counts["removed"] += len(page.removed_purchase_ids)
+            counts["skipped_records"] += page.skipped
+            last_cursor = page.cursor or last_cursor
+            resume = page.resume or resume
+            progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
+                     f"({adapter.request_count()} requests)")
+    except CrmError as exc:  # a limit, a block, a bad answer: what was read stays, the next run goes on from there
+        if resume is not None and not dry_run:
+            state.save_cursor(account, resume)
+            exc.hint = "; ".join(x for x in (exc.hint, "what was read is kept: the next run resumes there") if x)
+        raise
     if cursor is None:  # a full read: what the CRM no longer holds leaves the snapshot
         counts["removed"] += state.drop_unseen_purchases(account, run_id)
     if last_cursor is not None and not dry_run:

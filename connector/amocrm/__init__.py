@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connector.amocrm import mapping
 from connector.amocrm.client import REQUESTS_PER_SECOND, AmoClient
 from connector.amocrm.oauth import OAuthApp
-from connector.amocrm.pull import pages, updated_since, won_statuses
+from connector.amocrm.pull import pages
+from connector.amocrm.reading import EVENTS_PAGE, Position, Series, read, since_seconds, stamp
 from connector.amocrm.tokens import LongLivedToken, OAuthTokens, TokenStore
 from connector.amocrm.writeback import AmoWriteback
 from connector.amocrm.writes import WRITE_BATCH
@@ -68,9 +69,15 @@ class AmoAdapter:
 
     def _account(self) -> dict:
         if self._account_info is None:
-            info = self.client.request("GET", "/api/v4/account", params={"with": "datetime_settings"}) or {}
+            info = self.client.request("GET", "/api/v4/account",
+                                       params={"with": "datetime_settings,is_api_filter_enabled"}) or {}
             self._account_info = info if isinstance(info, dict) else {}
         return self._account_info
+
+    def filters_enabled(self) -> bool:
+        """Whether list filters apply here (Doc: amocrm.ru/developers/content/crm_platform/account-info,
+        `with=is_api_filter_enabled`; filters-api: alpha, some accounts only). Not said: assumed on."""
+        return self._account().get("is_api_filter_enabled") is not False
 
     def _timezone(self) -> ZoneInfo:
         """TIMEZONE when set, else the account's own zone (Doc: /api/v4/account?with=datetime_settings)."""
@@ -92,45 +99,81 @@ class AmoAdapter:
     def pull(self, since: Cursor | None) -> Iterator[PullPage]:
         """Products, then customers, then leads with their products, streamed page by page.
 
-        Full: won leads only (status 142 in every pipeline). Incremental: every lead changed since the
-        cursor (minus a lag), so a won lead moved elsewhere goes to `removed_purchase_ids`.
+        Full: won leads only (status 142, one pipeline at a time). Incremental: every lead changed since
+        the cursor (minus a lag), so a won lead moved elsewhere goes to `removed_purchase_ids`, and the
+        `lead_deleted` events since then, so a deleted one does too. A cursor that is a `Position`
+        (an earlier run stopped) goes on from there.
         """
         tz, currency = self._timezone(), self._currency()
-        high_water = int(float(since.modified_since)) if since else 0
+        resume = Position.parse(since.modified_since) if since else None
+        base = resume.since if resume else (since.modified_since if since else "")
+        filters_on = self.filters_enabled()
+        high_water = since_seconds(base) or 0
         products = self._products(currency)
         yield PullPage(products=list(products.values()))
-        changed = updated_since(since.modified_since if since else None)
-        path, to_customer = (("/api/v4/companies", mapping.customer_from_company) if self.customer_key == "company"
-                             else ("/api/v4/contacts", lambda raw, tz: mapping.customer_from_contact(raw, tz, self.gender)))
+        plan = self._plan(base, filters_on)
+        names = [s.name for s in plan]
+        # a series the plan no longer has (pipelines or filters changed meanwhile): read the window again
+        first = names.index(resume.series) if resume and resume.series in names else 0
+        for n, series in enumerate(plan[first:], first):
+            start = resume if resume and n == first and resume.series == series.name else None
+            for rows, position in read(self.client, series, since=base, filters_on=filters_on, start=start):
+                page = self._page(series, rows, products, tz, currency)
+                high_water = max([high_water, *(stamp(r.get("updated_at")) for r in rows
+                                                if series.timestamp == "updated_at")])
+                page.cursor = Cursor(str(high_water)) if high_water else None
+                page.resume = Cursor(position.text())
+                yield page
+            if n + 1 < len(plan):  # this series is done: a stop from here on starts at the next one
+                yield PullPage(resume=Cursor(Position(base, plan[n + 1].name).text()))
+
+    def _plan(self, since: str, filters_on: bool) -> list[Series]:
+        """The series a pull reads, in order: customers, leads (full and filtered: won, per pipeline),
+        and on an incremental pull the leads deleted since the cursor."""
+        path = "/api/v4/companies" if self.customer_key == "company" else "/api/v4/contacts"
         key = path.rsplit("/", 1)[1]
-        for rows in pages(self.client, path, key, {**changed, **({} if since else {"order[id]": "asc"})}):
-            page = PullPage()
+        plan = [Series(key, path, key)]
+        leads = {"with": "contacts,catalog_elements"}
+        if not since and filters_on:
+            # Doc: developers.kommo.com/reference/leads-list - "you can filter only one stage in one pipeline"
+            plan += [Series(f"leads:{p['id']}", "/api/v4/leads", "leads", {
+                **leads, "filter[statuses][0][pipeline_id]": p["id"],
+                "filter[statuses][0][status_id]": mapping.WON_STATUS_ID}) for p in self._pipelines()]
+        else:
+            plan.append(Series("leads", "/api/v4/leads", "leads", leads))
+        if since:
+            # Doc: amocrm.ru/developers/content/crm_platform/events-and-notes - `lead_deleted`, 100 a page;
+            # a deleted lead leaves the lists, so only its event tells an incremental pull
+            plan.append(Series("deleted", "/api/v4/events", "events", {"filter[type]": "lead_deleted"},
+                               limit=EVENTS_PAGE, timestamp="created_at"))
+        return plan
+
+    def _page(self, series: Series, rows: list[dict], products: dict[str, Product], tz: ZoneInfo,
+              currency: str) -> PullPage:
+        page = PullPage()
+        if series.key == "events":
+            page.removed_purchase_ids += [mapping.text(r.get("entity_id")) for r in rows if r.get("entity_id")]
+            return page
+        if series.key != "leads":
+            to_customer = (mapping.customer_from_company if self.customer_key == "company"
+                           else lambda raw, tz: mapping.customer_from_contact(raw, tz, self.gender))
             for raw in rows:
-                high_water = max(high_water, _stamp(raw.get("updated_at")))
                 try:
                     page.customers.append(to_customer(raw, tz))
                 except CrmRecordError as exc:
                     log.warning("skipped customer record: %s", exc)
                     page.skipped += 1
-            page.cursor = Cursor(str(high_water)) if high_water else None
-            yield page
-        lead_filter = dict(changed) if since else {**won_statuses(self._pipelines(), mapping.WON_STATUS_ID),
-                                                   "order[id]": "asc"}
-        lead_filter["with"] = "contacts,catalog_elements"
-        for rows in pages(self.client, "/api/v4/leads", "leads", lead_filter):
-            page = PullPage()
-            for raw in rows:
-                high_water = max(high_water, _stamp(raw.get("updated_at")))
-                if not mapping.is_won(raw):
-                    page.removed_purchase_ids.append(mapping.text(raw.get("id")))
-                    continue
-                try:
-                    page.purchases.append(mapping.purchase_from_lead(raw, products, self.customer_key, tz, currency))
-                except CrmRecordError as exc:
-                    log.warning("skipped lead record: %s", exc)
-                    page.skipped += 1
-            page.cursor = Cursor(str(high_water)) if high_water else None
-            yield page
+            return page
+        for raw in rows:
+            if not mapping.is_won(raw):
+                page.removed_purchase_ids.append(mapping.text(raw.get("id")))
+                continue
+            try:
+                page.purchases.append(mapping.purchase_from_lead(raw, products, self.customer_key, tz, currency))
+            except CrmRecordError as exc:
+                log.warning("skipped lead record: %s", exc)
+                page.skipped += 1
+        return page
 
     def _pipelines(self) -> list[dict]:
         body = self.client.request("GET", "/api/v4/leads/pipelines") or {}
@@ -199,13 +242,6 @@ class AmoAdapter:
         self.client.close()
         if self.tokens is not None:
             self.tokens.close()
-
-
-def _stamp(value: object) -> int:
-    try:
-        return int(float(value)) if value not in (None, "") else 0
-    except (TypeError, ValueError):
-        return 0
 
 
 def make_adapter(settings) -> AmoAdapter:

@@ -205,6 +205,12 @@ class AmoClient:
         except requests.Timeout:
             raise _Failed(CrmUnavailable("the account did not answer in time", crm=CRM, method=name,
                                          hint="amoCRM is slow or overloaded; run again later")) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # the server (or a proxy) closed the connection mid-answer: a write may have run
+            log.warning("amocrm method=%s error=answer_cut_short", name)
+            raise _Failed(CrmUnavailable("the answer was cut short (the connection closed mid-answer)", crm=CRM,
+                                         method=name, hint="a network or gateway fault; nothing is lost, "
+                                                           "run again")) from None
         except requests.RequestException as exc:
             raise _Failed(CrmUnavailable(f"request failed ({type(exc).__name__})", crm=CRM, method=name)) from None
         log.debug("amocrm method=%s status=%s elapsed=%.3f", name, response.status_code, time.monotonic() - started)
@@ -218,9 +224,7 @@ class AmoClient:
             try:
                 return response.json()
             except ValueError:
-                raise _Failed(CrmRequestRejected("the answer is not JSON", crm=CRM, method=name, status=status,
-                                                 hint="check that AMOCRM_BASE_URL is the account's address, "
-                                                      "e.g. https://subdomain.amocrm.ru")) from None
+                raise _Failed(not_json(response, name, status)) from None
         raise classify(status, response, name, kind, self.auth)
 
 
@@ -282,6 +286,25 @@ def _unreachable_error(cause: tuple[str, str], host: str, name: str) -> CrmUnrea
         text = f"{host} refused the connection (nothing listens there)"
         hint = "check the host and port in AMOCRM_BASE_URL and that the server is up"
     return CrmUnreachable(text, crm=CRM, method=name, hint=hint)
+
+
+def is_html(response: requests.Response) -> bool:
+    kind = response.headers.get("Content-Type", "").lower()
+    return "html" in kind or response.content[:256].lstrip().lower().startswith((b"<html", b"<!doctype"))
+
+
+def not_json(response: requests.Response, name: str, status: int) -> CrmUnavailable:
+    """A success status whose body is not the API's JSON: a gateway's HTML page, or a body cut short.
+
+    Doc: amocrm-api-php#526 - gateway pages arrive as HTML. Either may pass on its own, so a read tries
+    again; a write's fate is unknown and is settled by its markers.
+    """
+    if is_html(response):
+        return CrmUnavailable("the account answered with an HTML page, not the API's JSON", crm=CRM, method=name,
+                              status=status, hint="a gateway in front of amoCRM failed, or AMOCRM_BASE_URL is not "
+                                                  "the account's address (https://subdomain.amocrm.ru)")
+    return CrmUnavailable("the answer is not complete JSON (cut short)", crm=CRM, method=name, status=status,
+                          hint="a network or gateway fault; nothing is lost, run again")
 
 
 def _body(response: requests.Response) -> dict:
@@ -347,6 +370,7 @@ def classify(status: int, response: requests.Response, name: str, kind: Kind,
         return _Failed(CrmRequestRejected(_text(body, "not found"), **kw,
                                           hint="check AMOCRM_BASE_URL (the account's own address)"))
     if status >= 500:
-        return _Failed(CrmUnavailable(_text(body, "server error"), **kw,
+        fallback = "server error (an HTML page from a gateway)" if is_html(response) else "server error"
+        return _Failed(CrmUnavailable(_text(body, fallback), **kw,
                                       hint="amoCRM is failing; nothing is lost, run again later"))
     return _Failed(CrmRequestRejected(_text(body, "request refused"), **kw))

@@ -53,24 +53,3 @@ def pages(client: AmoClient, path: str, key: str, params: Mapping[str, object] |
         yield rows
         if not paginator.advance(body, rows, limit):
             return
-
-
-def updated_since(cursor_value: str | None) -> dict[str, object]:
-    """`filter[updated_at][from]` a little behind the cursor, oldest first (Doc: api-filtration)."""
-    if not cursor_value:
-        return {}
-    try:
-        since = int(float(cursor_value)) - LAG_SECONDS
-    except ValueError:
-        raise CrmRequestRejected(f"the saved cursor {cursor_value[:20]!r} is not an amoCRM timestamp", crm=CRM,
-                                 hint="run `repeat-sales sync --full` once") from None
-    return {"filter[updated_at][from]": max(0, since), "order[updated_at]": "asc"}
-
-
-def won_statuses(pipelines: list[dict], won_status_id: int) -> dict[str, object]:
-    """`filter[statuses][i][pipeline_id|status_id]` for status 142 in every pipeline (Doc: api-filtration)."""
-    out: dict[str, object] = {}
-    for i, pipeline in enumerate(pipelines):
-        out[f"filter[statuses][{i}][pipeline_id]"] = pipeline["id"]
-        out[f"filter[statuses][{i}][status_id]"] = won_status_id
-    return out
