@@ -190,7 +190,8 @@ def render_run(stats: dict, *, dry_run: bool) -> str:
         ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
     rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
     # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
-    notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
+    notes = "".join(f"\n! {note['message']}" for note in [*(stats.get("rules_cannot_run") or []),
+                                                           *(stats.get("crm_notices") or [])])
     return table(["run", "value"], rows, title="\nRun") + notes
 
 

@@ -74,3 +74,10 @@ def rules_cannot_run(state: State, account: str, playbook, adapter) -> list[dict
         out.append({"rule": rule, "step": step, "field": name, "setting": setting,
                     "message": lead.format(rule=rule, step=step, field=name) + fix})
     return out
+
+
+def crm_notices(playbook, adapter) -> list[dict]:
+    """What the adapter learnt about the account that the run summary should say (amoCRM's Customers
+    mode, a token without the rights some reads need), in the playbook's language."""
+    say = getattr(adapter, "account_notices", None)
+    return [{"message": m} for m in say(getattr(playbook, "lang", "ru"))] if callable(say) else []

@@ -21,7 +21,7 @@ from datetime import date
 from connector.crm import CrmAdapter, CrmRef
 from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
-from connector.notices import rules_cannot_run
+from connector.notices import crm_notices, rules_cannot_run
 from connector.state import State
 from connector.writeback import WritebackPlanner
 from playbooks import Evaluation, PlanHistory, evaluate
@@ -168,6 +168,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
         stats["seconds"] = round(time.monotonic() - started, 2)
         stats["duplicates_removed"] = getattr(getattr(adapter, "writer", None), "duplicates_removed", 0)
         stats["automation_as_tasks"] = getattr(getattr(adapter, "writer", None), "degraded", 0)
+        stats["crm_notices"] = crm_notices(playbook, adapter)  # e.g. amoCRM's Customers mode, said not silent
         state.finish_run(run_id, stats, error=str(report.error) if report.error else None)
         return report
 

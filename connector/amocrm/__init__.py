@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.amocrm import mapping
-from connector.amocrm.client import REQUESTS_PER_SECOND, AmoClient
+from connector.amocrm.client import REQUESTS_PER_SECOND, AmoBlocked, AmoClient
 from connector.amocrm.oauth import OAuthApp
 from connector.amocrm.pull import pages
 from connector.amocrm.reading import EVENTS_PAGE, Position, Series, read, since_seconds, stamp
@@ -16,12 +16,26 @@ from connector.amocrm.tokens import LongLivedToken, OAuthTokens, TokenStore
 from connector.amocrm.writeback import AmoWriteback
 from connector.amocrm.writes import WRITE_BATCH
 from connector.crm import CrmRef, Cursor, InstallReport, PullPage, WriteOutcome
-from connector.errors import CrmRecordError
+from connector.errors import CrmRecordError, CrmRequestRejected
 from connector.model import Action, ActionKind, Product
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
+# Doc: developers.kommo.com/reference/account-parameters - customers_mode: unavailable, disabled, segments,
+# dynamic (deprecated), periodicity (recurring purchases)
+NOTICES = {
+    "ru": {"customers_mode": "В amoCRM включены «Покупатели» (режим {mode}): покупки, которые ведутся у покупателей, "
+                             "а не успешными сделками, в эту историю не попадают.",
+           "not_admin": "Токен amoCRM выдан не администратору: список пользователей закрыт, поэтому задачи ставятся "
+                        "ответственному из карточки (уволенный менеджер не распознаётся) или пользователю из "
+                        "AMOCRM_FALLBACK_USER_ID."},
+    "en": {"customers_mode": "amoCRM has Customers on (mode {mode}): purchases kept on customers rather than as "
+                             "won leads are not in this history.",
+           "not_admin": "The amoCRM token is not an administrator's: the users list is closed, so tasks go to the "
+                        "responsible user on the card (a deactivated manager is not detected) or to "
+                        "AMOCRM_FALLBACK_USER_ID."},
+}
 
 
 class AmoAdapter:
@@ -54,6 +68,7 @@ class AmoAdapter:
         self._tz_name = timezone
         self._account_info: dict | None = None
         self._active_users: set[int] | None = None
+        self.users_listed = True  # False once the users list answered 403 (not an administrator's token)
         self.fallback_user_id = fallback_user_id
         # amoCRM has no gender of its own: a contact field named in settings, or none
         self.gender = mapping.GenderField(gender_field, gender_values or {}) if gender_field else None
@@ -216,16 +231,48 @@ class AmoAdapter:
         return self.writer.find_on_cards(keys) if keys else {}
 
     def _responsible(self, manager_id: str | None) -> int:
-        """The customer's manager if still active, else the token's own user."""
-        if self._active_users is None:
-            self._active_users = set()
-            for rows in pages(self.client, "/api/v4/users", "users"):
-                self._active_users.update(int(u["id"]) for u in rows
-                                          if (u.get("rights") or {}).get("is_active", True) and u.get("id"))
+        """The customer's manager if still active, else AMOCRM_FALLBACK_USER_ID or the token's own user.
+
+        Without an administrator's token the users list is closed (403): the manager is then taken as
+        the CRM names them, and only a missing one goes to the fallback.
+        """
+        active = self._active()
         fallback = self.fallback_user_id or int(self._account().get("current_user_id") or 0)
-        if manager_id and manager_id.isdigit() and int(manager_id) in self._active_users:
+        if manager_id and manager_id.isdigit() and (active is None or int(manager_id) in active):
             return int(manager_id)
-        return fallback or min(self._active_users, default=0)
+        return fallback or min(active or (), default=0)
+
+    def _active(self) -> set[int] | None:
+        """Ids of the active users; None when the token's user may not list them.
+
+        Doc: developers.kommo.com/reference/users-list - "available for administrator users only", 403
+        "Insufficient rights to call this method" otherwise.
+        """
+        if self._active_users is None and self.users_listed:
+            try:
+                found: set[int] = set()
+                for rows in pages(self.client, "/api/v4/users", "users"):
+                    found.update(int(u["id"]) for u in rows
+                                 if (u.get("rights") or {}).get("is_active", True) and u.get("id"))
+                self._active_users = found
+            except CrmRequestRejected as exc:
+                if exc.status != 403 or isinstance(exc, AmoBlocked):
+                    raise
+                self.users_listed = False
+                log.warning("amocrm users list refused (the token's user is not an administrator): "
+                            "tasks go to the customers' managers as the CRM names them, else the fallback user")
+        return self._active_users
+
+    def account_notices(self, lang: str = "ru") -> list[str]:
+        """What about this account the run summary should say: Customers mode, a non-admin token."""
+        words = NOTICES.get(lang, NOTICES["ru"])
+        out = []
+        mode = mapping.text(self._account().get("customers_mode"))
+        if mode in ("periodicity", "segments"):
+            out.append(words["customers_mode"].format(mode=mode))
+        if not self.users_listed:
+            out.append(words["not_admin"])
+        return out
 
     def install(self, *, uninstall: bool = False) -> InstallReport:
         return self.writer.install(uninstall=uninstall)

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 CRM = "amocrm"
 STATE_TTL_SECONDS = 3600
-WEBHOOK_EVENTS = ["status_lead"]  # a lead moved (e.g. to 142, won): the purchase history changed
+# a lead moved (e.g. to 142, won) or was deleted: the purchase history changed (Doc: A-wh settings codes)
+WEBHOOK_EVENTS = ["status_lead", "delete_lead"]
 
 
 def _same(given: str, stored: str) -> bool:

@@ -74,6 +74,13 @@ class AmoValidationError(CrmRequestRejected):
         self.errors = errors
 
 
+class AmoBlocked(CrmRequestRejected):
+    """HTTP 403 with the gateway's page: the client's address is blocked after repeated 429s.
+
+    Doc: developers.kommo.com/docs/limitations - requests from the IP are restricted; support lifts it.
+    """
+
+
 @dataclass
 class _Failed(Exception):
     """One attempt's failure, as tenacity sees it: the error plus what is safe to do about it."""
@@ -345,15 +352,17 @@ def classify(status: int, response: requests.Response, name: str, kind: Kind,
                                     hint=getattr(auth, "refused_hint", "") or "check AMOCRM_ACCESS_TOKEN"))
     if status == 429:  # Doc: developers.kommo.com/docs/http-codes - `retry_after` in the body
         wait = _retry_after(response, body)
+        asked = f"amoCRM asks to wait {wait:.0f} s; " if wait else ""
         return _Failed(CrmRateLimited(_text(body, "too many requests"), retry_after=wait, **kw,
-                                      hint="the account's requests-per-second limit was hit; the next run goes on"),
+                                      hint=f"{asked}the account's requests-per-second limit was hit; "
+                                           "run again later"),
                        not_run=True, wait=wait)
     if status == 402:
         return _Failed(CrmRequestRejected(_text(body, "payment required"), **kw,
                                           hint="the amoCRM account's paid period is over; renew it"))
     if status == 403:
         if not body:  # Doc: developers.kommo.com/docs/limitations - an IP block answers a bare 403 page
-            return _Failed(CrmRequestRejected("access blocked", **kw,
+            return _Failed(AmoBlocked("access blocked", **kw,
                                               hint="amoCRM blocks clients that keep exceeding 7 requests per "
                                                    "second; wait, or ask amoCRM support to lift the block"))
         return _Failed(CrmRequestRejected(_text(body, "forbidden"), **kw,

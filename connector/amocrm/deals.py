@@ -199,9 +199,13 @@ class LeadWriter:
         """(key, lead, note id, text) of the `rs:<key>` markers in these leads' notes."""
         out = []
         for n in range(0, len(lead_ids), IDS_PER_READ):
-            params = {"filter[entity_id][]": lead_ids[n:n + IDS_PER_READ], "filter[note_type][]": "common"}
+            chunk = lead_ids[n:n + IDS_PER_READ]
+            params = {"filter[entity_id][]": chunk, "filter[note_type][]": "common"}
+            asked = set(chunk)  # never act on a note the filter should have left out
             for rows in pages(self.client, "/api/v4/leads/notes", "notes", params):
                 for note in rows:
+                    if int(note.get("entity_id") or 0) not in asked:
+                        continue
                     text = str((note.get("params") or {}).get("text") or "")
                     out += [(key, int(note["entity_id"]), int(note["id"]), text) for key in MARKER_RE.findall(text)]
         return out

@@ -69,7 +69,7 @@ def test_the_oauth_redirect_stores_tokens_and_registers_the_status_webhook(accou
     assert install["account_id"] == account.store.account_id and install["subdomain"] == account.store.subdomain
     [hook] = hooks(account)
     assert hook["destination"] == f"{connected.public_url}/amocrm/webhook/{install['secret']}"
-    assert hook["settings"] == ["status_lead"] and len(install["secret"]) >= 40
+    assert hook["settings"] == ["status_lead", "delete_lead"] and len(install["secret"]) >= 40
     assert account.stats()["token_exchanges"] == 1 and sync_runs(connected) == 1
 
 
