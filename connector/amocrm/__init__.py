@@ -127,6 +127,7 @@ class AmoAdapter:
         products = self._products(currency)
         yield PullPage(products=list(products.values()))
         plan = self._plan(base, filters_on)
+        listed: set[str] = set()  # leads the lists still show: a delete event of theirs was undone (restored)
         names = [s.name for s in plan]
         # a series the plan no longer has (pipelines or filters changed meanwhile): read the window again
         first = names.index(resume.series) if resume and resume.series in names else 0
@@ -134,6 +135,10 @@ class AmoAdapter:
             start = resume if resume and n == first and resume.series == series.name else None
             for rows, position in read(self.client, series, since=base, filters_on=filters_on, start=start):
                 page = self._page(series, rows, products, tz, currency)
+                if series.key == "leads" and base:
+                    listed.update(mapping.text(r.get("id")) for r in rows)
+                elif series.key == "events":
+                    page.removed_purchase_ids = [i for i in page.removed_purchase_ids if i not in listed]
                 high_water = max([high_water, *(stamp(r.get("updated_at")) for r in rows
                                                 if series.timestamp == "updated_at")])
                 page.cursor = Cursor(str(high_water)) if high_water else None
