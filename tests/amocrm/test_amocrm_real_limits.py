@@ -7,6 +7,9 @@ refused, deleted leads leave the lists; each behaviour is checked both ways wher
 from __future__ import annotations
 
 import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -160,3 +163,41 @@ def test_a_custom_field_code_already_taken_or_given_twice_is_refused_and_nothing
     assert len(account.store.custom_fields["contacts"]) == before
     created = api(account, "POST", "/api/v4/contacts/custom_fields", json=[{"name": "A", "type": "text", "code": "RS_NEW"}])
     assert created.status_code == 201 and len(account.store.custom_fields["contacts"]) == before + 1
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        _Receiver.received.append(dict(parse_qsl(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_deleting_a_lead_posts_the_delete_webhook_and_webhooks_are_admin_only(account):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        destination = f"http://127.0.0.1:{server.server_address[1]}/amocrm/webhook/secret"
+        account.set_admin(False)
+        refused = api(account, "POST", "/api/v4/webhooks", json={"destination": destination, "settings": ["delete_lead"]})
+        assert refused.status_code == 403
+        account.set_admin(True)
+        assert api(account, "POST", "/api/v4/webhooks", json={"destination": destination,
+                                                              "settings": ["delete_lead"]}).status_code == 200
+        lead_id = min(int(i) for i in won_ids(account))
+        account.delete_purchase(lead_id)
+        account.webhooks.wait_idle()
+        [form] = _Receiver.received
+        # Doc: developers.kommo.com/docs/webhooks-general - a deleted lead carries its id, status and pipeline only
+        assert {k for k in form if k.startswith("leads[")} == {
+            "leads[delete][0][id]", "leads[delete][0][status_id]", "leads[delete][0][pipeline_id]"}
+        assert form["leads[delete][0][id]"] == str(lead_id) and form["leads[delete][0][status_id]"] == "142"
+    finally:
+        server.shutdown()
+        server.server_close()
