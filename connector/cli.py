@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from datetime import date
 
-from connector import clock
+from connector import clock, registry
 from connector.errors import InputError, RepeatSalesError
 from connector.tables import table
 
@@ -37,18 +37,18 @@ def _port(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="repeat-sales", description="Turn one-time buyers into returning "
-                                "customers, inside Bitrix24 and amoCRM.")
+                                "customers, inside " + " and ".join(c.brand for c in registry.CRMS.values()) + ".")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="start the built-in CRM emulator and run the full cycle twice")
-    d.add_argument("--crm", choices=["bitrix", "amocrm"], default="bitrix")
+    d.add_argument("--crm", choices=registry.NAMES, default=registry.DEFAULT)
     d.add_argument("--customers", type=int, default=300)
     d.add_argument("--seed", type=int, default=42)
     d.add_argument("--as-of", type=_as_of)
     d.add_argument("--format", choices=["table", "json"], default="table")
 
     s = sub.add_parser("sync", help="pull, evaluate the playbook and write the plan into the CRM")
-    s.add_argument("--crm", choices=["bitrix", "amocrm"])
+    s.add_argument("--crm", choices=registry.NAMES)
     s.add_argument("--dry-run", action="store_true", help="show the plan; write nothing, move no cursor")
     s.add_argument("--full", action="store_true", help="re-read everything instead of what changed")
     s.add_argument("--as-of", type=_as_of, help="evaluate as if today were this date (writes only with "
@@ -82,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("install", help="prepare the CRM once (idempotent): the fields for card values and "
                        "repeat-deal markers")
-    i.add_argument("--crm", choices=["bitrix", "amocrm"])
+    i.add_argument("--crm", choices=registry.NAMES)
     i.add_argument("--uninstall", action="store_true", help="remove what install created, and only that")
     i.add_argument("--format", choices=["table", "json"], default="table")
 
     e = sub.add_parser("emulator", help="run a CRM emulator standalone (prints its settings first)")
-    e.add_argument("crm", choices=["bitrix", "amocrm"])
+    e.add_argument("crm", choices=registry.NAMES)
     e.add_argument("rest", nargs=argparse.REMAINDER,
                    help="--host --port --customers --seed --latency-ms --faults --rate-limit")
     return p
@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_sync(args) -> int:
-    from connector.crm import make_adapter
     from connector.redact import setup_logging
     from connector.settings import load_settings
     from connector.state import State
@@ -125,16 +124,15 @@ def cmd_sync(args) -> int:
     dry_run = args.dry_run or settings.DRY_RUN
     today = written_day(args.as_of, clock.today(settings.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
     state = State(settings.state_path)  # first: a damaged or read-only file stops the run before any request
-    adapter = make_adapter(settings.CRM, settings)
+    adapter = registry.make_adapter(settings)
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
                           progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards)
     finally:
         adapter.close()
         state.close()
-    crm_id = getattr(adapter, "crm_id", str)
     if args.format == "json":
-        print(json.dumps(report.to_json(crm_id), ensure_ascii=False, indent=1))
+        print(json.dumps(report.to_json(adapter.crm_id), ensure_ascii=False, indent=1))
     else:
         print(render_sync(report, dry_run=dry_run))
     if report.error:
@@ -290,11 +288,7 @@ def cmd_playbook(args) -> int:
 
 
 def cmd_emulator(args) -> int:
-    if args.crm == "amocrm":
-        from emulators.amocrm.cli import run_standalone
-    else:
-        from emulators.bitrix.cli import run_standalone
-    return run_standalone(args.rest)
+    return registry.crm(args.crm).run_emulator(args.rest)
 
 
 def cmd_serve(args) -> int:
@@ -313,13 +307,12 @@ def cmd_schedule(args) -> int:
 
 def cmd_install(args) -> int:
     """Create (or with --uninstall remove) what the plugin needs in the CRM; print what it did."""
-    from connector.crm import make_adapter
     from connector.redact import setup_logging
     from connector.settings import load_settings
 
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING")
-    adapter = make_adapter(settings.CRM, settings)
+    adapter = registry.make_adapter(settings)
     try:
         report = adapter.install(uninstall=args.uninstall)
     finally:

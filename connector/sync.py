@@ -29,7 +29,6 @@ from playbooks import Evaluation, PlanHistory, evaluate
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-AUTOMATION_REFS = ("workflow", "comment", "salesbot", "note")  # where automation starts leave their markers
 
 
 @dataclass
@@ -98,7 +97,7 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
 def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
              full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False) -> SyncReport:
     progress = progress or (lambda _msg: None)
-    account = getattr(adapter, "account", adapter.name)
+    account = adapter.account
     started, requests_before = time.monotonic(), adapter.request_count()
     with state.lock("sync"):
         run_id = state.start_run(account, "sync", dry_run)
@@ -159,8 +158,9 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             raise
         stats["requests"] = adapter.request_count() - requests_before
         stats["seconds"] = round(time.monotonic() - started, 2)
-        stats["duplicates_removed"] = getattr(getattr(adapter, "writer", None), "duplicates_removed", 0)
-        stats["automation_as_tasks"] = getattr(getattr(adapter, "writer", None), "degraded", 0)
+        written = adapter.write_stats()
+        stats["duplicates_removed"] = written.duplicates_removed
+        stats["automation_as_tasks"] = written.automation_as_tasks
         state.finish_run(run_id, stats, error=str(report.error) if report.error else None)
         return report
 
@@ -171,11 +171,9 @@ def read_markers(adapter: CrmAdapter, state: State, account: str, today: date, *
     `sweep` (a `--full` run over a kept ledger): automation starts, whose markers sit on each
     customer's card, are read back for the customers the ledger says were started.
     """
-    if not hasattr(adapter, "all_written"):
-        return 0
     found = adapter.all_written()
-    if sweep and hasattr(adapter, "settle_written"):
-        found.update(adapter.settle_written(state.done_refs(account, AUTOMATION_REFS)))
+    if sweep:
+        found.update(adapter.settle_written(state.done_refs(account, adapter.automation_refs)))
     state.record_found(account, found, today)
     return len(found)
 
@@ -190,7 +188,7 @@ def find_on_cards(adapter: CrmAdapter, evaluation_plan: list[Action], to_write: 
     unsure = [a.key for a in to_write if a.kind == ActionKind.TAG or a.key in started]
     if not unsure:
         return {}
-    return getattr(adapter, "find_on_cards", adapter.find_written)(unsure)
+    return adapter.find_on_cards(unsure)
 
 
 def settle_race(adapter: CrmAdapter, state: State, account: str, today: date, report: SyncReport) -> None:
@@ -198,7 +196,7 @@ def settle_race(adapter: CrmAdapter, state: State, account: str, today: date, re
     same keys at the same time. Where the CRM holds two objects for a key, the oldest stays (both
     runs pick the same one) and the other goes. Costs about one read per 50 customers written to.
     """
-    if not report.written or not hasattr(adapter, "settle_written"):
+    if not report.written:
         return
     try:
         state.mark_done(account, adapter.settle_written(report.written), today)
@@ -255,7 +253,7 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
         state.mark_done(account, found, today)
         report.stats["recovered"] = len(found)
         actions = [a for a in actions if a.key not in found]
-    size = getattr(adapter, "write_batch", 50)
+    size = adapter.batch.size
     queue = deque((a, False) for a in actions)  # (action, prepared already?) in sending order
     while queue:
         taken = [queue.popleft() for _ in range(min(size, len(queue)))]
@@ -273,10 +271,10 @@ def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Ac
                 return
             state.mark_done(account, found, today)
             report.stats["written"] += len(found)
-            # the gateway gave up on a batch too big or too slow (doc: shrink and retry, see
-            # shared/reference/amocrm.md "Writes"): the rest of this run goes in halves
-            if getattr(exc, "status", None) == 504 and size > 1:
-                size = max(1, size // 2)
+            # the adapter's batch policy: a gateway that gave up on a batch too big makes the rest smaller
+            smaller = adapter.batch.after_failure(size, exc.status)
+            if smaller is not None:
+                size = smaller
                 queue.extendleft((a, True) for a in reversed([a for a in chunk if a.key not in found]))
                 report.stats["batch_size"] = size
                 continue

@@ -117,6 +117,20 @@ class BitrixApp:
         self._install_checks: deque[float] = deque()
         self._install_lock = threading.Lock()
 
+    def routes(self) -> dict:
+        """(method, path) -> handler, served by `repeat-sales serve` (design.md "Webhook app routes")."""
+        return {("POST", "/bitrix/install"): self.on_install, ("POST", "/bitrix/events"): self.on_event,
+                ("POST", "/bitrix/robot"): self.on_robot}
+
+    def prefix_routes(self) -> dict:
+        return {}
+
+    @staticmethod
+    def install_status(stored: dict) -> dict:
+        """The installed app as GET /status shows it (no secret)."""
+        return {"portal": stored.get("domain"), "installed_at": stored.get("installed_at"),
+                "events": stored.get("events", []), "robots": stored.get("robots", [])}
+
     def _configured(self) -> None:
         if self.settings.BITRIX_APP_CLIENT_ID is None or self.settings.BITRIX_APP_CLIENT_SECRET is None:
             raise WebhookRejected(404, "the Bitrix24 app is not configured (BITRIX_APP_CLIENT_ID/SECRET)")

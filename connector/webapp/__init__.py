@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
+from pydantic import SecretStr
+
 from connector.errors import WebhookRejected
 from connector.redact import register_secret
 from connector.settings import Settings
@@ -32,21 +34,18 @@ from connector.webapp.worker import Job, Worker
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PREFIX = "/amocrm/webhook/"
 SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
 
 
 class WebApp:
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
                  today: Callable[[], date] | None = None, public_url: str | None = None) -> None:
-        from connector import clock
-        from connector.amocrm.app import AmoApp
-        from connector.bitrix.app import BitrixApp
+        from connector import clock, registry
 
         self.settings = settings
         self.runtime = Runtime(settings, today or (lambda: clock.today(settings.TIMEZONE)))
         self.installs = self.runtime.installs
-        for crm in ("bitrix", "amocrm"):  # keep stored secrets out of any log line
+        for crm in registry.NAMES:  # keep stored secrets out of any log line
             for key, value in (self.installs.get(crm) or {}).items():
                 if key in SECRET_KEYS:
                     register_secret(str(value))
@@ -55,14 +54,12 @@ class WebApp:
         self.server = AppHTTPServer((host, port), self)
         self.host, self.port = self.server.server_address[0], self.server.server_address[1]
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
-        self.bitrix = BitrixApp(self)
-        self.amocrm = AmoApp(self)
-        self._routes: dict[tuple[str, str], Route] = {
-            ("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status,
-            ("POST", "/bitrix/install"): self.bitrix.on_install, ("POST", "/bitrix/events"): self.bitrix.on_event,
-            ("POST", "/bitrix/robot"): self.bitrix.on_robot, ("GET", "/amocrm/connect"): self.amocrm.connect,
-            ("GET", "/amocrm/oauth"): self.amocrm.on_oauth,
-        }
+        self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
+        self._routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status}
+        self._prefixes: dict[str, Route] = {}  # POST <prefix><param>, e.g. a webhook address with its secret
+        for app in self.apps.values():
+            self._routes.update(app.routes())
+            self._prefixes.update(app.prefix_routes())
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -93,13 +90,14 @@ class WebApp:
     # --- what routes share ----------------------------------------------------------------------
 
     def route(self, method: str, path: str) -> tuple[Route, str]:
-        if path.startswith(WEBHOOK_PREFIX):
-            secret = path[len(WEBHOOK_PREFIX):]
-            if method != "POST":
-                raise WebhookRejected(405, "method not allowed")
-            if not secret or "/" in secret or len(secret) > 200:
-                raise WebhookRejected(401, "unknown webhook address")
-            return self.amocrm.on_webhook, secret
+        for prefix, handler in self._prefixes.items():
+            if path.startswith(prefix):
+                secret = path[len(prefix):]
+                if method != "POST":
+                    raise WebhookRejected(405, "method not allowed")
+                if not secret or "/" in secret or len(secret) > 200:
+                    raise WebhookRejected(401, "unknown webhook address")
+                return handler, secret
         found = self._routes.get((method, path))
         if found is not None:
             return found, ""
@@ -138,13 +136,11 @@ class WebApp:
         finally:
             state.close()
         installs = {}
-        bitrix, amo = self.installs.get("bitrix"), self.installs.get("amocrm")
-        if bitrix:
-            installs["bitrix"] = {"portal": bitrix.get("domain"), "installed_at": _iso(bitrix.get("installed_at")),
-                                  "events": bitrix.get("events", []), "robots": bitrix.get("robots", [])}
-        if amo:
-            installs["amocrm"] = {"subdomain": amo.get("subdomain"), "account_id": amo.get("account_id"),
-                                  "installed_at": _iso(amo.get("installed_at"))}
+        for name, app in self.apps.items():
+            stored = self.installs.get(name)
+            if stored:
+                shown = app.install_status(stored)
+                installs[name] = {**shown, "installed_at": _iso(shown.get("installed_at"))}
         worker = self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
         return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
@@ -164,9 +160,9 @@ def _run_summary(run: dict) -> dict:
 
 
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
-    values = (settings.BITRIX_WEBHOOK_URL, settings.BITRIX_APP_CLIENT_SECRET, settings.AMOCRM_ACCESS_TOKEN,
-              settings.AMOCRM_CLIENT_SECRET, settings.AMOCRM_AUTH_CODE, settings.ADMIN_TOKEN)
-    return tuple(v.get_secret_value() for v in values if v is not None)
+    """Every secret setting's value (each CRM's webhook, client secret, tokens; the admin token)."""
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    return tuple(v.get_secret_value() for v in values if isinstance(v, SecretStr))
 
 
 def run_serve(host: str, port: int) -> int:

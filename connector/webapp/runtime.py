@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from connector import registry
 from connector.installs import Installs
 from connector.settings import Settings
 from connector.state import State
@@ -19,14 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def build_adapter(settings: Settings, installs: Installs):
-    """Bitrix24 without BITRIX_WEBHOOK_URL but with the app installed runs on the app's tokens."""
-    if settings.CRM == "bitrix" and settings.BITRIX_WEBHOOK_URL is None and installs.get("bitrix"):
-        from connector.bitrix.app import app_adapter
-
-        return app_adapter(settings, installs)
-    from connector.crm import make_adapter
-
-    return make_adapter(settings.CRM, settings)
+    """The configured CRM's adapter; Bitrix24 without a webhook runs on the installed app's tokens."""
+    return registry.make_adapter(settings, installs)
 
 
 @dataclass
