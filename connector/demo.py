@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from connector import clock, registry
-from connector.cli import render_sync
+from connector.render import render_sync
 from connector.tables import table
 
 ITEMS_PER_REQUEST = {crm.name: crm.items_per_request for crm in registry.CRMS.values()}
@@ -60,8 +60,9 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
             entry.emulator_type()(customers=customers, seed=seed, today=today, rate_limit=True) as emu:
         say(f"{entry.title} emulator at {emu.base_url} ({customers} customers, seed {seed}, rate limit on)")
         state = State(Path(tmp) / "state.db")
-        if entry.demo_prepare is not None:
-            say(entry.demo_prepare(emu, automation_templates(playbook)))
+        prepared = entry.prepare_emulator(emu, automation_templates(playbook))
+        if prepared:
+            say(prepared)
         installer = connect(emu)
         try:  # prepare the CRM as `repeat-sales install` does: card fields, repeat deals, automation
             made = installer.install()

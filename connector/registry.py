@@ -1,13 +1,14 @@
 """The CRMs this build knows, in one place: the rest of the plugin asks here and names no CRM.
 
-Each entry says where the CRM's adapter, webhook-app side and emulator live, how many list items one pull request can carry, and how the demo points the adapter at the
-emulator. A third CRM is one folder under connector/ (see connector.crm) and one entry here.
+Each entry says where the CRM's adapter, webhook-app side, emulator and demo set-up live, and how
+many list items one pull request can carry. Modules are named, not imported, so nothing below the
+registry (settings, the core) loads an adapter. A third CRM is one folder under connector/ (see
+connector.crm) and one entry here.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from connector.crm import checked
@@ -24,8 +25,7 @@ class Crm:
     emulator_class: str
     items_per_request: int  # list items one pull request can carry (the demo's lower bound)
     line_items_apart: bool  # whether purchases' line items take requests of their own
-    connect: Callable[[object], object]  # the real adapter pointed at a running emulator (the demo)
-    demo_prepare: Callable[[object, list[str]], str] | None = None  # an admin's setup before install
+    demo: str  # module with `connect(emu)` (the real adapter on a running emulator) and `prepare(emu, templates)`
 
     @property
     def title(self) -> str:
@@ -36,7 +36,11 @@ class Crm:
 
     def emulated(self, emu):
         """The real adapter pointed at a running emulator of this CRM (the demo)."""
-        return checked(self.connect(emu))
+        return checked(importlib.import_module(self.demo).connect(emu))
+
+    def prepare_emulator(self, emu, templates: list[str]) -> str | None:
+        """What an admin sets up in the CRM by hand before `install` (the demo); says what, if anything."""
+        return importlib.import_module(self.demo).prepare(emu, templates)
 
     def emulator_type(self):
         return getattr(importlib.import_module(self.emulator), self.emulator_class)
@@ -49,36 +53,13 @@ class Crm:
         return importlib.import_module(self.emulator).run_standalone(argv)
 
 
-def _bitrix_templates(emu, templates: list[str]) -> str:
-    """Stand in for an admin who built the playbook's automations in the portal's designer."""
-    from emulators.bitrix.writeback_methods import add_workflow_template
-
-    for name in templates:
-        add_workflow_template(emu.store, name)
-    return f"the portal's admin saved {len(templates)} business-process templates the playbook starts"
-
-
-def _bitrix_connect(emu):
-    from connector.bitrix import BitrixAdapter
-
-    return BitrixAdapter(emu.webhook_url)
-
-
-def _amocrm_connect(emu):
-    from connector.amocrm import AmoAdapter
-    from emulators.amocrm.seed import GENDER_FIELD_ID
-
-    # the account's "Пол" field, as an admin names it in AMOCRM_GENDER_FIELD
-    return AmoAdapter(emu.base_url, access_token=emu.access_token, gender_field=str(GENDER_FIELD_ID))
-
-
 CRMS: dict[str, Crm] = {crm.name: crm for crm in (
     # Bitrix24: 50 commands x 50 rows per batch (Doc: settings/how-to-call-rest-api/batch.md)
     Crm("bitrix", "Bitrix24", "portal", "connector.bitrix", "connector.bitrix.app:BitrixApp", "emulators.bitrix",
-        "BitrixEmulator", 2500, True, _bitrix_connect, _bitrix_templates),
+        "BitrixEmulator", 2500, True, "connector.bitrix.demo"),
     # amoCRM: 250 per page (Doc: amoCRM API v4, limitations); a lead brings its products (with=catalog_elements)
     Crm("amocrm", "amoCRM", "account", "connector.amocrm", "connector.amocrm.app:AmoApp", "emulators.amocrm",
-        "AmoEmulator", 250, False, _amocrm_connect),
+        "AmoEmulator", 250, False, "connector.amocrm.demo"),
 )}
 NAMES = tuple(CRMS)
 DEFAULT = NAMES[0]

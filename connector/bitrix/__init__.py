@@ -206,18 +206,18 @@ def _with_categories(purchase: Purchase, products: dict[str, Product]) -> Purcha
 
 def make_adapter(settings, installs=None) -> BitrixAdapter:
     """The incoming webhook when set; without it, the installed local app's OAuth grant (`serve`)."""
+    common = {"customer_key": settings.CUSTOMER_KEY, "timezone": settings.TIMEZONE,
+              "requests_per_second": settings.BITRIX_REQUESTS_PER_SECOND, "request_pool": settings.BITRIX_REQUEST_POOL,
+              "write_batch": settings.BITRIX_WRITE_BATCH, "fallback_user_id": settings.BITRIX_FALLBACK_USER_ID,
+              "gender_field": settings.BITRIX_GENDER_FIELD,
+              "gender_values": settings.gender_values("BITRIX_GENDER_VALUES")}
     if settings.BITRIX_WEBHOOK_URL is None and installs is not None and installs.get("bitrix"):
-        from connector.bitrix.app import app_adapter
+        from connector.bitrix.app_auth import app_tokens
 
-        return app_adapter(settings, installs)
+        tokens = app_tokens(settings, installs)  # the app's OAuth grant: `/rest/` + `auth`
+        return BitrixAdapter(tokens.grant().client_endpoint, oauth_token=tokens.token_func, **common)
     settings.require("BITRIX_WEBHOOK_URL")
-    return BitrixAdapter(
-        settings.BITRIX_WEBHOOK_URL.get_secret_value(), customer_key=settings.CUSTOMER_KEY,
-        timezone=settings.TIMEZONE, requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
-        request_pool=settings.BITRIX_REQUEST_POOL, write_batch=settings.BITRIX_WRITE_BATCH,
-        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID, gender_field=settings.BITRIX_GENDER_FIELD,
-        gender_values=settings.gender_values("BITRIX_GENDER_VALUES"),
-    )
+    return BitrixAdapter(settings.BITRIX_WEBHOOK_URL.get_secret_value(), **common)
 
 
 __all__ = ["BitrixAdapter", "Customer", "make_adapter"]

@@ -20,8 +20,7 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING
 
-from connector.bitrix import BitrixAdapter
-from connector.bitrix.app_auth import CRM, AppTokens
+from connector.bitrix.app_auth import CRM, app_tokens
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.mapping import customer_ref, text
 from connector.errors import CrmRequestRejected, WebhookRejected
@@ -38,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
 BOUND_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTUPDATE", "ONAPPUNINSTALL")
 SYNC_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTADD", "ONCRMCONTACTUPDATE",
                          "ONCRMCOMPANYADD", "ONCRMCOMPANYUPDATE"})
@@ -82,27 +80,10 @@ def robot_fields(handler: str, user_id: int) -> dict[str, dict]:
     }
 
 
-def app_tokens(settings: Settings, installs: Installs) -> AppTokens:
-    settings.require("BITRIX_APP_CLIENT_ID", "BITRIX_APP_CLIENT_SECRET")
-    return AppTokens(installs, settings.BITRIX_APP_CLIENT_ID, settings.BITRIX_APP_CLIENT_SECRET.get_secret_value(),
-                     settings.BITRIX_OAUTH_URL or DEFAULT_OAUTH_URL)
-
-
 def app_client(settings: Settings, installs: Installs) -> BitrixClient:
     tokens = app_tokens(settings, installs)
     return BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
                         requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND, request_pool=settings.BITRIX_REQUEST_POOL)
-
-
-def app_adapter(settings: Settings, installs: Installs) -> BitrixAdapter:
-    """The adapter on the app's OAuth grant (`/rest/` + `auth`), for portals without an incoming webhook."""
-    tokens = app_tokens(settings, installs)
-    return BitrixAdapter(
-        tokens.grant().client_endpoint, oauth_token=tokens.token_func, customer_key=settings.CUSTOMER_KEY,
-        timezone=settings.TIMEZONE, requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
-        request_pool=settings.BITRIX_REQUEST_POOL, write_batch=settings.BITRIX_WRITE_BATCH,
-        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID, gender_field=settings.BITRIX_GENDER_FIELD,
-        gender_values=settings.gender_values("BITRIX_GENDER_VALUES"))
 
 
 def _same(given: str, stored: str) -> bool:

@@ -36,6 +36,7 @@ MAX_REFUSALS = 3
 REFUSAL_WINDOW_SECONDS = 120
 REINSTALL_HINT = ("reinstall the app in Bitrix24 (Applications -> Developer resources -> the local app), "
                   "check BITRIX_APP_CLIENT_ID / BITRIX_APP_CLIENT_SECRET / BITRIX_OAUTH_URL")
+DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
 
 
 @dataclass(frozen=True)
@@ -175,3 +176,10 @@ def _int(value, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def app_tokens(settings, installs: Installs) -> AppTokens:
+    """The installed local app's tokens (BITRIX_APP_CLIENT_ID/SECRET name the app)."""
+    settings.require("BITRIX_APP_CLIENT_ID", "BITRIX_APP_CLIENT_SECRET")
+    return AppTokens(installs, settings.BITRIX_APP_CLIENT_ID, settings.BITRIX_APP_CLIENT_SECRET.get_secret_value(),
+                     settings.BITRIX_OAUTH_URL or DEFAULT_OAUTH_URL)

@@ -1,7 +1,7 @@
 """Methods that work only in an application's context: event bindings, robots, bizproc.event.send,
 app.info. Called through an incoming webhook they are refused as before.
 
-`register()` runs after work_methods is loaded (registry._load), so these handlers replace its plain
+`register()` runs after work_methods is loaded (methods.py), so these handlers replace its plain
 refusals whatever the import order.
 Doc: api-reference/events/event-bind.md, event-get.md, event-unbind.md;
 api-reference/bizproc/bizproc-robot/bizproc-robot-{add,update,list,delete}.md, bizproc-event-send.md;

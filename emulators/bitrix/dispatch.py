@@ -14,8 +14,9 @@ import time
 from emulators.kit import Faults, RequestStats
 
 from .limits import OperatingMeter
+from .methods import lookup
 from .protocol import ApiError, as_yn, ci_get, fault_error, method_not_found, parse_php_query, time_block
-from .registry import Listing, lookup
+from .registry import Listing
 from .store import Portal
 
 MAX_BATCH = 50
