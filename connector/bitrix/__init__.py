@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from connector.adapter import WritebackAdapter
@@ -21,7 +22,7 @@ from connector.bitrix.pull import (
 from connector.bitrix.writeback import BitrixWriteback
 from connector.crm import BatchPolicy, Cursor, PullPage
 from connector.errors import CrmRecordError
-from connector.model import Customer, LineItem, Product, Purchase
+from connector.model import Customer, Product, Purchase
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +195,12 @@ def _stamp(value: str) -> float:
 
 
 def _with_categories(purchase: Purchase, products: dict[str, Product]) -> Purchase:
+    """The purchase with each line item's category from the catalogue; every other field kept as it is."""
     if not purchase.items:
         return purchase
-    items = tuple(
-        LineItem(i.product_id, i.name, i.quantity, i.price,
-                 products[i.product_id].category if i.product_id in products else None)
-        for i in purchase.items)
-    return Purchase(purchase.id, purchase.customer_id, purchase.date, purchase.amount, purchase.currency,
-                    items, purchase.manager_id, purchase.title)
+    items = tuple(replace(i, category=products[i.product_id].category) if i.product_id in products
+                  else replace(i, category=None) for i in purchase.items)
+    return replace(purchase, items=items)
 
 
 def make_adapter(settings, installs=None) -> BitrixAdapter:
