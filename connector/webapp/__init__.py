@@ -1,6 +1,6 @@
 """The webhook app (`repeat-sales serve`): verify, queue, answer at once; one worker does the work.
 
-Routes (design.md "Webhook app routes"):
+Routes (design.md "Webhook app routes"; each CRM's come from its app, named in connector.registry):
   GET  /healthz                   liveness, no secrets
   GET  /status                    last runs and the worker; `Authorization: Bearer <ADMIN_TOKEN>`
   POST /bitrix/install            ONAPPINSTALL: tokens verified with the auth server, events bound, robots added
