@@ -21,7 +21,7 @@ class Crm:
     place: str  # what one installation of it is called ("portal", "account")
     adapter: str  # module with `make_adapter(settings, installs=None)`
     webapp: str  # "module:Class" serving the CRM's routes in `repeat-sales serve`
-    emulator: str  # module with `run_standalone(argv)` and the emulator class
+    emulator: str  # package with the emulator class, and `cli.run_standalone(argv)`
     emulator_class: str
     items_per_request: int  # list items one pull request can carry (the demo's lower bound)
     line_items_apart: bool  # whether purchases' line items take requests of their own
@@ -50,7 +50,7 @@ class Crm:
         return getattr(importlib.import_module(module), name)
 
     def run_emulator(self, argv: list[str]) -> int:
-        return importlib.import_module(self.emulator).run_standalone(argv)
+        return importlib.import_module(f"{self.emulator}.cli").run_standalone(argv)
 
 
 CRMS: dict[str, Crm] = {crm.name: crm for crm in (
