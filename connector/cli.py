@@ -191,6 +191,7 @@ def render_run(stats: dict, *, dry_run: bool) -> str:
     rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
     # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
     notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
+    notes += "".join(f"\n! {gap['message']}" for gap in stats.get("rights_missing") or [])  # what this webhook may not
     return table(["run", "value"], rows, title="\nRun") + notes
 
 
@@ -325,10 +326,12 @@ def cmd_install(args) -> int:
     finally:
         adapter.close()
     rows = [(what, status) for status, items in (("created", report.created), ("already there", report.existing),
-                                                 ("removed", report.removed)) for what in items]
+                                                 ("removed", report.removed), ("skipped", report.missing))
+            for what in items]
     if args.format == "json":
         print(json.dumps({"crm": settings.CRM, "uninstall": args.uninstall, "created": report.created,
-                          "existing": report.existing, "removed": report.removed}, ensure_ascii=False, indent=1))
+                          "existing": report.existing, "removed": report.removed, "missing": report.missing},
+                         ensure_ascii=False, indent=1))
     else:
         title = f"\n{settings.CRM}: " + ("uninstall" if args.uninstall else "install")
         print(table(["object", "status"], rows, title=title) if rows else f"{title.strip()}: nothing to do")

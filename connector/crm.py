@@ -62,6 +62,7 @@ class InstallReport:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # steps skipped for want of a right, each saying which
 
 
 @runtime_checkable

@@ -128,6 +128,7 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0,
                          failed=0, deferred=len(not_done) - len(to_write), duplicates_removed=0)
             stats["rules_cannot_run"] = rules_cannot_run(state, account, playbook, adapter)  # said, not silent
+            stats["rights_missing"] = adapter.rights_missing() if hasattr(adapter, "rights_missing") else []
             if not dry_run:
                 known: list[Action] = []
                 if rebuilt:  # automation starts and card values are found only on the customers' cards

@@ -156,6 +156,10 @@ class BitrixAdapter:
     def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
         return self.writer.write(actions)
 
+    def rights_missing(self) -> list[dict]:
+        """Steps this webhook's scopes or user cannot do, each with what it needs and what happens instead."""
+        return self.writer.rights_missing()
+
     def find_written(self, keys: Iterable[str]) -> dict[str, CrmRef]:
         keys = list(keys)
         return self.writer.find(keys) if keys else {}
@@ -172,6 +176,8 @@ class BitrixAdapter:
 
     def _responsible(self, manager_id: str | None) -> str:
         """The customer's manager if still active, else the fallback user."""
+        if self._active_users is None and not self.writer.rights.allows("users"):
+            return manager_id or self.fallback_user  # no `user` scope: the manager the card names
         if self._active_users is None:
             self._active_users = set()
             for rows in list_pages(self.client, "user.get", {}):
