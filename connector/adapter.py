@@ -73,6 +73,10 @@ class Writeback:
         """Drop what was cached about the CRM's fields, so the next check reads them again."""
         raise NotImplementedError
 
+    def rights_missing(self) -> list[dict]:
+        """Steps the CRM user's rights leave out, each with what it needs and what happens instead."""
+        return []
+
     # --- the same for every CRM -----------------------------------------------------------------
 
     @property
@@ -190,6 +194,9 @@ class WritebackAdapter:
 
     def write_stats(self) -> WriteStats:
         return self.writer.stats()
+
+    def rights_missing(self) -> list[dict]:
+        return self.writer.rights_missing()
 
     def install(self, *, uninstall: bool = False) -> InstallReport:
         return self.writer.install(uninstall=uninstall)

@@ -268,10 +268,12 @@ def cmd_install(args) -> int:
     finally:
         adapter.close()
     rows = [(what, status) for status, items in (("created", report.created), ("already there", report.existing),
-                                                 ("removed", report.removed)) for what in items]
+                                                 ("removed", report.removed), ("skipped", report.missing))
+            for what in items]
     if args.format == "json":
         print(json.dumps({"crm": settings.CRM, "uninstall": args.uninstall, "created": report.created,
-                          "existing": report.existing, "removed": report.removed}, ensure_ascii=False, indent=1))
+                          "existing": report.existing, "removed": report.removed, "missing": report.missing},
+                         ensure_ascii=False, indent=1))
     else:
         title = f"\n{settings.CRM}: " + ("uninstall" if args.uninstall else "install")
         print(table(["object", "status"], rows, title=title) if rows else f"{title.strip()}: nothing to do")

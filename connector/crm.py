@@ -59,6 +59,7 @@ class InstallReport:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # steps skipped for want of a right, each saying which
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,10 @@ class CrmAdapter(Protocol):
 
     def settle_written(self, written: dict[str, CrmRef]) -> dict[str, CrmRef]:
         """Writes read back by the kind each was written as; of two objects for one key the oldest stays."""
+        ...
+
+    def rights_missing(self) -> list[dict]:
+        """Steps the CRM user's rights leave out (`rule`-like notes with a `message`), for the run summary."""
         ...
 
     def write_stats(self) -> WriteStats:

@@ -38,6 +38,7 @@ def render_run(stats: dict, *, dry_run: bool) -> str:
     rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
     # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
     notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
+    notes += "".join(f"\n! {gap['message']}" for gap in stats.get("rights_missing") or [])  # what this webhook may not
     return table(["run", "value"], rows, title="\nRun") + notes
 
 

@@ -209,6 +209,7 @@ def due_today(run: Run, plan: list[Action], pulled: dict, playbook) -> Due:
     run.stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0, failed=0,
                      deferred=len(not_done) - len(to_write), duplicates_removed=0)
     run.stats["rules_cannot_run"] = rules_cannot_run(run.state, run.account, playbook, run.adapter)  # said, not silent
+    run.stats["rights_missing"] = run.adapter.rights_missing()  # what the CRM user may not do, and what instead
     return Due(status, to_write)
 
 

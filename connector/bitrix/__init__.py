@@ -154,6 +154,8 @@ class BitrixAdapter(WritebackAdapter):
 
     def _responsible(self, manager_id: str | None) -> str:
         """The customer's manager if still active, else the fallback user."""
+        if self._active_users is None and not self.writer.rights.allows("users"):
+            return manager_id or self.fallback_user  # no `user` scope: the manager the card names
         if self._active_users is None:
             self._active_users = set()
             for rows in list_pages(self.client, "user.get", {}):

@@ -5,7 +5,8 @@ Routes (design.md "Webhook app routes"; each CRM's come from its app, named in c
   GET  /status                    last runs and the worker; `Authorization: Bearer <ADMIN_TOKEN>`
   POST /bitrix/install            ONAPPINSTALL: tokens verified with the auth server, events bound, robots added
   POST /bitrix/events             CRM events: the stored application_token and member_id, else 401/403
-  POST /bitrix/robot              robot calls: verified like events, answered through bizproc.event.send
+  POST /bitrix/robot              robot calls: application_token, or an access token the portal confirms
+                                  (app.info); answered at once through bizproc.event.send
   GET  /amocrm/connect            admin: the consent URL with a fresh single-use `state`
   GET  /amocrm/oauth              the OAuth redirect: `state` checked, the code exchanged, the webhook added
   POST /amocrm/webhook/<secret>   account webhooks: the per-install secret, account id and subdomain
@@ -51,6 +52,8 @@ class WebApp:
                     register_secret(str(value))
         self.worker = Worker(self.runtime.sync, self.runtime.open_state,
                              debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
+        # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
+        self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
         self.server = AppHTTPServer((host, port), self)
         self.host, self.port = self.server.server_address[0], self.server.server_address[1]
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
@@ -70,6 +73,7 @@ class WebApp:
 
     def start(self) -> WebApp:
         self.worker.start()
+        self.robots.start()
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="repeat-sales-webapp", daemon=True)
         self._thread.start()
@@ -79,6 +83,7 @@ class WebApp:
         """Stop taking requests, then let the worker finish everything it accepted."""
         self.server.shutdown()
         self.server.server_close()
+        self.robots.stop(timeout)
         self.worker.stop(timeout)
 
     def __enter__(self) -> WebApp:
@@ -108,6 +113,10 @@ class WebApp:
     def submit(self, job: Job) -> None:
         self.worker.submit(job)
 
+    def submit_robot(self, job: Job) -> None:
+        """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
+        self.robots.submit(job)
+
     def request_sync(self) -> None:
         self.worker.request_sync()
 
@@ -124,7 +133,7 @@ class WebApp:
     # --- routes ---------------------------------------------------------------------------------
 
     def healthz(self, request: Request):
-        if not self.worker.alive():
+        if not self.worker.alive() or not self.robots.alive():
             return 503, {"status": "worker stopped"}
         return 200, {"status": "ok"}
 
