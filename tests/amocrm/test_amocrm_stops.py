@@ -16,8 +16,8 @@ import pytest
 import requests
 from amo_support import CUSTOMERS, SEED, TODAY, Sleeps, pull_all, token_adapter
 
-from connector.cli import render_sync
 from connector.errors import CrmError, CrmRateLimited
+from connector.render import render_sync
 from connector.state import State
 from connector.sync import run_sync
 from emulators.amocrm import AmoEmulator
