@@ -198,6 +198,10 @@ class WritebackAdapter:
     def rights_missing(self) -> list[dict]:
         return self.writer.rights_missing()
 
+    def account_notices(self, lang: str) -> list[str]:
+        """Nothing to say about the account unless its CRM's adapter has something."""
+        return []
+
     def install(self, *, uninstall: bool = False) -> InstallReport:
         return self.writer.install(uninstall=uninstall)
 

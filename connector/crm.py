@@ -138,6 +138,11 @@ class CrmAdapter(Protocol):
         """Steps the CRM user's rights leave out (`rule`-like notes with a `message`), for the run summary."""
         ...
 
+    def account_notices(self, lang: str) -> list[str]:
+        """What the run summary should say about the account itself (amoCRM's Customers mode, a token
+        without the rights a read needs), in the playbook's language."""
+        ...
+
     def write_stats(self) -> WriteStats:
         """What the writers did besides writing: duplicates removed, automation written as tasks."""
         ...

@@ -79,5 +79,4 @@ def rules_cannot_run(state: State, account: str, playbook, adapter) -> list[dict
 def crm_notices(playbook, adapter) -> list[dict]:
     """What the adapter learnt about the account that the run summary should say (amoCRM's Customers
     mode, a token without the rights some reads need), in the playbook's language."""
-    say = getattr(adapter, "account_notices", None)
-    return [{"message": m} for m in say(getattr(playbook, "lang", "ru"))] if callable(say) else []
+    return [{"message": m} for m in adapter.account_notices(getattr(playbook, "lang", "ru"))]

@@ -245,7 +245,7 @@ class AmoAdapter(WritebackAdapter):
                             "tasks go to the customers' managers as the CRM names them, else the fallback user")
         return self._active_users
 
-    def account_notices(self, lang: str = "ru") -> list[str]:
+    def account_notices(self, lang: str) -> list[str]:
         """What about this account the run summary should say: Customers mode, a non-admin token."""
         words = NOTICES.get(lang, NOTICES["ru"])
         out = []
