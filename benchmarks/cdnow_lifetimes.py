@@ -59,6 +59,8 @@ def cdnow_csv(lifetimes_python: str, out: Path) -> int:
         dst.write("customer_id,date,quantity,amount\n")
         for line in src:
             cid, day, qty, amount = line.split()
+            if not day.isdigit():  # the header
+                continue
             dst.write(f"{cid},{day[:4]}-{day[4:6]}-{day[6:]},{qty},{amount}\n")
             rows += 1
     return rows
