@@ -64,6 +64,7 @@ def test_install_twice_then_uninstall_as_commands(crm, tmp_path):
     assert any(crm.opt_out_field in name for name in made["existing"])
     again = run_cli(["install"], env)
     assert again.returncode == 0 and "already there" in again.stdout and crm.card_fields[0] in again.stdout
+    assert "created" not in again.stdout
     gone = run_cli(["install", "--uninstall", "--format", "json"], env)
     assert gone.returncode == 0 and sorted(json.loads(gone.stdout)["removed"]) == sorted(made["created"])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+from connector.state import State
 from tests.conftest import run_cli
 
 MARCH8 = date(2027, 3, 8)  # a Monday: not a quiet day of the default playbook
@@ -32,14 +33,14 @@ def test_march8_greets_only_women_and_february23_only_men(crm_class, tmp_path):
 
 
 def test_without_a_gender_source_the_summary_names_the_rules_that_cannot_run_and_the_setting(crm_class, tmp_path):
-    with crm_class(seed=SEED, today=MARCH8) as crm:
+    with crm_class(customers=40, seed=SEED, today=MARCH8) as crm:
         env = crm.cli_env(tmp_path, **crm.drop_gender_source())
-        out = dry_run(env, MARCH8)
+        report = crm.sync(State(tmp_path / "s.db"), dry_run=True)
         table = dry_run(env, MARCH8, fmt="table")
         english = dry_run({**env, "PLAYBOOK_LANG": "en"}, MARCH8, fmt="table")
     setting = crm.gender_setting
-    assert not [p for p in out["plan"] if p["rule"] == "holidays"]
-    blocked = out["stats"]["rules_cannot_run"]
+    assert not [a for a in report.plan if a.rule == "holidays"]
+    blocked = report.stats["rules_cannot_run"]
     assert {(b["rule"], b["step"], b["field"], b["setting"]) for b in blocked} == {
         ("holidays", "february23", "gender", setting), ("holidays", "march8", "gender", setting)}
     assert all(setting in b["message"] for b in blocked)
