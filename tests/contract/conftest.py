@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contract.harness import HARNESS_NAMES, registry
+from tests.contract.harness import registry
+
+HARNESSES = registry()
 
 
-@pytest.fixture(scope="module", params=HARNESS_NAMES)
+@pytest.fixture(scope="module", params=list(HARNESSES))
 def crm_class(request):
     """The harness class of one CRM: for tests that seed a shop of their own (size, seed, date)."""
-    return registry()[request.param]
+    return HARNESSES[request.param]
 
 
 @pytest.fixture
