@@ -309,5 +309,5 @@ class AmoHarness(HarnessBase):
         """amoCRM has no gender of its own: without AMOCRM_GENDER_FIELD there is none."""
         return {}
 
-    def gender_env(self) -> dict:
-        return {"AMOCRM_GENDER_FIELD": str(GENDER_FIELD_ID)}
+    def gender_adapter_kw(self) -> dict:
+        return {"gender_field": str(GENDER_FIELD_ID)}  # AMOCRM_GENDER_FIELD

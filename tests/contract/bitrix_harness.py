@@ -289,5 +289,5 @@ class BitrixHarness(HarnessBase):
                 contact.honorific = None
         return {}
 
-    def gender_env(self) -> dict:
+    def gender_adapter_kw(self) -> dict:
         return {}  # HONORIFIC is a standard field: nothing to name

@@ -171,7 +171,7 @@ class CrmHarness(Protocol):
     def delete_card_field(self, code: str) -> None: ...
     def named_stage(self) -> tuple[str, str, str]: ...  # (pipeline, stage) a playbook names; HeldDeal.stage
     def drop_gender_source(self) -> dict: ...  # no gender on the cards; returns the CLI settings to run with
-    def gender_env(self) -> dict: ...  # the settings that name the shop's gender field
+    def gender_adapter_kw(self) -> dict: ...  # the adapter arguments that name the shop's gender field
 
 
 class HarnessBase:
