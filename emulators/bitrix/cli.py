@@ -13,6 +13,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0, help="speed of the rate-limit clocks")
     p.add_argument("--operating-limit", type=float, default=None,
                    help="per-method operating seconds per 10 min before 429 (default off)")
+    p.add_argument("--webhook-admin", type=standalone.on_off, default=True,
+                   help="yes|no: the webhook's user (and the app's installer) is a portal administrator")
+    p.add_argument("--scopes", default=None,
+                   help="scopes of the webhook and the app, e.g. crm,task,user,bizproc (default: all the plugin uses)")
     return p
 
 
@@ -30,5 +34,6 @@ def run_standalone(argv: list[str] | None = None, out=None) -> int:
     return standalone.serve(args, lambda: BitrixEmulator(
         customers=args.customers, seed=args.seed, today=args.today, rate_limit=args.rate_limit,
         latency_ms=args.latency_ms, faults=args.faults, host=args.host, port=args.port,
-        time_scale=args.time_scale, operating_limit_seconds=args.operating_limit),
+        time_scale=args.time_scale, operating_limit_seconds=args.operating_limit,
+        webhook_admin=args.webhook_admin, scopes=args.scopes),
         settings, "Bitrix24 emulator", out)

@@ -14,8 +14,10 @@ import time
 from emulators.kit import Faults, RequestStats
 
 from .limits import OperatingMeter
+from .methods import lookup
 from .protocol import ApiError, as_yn, ci_get, fault_error, method_not_found, parse_php_query, time_block
-from .registry import Listing, lookup
+from .registry import Listing
+from .rights import check_scope
 from .store import Portal
 
 MAX_BATCH = 50
@@ -38,12 +40,14 @@ class Dispatcher:
         self.stats = stats
 
     def execute(self, method: str, params: dict) -> Outcome:
-        """One method call: 404 for unknown methods, 429 when its operating time is spent."""
+        """One method call: 404 for unknown methods, 403 outside the caller's scopes, 429 when its
+        operating time is spent."""
         if method == "batch":
             return self.batch(params)
         handler = lookup(method)
         if handler is None:
             raise method_not_found()
+        check_scope(method)
         if self.meter.blocked(method):
             raise ApiError(429, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit")
         start = time.time()

@@ -242,13 +242,13 @@ class BitrixHarness(HarnessBase):
         return sum(max(1, math.ceil(n / ROWS_PER_REQUEST)) for n in lists)
 
     def write_requests(self, report: SyncReport) -> tuple[int, int]:
-        """A first run's requests besides the pull, and the fewest it needs: one batch per 50 actions; three
+        """A first run's requests besides the pull, and the fewest it needs: one batch per 50 actions; four
         reads before writing (tasks and repeat deals already there, since the ledger is empty; whether
-        `install` ran); the timelines of customers due an automation start, 50 a request; after writing,
+        `install` ran; the webhook's scopes and admin flag); the timelines of customers due an automation start, 50 a request; after writing,
         the tasks of the customers written to, 50 customers a request (a racing run's twins)."""
         started = {a.customer_id for a in report.evaluation.plan if a.kind.value == "workflow"}
         written_to = {a.customer_id for a in report.plan}
-        need = (-(-len(report.plan) // 50) + 3 + -(-len(started) // 50) + -(-len(written_to) // 50))
+        need = (-(-len(report.plan) // 50) + 4 + -(-len(started) // 50) + -(-len(written_to) // 50))
         return report.stats["requests"] - report.stats["pulled"]["requests"], need
 
     # --- what the portal's users do ------------------------------------------------------------------------
