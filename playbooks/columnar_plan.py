@@ -14,7 +14,7 @@ from connector.model import Customer, Product
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
 from playbooks.columns import purchase_columns
-from playbooks.facts import ShopFacts, customer_facts, learn_shop
+from playbooks.facts import ShopFacts, customer_facts
 from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
 from playbooks.rules import REGISTRY
@@ -24,18 +24,13 @@ from playbooks.segments import LEVELS, assign_tier
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None) -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
-    from playbooks.engine import _RULES, plan_for
+    from playbooks.engine import learn_from_shop, plan_for
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
     shop = ShopFacts()
     facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
-    for kind, rule in _RULES.items():
-        cfg = pb.rule(kind)
-        if cfg is not None:
-            rule.learn(shop, cfg)
-    if shop.wants_learning or catalogue:
-        learn_shop(facts, shop, catalogue)
+    learn_from_shop(facts, shop, pb, catalogue)
     fill(s, facts, today)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     planned = suppressed = 0
