@@ -249,8 +249,10 @@ class AmoHarness(HarnessBase):
         return self.emulator.stats()["requests"].get(call, 0)
 
     def pull_request_bound(self, seen: Seen) -> int:
-        """ceil(n / 250) per list, plus the account (time zone, currency), the pipelines and the catalogs."""
-        return self.pull_lower_bound(seen) + 3
+        """ceil(n / 250) per list, plus the account (time zone, currency), the pipelines and the catalogs,
+        and a part page per further pipeline: won leads are read one pipeline at a time (Doc:
+        developers.kommo.com/reference/leads-list - one stage in one pipeline a request)."""
+        return self.pull_lower_bound(seen) + 3 + len(self.emulator.store.pipelines) - 1
 
     def pull_lower_bound(self, seen: Seen) -> int:
         lists = [len(seen.customers), len(seen.purchases) + len(seen.removed), len(seen.products)]
