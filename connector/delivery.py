@@ -23,12 +23,14 @@ CHANNEL_NAMES = {
 REASONS = {
     "ru": {"missing_value": "в тексте нет значения для этого клиента ({names})",
            "refused": "клиент отказался от этого канала", "no_email": "в карточке нет e-mail",
-           "no_phone": "в карточке нет телефона", "not_supported": "CRM не отправляет через этот канал",
+           "no_phone": "в карточке нет телефона",
+           "no_contact": "в карточке нет ни телефона, ни e-mail", "not_supported": "CRM не отправляет через этот канал",
            "no_mailbox": "в CRM не подключён почтовый ящик для отправки",
            "no_chat": "у клиента нет открытого чата", "refused_by_crm": "CRM отклонила отправку"},
     "en": {"missing_value": "the text has no value for this customer ({names})",
            "refused": "the customer refused this channel", "no_email": "the card has no e-mail address",
-           "no_phone": "the card has no phone", "not_supported": "the CRM cannot send through this channel",
+           "no_phone": "the card has no phone",
+           "no_contact": "the card has neither a phone nor an e-mail", "not_supported": "the CRM cannot send through this channel",
            "no_mailbox": "no mailbox is connected in the CRM to send from",
            "no_chat": "the customer has no open chat", "refused_by_crm": "the CRM refused to send it"},
 }

@@ -57,6 +57,8 @@ def route(action: Action, customer: Customer, cfg: OptOutConfig) -> Action | str
             blocked[channel] = "refused"
         elif need and not getattr(customer, need[0]):
             blocked[channel] = need[1]
+        elif channel == "messenger" and not customer.has_channel:
+            blocked[channel] = "no_contact"  # a chat is started from a phone or an address the card holds
     to = {"email": customer.emails[0] if customer.emails else "", "phone": customer.phones[0] if customer.phones else ""}
     action = replace(action, payload={**action.payload, "blocked": blocked, "tried": [], "to": to})
     for channel in channels:

@@ -100,6 +100,8 @@ def guard_customer(customer: Customer, actions: Sequence[Action], today: date, c
             routed = route(a, customer, cfg.opt_out)
             if isinstance(routed, str):
                 drop(a, routed)
+            elif cfg.no_channel.mode == "drop" and routed.kind == ActionKind.TASK and routed.payload["tried"]:
+                drop(a, "no_channel")  # no channel reaches the customer, and no manager task is wanted
             else:
                 survivors.append(routed)
             continue

@@ -164,4 +164,4 @@ def test_a_bad_channels_key_names_its_path_and_line(tmp_path, snippet, where):
                     f'title = "t"\n{snippet}\n', encoding="utf-8")
     with pytest.raises(PlaybookError) as err:
         load_playbook(path)
-    assert where in str(err.value) and re.match(r"p\.toml:\d+: ", str(err.value))  # the key's path and line
+    assert where in str(err.value) and re.match(r"\S+\.toml:\d+: ", str(err.value))  # the key's path and line
