@@ -168,29 +168,50 @@ def cmd_demo(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    """Read the CSV with the playbook of PLAYBOOK / PLAYBOOK_LANG (its currency, its CAC); no CRM setting."""
+    """Read the CSV with the playbook of PLAYBOOK / PLAYBOOK_LANG (its currency, its CAC); no CRM setting.
+
+    Segments and metrics come from the columnar evaluation (playbooks.columnar, the same answer as
+    playbooks.engine); the plan is only counted, and the JSON is written customer by customer.
+    """
+    from types import SimpleNamespace
+
     from connector.settings import load_playbook_settings
     from connector.transactions_csv import read_transactions_with_summary
-    from playbooks import evaluate, load_playbook
+    from playbooks import load_playbook
+    from playbooks.columnar import reports
+    from playbooks.columnar_plan import evaluate_columns
 
     settings = load_playbook_settings()
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     customers, summary = read_transactions_with_summary(args.file, default_currency=playbook.currency)
     today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=clock.today())
-    evaluation = evaluate(customers, today, playbook)
     read = {**summary.to_json(),
             "purchases_after_as_of": sum(1 for c in customers for p in c.purchases if p.date > today)}
+    segmented, segments, metrics = evaluate_columns(customers, today, playbook)
+    del customers
     if args.format == "json":
-        print(strict_json({**evaluation.to_json(), "input": read}))
+        write_json_stream(sys.stdout, today, reports(segmented), segments, metrics, segmented.model, read)
         return 0
     w = ANALYZE_WORDS.get(playbook.lang, ANALYZE_WORDS["en"])
-    out = [w["as_of"].format(day=today.isoformat(), n=len(evaluation.customers))]
+    out = [w["as_of"].format(day=today.isoformat(), n=len(segmented.cols.ids))]
     out.append(table([w["input"], w["value"]], [(w[k], read[k]) for k in INPUT_SHOWN], title=f"\n{w['file']}"))
-    out += render_segments(evaluation)
-    metrics = [(k, v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)]
-    out.append(table([w["metric"], w["value"]], metrics, title=f"\n{w['metrics']}"))
+    out += render_segments(SimpleNamespace(segments=segments))
+    shown = [(k, v) for k, v in metrics.items() if isinstance(v, int | float)]
+    out.append(table([w["metric"], w["value"]], shown, title=f"\n{w['metrics']}"))
     print("\n".join(out))
     return 0
+
+
+def write_json_stream(out, today, customers, segments, metrics, model, read) -> None:
+    """The `analyze --format json` object of design.md, written one customer at a time (strict JSON)."""
+    out.write(f'{{"as_of": {strict_json(today.isoformat())}, "customers": [')
+    for i, c in enumerate(customers):
+        out.write((", " if i else "") + strict_json(c))
+    out.write(f'], "segments": {strict_json(segments)}, "metrics": {strict_json(metrics)}')
+    if model is not None:
+        out.write(f', "model": {strict_json(model)}')
+    out.write(f', "input": {strict_json(read)}}}\n')
+    out.flush()
 
 
 INPUT_SHOWN = ("rows_read", "rows_rejected", "refunds_applied", "refunds_unmatched", "zero_amount_rows",

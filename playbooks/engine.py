@@ -19,6 +19,17 @@ from playbooks.segments import assign
 _RULES = {kind: cls() for kind, cls in REGISTRY.items()}  # rules are stateless
 
 
+def learn_from_shop(facts: list[CustomerFacts], shop: ShopFacts, playbook: Playbook,
+                    catalogue: Mapping[str, Product] | None) -> None:
+    """Each enabled rule asks for what it learns from the whole shop; one pass over the facts fills it."""
+    for kind, rule in _RULES.items():
+        cfg = playbook.rule(kind)
+        if cfg is not None:
+            rule.learn(shop, cfg)
+    if shop.wants_learning or catalogue:
+        learn_shop(facts, shop, catalogue)
+
+
 def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
                 history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None) -> list[CustomerFacts]:
@@ -27,12 +38,7 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
     shop = ShopFacts()
     facts = [customer_facts(c, today, playbook.currency, playbook.rates, history, shop) for c in customers]
     facts.sort(key=lambda f: f.customer.id)
-    for kind, rule in _RULES.items():  # each rule asks for what it learns from the whole shop
-        cfg = playbook.rule(kind)
-        if cfg is not None:
-            rule.learn(shop, cfg)
-    if shop.wants_learning or catalogue:
-        learn_shop(facts, shop, catalogue)
+    learn_from_shop(facts, shop, playbook, catalogue)
     assign(facts, today, playbook)
     holdout = playbook.guards.holdout
     for f in facts:

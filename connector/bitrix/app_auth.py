@@ -157,13 +157,7 @@ class AppTokens:
     async def _app_info(self, access_token: str) -> dict | None:
         url = self.grant().client_endpoint.rstrip("/") + "/app.info"
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=OAUTH_TIMEOUT_SECONDS)) as s:
-                async with s.post(url, json={"auth": access_token}) as response:
-                    status = response.status
-                    try:
-                        body = await response.json(content_type=None)
-                    except ValueError:
-                        body = None
+            status, body = await _json_answer("POST", url, json={"auth": access_token})
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise CrmUnavailable(f"cannot reach the portal to check a token ({type(exc).__name__})", crm=CRM,
                                  method="app.info", hint="check the network; the portal resends nothing") from None
@@ -180,13 +174,7 @@ class AppTokens:
         params = {"grant_type": "refresh_token", "client_id": self.client_id, "client_secret": self.client_secret,
                   "refresh_token": refresh_token}
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=OAUTH_TIMEOUT_SECONDS)) as s:
-                async with s.get(self.oauth_url + TOKEN_PATH, params=params) as response:
-                    status = response.status
-                    try:
-                        body = await response.json(content_type=None)
-                    except ValueError:
-                        body = None
+            status, body = await _json_answer("GET", self.oauth_url + TOKEN_PATH, params=params)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise CrmUnavailable(f"cannot reach the OAuth server ({type(exc).__name__})", crm=CRM,
                                  method="oauth/token", hint="check BITRIX_OAUTH_URL and the network") from None
@@ -213,3 +201,13 @@ def app_tokens(settings, installs: Installs) -> AppTokens:
     settings.require("BITRIX_APP_CLIENT_ID", "BITRIX_APP_CLIENT_SECRET")
     return AppTokens(installs, settings.BITRIX_APP_CLIENT_ID, settings.BITRIX_APP_CLIENT_SECRET.get_secret_value(),
                      settings.BITRIX_OAUTH_URL or DEFAULT_OAUTH_URL)
+
+
+async def _json_answer(method: str, url: str, **kw) -> tuple[int, object]:
+    """One request to the portal or its auth server: the status and the JSON body (None if not JSON)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=OAUTH_TIMEOUT_SECONDS)) as s:
+        async with s.request(method, url, **kw) as response:
+            try:
+                return response.status, await response.json(content_type=None)
+            except ValueError:
+                return response.status, None

@@ -25,7 +25,7 @@ def test_contact_add_update_with_multifields(emu):
 
 
 def test_writes_bump_date_modify_for_incremental_pulls(emu):
-    before = time.time() - 1
+    before = time.time() - 1  # any day: DATE_MODIFY is the portal's real clock, not the plan's day
     since = datetime.fromtimestamp(before).astimezone().isoformat()
     assert ok(emu, "crm.deal.list", {"filter": {">DATE_MODIFY": since}})["total"] == 0
     emu.touch_purchase(7, COMMENTS="позвонить")

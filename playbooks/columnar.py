@@ -1,0 +1,356 @@
+"""Segments, metrics and lifetime figures of every customer in bulk, from playbooks.columns.
+
+The same answers as playbooks.engine (the reference, kept for the plan and for the tests that
+compare the two): RFM quintiles, lifecycle with rhythm-relative thresholds, value, trend and
+tiers scored as arrays; the named segment looked up in a table of the 125 RFM codes; the
+metrics summed in Python's own order. Nothing here makes an object per purchase.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+
+from playbooks.columns import Figures, PurchaseColumns, figures, group_sum, python_sum
+from playbooks.guards import is_holdout
+from playbooks.metrics import YEAR_DAYS, ltv_3f, ltv_cac
+from playbooks.schema import Playbook
+from playbooks.segments import LEVELS, quantile_edges, rfm_segment
+
+LIFECYCLE = ("prospect", "new", "active", "sleeping", "lost")
+
+
+@dataclass
+class Segmented:
+    """Every customer's segmentation (arrays over customers) and the shop's figures."""
+
+    cols: PurchaseColumns
+    today: date
+    playbook: Playbook
+    fig: Figures
+    r: np.ndarray
+    f: np.ndarray
+    m: np.ndarray
+    segment: np.ndarray  # index into names
+    names: list[str]
+    lifecycle: np.ndarray  # index into LIFECYCLE
+    sleeping_after: np.ndarray
+    lost_after: np.ndarray
+    value: np.ndarray  # index into LEVELS
+    trend: np.ndarray  # index into TRENDS
+    tier: np.ndarray  # tier index, -1 for none
+    holdout: np.ndarray
+    model: dict | None = None
+    model_note: str | None = None
+    prediction: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+TRENDS = ("stable", "growing", "fading")
+
+
+def _scores(values: np.ndarray, edges: list[float], lower_is_better: bool = False) -> np.ndarray:
+    b = np.zeros(len(values), dtype=np.int64)
+    for e in edges:
+        b += values > e
+    return 5 - b if lower_is_better else 1 + b
+
+
+def _edges(values: np.ndarray) -> list[float]:
+    """segments.quantile_edges on a column: the 20/40/60/80 % inclusive quantiles."""
+    if len(values) < 2:
+        return quantile_edges(values.tolist())
+    data = np.sort(values)
+    m = len(data) - 1
+    out = []
+    for i in range(1, 5):
+        j, delta = divmod(i * m, 5)
+        lo, hi = data[j].item(), data[min(j + 1, m)].item()
+        out.append(float((lo * (5 - delta) + hi * delta) / 5))
+    for i in range(1, 4):
+        out[i] = max(out[i], out[i - 1])
+    return out
+
+
+def _top_edge(values: np.ndarray, share: float) -> float:
+    if share <= 0 or not len(values):
+        return math.inf
+    k = max(1, math.ceil(share * len(values)))
+    return float(-np.sort(-values)[min(k, len(values)) - 1])
+
+
+def segment_table(playbook: Playbook) -> tuple[np.ndarray, list[str]]:
+    """The named segment of each of the 125 RFM codes: table[r, f, m] indexes `names`."""
+    cfg = playbook.segments.rfm
+    names = ["no_purchases"]
+    table = np.zeros((6, 6, 6), dtype=np.int64)
+    for r in range(1, 6):
+        for f in range(1, 6):
+            for m in range(1, 6):
+                name = rfm_segment(r, f, m, cfg)
+                if name not in names:
+                    names.append(name)
+                table[r, f, m] = names.index(name)
+    return table, names
+
+
+def segment(cols: PurchaseColumns, today: date, playbook: Playbook) -> Segmented:
+    seg = playbook.segments
+    lc = seg.lifecycle
+    fig = figures(cols, today, with_rhythm=lc.relative_to_rhythm)
+    n, has = fig.n, fig.n > 0
+    n_cust = len(n)
+    # lifecycle: thresholds stretched to the customer's rhythm
+    sleeping = np.full(n_cust, lc.sleeping_days, dtype=np.int64)
+    lost = np.full(n_cust, lc.lost_days, dtype=np.int64)
+    if lc.relative_to_rhythm:
+        mi = fig.median_interval
+        rhythmic = ~np.isnan(mi) & (mi != 0) & (n >= lc.rhythm_min_purchases)
+        s_r = np.maximum(sleeping, np.rint(mi * lc.rhythm_sleeping_factor, where=rhythmic, out=np.zeros(n_cust)))
+        sleeping = np.where(rhythmic, s_r, sleeping).astype(np.int64)
+        l_r = np.rint(mi * lc.rhythm_lost_factor, where=rhythmic, out=np.zeros(n_cust))
+        lost = np.where(rhythmic, np.maximum(np.maximum(lost, l_r), sleeping + 1), lost).astype(np.int64)
+    rec = fig.recency
+    stage = np.where(rec > lost, 4, np.where(rec > sleeping, 3, np.where((n == 1) & (rec <= lc.new_days), 1, 2)))
+    stage = np.where(has, stage, 0)
+    # RFM
+    rfm = seg.rfm
+    if rfm.method == "fixed":
+        r_e, f_e, m_e = list(rfm.recency_edges), list(rfm.frequency_edges), list(rfm.monetary_edges)
+    else:
+        r_e, f_e, m_e = _edges(rec[has]), _edges(n[has]), _edges(fig.monetary[has])
+    r = np.where(has, _scores(rec, r_e, lower_is_better=True), 0)
+    f = np.where(has, _scores(n, f_e), 0)
+    m = np.where(has, _scores(fig.monetary, m_e), 0)
+    table, names = segment_table(playbook)
+    segment_idx = np.where(has, table[r, f, m], 0)
+    # value: the best level any metric reaches
+    vc = seg.value
+    level = np.zeros(n_cust, dtype=np.int64)
+    for metric in vc.metrics:
+        v = fig.monetary if metric == "monetary" else fig.aov
+        if vc.method == "fixed":
+            vip, middle = (vc.vip_monetary, vc.middle_monetary) if metric == "monetary" else (vc.vip_aov, vc.middle_aov)
+        else:
+            vip, middle = _top_edge(v[has], vc.vip_share), _top_edge(v[has], vc.vip_share + vc.middle_share)
+        level = np.maximum(level, np.where((v > 0) & (v >= vip), 2, np.where((v > 0) & (v >= middle), 1, 0)))
+    level = np.where(has, level, 0)
+    return Segmented(cols=cols, today=today, playbook=playbook, fig=fig, r=r, f=f, m=m, segment=segment_idx,
+                     names=names, lifecycle=stage, sleeping_after=sleeping, lost_after=lost, value=level,
+                     trend=_trends(cols, fig, today, playbook), tier=_tiers(fig, playbook),
+                     holdout=np.array([bool(k) and is_holdout(cid, playbook.guards.holdout)
+                                       for cid, k in zip(cols.ids, n.tolist(), strict=True)], dtype=bool))
+
+
+def _trends(cols: PurchaseColumns, fig: Figures, today: date, playbook: Playbook) -> np.ndarray:
+    """segments.trend_of for everyone: the last window against the earlier average per window."""
+    cfg = playbook.segments.trend
+    n_cust = len(fig.n)
+    cut = (today - timedelta(days=cfg.window_days)).toordinal()
+    span = cut - fig.first
+    judged = (fig.n > 0) & (span > 0) & (span >= cfg.min_history_days)
+    owner = cols.owner
+    recent = cols.day > cut
+    amount = np.nan_to_num(cols.amount, nan=0.0)
+    recent_n = np.bincount(owner[recent], minlength=n_cust)
+    earlier_n = fig.n - recent_n
+    recent_s = group_sum(amount[recent], owner[recent], n_cust)
+    earlier_s = group_sum(amount[~recent], owner[~recent], n_cust)
+    with np.errstate(all="ignore"):
+        scale = cfg.window_days / span
+        by_count = recent_n / (earlier_n * scale)
+        by_spend = recent_s / (earlier_s * scale)
+        combined = np.where(earlier_s > 0, (by_count + by_spend) / 2, by_count)
+    out = np.where(combined >= 1 + cfg.threshold, 1, np.where(combined <= 1 - cfg.threshold, 2, 0))
+    return np.where(judged, out, 0)
+
+
+def _tiers(fig: Figures, playbook: Playbook) -> np.ndarray:
+    cfg = playbook.segments.tiers
+    attr = "min_purchases" if cfg.by == "purchases" else "min_spend"
+    metric = fig.n if cfg.by == "purchases" else fig.monetary
+    current = np.full(len(fig.n), -1, dtype=np.int64)
+    for i, spec in enumerate(cfg.tiers):
+        threshold = getattr(spec, attr)
+        current = np.where((threshold <= metric) & ((threshold > 0) | (fig.n > 0)), i, current)
+    return current
+
+
+def segment_counts(s: Segmented) -> dict[str, int]:
+    """engine.segment_counts from the columns."""
+    tiers = s.playbook.segments.tiers
+    tier_names = [t.name for t in tiers.tiers] + [tiers.none]
+    counts: dict[str, int] = {}
+    for prefix, idx, names in (("", s.segment, s.names), ("lifecycle:", s.lifecycle, LIFECYCLE),
+                               ("value:", s.value, LEVELS), ("trend:", s.trend, TRENDS),
+                               ("tier:", s.tier % len(tier_names), tier_names)):
+        for i, k in enumerate(np.bincount(idx, minlength=len(names)).tolist()):
+            if k:
+                key = f"{prefix}{names[i]}"
+                counts[key] = counts.get(key, 0) + k
+    if s.holdout.any():
+        counts["holdout"] = int(s.holdout.sum())
+    return dict(sorted(counts.items()))
+
+
+def metrics(s: Segmented, *, cac: float | None = None, prospects: int = 0) -> dict[str, object]:
+    """metrics.compute_metrics from the columns (the plan's counts are added by the caller)."""
+    fig, cols, pb = s.fig, s.cols, s.playbook
+    today = s.today
+    has = fig.n > 0
+    n_customers = int(has.sum())
+    purchases = int(fig.n.sum())
+    heads = np.zeros(len(cols.day), dtype=bool)
+    heads[cols.start[:-1][has]] = True
+    known = ~np.isnan(cols.amount)
+    firsts, later = cols.amount[heads & known], cols.amount[~heads & known]
+    revenue = python_sum(firsts) + python_sum(later)
+    n_known = len(firsts) + len(later)
+    aov = revenue / n_known if n_known else 0.0
+    year_ago = (today - timedelta(days=YEAR_DAYS)).toordinal()
+    recent = np.bincount(cols.owner[cols.day > year_ago], minlength=len(fig.n))
+    year_purchases, year_customers = int(recent.sum()), int((recent > 0).sum())
+    new_12m = int((has & (fig.first > year_ago)).sum())
+    per_year = year_purchases / year_customers if year_customers else 0.0
+    ltv = revenue / n_customers if n_customers else 0.0
+    lost = int((s.lifecycle == 4).sum())
+    mcfg = pb.metrics
+    crr = _retention(cols, fig, today - timedelta(days=mcfg.retention_period_days), today, mcfg.retention_active_days)
+    ltv3 = ltv_3f(aov, per_year, mcfg.lifespan_years)
+    cac_value = cac if cac is not None else mcfg.cac
+    out: dict[str, object] = {
+        "customers": n_customers,
+        "prospects": len(fig.n) - n_customers + prospects,
+        "purchases": purchases,
+        "revenue": round(revenue, 2),
+        "currency": pb.currency,
+        "repeat_rate": round(int((fig.n >= 2).sum()) / n_customers, 4) if n_customers else 0.0,
+        "purchase_frequency": round(purchases / n_customers, 4) if n_customers else 0.0,
+        "aov": round(aov, 2),
+        "aov_new": round(python_sum(firsts) / len(firsts), 2) if len(firsts) else 0.0,
+        "aov_returning": round(python_sum(later) / len(later), 2) if len(later) else 0.0,
+        "ltv": round(ltv, 2),
+        "purchases_per_year": round(per_year, 4),
+        "lifespan_years": mcfg.lifespan_years,
+        "ltv_3f": round(ltv3, 2),
+        "churn_rate": round(lost / n_customers, 4) if n_customers else 0.0,
+        "crr_12m": round(crr, 4) if crr is not None else None,
+        "new_customers_12m": new_12m,
+        "excluded_other_currency": int((fig.n - fig.known).sum()),
+    }
+    if cac_value is not None:
+        out["cac"] = round(cac_value, 2)
+        ratio = ltv_cac(ltv3, cac_value)
+        out["ltv_cac"] = round(ratio, 4) if ratio is not None else None
+    return out
+
+
+def _retention(cols: PurchaseColumns, fig: Figures, start: date, end: date, active_days: int) -> float | None:
+    """metrics.retention_rate, CRR = (E - N) / S, over customers with a counted purchase."""
+    n_cust, owner, day = len(fig.n), cols.owner, cols.day
+    s0, e0 = start.toordinal(), end.toordinal()
+
+    def active(at: int) -> np.ndarray:
+        inside = (day > at - active_days) & (day <= at)
+        return np.bincount(owner[inside], minlength=n_cust) > 0
+
+    has = fig.n > 0
+    s = int(active(s0).sum())
+    e = int(active(e0).sum())
+    n = int((has & (fig.first > s0) & (fig.first <= e0)).sum())
+    return (e - n) / s if s else None
+
+
+def _day(ordinal: int) -> str:
+    return date.fromordinal(ordinal).isoformat()
+
+
+def reports(s: Segmented) -> Iterator[dict]:
+    """Each customer's `analyze` object (CustomerReport.to_json), one at a time, in id order."""
+    fig, pb = s.fig, s.playbook
+    tiers = pb.segments.tiers
+    attr = "min_purchases" if tiers.by == "purchases" else "min_spend"
+    specs = tiers.tiers
+    pred = s.prediction
+    lists = {k: v.tolist() for k, v in pred.items()}
+    cols = (fig.n.tolist(), fig.known.tolist(), fig.monetary.tolist(), fig.aov.tolist(), fig.first.tolist(),
+            fig.last.tolist(), fig.recency.tolist(), s.r.tolist(), s.f.tolist(), s.m.tolist(),
+            s.segment.tolist(), s.lifecycle.tolist(), s.value.tolist(), s.trend.tolist(), s.tier.tolist(),
+            s.holdout.tolist())
+    for i, (cid, n, known, money, aov, first, last, rec, r, f, m, seg, stage, value, trend, tier, hold) in \
+            enumerate(zip(s.cols.ids, *cols, strict=True)):
+        monetary = money if known else 0  # sum() of no amounts is the integer 0
+        nxt = tier + 1
+        metric = n if tiers.by == "purchases" else monetary
+        out = {"customer_id": cid, "purchases": n, "first_purchase": _day(first) if n else None,
+               "last_purchase": _day(last) if n else None, "recency_days": rec if n else None,
+               "frequency": n, "monetary": round(monetary, 2), "rfm": f"{r}{f}{m}" if n else "000",
+               "lifecycle": LIFECYCLE[stage], "value": LEVELS[value], "trend": TRENDS[trend],
+               "tier": specs[tier].name if tier >= 0 else tiers.none, "segment": s.names[seg], "holdout": hold,
+               "currency": pb.currency, "aov": round(aov, 2),
+               "next_tier": specs[nxt].name if nxt < len(specs) else None,
+               "to_next_tier": round(getattr(specs[nxt], attr) - metric, 2) if nxt < len(specs) else None}
+        if n and lists:
+            if lists["ok"][i]:
+                out.update({"p_alive": round(lists["p_alive"][i], 4),
+                            "expected_purchases_90d": round(lists["expected_purchases_90d"][i], 4),
+                            "predicted_ltv": round(lists["predicted_ltv"][i], 2)})
+            else:
+                from playbooks.predict import UNCOMPUTABLE_NOTE
+
+                out["prediction_note"] = UNCOMPUTABLE_NOTE
+        if n - known:
+            out["excluded_other_currency"] = n - known
+        yield out
+
+
+def predict_into(s: Segmented) -> None:
+    """predict.predict on the columns: BG/NBD + Gamma-Gamma fitted on the same (x, t_x, T) and
+    repeat spend, each customer's figures kept as arrays; a reason not to predict in model_note."""
+    from playbooks import predict as pr
+
+    cols, fig = s.cols, s.fig
+    has = fig.n > 0
+    if not has.any():
+        s.model_note = "no purchases to predict lifetime from"
+        return
+    n_cust, owner, day = len(fig.n), cols.owner, cols.day
+    new_day = np.ones(len(day), dtype=bool)
+    new_day[1:] = (owner[1:] != owner[:-1]) | (day[1:] != day[:-1])
+    unit = pr.DAYS_PER_UNIT[pr.TIME_UNIT]
+    x = (np.bincount(owner[new_day], minlength=n_cust) - 1)[has].astype(float)
+    t_x = ((fig.last - fig.first) / unit)[has]
+    T = ((s.today.toordinal() - fig.first) / unit)[has]
+    # each day's spend (added one purchase after the other), then the mean of the repeat days
+    gid = np.cumsum(new_day) - 1
+    paid = cols.amount > 0  # NaN compares false
+    day_total = np.bincount(gid[paid], weights=cols.amount[paid], minlength=int(new_day.sum()))
+    day_paid = np.bincount(gid[paid], minlength=int(new_day.sum())) > 0
+    g_owner, g_day = owner[new_day], day[new_day]
+    repeat = day_paid & (g_day != fig.first[g_owner])
+    spend_x = np.bincount(g_owner[repeat], minlength=n_cust)
+    spend_sum = group_sum(day_total[repeat], g_owner[repeat], n_cust)
+    spend_m = np.divide(spend_sum, spend_x, out=np.zeros(n_cust), where=spend_x > 0)
+    sx, sm = spend_x[has].astype(float), spend_m[has]
+    try:
+        bg = pr.fit_bgnbd(x, t_x, T, time_unit=pr.TIME_UNIT).params
+        gg = pr.fit_gamma_gamma(sx, sm).params
+    except pr.ModelUnavailable as exc:
+        s.model_note = str(exc)
+        return
+    s.model = {"bgnbd": bg.to_json(), "gamma_gamma": gg.to_json(), "customers": int(has.sum()),
+               "horizon_days": pr.LTV_HORIZON_DAYS, "discount_rate": 0.0,
+               "purchases_horizon_days": pr.PURCHASES_HORIZON_DAYS}
+    alive = pr.p_alive(bg, x, t_x, T)
+    next_90 = pr.expected_purchases(bg, pr.PURCHASES_HORIZON_DAYS / unit, x, t_x, T)
+    with np.errstate(all="ignore"):
+        value = pr.ltv(bg, gg, x, t_x, T, sx, sm, discount_rate=0.0)
+    ok = np.isfinite(alive) & np.isfinite(next_90) & np.isfinite(value)
+    for name, arr in (("p_alive", alive), ("expected_purchases_90d", next_90), ("predicted_ltv", value),
+                      ("ok", ok)):
+        full = np.zeros(n_cust, dtype=arr.dtype)
+        full[has] = arr
+        s.prediction[name] = full

@@ -1,0 +1,197 @@
+"""Write-back into every CRM after `install`: card fields, repeat deals, automation starts, refusals.
+
+Everything is checked through the CRM's own API over HTTP, never through the adapter's memory.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from connector.model import ActionKind
+from connector.state import State
+from playbooks import load_playbook
+
+
+def test_install_twice_creates_nothing_twice_and_uninstall_removes_only_what_it_created(crm):
+    before = crm.custom_fields()
+    assert ("contact", crm.opt_out_field) in before  # the CRM's own opt-out field, there before us
+    first, second = crm.install(), crm.install()
+    assert len(first.created) == crm.install_creates and not second.created
+    assert any(crm.opt_out_field in name for name in first.existing)
+    held = crm.custom_fields()
+    assert len(set(held) - set(before)) == crm.install_creates
+    for entity in ("contact", "company"):
+        assert {(entity, code) for code in crm.card_fields} <= set(held)
+        assert held[(entity, crm.card_fields[-1])] == "date"
+    gone = crm.install(uninstall=True)
+    assert len(gone.removed) == crm.install_creates
+    assert crm.custom_fields() == before
+
+
+def test_cards_hold_the_segment_and_only_changed_cards_are_overwritten(crm, tmp_path):
+    crm.install()
+    state = State(tmp_path / "s.db")
+    fixed = load_playbook(overrides={"segments": {"rfm": {"method": "fixed"}}})  # so that time moves segments
+    first = crm.sync(state, playbook=fixed)
+    reports = {c.customer_id: c for c in first.evaluation.customers}
+    held = crm.card_values(reports)
+    assert len(held) == len(reports) == first.stats["fields_written"] > 0
+    for cid, c in reports.items():
+        assert held[cid] == (c.segment, c.rfm, c.lifecycle, c.tier)
+    assert crm.sync(state, playbook=fixed).stats["fields_written"] == 0  # nothing changed: nothing written
+    cards = crm.card_writes()
+    later = crm.sync(state, playbook=fixed, today=crm.today + timedelta(days=120))  # time passes: stages change
+    moved = {c.customer_id: c for c in later.evaluation.customers
+             if (c.segment, c.rfm, c.lifecycle, c.tier) != held[c.customer_id]}
+    assert moved and later.stats["fields_written"] == len(moved) < len(reports)
+    assert crm.card_writes() - cards == len(moved), "only the changed cards are written"
+    now = crm.card_values(moved)
+    for cid, c in moved.items():  # overwritten, not accumulated
+        assert now[cid] == (c.segment, c.rfm, c.lifecycle, c.tier)
+
+
+def test_repeat_deals_carry_products_stage_manager_and_a_note_with_the_marker(crm, tmp_path):
+    crm.install()
+    report = crm.sync(State(tmp_path / "s.db"))
+    planned = {a.key: a for a in report.plan if a.kind == ActionKind.DEAL}
+    assert planned and not report.failed
+    deals = crm.repeat_deals()
+    assert sorted(d.key for d in deals) == sorted(planned)  # one deal per key
+    active, stage = crm.active_users(), crm.new_deal_stage
+    for deal in deals:
+        action = planned[deal.key]
+        assert (deal.customer_id, deal.stage, deal.title) == (action.customer_id, stage, action.title)
+        assert deal.responsible in active and deal.marked_ours
+        assert deal.products == tuple(sorted((str(x["product_id"]), float(x["quantity"]))
+                                             for x in action.payload["products"]))
+        assert deal.note_keys == ((action.key,),)
+
+
+def test_a_fired_managers_deal_goes_to_the_fallback_user(crm, tmp_path):
+    crm.install()
+    fired = crm.fired_managers()
+    assert fired
+    fallback = sorted(crm.active_users() - {"1"}, key=int)[0]
+    report = crm.sync(State(tmp_path / "s.db"), adapter_kw={"fallback_user_id": int(fallback)})
+    by_key = {d.key: d for d in crm.repeat_deals()}
+    theirs = [a for a in report.plan if a.kind == ActionKind.DEAL and a.manager_id in fired]
+    assert theirs, "the shop's fired manager still owns customers who are due a repeat deal"
+    assert {by_key[a.key].responsible for a in theirs} == {fallback}
+
+
+def test_automation_starts_on_the_customer_with_a_marker_and_steps_without_one_become_tasks(crm, tmp_path):
+    crm.install()
+    crm.automation("rs_feedback", "rs_winback_email")
+    report = crm.sync(State(tmp_path / "s.db"))
+    flows = [a for a in report.plan if a.kind == ActionKind.WORKFLOW]
+    started = [a for a in flows if a.payload["template"] in ("rs_feedback", "rs_winback_email")]
+    by_hand = [a for a in flows if a not in started]
+    assert started and by_hand and not report.failed
+    assert crm.automation_starts() == {(a.payload["template"], a.customer_id): 1 for a in started}
+    assert crm.held([a.customer_id for a in started])["workflow"].keys() >= {a.key for a in started}
+    tasks = crm.tasks()
+    for action in by_hand:
+        assert tasks[action.key].text.startswith("[workflow]")
+        assert action.payload["template"] in tasks[action.key].text
+    assert crm.sync(State(tmp_path / "b.db")).stats["written"] == 0  # a lost ledger: markers found again
+
+
+def test_a_lost_answer_for_deals_and_automation_starts_leaves_one_of_each_per_key(crm, tmp_path):
+    crm.install()
+    crm.automation("rs_winback_email")
+    state = State(tmp_path / "s.db")
+    crm.emulator.drop_next(1, call=crm.calls.deal_write)  # applied, then the answer is lost
+    crm.emulator.drop_next(1, call=crm.calls.workflow_write)
+    runs = [crm.sync(state)]
+    while runs[-1].error is not None and len(runs) < 4:  # the next scheduled runs
+        runs.append(crm.sync(state))
+    if crm.resends_lost_writes:  # the client resent both batches: their twins were removed at once
+        assert len(runs) == 1 and runs[0].stats["duplicates_removed"] >= 2
+    else:  # each lost answer left its batch's fate unknown, so its run stopped; markers settled it next run
+        assert len(runs) == 3
+    report = runs[-1]
+    assert report.error is None and not report.failed
+    assert sorted(d.key for d in crm.repeat_deals()) == sorted(a.key for a in report.plan if a.kind == ActionKind.DEAL)
+    started = [a for a in report.plan if a.kind == ActionKind.WORKFLOW and a.payload["template"] == "rs_winback_email"]
+    assert started and crm.automation_starts() == {("rs_winback_email", a.customer_id): 1 for a in started}
+    assert crm.sync(state).stats["written"] == 0
+
+
+def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retried(crm, tmp_path):
+    crm.install()
+    tier = crm.card_fields[3]
+    crm.delete_card_field(tier)  # someone deleted a card field
+    crm.emulator.fail_next(1, status=400, call=crm.calls.deal_write)  # validation refuses the first deal
+    state = State(tmp_path / "s.db")
+    first = crm.sync(state)
+    cards = [a for a in first.plan if a.kind == ActionKind.TAG]
+    deals = [a for a in first.plan if a.kind == ActionKind.DEAL]
+    assert set(first.failed) == {a.key for a in cards} | {deals[0].key}
+    assert tier in first.failed[cards[0].key] and "install" in first.failed[cards[0].key]
+    assert first.stats["written"] == len(first.plan) - len(first.failed)  # the rest landed
+    crm.install()  # the field is back
+    second = crm.sync(state)
+    assert not second.failed and second.stats["written"] == len(first.failed)
+    assert sorted(d.key for d in crm.repeat_deals()) == sorted(a.key for a in deals)
+    assert crm.sync(state).stats["written"] == 0
+
+
+def test_deals_go_to_the_pipeline_and_stage_the_playbook_names(crm, tmp_path):
+    crm.install()
+    pipeline, stage, held_as = crm.named_stage()
+    book = load_playbook(overrides={"writeback": {"deal_pipeline": pipeline, "deal_stage": stage}})
+    report = crm.sync(State(tmp_path / "s.db"), playbook=book)
+    assert not report.failed
+    deals = crm.repeat_deals()
+    assert len(deals) == sum(a.kind == ActionKind.DEAL for a in report.plan) > 0
+    assert {d.stage for d in deals} == {held_as}
+
+
+def test_a_deleted_contacts_card_is_refused_and_reported_while_the_other_cards_land(crm, tmp_path):
+    crm.install()
+    state = State(tmp_path / "s.db")
+    dry = crm.sync(state, dry_run=True)
+    gone = next(a.customer_id for a in dry.plan if a.kind == ActionKind.TAG)
+    crm.delete_customer(gone)  # a manager deletes the contact; its deals stay
+    report = crm.sync(state)
+    refused = {k: why for k, why in report.failed.items() if k.startswith(f"v1:{gone}:segment:")}
+    assert len(refused) == 1 and "not found" in next(iter(refused.values())).lower()
+    assert report.stats["fields_written"] == sum(a.kind == ActionKind.TAG for a in report.plan) - 1
+
+
+def test_a_run_killed_after_the_crm_took_the_writes_is_settled_without_writing_again(crm, tmp_path):
+    crm.install()
+    crm.automation("rs_winback_email")
+    state = State(tmp_path / "s.db")
+    plan = crm.sync(state, dry_run=True).plan
+    bots = [x for x in plan if x.kind == ActionKind.WORKFLOW and x.payload["template"] == "rs_winback_email"]
+    picked = [x for x in plan if x.kind == ActionKind.TAG][:10] + [x for x in plan if x.kind == ActionKind.DEAL][:3]
+    picked += bots[:3]
+    a = crm.adapter()
+    try:  # the run marked them pending, the CRM applied them, then the process was killed
+        state.mark_pending(a.account, picked)
+        assert all(o.ok for o in a.write(picked))
+    finally:
+        a.close()
+    deals, starts, cards = len(crm.repeat_deals()), sum(crm.automation_starts().values()), crm.card_writes()
+    report = crm.sync(state)
+    assert report.stats["recovered"] == len(picked) and not report.failed
+    assert len(crm.repeat_deals()) - deals == sum(x.kind == ActionKind.DEAL for x in plan) - 3
+    assert sum(crm.automation_starts().values()) - starts == len(bots) - 3
+    assert crm.card_writes() - cards == sum(x.kind == ActionKind.TAG for x in plan) - 10
+    assert crm.sync(state).stats["written"] == 0
+
+
+def test_a_lost_state_file_finds_cards_deals_and_automation_starts_instead_of_writing_them_again(crm, tmp_path):
+    crm.install()
+    crm.automation("rs_winback_email")
+    first = crm.sync(State(tmp_path / "a.db"))
+    assert {k: first.stats["written_by_kind"].get(k, 0) > 0 for k in ("task", "tag", "deal", "workflow")} == {
+        "task": True, "tag": True, "deal": True, "workflow": True}
+    crm.emulator.reset_stats()
+    cards = crm.card_writes()
+    again = crm.sync(State(tmp_path / "b.db"))  # a brand-new state file
+    assert again.stats["written"] == 0 and again.stats["pulled"]["ledger_rebuilt"] > 0
+    assert crm.card_writes() == cards
+    assert not any(crm.call_count(call) for call in (crm.calls.task_write, crm.calls.deal_write,
+                                                     crm.calls.workflow_write))
