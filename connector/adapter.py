@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
 
+from connector import delivery
 from connector import fields as card
 from connector.crm import BatchPolicy, CrmRef, InstallReport, WriteOutcome, WriteStats
 from connector.model import Action, ActionKind
+from playbooks.channels import is_touch
 
 log = logging.getLogger(__name__)
 
 BASIC = frozenset({ActionKind.TASK})  # what any CRM takes before `repeat-sales install`
 PREPARED = frozenset({ActionKind.TASK, ActionKind.TAG, ActionKind.DEAL, ActionKind.WORKFLOW})
+TOUCHES = (ActionKind.EMAIL, ActionKind.MESSAGE, ActionKind.SMS, ActionKind.BOT)  # the CRM reaches the customer
 
 
 class KindWriter(Protocol):
@@ -32,6 +36,16 @@ class MarkedWriter(KindWriter, Protocol):
     """A writer whose objects a bulk read finds again (tasks, repeat deals)."""
 
     duplicates_removed: int
+
+    def all_markers(self) -> dict[str, CrmRef]: ...
+
+
+class TouchWriter(KindWriter, Protocol):
+    """Touches the CRM delivers to the customer itself (e-mail, messenger, SMS, bot), marker kept
+    where the customer does not see it; `kinds` is what it can deliver now (a refusal such as "no
+    mailbox" takes a kind away for the rest of the run)."""
+
+    kinds: frozenset[ActionKind]
 
     def all_markers(self) -> dict[str, CrmRef]: ...
 
@@ -56,8 +70,9 @@ class Writeback:
     automation_refs: tuple[str, ...] = ()  # ref kinds an automation start is recorded as
 
     def __init__(self, *, tasks: MarkedWriter, cards: KindWriter, deals: MarkedWriter,
-                 flows: AutomationWriter) -> None:
+                 flows: AutomationWriter, touches: TouchWriter | None = None) -> None:
         self.tasks, self.cards, self.deals, self.flows = tasks, cards, deals, flows
+        self.touches = touches
         self._capabilities: frozenset[ActionKind] | None = None
 
     # --- what each CRM says for itself --------------------------------------------------------
@@ -86,7 +101,7 @@ class Writeback:
             if self._capabilities is BASIC:
                 log.warning("%s writes tasks only: run `repeat-sales install` for repeat deals, card fields "
                             "and %s", self.crm, self.automation)
-        return self._capabilities
+        return self._capabilities | (self.touches.kinds if self.touches is not None else frozenset())
 
     def stats(self) -> WriteStats:
         return WriteStats(
@@ -95,14 +110,35 @@ class Writeback:
             automation_as_tasks=self.flows.degraded)
 
     def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+        """Each action by the writer of its kind; a touch whose channel the CRM could not use for
+        this customer (no mailbox, no chat) goes on to its next channel in the same call."""
+        actions = [self._deliverable(a) for a in actions]
+        outcomes = self._write_by_kind(actions)
+        moved = [delivery.after_refusal(a, outcomes[a.key].fall, self.capabilities) for a in actions
+                 if outcomes[a.key].fall]
+        if moved:
+            outcomes.update({o.key: o for o in self.write(moved)})
+        return [replace(outcomes[a.key], delivered=outcomes[a.key].delivered or a) if is_touch(a)
+                else outcomes[a.key] for a in actions]
+
+    def _deliverable(self, action: Action) -> Action:
+        """A touch of a kind the CRM stopped delivering this run (it said "no mailbox") moves on at once."""
+        if action.kind not in TOUCHES or (self.touches is not None and action.kind in self.touches.kinds):
+            return action
+        why_not = getattr(self.touches, "why_not", {}) if self.touches is not None else {}
+        return delivery.after_refusal(action, why_not.get(action.kind, "not_supported"), self.capabilities)
+
+    def _write_by_kind(self, actions: Sequence[Action]) -> dict[str, WriteOutcome]:
         writers = {ActionKind.TAG: self.cards.write, ActionKind.DEAL: self.deals.write,
                    ActionKind.WORKFLOW: self.flows.write}
+        if self.touches is not None:
+            writers.update(dict.fromkeys(TOUCHES, self.touches.write))
         outcomes: dict[str, WriteOutcome] = {}
-        for kind in (ActionKind.TASK, ActionKind.DEAL, ActionKind.WORKFLOW, ActionKind.TAG):
+        for kind in (ActionKind.TASK, *TOUCHES, ActionKind.DEAL, ActionKind.WORKFLOW, ActionKind.TAG):
             group = [a for a in actions if a.kind == kind or (kind == ActionKind.TASK and a.kind not in writers)]
             if group:
                 outcomes.update({o.key: o for o in writers.get(kind, self.tasks.write)(group)})
-        return [outcomes[a.key] for a in actions]
+        return outcomes
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
         """Deals and automation notes are looked at even before `install` (or after `--uninstall`):
@@ -110,7 +146,8 @@ class Writeback:
         keys = list(keys)
         found = self._on_cards(keys)
         rest = [k for k in keys if not card.is_field_key(k)]
-        for finder in (self.tasks.find, self.deals.find, self.flows.find):
+        touches = (self.touches.find,) if self.touches is not None else ()
+        for finder in (self.tasks.find, *touches, self.deals.find, self.flows.find):
             rest = [k for k in rest if k not in found]
             if rest:
                 found.update(finder(rest))
@@ -119,6 +156,8 @@ class Writeback:
     def all_markers(self) -> dict[str, CrmRef]:
         """Every task and repeat deal this plugin left (duplicates removed), installed or not."""
         found = self.deals.all_markers()
+        if self.touches is not None:
+            found.update(self.touches.all_markers())
         found.update(self.tasks.all_markers())
         return found
 
@@ -130,9 +169,11 @@ class Writeback:
             by_kind.setdefault(ref.kind, []).append(key)
         started = [key for kind in self.automation_refs for key in by_kind.get(kind, [])]
         found: dict[str, CrmRef] = {}
+        touched = [key for kind in TOUCHES for key in by_kind.get(kind.value, [])]
+        touch_find = self.touches.find if self.touches is not None else None
         for keys, settle in ((by_kind.get("task"), self.tasks.find), (by_kind.get("deal"), self.deals.find),
-                             (started, self.flows.settle)):
-            if keys:
+                             (started, self.flows.settle), (touched, touch_find)):
+            if keys and settle is not None:
                 found.update(settle(keys))
         return found
 

@@ -49,12 +49,19 @@ class CrmRef:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """The fate of one action: written (with its ref) or failed (with a reason)."""
+    """The fate of one action: written (with its ref) or failed (with a reason).
+
+    `fall`: the channel could not be used for this customer (a reason code such as `no_mailbox`), so
+    the touch moves on to its next channel; `delivered`: the action as it finally went out, when a
+    touch moved on to another channel than planned.
+    """
 
     key: str
     ok: bool
     ref: CrmRef | None = None
     reason: str = ""
+    fall: str = ""
+    delivered: Action | None = None
 
 
 @dataclass

@@ -19,6 +19,10 @@ class ActionKind(StrEnum):
     TAG = "tag"  # segment field / tag on the customer card
     DEAL = "deal"  # a repeat deal with products pre-filled
     WORKFLOW = "workflow"  # CRM automation start (business process / Salesbot)
+    EMAIL = "email"  # an e-mail the CRM sends from its own mailbox (Bitrix24 crm.activity.add TYPE_ID=4)
+    MESSAGE = "message"  # a message into the customer's existing messenger chat (open lines)
+    SMS = "sms"  # an SMS through the CRM's provider (an automation the admin bound once)
+    BOT = "bot"  # a bot run that sends our text into the customer's chat (amoCRM Salesbot)
 
 
 class Channel(StrEnum):
@@ -27,6 +31,7 @@ class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
     CALL = "call"  # a manager phones the customer
+    MESSENGER = "messenger"  # WhatsApp, Telegram... wherever the CRM holds a chat with the customer
     TASK = "task"  # internal work for the manager, no customer contact channel needed
 
 

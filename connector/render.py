@@ -36,6 +36,8 @@ def render_run(stats: dict, *, dry_run: bool) -> str:
     rows += [("would write", stats.get("would_write", 0))] if dry_run else [
         ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
     rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
+    # touches that passed over a channel, and why (e.g. email:no_mailbox: the portal has no mailbox)
+    rows += [(f"  passed over {why.replace(':', ' (', 1)})", n) for why, n in (stats.get("channel_fallbacks") or {}).items()]
     # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
     notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
     notes += "".join(f"\n! {gap['message']}" for gap in stats.get("rights_missing") or [])  # what this webhook may not

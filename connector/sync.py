@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
 
+from connector import delivery
 from connector.crm import CrmAdapter, CrmRef
 from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
@@ -40,6 +41,7 @@ class SyncReport:
     failed: dict[str, str] = field(default_factory=dict)
     error: CrmError | None = None
     written: dict[str, CrmRef] = field(default_factory=dict)  # this run's writes, where each landed
+    delivered: dict[str, Action] = field(default_factory=dict)  # touches as they went out (their channel)
 
     def to_json(self, crm_id: Callable[[str], str]) -> dict:
         out = {
@@ -47,7 +49,7 @@ class SyncReport:
             "customers": [{**c.to_json(), "crm_id": crm_id(c.customer_id)} for c in self.evaluation.customers],
             "segments": dict(self.evaluation.segments),
             "metrics": dict(self.evaluation.metrics),
-            "plan": [plan_entry(a) for a in self.plan],
+            "plan": [plan_entry(self.delivered.get(a.key, a)) for a in self.plan],
             "stats": dict(self.stats),
             "failed": [{"key": k, "reason": r} for k, r in sorted(self.failed.items())],
         }
@@ -201,7 +203,8 @@ def evaluate_snapshot(run: Run, playbook) -> Evaluation:
 def plan_actions(run: Run, evaluation: Evaluation, writeback: WritebackPlanner, allow_blank_cards: bool) -> list[Action]:
     """The playbook's plan in kinds this CRM carries out, plus the card fields of changed customers."""
     capable = run.adapter.capabilities
-    plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
+    plan = delivery.prepare(evaluation.plan, capable, lang=writeback.lang, sender=writeback.config.email_from)
+    plan = [a if a.kind in capable else as_task(a) for a in plan]
     plan = writeback.extend(evaluation, plan, run.today)
     if not run.dry_run and not allow_blank_cards:
         writeback.refuse_blanking(plan)
@@ -234,7 +237,9 @@ def write_due(run: Run, report: SyncReport, writeback: WritebackPlanner, due: Du
     settle_race(run, report)
     run.stats["fields_written"] = writeback.record(to_write)
     writeback.record(known)  # cards that already held their values
-    run.stats["written_by_kind"] = written_by_kind(run, to_write + retries, due.status)
+    sent = [report.delivered.get(a.key, a) for a in to_write + retries]
+    run.stats["written_by_kind"] = written_by_kind(run, sent, due.status)
+    run.stats["channel_fallbacks"] = delivery.fallbacks(a for a in sent if a.key in report.written)
     return to_write
 
 
@@ -375,6 +380,7 @@ def settle_failed_batch(run: Run, chunk: list[Action], report: SyncReport) -> li
 
 def record_outcomes(run: Run, outcomes, report: SyncReport) -> None:
     done = {o.key: o.ref for o in outcomes if o.ok and o.ref}
+    report.delivered.update({o.key: o.delivered for o in outcomes if o.ok and o.delivered is not None})
     failed = {o.key: o.reason or "refused" for o in outcomes if not o.ok}
     report.written.update(done)
     run.state.mark_done(run.account, done, run.today)

@@ -126,12 +126,14 @@ class CustomerFacts:
     trend: str = "stable"
     tier: str = "none"
     tier_benefits: str = ""
+    tier_label: str = ""  # the tier's name as customers read it (the playbook's `label`)
     tier_reached: Purchase | None = None
     tier_index: int = -1
     tier_by: str = "purchases"
     next_tier_threshold: float | None = None
     next_tier: str | None = None
     next_tier_benefits: str = ""
+    next_tier_label: str = ""
     to_next_tier: float | None = None
     holdout: bool = False
     _suggestions: list[tuple[str, str]] | None = field(default=None, repr=False)

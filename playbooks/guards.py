@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 from connector.model import Action, ActionKind, Channel, Customer
 from playbooks.api import Suppressed
+from playbooks.channels import is_touch, route
 from playbooks.schema import (
     WEEKDAYS,
     GuardsConfig,
@@ -95,6 +96,15 @@ def guard_customer(customer: Customer, actions: Sequence[Action], today: date, c
         kept = survivors
     survivors = []
     for a in kept:
+        if is_touch(a):  # a step naming its channels: the first one that reaches this customer
+            routed = route(a, customer, cfg.opt_out)
+            if isinstance(routed, str):
+                drop(a, routed)
+            elif cfg.no_channel.mode == "drop" and routed.kind == ActionKind.TASK and routed.payload["tried"]:
+                drop(a, "no_channel")  # no channel reaches the customer, and no manager task is wanted
+            else:
+                survivors.append(routed)
+            continue
         need = CONTACT_NEEDS.get(a.channel)
         if need is None or getattr(customer, need):
             survivors.append(a)
@@ -107,7 +117,8 @@ def guard_customer(customer: Customer, actions: Sequence[Action], today: date, c
     survivors = []
     for a in kept:
         when = max(a.due, today)
-        if a.channel.value not in cfg.quiet.channels or not is_quiet(when, cfg.quiet):
+        channel = str(a.payload.get("via") or a.channel.value)  # a touch: the channel it goes out by
+        if channel not in cfg.quiet.channels or not is_quiet(when, cfg.quiet):
             survivors.append(a)
             continue
         dated = "send_by" in a.payload

@@ -124,6 +124,7 @@ class TierSpec:
     min_purchases: int = field(default=0, metadata={"min": 0})
     min_spend: float = field(default=0.0, metadata={"min": 0})
     benefits: str = ""
+    label: str = ""  # the name customers read ({tier} in a step's `text`); `name` is the slug
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class SegmentsConfig:
 
 # --- guards and metrics --------------------------------------------------------------------
 
-CHANNELS = ["email", "sms", "call", "task"]
+CHANNELS = ["email", "sms", "call", "task", "messenger"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,8 @@ class OptOutConfig:
     tags: list[str] = field(default_factory=list)
     truthy: list[str] = field(default_factory=lambda: ["1", "y", "yes", "true", "да", "д"])
     keep: str = field(default="service_tasks", metadata={"choices": ["service_tasks", "none"]})
+    # a card field listing the channels this customer refused ("email, sms"); the others stay open
+    channels_field: str = "refused_channels"
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ class WritebackConfig:
     deal_stage: str = ""
     card_fields: bool = True
     task_context: bool = True
+    email_from: str = ""  # the sender of e-mails ("Shop <shop@example.com>"); "" = the manager's mailbox
 
 
 # --- the playbook ----------------------------------------------------------------------------

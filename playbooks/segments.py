@@ -174,14 +174,17 @@ def assign_tier(f: CustomerFacts, cfg: TierConfig) -> None:
     f.tier_index = current if current is not None else -1
     f.tier = cfg.tiers[current].name if current is not None else cfg.none
     f.tier_benefits = cfg.tiers[current].benefits if current is not None else ""
+    f.tier_label = cfg.tiers[current].label if current is not None else ""
     nxt = 0 if current is None else current + 1
     if nxt < len(cfg.tiers):
         f.next_tier = cfg.tiers[nxt].name
         f.next_tier_benefits = cfg.tiers[nxt].benefits
+        f.next_tier_label = cfg.tiers[nxt].label
         f.next_tier_threshold = float(getattr(cfg.tiers[nxt], attr))
         f.to_next_tier = round(getattr(cfg.tiers[nxt], attr) - metric, 2)
     else:
         f.next_tier, f.next_tier_benefits, f.to_next_tier, f.next_tier_threshold = None, "", None, None
+        f.next_tier_label = ""
     f.tier_reached = None
     if current is not None:
         threshold = getattr(cfg.tiers[current], attr)

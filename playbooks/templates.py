@@ -27,6 +27,11 @@ PLACEHOLDERS: frozenset[str] = frozenset({
 })
 
 
+# what a customer may read: no segment or stage slugs, no manager id, no note meant for the manager
+CUSTOMER_PLACEHOLDERS: frozenset[str] = PLACEHOLDERS - {"segment", "lifecycle", "manager", "cycle_reason",
+                                                        "suggestions"}
+
+
 class _Blank(dict):
     def __missing__(self, key: str) -> str:
         return ""
@@ -37,6 +42,16 @@ def render(template: str, values: Mapping[str, object]) -> str:
     if not template:
         return ""
     return template.format_map(_Blank({k: "" if v is None else v for k, v in values.items()}))
+
+
+def render_for_customer(template: str, values: Mapping[str, object]) -> tuple[str, list[str]]:
+    """The text a customer reads, and the placeholders it names that have no value for this customer
+    (such a text is held back, never sent with a hole in it)."""
+    import string
+
+    names = [name for _lit, name, _spec, _conv in string.Formatter().parse(template or "") if name]
+    missing = sorted({n for n in names if values.get(n) in (None, "")})
+    return render(template, values), missing
 
 
 def money(amount: float, currency: str) -> str:

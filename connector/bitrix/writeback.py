@@ -19,6 +19,7 @@ from connector.bitrix.client import BitrixClient
 from connector.bitrix.deals import DealWriter
 from connector.bitrix.fields import CardWriter, UserFields
 from connector.bitrix.rights import Rights, read_rights
+from connector.bitrix.touches import TouchWriter
 from connector.bitrix.writes import TaskWriter
 from connector.crm import CrmRef, InstallReport, WriteOutcome
 from connector.model import Action, ActionKind
@@ -37,7 +38,8 @@ class BitrixWriteback(Writeback):
         super().__init__(tasks=tasks, cards=CardWriter(client, self.userfields),
                          deals=DealWriter(client, customer_key=customer_key, responsible=responsible),
                          flows=WorkflowWriter(client, customer_key=customer_key, tasks=tasks,
-                                              rights=lambda: self.rights))
+                                              rights=lambda: self.rights),
+                         touches=TouchWriter(client, customer_key=customer_key, responsible=responsible))
 
     @property
     def rights(self) -> Rights:

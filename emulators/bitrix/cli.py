@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="yes|no: the webhook's user (and the app's installer) is a portal administrator")
     p.add_argument("--scopes", default=None,
                    help="scopes of the webhook and the app, e.g. crm,task,user,bizproc (default: all the plugin uses)")
+    p.add_argument("--mailbox", type=standalone.on_off, default=True,
+                   help="yes|no: the portal has a mailbox to send e-mails from (no: \"From\" is not found)")
     return p
 
 
@@ -35,5 +37,5 @@ def run_standalone(argv: list[str] | None = None, out=None) -> int:
         customers=args.customers, seed=args.seed, today=args.today, rate_limit=args.rate_limit,
         latency_ms=args.latency_ms, faults=args.faults, host=args.host, port=args.port,
         time_scale=args.time_scale, operating_limit_seconds=args.operating_limit,
-        webhook_admin=args.webhook_admin, scopes=args.scopes),
+        webhook_admin=args.webhook_admin, scopes=args.scopes, mailbox=args.mailbox),
         settings, "Bitrix24 emulator", out)

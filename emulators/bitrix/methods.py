@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import app_methods, catalog_methods, crm_methods, work_methods, writeback_methods  # noqa: F401
+from . import activity_methods, app_methods, catalog_methods, crm_methods, work_methods, writeback_methods  # noqa: F401
 from .registry import METHODS
 
 app_methods.register()  # last: its app-context handlers replace work_methods' plain refusals

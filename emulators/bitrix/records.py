@@ -177,6 +177,12 @@ class Activity:
     responsible_id: int
     created: int
     completed: bool = False
+    type_id: int = 6  # 6 a to-do (crm.activity.todo.add); 4 an e-mail (crm.activity.add)
+    direction: int = 0
+    origin_id: str = ""
+    originator_id: str = ""
+    communications: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)

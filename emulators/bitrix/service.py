@@ -42,6 +42,8 @@ class BitrixEmulator(Emulator):
             administrator; admin-only methods refuse everyone else (rights.py).
         scopes: the scopes of the webhook and of the app's tokens, e.g. "crm,task,user" (None: all the
             plugin uses); a method outside them answers 403 insufficient_scope.
+        mailbox: whether the portal has a mailbox to send e-mail activities from (`--mailbox yes|no`);
+            without one crm.activity.add answers `Email send error. "From" is not found`.
     """
 
     thread_name = "bitrix-emulator"
@@ -53,7 +55,7 @@ class BitrixEmulator(Emulator):
                  webhook_user: int = 1, webhook_token: str | None = None, *, time_scale: float = 1.0,
                  operating_limit_seconds: float | None = None, operating_per_call: float = 0.001,
                  shop: Shop | None = None, keep_shop: bool = True, webhook_admin: bool = True,
-                 scopes: str | Iterable[str] | None = None) -> None:
+                 scopes: str | Iterable[str] | None = None, mailbox: bool = True) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port,
                          count_commands=True)
         shop = shop if shop is not None else generate_shop(customers, seed, today)
@@ -67,6 +69,8 @@ class BitrixEmulator(Emulator):
         self.store = Portal({i: name for i, name in enumerate(shop.pipelines)})
         self.store.webhook_user = webhook_user
         seed_portal(self.store, shop, self.store.clock())
+        self.store.mailbox = mailbox
+        self.store.outbox = self.outbox  # e-mails sent from the portal land in GET /_emulator/outbox
         self.scopes = parse_scopes(scopes)
         self.set_rights(admin=webhook_admin)
         # The shop is the ground truth of what was seeded; drop it for huge benchmark portals.

@@ -66,6 +66,8 @@ class Portal:
         self._seed_statuses()
         self.tags: dict[str, int] = {}  # task tag title -> tag id
         self.webhook_user = 1
+        self.mailbox = True  # a mailbox to send e-mail activities from (`--mailbox`)
+        self.outbox = None  # the emulator's emulators.kit.Outbox, once the emulator set it
         self.next_multifield_id = 0
         # Shop customer id -> ("contact" | "company", CRM id); companies' contacts too.
         self.customer_refs: dict[int, tuple[str, int]] = {}

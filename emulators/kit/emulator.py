@@ -1,5 +1,6 @@
 """`Emulator`: the lifecycle and the one control API every CRM emulator offers, from Python and over
-HTTP (`GET /_emulator/stats`, `POST /_emulator/reset_stats`, `POST /_emulator/faults`).
+HTTP (`GET /_emulator/stats`, `POST /_emulator/reset_stats`, `POST /_emulator/faults`,
+`GET /_emulator/outbox`).
 
 A CRM's emulator adds its store, its API handler and what only it has (rate limits, tokens, purchases).
 """
@@ -11,6 +12,7 @@ import threading
 
 from .faults import Faults
 from .http import EmulatorHandler, EmulatorHTTPServer
+from .outbox import Outbox
 from .stats import RequestStats
 
 
@@ -32,6 +34,7 @@ class Emulator:
         self.host, self.port = host, port
         self.faults = Faults(faults, seed, latency_ms)
         self.requests = RequestStats(commands=count_commands)
+        self.outbox = Outbox()  # what would have reached customers (GET /_emulator/outbox)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -135,6 +138,8 @@ class Emulator:
         name = "/".join(route)
         if name == "stats" and command == "GET":
             return 200, self.stats()
+        if name == "outbox" and command == "GET":
+            return 200, self.outbox.items()
         if name == "reset_stats" and command == "POST":
             self.reset_stats()
             return 200, {"ok": True}

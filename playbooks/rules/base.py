@@ -8,13 +8,14 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connector.model import Action, ActionKind, Channel, action_key
-from playbooks.templates import PLACEHOLDERS, money, render
+from playbooks.templates import CUSTOMER_PLACEHOLDERS, PLACEHOLDERS, money, render, render_for_customer
 
 if TYPE_CHECKING:
     from playbooks.facts import CustomerFacts, ShopFacts
 
 KINDS = ["task", "workflow", "deal"]
-CHANNELS = ["email", "sms", "call", "task"]
+CHANNELS = ["email", "sms", "call", "task", "messenger"]
+TOUCH_CHANNELS = ["messenger", "email", "sms", "task"]  # a step's `channels`, tried in the order given
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class Message:
     """How a step reaches the customer: a manager task or a CRM automation start, and its texts.
 
     `template` is the CRM automation (business process / Salesbot) id a `workflow` starts.
+    `channels` (e.g. ["messenger", "email", "sms", "task"]): the step goes out through the first
+    one that can reach this customer; `subject` and `text` are what the customer reads there, while
+    `title` and `body` stay the manager's words (a `task` channel is the manager's last resort).
     """
 
     kind: str = field(default="task", metadata={"choices": KINDS})
@@ -29,8 +33,22 @@ class Message:
     title: str = field(default="", metadata={"template": PLACEHOLDERS})
     body: str = field(default="", metadata={"template": PLACEHOLDERS})
     template: str = ""
+    channels: list[str] = field(default_factory=list, metadata={"choices": TOUCH_CHANNELS})
+    subject: str = field(default="", metadata={"template": CUSTOMER_PLACEHOLDERS})
+    text: str = field(default="", metadata={"template": CUSTOMER_PLACEHOLDERS})
 
     def check(self):
+        if self.channels:
+            if len(set(self.channels)) != len(self.channels):
+                yield "channels", "a channel is listed twice", "name each channel once, in the order to try them"
+            if self.kind != "task":
+                yield "kind", "a step with `channels` is delivered through them", \
+                    "remove `kind` (and `template`) from this step, or remove `channels`"
+            if not self.text:
+                yield "text", "a step with `channels` needs the text the customer reads", \
+                    "set text = \"...\" (placeholders allowed); title and body stay the manager's"
+            if "email" in self.channels and not self.subject:
+                yield "subject", "an e-mail needs a subject", "set subject = \"...\" (placeholders allowed)"
         if self.kind == "workflow" and not self.template:
             yield "template", "a workflow step needs the CRM automation template id", \
                 "set template = \"<business process or Salesbot id>\", or kind = \"task\""
@@ -108,6 +126,15 @@ def make_action(facts: CustomerFacts, rule: str, anchor: str | None, step: str, 
     data: dict[str, object] = dict(payload or {})
     if msg.kind == "workflow":
         data["template"] = msg.template
+    channel = Channel(msg.channel)
+    if msg.channels:  # a touch: what the customer reads, and where to try it, in order
+        shown = {**vals, "tier": facts.tier_label or facts.tier, "next_tier": facts.next_tier_label or vals["next_tier"]}
+        subject, missing = render_for_customer(msg.subject, shown)
+        text, missing_text = render_for_customer(msg.text, shown)
+        data.update(channels=list(msg.channels), subject=subject, text=text)
+        if missing or missing_text:
+            data["missing"] = sorted({*missing, *missing_text})
+        channel = Channel(msg.channels[0])
     manager = facts.customer.manager_id or (facts.purchases[-1].manager_id if facts.purchases else None)
     return Action(
         key=action_key(facts.customer.id, rule, anchor, step),
@@ -118,7 +145,7 @@ def make_action(facts: CustomerFacts, rule: str, anchor: str | None, step: str, 
         due=due,
         title=render(msg.title, vals),
         body=render(msg.body, vals),
-        channel=Channel(msg.channel),
+        channel=channel,
         # a year, a tier or a period anchors a key too, but only a purchase of this customer links a deal
         anchor_purchase_id=anchor if any(p.id == anchor for p in facts.customer.purchases) else None,
         manager_id=manager,

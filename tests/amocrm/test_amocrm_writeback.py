@@ -20,6 +20,7 @@ from connector.state import State
 from connector.sync import run_sync
 from emulators.amocrm.routes_writeback import SALESBOTS
 from playbooks import load_playbook
+from tests.contract.harness import automation_playbook
 
 MARKER = re.compile(r"rs:(v\d+:\S+)")
 BOTS = {name: bot for bot, name in SALESBOTS.items() if name in ("rs_feedback", "rs_winback_email")}
@@ -91,7 +92,7 @@ def test_one_segment_tag_replaces_the_old_one_and_managers_tags_stay(account, tm
 
 def test_salesbots_start_one_request_per_chunk_and_a_step_without_a_bot_names_the_setting(account, tmp_path):
     install(account)
-    report = sync(account, State(tmp_path / "s.db"))
+    report = sync(account, State(tmp_path / "s.db"), playbook=automation_playbook())  # its steps start bots
     flows = [a for a in report.plan if a.kind == ActionKind.WORKFLOW]
     started = [a for a in flows if a.payload["template"] in BOTS]
     by_hand = [a for a in flows if a not in started]
@@ -107,7 +108,7 @@ def test_a_refused_salesbot_start_is_reported_and_its_note_defused(account, tmp_
     install(account)
     a = token_adapter(account, salesbots={"rs_winback_email": 9999})  # no such bot in the account
     try:
-        report = run_sync(a, State(tmp_path / "s.db"), load_playbook(), today=TODAY)
+        report = run_sync(a, State(tmp_path / "s.db"), automation_playbook(), today=TODAY)
     finally:
         a.close()
     refused = [x for x in report.plan if x.kind == ActionKind.WORKFLOW and x.payload["template"] == "rs_winback_email"]

@@ -180,7 +180,8 @@ class AmoHarness(HarnessBase):
         notes = self.notes_keys("contacts", customers) if customers else {}
         return {"task": Counter(k for t in tasks for k in MARKERS.findall(t["text"])),
                 "deal": Counter(value(x, "RS_ACTION_KEY") or keys_of_leads.get(x["id"]) for x in leads),
-                "workflow": Counter(k for n in notes.values() for keys in n for k in keys)}
+                "workflow": Counter(k for n in notes.values() for keys in n for k in keys),
+                "email": Counter()}  # no e-mail channel on amoCRM yet: a step's e-mail is a task
 
     def tasks(self) -> dict[str, HeldTask]:
         out = {}

@@ -41,7 +41,8 @@ def pages(n: int) -> int:
 class BitrixHarness(HarnessBase):
     name = "bitrix"
     emulator_class = BitrixEmulator
-    calls = Calls(task_write="tasks.task.add", deal_write="crm.deal.add", workflow_write="bizproc.workflow.start")
+    calls = Calls(task_write="tasks.task.add", deal_write="crm.deal.add", workflow_write="bizproc.workflow.start",
+                  email_write="crm.activity.add")
     resends_lost_writes = True  # fast-bitrix24 resends any failed request, writes too
     tasks_link_purchases = True  # UF_CRM_TASK holds C_<contact> and D_<deal>
     stops_twin_automation = True  # a twin business process is terminated
@@ -140,11 +141,15 @@ class BitrixHarness(HarnessBase):
         return customer.fields.get(OPT_OUT_FIELD) == "Y"
 
     def held(self, customers: Iterable[str] = ()) -> dict[str, Counter]:
-        """Objects per key, by kind: tasks (their text), repeat deals (ORIGIN_ID), contacts' timeline comments."""
+        """Objects per key, by kind: tasks (their text), repeat deals (ORIGIN_ID), e-mails sent from the portal's
+        mailbox (their activity's ORIGIN_ID), contacts' timeline comments."""
         tasks = self.our_tasks([])
         deals = self.our_deals([])
+        emails = self.listing("crm.activity.list", {"filter": {"ORIGINATOR_ID": "repeat-sales", "TYPE_ID": 4},
+                                                    "select": ["ID", "ORIGIN_ID"]})
         return {"task": Counter(k for t in tasks for k in MARKERS.findall(t.get("description") or "")),
                 "deal": Counter(d["ORIGIN_ID"] for d in deals),
+                "email": Counter(k for e in emails for k in MARKERS.findall(e.get("ORIGIN_ID") or "")),
                 "workflow": Counter(k for cid in sorted(set(customers)) for keys in self.comment_keys("contact", cid)
                                     for k in keys)}
 
@@ -242,13 +247,19 @@ class BitrixHarness(HarnessBase):
         return sum(max(1, math.ceil(n / ROWS_PER_REQUEST)) for n in lists)
 
     def write_requests(self, report: SyncReport) -> tuple[int, int]:
-        """A first run's requests besides the pull, and the fewest it needs: one batch per 50 actions; four
-        reads before writing (tasks and repeat deals already there, since the ledger is empty; whether
-        `install` ran; the webhook's scopes and admin flag); the timelines of customers due an automation start, 50 a request; after writing,
-        the tasks of the customers written to, 50 customers a request (a racing run's twins)."""
+        """A first run's requests besides the pull, and the fewest it needs: per chunk of 50 actions one batch per
+        kind in it (tasks and e-mails go out apart); five reads before writing (tasks, repeat deals and e-mails
+        already there, since the ledger is empty; whether `install` ran; the webhook's scopes and admin flag);
+        the timelines of customers due an automation start, 50 a request; after writing, the tasks and the
+        e-mails of the customers written to, 50 customers a request (a racing run's twins)."""
+        def per_50(n: int) -> int:
+            return -(-n // 50)
+
+        plan = report.plan
         started = {a.customer_id for a in report.evaluation.plan if a.kind.value == "workflow"}
-        written_to = {a.customer_id for a in report.plan}
-        need = (-(-len(report.plan) // 50) + 4 + -(-len(started) // 50) + -(-len(written_to) // 50))
+        chunks = sum(len({a.kind for a in plan[i:i + 50]}) for i in range(0, len(plan), 50))
+        twins = sum(per_50(len({a.customer_id for a in plan if a.kind.value == kind})) for kind in ("task", "email"))
+        need = chunks + 5 + per_50(len(started)) + twins
         return report.stats["requests"] - report.stats["pulled"]["requests"], need
 
     # --- what the portal's users do ------------------------------------------------------------------------

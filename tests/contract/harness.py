@@ -25,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 6, 15)  # the shops' history is anchored here, so plans are reproducible
 CUSTOMERS = 120
 SEED = 7
-MARKER = r"rs:(v\d+:\S+)"  # design.md: every object the plugin creates carries `rs:<key>`
+MARKER = r"rs:(v\d+:\S+)"
+# The bundled playbook sends its customer steps through channels (e-mail first); scenarios about business
+# processes and Salesbots load this one, the bundled playbook as it was while those steps were automation.
+AUTOMATION_PLAYBOOK = Path(__file__).with_name("automation_playbook.toml")  # design.md: every object the plugin creates carries `rs:<key>`
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Calls:
     task_write: str
     deal_write: str
     workflow_write: str
+    email_write: str | None = None  # where the CRM sends a customer's e-mail itself
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,11 @@ class HarnessBase:
     def card_writes(self) -> int:
         return self.card_updates
 
+    def touches(self) -> Counter:
+        """Keys that reached the customer or a manager, however delivered: as a task or as an e-mail."""
+        held = self.held()
+        return held["task"] + held["email"]
+
     def __enter__(self):
         self.emulator.start()
         self.started()
@@ -240,6 +249,11 @@ class HarnessBase:
         env.update(CRM=self.name, STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT),
                    RS_TODAY=self.today.isoformat())
         return env
+
+
+def automation_playbook():
+    """A playbook whose customer steps start the admin's business processes / Salesbots."""
+    return load_playbook(AUTOMATION_PLAYBOOK)
 
 
 def registry() -> dict[str, type]:

@@ -10,6 +10,7 @@ import threading
 
 from connector.model import ActionKind
 from connector.state import State
+from tests.contract.harness import automation_playbook
 
 
 def assert_one_object_per_key(crm, plan) -> None:
@@ -30,7 +31,7 @@ def test_two_state_files_syncing_at_once_leave_one_object_per_key(crm, tmp_path)
     def run(name: str) -> None:
         try:
             start.wait()
-            reports[name] = crm.sync(State(tmp_path / f"{name}.db"))
+            reports[name] = crm.sync(State(tmp_path / f"{name}.db"), playbook=automation_playbook())
         except Exception as exc:  # noqa: BLE001 - the test reports it below
             errors.append(exc)
 
@@ -42,7 +43,7 @@ def test_two_state_files_syncing_at_once_leave_one_object_per_key(crm, tmp_path)
     assert not errors and reports["a"].error is None and reports["b"].error is None
     plan = reports["a"].plan
     assert {a.kind for a in plan} >= {ActionKind.TASK, ActionKind.DEAL, ActionKind.WORKFLOW}
-    third = crm.sync(State(tmp_path / "a.db"))
+    third = crm.sync(State(tmp_path / "a.db"), playbook=automation_playbook())
     assert third.stats["written"] == 0
     assert_one_object_per_key(crm, plan)
     started = [a for a in plan if a.kind == ActionKind.WORKFLOW and a.payload["template"] == "rs_winback_email"]
@@ -72,13 +73,13 @@ def test_a_full_sync_removes_duplicates_left_by_earlier_runs(crm, tmp_path):
     crm.install()
     crm.automation("rs_winback_email")
     state = State(tmp_path / "s.db")
-    first = crm.sync(state)
+    first = crm.sync(state, playbook=automation_playbook())
     task = next(a for a in first.plan if a.kind == ActionKind.TASK)
     deal = next(a for a in first.plan if a.kind == ActionKind.DEAL)
     crm.add_twins(task, deal)  # what an older race left behind: a second task and deal with the same keys
     held = crm.held()
     assert held["task"][task.key] == 2 and held["deal"][deal.key] == 2
-    assert crm.sync(state).stats["written"] == 0  # an incremental run reads no more than its writes
+    assert crm.sync(state, playbook=automation_playbook()).stats["written"] == 0  # an incremental run reads no more than its writes
     report = crm.sync(state, full=True)
     assert report.stats["duplicates_removed"] == 2 and report.stats["written"] == 0
     assert_one_object_per_key(crm, first.plan)

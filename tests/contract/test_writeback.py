@@ -10,6 +10,7 @@ from datetime import timedelta
 from connector.model import ActionKind
 from connector.state import State
 from playbooks import load_playbook
+from tests.contract.harness import automation_playbook
 
 
 def test_install_twice_creates_nothing_twice_and_uninstall_removes_only_what_it_created(crm):
@@ -82,7 +83,7 @@ def test_a_fired_managers_deal_goes_to_the_fallback_user(crm, tmp_path):
 def test_automation_starts_on_the_customer_with_a_marker_and_steps_without_one_become_tasks(crm, tmp_path):
     crm.install()
     crm.automation("rs_feedback", "rs_winback_email")
-    report = crm.sync(State(tmp_path / "s.db"))
+    report = crm.sync(State(tmp_path / "s.db"), playbook=automation_playbook())
     flows = [a for a in report.plan if a.kind == ActionKind.WORKFLOW]
     started = [a for a in flows if a.payload["template"] in ("rs_feedback", "rs_winback_email")]
     by_hand = [a for a in flows if a not in started]
@@ -93,7 +94,7 @@ def test_automation_starts_on_the_customer_with_a_marker_and_steps_without_one_b
     for action in by_hand:
         assert tasks[action.key].text.startswith("[workflow]")
         assert action.payload["template"] in tasks[action.key].text
-    assert crm.sync(State(tmp_path / "b.db")).stats["written"] == 0  # a lost ledger: markers found again
+    assert crm.sync(State(tmp_path / "b.db"), playbook=automation_playbook()).stats["written"] == 0  # a lost ledger: markers found again
 
 
 def test_a_lost_answer_for_deals_and_automation_starts_leaves_one_of_each_per_key(crm, tmp_path):
@@ -102,9 +103,9 @@ def test_a_lost_answer_for_deals_and_automation_starts_leaves_one_of_each_per_ke
     state = State(tmp_path / "s.db")
     crm.emulator.drop_next(1, call=crm.calls.deal_write)  # applied, then the answer is lost
     crm.emulator.drop_next(1, call=crm.calls.workflow_write)
-    runs = [crm.sync(state)]
+    runs = [crm.sync(state, playbook=automation_playbook())]
     while runs[-1].error is not None and len(runs) < 4:  # the next scheduled runs
-        runs.append(crm.sync(state))
+        runs.append(crm.sync(state, playbook=automation_playbook()))
     if crm.resends_lost_writes:  # the client resent both batches: their twins were removed at once
         assert len(runs) == 1 and runs[0].stats["duplicates_removed"] >= 2
     else:  # each lost answer left its batch's fate unknown, so its run stopped; markers settled it next run
@@ -114,7 +115,7 @@ def test_a_lost_answer_for_deals_and_automation_starts_leaves_one_of_each_per_ke
     assert sorted(d.key for d in crm.repeat_deals()) == sorted(a.key for a in report.plan if a.kind == ActionKind.DEAL)
     started = [a for a in report.plan if a.kind == ActionKind.WORKFLOW and a.payload["template"] == "rs_winback_email"]
     assert started and crm.automation_starts() == {("rs_winback_email", a.customer_id): 1 for a in started}
-    assert crm.sync(state).stats["written"] == 0
+    assert crm.sync(state, playbook=automation_playbook()).stats["written"] == 0
 
 
 def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retried(crm, tmp_path):
@@ -163,7 +164,7 @@ def test_a_run_killed_after_the_crm_took_the_writes_is_settled_without_writing_a
     crm.install()
     crm.automation("rs_winback_email")
     state = State(tmp_path / "s.db")
-    plan = crm.sync(state, dry_run=True).plan
+    plan = crm.sync(state, playbook=automation_playbook(), dry_run=True).plan
     bots = [x for x in plan if x.kind == ActionKind.WORKFLOW and x.payload["template"] == "rs_winback_email"]
     picked = [x for x in plan if x.kind == ActionKind.TAG][:10] + [x for x in plan if x.kind == ActionKind.DEAL][:3]
     picked += bots[:3]
@@ -174,23 +175,23 @@ def test_a_run_killed_after_the_crm_took_the_writes_is_settled_without_writing_a
     finally:
         a.close()
     deals, starts, cards = len(crm.repeat_deals()), sum(crm.automation_starts().values()), crm.card_writes()
-    report = crm.sync(state)
+    report = crm.sync(state, playbook=automation_playbook())
     assert report.stats["recovered"] == len(picked) and not report.failed
     assert len(crm.repeat_deals()) - deals == sum(x.kind == ActionKind.DEAL for x in plan) - 3
     assert sum(crm.automation_starts().values()) - starts == len(bots) - 3
     assert crm.card_writes() - cards == sum(x.kind == ActionKind.TAG for x in plan) - 10
-    assert crm.sync(state).stats["written"] == 0
+    assert crm.sync(state, playbook=automation_playbook()).stats["written"] == 0
 
 
 def test_a_lost_state_file_finds_cards_deals_and_automation_starts_instead_of_writing_them_again(crm, tmp_path):
     crm.install()
     crm.automation("rs_winback_email")
-    first = crm.sync(State(tmp_path / "a.db"))
+    first = crm.sync(State(tmp_path / "a.db"), playbook=automation_playbook())
     assert {k: first.stats["written_by_kind"].get(k, 0) > 0 for k in ("task", "tag", "deal", "workflow")} == {
         "task": True, "tag": True, "deal": True, "workflow": True}
     crm.emulator.reset_stats()
     cards = crm.card_writes()
-    again = crm.sync(State(tmp_path / "b.db"))  # a brand-new state file
+    again = crm.sync(State(tmp_path / "b.db"), playbook=automation_playbook())  # a brand-new state file
     assert again.stats["written"] == 0 and again.stats["pulled"]["ledger_rebuilt"] > 0
     assert crm.card_writes() == cards
     assert not any(crm.call_count(call) for call in (crm.calls.task_write, crm.calls.deal_write,

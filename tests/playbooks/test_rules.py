@@ -34,7 +34,7 @@ def test_feedback_step_lists_learned_suggestions():
     ev = evaluate([*buyers, me], date(2026, 3, 8), playbook())
     (feedback,) = [a for a in ev.plan if a.key == "v1:me:calendar:p1:feedback"]
     assert feedback.body.endswith("предложить сопутствующее: Кофемолка")
-    assert feedback.payload["template"] == "rs_feedback"
+    assert feedback.payload["channels"] == ["messenger", "email", "task"]  # a touch, no longer a business process
 
 
 def test_cac_argument_overrides_playbook():

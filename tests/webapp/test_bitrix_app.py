@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 
 import requests
-from web_support import TODAY, admin, post_form, tasks_by_marker, wait_for
+from web_support import TODAY, admin, post_form, tasks_by_marker, touches_by_marker, wait_for
 
 from emulators.bitrix.outbound import php_form
 
@@ -39,7 +39,7 @@ def test_install_verifies_tokens_binds_events_and_registers_robots(portal, insta
     assert robot["HANDLER"] == installed.public_url + "/bitrix/robot" and "segment" in robot["RETURN_PROPERTIES"]
     first = runs(installed)
     assert len(first) == 1 and first[0]["written"] > 0 and first[0]["error"] is None
-    assert sum(tasks_by_marker(portal).values()) == first[0]["written"]
+    assert sum(touches_by_marker(portal).values()) == first[0]["written"]
 
 
 def test_a_won_deal_event_writes_its_task_within_seconds_and_resends_change_nothing(portal, installed):

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
-from web_support import tasks_by_marker, wait_for, write_playbook
+from web_support import touches_by_marker, wait_for, write_playbook
 
 from connector.errors import CrmUnavailable
 from connector.schedule import ScheduledSync
@@ -119,7 +119,7 @@ def test_two_schedulers_run_one_job_and_sigterm_finishes_the_run_in_flight(tmp_p
         [(_, finished, stats, error)] = runs(db)  # one job, finished, not cut short
         stats = json.loads(stats)
         assert finished is not None and error is None and stats["written"] == stats["planned"] > 0
-        held = tasks_by_marker(portal)
+        held = touches_by_marker(portal)
         assert sum(held.values()) == stats["written"] and max(held.values()) == 1
         assert "tick=done" in read(logs[0]) and "finishing the run in flight" in read(logs[0])
         assert "tick=done" not in read(logs[1])

@@ -56,6 +56,15 @@ def tasks_by_marker(emu) -> Counter:
         return Counter(k for t in emu.store.tasks.rows.values() for k in MARKER.findall(t.description or ""))
 
 
+def touches_by_marker(emu) -> Counter:
+    """Ground truth in the Bitrix24 emulator: what a run wrote per `rs:<key>` marker, tasks and the e-mails
+    the portal sent from its mailbox (their marker is in ORIGIN_ID, never in the letter)."""
+    with emu.store.lock:
+        emails = Counter(k for a in emu.store.activities.rows.values() if a.type_id == 4
+                         for k in MARKER.findall(a.origin_id or ""))
+    return tasks_by_marker(emu) + emails
+
+
 def admin(headers: dict | None = None) -> dict:
     return {"Authorization": f"Bearer {ADMIN}", **(headers or {})}
 

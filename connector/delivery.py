@@ -1,0 +1,92 @@
+"""Touches (steps that name their channels) fitted to what this CRM can deliver, and the manager
+task that ends a channel list saying why no channel reached the customer.
+
+The playbook picked the first channel that can reach the customer (playbooks.channels); here a
+channel this CRM cannot use (no such writer, no mailbox on the portal) moves the touch on to the
+next one, and the last resort is a manager task holding the customer's text and the reasons, in the
+playbook's language. CRM-neutral: capabilities are data (`CrmAdapter.capabilities`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import replace
+
+from connector.model import Action, ActionKind
+from playbooks.channels import is_touch, next_channel
+
+CHANNEL_NAMES = {
+    "ru": {"email": "e-mail", "messenger": "мессенджер", "sms": "SMS", "task": "задача"},
+    "en": {"email": "e-mail", "messenger": "messenger", "sms": "SMS", "task": "task"},
+}
+REASONS = {
+    "ru": {"missing_value": "в тексте нет значения для этого клиента ({names})",
+           "refused": "клиент отказался от этого канала", "no_email": "в карточке нет e-mail",
+           "no_phone": "в карточке нет телефона",
+           "no_contact": "в карточке нет ни телефона, ни e-mail", "not_supported": "CRM не отправляет через этот канал",
+           "no_mailbox": "в CRM не подключён почтовый ящик для отправки",
+           "no_chat": "у клиента нет открытого чата", "refused_by_crm": "CRM отклонила отправку"},
+    "en": {"missing_value": "the text has no value for this customer ({names})",
+           "refused": "the customer refused this channel", "no_email": "the card has no e-mail address",
+           "no_phone": "the card has no phone",
+           "no_contact": "the card has neither a phone nor an e-mail", "not_supported": "the CRM cannot send through this channel",
+           "no_mailbox": "no mailbox is connected in the CRM to send from",
+           "no_chat": "the customer has no open chat", "refused_by_crm": "the CRM refused to send it"},
+}
+HEADS = {"ru": ("Клиенту не отправлено автоматически: {why}.", "Текст для клиента:"),
+         "en": ("Not sent to the customer automatically: {why}.", "The customer's text:")}
+
+
+def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str, sender: str) -> list[Action]:
+    """Touches in kinds this CRM delivers (or a manager task that says why); other actions as they are."""
+    out = []
+    for action in plan:
+        if not is_touch(action):
+            out.append(action)
+            continue
+        action = replace(action, payload={**action.payload, "lang": lang, **({"from": sender} if sender else {})})
+        if action.kind not in capable:
+            action = next_channel(action, "not_supported", capable) or fallen(action, "not_supported")
+        out.append(as_manager_task(action) if action.kind == ActionKind.TASK else action)
+    return out
+
+
+def fallen(action: Action, reason: str) -> Action:
+    """No channel left: the touch as a manager task, its reasons recorded."""
+    via = str(action.payload.get("via") or "")
+    tried = [*action.payload.get("tried", []), [via, reason]] if via and via != "task" else action.payload.get("tried", [])
+    return replace(action, kind=ActionKind.TASK, payload={**action.payload, "via": "task", "tried": tried})
+
+
+def after_refusal(action: Action, reason: str, capable: Iterable[ActionKind]) -> Action:
+    """The CRM could not deliver the touch by its channel: the next channel, or a manager task."""
+    moved = next_channel(action, reason, capable) or fallen(action, reason)
+    return as_manager_task(moved) if moved.kind == ActionKind.TASK else moved
+
+
+def why(action: Action) -> str:
+    """The passed-over channels and their reasons, in the playbook's language ("" when none)."""
+    lang = "en" if action.payload.get("lang") == "en" else "ru"
+    names, reasons = CHANNEL_NAMES[lang], REASONS[lang]
+    missing = ", ".join("{" + n + "}" for n in action.payload.get("missing") or [])
+    return "; ".join(f"{names.get(c, c)} — {reasons.get(r, r).format(names=missing)}"
+                     for c, r in action.payload.get("tried") or [])
+
+
+def as_manager_task(action: Action) -> Action:
+    """The manager's task for a touch no channel could deliver: why, what to do, the customer's text."""
+    lang = "en" if action.payload.get("lang") == "en" else "ru"
+    head, text_head = HEADS[lang]
+    reasons = why(action)
+    customer_text = "\n".join(x for x in (str(action.payload.get("subject") or ""),
+                                          str(action.payload.get("text") or "")) if x)
+    parts = [head.format(why=reasons) if reasons else "", action.body.strip(),
+             f"{text_head}\n{customer_text}" if customer_text else ""]
+    return replace(action, kind=ActionKind.TASK, body="\n\n".join(p for p in parts if p))
+
+
+def fallbacks(actions: Iterable[Action]) -> dict[str, int]:
+    """How many touches passed over which channel and why (`email:no_mailbox`), for the run summary."""
+    counts = Counter(f"{c}:{r}" for a in actions if is_touch(a) for c, r in a.payload.get("tried") or [])
+    return dict(sorted(counts.items()))
