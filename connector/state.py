@@ -26,6 +26,8 @@ from connector.snapshot import Decoder, customer_to_json, purchase_to_json
 SCHEMA_VERSION = 1
 STATE_FILE_MODE = 0o600  # the file holds CRM tokens; SQLite gives its -wal/-shm/-journal files the same mode
 LOCK_STALE_SECONDS = 6 * 3600
+OPEN_ATTEMPTS = 20  # tries to set up a state file another thread or process is creating right now
+OPEN_RETRY_SECONDS = 0.02
 MAX_ATTEMPTS = 5  # a write the CRM refused this often is reported, not retried forever
 
 SCHEMA = """
@@ -132,24 +134,40 @@ class State:
         """
         self.path = Path(path)
         self.db = connect_private(self.path, timeout=30)
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif writable:
-                self.db.execute("BEGIN")  # a write that changes nothing: SQLite refuses it on a read-only file
-                self.db.execute("UPDATE meta SET value=value WHERE name='schema'")
-                self.db.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            self.db.close()
-            raise state_failure(self.path, exc) from None
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            try:
+                row = self._prepare(writable)
+                break
+            except sqlite3.OperationalError as exc:
+                # a new file being set up by another thread or process at this moment: switching it to
+                # WAL answers "locked" without waiting, so wait a little and look again
+                if "locked" in str(exc) and attempt < OPEN_ATTEMPTS:
+                    time.sleep(OPEN_RETRY_SECONDS * attempt)
+                    continue
+                self.db.close()
+                raise state_failure(self.path, exc) from None
+            except sqlite3.Error as exc:
+                self.db.close()
+                raise state_failure(self.path, exc) from None
         if row is not None and int(row[0]) != SCHEMA_VERSION:
             self.db.close()
             raise StateSchemaError(f"state file {self.path} has schema {row[0]}, this version needs "
                                    f"{SCHEMA_VERSION}", hint="use a new STATE_URL or the matching version")
+
+    def _prepare(self, writable: bool) -> tuple | None:
+        """WAL, the schema, its version row; a writable file proves it takes writes. Returns the version row."""
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        if row is None:  # a new file; another thread or process may be creating it at the same moment
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            return self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        if writable:
+            self.db.execute("BEGIN")  # a write that changes nothing: SQLite refuses it on a read-only file
+            self.db.execute("UPDATE meta SET value=value WHERE name='schema'")
+            self.db.execute("ROLLBACK")
+        return row
 
     def close(self) -> None:
         self.db.close()

@@ -92,3 +92,28 @@ def test_the_snapshot_reads_back_what_was_pulled_and_lean_reads_drop_only_redund
     lean = {c.id: c for c in state.customers("acct", lean=True)}
     assert [p.title for p in lean["7"].purchases] == ["", "Доставка"], "a title is kept where no item names it"
     assert [c.id for c in state.customers("acct", ["8"])] == ["8"]
+
+
+def test_threads_opening_a_new_state_file_at_once_all_get_it(tmp_path):
+    """The webapp's worker and its request threads may create the file together (seen once in CI)."""
+    import threading
+
+    from connector.state import State
+
+    errors, start = [], threading.Barrier(8)
+
+    def open_it(path):
+        start.wait()
+        try:
+            State(path).close()
+        except Exception as exc:  # what the user would see instead of a state file
+            errors.append(exc)
+
+    for n in range(40):
+        path = tmp_path / f"new{n}.db"
+        threads = [threading.Thread(target=open_it, args=(path,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
