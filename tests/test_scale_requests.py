@@ -51,6 +51,11 @@ def pages(n: int) -> int:
     return max(1, math.ceil(n / 50))
 
 
+def keyset_pages(n: int) -> int:
+    """Keyset pages that read n rows: the full ones, then the short (maybe empty) one that ends the list."""
+    return n // 50 + 1
+
+
 # --- Bitrix24 ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -80,11 +85,17 @@ def test_bitrix_full_pull_is_within_115_percent_of_the_lower_bound(bitrix_full):
 
 
 def test_bitrix_every_list_costs_its_pages_and_product_rows_never_a_call_per_deal(bitrix_full):
-    commands = bitrix_full["stats"]["commands"]
-    assert commands["crm.contact.list"] == pages(bitrix_full["customers"])
-    assert commands["crm.deal.list"] == pages(bitrix_full["purchases"])
-    # rows of 250 deals per paged read: only each read's last page is short
-    assert commands["crm.item.productrow.list"] <= WITHIN * pages(bitrix_full["line_items"])
+    commands, lists = bitrix_full["stats"]["commands"], bitrix_full["stats"]["list_calls"]
+    for method, n in (("crm.contact.list", bitrix_full["customers"]), ("crm.deal.list", bitrix_full["purchases"])):
+        # a page per 50 rows and the short one that ends it; past the end, at most the rest of one
+        # chain of 50 (references to a page that was never full), no counted and no offset pages
+        assert lists[method]["rows"] == n and lists[method]["keyset"] - lists[method]["unresolved"] == keyset_pages(n)
+        assert commands[method] == lists[method]["keyset"] <= keyset_pages(n) + 49
+    # rows of 250 deals per keyset read: only each read's last page is short
+    rows = lists["crm.item.productrow.list"]
+    assert rows["rows"] == bitrix_full["line_items"]
+    assert rows["keyset"] - rows["unresolved"] <= WITHIN * pages(bitrix_full["line_items"])
+    assert all(v["counted"] == v["offset"] == v["unordered"] == 0 for v in lists.values()), lists
     assert "crm.deal.productrows.get" not in commands and "crm.productrow.list" not in commands
     assert bitrix_full["requests"] <= bitrix_full["purchases"] / 500
 
@@ -102,7 +113,7 @@ def test_bitrix_incremental_pull_is_proportional_to_what_changed(portal, bitrix_
             portal.reset_stats()
             seen = pull_all(adapter, full["cursor"])
             stats = portal.stats()
-            seen.update(commands=stats["commands"], requests=stats["requests_total"])
+            seen.update(commands=stats["commands"], requests=stats["requests_total"], lists=stats["list_calls"])
             changed[share] = (len(touched), seen)
             full["cursor"] = seen["cursor"]
     finally:
@@ -111,11 +122,13 @@ def test_bitrix_incremental_pull_is_proportional_to_what_changed(portal, bitrix_
         deals_read = seen["purchases"] + seen["removed"]
         assert touched <= deals_read <= touched + 5, "the changed deals, plus the few in the re-read window"
         assert seen["customers"] == 0
-        assert seen["commands"]["crm.deal.list"] == pages(deals_read)
-        assert seen["commands"]["crm.item.productrow.list"] <= pages(seen["line_items"]) + math.ceil(deals_read / 250)
+        deals = seen["lists"]["crm.deal.list"]
+        assert deals["rows"] == deals_read and deals["keyset"] - deals["unresolved"] == keyset_pages(deals_read)
+        rows = seen["lists"]["crm.item.productrow.list"]
+        assert rows["keyset"] - rows["unresolved"] <= pages(seen["line_items"]) + math.ceil(deals_read / 250)
         assert seen["requests"] <= bound("bitrix", seen)
     small, large = changed[0.01][1], changed[0.05][1]
-    assert small["commands"]["crm.deal.list"] * 3 <= large["commands"]["crm.deal.list"]
+    assert small["lists"]["crm.deal.list"]["rows"] * 3 <= large["lists"]["crm.deal.list"]["rows"]
     assert large["requests"] < bitrix_full["requests"] / 2
 
 

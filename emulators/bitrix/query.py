@@ -13,6 +13,7 @@ import re
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from .protocol import PAGE_SIZE, as_dict, as_float, as_int, as_list, as_yn, parse_datetime
@@ -264,6 +265,25 @@ def _sort_key(get: Callable) -> Callable:
 CACHE_MIN_SCAN = 5_000  # rows a query must scan before its result is cached
 
 
+@dataclass(slots=True)
+class ListWork:
+    """What one list call made the database do, for the cost model (limits.py)."""
+
+    touched: int = 0  # rows counted for `total`, skipped by the offset, or looked at for the page
+    served: int = 0  # rows on the page
+
+
+# Set by the dispatcher around one call; every QueryEngine.run adds to it.
+LIST_WORK: ContextVar[ListWork | None] = ContextVar("list_work", default=None)
+
+
+def _book(touched: int, served: int) -> None:
+    work = LIST_WORK.get()
+    if work is not None:
+        work.touched += touched
+        work.served += served
+
+
 class QueryEngine:
     """Runs parsed queries over tables; keeps a few counted results until their table changes."""
 
@@ -288,12 +308,15 @@ class QueryEngine:
             # Doc: settings/performance/huge-data.md - no COUNT: `total` 0, no `next`.
             page = []
             seq = reversed(candidates) if desc else candidates
+            looked = 0
             for rid in seq:
+                looked += 1
                 row = rows.get(rid)
                 if row is not None and all(p(row) for p in preds):
                     page.append(row)
                     if len(page) == PAGE_SIZE:
                         break
+            _book(looked, len(page))  # no COUNT: only the rows up to the page's end
             return page, 0, None
         if not preds and by_id and isinstance(candidates, range_ids):
             total = len(candidates)
@@ -311,6 +334,8 @@ class QueryEngine:
             total = len(matched)
             lo = q.start if q.start >= 0 else 0
             page = [rows[i] for i in matched[lo:lo + PAGE_SIZE] if i in rows]
+        # counted (or, keyset on another order, sorted) over every candidate, then the offset skipped
+        _book(len(candidates) + (q.start if q.start > 0 else 0) + len(page), len(page))
         if q.start == -1:
             return page, 0, None
         nxt = q.start + PAGE_SIZE if q.start + PAGE_SIZE < total else None
@@ -349,7 +374,11 @@ class QueryEngine:
         for cond in q.conds:
             field, op, value = cond
             if field.name == id_field and op in ("gt", "ge", "lt", "le") and not isinstance(value, list | dict):
+                # a `$result[...]` reference a batch could not resolve reaches the database as text,
+                # which it compares as 0 (not documented; the cheap reading: the list's first page)
                 v = as_int(value)
+                if v is None and isinstance(value, str) and value.startswith("$result"):
+                    v = 0
                 if v is None:
                     residual.append(cond)
                 elif op == "gt":
