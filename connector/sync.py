@@ -70,28 +70,48 @@ def as_task(action: Action) -> Action:
 
 def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int, *, full: bool,
                     dry_run: bool, progress: Progress) -> dict:
-    """Stream the CRM's changes into the local snapshot; the cursor moves only after the last page."""
+    """Stream the CRM's changes into the local snapshot; the cursor moves only after the last page.
+
+    A pull the CRM stopped at a clean point (its error carries `resume_at`) keeps that position; the
+    next pull of the same kind goes on from it instead of starting over, under the first run's id.
+    """
     cursor = None if full else state.cursor(account)
+    mode, since = ("full", "") if cursor is None else ("incremental", cursor.modified_since)
+    saved = None if dry_run else state.pull_position(account)
+    resume = saved if saved and saved.get("mode") == mode and saved.get("since") == since else None
+    pull_run = int(resume["run_id"]) if resume else run_id
     counts: Counter[str] = Counter()
     requests_before = adapter.request_count()
     last_cursor = None
-    for page in adapter.pull(cursor):
-        state.absorb(account, page, run_id)
-        counts["customers"] += len(page.customers)
-        counts["purchases"] += len(page.purchases)
-        counts["line_items"] += sum(len(p.items) for p in page.purchases)
-        counts["products"] += len(page.products)
-        counts["removed"] += len(page.removed_purchase_ids)
-        counts["skipped_records"] += page.skipped
-        last_cursor = page.cursor or last_cursor
-        progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
-                 f"({adapter.request_count()} requests)")
+    try:
+        for page in adapter.pull(cursor, **({"resume_at": resume["position"]} if resume else {})):
+            state.absorb(account, page, pull_run)
+            counts["customers"] += len(page.customers)
+            counts["purchases"] += len(page.purchases)
+            counts["line_items"] += sum(len(p.items) for p in page.purchases)
+            counts["products"] += len(page.products)
+            counts["removed"] += len(page.removed_purchase_ids)
+            counts["skipped_records"] += page.skipped
+            last_cursor = page.cursor or last_cursor
+            progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
+                     f"({adapter.request_count()} requests)")
+    except CrmError as exc:
+        if exc.resume_at is not None and not dry_run:
+            state.save_pull_position(account, {"mode": mode, "since": since, "run_id": pull_run,
+                                               "position": exc.resume_at})
+            exc.hint = "; ".join(x for x in (exc.hint, "the pull stopped at a saved position and nothing was "
+                                             "written: the next run goes on from there") if x)
+        raise
     if cursor is None:  # a full read: what the CRM no longer holds leaves the snapshot
-        counts["removed"] += state.drop_unseen_purchases(account, run_id)
+        counts["removed"] += state.drop_unseen_purchases(account, pull_run)
     if last_cursor is not None and not dry_run:
         state.save_cursor(account, last_cursor)
+    if saved is not None and not dry_run:
+        state.save_pull_position(account, None)
     counts["requests"] = adapter.request_count() - requests_before
-    counts["mode"] = "full" if cursor is None else "incremental"  # type: ignore[assignment]
+    counts["mode"] = mode  # type: ignore[assignment]
+    if resume:
+        counts["resumed"] = 1
     return dict(counts)
 
 

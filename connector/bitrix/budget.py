@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 OPERATING_LIMIT_SECONDS = 480.0  # Doc: settings/performance/limits.md - 480 s per method in 10 minutes
 WINDOW_SECONDS = 600.0  # ... summed over the last 10 minutes; a refused method stays blocked 10 minutes
-SLOW_DOWN_SHARE = 0.75  # past this share of the limit, wait for the reset: a batch adds at most 60 s
+SLOW_DOWN_SHARE = 0.75  # past this share, with no call cost known yet, wait for the reset (a request adds <= 60 s)
+SAFE_SHARE = 0.9  # commands are sent while their expected cost keeps the method under this share
+RESET_SLACK_SECONDS = 1.0  # `operating_reset_at` is whole seconds: a second more, and that part is surely freed
 MAX_WAIT_SECONDS = 60.0  # a longer wait ends the run (its position saved) instead of holding a worker
 
 
@@ -39,12 +41,18 @@ class OperatingBudget:
         self.max_wait = max_wait_seconds
         self.clock, self.sleep = clock, sleep
         self.used: dict[str, tuple[float, float]] = {}  # method -> (operating, operating_reset_at)
+        self.call_cost: dict[str, float] = {}  # method -> the most one call was seen to add
+        self.probe: set[str] = set()  # waited for a reset: one call shows where the method stands now
         self.blocked_until: dict[str, float] = {}
         self.peak: dict[str, float] = {}  # the highest `operating` each method reported
         self.waited = 0.0
 
-    def see(self, method: str, block: object) -> None:
-        """Take note of one answer's `time` block (no `operating` in it: nothing to learn)."""
+    def see(self, method: str, block: object, *, after: float | None = None) -> None:
+        """Take note of one answer's `time` block (no `operating` in it: nothing to learn).
+
+        `after`: this method's `operating` one command earlier in the same batch, so the step is one
+        call's cost.
+        """
         if not isinstance(block, Mapping) or "operating" not in block:
             return
         try:
@@ -52,8 +60,27 @@ class OperatingBudget:
             reset_at = float(block.get("operating_reset_at") or 0)
         except (TypeError, ValueError):
             return
+        if after is not None and operating > after:
+            self.call_cost[method] = max(self.call_cost.get(method, 0.0), operating - after)
         self.used[method] = (operating, reset_at)
         self.peak[method] = max(self.peak.get(method, 0.0), operating)
+        self.probe.discard(method)
+
+    def allowance(self, method: str) -> int:
+        """How many calls of this method may go in the next request (a big number: no limit in sight)."""
+        if method in self.probe:
+            return 1
+        if method not in self.used:
+            return 10**6
+        operating, reset_at = self.used[method]
+        cost = self.call_cost.get(method)
+        if not cost:
+            room = 10**6 if operating < SLOW_DOWN_SHARE * self.limit else 0
+        else:
+            room = max(0, int((SAFE_SHARE * self.limit - operating) // cost))
+        if room < 1 and reset_at + RESET_SLACK_SECONDS <= self.clock():  # part freed since: one call tells how much
+            return 1
+        return room
 
     def refused(self, method: str) -> None:
         """The portal answered OPERATION_TIME_LIMIT for this method: it is blocked for its window."""
@@ -71,9 +98,9 @@ class OperatingBudget:
             if until > now:
                 wait = max(wait, until - now)
                 continue
-            operating, reset_at = self.used.get(method, (0.0, 0.0))
-            if operating >= SLOW_DOWN_SHARE * self.limit and reset_at > now:
-                wait = max(wait, reset_at - now)
+            reset_at = self.used.get(method, (0.0, 0.0))[1]
+            if self.allowance(method) < 1 and reset_at + RESET_SLACK_SECONDS > now:
+                wait = max(wait, reset_at + RESET_SLACK_SECONDS - now)
         return wait
 
     def pace(self, methods: Iterable[str]) -> None:
@@ -95,3 +122,4 @@ class OperatingBudget:
                 self.blocked_until.pop(method, None)
                 if method in self.used:
                     self.used[method] = (self.used[method][0], 0.0)
+                    self.probe.add(method)

@@ -249,9 +249,12 @@ class BitrixClient:
         if not inner or not isinstance(result, dict):
             return
         times, errors = result.get("result_time"), result.get("result_error")
+        last: dict[str, float] = {}  # each method's `operating` after its previous command here
         for label, block in (times.items() if isinstance(times, dict) else ()):
-            if label in inner:
-                self.budget.see(inner[label], block)
+            if label in inner and isinstance(block, dict):
+                self.budget.see(inner[label], block, after=last.get(inner[label]))
+                if "operating" in block:
+                    last[inner[label]] = float(block["operating"])
         for label, error in (errors.items() if isinstance(errors, dict) else ()):
             if label in inner and isinstance(error, dict) and error.get("error") == OPERATION_TIME_LIMIT:
                 self.budget.refused(inner[label])

@@ -147,23 +147,29 @@ class Pager:
             yield self._take(chains, res)
 
     def _compose(self) -> list[tuple[KeysetRead, int]]:
-        """Each read its `want`, most urgent first; then room left goes to reads up to their `most`."""
+        """Each read its `want`, most urgent first; then room left goes to reads up to their `most`.
+        No method gets more commands than its operating-time allowance (budget.py)."""
         slots, chains = BATCH_LIMIT, []
         budget = self.client.budget
+        allowed: dict[str, int] = {}
         for read in sorted(self.reads, key=lambda r: r.priority):  # stable: FIFO within a priority
             if slots <= 0:
                 break
-            if budget.wait_for([read.method]) > 0:
+            if read.method not in allowed:
+                allowed[read.method] = budget.allowance(read.method) if budget.wait_for([read.method]) <= 0 else 0
+            pages = min(max(1, read.want), slots, allowed[read.method])
+            if pages <= 0:
                 continue
-            pages = max(1, min(read.want, slots))
             chains.append([read, pages])
             slots -= pages
+            allowed[read.method] -= pages
         for chain in chains:
             if slots <= 0:
                 break
-            extra = max(0, min(chain[0].most - chain[1], slots))
+            extra = max(0, min(chain[0].most - chain[1], slots, allowed[chain[0].method]))
             chain[1] += extra
             slots -= extra
+            allowed[chain[0].method] -= extra
         return [(read, pages) for read, pages in chains]
 
     def _take(self, chains: list[tuple[KeysetRead, int]], res) -> list[PageResult]:

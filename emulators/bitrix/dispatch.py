@@ -35,6 +35,8 @@ from .registry import Listing, lookup
 from .store import Portal
 
 BATCH_BILLING = ("inner", "whole")
+# Listings that take no `order` and no `start` at all (Doc: crm/universal/category/crm-category-list.md)
+NOT_PAGED = {"crm.category.list"}
 
 MAX_BATCH = 50
 _REF = re.compile(r"\$(result|result_total|result_next)((?:\[[^\]]*\])+)")
@@ -143,7 +145,7 @@ class Dispatcher:
                 out = handler(self.portal, params)
         finally:
             LIST_WORK.reset(token)
-        seconds = self.cost.seconds(work.touched)
+        seconds = self.cost.seconds(work.touched, method)
         try:
             clock.add(seconds)
         except RequestCut as cut:  # the part that ran is billed all the same
@@ -153,7 +155,8 @@ class Dispatcher:
         finish = max(time.time(), start + seconds)
         block = time_block(start, finish, operating, reset_at, processing=seconds)
         if isinstance(out, Listing):
-            self.lists.record(method, params, work.served, unresolved)
+            if method not in NOT_PAGED:
+                self.lists.record(method, params, work.served, unresolved)
             return Outcome(out.result, out.total, out.next, block)
         return Outcome(out, None, None, block)
 

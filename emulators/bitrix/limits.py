@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -61,21 +62,24 @@ class LeakyBucket:
 
 
 class CostModel:
-    """Seconds one call keeps the portal busy (its operating time)."""
+    """Seconds one call keeps the portal busy (its operating time). `extra` adds time to calls of a
+    method (or all, under None): a portal under load, scripted by tests."""
 
     def __init__(self, mode: str = "real", per_call: float = 0.001) -> None:
         if mode not in COST_MODELS:
             raise ValueError(f"cost model {mode!r}: use one of {', '.join(COST_MODELS)}")
         self.mode = mode
         self.per_call = per_call
+        self.extra: dict[str | None, float] = {}
 
     @property
     def real(self) -> bool:
         return self.mode == "real"
 
-    def seconds(self, rows_touched: int = 0) -> float:
+    def seconds(self, rows_touched: int = 0, method: str = "") -> float:
         """A fixed time per call, plus, with the real model, ~21 us for each row the database touched."""
-        return self.per_call + (rows_touched * ROW_SECONDS if self.real else 0.0)
+        base = self.per_call + (rows_touched * ROW_SECONDS if self.real else 0.0)
+        return base + self.extra.get(None, 0.0) + self.extra.get(method.lower(), 0.0)
 
 
 class OperatingMeter:
@@ -140,7 +144,7 @@ class OperatingMeter:
     def _report(self, q: deque, now: float) -> tuple[float, int]:
         """The sum, and when part of it is freed: the oldest bucket leaves the window."""
         total = sum(b[1] for b in q)
-        reset_at = int(q[0][0] + self.window) if q else int(now + self.window)
+        reset_at = math.ceil((q[0][0] if q else now) + self.window)  # whole seconds, not before it is freed
         return total, reset_at
 
     def snapshot(self) -> dict[str, dict[str, float]]:

@@ -269,7 +269,7 @@ CACHE_MIN_SCAN = 5_000  # rows a query must scan before its result is cached
 class ListWork:
     """What one list call made the database do, for the cost model (limits.py)."""
 
-    touched: int = 0  # rows counted for `total`, skipped by the offset, or looked at for the page
+    touched: int = 0  # rows counted for `total` and skipped by the offset; a keyset call, one page
     served: int = 0  # rows on the page
 
 
@@ -308,15 +308,13 @@ class QueryEngine:
             # Doc: settings/performance/huge-data.md - no COUNT: `total` 0, no `next`.
             page = []
             seq = reversed(candidates) if desc else candidates
-            looked = 0
             for rid in seq:
-                looked += 1
                 row = rows.get(rid)
                 if row is not None and all(p(row) for p in preds):
                     page.append(row)
                     if len(page) == PAGE_SIZE:
                         break
-            _book(looked, len(page))  # no COUNT: only the rows up to the page's end
+            _book(PAGE_SIZE, len(page))  # no COUNT: the cost of one page, whatever the list's size
             return page, 0, None
         if not preds and by_id and isinstance(candidates, range_ids):
             total = len(candidates)
@@ -334,8 +332,9 @@ class QueryEngine:
             total = len(matched)
             lo = q.start if q.start >= 0 else 0
             page = [rows[i] for i in matched[lo:lo + PAGE_SIZE] if i in rows]
-        # counted (or, keyset on another order, sorted) over every candidate, then the offset skipped
-        _book(len(candidates) + (q.start if q.start > 0 else 0) + len(page), len(page))
+        # Doc: settings/performance/huge-data.md - start >= 0 counts every row the filter matches for
+        # `total`, then skips the offset; a keyset call on another order sorts them all
+        _book((total if q.start >= 0 else len(candidates)) + max(q.start, 0) + len(page), len(page))
         if q.start == -1:
             return page, 0, None
         nxt = q.start + PAGE_SIZE if q.start + PAGE_SIZE < total else None

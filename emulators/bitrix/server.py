@@ -10,7 +10,6 @@ settings/how-to-call-rest-api/list-methods-pecularities.md (`total`, `next`).
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 import traceback
@@ -83,16 +82,14 @@ class Handler(EmulatorHandler):
                 method = method[: -len(suffix)]
         params = self._params(query, body)
         emu.requests.count_request(method or "-")
-        html_status = emu.bad_answers.take_html()
+        drop = truncate = False
+        inner: list[str] = emu.dispatcher.inner_methods(params) if method == "batch" else []
+        html_status = emu.bad_answers.take_html([method, *inner])
         if html_status is not None:  # nothing runs: the portal is not serving REST at all
             self.reply(html_status, BLOCKED_PAGE, content_type="text/html; charset=utf-8")
             return
-        drop = truncate = False
-        inner: list[str] = []
         try:
             caller = resolve_caller(emu, parts, params)  # webhook, or the app's `auth` token
-            if method == "batch":
-                inner = emu.dispatcher.inner_methods(params)
             if emu.bucket is not None and not emu.bucket.admit():
                 raise query_limit_exceeded()  # refused before it runs
             status = emu.faults.take([method], drop=False)
@@ -137,16 +134,6 @@ class Handler(EmulatorHandler):
         self.reply(status, payload)
 
     def reply_truncated(self, status: int, payload: object) -> None:
-        """The answer's headers promise the whole body; half of it comes, then the connection closes."""
+        """JSON that stops half-way, sent as a whole body (PHP stopped while writing it)."""
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        self.close_connection = True
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: max(1, len(data) // 2)])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        self.reply(status, data[: max(1, len(data) // 2)])

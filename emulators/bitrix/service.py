@@ -105,29 +105,44 @@ class BitrixEmulator(Emulator):
         return {"list_calls": self.dispatcher.lists.snapshot(), "operating": self.meter.snapshot(),
                 "refused": dict(self.dispatcher.refused)}
 
-    # ---- answers that are not the portal's JSON ----
-    def answer_html(self, n: int | None = None, status: int = 200) -> None:
-        """The next n requests (all, with None, until `clear_faults`) get a text/html page; nothing runs."""
-        self.bad_answers.answer_html(n, status)
+    # ---- a busy portal, and answers that are not the portal's JSON ----
+    def add_operating(self, seconds: float, call: str | None = None) -> None:
+        """Every call of `call` (of every method, without) keeps the portal `seconds` longer: billed as
+        operating time and counted toward the 60-s cut, never slept. 0 takes it back."""
+        key = call.strip().lower() if call else None
+        if seconds:
+            self.cost.extra[key] = float(seconds)
+        else:
+            self.cost.extra.pop(key, None)
+
+    def answer_html(self, n: int | None = None, status: int = 200, call: str | None = None) -> None:
+        """The next n requests (all, with None, until `clear_faults`; those doing `call`, when given) get a
+        text/html page instead of JSON; nothing runs."""
+        self.bad_answers.answer_html(n, status, call)
 
     def truncate_next(self, n: int, call: str | None = None) -> None:
-        """The next n requests (doing `call`, when given) run, then their answer breaks off half-way."""
+        """The next n requests (doing `call`, when given) run, then their JSON ends half-way."""
         self.bad_answers.truncate_next(n, call)
 
     def clear_faults(self) -> None:
         super().clear_faults()
         self.bad_answers.clear()
+        self.cost.extra.clear()
 
     def apply_control(self, data: dict) -> None:
-        """The shared keys, plus `answer_html {n, status}` and `truncate_next {n, call}`."""
+        """The shared keys, plus `answer_html {n, status, call}`, `truncate_next {n, call}` and
+        `add_operating {seconds, call}`."""
         super().apply_control(data)
         html = data.get("answer_html")
         if isinstance(html, dict):
             n = html.get("n")
-            self.answer_html(None if n is None else int(n), int(html.get("status", 200)))
+            self.answer_html(None if n is None else int(n), int(html.get("status", 200)), html.get("call"))
         cut = data.get("truncate_next")
         if isinstance(cut, dict):
             self.truncate_next(int(cut.get("n", 1)), cut.get("call"))
+        busy = data.get("add_operating")
+        if isinstance(busy, dict):
+            self.add_operating(float(busy.get("seconds", 0)), busy.get("call"))
 
     def set_rate_limit(self, on: bool) -> None:
         self.bucket = LeakyBucket(self.bucket_size, self.drain_per_second, self.time_scale) if on else None
