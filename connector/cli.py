@@ -10,11 +10,11 @@ import json
 import math
 import sqlite3
 import sys
-from collections import Counter
 from datetime import date
 
-from connector import clock
+from connector import clock, registry
 from connector.errors import InputError, RepeatSalesError
+from connector.render import render_segments, render_sync
 from connector.tables import table
 
 
@@ -37,18 +37,18 @@ def _port(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="repeat-sales", description="Turn one-time buyers into returning "
-                                "customers, inside Bitrix24 and amoCRM.")
+                                "customers, inside " + " and ".join(c.brand for c in registry.CRMS.values()) + ".")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="start the built-in CRM emulator and run the full cycle twice")
-    d.add_argument("--crm", choices=["bitrix", "amocrm"], default="bitrix")
+    d.add_argument("--crm", choices=registry.NAMES, default=registry.DEFAULT)
     d.add_argument("--customers", type=int, default=300)
     d.add_argument("--seed", type=int, default=42)
     d.add_argument("--as-of", type=_as_of)
     d.add_argument("--format", choices=["table", "json"], default="table")
 
     s = sub.add_parser("sync", help="pull, evaluate the playbook and write the plan into the CRM")
-    s.add_argument("--crm", choices=["bitrix", "amocrm"])
+    s.add_argument("--crm", choices=registry.NAMES)
     s.add_argument("--dry-run", action="store_true", help="show the plan; write nothing, move no cursor")
     s.add_argument("--full", action="store_true", help="re-read everything instead of what changed")
     s.add_argument("--as-of", type=_as_of, help="evaluate as if today were this date (writes only with "
@@ -82,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("install", help="prepare the CRM once (idempotent): the fields for card values and "
                        "repeat-deal markers")
-    i.add_argument("--crm", choices=["bitrix", "amocrm"])
+    i.add_argument("--crm", choices=registry.NAMES)
     i.add_argument("--uninstall", action="store_true", help="remove what install created, and only that")
     i.add_argument("--format", choices=["table", "json"], default="table")
 
     e = sub.add_parser("emulator", help="run a CRM emulator standalone (prints its settings first)")
-    e.add_argument("crm", choices=["bitrix", "amocrm"])
+    e.add_argument("crm", choices=registry.NAMES)
     e.add_argument("rest", nargs=argparse.REMAINDER,
                    help="--host --port --customers --seed --latency-ms --faults --rate-limit")
     return p
@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_sync(args) -> int:
-    from connector.crm import make_adapter
     from connector.redact import setup_logging
     from connector.settings import load_settings
     from connector.state import State
@@ -125,16 +124,15 @@ def cmd_sync(args) -> int:
     dry_run = args.dry_run or settings.DRY_RUN
     today = written_day(args.as_of, clock.today(settings.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
     state = State(settings.state_path)  # first: a damaged or read-only file stops the run before any request
-    adapter = make_adapter(settings.CRM, settings)
+    adapter = registry.make_adapter(settings)
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
                           progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards)
     finally:
         adapter.close()
         state.close()
-    crm_id = getattr(adapter, "crm_id", str)
     if args.format == "json":
-        print(json.dumps(report.to_json(crm_id), ensure_ascii=False, indent=1))
+        print(json.dumps(report.to_json(adapter.crm_id), ensure_ascii=False, indent=1))
     else:
         print(render_sync(report, dry_run=dry_run))
     if report.error:
@@ -161,56 +159,6 @@ def progress_printer(fmt: str):
     def show(message: str) -> None:
         print(f"  .. {message}", file=sys.stderr, flush=True)
     return show
-
-
-def render_segments(evaluation) -> list[str]:
-    """RFM segments in one table; lifecycle, value, trend and tier side by side in another."""
-    named = {k: v for k, v in evaluation.segments.items() if ":" not in k}
-    out = [table(["segment", "customers"], sorted(named.items(), key=lambda kv: -kv[1]), title="\nSegments")]
-    dims: dict[str, list[tuple[str, int]]] = {}
-    for key, count in evaluation.segments.items():
-        if ":" in key:
-            dim, _, value = key.partition(":")
-            dims.setdefault(dim, []).append((value, count))
-    rows = [(dim, value, count) for dim in ("lifecycle", "value", "trend", "tier") if dim in dims
-            for value, count in sorted(dims[dim], key=lambda vc: -vc[1])]
-    out.append(table(["dimension", "value", "customers"], rows, title="\nCustomers by dimension"))
-    return out
-
-
-def render_run(stats: dict, *, dry_run: bool) -> str:
-    pulled = stats.get("pulled", {})
-    rows = [("pull", pulled.get("mode", "")), ("customers pulled", pulled.get("customers", 0)),
-            ("purchases pulled", pulled.get("purchases", 0)), ("HTTP requests (pull)", pulled.get("requests", 0)),
-            ("HTTP requests (all)", stats.get("requests", 0)), ("actions planned", stats.get("planned", 0)),
-            ("already applied", stats.get("skipped", 0))]
-    if stats.get("deferred"):
-        rows.append(("deferred to their day", stats["deferred"]))
-    rows += [("would write", stats.get("would_write", 0))] if dry_run else [
-        ("written", stats.get("written", 0)), ("failed", stats.get("failed", 0))]
-    rows += [(f"  of them {kind}", n) for kind, n in (stats.get("written_by_kind") or {}).items()]
-    # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
-    notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
-    return table(["run", "value"], rows, title="\nRun") + notes
-
-
-def render_sync(report, *, dry_run: bool, brief: bool = False) -> str:
-    ev, stats = report.evaluation, report.stats
-    out = [f"As of {ev.as_of.isoformat()}: {len(ev.customers)} customers with purchases"]
-    if not brief:
-        out += render_segments(ev)
-        by_rule = Counter((a.rule, a.kind.value) for a in report.plan)
-        out.append(table(["rule", "kind", "actions"], [(r, k, n) for (r, k), n in sorted(by_rule.items())],
-                         title="\nPlanned actions by rule"))
-    if dry_run:
-        shown = report.plan[:20]
-        out.append(table(["due", "customer", "rule", "step", "title"],
-                         [(a.due.isoformat(), a.customer_id, a.rule, a.step, a.title[:60]) for a in shown],
-                         title=f"\nPlan preview (first {len(shown)} of {len(report.plan)})"))
-    out.append(render_run(stats, dry_run=dry_run))
-    for key, reason in sorted(report.failed.items())[:20]:
-        out.append(f"  failed {key}: {reason}")
-    return "\n".join(out)
 
 
 def cmd_demo(args) -> int:
@@ -290,11 +238,7 @@ def cmd_playbook(args) -> int:
 
 
 def cmd_emulator(args) -> int:
-    if args.crm == "amocrm":
-        from emulators.amocrm.cli import run_standalone
-    else:
-        from emulators.bitrix.cli import run_standalone
-    return run_standalone(args.rest)
+    return registry.crm(args.crm).run_emulator(args.rest)
 
 
 def cmd_serve(args) -> int:
@@ -313,22 +257,23 @@ def cmd_schedule(args) -> int:
 
 def cmd_install(args) -> int:
     """Create (or with --uninstall remove) what the plugin needs in the CRM; print what it did."""
-    from connector.crm import make_adapter
     from connector.redact import setup_logging
     from connector.settings import load_settings
 
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING")
-    adapter = make_adapter(settings.CRM, settings)
+    adapter = registry.make_adapter(settings)
     try:
         report = adapter.install(uninstall=args.uninstall)
     finally:
         adapter.close()
     rows = [(what, status) for status, items in (("created", report.created), ("already there", report.existing),
-                                                 ("removed", report.removed)) for what in items]
+                                                 ("removed", report.removed), ("skipped", report.missing))
+            for what in items]
     if args.format == "json":
         print(json.dumps({"crm": settings.CRM, "uninstall": args.uninstall, "created": report.created,
-                          "existing": report.existing, "removed": report.removed}, ensure_ascii=False, indent=1))
+                          "existing": report.existing, "removed": report.removed, "missing": report.missing},
+                         ensure_ascii=False, indent=1))
     else:
         title = f"\n{settings.CRM}: " + ("uninstall" if args.uninstall else "install")
         print(table(["object", "status"], rows, title=title) if rows else f"{title.strip()}: nothing to do")
@@ -338,7 +283,7 @@ def cmd_install(args) -> int:
 def cmd_report(args) -> int:
     from connector.report import run_report
 
-    return run_report(args)
+    return run_report(as_of=args.as_of, html=args.html)
 
 
 COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,

@@ -12,13 +12,11 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from connector import clock
-from connector.cli import render_sync
+from connector import clock, registry
+from connector.render import render_sync
 from connector.tables import table
 
-# Bitrix24: 50 commands x 50 rows per batch (Doc: settings/how-to-call-rest-api/batch.md);
-# amoCRM: 250 per page (Doc: amoCRM API v4, limitations)
-ITEMS_PER_REQUEST = {"bitrix": 2500, "amocrm": 250}
+ITEMS_PER_REQUEST = {crm.name: crm.items_per_request for crm in registry.CRMS.values()}
 
 
 def lower_bound(counts: dict[str, int], per_request: int) -> int:
@@ -26,30 +24,9 @@ def lower_bound(counts: dict[str, int], per_request: int) -> int:
     return sum(max(1, math.ceil(n / per_request)) for n in counts.values())
 
 
-def emulator_and_adapter(crm: str):
-    """The built-in emulator class for a CRM, and how to point that CRM's real adapter at it."""
-    if crm == "amocrm":
-        from connector.amocrm import AmoAdapter
-        from emulators.amocrm import AmoEmulator
-        from emulators.amocrm.seed import GENDER_FIELD_ID
-
-        # the account's "Пол" field, as an admin names it in AMOCRM_GENDER_FIELD
-        return AmoEmulator, lambda emu: AmoAdapter(emu.base_url, access_token=emu.access_token,
-                                                   gender_field=str(GENDER_FIELD_ID))
-    from connector.bitrix import BitrixAdapter
-    from emulators.bitrix import BitrixEmulator
-
-    return BitrixEmulator, lambda emu: BitrixAdapter(emu.webhook_url)
-
-
-def automation_templates(emu, playbook) -> int:
-    """Stand in for an admin who built the playbook's automations in the portal's designer."""
-    from emulators.bitrix.writeback_methods import add_workflow_template
-
-    names = sorted(set(_templates(playbook.rules)))
-    for name in names:
-        add_workflow_template(emu.store, name)
-    return len(names)
+def automation_templates(playbook) -> list[str]:
+    """The automations the playbook's rules start, which an admin builds in the CRM by hand."""
+    return sorted(set(_templates(playbook.rules)))
 
 
 def _templates(node) -> list[str]:
@@ -77,15 +54,15 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    emulator_class, connect = emulator_and_adapter(crm)
-    crm_name = "amoCRM account" if crm == "amocrm" else "Bitrix24 portal"
+    entry = registry.crm(crm)
+    connect = entry.emulated
     with tempfile.TemporaryDirectory(prefix="repeat-sales-demo-") as tmp, \
-            emulator_class(customers=customers, seed=seed, today=today, rate_limit=True) as emu:
-        say(f"{crm_name} emulator at {emu.base_url} ({customers} customers, seed {seed}, rate limit on)")
+            entry.emulator_type()(customers=customers, seed=seed, today=today, rate_limit=True) as emu:
+        say(f"{entry.title} emulator at {emu.base_url} ({customers} customers, seed {seed}, rate limit on)")
         state = State(Path(tmp) / "state.db")
-        if crm == "bitrix":
-            made_templates = automation_templates(emu, playbook)
-            say(f"the portal's admin saved {made_templates} business-process templates the playbook starts")
+        prepared = entry.prepare_emulator(emu, automation_templates(playbook))
+        if prepared:
+            say(prepared)
         installer = connect(emu)
         try:  # prepare the CRM as `repeat-sales install` does: card fields, repeat deals, automation
             made = installer.install()
@@ -112,9 +89,9 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
         pulled = first.stats["pulled"]
         items = {"contacts": pulled.get("customers", 0), "won deals": pulled.get("purchases", 0),
                  "product rows": pulled.get("line_items", 0), "products": pulled.get("products", 0)}
-        if crm == "amocrm":  # amoCRM sends a lead's products inside the lead (with=catalog_elements)
+        if not entry.line_items_apart:  # the CRM sends a purchase's products inside it
             items.pop("product rows")
-        bound = lower_bound(items, ITEMS_PER_REQUEST[crm])
+        bound = lower_bound(items, entry.items_per_request)
         summary = {
             "first_run": {"requests": first.stats["requests"], "written": first.stats["written"],
                           "planned": first.stats["planned"], "written_by_kind": first.stats.get("written_by_kind", {})},
@@ -136,7 +113,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
             ]))
             print(f"\nPull lower bound: {bound} requests for "
                   + ", ".join(f"{v} {k}" for k, v in items.items())
-                  + f" ({ITEMS_PER_REQUEST[crm]:,} list items per request); the pull used "
+                  + f" ({entry.items_per_request:,} list items per request); the pull used "
                   + f"{pulled.get('requests', 0)}")
             print(f"Tasks repeat-sales created in the CRM: {summary['tasks_created']} (each marked rs:<key>)")
             verdict = "wrote nothing" if second.stats["written"] == 0 else "WROTE AGAIN (bug)"

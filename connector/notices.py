@@ -69,7 +69,7 @@ def rules_cannot_run(state: State, account: str, playbook, adapter) -> list[dict
             present[name] = has_field(state, account, name)
         if present[name]:
             continue
-        setting = adapter.field_setting(name) if hasattr(adapter, "field_setting") else None
+        setting = adapter.field_setting(name)
         fix = with_setting.format(setting=setting) if setting else without
         out.append({"rule": rule, "step": step, "field": name, "setting": setting,
                     "message": lead.format(rule=rule, step=step, field=name) + fix})

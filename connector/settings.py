@@ -13,9 +13,10 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector import gender
+from connector import gender, registry
 from connector.errors import SettingsError
 
 
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
                                       case_sensitive=True)
 
-    CRM: Literal["bitrix", "amocrm"] = "bitrix"
+    CRM: str = registry.DEFAULT  # one of the registry's names
     BITRIX_WEBHOOK_URL: SecretStr | None = None
     BITRIX_APP_CLIENT_ID: str | None = None
     BITRIX_APP_CLIENT_SECRET: SecretStr | None = None
@@ -83,6 +84,14 @@ class Settings(BaseSettings):
     ADMIN_TOKEN: SecretStr | None = None
     SCHEDULE_EVERY_MINUTES: float = Field(60.0, gt=0, le=7 * 24 * 60)
     EVENT_DEBOUNCE_SECONDS: float = Field(1.0, ge=0, le=60)
+
+    @field_validator("CRM")
+    @classmethod
+    def _crm(cls, value: str) -> str:
+        if value not in registry.NAMES:
+            expected = " or ".join(repr(name) for name in registry.NAMES)
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
 
     @field_validator("BITRIX_WEBHOOK_URL")
     @classmethod

@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
 
 from connector.crm import CrmAdapter, CrmRef
 from connector.errors import CrmError, RepeatSalesError
@@ -29,7 +30,6 @@ from playbooks import Evaluation, PlanHistory, evaluate
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-AUTOMATION_REFS = ("workflow", "comment", "salesbot", "note")  # where automation starts leave their markers
 
 
 @dataclass
@@ -68,18 +68,79 @@ def as_task(action: Action) -> Action:
     return replace(action, kind=ActionKind.TASK, title=f"{note}{action.title}")
 
 
-def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int, *, full: bool,
-                    dry_run: bool, progress: Progress) -> dict:
+@dataclass
+class Run:
+    """What every step of one sync shares: the CRM, the state, whose data, which day, its stats."""
+
+    adapter: CrmAdapter
+    state: State
+    today: date
+    dry_run: bool
+    progress: Progress
+    account: str = ""
+    id: int = 0
+    stats: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    requests_before: int = 0
+
+    def __post_init__(self) -> None:
+        self.account = self.adapter.account
+        self.requests_before = self.adapter.request_count()
+
+    def finish(self, error: str | None, *, complete: bool = True) -> None:
+        """Record the run; a run that raised keeps the stats it had gathered."""
+        self.stats["requests"] = self.adapter.request_count() - self.requests_before
+        if complete:
+            written = self.adapter.write_stats()
+            self.stats["seconds"] = round(time.monotonic() - self.started, 2)
+            self.stats["duplicates_removed"] = written.duplicates_removed
+            self.stats["automation_as_tasks"] = written.automation_as_tasks
+        self.state.finish_run(self.id, self.stats, error=error)
+
+
+@dataclass
+class Due:
+    """The plan against the ledger: what each key's status was before this run, and what goes out today."""
+
+    status: dict[str, str]
+    to_write: list[Action]
+
+
+def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
+             full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False) -> SyncReport:
+    """pull -> rebuild a lost ledger -> evaluate -> plan -> write what is due, once -> record the run."""
+    run = Run(adapter, state, today, dry_run, progress or (lambda _msg: None))
+    with state.lock("sync"):
+        run.id = state.start_run(run.account, "sync", dry_run)
+        try:
+            pulled = pull_into_state(run, full=full)
+            rebuilt = rebuild_ledger(run, pulled, full=full)
+            evaluation = evaluate_snapshot(run, playbook)
+            writeback = WritebackPlanner(state, run.account, playbook, adapter.capabilities)
+            report = SyncReport(evaluation, plan_actions(run, evaluation, writeback, allow_blank_cards), run.stats)
+            due = due_today(run, report.plan, pulled, playbook)
+            to_write = due.to_write if dry_run else write_due(run, report, writeback, due, rebuilt=rebuilt)
+            run.stats["would_write"] = len(to_write) if dry_run else 0
+            run.stats["card_fields_due"] = sum(a.kind == ActionKind.TAG for a in to_write)
+        except RepeatSalesError as exc:
+            run.finish(str(exc), complete=False)
+            raise
+        run.finish(str(report.error) if report.error else None)
+        return report
+
+
+def pull_into_state(run: Run, *, full: bool) -> dict:
     """Stream the CRM's changes into the local snapshot; the cursor moves only after the last page.
 
     A pull the CRM stopped at a clean point (its error carries `resume_at`) keeps that position; the
     next pull of the same kind goes on from it instead of starting over, under the first run's id.
     """
+    adapter, state, account = run.adapter, run.state, run.account
     cursor = None if full else state.cursor(account)
     mode, since = ("full", "") if cursor is None else ("incremental", cursor.modified_since)
-    saved = None if dry_run else state.pull_position(account)
+    saved = None if run.dry_run else state.pull_position(account)
     resume = saved if saved and saved.get("mode") == mode and saved.get("since") == since else None
-    pull_run = int(resume["run_id"]) if resume else run_id
+    pull_run = int(resume["run_id"]) if resume else run.id
     counts: Counter[str] = Counter()
     requests_before = adapter.request_count()
     last_cursor = None
@@ -93,10 +154,10 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
             counts["removed"] += len(page.removed_purchase_ids)
             counts["skipped_records"] += page.skipped
             last_cursor = page.cursor or last_cursor
-            progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
-                     f"({adapter.request_count()} requests)")
+            run.progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
+                         f"({adapter.request_count()} requests)")
     except CrmError as exc:
-        if exc.resume_at is not None and not dry_run:
+        if exc.resume_at is not None and not run.dry_run:
             state.save_pull_position(account, {"mode": mode, "since": since, "run_id": pull_run,
                                                "position": exc.resume_at})
             exc.hint = "; ".join(x for x in (exc.hint, "the pull stopped at a saved position and nothing was "
@@ -104,9 +165,9 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
         raise
     if cursor is None:  # a full read: what the CRM no longer holds leaves the snapshot
         counts["removed"] += state.drop_unseen_purchases(account, pull_run)
-    if last_cursor is not None and not dry_run:
+    if last_cursor is not None and not run.dry_run:
         state.save_cursor(account, last_cursor)
-    if saved is not None and not dry_run:
+    if saved is not None and not run.dry_run:
         state.save_pull_position(account, None)
     counts["requests"] = adapter.request_count() - requests_before
     counts["mode"] = mode  # type: ignore[assignment]
@@ -115,137 +176,143 @@ def pull_into_state(adapter: CrmAdapter, state: State, account: str, run_id: int
     return dict(counts)
 
 
-def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
-             full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False) -> SyncReport:
-    progress = progress or (lambda _msg: None)
-    account = getattr(adapter, "account", adapter.name)
-    started, requests_before = time.monotonic(), adapter.request_count()
-    with state.lock("sync"):
-        run_id = state.start_run(account, "sync", dry_run)
-        stats: dict = {}
-        try:
-            pulled = pull_into_state(adapter, state, account, run_id, full=full, dry_run=dry_run,
-                                     progress=progress)
-            rebuilt = not dry_run and not state.ledger_counts(account)
-            if rebuilt or (full and not dry_run):  # a lost ledger is rebuilt from the CRM; --full sweeps
-                pulled["ledger_rebuilt" if rebuilt else "markers_found"] = read_markers(
-                    adapter, state, account, today, sweep=not rebuilt)
-            history = PlanHistory(state.applied_dates(account))
-            evaluation = evaluate(state.customers(account, lean=True), today, playbook, history=history,
-                                  catalogue=state.products(account).values(),
-                                  prospects=state.prospect_count(account))
-            capable = adapter.capabilities
-            writeback = WritebackPlanner(state, account, playbook, capable)
-            plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
-            plan = writeback.extend(evaluation, plan, today)  # + card fields of changed customers
-            if not dry_run and not allow_blank_cards:
-                writeback.refuse_blanking(plan)
-            status = state.ledger_status(account, (a.key for a in plan))
-            report = SyncReport(evaluation, plan, stats)
-            not_done = [a for a in plan if status.get(a.key) != "done"]
-            # a step a guard moved past today (quiet day) waits for its day; its key stays the same
-            to_write = [a for a in not_done if a.due <= today]
-            stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0,
-                         failed=0, deferred=len(not_done) - len(to_write), duplicates_removed=0)
-            stats["rules_cannot_run"] = rules_cannot_run(state, account, playbook, adapter)  # said, not silent
-            if not dry_run:
-                known: list[Action] = []
-                if rebuilt:  # automation starts and card values are found only on the customers' cards
-                    found = find_on_cards(adapter, evaluation.plan, to_write)
-                    state.record_found(account, found, today)
-                    known = [a for a in to_write if a.key in found]
-                    to_write = [a for a in to_write if a.key not in found]
-                planned_keys = {a.key for a in to_write}
-                # card fields are re-planned from what was last written, so an older one is never resent
-                retries = [a for a, _s in state.unfinished(account) if a.key not in planned_keys
-                           and a.kind in capable and a.kind != ActionKind.TAG]
-                retries = drop_late_greetings(adapter, state, account, retries, today, report)
+def rebuild_ledger(run: Run, pulled: dict, *, full: bool) -> bool:
+    """A lost ledger is rebuilt from the CRM's markers before anything is planned; `--full` sweeps them.
 
-                def with_context(chunk: list[Action]) -> list[Action]:  # retries carry theirs already
-                    fresh = writeback.enrich([a for a in chunk if a.key in planned_keys])
-                    return fresh + [a for a in chunk if a.key not in planned_keys]
-
-                apply_plan(adapter, state, account, to_write + retries, today, report, progress,
-                           prepare=with_context)
-                settle_race(adapter, state, account, today, report)
-                stats["fields_written"] = writeback.record(to_write)
-                writeback.record(known)  # cards that already held their values
-                stats["written_by_kind"] = written_by_kind(state, account, to_write + retries, status)
-            stats["would_write"] = len(to_write) if dry_run else 0
-            stats["card_fields_due"] = sum(a.kind == ActionKind.TAG for a in to_write)
-        except RepeatSalesError as exc:
-            stats["requests"] = adapter.request_count() - requests_before
-            state.finish_run(run_id, stats, error=str(exc))
-            raise
-        stats["requests"] = adapter.request_count() - requests_before
-        stats["seconds"] = round(time.monotonic() - started, 2)
-        stats["duplicates_removed"] = getattr(getattr(adapter, "writer", None), "duplicates_removed", 0)
-        stats["automation_as_tasks"] = getattr(getattr(adapter, "writer", None), "degraded", 0)
-        state.finish_run(run_id, stats, error=str(report.error) if report.error else None)
-        return report
+    Returns whether the ledger was rebuilt (its keys found only on cards are looked up before writing).
+    """
+    if run.dry_run:
+        return False
+    rebuilt = not run.state.ledger_counts(run.account)
+    if rebuilt or full:
+        pulled["ledger_rebuilt" if rebuilt else "markers_found"] = read_markers(run, sweep=not rebuilt)
+    return rebuilt
 
 
-def read_markers(adapter: CrmAdapter, state: State, account: str, today: date, *, sweep: bool) -> int:
+def read_markers(run: Run, *, sweep: bool) -> int:
     """Every marker the CRM holds, recorded as done (the adapter removes duplicates as it reads).
 
     `sweep` (a `--full` run over a kept ledger): automation starts, whose markers sit on each
     customer's card, are read back for the customers the ledger says were started.
     """
-    if not hasattr(adapter, "all_written"):
-        return 0
-    found = adapter.all_written()
-    if sweep and hasattr(adapter, "settle_written"):
-        found.update(adapter.settle_written(state.done_refs(account, AUTOMATION_REFS)))
-    state.record_found(account, found, today)
+    found = run.adapter.all_written()
+    if sweep:
+        found.update(run.adapter.settle_written(run.state.done_refs(run.account, run.adapter.automation_refs)))
+    run.state.record_found(run.account, found, run.today)
     return len(found)
 
 
-def find_on_cards(adapter: CrmAdapter, evaluation_plan: list[Action], to_write: list[Action]) -> dict:
-    """Before a new ledger writes: keys whose markers no bulk read shows (automation starts, card values).
+def evaluate_snapshot(run: Run, playbook) -> Evaluation:
+    """The playbook over the local snapshot, with what earlier runs applied and when."""
+    state, account = run.state, run.account
+    return evaluate(state.customers(account, lean=True), run.today, playbook,
+                    history=PlanHistory(state.applied_dates(account)), catalogue=state.products(account).values(),
+                    prospects=state.prospect_count(account))
+
+
+def plan_actions(run: Run, evaluation: Evaluation, writeback: WritebackPlanner, allow_blank_cards: bool) -> list[Action]:
+    """The playbook's plan in kinds this CRM carries out, plus the card fields of changed customers."""
+    capable = run.adapter.capabilities
+    plan = [a if a.kind in capable else as_task(a) for a in evaluation.plan]
+    plan = writeback.extend(evaluation, plan, run.today)
+    if not run.dry_run and not allow_blank_cards:
+        writeback.refuse_blanking(plan)
+    return plan
+
+
+def due_today(run: Run, plan: list[Action], pulled: dict, playbook) -> Due:
+    """What the ledger has not seen done and is due today; counted in the run's stats."""
+    status = run.state.ledger_status(run.account, (a.key for a in plan))
+    not_done = [a for a in plan if status.get(a.key) != "done"]
+    # a step a guard moved past today (quiet day) waits for its day; its key stays the same
+    to_write = [a for a in not_done if a.due <= run.today]
+    run.stats.update(pulled=pulled, planned=len(plan), skipped=len(plan) - len(not_done), written=0, failed=0,
+                     deferred=len(not_done) - len(to_write), duplicates_removed=0)
+    run.stats["rules_cannot_run"] = rules_cannot_run(run.state, run.account, playbook, run.adapter)  # said, not silent
+    run.stats["rights_missing"] = run.adapter.rights_missing()  # what the CRM user may not do, and what instead
+    return Due(status, to_write)
+
+
+def write_due(run: Run, report: SyncReport, writeback: WritebackPlanner, due: Due, *, rebuilt: bool) -> list[Action]:
+    """Write today's actions, then earlier runs' unfinished ones; read this run's writes back.
+
+    Returns the actions of today's plan that were sent (a rebuilt ledger's cards may hold some already).
+    """
+    known = found_on_cards(run, report.evaluation.plan, due.to_write) if rebuilt else []
+    known_keys = {a.key for a in known}
+    to_write = [a for a in due.to_write if a.key not in known_keys]
+    retries = retries_due(run, {a.key for a in to_write}, report)
+    apply_plan(run, to_write + retries, report, prepare=partial(with_context, writeback, {a.key for a in to_write}))
+    settle_race(run, report)
+    run.stats["fields_written"] = writeback.record(to_write)
+    writeback.record(known)  # cards that already held their values
+    run.stats["written_by_kind"] = written_by_kind(run, to_write + retries, due.status)
+    return to_write
+
+
+def found_on_cards(run: Run, evaluation_plan: list[Action], to_write: list[Action]) -> list[Action]:
+    """Before a new ledger writes: actions whose markers no bulk read shows (automation starts, card values).
 
     A step planned as automation may have been started before `install --uninstall` turned it
     into a task, so its planned kind, not today's, decides where to look.
     """
     started = {a.key for a in evaluation_plan if a.kind == ActionKind.WORKFLOW}
     unsure = [a.key for a in to_write if a.kind == ActionKind.TAG or a.key in started]
-    if not unsure:
-        return {}
-    return getattr(adapter, "find_on_cards", adapter.find_written)(unsure)
+    found = run.adapter.find_on_cards(unsure) if unsure else {}
+    run.state.record_found(run.account, found, run.today)
+    return [a for a in to_write if a.key in found]
 
 
-def settle_race(adapter: CrmAdapter, state: State, account: str, today: date, report: SyncReport) -> None:
+def retries_due(run: Run, planned: set[str], report: SyncReport) -> list[Action]:
+    """Earlier runs' pending or failed actions this CRM can carry out, minus greetings past their date.
+
+    Card fields are re-planned from what was last written, so an older one is never resent.
+    """
+    capable = run.adapter.capabilities
+    retries = [a for a, _s in run.state.unfinished(run.account) if a.key not in planned
+               and a.kind in capable and a.kind != ActionKind.TAG]
+    return drop_late_greetings(run, retries, report)
+
+
+def with_context(writeback: WritebackPlanner, planned: set[str], chunk: list[Action]) -> list[Action]:
+    """A batch just before it is sent: today's actions get the manager's context; retries carry theirs."""
+    fresh = writeback.enrich([a for a in chunk if a.key in planned])
+    return fresh + [a for a in chunk if a.key not in planned]
+
+
+def settle_race(run: Run, report: SyncReport) -> None:
     """This run's writes read back once: another run from another state file may have written the
     same keys at the same time. Where the CRM holds two objects for a key, the oldest stays (both
     runs pick the same one) and the other goes. Costs about one read per 50 customers written to.
     """
-    if not report.written or not hasattr(adapter, "settle_written"):
+    if not report.written:
         return
     try:
-        state.mark_done(account, adapter.settle_written(report.written), today)
+        run.state.mark_done(run.account, run.adapter.settle_written(report.written), run.today)
     except CrmError as exc:  # the writes stand; a later run (or `sync --full`) removes any duplicate
         log.warning("reading back this run's writes failed: %s", exc)
         report.error = report.error or exc
 
 
-def drop_late_greetings(adapter: CrmAdapter, state: State, account: str, retries: list[Action], today: date,
-                        report: SyncReport) -> list[Action]:
+def drop_late_greetings(run: Run, retries: list[Action], report: SyncReport) -> list[Action]:
     """A dated step (a birthday, a holiday) that failed or was cut off goes out on its date or never.
 
     One whose fate is unknown may have gone out: its marker settles that; the rest are given up.
     """
-    late = {a.key for a in retries if a.payload.get("send_by", "9999-12-31") < today.isoformat()}
+    late = {a.key for a in retries if a.payload.get("send_by", "9999-12-31") < run.today.isoformat()}
     if not late:
         return retries
-    found = adapter.find_written(late)
-    state.mark_done(account, found, today)
-    state.give_up(account, dict.fromkeys(late - set(found), "its date has passed; a greeting is never sent late"))
+    found = run.adapter.find_written(late)
+    run.state.mark_done(run.account, found, run.today)
+    run.state.give_up(run.account, dict.fromkeys(late - set(found),
+                                                 "its date has passed; a greeting is never sent late"))
     report.stats["late_dropped"] = len(late - set(found))
     return [a for a in retries if a.key not in late]
 
 
-def written_by_kind(state: State, account: str, actions: list[Action], before: dict[str, str]) -> dict[str, int]:
+def written_by_kind(run: Run, actions: list[Action], before: dict[str, str]) -> dict[str, int]:
     """How many actions of each kind this run applied (tasks, deals, card fields, automation starts)."""
-    now = state.ledger_status(account, (a.key for a in actions))
+    now = run.state.ledger_status(run.account, (a.key for a in actions))
     counts = Counter(a.kind.value for a in actions if now.get(a.key) == "done" and before.get(a.key) != "done")
     return dict(sorted(counts.items()))
 
@@ -258,56 +325,72 @@ def on_writing_day(actions: list[Action], today: date) -> list[Action]:
     return [a if a.due >= today else replace(a, due=today) for a in actions]
 
 
-def apply_plan(adapter: CrmAdapter, state: State, account: str, actions: list[Action], today: date,
-               report: SyncReport, progress: Progress,
+def apply_plan(run: Run, actions: list[Action], report: SyncReport,
                prepare: Callable[[list[Action]], list[Action]] | None = None) -> None:
     """Write in the adapter's batch size; settle unknown fates by markers before any resend.
 
     `prepare` finishes each batch just before it is sent (the manager's context), so long bodies
-    exist for one batch at a time.
+    exist for one batch at a time. A failed batch is settled by its markers; the adapter's batch
+    policy says whether the rest goes on in smaller batches or waits for the next run.
     """
+    actions = recover_unsure(run, actions, report)
     if not actions:
         return
-    status = state.ledger_status(account, (a.key for a in actions))
-    unsure = [a.key for a in actions if status.get(a.key) == "pending"]
-    if unsure:  # a run died mid-write: what its markers prove written is done, the rest is resent
-        found = adapter.find_written(unsure)
-        state.mark_done(account, found, today)
-        report.stats["recovered"] = len(found)
-        actions = [a for a in actions if a.key not in found]
-    size = getattr(adapter, "write_batch", 50)
+    size = run.adapter.batch.size
     queue = deque((a, False) for a in actions)  # (action, prepared already?) in sending order
     while queue:
         taken = [queue.popleft() for _ in range(min(size, len(queue)))]
         fresh = [a for a, ready in taken if not ready]
         chunk = [a for a, ready in taken if ready] + (prepare(fresh) if prepare is not None and fresh else fresh)
-        state.mark_pending(account, chunk)
+        run.state.mark_pending(run.account, chunk)
         try:
-            outcomes = adapter.write(on_writing_day(chunk, today))
+            outcomes = run.adapter.write(on_writing_day(chunk, run.today))
         except CrmError as exc:  # the batch's fate is unknown: its markers tell
             log.warning("write batch failed: %s", exc)
-            try:
-                found = adapter.find_written([a.key for a in chunk])
-            except CrmError:
-                report.error = exc  # still pending: the next run settles it before resending
+            unwritten = settle_failed_batch(run, chunk, report)
+            smaller = run.adapter.batch.after_failure(size, exc.status) if unwritten is not None else None
+            if smaller is None:
+                report.error = exc  # what is still pending is settled by the next run before resending
                 return
-            state.mark_done(account, found, today)
-            report.stats["written"] += len(found)
-            # the gateway gave up on a batch too big or too slow (doc: shrink and retry, see
-            # shared/reference/amocrm.md "Writes"): the rest of this run goes in halves
-            if getattr(exc, "status", None) == 504 and size > 1:
-                size = max(1, size // 2)
-                queue.extendleft((a, True) for a in reversed([a for a in chunk if a.key not in found]))
-                report.stats["batch_size"] = size
-                continue
-            report.error = exc
-            return
-        done = {o.key: o.ref for o in outcomes if o.ok and o.ref}
-        report.written.update(done)
-        failed = {o.key: o.reason or "refused" for o in outcomes if not o.ok}
-        state.mark_done(account, done, today)
-        state.mark_failed(account, failed)
-        report.failed.update(failed)
-        report.stats["written"] += len(done)
-        report.stats["failed"] += len(failed)
-        progress(f"written {report.stats['written']} of {len(actions)} actions")
+            size = report.stats["batch_size"] = smaller
+            queue.extendleft((a, True) for a in reversed(unwritten))
+            continue
+        record_outcomes(run, outcomes, report)
+        run.progress(f"written {report.stats['written']} of {len(actions)} actions")
+
+
+def recover_unsure(run: Run, actions: list[Action], report: SyncReport) -> list[Action]:
+    """A run died mid-write: what its markers prove written is done, the rest is resent."""
+    if not actions:
+        return actions
+    status = run.state.ledger_status(run.account, (a.key for a in actions))
+    unsure = [a.key for a in actions if status.get(a.key) == "pending"]
+    if not unsure:
+        return actions
+    found = run.adapter.find_written(unsure)
+    run.state.mark_done(run.account, found, run.today)
+    report.stats["recovered"] = len(found)
+    return [a for a in actions if a.key not in found]
+
+
+def settle_failed_batch(run: Run, chunk: list[Action], report: SyncReport) -> list[Action] | None:
+    """The batch's markers read back: what they show is done; returns the rest, or None when even
+    the read failed (the whole batch stays pending)."""
+    try:
+        found = run.adapter.find_written([a.key for a in chunk])
+    except CrmError:
+        return None
+    run.state.mark_done(run.account, found, run.today)
+    report.stats["written"] += len(found)
+    return [a for a in chunk if a.key not in found]
+
+
+def record_outcomes(run: Run, outcomes, report: SyncReport) -> None:
+    done = {o.key: o.ref for o in outcomes if o.ok and o.ref}
+    failed = {o.key: o.reason or "refused" for o in outcomes if not o.ok}
+    report.written.update(done)
+    run.state.mark_done(run.account, done, run.today)
+    run.state.mark_failed(run.account, failed)
+    report.failed.update(failed)
+    report.stats["written"] += len(done)
+    report.stats["failed"] += len(failed)

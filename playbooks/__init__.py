@@ -14,6 +14,7 @@ Public API (used by connector.sync and connector.cli):
     retention_rate(customers, start, end), segment_migration(eval_a, eval_b): see README.md, "Definitions".
 """
 
-from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed, evaluate  # noqa: F401
+from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed  # noqa: F401
+from playbooks.engine import evaluate  # noqa: F401
 from playbooks.metrics import retention_rate, segment_migration  # noqa: F401
 from playbooks.schema import Playbook, load_playbook  # noqa: F401

@@ -1,4 +1,4 @@
-"""The playbook layer's contract: what evaluate() takes and returns.
+"""The playbook layer's contract: the values evaluate() (playbooks.engine) takes and returns.
 
 `evaluate` is pure: the same customers, `today`, playbook and history give the same plan
 with the same keys. The history of what was already applied comes in as an argument.
@@ -6,15 +6,11 @@ with the same keys. The history of what was already applied comes in as an argum
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
 
-from connector.model import Action, Customer, Product
-
-if TYPE_CHECKING:
-    from playbooks.schema import Playbook
+from connector.model import Action
 
 
 @dataclass(frozen=True)
@@ -102,20 +98,3 @@ class Evaluation:
         if self.model is not None:
             out["model"] = self.model
         return out
-
-
-def evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
-             *, history: PlanHistory | None = None, catalogue: Iterable[Product] | None = None,
-             cac: float | None = None, predict: bool = True, prospects: int = 0) -> Evaluation:
-    """Segment every customer and plan the actions due as of `today`.
-
-    `catalogue` (optional) gives products' `cycle_days` and prices to replenishment and
-    cross-sell; `cac` overrides the playbook's `metrics.cac` for the `ltv_cac` metric.
-    `predict=False` skips fitting the lifetime model (playbooks.predict), e.g. for replays.
-    `prospects` counts contacts without any purchase that were not passed in (metrics only).
-    """
-    from playbooks.engine import run
-
-    products = {p.id: p for p in catalogue} if catalogue is not None else None
-    return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac,
-               predict=predict, prospects=prospects)

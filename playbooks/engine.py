@@ -1,4 +1,4 @@
-"""evaluate(): facts -> segments -> rules -> guards -> a sorted plan, reports and metrics."""
+"""evaluate(): facts -> shop-wide learning -> segments -> rules -> guards -> a sorted plan, reports and metrics."""
 
 from __future__ import annotations
 
@@ -27,26 +27,13 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
     shop = ShopFacts()
     facts = [customer_facts(c, today, playbook.currency, playbook.rates, history, shop) for c in customers]
     facts.sort(key=lambda f: f.customer.id)
-    repl = playbook.rule("replenishment")
-    cross = playbook.rule("cross_sell")
-    learn_cycles = bool(repl is not None and getattr(repl, "learn", False))
-    learn_pairs = bool(cross is not None and getattr(cross, "learned_top_k", 0) > 0) or any(
-        "{suggestions}" in (getattr(s, "body", "") + getattr(s, "title", ""))
-        for cfg in playbook.rules.values() for s in getattr(cfg, "steps", []))
-    if learn_cycles or learn_pairs or catalogue:
-        learned = learn_shop(facts, learn_cycles=learn_cycles,
-                             min_observations=getattr(repl, "learn_min_observations", 3),
-                             min_customers=getattr(repl, "learn_min_customers", 5),
-                             max_spread=getattr(repl, "learn_max_spread", 0.5),
-                             learn_pairs=learn_pairs, catalogue=catalogue)
-        shop.__dict__.update(learned.__dict__)
+    for kind, rule in _RULES.items():  # each rule asks for what it learns from the whole shop
+        cfg = playbook.rule(kind)
+        if cfg is not None:
+            rule.learn(shop, cfg)
+    if shop.wants_learning or catalogue:
+        learn_shop(facts, shop, catalogue)
     assign(facts, today, playbook)
-    if learn_pairs:
-        from playbooks.rules.cross_sell import learned_suggestions
-
-        top_k = getattr(cross, "learned_top_k", 3) if cross is not None else 3
-        min_support = getattr(cross, "learned_min_customers", 2) if cross is not None else 2
-        shop.suggest = lambda f: learned_suggestions(f, top_k, min_support)
     holdout = playbook.guards.holdout
     for f in facts:
         f.holdout = f.n > 0 and is_holdout(f.customer.id, holdout)
@@ -163,3 +150,17 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
         reports.append(report(f, predicted.pop(f.customer.id, None)))
     return Evaluation(as_of=today, customers=reports, plan=plan, segments=segments, metrics=metrics,
                       suppressed=suppressed, model=model)
+
+
+def evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
+             *, history: PlanHistory | None = None, catalogue: Iterable[Product] | None = None,
+             cac: float | None = None, predict: bool = True, prospects: int = 0) -> Evaluation:
+    """Segment every customer and plan the actions due as of `today`.
+
+    `catalogue` (optional) gives the rules products' `cycle_days` and prices; `cac` overrides the playbook's `metrics.cac` for the `ltv_cac` metric.
+    `predict=False` skips fitting the lifetime model (playbooks.predict), e.g. for replays.
+    `prospects` counts contacts without any purchase that were not passed in (metrics only).
+    """
+    products = {p.id: p for p in catalogue} if catalogue is not None else None
+    return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac,
+               predict=predict, prospects=prospects)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -47,9 +47,22 @@ class ProductFact:
     price: float
 
 
+@dataclass(frozen=True)
+class CycleLearning:
+    """How sure a learned consumption cycle must be (the replenishment rule's settings)."""
+
+    min_observations: int = 3
+    min_customers: int = 5
+    max_spread: float = 0.5
+
+
 @dataclass
 class ShopFacts:
-    """Learned across all evaluated customers: consumption cycles and co-purchases."""
+    """Learned across all evaluated customers: consumption cycles and co-purchases.
+
+    A rule that learns from the whole shop asks for it in its `learn(shop, config)` step
+    (`want_cycles`, `want_pairs`); `learn_shop` then fills this in one pass over every customer.
+    """
 
     cycles: dict[str, float] = field(default_factory=dict)  # product key -> days per unit
     cycle_customers: dict[str, int] = field(default_factory=dict)  # product key -> steady re-buyers behind it
@@ -58,7 +71,35 @@ class ShopFacts:
     categories: dict[str, str] = field(default_factory=dict)
     catalogue: dict[str, Product] = field(default_factory=dict)
     catalogue_has_cycles: bool = False  # some catalogue product carries a consumption cycle
-    suggest: Callable[[CustomerFacts], list[tuple[str, str]]] | None = None
+    cycle_learning: CycleLearning | None = None  # asked for by a rule: learn consumption cycles so
+    pairs_wanted: bool = False  # asked for by a rule: learn co-purchases and suggest from them
+    suggest_top_k: int = 3  # suggestions per customer
+    suggest_min_customers: int = 2  # customers who bought both, for a pair to count
+
+    def want_cycles(self, learning: CycleLearning) -> None:
+        self.cycle_learning = learning
+
+    def want_pairs(self) -> None:
+        self.pairs_wanted = True
+
+    @property
+    def wants_learning(self) -> bool:
+        return self.cycle_learning is not None or self.pairs_wanted
+
+    def suggestions_for(self, f: CustomerFacts) -> list[tuple[str, str]]:
+        """Top-k products most often bought by customers who bought the products of `f`'s last
+        purchase, never one `f` already bought; ties by product key."""
+        if not self.pairs_wanted or not f.purchases or self.suggest_top_k <= 0 or not self.co_purchases:
+            return []
+        bought, _cats = f.bought()
+        seeds = {product_key(i) for i in f.purchases[-1].items} or bought
+        score: Counter[str] = Counter()
+        for seed in sorted(seeds):
+            for other, count in self.co_purchases.get(seed, ()):
+                if count >= self.suggest_min_customers and other not in bought:
+                    score[other] += count
+        best = sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:self.suggest_top_k]
+        return [(key, self.names.get(key, key)) for key, _ in best]
 
 
 @dataclass(slots=True)  # one per customer, all held at once: no per-instance __dict__ (1.5 KB each)
@@ -106,7 +147,7 @@ class CustomerFacts:
     def suggestions(self) -> list[tuple[str, str]]:
         """Learned cross-sell suggestions (computed on first use: most customers never need them)."""
         if self._suggestions is None:
-            self._suggestions = self.shop.suggest(self) if self.shop.suggest else []
+            self._suggestions = self.shop.suggestions_for(self)
         return self._suggestions
 
     @suggestions.setter
@@ -181,10 +222,9 @@ def customer_facts(customer: Customer, today: date, currency: str, rates: Mappin
                          excluded_other_currency=sum(1 for a in amounts if a is None))
 
 
-def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observations: int,
-               learn_pairs: bool, catalogue: Mapping[str, Product] | None = None,
-               min_customers: int = 5, max_spread: float = 0.5) -> ShopFacts:
-    """Learn days-per-unit cycles from steady re-buyers of a product, and co-purchase counts.
+def learn_shop(facts: Iterable[CustomerFacts], shop: ShopFacts, catalogue: Mapping[str, Product] | None = None) -> None:
+    """Learn what the rules asked for into `shop`: days-per-unit cycles from steady re-buyers of a
+    product, and co-purchase counts; product names and categories always.
 
     An interval is the gap between two purchases of the same product by one customer divided by
     the quantity bought the first time. A customer re-buys at a steady interval with at least two
@@ -193,7 +233,9 @@ def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observ
     them and `min_observations` intervals: a grinder two customers happened to buy again is no
     consumable. Co-purchase counts how many customers bought both products (ever, not per order).
     """
-    shop = ShopFacts(catalogue=dict(catalogue or {}))
+    cycle = shop.cycle_learning
+    learn_cycles, learn_pairs = cycle is not None, shop.pairs_wanted
+    shop.catalogue = dict(catalogue or {})
     shop.catalogue_has_cycles = any(p.cycle_days for p in shop.catalogue.values())
     steady: dict[str, list[float]] = defaultdict(list)  # product -> each steady re-buyer's median interval
     observations: Counter = Counter()
@@ -225,7 +267,7 @@ def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observ
             if len(gaps) < 2:
                 continue
             middle = statistics.median(gaps)
-            if (max(gaps) - min(gaps)) / middle <= max_spread:
+            if (max(gaps) - min(gaps)) / middle <= cycle.max_spread:
                 steady[key].append(middle)
                 observations[key] += len(gaps)
         if learn_pairs and len(keys) > 1:
@@ -233,7 +275,8 @@ def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observ
             for a in uniq:  # Counter.update counts in C; each product's count of itself goes below
                 pairs[a].update(uniq)
     if learn_cycles:
-        learned = {k: v for k, v in steady.items() if len(v) >= min_customers and observations[k] >= min_observations}
+        learned = {k: v for k, v in steady.items()
+                   if len(v) >= cycle.min_customers and observations[k] >= cycle.min_observations}
         shop.cycles = {k: float(statistics.median(v)) for k, v in learned.items()}
         shop.cycle_customers = {k: len(v) for k, v in learned.items()}
     if learn_pairs:
@@ -241,4 +284,3 @@ def learn_shop(facts: Iterable[CustomerFacts], *, learn_cycles: bool, min_observ
             del counter[a]
         shop.co_purchases = {a: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_PARTNERS]
                              for a, c in pairs.items()}
-    return shop

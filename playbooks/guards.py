@@ -15,7 +15,14 @@ from datetime import date, timedelta
 
 from connector.model import Action, ActionKind, Channel, Customer
 from playbooks.api import Suppressed
-from playbooks.schema import WEEKDAYS, GuardsConfig, HoldoutConfig, OptOutConfig, QuietConfig
+from playbooks.schema import (
+    WEEKDAYS,
+    GuardsConfig,
+    HoldoutConfig,
+    OptOutConfig,
+    QuietConfig,
+    parse_quiet_date,
+)
 
 CONTACT_NEEDS = {Channel.EMAIL: "emails", Channel.SMS: "phones", Channel.CALL: "phones"}
 
@@ -40,24 +47,6 @@ def is_opted_out(customer: Customer, cfg: OptOutConfig) -> bool:
             return True
     tags = {t.casefold() for t in customer.tags}
     return any(t.casefold() in tags for t in cfg.tags)
-
-
-def parse_quiet_date(text: str) -> tuple[int, int, int] | None:
-    """`MM-DD` -> (0, m, d) every year; `YYYY-MM-DD` -> (y, m, d); anything else None."""
-    parts = text.split("-")
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        return None
-    if len(nums) == 2:
-        nums = [0, *nums]
-    if len(nums) != 3:
-        return None
-    try:
-        date(nums[0] or 2000, nums[1], nums[2])
-    except ValueError:
-        return None
-    return nums[0], nums[1], nums[2]
 
 
 def is_quiet(day: date, cfg: QuietConfig) -> bool:

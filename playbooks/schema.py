@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,25 @@ class CapConfig:
     exempt_rules: list[str] = field(default_factory=list)
 
 
+def parse_quiet_date(text: str) -> tuple[int, int, int] | None:
+    """`MM-DD` -> (0, m, d) every year; `YYYY-MM-DD` -> (y, m, d); anything else None."""
+    parts = text.split("-")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        return None
+    if len(nums) == 2:
+        nums = [0, *nums]
+    if len(nums) != 3:
+        return None
+    try:
+        date(nums[0] or 2000, nums[1], nums[2])
+    except ValueError:
+        return None
+    return nums[0], nums[1], nums[2]
+
+
+
 @dataclass(frozen=True)
 class QuietConfig:
     weekdays: list[str] = field(default_factory=list, metadata={"choices": list(WEEKDAYS)})
@@ -171,8 +191,6 @@ class QuietConfig:
     channels: list[str] = field(default_factory=lambda: ["email", "sms", "call"], metadata={"choices": CHANNELS})
 
     def check(self):
-        from playbooks.guards import parse_quiet_date
-
         for i, text in enumerate(self.dates):
             if parse_quiet_date(text) is None:
                 yield f"dates[{i}]", f"bad date {text!r}", "use MM-DD (every year) or YYYY-MM-DD"

@@ -23,12 +23,15 @@ def test_string_numbers_and_currency_are_kept_as_the_portal_sent_them():
     assert [(i.product_id, i.quantity, i.price) for i in p.items] == [("12", 2.0, 700.0), (None, 1.0, 100.0)]
 
 
-def test_the_purchase_day_is_the_portals_day_unless_a_timezone_is_set():
-    assert mapping.purchase_from_deal(DEAL, [], "contact", None).date == date(2026, 3, 31)
-    utc = mapping.purchase_from_deal(DEAL, [], "contact", ZoneInfo("UTC"))
-    assert utc.date == date(2026, 3, 31)
-    tokyo = mapping.purchase_from_deal(DEAL, [], "contact", ZoneInfo("Asia/Tokyo"))
-    assert tokyo.date == date(2026, 4, 1)
+def test_the_purchase_day_is_the_day_the_portal_wrote_whatever_the_timezone():
+    """CLOSEDATE is a date: the portal writes it as UTC midnight in its offset (crm-deal-get.md)."""
+    deal = {**DEAL, "CLOSEDATE": "2026-03-31T03:00:00+03:00"}
+    for tz in (None, ZoneInfo("UTC"), ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")):
+        assert mapping.purchase_from_deal(deal, [], "contact", tz).date == date(2026, 3, 31)
+    # without CLOSEDATE the last change, a moment, is seen in TIMEZONE
+    changed = {**DEAL, "CLOSEDATE": "", "DATE_MODIFY": "2026-03-31T23:30:00+03:00"}
+    assert mapping.purchase_from_deal(changed, [], "contact", None).date == date(2026, 3, 31)
+    assert mapping.purchase_from_deal(changed, [], "contact", ZoneInfo("Asia/Tokyo")).date == date(2026, 4, 1)
 
 
 def test_empty_strings_are_nulls():

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from argparse import Namespace
 from datetime import date
 from pathlib import Path
 
@@ -206,10 +205,10 @@ def test_run_report_writes_the_page_and_prints_a_summary(state_file, tmp_path, m
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("STATE_URL", f"sqlite:///{state_file}")
     out = tmp_path / "report.html"
-    assert run_report(Namespace(as_of=TODAY, html=str(out))) == 0
+    assert run_report(as_of=TODAY, html=str(out)) == 0
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert "report written to" in capsys.readouterr().out
-    assert run_report(Namespace(as_of=date(2026, 1, 31), html=None)) == 0
+    assert run_report(as_of=date(2026, 1, 31)) == 0
     assert "as of 2026-01-31" in capsys.readouterr().out
 
 
@@ -217,7 +216,7 @@ def test_report_without_a_sync_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STATE_URL", f"sqlite:///{tmp_path / 'missing.db'}")
     with pytest.raises(InputError, match="no sync has run yet: run `repeat-sales sync` first") as err:
-        run_report(Namespace(as_of=None, html=None))
+        run_report()
     assert err.value.exit_code == 2
     assert not (tmp_path / "missing.db").exists()  # reading a report creates no state
     empty = State(tmp_path / "empty.db")

@@ -40,13 +40,14 @@ def test_first_run_writes_the_plan_and_second_run_writes_nothing(portal, tmp_pat
     assert first.stats["written"] == len(first.plan) > 0
     assert first.stats["planned"] == len(first.plan)
     # write-back near the lower bound, nothing per task: one batch request per 50 tasks; before writing,
-    # three reads (the tasks and repeat deals already in the portal, since the ledger is empty; whether
-    # `install` ran) and the timelines of customers due an automation start, 50 a request; after
+    # four reads (the tasks and repeat deals already in the portal, since the ledger is empty; whether
+    # `install` ran; the webhook's scopes and admin flag) and the timelines of customers due an automation
+    # start, 50 a request; after
     # writing, the tasks of the customers written to, 50 customers a request (a racing run's twins)
     started = {a.customer_id for a in first.evaluation.plan if a.kind == ActionKind.WORKFLOW}
     written_to = {a.customer_id for a in first.plan}
     assert first.stats["requests"] - first.stats["pulled"]["requests"] == (
-        -(-len(first.plan) // 50) + 3 + -(-len(started) // 50) + -(-len(written_to) // 50))
+        -(-len(first.plan) // 50) + 4 + -(-len(started) // 50) + -(-len(written_to) // 50))
     held = tasks_by_key(portal)
     assert set(held) == {a.key for a in first.plan} and max(held.values()) == 1
     second = sync(portal, state)

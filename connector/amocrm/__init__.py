@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connector.adapter import WritebackAdapter
 from connector.amocrm import mapping
 from connector.amocrm.client import REQUESTS_PER_SECOND, AmoClient
 from connector.amocrm.oauth import OAuthApp
@@ -14,17 +15,18 @@ from connector.amocrm.pull import pages, updated_since, won_statuses
 from connector.amocrm.tokens import LongLivedToken, OAuthTokens, TokenStore
 from connector.amocrm.writeback import AmoWriteback
 from connector.amocrm.writes import WRITE_BATCH
-from connector.crm import CrmRef, Cursor, InstallReport, PullPage, WriteOutcome
+from connector.crm import BatchPolicy, Cursor, PullPage
 from connector.errors import CrmRecordError
-from connector.model import Action, ActionKind, Product
+from connector.model import Product
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
 
 
-class AmoAdapter:
+class AmoAdapter(WritebackAdapter):
     name = "amocrm"
+    field_settings = {"gender": "AMOCRM_GENDER_FIELD"}  # where a card field a playbook matches comes from
 
     def __init__(self, base_url: str, *, access_token: str | None = None, oauth: OAuthApp | None = None,
                  auth_code: str | None = None, state_path=None, customer_key: str = "contact",
@@ -49,7 +51,7 @@ class AmoAdapter:
         else:
             raise ValueError("amoCRM needs a long-lived access token or an OAuth app with a state path")
         self.customer_key = customer_key
-        self.write_batch = write_batch
+        self.batch = BatchPolicy(size=write_batch)
         self._tz_name = timezone
         self._account_info: dict | None = None
         self._active_users: set[int] | None = None
@@ -59,10 +61,6 @@ class AmoAdapter:
         # tasks always; card fields, repeat deals and Salesbot starts once `repeat-sales install` ran
         self.writer = AmoWriteback(self.client, customer_key=customer_key, responsible=self._responsible,
                                    timezone=self._timezone, salesbots=salesbots)
-
-    @property
-    def capabilities(self) -> frozenset[ActionKind]:
-        return self.writer.capabilities
 
     # --- account facts -----------------------------------------------------------------------
 
@@ -82,10 +80,6 @@ class AmoAdapter:
 
     def _currency(self) -> str:
         return mapping.text(self._account().get("currency")) or "RUB"
-
-    def crm_id(self, customer_id: str) -> str:
-        """The customer's id in amoCRM: the contact's (or company's) own id."""
-        return str(customer_id)
 
     # --- pull ----------------------------------------------------------------------------------
 
@@ -155,23 +149,6 @@ class AmoAdapter:
 
     # --- write ---------------------------------------------------------------------------------
 
-    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
-        return self.writer.write(actions)
-
-    def find_written(self, keys: Iterable[str]) -> dict[str, CrmRef]:
-        keys = list(keys)
-        return self.writer.find(keys) if keys else {}
-
-    def all_written(self) -> dict[str, CrmRef]:
-        return self.writer.all_markers()
-
-    def settle_written(self, written: dict[str, CrmRef]) -> dict[str, CrmRef]:
-        return self.writer.settle(written) if written else {}
-
-    def find_on_cards(self, keys: Iterable[str]) -> dict[str, CrmRef]:
-        keys = list(keys)
-        return self.writer.find_on_cards(keys) if keys else {}
-
     def _responsible(self, manager_id: str | None) -> int:
         """The customer's manager if still active, else the token's own user."""
         if self._active_users is None:
@@ -184,16 +161,8 @@ class AmoAdapter:
             return int(manager_id)
         return fallback or min(self._active_users, default=0)
 
-    def install(self, *, uninstall: bool = False) -> InstallReport:
-        return self.writer.install(uninstall=uninstall)
-
     def request_count(self) -> int:
         return self.client.requests
-
-    @staticmethod
-    def field_setting(name: str) -> str | None:
-        """The setting that names where a card field a playbook matches comes from, if there is one."""
-        return "AMOCRM_GENDER_FIELD" if name == "gender" else None
 
     def close(self) -> None:
         self.client.close()
@@ -208,8 +177,11 @@ def _stamp(value: object) -> int:
         return 0
 
 
-def make_adapter(settings) -> AmoAdapter:
-    """AMOCRM_BASE_URL plus a long-lived AMOCRM_ACCESS_TOKEN, or the OAuth keys (first run: AMOCRM_AUTH_CODE)."""
+def make_adapter(settings, installs=None) -> AmoAdapter:
+    """AMOCRM_BASE_URL plus a long-lived AMOCRM_ACCESS_TOKEN, or the OAuth keys (first run: AMOCRM_AUTH_CODE).
+
+    `installs` is not needed: the OAuth tokens live in the state file the adapter opens.
+    """
     from connector.errors import SettingsError
     from connector.settings import is_loopback
 

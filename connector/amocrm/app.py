@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CRM = "amocrm"
 STATE_TTL_SECONDS = 3600
+WEBHOOK_PREFIX = "/amocrm/webhook/"  # + the per-install secret
 WEBHOOK_EVENTS = ["status_lead"]  # a lead moved (e.g. to 142, won): the purchase history changed
 
 
@@ -46,6 +47,20 @@ class AmoApp:
         self.host = host
         self.settings = host.settings
         self.installs = host.installs
+
+    def routes(self) -> dict:
+        """(method, path) -> handler, served by `repeat-sales serve` (design.md "Webhook app routes")."""
+        return {("GET", "/amocrm/connect"): self.connect, ("GET", "/amocrm/oauth"): self.on_oauth}
+
+    def prefix_routes(self) -> dict:
+        """POST <prefix><secret>: the rest of the path is the request's `param`."""
+        return {WEBHOOK_PREFIX: self.on_webhook}
+
+    @staticmethod
+    def install_status(stored: dict) -> dict:
+        """The connected account as GET /status shows it (no secret)."""
+        return {"subdomain": stored.get("subdomain"), "account_id": stored.get("account_id"),
+                "installed_at": stored.get("installed_at")}
 
     def _oauth_app(self) -> OAuthApp:
         s = self.settings
@@ -95,7 +110,7 @@ class AmoApp:
             account = adapter.client.request("GET", "/api/v4/account") or {}
             secret = secrets.token_urlsafe(32)
             register_secret(secret)
-            destination = f"{self.host.public_url}/amocrm/webhook/{secret}"
+            destination = f"{self.host.public_url}{WEBHOOK_PREFIX}{secret}"
             previous = self.installs.get(CRM)
             # stored before the webhook exists, so its first delivery already finds the secret
             self.installs.put(CRM, {"account_id": int(account["id"]), "subdomain": str(account["subdomain"]),

@@ -119,3 +119,8 @@ class SalesbotWriter:
             self.duplicates_removed += len(defused)
             log.warning("amocrm duplicate_salesbot_notes_defused=%d (the bot ran twice)", len(defused))
         return {key: CrmRef("note", str(min(notes)[0])) for key, notes in seen.items()}
+
+    def settle(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """After this run's starts: reading the notes back already keeps one per key (a bot cannot be
+        unstarted)."""
+        return self.find(keys)

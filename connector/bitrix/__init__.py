@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
+from connector.adapter import WritebackAdapter
 from connector.bitrix import mapping
 from connector.bitrix.budget import OperatingBudget
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.pull import KeysetRead, list_pages
 from connector.bitrix.reading import PortalRead
 from connector.bitrix.writeback import BitrixWriteback
-from connector.crm import CrmRef, Cursor, InstallReport, PullPage, WriteOutcome
+from connector.crm import BatchPolicy, Cursor, PullPage
 from connector.errors import CrmRecordError
-from connector.model import Action, ActionKind, Customer, LineItem, Product, Purchase
+from connector.model import Customer, Product, Purchase
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,9 @@ PRODUCT_SELECT = ["ID", "NAME", "PRICE", "CURRENCY_ID", "SECTION_ID", "PROPERTY_
 CYCLE_PROPERTY_CODE = "RS_CYCLE_DAYS"  # product property: days one unit lasts (consumables)
 
 
-class BitrixAdapter:
+class BitrixAdapter(WritebackAdapter):
     name = "bitrix"
+    field_settings = {"gender": "BITRIX_GENDER_FIELD"}  # where a card field a playbook matches comes from
 
     def __init__(self, webhook_url: str, *, customer_key: str = "contact", timezone: str | None = None,
                  requests_per_second: float = 2.0, request_pool: int = 50, write_batch: int = 50,
@@ -42,7 +45,7 @@ class BitrixAdapter:
                                    request_pool=request_pool, oauth_token=oauth_token, budget=budget)
         self.customer_key = customer_key
         self.tz = ZoneInfo(timezone) if timezone else None
-        self.write_batch = write_batch
+        self.batch = BatchPolicy(size=write_batch)
         self.account = f"bitrix:{self.client.portal}"
         self.fallback_user = str(fallback_user_id or self.client.webhook_user or 1)
         self.gender = mapping.GenderSource(gender_field, gender_values or {})
@@ -111,29 +114,10 @@ class BitrixAdapter:
 
     # --- write ---------------------------------------------------------------------------
 
-    @property
-    def capabilities(self) -> frozenset[ActionKind]:
-        return self.writer.capabilities
-
-    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
-        return self.writer.write(actions)
-
-    def find_written(self, keys: Iterable[str]) -> dict[str, CrmRef]:
-        keys = list(keys)
-        return self.writer.find(keys) if keys else {}
-
-    def all_written(self) -> dict[str, CrmRef]:
-        return self.writer.all_markers()
-
-    def settle_written(self, written: dict[str, CrmRef]) -> dict[str, CrmRef]:
-        return self.writer.settle(written) if written else {}
-
-    def find_on_cards(self, keys: Iterable[str]) -> dict[str, CrmRef]:
-        keys = list(keys)
-        return self.writer.find_on_cards(keys) if keys else {}
-
     def _responsible(self, manager_id: str | None) -> str:
         """The customer's manager if still active, else the fallback user."""
+        if self._active_users is None and not self.writer.rights.allows("users"):
+            return manager_id or self.fallback_user  # no `user` scope: the manager the card names
         if self._active_users is None:
             self._active_users = set()
             for rows in list_pages(self.client, "user.get", {}):
@@ -141,41 +125,36 @@ class BitrixAdapter:
                                           if str(r.get("ACTIVE")).lower() in ("true", "y", "1"))
         return manager_id if manager_id and manager_id in self._active_users else self.fallback_user
 
-    def install(self, *, uninstall: bool = False) -> InstallReport:
-        return self.writer.install(uninstall=uninstall)
-
     def request_count(self) -> int:
         return self.client.requests
-
-    @staticmethod
-    def field_setting(name: str) -> str | None:
-        """The setting that names where a card field a playbook matches comes from, if there is one."""
-        return "BITRIX_GENDER_FIELD" if name == "gender" else None
 
     def close(self) -> None:
         self.client.close()
 
 
 def _with_categories(purchase: Purchase, products: dict[str, Product]) -> Purchase:
+    """The purchase with each line item's category from the catalogue; every other field kept as it is."""
     if not purchase.items:
         return purchase
-    items = tuple(
-        LineItem(i.product_id, i.name, i.quantity, i.price,
-                 products[i.product_id].category if i.product_id in products else None)
-        for i in purchase.items)
-    return Purchase(purchase.id, purchase.customer_id, purchase.date, purchase.amount, purchase.currency,
-                    items, purchase.manager_id, purchase.title)
+    items = tuple(replace(i, category=products[i.product_id].category) if i.product_id in products
+                  else replace(i, category=None) for i in purchase.items)
+    return replace(purchase, items=items)
 
 
-def make_adapter(settings) -> BitrixAdapter:
+def make_adapter(settings, installs=None) -> BitrixAdapter:
+    """The incoming webhook when set; without it, the installed local app's OAuth grant (`serve`)."""
+    common = {"customer_key": settings.CUSTOMER_KEY, "timezone": settings.TIMEZONE,
+              "requests_per_second": settings.BITRIX_REQUESTS_PER_SECOND, "request_pool": settings.BITRIX_REQUEST_POOL,
+              "write_batch": settings.BITRIX_WRITE_BATCH, "fallback_user_id": settings.BITRIX_FALLBACK_USER_ID,
+              "gender_field": settings.BITRIX_GENDER_FIELD,
+              "gender_values": settings.gender_values("BITRIX_GENDER_VALUES")}
+    if settings.BITRIX_WEBHOOK_URL is None and installs is not None and installs.get("bitrix"):
+        from connector.bitrix.app_auth import app_tokens
+
+        tokens = app_tokens(settings, installs)  # the app's OAuth grant: `/rest/` + `auth`
+        return BitrixAdapter(tokens.grant().client_endpoint, oauth_token=tokens.token_func, **common)
     settings.require("BITRIX_WEBHOOK_URL")
-    return BitrixAdapter(
-        settings.BITRIX_WEBHOOK_URL.get_secret_value(), customer_key=settings.CUSTOMER_KEY,
-        timezone=settings.TIMEZONE, requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
-        request_pool=settings.BITRIX_REQUEST_POOL, write_batch=settings.BITRIX_WRITE_BATCH,
-        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID, gender_field=settings.BITRIX_GENDER_FIELD,
-        gender_values=settings.gender_values("BITRIX_GENDER_VALUES"),
-    )
+    return BitrixAdapter(settings.BITRIX_WEBHOOK_URL.get_secret_value(), **common)
 
 
 __all__ = ["BitrixAdapter", "Customer", "make_adapter"]

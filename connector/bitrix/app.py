@@ -7,6 +7,12 @@ with what the install gave; events are never redelivered, so answer at once and 
 api-reference/events/event-bind.md (handlers are dropped on reinstall: bind in every install);
 api-reference/bizproc/bizproc-robot/bizproc-robot-add.md, bizproc-event-send.md (robots with
 RETURN_PROPERTIES, answered with the call's `event_token`).
+
+Rights are read first at install (rights.py): robots need an administrator and the `bizproc` scope, and
+without them only the events are bound and the install says what is missing. A robot is answered on its
+own lane from that one customer's fresh data (robot.py), in seconds, never after a sync; a deal deleted
+in the portal (ONCRMDEALDELETE, Doc: api-reference/crm/deals/events/on-crm-deal-delete.md) leaves the
+history at once.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import time
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from connector.bitrix import BitrixAdapter
-from connector.bitrix.app_auth import CRM, AppTokens
+from connector.bitrix.app_auth import CRM, app_tokens
 from connector.bitrix.client import BitrixClient
-from connector.bitrix.mapping import customer_ref, text
-from connector.errors import CrmRequestRejected, WebhookRejected
+from connector.bitrix.mapping import GenderSource, customer_ref, text
+from connector.bitrix.rights import read_rights
+from connector.bitrix.robot import read_customer
+from connector.crm import PullPage
+from connector.errors import CrmError, CrmRequestRejected, WebhookRejected
 from connector.installs import Installs
 from connector.state import State
 from connector.webapp.classify import calendar, classification
@@ -33,13 +42,11 @@ from connector.webapp.worker import Job
 
 if TYPE_CHECKING:  # pragma: no cover
     from connector.settings import Settings
-    from connector.sync import SyncReport
     from connector.webapp import WebApp
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
-BOUND_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTUPDATE", "ONAPPUNINSTALL")
+BOUND_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE", "ONCRMCONTACTUPDATE", "ONAPPUNINSTALL")
 SYNC_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTADD", "ONCRMCONTACTUPDATE",
                          "ONCRMCOMPANYADD", "ONCRMCOMPANYUPDATE"})
 CLASSIFY = "rs_classify_customer"
@@ -49,6 +56,7 @@ CALENDAR = "rs_post_purchase_calendar"
 INSTALL_CHECKS_PER_WINDOW = 5
 INSTALL_WINDOW_SECONDS = 600
 _DOCUMENT = re.compile(r"^(DEAL|CONTACT|COMPANY|LEAD)_(\d{1,18})$")
+CONFIRMED_TOKEN_SECONDS = 600  # an access token app.info confirmed is not asked about again for this long
 _TEXT = {"Type": "string"}
 
 
@@ -82,27 +90,10 @@ def robot_fields(handler: str, user_id: int) -> dict[str, dict]:
     }
 
 
-def app_tokens(settings: Settings, installs: Installs) -> AppTokens:
-    settings.require("BITRIX_APP_CLIENT_ID", "BITRIX_APP_CLIENT_SECRET")
-    return AppTokens(installs, settings.BITRIX_APP_CLIENT_ID, settings.BITRIX_APP_CLIENT_SECRET.get_secret_value(),
-                     settings.BITRIX_OAUTH_URL or DEFAULT_OAUTH_URL)
-
-
 def app_client(settings: Settings, installs: Installs) -> BitrixClient:
     tokens = app_tokens(settings, installs)
     return BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
                         requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND, request_pool=settings.BITRIX_REQUEST_POOL)
-
-
-def app_adapter(settings: Settings, installs: Installs) -> BitrixAdapter:
-    """The adapter on the app's OAuth grant (`/rest/` + `auth`), for portals without an incoming webhook."""
-    tokens = app_tokens(settings, installs)
-    return BitrixAdapter(
-        tokens.grant().client_endpoint, oauth_token=tokens.token_func, customer_key=settings.CUSTOMER_KEY,
-        timezone=settings.TIMEZONE, requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
-        request_pool=settings.BITRIX_REQUEST_POOL, write_batch=settings.BITRIX_WRITE_BATCH,
-        fallback_user_id=settings.BITRIX_FALLBACK_USER_ID, gender_field=settings.BITRIX_GENDER_FIELD,
-        gender_values=settings.gender_values("BITRIX_GENDER_VALUES"))
 
 
 def _same(given: str, stored: str) -> bool:
@@ -116,6 +107,22 @@ class BitrixApp:
         self.installs = host.installs
         self._install_checks: deque[float] = deque()
         self._install_lock = threading.Lock()
+        self._confirmed: dict[str, float] = {}  # digests of robot tokens app.info confirmed, and when
+
+    def routes(self) -> dict:
+        """(method, path) -> handler, served by `repeat-sales serve` (design.md "Webhook app routes")."""
+        return {("POST", "/bitrix/install"): self.on_install, ("POST", "/bitrix/events"): self.on_event,
+                ("POST", "/bitrix/robot"): self.on_robot}
+
+    def prefix_routes(self) -> dict:
+        return {}
+
+    @staticmethod
+    def install_status(stored: dict) -> dict:
+        """The installed app as GET /status shows it (no secret)."""
+        return {"portal": stored.get("domain"), "installed_at": stored.get("installed_at"),
+                "events": stored.get("events", []), "robots": stored.get("robots", []),
+                "missing": stored.get("missing", [])}
 
     def _configured(self) -> None:
         if self.settings.BITRIX_APP_CLIENT_ID is None or self.settings.BITRIX_APP_CLIENT_SECRET is None:
@@ -174,23 +181,31 @@ class BitrixApp:
         events_url, robot_url = f"{self.host.public_url}/bitrix/events", f"{self.host.public_url}/bitrix/robot"
         client = app_client(self.settings, self.installs)
         try:
+            rights = read_rights(client)  # first: what this user and these scopes allow
+            app = client.call("app.info")["result"]  # who we are, to confirm robot calls' tokens later
             bound = {(str(b.get("event", "")).upper(), b.get("handler")) for b in client.call("event.get")["result"]}
             for event in BOUND_EVENTS:
                 if (event, events_url) not in bound:
                     client.call("event.bind", {"event": event, "handler": events_url})
-            present = set(client.call("bizproc.robot.list")["result"] or [])
-            for code, fields in robot_fields(robot_url, grant.user_id).items():
-                if code in present:
-                    client.call("bizproc.robot.update", {"CODE": code, "FIELDS": fields})
-                else:
-                    client.call("bizproc.robot.add", {"CODE": code, **fields})
+            robots: list[str] = []
+            if rights.allows("robots"):
+                present = set(client.call("bizproc.robot.list")["result"] or [])
+                for code, fields in robot_fields(robot_url, grant.user_id).items():
+                    if code in present:
+                        client.call("bizproc.robot.update", {"CODE": code, "FIELDS": fields})
+                    else:
+                        client.call("bizproc.robot.add", {"CODE": code, **fields})
+                robots = [CLASSIFY, CALENDAR]
         finally:
             client.close()
+        missing = [gap["message"] for gap in rights.missing(["robots", "tasks", "workflows"])]
         with self.installs.locked(CRM) as slot:
             if slot.data:
-                slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": [CLASSIFY, CALENDAR],
-                           "public_url": self.host.public_url})
-        log.info("bitrix app=installed portal=%s events=%d robots=2", grant.portal, len(BOUND_EVENTS))
+                slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": robots, "missing": missing,
+                           "app": {"ID": app.get("ID"), "CODE": app.get("CODE")}, "public_url": self.host.public_url})
+        for line in missing:
+            log.warning("bitrix app install: %s", line)
+        log.info("bitrix app=installed portal=%s events=%d robots=%d", grant.portal, len(BOUND_EVENTS), len(robots))
 
     # --- POST /bitrix/events -----------------------------------------------------------------
 
@@ -202,7 +217,7 @@ class BitrixApp:
         if event == "ONAPPUNINSTALL":
             self.host.submit(Job("bitrix.uninstall", run=partial(self._forget, stored.get("application_token"))))
             return 200, {"ok": True, "status": "uninstalling"}
-        if event not in SYNC_EVENTS:
+        if event not in SYNC_EVENTS and event != "ONCRMDEALDELETE":
             return 200, {"ok": True, "ignored": event}
         entity = text_field(form, "data", "FIELDS", "ID", max_len=20)
         if not entity.isdigit():
@@ -211,11 +226,20 @@ class BitrixApp:
         if not self.installs.first_seen(key):
             return 200, {"ok": True, "duplicate": True}
         try:
-            self.host.request_sync()
+            if event == "ONCRMDEALDELETE":  # an incremental read never sees a deleted deal: drop it now
+                self.host.submit(Job("bitrix.deal_deleted", run=partial(self._forget_purchase, entity), sync=True))
+            else:
+                self.host.request_sync()
         except Exception:
             self.installs.forget_seen(key)
             raise
         return 200, {"ok": True, "status": "queued"}
+
+    def _forget_purchase(self, deal_id: str, state: State) -> None:
+        """A deleted deal is no purchase any more: out of the snapshot before the sync that follows."""
+        account = self.host.runtime.account()
+        state.absorb(account, PullPage(removed_purchase_ids=[deal_id]), run_id=0)
+        log.info("bitrix deal=%s deleted: left the history", deal_id)
 
     def _forget(self, application_token: str, state: State) -> None:
         with self.installs.locked(CRM) as slot:
@@ -228,7 +252,7 @@ class BitrixApp:
     def on_robot(self, request):
         self._configured()
         form = request.form()
-        self._verify(form)
+        self._verify_robot(form)
         code = text_field(form, "code", max_len=64)
         token = text_field(form, "event_token", max_len=1024)
         doc = form.get("document_id")
@@ -240,25 +264,60 @@ class BitrixApp:
         if not self.installs.first_seen(key):
             return 200, {"ok": True, "duplicate": True}
         call = {"code": code, "token": token, "kind": match.group(1), "id": match.group(2)}
-        try:
-            self.host.submit(Job(f"bitrix.robot.{code}", sync=True, after_sync=partial(self.answer_robot, call)))
+        try:  # answered on the robots' lane at once; the sync that writes its steps follows on the main one
+            self.host.submit_robot(Job(f"bitrix.robot.{code}", run=partial(self.answer_robot, call)))
         except Exception:
             self.installs.forget_seen(key)
             raise
+        self.host.request_sync()
         return 200, {"ok": True, "status": "queued"}
 
-    def answer_robot(self, call: dict, state: State, report: SyncReport | None) -> None:
-        """After the sync: the customer's classification or the deal's calendar, via bizproc.event.send."""
-        client = app_client(self.settings, self.installs)
+    def _verify_robot(self, form: dict) -> None:
+        """`auth[application_token]` as for events; without it, the call's access token as this app's on the
+        installed portal (app.info); anything else 401, and nothing happens."""
+        if text_field(form, "auth", "application_token"):
+            self._verify(form)
+            return
+        stored = self.installs.get(CRM) or {}
+        member, access = text_field(form, "auth", "member_id"), text_field(form, "auth", "access_token", max_len=512)
+        if not (stored and access and _same(member, str(stored.get("member_id", "")))):
+            raise WebhookRejected(401, "not from the portal that installed the app")
+        digest = hmac.new(b"robot-token", access.encode(), "sha256").hexdigest()
+        with self._install_lock:
+            now = time.monotonic()
+            self._confirmed = {t: at for t, at in self._confirmed.items() if now - at < CONFIRMED_TOKEN_SECONDS}
+            if digest in self._confirmed:
+                return
+        mine = stored.get("app") or {}
+        try:
+            info = app_tokens(self.settings, self.installs).app_info(access)
+        except CrmError as exc:
+            raise WebhookRejected(503, f"cannot confirm the call with the portal now ({exc})") from None
+        if not info or not mine or str(info.get("ID")) != str(mine.get("ID")) or info.get("CODE") != mine.get("CODE"):
+            raise WebhookRejected(401, "the portal does not confirm this token as the app's")
+        with self._install_lock:
+            self._confirmed[digest] = time.monotonic()
+
+    def answer_robot(self, call: dict, state: State) -> None:
+        """The customer's classification or the deal's calendar from that customer's data as the portal holds
+        it now (the rest of the base from the snapshot), sent through bizproc.event.send."""
+        settings, runtime = self.settings, self.host.runtime
+        client = app_client(settings, self.installs)
         try:
             customer, purchase = self._customer_of(client, call)
-            runtime = self.host.runtime
-            evaluation = report.evaluation if report else runtime.evaluation_from_state(state, f"{CRM}:{client.portal}")
+            account = f"{CRM}:{client.portal}"
+            fresh = None
+            if customer is not None:
+                fresh = read_customer(client, customer, customer_key=settings.CUSTOMER_KEY,
+                                      tz=ZoneInfo(settings.TIMEZONE) if settings.TIMEZONE else None,
+                                      gender=GenderSource(settings.BITRIX_GENDER_FIELD,
+                                                          settings.gender_values("BITRIX_GENDER_VALUES")),
+                                      products=state.products(account))
+            evaluation = runtime.evaluation_from_state(state, account, fresh)
             if call["code"] == CLASSIFY:
                 values = classification(evaluation, customer)
             else:
-                values = calendar(evaluation, report.plan if report else [], customer, purchase, runtime.playbook,
-                                  runtime.today())
+                values = calendar(evaluation, evaluation.plan, customer, purchase, runtime.playbook, runtime.today())
             try:
                 client.call("bizproc.event.send", {"event_token": call["token"], "return_values": values,
                                                    "log_message": f"repeat-sales: {call['code']} done"})

@@ -8,6 +8,11 @@ The auth server is a setting (BITRIX_OAUTH_URL), never an address taken from a r
 secret goes there. An ONAPPINSTALL is trusted only after that server renewed its refresh token for
 our client_id and secret (Doc: api-reference/events/safe-event-handlers.md - check the install's
 tokens, then keep its application_token).
+
+A robot call without `auth[application_token]` (Doc: tutorials/bizproc/activity.md lists only
+`auth[domain|access_token|refresh_token]`) is trusted when the portal the app was installed in confirms its
+access token with `app.info` as this very app (Doc: api-reference/common/system/app-info.md; sdk/b24pysdk/
+index.md - "проверка входящих данных через app.info"): the address is the stored one, never the request's.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ MAX_REFUSALS = 3
 REFUSAL_WINDOW_SECONDS = 120
 REINSTALL_HINT = ("reinstall the app in Bitrix24 (Applications -> Developer resources -> the local app), "
                   "check BITRIX_APP_CLIENT_ID / BITRIX_APP_CLIENT_SECRET / BITRIX_OAUTH_URL")
+DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,31 @@ class AppTokens:
         register_secret(grant.access_token)
         return grant
 
+    def app_info(self, access_token: str) -> dict | None:
+        """`app.info` on the installed portal with `access_token`: the app it belongs to, or None when the
+        portal refuses the token (401 NO_AUTH_FOUND / expired_token, 400 outside an app)."""
+        return asyncio.run(self._app_info(access_token))
+
+    async def _app_info(self, access_token: str) -> dict | None:
+        url = self.grant().client_endpoint.rstrip("/") + "/app.info"
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=OAUTH_TIMEOUT_SECONDS)) as s:
+                async with s.post(url, json={"auth": access_token}) as response:
+                    status = response.status
+                    try:
+                        body = await response.json(content_type=None)
+                    except ValueError:
+                        body = None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise CrmUnavailable(f"cannot reach the portal to check a token ({type(exc).__name__})", crm=CRM,
+                                 method="app.info", hint="check the network; the portal resends nothing") from None
+        if status in (400, 401, 403):
+            return None
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("result"), dict):
+            raise CrmUnavailable(f"the portal answered app.info with HTTP {status}", crm=CRM, method="app.info",
+                                 hint="try again later")
+        return body["result"]
+
     async def _renew(self, refresh_token: str) -> dict:
         """One call to the auth server; never retried blindly (a lost answer may have spent the token)."""
         self.renewals += 1
@@ -175,3 +206,10 @@ def _int(value, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def app_tokens(settings, installs: Installs) -> AppTokens:
+    """The installed local app's tokens (BITRIX_APP_CLIENT_ID/SECRET name the app)."""
+    settings.require("BITRIX_APP_CLIENT_ID", "BITRIX_APP_CLIENT_SECRET")
+    return AppTokens(installs, settings.BITRIX_APP_CLIENT_ID, settings.BITRIX_APP_CLIENT_SECRET.get_secret_value(),
+                     settings.BITRIX_OAUTH_URL or DEFAULT_OAUTH_URL)

@@ -8,7 +8,9 @@ templates. Doc: api-reference/bizproc/bizproc-workflow-start.md, bizproc/templat
 
 A start leaves nothing findable by itself, so the same batch first adds a timeline comment to the
 card that ends with `rs:<key>`; a refused start takes its comment back. A step whose template
-cannot be found becomes a manager task that says why (the marker then sits in the task).
+cannot be found, or that the webhook may not start (no `bizproc` scope, not an administrator: checked
+first, rights.py), becomes a manager task that says why (the marker then sits in the task).
+Without the `task` scope a manager task is itself a comment on the card (`note`), found the same way.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from connector.bitrix.batching import reason, send_groups
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.pull import list_pages
-from connector.bitrix.writes import TaskWriter
+from connector.bitrix.rights import Rights
 from connector.crm import CrmRef, WriteOutcome, marker
 from connector.errors import CrmError
 from connector.model import Action, ActionKind
@@ -38,6 +40,10 @@ NOTES = {
            "Выполните шаг вручную."),
     "en": ("Business process “{name}” started (template {id})", "The automation “{name}” was not started: "
            "{why}. Do this step by hand."),
+}
+TASK_NOTES = {  # a manager task written as a card comment (no `task` scope), due date first
+    "ru": "Задача для менеджера до {due} (задача не создана: {why})",
+    "en": "Task for the manager, due {due} (no task was created: {why})",
 }
 
 
@@ -71,8 +77,12 @@ class Templates:
 
 
 class WorkflowWriter:
-    def __init__(self, client: BitrixClient, *, customer_key: str, tasks: TaskWriter) -> None:
+    """`tasks` takes the steps done by hand (its `write`); `rights` tells what the webhook may do."""
+
+    def __init__(self, client: BitrixClient, *, customer_key: str, tasks,
+                 rights: Callable[[], Rights] = Rights) -> None:
         self.client = client
+        self.rights = rights
         self.kind = "company" if customer_key == "company" else "contact"
         self.document, self.prefix, self.owner_type = DOCUMENTS[self.kind]
         self.templates = Templates(client, self.document)
@@ -87,10 +97,15 @@ class WorkflowWriter:
         groups, placed, by_hand, templates = [], [], [], {}
         began = datetime.now(UTC) - CLOCK_SKEW
         self.began = self.began or began
+        rights = self.rights()
         for i, action in enumerate(actions):
             name = str(action.payload.get("template") or "")
-            template_id, why = self.templates.resolve(name) if name else (None, "the step names no template")
-            words = NOTES.get(str(action.payload.get("lang") or "ru"), NOTES["ru"])
+            lang = str(action.payload.get("lang") or "ru")
+            words = NOTES.get(lang, NOTES["ru"])
+            if not rights.allows("workflows"):  # not even tried: the portal would refuse every start
+                template_id, why = None, rights.why("workflows", lang)
+            else:
+                template_id, why = self.templates.resolve(name) if name else (None, "the step names no template")
             if template_id is None:
                 note = words[1].format(name=name, why=why)
                 by_hand.append(replace(action, kind=ActionKind.TASK, title=f"[workflow] {action.title}",
@@ -131,6 +146,30 @@ class WorkflowWriter:
                 self._settle_resent([(a, templates[i], str(outcomes[a.key].ref.id)) for i, a in placed
                                      if outcomes[a.key].ok], began)
         return [outcomes[a.key] for a in actions]
+
+    def note(self, actions: Sequence[Action], why: Callable[[str], str]) -> list[WriteOutcome]:
+        """Manager tasks as comments on the customers' cards (the portal takes no tasks from this webhook);
+        each says its due date and why it is not a task, and ends with its marker.
+
+        No bulk read finds such comments for a lost ledger, so the cards are read first (one command per
+        customer) and a comment already there is kept, not written again.
+        """
+        there = self.find([a.key for a in actions])
+        outcomes = {k: WriteOutcome(k, True, ref) for k, ref in there.items()}
+        actions = [a for a in actions if a.key not in there]
+        groups = []
+        for i, action in enumerate(actions):
+            lang = str(action.payload.get("lang") or "ru")
+            head = TASK_NOTES.get(lang, TASK_NOTES["ru"]).format(due=action.due.isoformat(), why=why(lang))
+            text = "\n\n".join(x for x in (head, action.title, action.body.strip(), marker(action.key)) if x)
+            groups.append({f"n{i}": ("crm.timeline.comment.add", {"fields": {
+                "ENTITY_ID": action.customer_id, "ENTITY_TYPE": self.kind, "COMMENT": text}})})
+        sent = send_groups(self.client, groups) if groups else None
+        for i, action in enumerate(actions):
+            made = sent.result.get(f"n{i}") if sent else None
+            outcomes[action.key] = (WriteOutcome(action.key, True, CrmRef("comment", str(made))) if made else
+                                    WriteOutcome(action.key, False, reason=reason(sent.errors.get(f"n{i}") if sent else None)))
+        return list(outcomes.values())
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
         """Markers in the customers' timeline comments (one command per customer, 50 a request).

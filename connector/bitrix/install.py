@@ -7,6 +7,8 @@ those fields (with their values), never one the portal had before.
 Doc: crm/contacts/userfield/crm-contact-userfield-add.md (admin only; FIELD_NAME gets UF_CRM_),
 crm-contact-userfield-list.md, crm-contact-userfield-delete.md, crm/companies/userfields/*.md.
 Robots and event bindings need an application context and are installed by the webhook app.
+Rights are checked first (rights.py): a webhook of a non-administrator, or without the `crm` scope,
+creates nothing and says so (`missing`), instead of failing half-way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from connector.bitrix.batching import reason, send_groups
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.fields import OPT_OUT, uf_name
 from connector.bitrix.pull import list_pages
+from connector.bitrix.rights import Rights
 from connector.crm import InstallReport
 from connector.errors import CrmRequestRejected
 
@@ -40,8 +43,13 @@ def wanted_fields() -> list[dict]:
     return out
 
 
-def install(client: BitrixClient, *, uninstall: bool = False) -> InstallReport:
+def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | None = None) -> InstallReport:
     report = InstallReport()
+    lacks = (rights or Rights()).missing(["card_fields"])
+    if lacks:  # userfield.add / .delete are an administrator's (400 "Access denied"): not even tried
+        report.missing += [f"{entity} fields: {lacks[0]['message']} (use an administrator's incoming webhook "
+                           "with scope crm)" for entity in ENTITIES]
+        return report
     for entity in ENTITIES:
         present = {str(r.get("FIELD_NAME")): r for rows in list_pages(client, f"crm.{entity}.userfield.list", {})
                    for r in rows}

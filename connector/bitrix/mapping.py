@@ -116,14 +116,14 @@ def customer_from_contact(raw: dict, gender_source: GenderSource | None = None) 
         raise CrmRecordError("a contact without ID", crm="bitrix")
     name = " ".join(x for x in (text(raw.get("NAME")), text(raw.get("SECOND_NAME")),
                                 text(raw.get("LAST_NAME"))) if x)
-    born = moment(raw.get("BIRTHDATE"), field="BIRTHDATE")
+    born = written_day(raw.get("BIRTHDATE"), field="BIRTHDATE")
     fields = user_fields(raw)
     found = (gender_source or GenderSource()).read(raw)
     if found:
         fields[gender.FIELD] = found
     return Customer(
         id=cid, name=name or f"#{cid}", kind="contact", emails=multifield(raw.get("EMAIL")),
-        phones=multifield(raw.get("PHONE")), birthday=born.date() if born else None,
+        phones=multifield(raw.get("PHONE")), birthday=born,
         manager_id=text(raw.get("ASSIGNED_BY_ID")) or None, fields=fields,
     )
 
@@ -146,22 +146,36 @@ def customer_ref(raw_deal: dict, customer_key: str) -> str | None:
     return value if value and value != "0" else None
 
 
+def written_day(value: object, *, field: str = "") -> date | None:
+    """The day a date-only field (CLOSEDATE, BIRTHDATE) holds: its date part as the portal wrote it.
+
+    The portal writes a day as its UTC midnight in the server's offset ("2024-09-09T02:00:00+02:00";
+    Doc: api-reference/crm/deals/crm-deal-get.md, CLOSEDATE of type `date`, api-reference/data-types.md),
+    so converting it to TIMEZONE would move it to the day before anywhere west of UTC.
+    """
+    when = moment(value, field=field)
+    return when.date() if when is not None else None
+
+
 def purchase_from_deal(raw_deal: dict, rows: list[dict], customer_key: str, tz: ZoneInfo | None) -> Purchase:
-    """A won deal -> Purchase. The purchase day is CLOSEDATE (design.md), else the last change."""
+    """A won deal -> Purchase. The purchase day is CLOSEDATE (design.md), the day the portal wrote;
+    without it, the last change, a moment, seen in TIMEZONE."""
     deal_id = text(raw_deal.get("ID"))
     customer_id = customer_ref(raw_deal, customer_key)
     if not deal_id or customer_id is None:
         raise CrmRecordError(f"deal {deal_id or '?'} has no {customer_key}", crm="bitrix")
-    when = (moment(raw_deal.get("CLOSEDATE"), field="CLOSEDATE")
-            or moment(raw_deal.get("DATE_MODIFY"), field="DATE_MODIFY"))
-    if when is None:
+    day = written_day(raw_deal.get("CLOSEDATE"), field="CLOSEDATE")
+    if day is None:
+        changed = moment(raw_deal.get("DATE_MODIFY"), field="DATE_MODIFY")
+        day = local_date(changed, tz) if changed is not None else None
+    if day is None:
         raise CrmRecordError(f"deal {deal_id} has neither CLOSEDATE nor DATE_MODIFY", crm="bitrix")
     items = tuple(line_item(r) for r in rows)
     amount = number(raw_deal.get("OPPORTUNITY"), field="OPPORTUNITY")
     if amount is None:
         amount = sum(i.price * i.quantity for i in items)
     return Purchase(
-        id=deal_id, customer_id=customer_id, date=local_date(when, tz), amount=amount,
+        id=deal_id, customer_id=customer_id, date=day, amount=amount,
         currency=text(raw_deal.get("CURRENCY_ID")) or DEFAULT_CURRENCY, items=items,
         manager_id=text(raw_deal.get("ASSIGNED_BY_ID")) or None, title=text(raw_deal.get("TITLE")),
     )

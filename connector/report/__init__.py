@@ -85,7 +85,7 @@ def latest_account(state: State) -> str:
     return accounts[0]
 
 
-def run_report(args) -> int:
+def run_report(*, as_of: date | None = None, html: str | None = None) -> int:
     """`repeat-sales report [--as-of DATE] [--html FILE]`: the page to FILE, else a text summary."""
     from connector import clock
     from connector.settings import load_settings
@@ -95,7 +95,7 @@ def run_report(args) -> int:
     if not settings.state_path.exists():
         raise InputError(NO_SYNC, hint=f"no state file at {settings.state_path} (STATE_URL)")
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    today = getattr(args, "as_of", None) or clock.today(settings.TIMEZONE)
+    today = as_of or clock.today(settings.TIMEZONE)
     state = State(settings.state_path, writable=False)  # a report only reads: a read-only file will do
     try:
         account = latest_account(state)
@@ -105,9 +105,8 @@ def run_report(args) -> int:
         report = build_report(state, account, today, playbook)
     finally:
         state.close()
-    html_path = getattr(args, "html", None)
-    if html_path:
-        path = Path(html_path)
+    if html:
+        path = Path(html)
         try:
             path.write_text(render_html(report), encoding="utf-8")
         except OSError as exc:

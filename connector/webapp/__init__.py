@@ -1,11 +1,12 @@
 """The webhook app (`repeat-sales serve`): verify, queue, answer at once; one worker does the work.
 
-Routes (design.md "Webhook app routes"):
+Routes (design.md "Webhook app routes"; each CRM's come from its app, named in connector.registry):
   GET  /healthz                   liveness, no secrets
   GET  /status                    last runs and the worker; `Authorization: Bearer <ADMIN_TOKEN>`
   POST /bitrix/install            ONAPPINSTALL: tokens verified with the auth server, events bound, robots added
   POST /bitrix/events             CRM events: the stored application_token and member_id, else 401/403
-  POST /bitrix/robot              robot calls: verified like events, answered through bizproc.event.send
+  POST /bitrix/robot              robot calls: application_token, or an access token the portal confirms
+                                  (app.info); answered at once through bizproc.event.send
   GET  /amocrm/connect            admin: the consent URL with a fresh single-use `state`
   GET  /amocrm/oauth              the OAuth redirect: `state` checked, the code exchanged, the webhook added
   POST /amocrm/webhook/<secret>   account webhooks: the per-install secret, account id and subdomain
@@ -22,6 +23,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
+from pydantic import SecretStr
+
 from connector.errors import WebhookRejected
 from connector.redact import register_secret
 from connector.settings import Settings
@@ -32,37 +35,34 @@ from connector.webapp.worker import Job, Worker
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PREFIX = "/amocrm/webhook/"
 SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
 
 
 class WebApp:
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
                  today: Callable[[], date] | None = None, public_url: str | None = None) -> None:
-        from connector import clock
-        from connector.amocrm.app import AmoApp
-        from connector.bitrix.app import BitrixApp
+        from connector import clock, registry
 
         self.settings = settings
         self.runtime = Runtime(settings, today or (lambda: clock.today(settings.TIMEZONE)))
         self.installs = self.runtime.installs
-        for crm in ("bitrix", "amocrm"):  # keep stored secrets out of any log line
+        for crm in registry.NAMES:  # keep stored secrets out of any log line
             for key, value in (self.installs.get(crm) or {}).items():
                 if key in SECRET_KEYS:
                     register_secret(str(value))
         self.worker = Worker(self.runtime.sync, self.runtime.open_state,
                              debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
+        # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
+        self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
         self.server = AppHTTPServer((host, port), self)
         self.host, self.port = self.server.server_address[0], self.server.server_address[1]
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
-        self.bitrix = BitrixApp(self)
-        self.amocrm = AmoApp(self)
-        self._routes: dict[tuple[str, str], Route] = {
-            ("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status,
-            ("POST", "/bitrix/install"): self.bitrix.on_install, ("POST", "/bitrix/events"): self.bitrix.on_event,
-            ("POST", "/bitrix/robot"): self.bitrix.on_robot, ("GET", "/amocrm/connect"): self.amocrm.connect,
-            ("GET", "/amocrm/oauth"): self.amocrm.on_oauth,
-        }
+        self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
+        self._routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status}
+        self._prefixes: dict[str, Route] = {}  # POST <prefix><param>, e.g. a webhook address with its secret
+        for app in self.apps.values():
+            self._routes.update(app.routes())
+            self._prefixes.update(app.prefix_routes())
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -73,6 +73,7 @@ class WebApp:
 
     def start(self) -> WebApp:
         self.worker.start()
+        self.robots.start()
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="repeat-sales-webapp", daemon=True)
         self._thread.start()
@@ -82,6 +83,7 @@ class WebApp:
         """Stop taking requests, then let the worker finish everything it accepted."""
         self.server.shutdown()
         self.server.server_close()
+        self.robots.stop(timeout)
         self.worker.stop(timeout)
 
     def __enter__(self) -> WebApp:
@@ -93,13 +95,14 @@ class WebApp:
     # --- what routes share ----------------------------------------------------------------------
 
     def route(self, method: str, path: str) -> tuple[Route, str]:
-        if path.startswith(WEBHOOK_PREFIX):
-            secret = path[len(WEBHOOK_PREFIX):]
-            if method != "POST":
-                raise WebhookRejected(405, "method not allowed")
-            if not secret or "/" in secret or len(secret) > 200:
-                raise WebhookRejected(401, "unknown webhook address")
-            return self.amocrm.on_webhook, secret
+        for prefix, handler in self._prefixes.items():
+            if path.startswith(prefix):
+                secret = path[len(prefix):]
+                if method != "POST":
+                    raise WebhookRejected(405, "method not allowed")
+                if not secret or "/" in secret or len(secret) > 200:
+                    raise WebhookRejected(401, "unknown webhook address")
+                return handler, secret
         found = self._routes.get((method, path))
         if found is not None:
             return found, ""
@@ -109,6 +112,10 @@ class WebApp:
 
     def submit(self, job: Job) -> None:
         self.worker.submit(job)
+
+    def submit_robot(self, job: Job) -> None:
+        """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
+        self.robots.submit(job)
 
     def request_sync(self) -> None:
         self.worker.request_sync()
@@ -126,7 +133,7 @@ class WebApp:
     # --- routes ---------------------------------------------------------------------------------
 
     def healthz(self, request: Request):
-        if not self.worker.alive():
+        if not self.worker.alive() or not self.robots.alive():
             return 503, {"status": "worker stopped"}
         return 200, {"status": "ok"}
 
@@ -138,13 +145,11 @@ class WebApp:
         finally:
             state.close()
         installs = {}
-        bitrix, amo = self.installs.get("bitrix"), self.installs.get("amocrm")
-        if bitrix:
-            installs["bitrix"] = {"portal": bitrix.get("domain"), "installed_at": _iso(bitrix.get("installed_at")),
-                                  "events": bitrix.get("events", []), "robots": bitrix.get("robots", [])}
-        if amo:
-            installs["amocrm"] = {"subdomain": amo.get("subdomain"), "account_id": amo.get("account_id"),
-                                  "installed_at": _iso(amo.get("installed_at"))}
+        for name, app in self.apps.items():
+            stored = self.installs.get(name)
+            if stored:
+                shown = app.install_status(stored)
+                installs[name] = {**shown, "installed_at": _iso(shown.get("installed_at"))}
         worker = self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
         return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
@@ -164,9 +169,9 @@ def _run_summary(run: dict) -> dict:
 
 
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
-    values = (settings.BITRIX_WEBHOOK_URL, settings.BITRIX_APP_CLIENT_SECRET, settings.AMOCRM_ACCESS_TOKEN,
-              settings.AMOCRM_CLIENT_SECRET, settings.AMOCRM_AUTH_CODE, settings.ADMIN_TOKEN)
-    return tuple(v.get_secret_value() for v in values if v is not None)
+    """Every secret setting's value (each CRM's webhook, client secret, tokens; the admin token)."""
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    return tuple(v.get_secret_value() for v in values if isinstance(v, SecretStr))
 
 
 def run_serve(host: str, port: int) -> int:

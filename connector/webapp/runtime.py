@@ -5,11 +5,13 @@ the one way to build an adapter (the incoming webhook when set, else the install
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
+from connector import registry
 from connector.installs import Installs
+from connector.model import Customer
 from connector.settings import Settings
 from connector.state import State
 from connector.sync import SyncReport, run_sync
@@ -19,14 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def build_adapter(settings: Settings, installs: Installs):
-    """Bitrix24 without BITRIX_WEBHOOK_URL but with the app installed runs on the app's tokens."""
-    if settings.CRM == "bitrix" and settings.BITRIX_WEBHOOK_URL is None and installs.get("bitrix"):
-        from connector.bitrix.app import app_adapter
-
-        return app_adapter(settings, installs)
-    from connector.crm import make_adapter
-
-    return make_adapter(settings.CRM, settings)
+    """The configured CRM's adapter; Bitrix24 without a webhook runs on the installed app's tokens."""
+    return registry.make_adapter(settings, installs)
 
 
 @dataclass
@@ -53,9 +49,28 @@ class Runtime:
         finally:
             adapter.close()
 
-    def evaluation_from_state(self, state: State, account: str) -> Evaluation:
-        """The playbook over the local snapshot only (no CRM call): for a robot when the sync failed."""
-        return evaluate(state.customers(account, lean=True), self.today(), self.playbook,
-                        history=PlanHistory(state.applied_dates(account)),
+    def evaluation_from_state(self, state: State, account: str, fresh: Customer | None = None) -> Evaluation:
+        """The playbook over the local snapshot (no CRM call), with `fresh` - one customer as the CRM holds
+        it now - in place of its snapshot copy: a robot's answer without waiting for a sync."""
+        customers = state.customers(account, lean=True)
+        if fresh is not None:
+            customers = _swapped(customers, fresh)
+        return evaluate(customers, self.today(), self.playbook, history=PlanHistory(state.applied_dates(account)),
                         catalogue=state.products(account).values(), predict=False,
                         prospects=state.prospect_count(account))
+
+    def account(self) -> str:
+        """The state file's account of this CRM (what a sync files its snapshot under)."""
+        adapter = build_adapter(self.settings, self.installs)
+        try:
+            return adapter.account
+        finally:
+            adapter.close()
+
+
+def _swapped(customers: Iterable[Customer], fresh: Customer) -> Iterator[Customer]:
+    for customer in customers:
+        if customer.id != fresh.id:
+            yield customer
+    if fresh.purchases:  # the snapshot streams customers with purchases only
+        yield fresh

@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 ACCESS_TTL_SECONDS = 3600  # Doc: settings/oauth/auto-renewal.md
 REFRESH_TTL_SECONDS = 180 * 86400
 ROBOT_TIMEOUT_SECONDS = 660  # `timeout_duration` of a robot call (captured requests, official SDKs)
-SCOPE = "crm,task,user,bizproc,placement"
 # Doc: api-reference/events/index.md - the events this portal can send
 KNOWN_EVENTS = frozenset({"ONAPPINSTALL", "ONAPPUNINSTALL", "ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE",
                           "ONCRMCONTACTADD", "ONCRMCONTACTUPDATE", "ONCRMCONTACTDELETE", "ONCRMCOMPANYADD",
@@ -48,6 +47,7 @@ class Caller:
     kind: str  # "webhook" | "app"
     user_id: int
     app: AppContext | None = None
+    scopes: frozenset[str] | None = None  # of the webhook or the app (rights.py); None: not over HTTP
 
 
 CALLER: ContextVar[Caller | None] = ContextVar("bitrix_emulator_caller", default=None)
@@ -64,7 +64,7 @@ def resolve_caller(emu: BitrixEmulator, parts: list[str], params: dict) -> Calle
     """
     if len(parts) == 3:
         if parts[0] == str(emu.webhook_user) and hmac.compare_digest(parts[1], emu.webhook_token):
-            return Caller("webhook", emu.webhook_user, emu.app)
+            return Caller("webhook", emu.webhook_user, emu.app, emu.scopes)
         raise no_auth()
     if len(parts) == 1:
         token = params.pop("auth", None)
@@ -149,7 +149,7 @@ class AppContext:
             if entry[0] <= self.clock():
                 # Doc: _includes/system-errors.md (401 expired_token)
                 raise ApiError(401, "expired_token", "The access token provided has expired.")
-            return Caller("app", entry[1], self)
+            return Caller("app", entry[1], self, self.emu.scopes)
 
     def expire_access_tokens(self) -> None:
         """Every access token is past its hour: the app has to renew with its refresh token."""
@@ -170,15 +170,21 @@ class AppContext:
             self.refreshes += 1
             pair = self._issue(entry[1])
         return 200, {**pair, "client_endpoint": self.client_endpoint, "domain": self.domain,
-                     "member_id": self.member_id, "scope": SCOPE, "server_endpoint": self.server_endpoint,
+                     "member_id": self.member_id, "scope": self.scope, "server_endpoint": self.server_endpoint,
                      "status": "L", "user_id": entry[1]}
 
-    def _auth_block(self, user_id: int, *, with_refresh: bool = False) -> dict:
+    @property
+    def scope(self) -> str:
+        """The app's scopes as the portal writes them (`crm,task,user`): the emulator's `--scopes`."""
+        return ",".join(sorted(self.emu.scopes))
+
+    def _auth_block(self, user_id: int, *, with_refresh: bool = False, application_token: bool = True) -> dict:
         pair = self._issue(user_id)
         block = {"access_token": pair["access_token"], "expires": pair["expires"], "expires_in": pair["expires_in"],
-                 "scope": SCOPE, "domain": self.domain, "server_endpoint": self.server_endpoint, "status": "L",
-                 "client_endpoint": self.client_endpoint, "member_id": self.member_id, "user_id": user_id,
-                 "application_token": self.installed.application_token if self.installed else ""}
+                 "scope": self.scope, "domain": self.domain, "server_endpoint": self.server_endpoint, "status": "L",
+                 "client_endpoint": self.client_endpoint, "member_id": self.member_id, "user_id": user_id}
+        if application_token:
+            block["application_token"] = self.installed.application_token if self.installed else ""
         if with_refresh:
             block["refresh_token"] = pair["refresh_token"]
         return block
@@ -232,9 +238,14 @@ class AppContext:
             return {k: dict(v) for k, v in self.installed.robots.items()} if self.installed else {}
 
     # ---- robots ----
-    def run_robot(self, code: str, document_id: str, properties: dict | None = None, *, user_id: int = 1) -> str:
+    def run_robot(self, code: str, document_id: str, properties: dict | None = None, *, user_id: int = 1,
+                  application_token: bool = True) -> str:
         """An automation rule fires robot `code` on `document_id` (e.g. "DEAL_12"): POST to its HANDLER.
-        Returns the event token the app must answer with (bizproc.event.send)."""
+        Returns the event token the app must answer with (bizproc.event.send).
+
+        `application_token=False` sends the call as the docs list it, `auth[domain|access_token|
+        refresh_token]` and the rest without `auth[application_token]` (Doc: tutorials/bizproc/activity.md);
+        the app then has to confirm the access token with the portal (app.info)."""
         kind = document_id.rsplit("_", 1)[0]
         doc_class = DOCUMENT_TYPES.get(kind)
         if doc_class is None:
@@ -256,7 +267,8 @@ class AppContext:
             payload = {"workflow_id": secrets.token_hex(12), "code": code, "document_id": doc,
                        "document_type": ["crm", doc_class, kind], "event_token": token, "properties": values,
                        "use_subscription": "Y" if subscription else "N", "timeout_duration": str(ROBOT_TIMEOUT_SECONDS),
-                       "ts": str(int(self.clock())), "auth": self._auth_block(auth_user, with_refresh=True)}
+                       "ts": str(int(self.clock())),
+                       "auth": self._auth_block(auth_user, with_refresh=True, application_token=application_token)}
             handler = robot["HANDLER"]
         self.outbound.enqueue("robot", handler, payload)
         return token
@@ -280,7 +292,8 @@ class AppContext:
 
     # ---- HTTP control: /_emulator/app/* ----
     def control(self, command: str, route: list[str], body: bytes) -> tuple[int, dict]:
-        """GET app -> snapshot; POST app/install {handler}; POST app/robot {code, document_id, properties};
+        """GET app -> snapshot; POST app/install {handler}; POST app/robot {code, document_id, properties,
+        application_token (false: the call without auth[application_token])};
         POST app/expire_tokens; POST app/uninstall."""
         try:
             data = json.loads(body.decode("utf-8") or "{}") if body else {}
@@ -296,7 +309,8 @@ class AppContext:
             if name == "install":
                 return 200, {"status": self.install(str(data["handler"]))}
             if name == "robot":
-                token = self.run_robot(str(data["code"]), str(data["document_id"]), data.get("properties") or {})
+                token = self.run_robot(str(data["code"]), str(data["document_id"]), data.get("properties") or {},
+                                       application_token=data.get("application_token", True) is not False)
                 return 200, {"event_token": token}
             if name == "expire_tokens":
                 self.expire_access_tokens()

@@ -1,7 +1,7 @@
 """Methods that work only in an application's context: event bindings, robots, bizproc.event.send,
 app.info. Called through an incoming webhook they are refused as before.
 
-`register()` runs after work_methods is loaded (registry._load), so these handlers replace its plain
+`register()` runs after work_methods is loaded (methods.py), so these handlers replace its plain
 refusals whatever the import order.
 Doc: api-reference/events/event-bind.md, event-get.md, event-unbind.md;
 api-reference/bizproc/bizproc-robot/bizproc-robot-{add,update,list,delete}.md, bizproc-event-send.md;
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from .app_context import KNOWN_EVENTS, AppContext, current_caller
 from .protocol import ApiError, as_dict, as_int, ci_get
 from .registry import METHODS
+from .rights import require_admin
 from .store import Portal
 
 _CODE = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -46,11 +47,9 @@ def _app(text: str = "Application context required", status: int = 403) -> AppCo
 
 
 def _admin(portal: Portal) -> None:
-    """Doc: bizproc-robot-add.md - `ACCESS_DENIED` "Access denied!" when not run by an administrator."""
-    caller = current_caller()
-    user = portal.users.rows.get(caller.user_id) if caller else None
-    if user is None or not user.is_admin:
-        raise ApiError(403, "ACCESS_DENIED", "Access denied!")
+    """Doc: bizproc-robot-add.md, bizproc-robot-list.md - 400 `ACCESS_DENIED` "Access denied!" when not run
+    by an administrator."""
+    require_admin(portal, status=400)
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -180,8 +179,10 @@ def robot_update(portal: Portal, params: dict) -> bool:
 
 @method("bizproc.robot.list")
 def robot_list(portal: Portal, params: dict) -> list:
-    """Doc: bizproc-robot-list.md - the codes of the app's robots."""
-    return sorted(_app().robots())
+    """Doc: bizproc-robot-list.md - the codes of the app's robots (administrators only)."""
+    app = _app()
+    _admin(portal)
+    return sorted(app.robots())
 
 
 @method("bizproc.robot.delete")

@@ -18,6 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "cost model, none with off; 0 = none)")
     p.add_argument("--batch-billing", choices=("inner", "whole"), default="inner",
                    help="inner: each batch command billed to its method (the docs); whole: to `batch`")
+    p.add_argument("--webhook-admin", type=standalone.on_off, default=True,
+                   help="yes|no: the webhook's user (and the app's installer) is a portal administrator")
+    p.add_argument("--scopes", default=None,
+                   help="scopes of the webhook and the app, e.g. crm,task,user,bizproc (default: all the plugin uses)")
     return p
 
 
@@ -36,5 +40,5 @@ def run_standalone(argv: list[str] | None = None, out=None) -> int:
         customers=args.customers, seed=args.seed, today=args.today, rate_limit=args.rate_limit,
         latency_ms=args.latency_ms, faults=args.faults, host=args.host, port=args.port,
         time_scale=args.time_scale, operating_limit_seconds=args.operating_limit, cost_model=args.cost_model,
-        batch_billing=args.batch_billing),
+        batch_billing=args.batch_billing, webhook_admin=args.webhook_admin, scopes=args.scopes),
         settings, "Bitrix24 emulator", out)

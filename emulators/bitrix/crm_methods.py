@@ -22,6 +22,7 @@ from .protocol import as_dict, as_int, as_list, bad_request, ci_get
 from .query import MULTI, parse_query
 from .records import UserField
 from .registry import Listing, method
+from .rights import require_admin
 from .store import Portal
 
 ENTITIES = {
@@ -227,9 +228,7 @@ _FIELD_NAME = re.compile(r"^[A-Z0-9_]+$")
 def userfield_add(portal: Portal, params: dict, entity: str) -> int:
     """Doc: api-reference/crm/deals/user-defined-fields/crm-deal-userfield-add.md (admin only;
     FIELD_NAME gets the UF_CRM_ prefix, A-Z0-9_, <= 50 chars)."""
-    user = portal.users.rows.get(portal.webhook_user)
-    if user is None or not user.is_admin:
-        raise bad_request("Access denied")
+    require_admin(portal, status=400, code="", text="Access denied")
     fields = fields_param(params)
     name = str(fields.get("FIELD_NAME") or "").strip().upper()
     if not name:

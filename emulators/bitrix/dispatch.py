@@ -19,6 +19,7 @@ import time
 from emulators.kit import Faults, RequestStats
 
 from .limits import REQUEST_CUT_SECONDS, CostModel, OperatingMeter
+from .methods import lookup
 from .protocol import (
     ApiError,
     as_int,
@@ -31,7 +32,8 @@ from .protocol import (
     time_block,
 )
 from .query import LIST_WORK, ListWork
-from .registry import Listing, lookup
+from .registry import Listing
+from .rights import check_scope
 from .store import Portal
 
 BATCH_BILLING = ("inner", "whole")
@@ -126,13 +128,15 @@ class Dispatcher:
 
     def execute(self, method: str, params: dict, clock: RequestClock | None = None,
                 bill_to: str | None = None, unresolved: bool = False) -> Outcome:
-        """One method call: 404 for unknown methods, 429 when its method is blocked; its time is
-        booked to `bill_to` (its own method unless a whole batch is billed as one)."""
+        """One method call: 404 for unknown methods, 403 outside the caller's scopes, 429 when its
+        method is blocked; its time is booked to `bill_to` (its own method unless a whole batch is
+        billed as one)."""
         if method == "batch":
             return self.batch(params)
         handler = lookup(method)
         if handler is None:
             raise method_not_found()
+        check_scope(method)
         if self.meter.blocked(method):
             self.refuse("OPERATION_TIME_LIMIT")
             raise operation_time_limit()

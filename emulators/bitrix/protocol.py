@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from urllib.parse import unquote
 
 from emulators.kit.forms import key_path
@@ -221,11 +221,17 @@ def iso(ts: int | None) -> str | None:
 
 
 def iso_date(ts: int | None) -> str | None:
-    """A date-only field (CLOSEDATE, BIRTHDATE): midnight in portal time."""
+    """A date-only field (CLOSEDATE, BIRTHDATE): the portal's day, written as that day's UTC midnight in
+    the portal's offset - `2024-09-09T03:00:00+03:00` on a Moscow portal, `T02:00:00+02:00` on a +02 one.
+
+    Doc: api-reference/crm/deals/crm-deal-get.md ("CLOSEDATE": "2024-09-09T02:00:00+02:00", type `date`),
+    crm/quote/crm-quote-get.md ("CLOSEDATE": "2026-03-20T03:00:00+03:00"), crm/contacts/crm-contact-get.md
+    (BIRTHDATE). Read in another time zone such a value falls on the day before: the day is its date part.
+    """
     if ts is None:
         return None
-    d = datetime.fromtimestamp(ts, PORTAL_TZ)
-    return d.replace(hour=0, minute=0, second=0).isoformat()
+    day = datetime.fromtimestamp(ts, PORTAL_TZ).date()
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).astimezone(PORTAL_TZ).isoformat()
 
 
 def day_start(d: date) -> int:

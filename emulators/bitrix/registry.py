@@ -1,7 +1,9 @@
 """The method table: REST method name -> handler(portal, params) -> result.
 
 A handler returns the `result` value, or a `Listing` when the answer also carries
-`total` / `next`; it raises `ApiError` for documented failures.
+`total` / `next`; it raises `ApiError` for documented failures. The method modules register
+themselves here with `@method`; `methods.lookup` loads them all (this module imports none, so
+the method modules and the table never import each other).
 """
 
 from __future__ import annotations
@@ -25,22 +27,3 @@ def method(*names: str) -> Callable:
             METHODS[name.lower()] = func
         return func
     return register
-
-
-def lookup(name: str) -> Callable | None:
-    _load()
-    return METHODS.get(name.strip().lower())
-
-
-_LOADED = False
-
-
-def _load() -> None:
-    """Import the method modules once (they register themselves)."""
-    global _LOADED
-    if _LOADED:
-        return
-    from . import app_methods, catalog_methods, crm_methods, work_methods, writeback_methods  # noqa: F401
-
-    app_methods.register()  # last: its app-context handlers replace work_methods' plain refusals
-    _LOADED = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from emulators.kit import Emulator
@@ -13,6 +14,7 @@ from .bad_answers import BadAnswers
 from .dispatch import Dispatcher
 from .limits import OPERATING_LIMIT_SECONDS, CostModel, LeakyBucket, OperatingMeter
 from .protocol import PORTAL_TZ, local_ts
+from .rights import parse_scopes
 from .seed import seed_portal
 from .server import Handler
 from .store import Portal
@@ -42,6 +44,10 @@ class BitrixEmulator(Emulator):
         faults: share spec such as "503:0.2,429:0.1,500:0.05,drop:0.05".
         shop: a ready shop to seed instead of generating one; keep_shop=False drops it after
             seeding (saves memory at a million deals; `emu.store` stays the ground truth).
+        webhook_admin: whether the webhook's user (also the user the app is installed by) is a portal
+            administrator; admin-only methods refuse everyone else (rights.py).
+        scopes: the scopes of the webhook and of the app's tokens, e.g. "crm,task,user" (None: all the
+            plugin uses); a method outside them answers 403 insufficient_scope.
     """
 
     thread_name = "bitrix-emulator"
@@ -53,7 +59,8 @@ class BitrixEmulator(Emulator):
                  webhook_user: int = 1, webhook_token: str | None = None, *, time_scale: float = 1.0,
                  operating_limit_seconds: float | None = None, operating_per_call: float = 0.001,
                  cost_model: str = "real", batch_billing: str = "inner",
-                 shop: Shop | None = None, keep_shop: bool = True) -> None:
+                 shop: Shop | None = None, keep_shop: bool = True, webhook_admin: bool = True,
+                 scopes: str | Iterable[str] | None = None) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port,
                          count_commands=True)
         shop = shop if shop is not None else generate_shop(customers, seed, today)
@@ -72,6 +79,8 @@ class BitrixEmulator(Emulator):
         self.store = Portal({i: name for i, name in enumerate(shop.pipelines)})
         self.store.webhook_user = webhook_user
         seed_portal(self.store, shop, self.store.clock())
+        self.scopes = parse_scopes(scopes)
+        self.set_rights(admin=webhook_admin)
         # The shop is the ground truth of what was seeded; drop it for huge benchmark portals.
         self.shop: Shop | None = shop if keep_shop else None
         self.dispatcher = Dispatcher(self.store, self.meter, self.faults, self.requests, self.cost, batch_billing)
@@ -146,6 +155,17 @@ class BitrixEmulator(Emulator):
 
     def set_rate_limit(self, on: bool) -> None:
         self.bucket = LeakyBucket(self.bucket_size, self.drain_per_second, self.time_scale) if on else None
+
+    def set_rights(self, *, admin: bool | None = None, scopes: str | Iterable[str] | None = None) -> None:
+        """Make the webhook's user an administrator or not, and/or change the scopes (`--webhook-admin`,
+        `--scopes`); calls from then on are judged by them."""
+        if admin is not None:
+            with self.store.lock:
+                user = self.store.users.rows.get(self.webhook_user)
+                if user is not None:
+                    user.is_admin = admin
+        if scopes is not None:
+            self.scopes = parse_scopes(scopes)
 
     def expire_access_tokens(self) -> None:
         self.app.expire_access_tokens()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .protocol import as_float, as_int, as_list, as_yn, bad_request, now_ts, parse_datetime
+from .protocol import as_float, as_int, as_list, as_yn, bad_request, day_floor, now_ts, parse_datetime
 from .query import QueryEngine, Table
 from .records import MULTIFIELDS, Comment, Company, Contact, Deal, ProductRow, Status, UserField
 
@@ -197,7 +197,7 @@ class Portal:
         if "COMPANY_ID" in fields:
             row.company_id = as_int(fields["COMPANY_ID"]) or None
         if "BIRTHDATE" in fields:
-            row.birthdate = parse_datetime(fields["BIRTHDATE"])
+            row.birthdate = _day(fields["BIRTHDATE"])
         if "ASSIGNED_BY_ID" in fields:
             row.assigned = as_int(fields["ASSIGNED_BY_ID"]) or row.assigned
         if "OPENED" in fields:
@@ -263,7 +263,7 @@ class Portal:
                 cat = 0
             row = Deal(self.deals.last_id + 1, None, stage_code(cat, "NEW"), category_id=cat,
                        created=now, created_by=self.webhook_user, assigned=self.webhook_user,
-                       begindate=now, closedate=now + 7 * 86400, moved_time=now)
+                       begindate=day_floor(now), closedate=day_floor(now) + 7 * 86400, moved_time=now)
             if self.uf_names("CRM_DEAL"):
                 row.uf = dict.fromkeys(self.uf_names("CRM_DEAL"))
         old_contact = row.contact_ids[0] if row.contact_ids else 0
@@ -299,9 +299,9 @@ class Portal:
         if "BEGINDATE" in fields:
             row.begindate = parse_datetime(fields["BEGINDATE"]) or row.begindate
         if "CLOSEDATE" in fields:
-            row.closedate = parse_datetime(fields["CLOSEDATE"]) or row.closedate
+            row.closedate = _day(fields["CLOSEDATE"]) or row.closedate
         elif row.semantic != "P" and (is_new or old_semantic == "P"):
-            row.closedate = now
+            row.closedate = day_floor(now)
         if "IS_RETURN_CUSTOMER" in fields:
             row.is_return = as_yn(fields["IS_RETURN_CUSTOMER"])
         if "OPENED" in fields:
@@ -366,3 +366,10 @@ class Portal:
     def entity_exists(self, entity_type: str, entity_id: int) -> bool:
         table = {"deal": self.deals, "contact": self.contacts, "company": self.companies}.get(entity_type)
         return table is not None and entity_id in table.rows
+
+
+def _day(value) -> int | None:
+    """A date-only field keeps a day (its portal-time midnight), whatever time of day a write names.
+    Doc: api-reference/data-types.md (`date`: YYYY-MM-DD)."""
+    ts = parse_datetime(value)
+    return day_floor(ts) if ts is not None else None

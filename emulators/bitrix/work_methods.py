@@ -8,12 +8,14 @@ crm/timeline/activities/todo/crm-activity-todo-add.md
 
 from __future__ import annotations
 
+from .app_context import current_caller
 from .crm_methods import check_array
 from .fields import ACTIVITY_FIELDS, COMMENT_FIELDS, TASK_FIELDS, USER_FIELDS, render
-from .protocol import ApiError, as_dict, as_int, as_list, bad_request, ci_get, iso, parse_datetime
+from .protocol import ApiError, as_dict, as_int, as_list, as_yn, bad_request, ci_get, iso, parse_datetime
 from .query import parse_query, split_key
 from .records import Activity, Task
 from .registry import Listing, method
+from .rights import ALL_SCOPES, DEFAULT_SCOPES, caller_user_id, is_admin
 from .store import Portal
 
 # ---- users --------------------------------------------------------------------------------
@@ -44,19 +46,30 @@ def user_get(portal: Portal, params: dict) -> Listing:
 
 @method("user.current")
 def user_current(portal: Portal, params: dict) -> dict:
-    return _user_out(portal.users.rows[portal.webhook_user])
+    return _user_out(portal.users.rows[caller_user_id(portal)])
 
 
 @method("profile")
 def profile(portal: Portal, params: dict) -> dict:
-    u = portal.users.rows[portal.webhook_user]
+    """The caller's user; ADMIN is what user.admin answers. Doc: api-reference/common/users/profile.md"""
+    u = portal.users.rows[caller_user_id(portal)]
     return {"ID": str(u.id), "ADMIN": u.is_admin, "NAME": u.name, "LAST_NAME": u.last_name,
             "PERSONAL_GENDER": "", "TIME_ZONE": ""}
 
 
+@method("user.admin")
+def user_admin(portal: Portal, params: dict) -> bool:
+    """Doc: api-reference/common/users/user-admin.md - may the caller manage the portal's apps."""
+    return is_admin(portal)
+
+
 @method("scope")
 def scope(portal: Portal, params: dict) -> list:
-    return ["crm", "task", "user", "user_brief", "catalog"]
+    """The webhook's (app's) scopes; `full: true` lists every scope. Doc: api-reference/common/system/scope.md"""
+    if as_yn(ci_get(params, "full", False)):
+        return list(ALL_SCOPES)
+    caller = current_caller()
+    return sorted(caller.scopes) if caller is not None and caller.scopes is not None else sorted(DEFAULT_SCOPES)
 
 
 # ---- tasks --------------------------------------------------------------------------------

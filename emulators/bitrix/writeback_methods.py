@@ -20,6 +20,7 @@ from .fields import render
 from .protocol import ApiError, as_dict, as_int, as_list, bad_request, ci_get, iso
 from .query import DATETIME, INT, STR, Field, Table, parse_query
 from .registry import Listing, method
+from .rights import caller_user_id, require_admin
 from .store import Portal
 
 CRM_DOCUMENTS = {"CCrmDocumentContact": ("contacts", "CONTACT_", "CONTACT"),
@@ -86,10 +87,10 @@ def remove_workflow_template(portal: Portal, template_id: int) -> None:
         bizproc(portal).templates.delete(template_id)
 
 
-def _require_admin(portal: Portal) -> None:
-    user = portal.users.rows.get(portal.webhook_user)
-    if user is None or not user.is_admin:
-        raise ApiError(403, "ACCESS_DENIED", "Access denied!")
+def _require_admin(portal: Portal, status: int = 403) -> None:
+    """Doc: bizproc-workflow-start.md, bizproc-workflow-instances.md, bizproc-workflow-terminate.md - 403
+    ACCESS_DENIED "Access denied!" for a non-administrator (template.list shows the same body with 400)."""
+    require_admin(portal, status=status)
 
 
 # ---- deals and comments ---------------------------------------------------------------------
@@ -111,9 +112,7 @@ def deal_delete(portal: Portal, params: dict) -> bool:
             portal.comments.delete(cid, {"ENTITY_ID": rid})
     contact = deal.contact_ids[0] if deal.contact_ids else 0
     portal.deals.delete(rid, {"CONTACT_ID": contact, "COMPANY_ID": deal.company_id or 0})
-    emit = getattr(portal, "emit", None)
-    if emit is not None:
-        emit("ONCRMDEALDELETE", rid)
+    portal.emit("ONCRMDEALDELETE", rid)  # to every handler bound to it (Doc: crm/deals/events/on-crm-deal-delete.md)
     return True
 
 
@@ -169,9 +168,8 @@ def userfield_delete(portal: Portal, params: dict, entity: str) -> bool:
 
 
 def _require_admin_userfield(portal: Portal) -> None:
-    user = portal.users.rows.get(portal.webhook_user)
-    if user is None or not user.is_admin:
-        raise bad_request("Access denied")
+    """Doc: crm-contact-userfield-add.md - 400, an empty code and "Access denied" for a non-administrator."""
+    require_admin(portal, status=400, code="", text="Access denied")
 
 
 for _kind, _entity in (("contact", "CRM_CONTACT"), ("company", "CRM_COMPANY"), ("deal", "CRM_DEAL")):
@@ -215,8 +213,8 @@ def _engine_run(table: Table, q):
 
 @method("bizproc.workflow.template.list")
 def template_list(portal: Portal, params: dict) -> Listing:
-    """Admin only; default select ['ID']. Doc: bizproc/template/bizproc-workflow-template-list.md"""
-    _require_admin(portal)
+    """Admin only (400 ACCESS_DENIED); default select ['ID']. Doc: bizproc/template/bizproc-workflow-template-list.md"""
+    _require_admin(portal, status=400)
     return _listing(bizproc(portal).templates, TEMPLATE_FIELDS, params, ["ID"], {"ID": "ASC"})
 
 
@@ -231,7 +229,8 @@ def instances(portal: Portal, params: dict) -> Listing:
 @method("bizproc.workflow.start")
 def workflow_start(portal: Portal, params: dict) -> str:
     """Starts a template on a CRM document; returns the workflow id. Doc: bizproc/bizproc-workflow-start.md
-    (any user may call it; the error table still lists 403 ACCESS_DENIED for non-administrators)."""
+    ("Кто может выполнять метод: администратор"; 403 ACCESS_DENIED "Access denied!" for anyone else)."""
+    _require_admin(portal)
     bp = bizproc(portal)
     raw_tid = ci_get(params, "TEMPLATE_ID")
     if raw_tid in (None, "", 0, "0"):
@@ -258,7 +257,7 @@ def workflow_start(portal: Portal, params: dict) -> str:
     digest = hashlib.sha256(f"{now}:{bp.sequence}".encode()).hexdigest()
     wid = f"{digest[:14]}.{int(digest[14:22], 16) % 100_000_000:08d}"  # like 66e81a641752f8.56521481
     bp.instances.insert(bp.sequence, Instance(bp.sequence, wid, template.id, entity, document, now,
-                                              portal.webhook_user))
+                                              caller_user_id(portal)))
     return wid
 
 

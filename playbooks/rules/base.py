@@ -11,7 +11,7 @@ from connector.model import Action, ActionKind, Channel, action_key
 from playbooks.templates import PLACEHOLDERS, money, render
 
 if TYPE_CHECKING:
-    from playbooks.facts import CustomerFacts
+    from playbooks.facts import CustomerFacts, ShopFacts
 
 KINDS = ["task", "workflow", "deal"]
 CHANNELS = ["email", "sms", "call", "task"]
@@ -43,6 +43,15 @@ class Rule:
 
     kind: ClassVar[str] = ""
     Config: ClassVar[type] = object
+
+    def learn(self, shop: ShopFacts, config: Any) -> None:
+        """Ask for what this rule learns from the whole shop, before customers are planned.
+
+        Any rule whose steps' texts show `{suggestions}` needs the shop's co-purchases.
+        """
+        if any("{suggestions}" in (getattr(s, "body", "") + getattr(s, "title", ""))
+               for s in getattr(config, "steps", [])):
+            shop.want_pairs()
 
     def plan(self, facts: CustomerFacts, today: date, config: Any) -> Iterable[Action]:
         raise NotImplementedError

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from connector.model import Action
-from playbooks.facts import CustomerFacts, product_key
+from playbooks.facts import CustomerFacts, ShopFacts, product_key
 from playbooks.rules.base import Message, Rule, in_window, make_action, purchase_values
 
 
@@ -53,22 +52,6 @@ class CrossSellConfig:
                 yield f"offers[{i}].name", f"duplicate offer name {name!r}", "offer names are part of action keys"
 
 
-def learned_suggestions(f: CustomerFacts, top_k: int, min_customers: int) -> list[tuple[str, str]]:
-    """Top-k products most often bought by customers who bought the products of `f`'s last
-    purchase, never one `f` already bought; ties by product key."""
-    if not f.purchases or top_k <= 0 or not f.shop.co_purchases:
-        return []
-    bought, _cats = f.bought()
-    seeds = {product_key(i) for i in f.purchases[-1].items} or bought
-    score: Counter[str] = Counter()
-    for seed in sorted(seeds):
-        for other, count in f.shop.co_purchases.get(seed, ()):
-            if count >= min_customers and other not in bought:
-                score[other] += count
-    best = sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
-    return [(key, f.shop.names.get(key, key)) for key, _ in best]
-
-
 class CrossSellRule(Rule):
     """Offers related products some days after a purchase.
 
@@ -82,6 +65,13 @@ class CrossSellRule(Rule):
 
     kind = "cross_sell"
     Config = CrossSellConfig
+
+    def learn(self, shop: ShopFacts, config: CrossSellConfig) -> None:
+        """Co-purchases for the learned offer and `{suggestions}`, with this rule's thresholds."""
+        super().learn(shop, config)
+        shop.suggest_top_k, shop.suggest_min_customers = config.learned_top_k, config.learned_min_customers
+        if config.learned_top_k > 0:
+            shop.want_pairs()
 
     def plan(self, facts: CustomerFacts, today: date, config: CrossSellConfig) -> Iterator[Action]:
         if not facts.purchases:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from connector.model import Action
-from playbooks.facts import CustomerFacts, ProductFact
+from playbooks.facts import CustomerFacts, CycleLearning, ProductFact, ShopFacts
 from playbooks.rules.base import KINDS, Message, Rule, in_window, make_action, purchase_values
 from playbooks.templates import render
 
@@ -101,6 +101,14 @@ class ReplenishmentRule(Rule):
 
     kind = "replenishment"
     Config = ReplenishmentConfig
+
+    def learn(self, shop: ShopFacts, config: ReplenishmentConfig) -> None:
+        """Consumption cycles learned from steady re-buyers, when `learn` is on."""
+        super().learn(shop, config)
+        if config.learn:
+            shop.want_cycles(CycleLearning(min_observations=config.learn_min_observations,
+                                           min_customers=config.learn_min_customers,
+                                           max_spread=config.learn_max_spread))
 
     def plan(self, facts: CustomerFacts, today: date, config: ReplenishmentConfig) -> Iterator[Action]:
         for key, fact in facts.products().items():

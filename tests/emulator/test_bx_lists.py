@@ -40,7 +40,7 @@ def test_numbers_are_strings_and_won_deals_filter(shared):
     deal = won["result"][0]
     assert isinstance(deal["ID"], str) and deal["OPPORTUNITY"].count(".") == 1
     assert deal["CLOSED"] == "Y" and deal["STAGE_ID"] in ("WON", "C1:WON")
-    assert deal["DATE_MODIFY"].endswith("+03:00") and deal["CLOSEDATE"].endswith("T00:00:00+03:00")
+    assert deal["DATE_MODIFY"].endswith("+03:00") and deal["CLOSEDATE"].endswith("T03:00:00+03:00")  # Doc: crm-deal-get.md (date: UTC midnight)
     assert "PHONE" not in deal and not any(k.startswith("UF_") for k in deal)
 
 

@@ -14,7 +14,7 @@ def test_contact_add_update_with_multifields(emu):
                                                   "BIRTHDATE": "1990-12-10", "UF_CRM_RS_NO_MARKETING": "Y"}})["result"]
     assert isinstance(cid, int)
     got = ok(emu, "crm.contact.get", {"id": cid})["result"]
-    assert got["BIRTHDATE"] == "1990-12-10T00:00:00+03:00" and got["UF_CRM_RS_NO_MARKETING"] == "Y"
+    assert got["BIRTHDATE"] == "1990-12-10T03:00:00+03:00" and got["UF_CRM_RS_NO_MARKETING"] == "Y"
     phone_id = got["PHONE"][0]["ID"]
     assert ok(emu, "crm.contact.update", {"id": cid, "fields": {
         "PHONE": [{"ID": phone_id, "DELETE": "Y"}], "EMAIL": [{"VALUE": "ada@example.com"}]}})["result"] is True

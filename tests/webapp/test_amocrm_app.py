@@ -99,7 +99,8 @@ def test_forged_webhooks_and_oauth_redirects_are_refused(account, connected):
                       "account[id]": str(install["account_id"]), "account[subdomain]": install["subdomain"]})
     base = connected.url + "/amocrm/webhook/"
     assert post_form(base + "x" * 43, good).status_code == 401
-    assert post_form(base + install["secret"][:-1] + "A", good).status_code == 401
+    last = install["secret"][-1]
+    assert post_form(base + install["secret"][:-1] + ("B" if last == "A" else "A"), good).status_code == 401
     other_account = good.replace(str(install["account_id"]), "1")
     assert post_form(base + install["secret"], other_account).status_code == 403
     other_sub = good.replace(f"={install['subdomain']}", "=evil")

@@ -1,0 +1,208 @@
+"""What every CRM adapter does the same way, written once: plan actions go to the writer of their
+kind, and markers are read back where each kind leaves them.
+
+An adapter holds a `Writeback` (its CRM's task, card, deal and automation writers) and inherits
+`WritebackAdapter`, which answers the contract's write and marker members from it. A third CRM
+writes its four writers and its install, and gets the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from connector import fields as card
+from connector.crm import BatchPolicy, CrmRef, InstallReport, WriteOutcome, WriteStats
+from connector.model import Action, ActionKind
+
+log = logging.getLogger(__name__)
+
+BASIC = frozenset({ActionKind.TASK})  # what any CRM takes before `repeat-sales install`
+PREPARED = frozenset({ActionKind.TASK, ActionKind.TAG, ActionKind.DEAL, ActionKind.WORKFLOW})
+
+
+class KindWriter(Protocol):
+    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]: ...
+
+    def find(self, keys: Iterable[str]) -> dict[str, CrmRef]: ...
+
+
+class MarkedWriter(KindWriter, Protocol):
+    """A writer whose objects a bulk read finds again (tasks, repeat deals)."""
+
+    duplicates_removed: int
+
+    def all_markers(self) -> dict[str, CrmRef]: ...
+
+
+class AutomationWriter(KindWriter, Protocol):
+    duplicates_removed: int
+    degraded: int  # starts written as manager tasks (no template or bot for the step)
+
+    def settle(self, keys: Iterable[str]) -> dict[str, CrmRef]: ...
+
+
+class Writeback:
+    """Every plan action into the CRM through the writer of its kind, and its marker found again.
+
+    Until `repeat-sales install` prepared the CRM it takes only tasks (sync turns the other kinds
+    into manager tasks). Finding a key whose kind is unknown (a run killed mid-write) looks where
+    each kind leaves its marker: the card's values, tasks, deals, automation notes.
+    """
+
+    crm = ""  # the CRM's name, for the log line that says install has not run
+    automation = "automation starts"  # what this CRM's automation is called, in that line
+    automation_refs: tuple[str, ...] = ()  # ref kinds an automation start is recorded as
+
+    def __init__(self, *, tasks: MarkedWriter, cards: KindWriter, deals: MarkedWriter,
+                 flows: AutomationWriter) -> None:
+        self.tasks, self.cards, self.deals, self.flows = tasks, cards, deals, flows
+        self._capabilities: frozenset[ActionKind] | None = None
+
+    # --- what each CRM says for itself --------------------------------------------------------
+
+    def prepared(self) -> bool:
+        """Whether `repeat-sales install` created what card fields and repeat deals need."""
+        raise NotImplementedError
+
+    def run_install(self, *, uninstall: bool) -> InstallReport:
+        raise NotImplementedError
+
+    def forget_install(self) -> None:
+        """Drop what was cached about the CRM's fields, so the next check reads them again."""
+        raise NotImplementedError
+
+    def rights_missing(self) -> list[dict]:
+        """Steps the CRM user's rights leave out, each with what it needs and what happens instead."""
+        return []
+
+    # --- the same for every CRM -----------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> frozenset[ActionKind]:
+        if self._capabilities is None:
+            self._capabilities = PREPARED if self.prepared() else BASIC
+            if self._capabilities is BASIC:
+                log.warning("%s writes tasks only: run `repeat-sales install` for repeat deals, card fields "
+                            "and %s", self.crm, self.automation)
+        return self._capabilities
+
+    def stats(self) -> WriteStats:
+        return WriteStats(
+            duplicates_removed=self.tasks.duplicates_removed + self.deals.duplicates_removed
+            + self.flows.duplicates_removed,
+            automation_as_tasks=self.flows.degraded)
+
+    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+        writers = {ActionKind.TAG: self.cards.write, ActionKind.DEAL: self.deals.write,
+                   ActionKind.WORKFLOW: self.flows.write}
+        outcomes: dict[str, WriteOutcome] = {}
+        for kind in (ActionKind.TASK, ActionKind.DEAL, ActionKind.WORKFLOW, ActionKind.TAG):
+            group = [a for a in actions if a.kind == kind or (kind == ActionKind.TASK and a.kind not in writers)]
+            if group:
+                outcomes.update({o.key: o for o in writers.get(kind, self.tasks.write)(group)})
+        return [outcomes[a.key] for a in actions]
+
+    def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """Deals and automation notes are looked at even before `install` (or after `--uninstall`):
+        the key names the action, whatever kind it was written as."""
+        keys = list(keys)
+        found = self._on_cards(keys)
+        rest = [k for k in keys if not card.is_field_key(k)]
+        for finder in (self.tasks.find, self.deals.find, self.flows.find):
+            rest = [k for k in rest if k not in found]
+            if rest:
+                found.update(finder(rest))
+        return found
+
+    def all_markers(self) -> dict[str, CrmRef]:
+        """Every task and repeat deal this plugin left (duplicates removed), installed or not."""
+        found = self.deals.all_markers()
+        found.update(self.tasks.all_markers())
+        return found
+
+    def settle(self, written: Mapping[str, CrmRef]) -> dict[str, CrmRef]:
+        """This run's writes read back by the kind each was written as; where another run wrote the
+        same key too, the oldest object stays and the others go. Card values cannot be doubled."""
+        by_kind: dict[str, list[str]] = {}
+        for key, ref in written.items():
+            by_kind.setdefault(ref.kind, []).append(key)
+        started = [key for kind in self.automation_refs for key in by_kind.get(kind, [])]
+        found: dict[str, CrmRef] = {}
+        for keys, settle in ((by_kind.get("task"), self.tasks.find), (by_kind.get("deal"), self.deals.find),
+                             (started, self.flows.settle)):
+            if keys:
+                found.update(settle(keys))
+        return found
+
+    def find_on_cards(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """Markers no bulk read shows: card values, and automation notes on the customers' cards."""
+        keys = list(keys)
+        found = self._on_cards(keys)
+        rest = [k for k in keys if not card.is_field_key(k)]
+        if rest:
+            found.update(self.flows.find(rest))
+        return found
+
+    def install(self, *, uninstall: bool = False) -> InstallReport:
+        try:
+            return self.run_install(uninstall=uninstall)
+        finally:
+            self.forget_install()
+            self._capabilities = None
+
+    def _on_cards(self, keys: list[str]) -> dict[str, CrmRef]:
+        return self.cards.find([k for k in keys if card.is_field_key(k)]) if ActionKind.TAG in self.capabilities else {}
+
+
+class WritebackAdapter:
+    """The contract's write and marker members, answered by the adapter's `writer`.
+
+    An adapter sets `writer` (a `Writeback`) and `batch` in its constructor; `crm_id` is the
+    customer's own id unless the adapter says otherwise.
+    """
+
+    writer: Writeback
+    batch: BatchPolicy
+    field_settings: Mapping[str, str] = {}  # card field a playbook matches -> the setting naming its source
+
+    @property
+    def capabilities(self) -> frozenset[ActionKind]:
+        return self.writer.capabilities
+
+    @property
+    def automation_refs(self) -> tuple[str, ...]:
+        return self.writer.automation_refs
+
+    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+        return self.writer.write(actions)
+
+    def find_written(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        keys = list(keys)
+        return self.writer.find(keys) if keys else {}
+
+    def all_written(self) -> dict[str, CrmRef]:
+        return self.writer.all_markers()
+
+    def settle_written(self, written: dict[str, CrmRef]) -> dict[str, CrmRef]:
+        return self.writer.settle(written) if written else {}
+
+    def find_on_cards(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        keys = list(keys)
+        return self.writer.find_on_cards(keys) if keys else {}
+
+    def write_stats(self) -> WriteStats:
+        return self.writer.stats()
+
+    def rights_missing(self) -> list[dict]:
+        return self.writer.rights_missing()
+
+    def install(self, *, uninstall: bool = False) -> InstallReport:
+        return self.writer.install(uninstall=uninstall)
+
+    def crm_id(self, customer_id: str) -> str:
+        return str(customer_id)
+
+    def field_setting(self, name: str) -> str | None:
+        return self.field_settings.get(name)
