@@ -18,7 +18,7 @@ import time
 
 from emulators.kit import Faults, RequestStats
 
-from .limits import REQUEST_CUT_SECONDS, CostModel, OperatingMeter
+from .limits import LIST_WORK, REQUEST_CUT_SECONDS, CostModel, ListWork, OperatingMeter
 from .methods import lookup
 from .protocol import (
     ApiError,
@@ -31,7 +31,6 @@ from .protocol import (
     parse_php_query,
     time_block,
 )
-from .query import LIST_WORK, ListWork
 from .registry import Listing
 from .rights import check_scope
 from .store import Portal

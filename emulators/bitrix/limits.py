@@ -24,6 +24,8 @@ import math
 import threading
 import time
 from collections import deque
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 WINDOW_SECONDS = 600.0
 BUCKET_SECONDS = 60.0
@@ -34,6 +36,25 @@ ROW_SECONDS = 49.9 / 2_387_743
 # Doc: settings/performance/limits.md - a cloud request is cut at 60 s
 REQUEST_CUT_SECONDS = 60.0
 COST_MODELS = ("real", "off")
+
+
+@dataclass(slots=True)
+class ListWork:
+    """What one list call made the database do, for the cost model (limits.py)."""
+
+    touched: int = 0  # rows counted for `total` and skipped by the offset; a keyset call, one page
+    served: int = 0  # rows on the page
+
+
+# Set by the dispatcher around one call; every QueryEngine.run adds to it.
+LIST_WORK: ContextVar[ListWork | None] = ContextVar("list_work", default=None)
+
+
+def book_list_work(touched: int, served: int) -> None:
+    work = LIST_WORK.get()
+    if work is not None:
+        work.touched += touched
+        work.served += served
 
 
 class LeakyBucket:

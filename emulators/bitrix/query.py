@@ -13,9 +13,9 @@ import re
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
 from dataclasses import dataclass
 
+from .limits import book_list_work as _book
 from .protocol import PAGE_SIZE, as_dict, as_float, as_int, as_list, as_yn, parse_datetime
 
 # Field kinds: how a filter value is read and how a value is written out. RAWINT / RAWNUM are
@@ -263,25 +263,6 @@ def _sort_key(get: Callable) -> Callable:
 
 
 CACHE_MIN_SCAN = 5_000  # rows a query must scan before its result is cached
-
-
-@dataclass(slots=True)
-class ListWork:
-    """What one list call made the database do, for the cost model (limits.py)."""
-
-    touched: int = 0  # rows counted for `total` and skipped by the offset; a keyset call, one page
-    served: int = 0  # rows on the page
-
-
-# Set by the dispatcher around one call; every QueryEngine.run adds to it.
-LIST_WORK: ContextVar[ListWork | None] = ContextVar("list_work", default=None)
-
-
-def _book(touched: int, served: int) -> None:
-    work = LIST_WORK.get()
-    if work is not None:
-        work.touched += touched
-        work.served += served
 
 
 class QueryEngine:
