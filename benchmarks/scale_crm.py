@@ -65,11 +65,15 @@ class Emulator:
             self.process.wait()
 
 
-def start_emulator(crm: str, customers: int, seed: int, today: str, time_scale: float) -> Emulator:
-    """`python -m emulators.<crm> ... --rate-limit on` in its own process; returns once it serves."""
+def start_emulator(crm: str, customers: int, seed: int, today: str, time_scale: float,
+                   cost_model: str = "real") -> Emulator:
+    """`python -m emulators.<crm> ... --rate-limit on` in its own process; returns once it serves.
+
+    Bitrix24's `cost_model`: "real" bills each call the portal's time (operating-time limit, 60-s cut).
+    """
     common = ["--customers", str(customers), "--seed", str(seed), "--today", today, "--rate-limit", "on"]
     if crm == "bitrix":
-        args = ["-m", "emulators.bitrix", *common, "--time-scale", str(time_scale)]
+        args = ["-m", "emulators.bitrix", *common, "--time-scale", str(time_scale), "--cost-model", cost_model]
         wanted = ("BITRIX_WEBHOOK_URL",)
     else:
         args = ["-m", "emulators.amocrm", *common, "--requests-per-second", str(AMOCRM_RPS * time_scale)]
@@ -93,11 +97,55 @@ def make_adapter(emulator: Emulator, time_scale: float):
         from connector.bitrix import BitrixAdapter
 
         return BitrixAdapter(emulator.settings["BITRIX_WEBHOOK_URL"], requests_per_second=BITRIX_RPS * time_scale,
-                             request_pool=BITRIX_POOL)
+                             request_pool=BITRIX_POOL, budget=scaled_budget(time_scale))
     from connector.amocrm import AmoAdapter
 
     return AmoAdapter(emulator.settings["AMOCRM_BASE_URL"], access_token=emulator.settings["AMOCRM_ACCESS_TOKEN"],
                       requests_per_second=AMOCRM_RPS * time_scale)
+
+
+def scaled_budget(time_scale: float):
+    """The adapter's operating-time budget on the emulator's clock: 10-minute windows last 600 / T s,
+    and the longest wait it sits through shrinks alike."""
+    from connector.bitrix.budget import MAX_WAIT_SECONDS, WINDOW_SECONDS, OperatingBudget
+
+    return OperatingBudget(window_seconds=WINDOW_SECONDS / time_scale, max_wait_seconds=MAX_WAIT_SECONDS / time_scale)
+
+
+def offset_bitrix_read(emulator: Emulator, time_scale: float) -> dict:
+    """The old way on the same portal: fast-bitrix24's get_all of the won deals, `start` = 0, 50, 100...
+    (the first call learns `total`, then 50 offsets a batch). Returns what it read and how it ended."""
+    import asyncio
+
+    import aiohttp
+    from fast_bitrix24 import BitrixAsync
+
+    statuses: Counter[int] = Counter()
+
+    async def answered(_session, _ctx, params) -> None:
+        statuses[params.response.status] += 1
+
+    async def read() -> list:
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(answered)
+        async with aiohttp.ClientSession(raise_for_status=True, trace_configs=[trace]) as session:
+            bx = BitrixAsync(emulator.settings["BITRIX_WEBHOOK_URL"], verbose=False, client=session,
+                             requests_per_second=BITRIX_RPS * time_scale, request_pool_size=BITRIX_POOL)
+            with bx.slow(1):
+                return await bx.get_all("crm.deal.list", {"filter": {"STAGE_SEMANTIC_ID": "S"},
+                                                          "select": ["ID", "CONTACT_ID", "OPPORTUNITY"]})
+
+    started = time.monotonic()
+    loop = asyncio.new_event_loop()
+    outcome, rows = "completed", 0
+    try:
+        rows = len(loop.run_until_complete(read()))
+    except Exception as exc:  # what the script would have died of
+        outcome = f"{type(exc).__name__}: {str(exc).split(', url=')[0][:160]}"
+    finally:
+        loop.close()
+    return {"deals_read": rows, "outcome": outcome, "seconds": round(time.monotonic() - started, 1),
+            "http_statuses": {str(k): v for k, v in sorted(statuses.items())}}
 
 
 def pull_bound(crm: str, pulled: dict, *, deals_read: int | None = None) -> tuple[dict[str, int], int]:

@@ -7,10 +7,15 @@ sample portal. Each sync runs in a child process, so its peak RSS is its own. On
 
     python benchmarks/scale_sync.py                       # Bitrix24, 200,000 customers (~1.2M deals), ~22 min
     python benchmarks/scale_sync.py --crm amocrm --naive-customers 0     # amoCRM, same 200,000 customers
+    python benchmarks/scale_sync.py --naive-customers 0 --offset-reading # + the old start+50 paging, same portal
 
-Lines: {"run": "setup"|"full"|"incremental"|"naive_vs_ours", "crm", "items", "requests",
+Bitrix24 runs under the emulator's real cost model by default (`--cost-model real`): every call is
+billed the portal's operating time, a method past 480 s in 10 minutes is refused, a request past
+60 s is cut; each sync line then says the highest 10-minute sum any method reached.
+
+Lines: {"run": "setup"|"full"|"incremental"|"offset_reading"|"naive_vs_ours", "crm", "items", "requests",
 "lower_bound_requests", "ratio", "wall_seconds", "api_seconds" (requests at the real limit),
-"peak_rss_mb", ...}; see BENCHMARKS.md for the fields and the figures.
+"peak_rss_mb", "operating_peak_seconds", ...}; see BENCHMARKS.md for the fields and the figures.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from scale_crm import (  # noqa: E402
     Emulator,
     make_adapter,
     naive_bitrix_pull,
+    offset_bitrix_read,
     pull_bound,
     start_emulator,
 )
@@ -85,7 +91,9 @@ def sync_child(args: argparse.Namespace) -> None:
         adapter.close()
         state.close()
     stats = report.stats
+    budget = getattr(getattr(adapter, "client", None), "budget", None)
     out = {"mode": args.mode, "pulled": stats.get("pulled", {}), "requests": stats.get("requests", 0),
+           "waited_for_operating_seconds": round(budget.waited, 1) if budget is not None else None,
            "planned": stats.get("planned", 0), "written": stats.get("written", 0), "failed": stats.get("failed", 0),
            "skipped": stats.get("skipped", 0), "customers_evaluated": len(report.evaluation.customers),
            "seconds": round(time.perf_counter() - started, 1),
@@ -129,10 +137,17 @@ def report_sync(crm: str, emulator, result: dict, time_scale: float, *, changed:
         line["changed_deals"] = changed
         line["overlap_rereads"] = max(0, pulled.get("purchases", 0) + pulled.get("removed", 0) - changed)
     if crm == "bitrix":  # pages per list against ceil(items / 50): product rows never cost a call per deal
-        commands = stats.get("commands", {})
+        commands, lists = stats.get("commands", {}), stats.get("list_calls", {})
         pages = {"customers": "crm.contact.list", "deals": "crm.deal.list", "product_rows": "crm.item.productrow.list"}
-        line["commands"] = {k: {"sent": commands.get(m, 0), "pages_needed": max(1, math.ceil(items[k] / 50))}
+        line["commands"] = {k: {"sent": commands.get(m, 0), "pages_needed": max(1, math.ceil(items[k] / 50)),
+                                "past_the_end": lists.get(m, {}).get("unresolved", 0),
+                                "counted_or_offset": lists.get(m, {}).get("counted", 0) + lists.get(m, {}).get("offset", 0)}
                             for k, m in pages.items()}
+        operating = stats.get("operating", {})
+        line["operating_peak_seconds"] = {m: v["peak"] for m, v in sorted(operating.items(), key=lambda x: -x[1]["peak"])[:6]}
+        line["operating_limit_seconds"] = 480
+        line["refused"] = stats.get("refused", {})
+        line["waited_for_operating_seconds"] = result.get("waited_for_operating_seconds")
     return line
 
 
@@ -149,11 +164,12 @@ def won_deal_sample(state: Path, crm: str, share: float) -> list[str]:
 
 def bench_crm(args: argparse.Namespace) -> None:
     emit = lambda line: print(json.dumps(line, ensure_ascii=False), flush=True)  # noqa: E731
-    emulator = start_emulator(args.crm, args.customers, args.seed, args.today, args.time_scale)
+    emulator = start_emulator(args.crm, args.customers, args.seed, args.today, args.time_scale, args.cost_model)
     try:
         stats = emulator.stats()
         emit({"bench": "scale_sync", "run": "setup", "crm": args.crm, "customers": args.customers,
               "objects": stats["objects"], "time_scale": args.time_scale, "seed": args.seed, "today": args.today,
+              "cost_model": args.cost_model if args.crm == "bitrix" else None,
               "emulator_start_seconds": emulator.started_seconds, "emulator_peak_rss_mb": emulator.rss_mb()})
         with tempfile.TemporaryDirectory(prefix="rs-scale-") as tmp:
             state = Path(tmp) / "state.db"
@@ -168,15 +184,33 @@ def bench_crm(args: argparse.Namespace) -> None:
             emulator.reset_stats()
             incremental = run_child(args.crm, emulator, "incremental", state, args.today, args.time_scale)
             emit(report_sync(args.crm, emulator, incremental, args.time_scale, changed=len(sample)))
+        if args.crm == "bitrix" and args.offset_reading:
+            emit(offset_reading(emulator, args))
     finally:
         emulator.stop()
     if args.crm == "bitrix" and args.naive_customers:
         emit(naive_vs_ours(args))
 
 
+def offset_reading(emulator, args: argparse.Namespace) -> dict:
+    """The same big portal read the old way (start = 0, 50, 100...), its operating time fresh."""
+    emulator.reset_stats()
+    read = offset_bitrix_read(emulator, args.time_scale)
+    stats = emulator.stats()
+    lists = stats.get("list_calls", {}).get("crm.deal.list", {})
+    return {"bench": "scale_sync", "run": "offset_reading", "crm": "bitrix", "cost_model": args.cost_model,
+            "time_scale": args.time_scale, **read, "requests": stats["requests_total"],
+            "deal_list_calls": {k: lists.get(k, 0) for k in ("counted", "offset", "keyset")},
+            "operating_peak_seconds": {m: v["peak"] for m, v in stats.get("operating", {}).items()},
+            "refused": stats.get("refused", {})}
+
+
 def naive_vs_ours(args: argparse.Namespace) -> dict:
-    """The same portal pulled twice: our adapter, then fast-bitrix24 get_all + one productrows.get per deal."""
-    emulator = start_emulator("bitrix", args.naive_customers, args.seed, args.today, args.time_scale)
+    """The same portal pulled twice: our adapter, then fast-bitrix24 get_all + one productrows.get per deal.
+
+    A count of requests, so the portal bills no operating time (`--cost-model off`): under the real
+    model the naive script's offset pages are cut at 60 s (see the offset_reading line)."""
+    emulator = start_emulator("bitrix", args.naive_customers, args.seed, args.today, args.time_scale, "off")
     try:
         emulator.reset_stats()
         adapter = make_adapter(emulator, args.time_scale)
@@ -212,6 +246,10 @@ def main() -> None:
     ap.add_argument("--time-scale", type=float, default=None,
                     help="rate limits run this many times faster (default: 3 for Bitrix24, 4 for amoCRM)")
     ap.add_argument("--changed", type=float, default=0.01, help="share of won deals changed before the incremental")
+    ap.add_argument("--cost-model", choices=("real", "off"), default="real",
+                    help="Bitrix24 emulator: bill the portal's operating time (real) or a fixed time (off)")
+    ap.add_argument("--offset-reading", action="store_true",
+                    help="Bitrix24: also read the won deals the old way (start+50, fast-bitrix24 get_all) on the same portal")
     ap.add_argument("--naive-customers", type=int, default=20_000,
                     help="portal size for the fast-bitrix24 comparison (0: skip; it costs one command per deal)")
     ap.add_argument("--child", choices=("full", "incremental"), help=argparse.SUPPRESS)

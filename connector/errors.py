@@ -63,9 +63,13 @@ class CsvInputError(InputError):
 
 
 class CrmError(RepeatSalesError):
-    """A CRM call failed. Carries no URL (webhook URLs are secrets) and a cut, redacted body."""
+    """A CRM call failed. Carries no URL (webhook URLs are secrets) and a cut, redacted body.
+
+    `resume_at`: set by an adapter whose pull stopped at a clean point: where the next run goes on.
+    """
 
     retryable = False
+    resume_at: dict | None = None
 
     def __init__(self, message: str, *, crm: str = "", method: str = "", status: int | None = None,
                  crm_code: str = "", hint: str = "") -> None:

@@ -223,6 +223,23 @@ class State:
         self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
                         (account, cursor.modified_since, time.time()))
 
+    # --- an interrupted pull ---------------------------------------------------------------
+
+    def pull_position(self, account: str) -> dict | None:
+        """Where the account's last pull stopped before its end (None: it ended, or never stopped)."""
+        row = self.db.execute("SELECT value FROM meta WHERE name=?", (f"pull_position:{account}",)).fetchone()
+        try:
+            return json.loads(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def save_pull_position(self, account: str, position: dict | None) -> None:
+        if position is None:
+            self.db.execute("DELETE FROM meta WHERE name=?", (f"pull_position:{account}",))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            (f"pull_position:{account}", json.dumps(position, ensure_ascii=False)))
+
     # --- snapshot --------------------------------------------------------------------------
 
     def absorb(self, account: str, page: PullPage, run_id: int) -> None:

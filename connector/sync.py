@@ -133,15 +133,23 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
 
 
 def pull_into_state(run: Run, *, full: bool) -> dict:
-    """Stream the CRM's changes into the local snapshot; the cursor moves only after the last page."""
+    """Stream the CRM's changes into the local snapshot; the cursor moves only after the last page.
+
+    A pull the CRM stopped at a clean point (its error carries `resume_at`) keeps that position; the
+    next pull of the same kind goes on from it instead of starting over, under the first run's id.
+    """
     adapter, state, account = run.adapter, run.state, run.account
     cursor = None if full else state.cursor(account)
+    mode, since = ("full", "") if cursor is None else ("incremental", cursor.modified_since)
+    saved = None if run.dry_run else state.pull_position(account)
+    resume = saved if saved and saved.get("mode") == mode and saved.get("since") == since else None
+    pull_run = int(resume["run_id"]) if resume else run.id
     counts: Counter[str] = Counter()
     requests_before = adapter.request_count()
-    last_cursor = resume = None
+    last_cursor = page_resume = None
     try:
-        for page in adapter.pull(cursor):
-            state.absorb(account, page, run.id)
+        for page in adapter.pull(cursor, **({"resume_at": resume["position"]} if resume else {})):
+            state.absorb(account, page, pull_run)
             counts["customers"] += len(page.customers)
             counts["purchases"] += len(page.purchases)
             counts["line_items"] += sum(len(p.items) for p in page.purchases)
@@ -149,20 +157,29 @@ def pull_into_state(run: Run, *, full: bool) -> dict:
             counts["removed"] += len(page.removed_purchase_ids)
             counts["skipped_records"] += page.skipped
             last_cursor = page.cursor or last_cursor
-            resume = page.resume or resume
+            page_resume = page.resume or page_resume
             run.progress(f"pulled {counts['customers']} customers, {counts['purchases']} purchases "
                          f"({adapter.request_count()} requests)")
     except CrmError as exc:  # a limit, a block, a bad answer: what was read stays, the next run goes on from there
-        if resume is not None and not run.dry_run:
-            state.save_cursor(account, resume)
+        if exc.resume_at is not None and not run.dry_run:  # the CRM's own position (Bitrix24 keyset)
+            state.save_pull_position(account, {"mode": mode, "since": since, "run_id": pull_run,
+                                               "position": exc.resume_at})
+            exc.hint = "; ".join(x for x in (exc.hint, "the pull stopped at a saved position and nothing was "
+                                             "written: the next run goes on from there") if x)
+        elif page_resume is not None and not run.dry_run:  # a cursor the pages carried (amoCRM)
+            state.save_cursor(account, page_resume)
             exc.hint = "; ".join(x for x in (exc.hint, "what was read is kept: the next run resumes there") if x)
         raise
     if cursor is None:  # a full read: what the CRM no longer holds leaves the snapshot
-        counts["removed"] += state.drop_unseen_purchases(account, run.id)
+        counts["removed"] += state.drop_unseen_purchases(account, pull_run)
     if last_cursor is not None and not run.dry_run:
         state.save_cursor(account, last_cursor)
+    if saved is not None and not run.dry_run:
+        state.save_pull_position(account, None)
     counts["requests"] = adapter.request_count() - requests_before
-    counts["mode"] = "full" if cursor is None else "incremental"  # type: ignore[assignment]
+    counts["mode"] = mode  # type: ignore[assignment]
+    if resume:
+        counts["resumed"] = 1
     return dict(counts)
 
 

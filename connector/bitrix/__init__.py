@@ -9,16 +9,10 @@ from zoneinfo import ZoneInfo
 
 from connector.adapter import WritebackAdapter
 from connector.bitrix import mapping
+from connector.bitrix.budget import OperatingBudget
 from connector.bitrix.client import BitrixClient
-from connector.bitrix.pull import (
-    DEALS_PER_ROWS_READ,
-    PagedRead,
-    Pager,
-    list_pages,
-    rows_read,
-    since_filter,
-    take_rows,
-)
+from connector.bitrix.pull import KeysetRead, list_pages
+from connector.bitrix.reading import PortalRead
 from connector.bitrix.writeback import BitrixWriteback
 from connector.crm import BatchPolicy, Cursor, PullPage
 from connector.errors import CrmRecordError
@@ -44,10 +38,11 @@ class BitrixAdapter(WritebackAdapter):
     def __init__(self, webhook_url: str, *, customer_key: str = "contact", timezone: str | None = None,
                  requests_per_second: float = 2.0, request_pool: int = 50, write_batch: int = 50,
                  fallback_user_id: int | None = None, oauth_token=None, gender_field: str = mapping.HONORIFIC,
-                 gender_values: dict[str, str] | None = None) -> None:
-        # oauth_token: the local app's async token function (webhook_url is then the portal's /rest/ root)
+                 gender_values: dict[str, str] | None = None, budget: OperatingBudget | None = None) -> None:
+        # oauth_token: the local app's async token function (webhook_url is then the portal's /rest/ root);
+        # budget: the portal's operating-time limits as this adapter lives within them (budget.py)
         self.client = BitrixClient(webhook_url, requests_per_second=requests_per_second,
-                                   request_pool=request_pool, oauth_token=oauth_token)
+                                   request_pool=request_pool, oauth_token=oauth_token, budget=budget)
         self.customer_key = customer_key
         self.tz = ZoneInfo(timezone) if timezone else None
         self.batch = BatchPolicy(size=write_batch)
@@ -60,74 +55,40 @@ class BitrixAdapter(WritebackAdapter):
 
     # --- pull ----------------------------------------------------------------------------
 
-    def pull(self, since: Cursor | None) -> Iterator[PullPage]:
+    contact_select, company_select, deal_select = CONTACT_SELECT, COMPANY_SELECT, DEAL_SELECT
+
+    def pull(self, since: Cursor | None, resume_at: dict | None = None) -> Iterator[PullPage]:
         """Catalogue, customers, then won deals with their product rows, streamed batch by batch.
 
         Full: won deals only. Incremental: every deal changed since the cursor, so a won deal that
-        was reopened or lost leaves the history (`removed_purchase_ids`). Every page of every list
-        shares one queue (`Pager`), so each request carries 50 commands; raw deals wait in memory
-        only until their rows read is in (a few thousand at most).
+        was reopened or lost leaves the history (`removed_purchase_ids`). Every list is read by
+        keyset, 50 pages a request (pull.py). A CrmError carries `resume_at`, where the next run
+        goes on when it passes that back (reading.py).
         """
-        changed = since_filter(since.modified_since if since else None, mapping.moment)
-        customer_method, select, to_customer = (
-            ("crm.company.list", COMPANY_SELECT, mapping.customer_from_company)
-            if self.customer_key == "company" else
-            ("crm.contact.list", CONTACT_SELECT, lambda raw: mapping.customer_from_contact(raw, self.gender)))
-        pager = Pager(self.client)
-        catalogue = [pager.add(read) for read in (
-            PagedRead("sections", "crm.productsection.list", {"select": ["ID", "NAME"]}, optional=True, priority=0),
-            PagedRead("cycle", "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}},
-                      optional=True, priority=0),
-            PagedRead("products", "crm.product.list", {"select": PRODUCT_SELECT}, priority=0),
-            PagedRead("users", "user.get", {}, optional=True, priority=0))]
+        return PortalRead(self, since, resume_at).pages()
+
+    def catalogue_reads(self) -> list[KeysetRead]:
+        reads = [
+            KeysetRead("sections", "crm.productsection.list", {"select": ["ID", "NAME"]}, optional=True, priority=0),
+            KeysetRead("cycle", "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}},
+                       optional=True, priority=0),
+            KeysetRead("products", "crm.product.list", {"select": PRODUCT_SELECT}, priority=0),
+            KeysetRead("users", "user.get", {}, optional=True, priority=0)]
         if self.customer_key == "contact" and self.gender.field_name == mapping.HONORIFIC:
             # this portal's names of the HONORIFIC ids; it rides in the first batch, before any contact
-            pager.add(PagedRead("honorific", "crm.status.list", {"filter": {"ENTITY_ID": mapping.HONORIFIC}},
-                                optional=True, priority=0))
-        pager.add(PagedRead("customers", customer_method, {"filter": changed, "select": select}, priority=2))
-        # incremental: every changed deal (a won deal may have been reopened); full: won deals only
-        deals = pager.add(PagedRead("deals", "crm.deal.list", {
-            "filter": dict(changed) if since else {"STAGE_SEMANTIC_ID": mapping.WON}, "select": DEAL_SELECT},
-            priority=3))
-        raw_catalogue: dict[str, list[dict]] = {read.label: [] for read in catalogue}
-        products: dict[str, Product] | None = None
-        waiting: list[dict] = []  # won deals not yet in a rows read
-        held: list[Purchase] = []  # purchases complete before the catalogue (their categories wait)
-        high_water = _HighWater(since.modified_since if since else "")
-        for results in pager.batches():
-            page = PullPage()
-            for result in results:
-                label = result.read.label
-                if label == "honorific":
-                    self.gender.learn_honorifics(result.rows)
-                elif label in raw_catalogue:
-                    raw_catalogue[label].extend(result.rows)
-                elif label == "rows":
-                    group = take_rows(result)
-                    if result.last:
-                        held += self._map(group.deals, lambda raw, g=group: mapping.purchase_from_deal(
-                            raw, g.rows[mapping.text(raw.get("ID"))], self.customer_key, self.tz), page)
-                else:
-                    high_water.see(result.rows)
-                    if label == "customers":
-                        page.customers += self._map(result.rows, to_customer, page)
-                        continue
-                    for raw in result.rows:
-                        if mapping.text(raw.get("STAGE_SEMANTIC_ID")) == mapping.WON:
-                            waiting.append(raw)
-                        else:
-                            page.removed_purchase_ids.append(mapping.text(raw.get("ID")))
-            while len(waiting) >= DEALS_PER_ROWS_READ or (waiting and deals.finished):
-                pager.add(rows_read(waiting[:DEALS_PER_ROWS_READ], priority=1))
-                waiting = waiting[DEALS_PER_ROWS_READ:]
-            if products is None and all(read.finished for read in catalogue):
-                products = self._catalogue(raw_catalogue, page)
-            if products is not None and held:
-                page.purchases, held = [_with_categories(p, products) for p in held], []
-            page.cursor = high_water.cursor()
-            yield page
+            reads.append(KeysetRead("honorific", "crm.status.list", {"filter": {"ENTITY_ID": mapping.HONORIFIC}},
+                                    optional=True, priority=0))
+        return reads
 
-    def _catalogue(self, raw: dict[str, list[dict]], page: PullPage) -> dict[str, Product]:
+    def to_customer(self, raw: dict) -> Customer:
+        if self.customer_key == "company":
+            return mapping.customer_from_company(raw)
+        return mapping.customer_from_contact(raw, self.gender)
+
+    def to_purchase(self, raw: dict, rows: list[dict], products: dict[str, Product]) -> Purchase:
+        return _with_categories(mapping.purchase_from_deal(raw, rows, self.customer_key, self.tz), products)
+
+    def catalogue(self, raw: dict[str, list[dict]], page: PullPage) -> dict[str, Product]:
         """Products with their section (category) and cycle property; active users on the side."""
         sections = {mapping.text(r.get("ID")): mapping.text(r.get("NAME")) for r in raw["sections"]}
         cycle_field = next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in raw["cycle"]
@@ -135,11 +96,12 @@ class BitrixAdapter(WritebackAdapter):
         if raw["users"]:
             self._active_users = (self._active_users or set()) | {
                 mapping.text(r.get("ID")) for r in raw["users"] if str(r.get("ACTIVE")).lower() in ("true", "y", "1")}
-        page.products = self._map(raw["products"], lambda r: mapping.product_from_raw(r, sections, cycle_field), page)
+        page.products = self.map_records(raw["products"], lambda r: mapping.product_from_raw(r, sections, cycle_field),
+                                         page)
         return {p.id: p for p in page.products}
 
     @staticmethod
-    def _map(rows: list[dict], to_record, page: PullPage) -> list:
+    def map_records(rows: list[dict], to_record, page: PullPage) -> list:
         """Map each raw record; one that cannot be mapped is skipped and counted, never fatal."""
         out = []
         for raw in rows:
@@ -168,32 +130,6 @@ class BitrixAdapter(WritebackAdapter):
 
     def close(self) -> None:
         self.client.close()
-
-
-class _HighWater:
-    """The latest DATE_MODIFY seen, compared as moments whatever offset each was written in."""
-
-    def __init__(self, start: str) -> None:
-        self.value, self.stamp = start, _stamp(start) if start else 0.0
-
-    def see(self, rows: list[dict]) -> None:
-        for raw in rows:
-            value = mapping.text(raw.get("DATE_MODIFY"))
-            if value and value != self.value:
-                stamp = _stamp(value)
-                if stamp > self.stamp:
-                    self.value, self.stamp = value, stamp
-
-    def cursor(self) -> Cursor | None:
-        return Cursor(self.value) if self.value else None
-
-
-def _stamp(value: str) -> float:
-    try:
-        moment = mapping.moment(value, field="DATE_MODIFY")
-    except CrmRecordError:
-        return 0.0
-    return moment.timestamp() if moment else 0.0
 
 
 def _with_categories(purchase: Purchase, products: dict[str, Product]) -> Purchase:

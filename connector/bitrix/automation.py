@@ -256,7 +256,8 @@ class WorkflowWriter:
         customers = sorted(c for c in by_customer if c.isdigit())
         found: dict[str, list[int]] = {}
         groups = [{f"m{c}": ("crm.timeline.comment.list", {
-            "filter": {"ENTITY_ID": int(c), "ENTITY_TYPE": self.kind}, "select": ["ID", "COMMENT"]})}
+            "filter": {"ENTITY_ID": int(c), "ENTITY_TYPE": self.kind}, "select": ["ID", "COMMENT"],
+            "order": {"ID": "ASC"}})}
             for c in customers]
         if not groups:
             return found

@@ -100,7 +100,7 @@ class CardWriter:
         ids = sorted(by_customer, key=lambda x: (len(x), x))
         select = ["ID", *CARD_UFS.values()]
         groups = [{f"r{n}": (f"crm.{self.entity}.list", {"filter": {"@ID": ids[n:n + IDS_PER_READ]},
-                                                         "select": select})}
+                                                         "select": select, "order": {"ID": "ASC"}})}
                   for n in range(0, len(ids), IDS_PER_READ)]
         found: dict[str, CrmRef] = {}
         if not groups:

@@ -11,8 +11,13 @@ from emulators.kit import standalone
 def build_parser() -> argparse.ArgumentParser:
     p = standalone.base_parser("bitrix", "Local Bitrix24 portal emulator (synthetic shop).")
     p.add_argument("--time-scale", type=float, default=1.0, help="speed of the rate-limit clocks")
+    p.add_argument("--cost-model", choices=("real", "off"), default="real",
+                   help="real: bill each call the portal's time (counting, offsets; 60-s cut); off: a fixed time")
     p.add_argument("--operating-limit", type=float, default=None,
-                   help="per-method operating seconds per 10 min before 429 (default off)")
+                   help="per-method operating seconds per 10 min before 429 (default 480 with the real "
+                        "cost model, none with off; 0 = none)")
+    p.add_argument("--batch-billing", choices=("inner", "whole"), default="inner",
+                   help="inner: each batch command billed to its method (the docs); whole: to `batch`")
     p.add_argument("--webhook-admin", type=standalone.on_off, default=True,
                    help="yes|no: the webhook's user (and the app's installer) is a portal administrator")
     p.add_argument("--scopes", default=None,
@@ -36,6 +41,7 @@ def run_standalone(argv: list[str] | None = None, out=None) -> int:
     return standalone.serve(args, lambda: BitrixEmulator(
         customers=args.customers, seed=args.seed, today=args.today, rate_limit=args.rate_limit,
         latency_ms=args.latency_ms, faults=args.faults, host=args.host, port=args.port,
-        time_scale=args.time_scale, operating_limit_seconds=args.operating_limit,
-        webhook_admin=args.webhook_admin, scopes=args.scopes, mailbox=args.mailbox),
+        time_scale=args.time_scale, operating_limit_seconds=args.operating_limit, cost_model=args.cost_model,
+        batch_billing=args.batch_billing, webhook_admin=args.webhook_admin, scopes=args.scopes,
+        mailbox=args.mailbox),
         settings, "Bitrix24 emulator", out)

@@ -1,24 +1,43 @@
-"""Run one REST call or a `batch` of them against the portal.
+"""Run one REST call or a `batch` of them against the portal, and bill each its operating time.
 
 Doc: settings/how-to-call-rest-api/batch.md - up to 50 commands (`cmd` object or array of
 `method?query` strings), `halt`, `$result[cmd][field]` chaining, HTTP 200 with
 result / result_error / result_total / result_next / result_time (empty parts as `[]`),
 and a nested `batch` failing as that command's error.
+Doc: settings/performance/limits.md - each method's time is summed; inner commands are billed to
+their own methods, the outer `batch` is not (`batch_billing="inner"`). A self-hosted portal was
+measured billing the whole request to `batch`, every inner `operating` the request-wide sum
+(b24jssdk PR #539): `batch_billing="whole"` plays that. A request over 60 s is cut (`RequestCut`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 from emulators.kit import Faults, RequestStats
 
-from .limits import OperatingMeter
+from .limits import LIST_WORK, REQUEST_CUT_SECONDS, CostModel, ListWork, OperatingMeter
 from .methods import lookup
-from .protocol import ApiError, as_yn, ci_get, fault_error, method_not_found, parse_php_query, time_block
+from .protocol import (
+    ApiError,
+    as_int,
+    as_yn,
+    ci_get,
+    fault_error,
+    method_not_found,
+    operation_time_limit,
+    parse_php_query,
+    time_block,
+)
 from .registry import Listing
 from .rights import check_scope
 from .store import Portal
+
+BATCH_BILLING = ("inner", "whole")
+# Listings that take no `order` and no `start` at all (Doc: crm/universal/category/crm-category-list.md)
+NOT_PAGED = {"crm.category.list"}
 
 MAX_BATCH = 50
 _REF = re.compile(r"\$(result|result_total|result_next)((?:\[[^\]]*\])+)")
@@ -32,16 +51,85 @@ class Outcome:
         self.result, self.total, self.next, self.time = result, total, nxt, time_
 
 
+class RequestCut(Exception):
+    """The request's calls ran past 60 s: the portal stops it and answers its gateway's timeout page."""
+
+
+class RequestClock:
+    """Seconds one HTTP request has kept the portal busy so far (modelled, never slept)."""
+
+    __slots__ = ("spent",)
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+
+    def add(self, seconds: float) -> float:
+        """Book `seconds`; raise RequestCut once past the cut, having booked only up to it. Returns the booked part."""
+        room = REQUEST_CUT_SECONDS - self.spent
+        if seconds > room:
+            self.spent = REQUEST_CUT_SECONDS
+            raise RequestCut(max(room, 0.0))
+        self.spent += seconds
+        return seconds
+
+
+class ListLog:
+    """How list methods were called: keyset (`start=-1`), counted (`start=0` or none), offset
+    (`start>0`), without an explicit order, with a `$result` reference the batch could not resolve
+    (`unresolved`: a chain's pages past its list's end), answered with no row (`empty`); and the rows
+    served to calls whose references resolved. What traffic tests assert on."""
+
+    KINDS = ("keyset", "counted", "offset", "unordered", "unresolved", "empty", "rows")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: dict[str, dict[str, int]] = {}
+
+    def record(self, method: str, params: dict, served: int, unresolved: bool = False) -> None:
+        start = as_int(ci_get(params, "start"), 0) or 0
+        kind = "keyset" if start < 0 else "offset" if start > 0 else "counted"
+        ordered = ci_get(params, "order") not in (None, "", [], {}) or ci_get(params, "sort") not in (None, "")
+        with self.lock:
+            entry = self.calls.setdefault(method, dict.fromkeys(self.KINDS, 0))
+            entry[kind] += 1
+            entry["unordered"] += 0 if ordered else 1
+            if unresolved:
+                entry["unresolved"] += 1
+                return
+            entry["empty"] += 0 if served else 1
+            entry["rows"] += served
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        with self.lock:
+            return {m: dict(v) for m, v in sorted(self.calls.items())}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+
+
 class Dispatcher:
-    def __init__(self, portal: Portal, meter: OperatingMeter, faults: Faults, stats: RequestStats) -> None:
+    def __init__(self, portal: Portal, meter: OperatingMeter, faults: Faults, stats: RequestStats,
+                 cost: CostModel | None = None, batch_billing: str = "inner") -> None:
+        if batch_billing not in BATCH_BILLING:
+            raise ValueError(f"batch billing {batch_billing!r}: use one of {', '.join(BATCH_BILLING)}")
         self.portal = portal
         self.meter = meter
         self.faults = faults
         self.stats = stats
+        self.cost = cost or CostModel("off", meter.per_call)
+        self.batch_billing = batch_billing
+        self.lists = ListLog()
+        self.refused: dict[str, int] = {}  # OPERATION_TIME_LIMIT answers and cut requests, by cause
 
-    def execute(self, method: str, params: dict) -> Outcome:
+    def refuse(self, cause: str) -> None:
+        self.refused[cause] = self.refused.get(cause, 0) + 1
+
+    def execute(self, method: str, params: dict, clock: RequestClock | None = None,
+                bill_to: str | None = None, unresolved: bool = False) -> Outcome:
         """One method call: 404 for unknown methods, 403 outside the caller's scopes, 429 when its
-        operating time is spent."""
+        method is blocked; its time is booked to `bill_to` (its own method unless a whole batch is
+        billed as one)."""
         if method == "batch":
             return self.batch(params)
         handler = lookup(method)
@@ -49,19 +137,39 @@ class Dispatcher:
             raise method_not_found()
         check_scope(method)
         if self.meter.blocked(method):
-            raise ApiError(429, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit")
+            self.refuse("OPERATION_TIME_LIMIT")
+            raise operation_time_limit()
+        clock = clock or RequestClock()
         start = time.time()
-        with self.portal.lock:
-            out = handler(self.portal, params)
-        finish = time.time()
-        operating, reset_at = self.meter.charge(method)
-        block = time_block(start, finish, operating, reset_at)
+        work = ListWork()
+        token = LIST_WORK.set(work)
+        try:
+            with self.portal.lock:
+                out = handler(self.portal, params)
+        finally:
+            LIST_WORK.reset(token)
+        seconds = self.cost.seconds(work.touched, method)
+        try:
+            clock.add(seconds)
+        except RequestCut as cut:  # the part that ran is billed all the same
+            self.meter.charge(bill_to or method, cut.args[0])
+            raise
+        operating, reset_at = self.meter.charge(bill_to or method, seconds)
+        finish = max(time.time(), start + seconds)
+        block = time_block(start, finish, operating, reset_at, processing=seconds)
         if isinstance(out, Listing):
+            if method not in NOT_PAGED:
+                self.lists.record(method, params, work.served, unresolved)
             return Outcome(out.result, out.total, out.next, block)
         return Outcome(out, None, None, block)
 
     def batch(self, params: dict) -> Outcome:
         start = time.time()
+        whole = self.batch_billing == "whole"
+        if whole and self.meter.blocked("batch"):
+            self.refuse("OPERATION_TIME_LIMIT")
+            raise operation_time_limit()
+        clock = RequestClock()
         cmd = ci_get(params, "cmd")
         halt = as_yn(ci_get(params, "halt", False))
         if isinstance(cmd, dict):
@@ -83,6 +191,7 @@ class Dispatcher:
             parsed.append((key, name, query))
         done: dict[str, dict] = {"result": {}, "result_error": {}, "result_total": {},
                                  "result_next": {}, "result_time": {}}
+        tails: set[str] = set()
         for key, name, query in parsed:
             try:
                 if name == "batch":
@@ -90,8 +199,13 @@ class Dispatcher:
                 status = self.faults.take([name], drop=False, whole_request=False)
                 if status is not None:
                     raise fault_error(int(status))
-                sub = _substitute(parse_php_query(query), done)
-                out = self.execute(name, sub)
+                raw = parse_php_query(query)
+                sub = _substitute(raw, done)
+                # a chain's page past its list's end: its reference is missing, or leads to such a page
+                unresolved = "$result" in query and (_has_ref(sub) or not _ref_labels(raw).isdisjoint(tails))
+                if unresolved:
+                    tails.add(key)
+                out = self.execute(name, sub, clock, bill_to="batch" if whole else None, unresolved=unresolved)
             except ApiError as err:
                 done["result_error"][key] = err.body()
                 if halt:
@@ -103,10 +217,15 @@ class Dispatcher:
             if out.next is not None:
                 done["result_next"][key] = out.next
             done["result_time"][key] = out.time
-        finish = time.time()
-        # The outer batch is not charged operating time; its commands are. Doc: settings/performance/limits.md
+        finish = max(time.time(), start + clock.spent)
+        if whole:  # every command reports the request-wide sum booked to `batch`
+            operating, reset_at = self.meter.current("batch")
+            for block in done["result_time"].values():
+                block["operating"], block["operating_reset_at"] = round(operating, 6), reset_at
+        else:  # the outer batch is not charged; its commands are. Doc: settings/performance/limits.md
+            operating, reset_at = 0.0, int(finish + self.meter.window)
         return Outcome({part: _php_array(values) for part, values in done.items()}, None, None,
-                       time_block(start, finish, 0.0, int(finish + 600)))
+                       time_block(start, finish, operating, reset_at, processing=clock.spent))
 
     def inner_methods(self, params: dict) -> list[str]:
         """Method names a batch carries (for per-method drops and latency)."""
@@ -139,6 +258,22 @@ def _resolve(done: dict, part: str, path: str):
         else:
             return None, False
     return node, True
+
+
+def _ref_labels(value) -> set[str]:
+    """The commands a command's parameters refer to (`$result[<label>]...`)."""
+    if isinstance(value, dict):
+        return set().union(*(_ref_labels(v) for v in value.values())) if value else set()
+    if isinstance(value, str) and "$result" in value:
+        return {_PARTS.findall(m.group(2))[0] for m in _REF.finditer(value)}
+    return set()
+
+
+def _has_ref(value) -> bool:
+    """A `$result[...]` reference left in the parameters after substitution."""
+    if isinstance(value, dict):
+        return any(_has_ref(v) for v in value.values())
+    return isinstance(value, str) and _REF.search(value) is not None
 
 
 def _substitute(value, done: dict):

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .limits import book_list_work as _book
 from .protocol import PAGE_SIZE, as_dict, as_float, as_int, as_list, as_yn, parse_datetime
 
 # Field kinds: how a filter value is read and how a value is written out. RAWINT / RAWNUM are
@@ -294,6 +295,7 @@ class QueryEngine:
                     page.append(row)
                     if len(page) == PAGE_SIZE:
                         break
+            _book(PAGE_SIZE, len(page))  # no COUNT: the cost of one page, whatever the list's size
             return page, 0, None
         if not preds and by_id and isinstance(candidates, range_ids):
             total = len(candidates)
@@ -311,6 +313,9 @@ class QueryEngine:
             total = len(matched)
             lo = q.start if q.start >= 0 else 0
             page = [rows[i] for i in matched[lo:lo + PAGE_SIZE] if i in rows]
+        # Doc: settings/performance/huge-data.md - start >= 0 counts every row the filter matches for
+        # `total`, then skips the offset; a keyset call on another order sorts them all
+        _book((total if q.start >= 0 else len(candidates)) + max(q.start, 0) + len(page), len(page))
         if q.start == -1:
             return page, 0, None
         nxt = q.start + PAGE_SIZE if q.start + PAGE_SIZE < total else None
@@ -349,7 +354,11 @@ class QueryEngine:
         for cond in q.conds:
             field, op, value = cond
             if field.name == id_field and op in ("gt", "ge", "lt", "le") and not isinstance(value, list | dict):
+                # a `$result[...]` reference a batch could not resolve reaches the database as text,
+                # which it compares as 0 (not documented; the cheap reading: the list's first page)
                 v = as_int(value)
+                if v is None and isinstance(value, str) and value.startswith("$result"):
+                    v = 0
                 if v is None:
                     residual.append(cond)
                 elif op == "gt":

@@ -19,7 +19,15 @@ from urllib.parse import SplitResult
 from emulators.kit import DROP, EmulatorHandler
 
 from .app_context import CALLER, resolve_caller
+from .dispatch import RequestCut
 from .protocol import ApiError, fault_error, parse_php_query, query_limit_exceeded
+
+# What a gateway shows when the portal's 60-s cut stops a request. Doc: settings/performance/limits.md
+CUT_PAGE = (b"<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out"
+            b"</h1></center><hr><center>nginx</center></body></html>")
+# A blocked or suspended portal answers a page for people, not JSON (fast-bitrix24 issue #216).
+BLOCKED_PAGE = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Портал заблокирован</title></head>"
+                "<body><h1>Портал временно недоступен</h1></body></html>").encode()
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import BitrixEmulator
@@ -74,12 +82,14 @@ class Handler(EmulatorHandler):
                 method = method[: -len(suffix)]
         params = self._params(query, body)
         emu.requests.count_request(method or "-")
-        drop = False
-        inner: list[str] = []
+        drop = truncate = False
+        inner: list[str] = emu.dispatcher.inner_methods(params) if method == "batch" else []
+        html_status = emu.bad_answers.take_html([method, *inner])
+        if html_status is not None:  # nothing runs: the portal is not serving REST at all
+            self.reply(html_status, BLOCKED_PAGE, content_type="text/html; charset=utf-8")
+            return
         try:
             caller = resolve_caller(emu, parts, params)  # webhook, or the app's `auth` token
-            if method == "batch":
-                inner = emu.dispatcher.inner_methods(params)
             if emu.bucket is not None and not emu.bucket.admit():
                 raise query_limit_exceeded()  # refused before it runs
             status = emu.faults.take([method], drop=False)
@@ -97,6 +107,7 @@ class Handler(EmulatorHandler):
                 CALLER.reset(context)
             # a queued drop strikes a request that ran, its method's or that of a command in its batch
             drop = emu.faults.take([method, *inner], fail=False) is not None or drop
+            truncate = emu.bad_answers.take_truncation([method, *inner])
             status, payload = 200, {"result": out.result}
             if out.next is not None:
                 payload["next"] = out.next
@@ -105,6 +116,11 @@ class Handler(EmulatorHandler):
             payload["time"] = out.time
         except ApiError as err:
             status, payload = err.status, err.body()
+        except RequestCut:  # what ran stays done and billed; the caller gets the gateway's page
+            emu.dispatcher.refuse("cut")
+            self.wait_until(started, emu.faults.latency([method, *inner]))
+            self.reply(504, CUT_PAGE, content_type="text/html")
+            return
         except Exception as exc:  # a bug in the emulator: answer like the portal's 500, say why on stderr
             traceback.print_exception(exc, file=sys.stderr)
             status, payload = 500, {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}
@@ -112,4 +128,12 @@ class Handler(EmulatorHandler):
         if drop:
             self.drop()
             return
+        if truncate:
+            self.reply_truncated(status, payload)
+            return
         self.reply(status, payload)
+
+    def reply_truncated(self, status: int, payload: object) -> None:
+        """JSON that stops half-way, sent as a whole body (PHP stopped while writing it)."""
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self.reply(status, data[: max(1, len(data) // 2)])

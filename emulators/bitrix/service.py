@@ -10,8 +10,9 @@ from emulators.kit import Emulator
 from emulators.shop import Shop, generate_shop
 
 from .app_context import AppContext
+from .bad_answers import BadAnswers
 from .dispatch import Dispatcher
-from .limits import LeakyBucket, OperatingMeter
+from .limits import OPERATING_LIMIT_SECONDS, CostModel, LeakyBucket, OperatingMeter
 from .protocol import PORTAL_TZ, local_ts
 from .rights import parse_scopes
 from .seed import seed_portal
@@ -31,10 +32,15 @@ class BitrixEmulator(Emulator):
         rate_limit: enforce the leaky bucket (`bucket_size` requests, draining
             `drain_per_second`).
         time_scale: speed of the rate-limit clocks: the bucket drains `time_scale` times faster
-            and operating-time windows last `600 / time_scale` s, so a benchmark can replay the
-            same protocol in less wall time (1.0 = real portal timing).
-        operating_limit_seconds: per-method operating-time limit over 10 minutes (None = off);
-            each call books `operating_per_call` seconds.
+            and operating-time windows (and blocks) last `600 / time_scale` s, so a benchmark can
+            replay the same protocol in less wall time (1.0 = real portal timing).
+        cost_model: "real" (default) bills each call the time the portal would spend on it: a list
+            call with start >= 0 ~21 us for each row counted and skipped, a keyset call one page,
+            and cuts a request past 60 s; "off" bills every call `operating_per_call` (limits.py).
+        operating_limit_seconds: per-method operating-time limit over 10 minutes; by default 480 s
+            with the real cost model, none with "off"; 0 or less = none.
+        batch_billing: "inner" (the docs: each command to its method) or "whole" (the request to
+            `batch`, as measured on a self-hosted portal).
         faults: share spec such as "503:0.2,429:0.1,500:0.05,drop:0.05".
         shop: a ready shop to seed instead of generating one; keep_shop=False drops it after
             seeding (saves memory at a million deals; `emu.store` stays the ground truth).
@@ -54,6 +60,7 @@ class BitrixEmulator(Emulator):
                  host: str = "127.0.0.1", port: int = 0, bucket_size: int = 50, drain_per_second: float = 2.0,
                  webhook_user: int = 1, webhook_token: str | None = None, *, time_scale: float = 1.0,
                  operating_limit_seconds: float | None = None, operating_per_call: float = 0.001,
+                 cost_model: str = "real", batch_billing: str = "inner",
                  shop: Shop | None = None, keep_shop: bool = True, webhook_admin: bool = True,
                  scopes: str | Iterable[str] | None = None, mailbox: bool = True) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port,
@@ -65,7 +72,12 @@ class BitrixEmulator(Emulator):
         self.time_scale = time_scale
         self.bucket_size, self.drain_per_second = bucket_size, drain_per_second
         self.bucket = LeakyBucket(bucket_size, drain_per_second, time_scale) if rate_limit else None
-        self.meter = OperatingMeter(operating_per_call, operating_limit_seconds, time_scale)
+        self.cost = CostModel(cost_model, operating_per_call)
+        if operating_limit_seconds is None and self.cost.real:
+            operating_limit_seconds = OPERATING_LIMIT_SECONDS
+        limit = operating_limit_seconds if operating_limit_seconds and operating_limit_seconds > 0 else None
+        self.meter = OperatingMeter(operating_per_call, limit, time_scale)
+        self.bad_answers = BadAnswers()
         self.store = Portal({i: name for i, name in enumerate(shop.pipelines)})
         self.store.webhook_user = webhook_user
         seed_portal(self.store, shop, self.store.clock())
@@ -75,7 +87,7 @@ class BitrixEmulator(Emulator):
         self.set_rights(admin=webhook_admin)
         # The shop is the ground truth of what was seeded; drop it for huge benchmark portals.
         self.shop: Shop | None = shop if keep_shop else None
-        self.dispatcher = Dispatcher(self.store, self.meter, self.faults, self.requests)
+        self.dispatcher = Dispatcher(self.store, self.meter, self.faults, self.requests, self.cost, batch_billing)
         # a local application's side of the portal: OAuth, install callback, events, robots
         self.app = AppContext(self)
         self.store.listeners.append(self.app.on_change)
@@ -96,6 +108,54 @@ class BitrixEmulator(Emulator):
         if self.bucket is not None:
             self.bucket.reset()
         self.meter.reset()
+        self.dispatcher.lists.reset()
+        self.dispatcher.refused.clear()
+
+    def extra_stats(self) -> dict:
+        """`list_calls` (keyset / counted / offset / unordered calls and rows served, per list method),
+        `operating` (per method: the highest 10-minute sum and all time booked) and `refused`
+        (OPERATION_TIME_LIMIT answers, requests cut at 60 s) since the last reset."""
+        return {"list_calls": self.dispatcher.lists.snapshot(), "operating": self.meter.snapshot(),
+                "refused": dict(self.dispatcher.refused)}
+
+    # ---- a busy portal, and answers that are not the portal's JSON ----
+    def add_operating(self, seconds: float, call: str | None = None) -> None:
+        """Every call of `call` (of every method, without) keeps the portal `seconds` longer: billed as
+        operating time and counted toward the 60-s cut, never slept. 0 takes it back."""
+        key = call.strip().lower() if call else None
+        if seconds:
+            self.cost.extra[key] = float(seconds)
+        else:
+            self.cost.extra.pop(key, None)
+
+    def answer_html(self, n: int | None = None, status: int = 200, call: str | None = None) -> None:
+        """The next n requests (all, with None, until `clear_faults`; those doing `call`, when given) get a
+        text/html page instead of JSON; nothing runs."""
+        self.bad_answers.answer_html(n, status, call)
+
+    def truncate_next(self, n: int, call: str | None = None) -> None:
+        """The next n requests (doing `call`, when given) run, then their JSON ends half-way."""
+        self.bad_answers.truncate_next(n, call)
+
+    def clear_faults(self) -> None:
+        super().clear_faults()
+        self.bad_answers.clear()
+        self.cost.extra.clear()
+
+    def apply_control(self, data: dict) -> None:
+        """The shared keys, plus `answer_html {n, status, call}`, `truncate_next {n, call}` and
+        `add_operating {seconds, call}`."""
+        super().apply_control(data)
+        html = data.get("answer_html")
+        if isinstance(html, dict):
+            n = html.get("n")
+            self.answer_html(None if n is None else int(n), int(html.get("status", 200)), html.get("call"))
+        cut = data.get("truncate_next")
+        if isinstance(cut, dict):
+            self.truncate_next(int(cut.get("n", 1)), cut.get("call"))
+        busy = data.get("add_operating")
+        if isinstance(busy, dict):
+            self.add_operating(float(busy.get("seconds", 0)), busy.get("call"))
 
     def set_rate_limit(self, on: bool) -> None:
         self.bucket = LeakyBucket(self.bucket_size, self.drain_per_second, self.time_scale) if on else None

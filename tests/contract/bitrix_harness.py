@@ -38,6 +38,11 @@ def pages(n: int) -> int:
     return max(1, math.ceil(n / PAGE))
 
 
+def keyset_pages(n: int) -> int:
+    """Keyset pages that read n rows: the full ones, then the short (maybe empty) one that ends the list."""
+    return n // 50 + 1
+
+
 class BitrixHarness(HarnessBase):
     name = "bitrix"
     emulator_class = BitrixEmulator
@@ -232,13 +237,23 @@ class BitrixHarness(HarnessBase):
         return min(sum(max(1, math.ceil(n / ROWS_PER_REQUEST)) for n in lists) + 1, len(seen.purchases) // 10)
 
     def list_requests(self, seen: Seen) -> dict[str, tuple[int, float]]:
-        """Per list: (commands used, most allowed). Rows come 250 deals per paged read, never per deal."""
-        commands = self.emulator.stats()["commands"]
+        """Per list: (keyset pages used, most allowed). Every list is read by keyset (`start=-1`, `>ID`): a
+        page per 50 rows and the short one that ends it, never a counted (`start >= 0`), offset or unordered
+        call; rows come 250 deals per read, never per deal."""
+        stats = self.emulator.stats()
+        commands, lists = stats["commands"], stats["list_calls"]
+
+        def used(method: str) -> int:  # pages served; references past a list's end resolve to nothing
+            calls = lists.get(method, {})
+            return calls.get("keyset", 0) - calls.get("unresolved", 0)
+
         deals = len(seen.purchases) + len(seen.removed)
-        return {"customers": (commands.get("crm.contact.list", 0), pages(len(seen.customers))),
-                "purchases": (commands["crm.deal.list"], pages(deals)),
-                "line items": (commands["crm.item.productrow.list"],
+        return {"customers": (used("crm.contact.list"), keyset_pages(len(seen.customers))),
+                "purchases": (used("crm.deal.list"), keyset_pages(deals)),
+                "line items": (used("crm.item.productrow.list"),
                                max(WITHIN * pages(seen.line_items), pages(seen.line_items) + math.ceil(deals / 250))),
+                "counted, offset or unordered list calls": (
+                    sum(c.get("counted", 0) + c.get("offset", 0) + c.get("unordered", 0) for c in lists.values()), 0),
                 "rows per deal": (commands.get("crm.deal.productrows.get", 0) + commands.get("crm.productrow.list", 0),
                                   0)}
 
