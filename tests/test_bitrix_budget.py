@@ -10,6 +10,7 @@ import pytest
 
 from connector.bitrix import BitrixAdapter
 from connector.bitrix.budget import OperatingBudget
+from connector.crm import Cursor
 from connector.errors import CrmRateLimited
 from connector.state import State
 from connector.sync import run_sync
@@ -17,9 +18,24 @@ from emulators.bitrix import BitrixEmulator
 from playbooks import load_playbook
 
 from .conftest import TODAY
-from .test_scale_requests import keyset_pages, pull_all
+from .contract.bitrix_harness import keyset_pages
 
 ROWS = "crm.item.productrow.list"
+
+
+def pull_all(adapter, since: Cursor | None = None) -> dict:
+    """Everything one pull brings, counted; the cursor it ends on."""
+    seen = {"customers": 0, "purchases": 0, "removed": 0, "line_items": 0, "products": 0}
+    cursor = None
+    for page in adapter.pull(since):
+        seen["customers"] += len(page.customers)
+        seen["purchases"] += len(page.purchases)
+        seen["removed"] += len(page.removed_purchase_ids)
+        seen["line_items"] += sum(len(p.items) for p in page.purchases)
+        seen["products"] += len(page.products)
+        cursor = page.cursor or cursor
+    seen["cursor"] = cursor
+    return seen
 
 
 def truth(portal) -> dict[str, int]:
