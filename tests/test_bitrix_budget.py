@@ -96,6 +96,18 @@ def test_a_short_block_is_waited_out_and_the_pull_goes_on(portal, where):
     assert_each_page_read_once(portal)
 
 
+def test_a_portal_that_keeps_refusing_ends_the_run_instead_of_sending_forever(portal):
+    portal.fail_next(100, 429)  # every request refused for its operating time, each block short
+    adapter = BitrixAdapter(portal.webhook_url, budget=OperatingBudget(window_seconds=0.05))
+    try:
+        with pytest.raises(CrmRateLimited) as stopped:
+            pull_all(adapter)
+    finally:
+        adapter.close()
+    assert stopped.value.resume_at is not None
+    assert portal.stats()["requests_total"] == 4, "the first request and three more after short blocks"
+
+
 @pytest.mark.parametrize("where", ["command", "request"])
 def test_a_long_block_ends_the_run_with_its_position_saved_and_the_next_run_goes_on(tmp_path, where):
     with BitrixEmulator(customers=600, seed=11, today=TODAY) as portal:

@@ -41,6 +41,7 @@ logging.getLogger("fast_bitrix24").setLevel(logging.WARNING)  # it logs params a
 PORTAL_CUT_SECONDS = 60  # Doc: settings/performance/limits.md - cloud requests are cut at 60 s
 REQUEST_TIMEOUT_SECONDS = 75  # a little longer than the portal's own cut, so that its answer comes first
 OPERATION_TIME_LIMIT = "OPERATION_TIME_LIMIT"  # Doc: settings/performance/limits.md, _includes/system-errors.md
+MAX_REFUSED_RESENDS = 3  # a request refused for its operating time is sent again after short blocks, this often
 BATCH_LIMIT = 50  # Doc: settings/how-to-call-rest-api/batch.md - at most 50 commands
 PAGE_SIZE = 50  # Doc: settings/how-to-call-rest-api/list-methods-pecularities.md
 
@@ -221,6 +222,7 @@ class BitrixClient:
         """
         params = dict(params or {})
         inner = _inner_methods(params) if method == "batch" else {}
+        refusals = 0
         while True:
             self.budget.pace([method, *inner.values()])
             try:
@@ -232,7 +234,8 @@ class BitrixClient:
                 self._session.rs_last_failure = ""  # type: ignore[attr-defined]
                 if error.crm_code == OPERATION_TIME_LIMIT:
                     self.budget.refused(method)
-                    if self.budget.wait_for([method]) <= self.budget.max_wait:
+                    refusals += 1
+                    if refusals <= MAX_REFUSED_RESENDS and self.budget.wait_for([method]) <= self.budget.max_wait:
                         continue  # paced above: waits out the block, then sends again
                 raise error from None
             break
