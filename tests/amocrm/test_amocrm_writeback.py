@@ -20,6 +20,7 @@ from connector.state import State
 from connector.sync import run_sync
 from emulators.amocrm.routes_writeback import SALESBOTS
 from playbooks import load_playbook
+from tests.contract.amocrm_harness import listing
 from tests.contract.harness import automation_playbook
 
 MARKER = re.compile(r"rs:(v\d+:\S+)")
@@ -27,20 +28,7 @@ BOTS = {name: bot for bot, name in SALESBOTS.items() if name in ("rs_feedback", 
 
 
 def get(emu, path: str, params: dict | None = None) -> list[dict]:
-    """Every item of a list, page by page."""
-    headers = {"Authorization": f"Bearer {emu.access_token}"}
-    rows, page = [], 1
-    while True:
-        r = requests.get(emu.base_url + path, params={**(params or {}), "page": page, "limit": 250},
-                         headers=headers, timeout=30)
-        if r.status_code == 204:
-            return rows
-        assert r.status_code == 200, r.text[:300]
-        body = r.json()
-        rows += next(iter(body["_embedded"].values()))
-        if "next" not in body["_links"]:
-            return rows
-        page += 1
+    return listing(emu, path, params)
 
 
 def patch(emu, path: str, body: list[dict]) -> None:

@@ -110,20 +110,7 @@ class AmoHarness(HarnessBase):
     # --- reading the account over HTTP -------------------------------------------------------------------
 
     def get(self, path: str, params: dict | None = None) -> list[dict]:
-        """Every item of a list, page by page."""
-        headers = {"Authorization": f"Bearer {self.emulator.access_token}"}
-        rows, page = [], 1
-        while True:
-            r = requests.get(self.emulator.base_url + path, params={**(params or {}), "page": page, "limit": PAGE},
-                             headers=headers, timeout=30)
-            if r.status_code == 204:
-                return rows
-            assert r.status_code == 200, r.text[:300]
-            body = r.json()
-            rows += next(iter(body["_embedded"].values()))
-            if "next" not in body["_links"]:
-                return rows
-            page += 1
+        return listing(self.emulator, path, params)
 
     def post(self, path: str, body: list[dict]) -> None:
         r = requests.post(self.emulator.base_url + path, json=body, timeout=10,
@@ -314,3 +301,20 @@ class AmoHarness(HarnessBase):
 
     def gender_adapter_kw(self) -> dict:
         return {"gender_field": str(GENDER_FIELD_ID)}  # AMOCRM_GENDER_FIELD
+
+
+def listing(emu, path: str, params: dict | None = None) -> list[dict]:
+    """Every item of an amoCRM list, page by page, as a script with the account's token would read it."""
+    headers = {"Authorization": f"Bearer {emu.access_token}"}
+    rows, page = [], 1
+    while True:
+        r = requests.get(emu.base_url + path, params={**(params or {}), "page": page, "limit": PAGE},
+                         headers=headers, timeout=30)
+        if r.status_code == 204:
+            return rows
+        assert r.status_code == 200, r.text[:300]
+        body = r.json()
+        rows += next(iter(body["_embedded"].values()))
+        if "next" not in body["_links"]:
+            return rows
+        page += 1
