@@ -19,6 +19,7 @@ from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier
+from playbooks.words import names_for
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
@@ -28,7 +29,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
-    shop = ShopFacts()
+    shop = ShopFacts(words=names_for(pb))
     facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
     learn_from_shop(facts, shop, pb, catalogue)
     fill(s, facts, today)

@@ -29,6 +29,7 @@ from connector.report.text import render_text
 from connector.report.uplift import WINDOW_DAYS, rule_uplift
 from connector.state import State
 from playbooks import PlanHistory, evaluate
+from playbooks.words import names_for
 
 __all__ = ["CHART_NAMES", "build_report", "latest_account", "render_html", "render_text", "run_report"]
 
@@ -64,7 +65,11 @@ def build_report(state: State, account: str, today: date, playbook, *, window_da
         "cohorts": cohorts(customers, today),
         "first_product": repeat_by_first_product(customers, today),
         "uplift": rule_uplift(customers, applied, today, playbook, catalogue=catalogue, window_days=window_days),
-        "lifetime": lifetime_view(current, playbook),
+        "lifetime": lifetime_view(current, playbook, {c.id: c for c in customers}, account),
+        # the playbook's language and its names for codes: what the HTML and text pages show
+        "lang": playbook.lang,
+        "names": names_for(playbook).as_dict(),
+        "holdout_percent": playbook.guards.holdout.percent if playbook.guards.holdout.enabled else 0.0,
     }
     report["meta"]["seconds"] = round(time.monotonic() - started, 2)
     return report

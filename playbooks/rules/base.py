@@ -83,17 +83,19 @@ def in_window(due: date, today: date, within_days: int) -> bool:
 def base_values(facts: CustomerFacts, needs_suggestions: bool = True) -> dict[str, object]:
     """Placeholder values every rule can use (suggestions only when a text asks for them)."""
     c = facts.customer
+    words = facts.shop.words  # codes become the team's names in texts ("уровень Золото", not "gold")
+    name = words.of if words is not None else (lambda _group, code: code or "")
     return {
         "name": c.name,
-        "tier": facts.tier,
-        "next_tier": facts.next_tier or "",
+        "tier": name("tiers", facts.tier),
+        "next_tier": name("tiers", facts.next_tier),
         "to_next_tier": _fmt_num(facts.to_next_tier) if facts.to_next_tier is not None else "",
         "benefits": facts.tier_benefits,
         "next_benefits": facts.next_tier_benefits,
         "manager": c.manager_id or (facts.purchases[-1].manager_id if facts.purchases else "") or "",
         "currency": facts.currency,
-        "segment": facts.segment,
-        "lifecycle": facts.lifecycle,
+        "segment": name("segments", facts.segment),
+        "lifecycle": name("lifecycle", facts.lifecycle),
         "suggestions": ", ".join(name for _pid, name in facts.suggestions) if needs_suggestions else "",
     }
 
