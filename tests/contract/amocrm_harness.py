@@ -54,6 +54,7 @@ class AmoHarness(HarnessBase):
     tasks_link_purchases = False  # a task sits on one card: the customer's
     stops_twin_automation = False  # a Salesbot once started runs; only its twin note is defused
     install_creates = 11  # 5 card fields on contacts and on companies, and the lead's action key
+    card_keeps_codes = False  # a card value carries its code ("Чемпионы [champions]"): README, card fields
     card_fields = ("RS_SEGMENT", "RS_RFM", "RS_LIFECYCLE", "RS_TIER", "RS_NEXT_PURCHASE")
     opt_out_field = "NO_MARKETING"
     token_setting = "AMOCRM_ACCESS_TOKEN"

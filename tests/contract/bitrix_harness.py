@@ -52,6 +52,7 @@ class BitrixHarness(HarnessBase):
     tasks_link_purchases = True  # UF_CRM_TASK holds C_<contact> and D_<deal>
     stops_twin_automation = True  # a twin business process is terminated
     install_creates = 10  # 5 card fields on contacts and on companies
+    card_keeps_codes = True  # a card value carries its code ("Чемпионы [champions]"): README, card fields
     card_fields = ("UF_CRM_RS_SEGMENT", "UF_CRM_RS_RFM", "UF_CRM_RS_LIFECYCLE", "UF_CRM_RS_TIER",
                    "UF_CRM_RS_NEXT_PURCHASE")
     opt_out_field = OPT_OUT_FIELD

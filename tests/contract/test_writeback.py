@@ -10,6 +10,7 @@ from datetime import timedelta
 from connector.model import ActionKind
 from connector.state import State
 from playbooks import load_playbook
+from playbooks.words import names_for
 from tests.contract.harness import automation_playbook
 
 
@@ -38,17 +39,43 @@ def test_cards_hold_the_segment_and_only_changed_cards_are_overwritten(crm, tmp_
     held = crm.card_values(reports)
     assert len(held) == len(reports) == first.stats["fields_written"] > 0
     for cid, c in reports.items():
-        assert held[cid] == (c.segment, c.rfm, c.lifecycle, c.tier)
+        assert held[cid] == shown(crm, c)
     assert crm.sync(state, playbook=fixed).stats["fields_written"] == 0  # nothing changed: nothing written
     cards = crm.card_writes()
     later = crm.sync(state, playbook=fixed, today=crm.today + timedelta(days=120))  # time passes: stages change
-    moved = {c.customer_id: c for c in later.evaluation.customers
-             if (c.segment, c.rfm, c.lifecycle, c.tier) != held[c.customer_id]}
+    moved = {c.customer_id: c for c in later.evaluation.customers if shown(crm, c) != held[c.customer_id]}
     assert moved and later.stats["fields_written"] == len(moved) < len(reports)
     assert crm.card_writes() - cards == len(moved), "only the changed cards are written"
     now = crm.card_values(moved)
     for cid, c in moved.items():  # overwritten, not accumulated
-        assert now[cid] == (c.segment, c.rfm, c.lifecycle, c.tier)
+        assert now[cid] == shown(crm, c)
+
+
+RU = names_for(load_playbook())
+
+
+def shown(crm, c) -> tuple[str, str, str, str]:
+    """A card's segment, RFM, lifecycle and tier as the team reads them (Russian playbook); the CRM
+    that filters by code (Bitrix24: no tags on contacts) keeps the code in brackets after the name."""
+    names = (RU.segment(c.segment), c.rfm, RU.lifecycle(c.lifecycle), RU.tier(c.tier))
+    if not crm.card_keeps_codes:
+        return names
+    return tuple(f"{n} [{code}]" if i != 1 else n for i, (n, code) in enumerate(
+        zip(names, (c.segment, c.rfm, c.lifecycle, c.tier), strict=True)))
+
+
+def test_card_values_are_in_the_team_language_with_the_code_where_a_filter_needs_it(crm, tmp_path):
+    crm.install()
+    report = crm.sync(State(tmp_path / "s.db"))
+    held = crm.card_values(c.customer_id for c in report.evaluation.customers)
+    champion = next(c for c in report.evaluation.customers if c.segment == "champions" and c.tier == "gold")
+    segment, _rfm, _lifecycle, tier = held[champion.customer_id]
+    if crm.card_keeps_codes:
+        assert (segment, tier) == ("Чемпионы [champions]", "Золото [gold]")
+    else:  # amoCRM: the segment's code is the card's tag
+        assert (segment, tier) == ("Чемпионы", "Золото")
+    values = [v for row in held.values() for v in (row[0], row[2], row[3])]
+    assert not [v for v in values if v in ("champions", "gold", "active", "lost_champions")]
 
 
 def test_repeat_deals_carry_products_stage_manager_and_a_note_with_the_marker(crm, tmp_path):
