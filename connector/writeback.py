@@ -88,7 +88,7 @@ class WritebackPlanner:
             return actions
         customers = {c.id: c for c in self.state.customers(self.account, ids)}
         touches = briefing.touches_by_customer(self.state, self.account, ids)
-        return briefing.with_context(actions, customers, self.reports, touches, self.lang)
+        return briefing.with_context(actions, customers, self.reports, touches, self.lang, self.names)
 
     def record(self, actions: Iterable[Action]) -> int:
         """Remember the card values the CRM now holds (their keys are done); returns how many."""

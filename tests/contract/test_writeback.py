@@ -5,7 +5,10 @@ Everything is checked through the CRM's own API over HTTP, never through the ada
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+
+import pytest
 
 from connector.model import ActionKind
 from connector.state import State
@@ -223,3 +226,18 @@ def test_a_lost_state_file_finds_cards_deals_and_automation_starts_instead_of_wr
     assert crm.card_writes() == cards
     assert not any(crm.call_count(call) for call in (crm.calls.task_write, crm.calls.deal_write,
                                                      crm.calls.workflow_write))
+
+
+CODES_IN_TEXT = re.compile(r"(уровень|уровня|сегмент|стадия|tier|segment|stage) (gold|silver|bronze|none|champions|"
+                           r"lost_champions|loyal|at_risk|promising|hibernating|others|active|sleeping|lost|new)\b")
+
+
+@pytest.mark.parametrize("lang, tiers", [("ru", ("Золото", "Серебро", "Бронза")), ("en", ("Gold", "Silver", "Bronze"))])
+def test_task_texts_name_tiers_and_segments_in_the_playbook_language(crm, tmp_path, lang, tiers):
+    crm.install()
+    crm.sync(State(tmp_path / "s.db"), playbook=load_playbook(lang=lang))
+    texts = [t.text for t in crm.tasks().values()]
+    assert texts
+    assert not [m.group(0) for t in texts for m in [CODES_IN_TEXT.search(t)] if m]  # "уровень gold" is gone
+    assert any(f"{word} {tier}" in t for t in texts for tier in tiers
+               for word in ("уровень", "уровня", "tier", "the"))
