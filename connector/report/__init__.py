@@ -33,6 +33,8 @@ from playbooks.words import names_for
 
 __all__ = ["CHART_NAMES", "build_report", "latest_account", "render_html", "render_text", "run_report"]
 
+WRITTEN = {"en": "report written to {path} ({customers:,} customers, as of {day})",
+           "ru": "отчёт записан в {path} (клиентов: {customers}, на {day})"}
 NO_SYNC = "no sync has run yet: run `repeat-sales sync` first"
 
 
@@ -116,7 +118,8 @@ def run_report(*, as_of: date | None = None, html: str | None = None) -> int:
             path.write_text(render_html(report), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
-        print(f"report written to {path} ({report['meta']['customers']:,} customers, as of {report['as_of']})")
+        said = WRITTEN.get(playbook.lang, WRITTEN["en"])
+        print(said.format(path=path, customers=report["meta"]["customers"], day=report["as_of"]))
     else:
         print(render_text(report))
     return 0

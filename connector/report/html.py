@@ -68,6 +68,7 @@ class Words:
         self.w = phrases(self.lang)
         self.names = Names(self.lang, report.get("names"))
         self.currency = str(report["metrics"].get("currency", ""))
+        self.currency_shown = numbers.currency_symbol(self.currency) if self.lang == "ru" else self.currency
 
     def __call__(self, key: str, **fields: object) -> str:
         return self.w[key].format(**fields) if fields else self.w[key]
@@ -318,11 +319,11 @@ def render_html(report: dict) -> str:
     """The whole page; every figure comes from `report` (see build_report), the words from its language."""
     w = Words(report)
     meta = report["meta"]
-    ledger = ", ".join(f"{w.names.rule(k)} {w.count(v)}" for k, v in sorted(meta["ledger"].items())) or w("none")
+    ledger = ", ".join(f"{w.w.get('st_' + k, k)} {w.count(v)}" for k, v in sorted(meta["ledger"].items())) or w("none")
     sub = " · ".join([meta["account"], w("as_of", day=report["as_of"]),
                       w("customers_purchases", customers=w.count(meta["customers"]),
                         purchases=w.count(meta["purchases"])),
-                      w("amounts_in", currency=numbers.currency_symbol(w.currency))])
+                      w("amounts_in", currency=w.currency_shown)])
     title = f"{w('title')}: {meta['account']}, {report['as_of']}"
     return (f"<!DOCTYPE html><html lang=\"{escape(w.lang)}\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"

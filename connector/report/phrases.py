@@ -66,7 +66,7 @@ EN: dict[str, str] = {
     "top_title": "Top customers by predicted LTV", "h_customer": "customer", "h_manager": "manager",
     "h_segment": "segment", "h_purchases": "purchases", "h_spend": "spend", "h_palive": "chance still buying",
     "h_exp90": "purchases in 90 days", "h_pltv": "predicted LTV, 365 days", "one_purchase": "– (one purchase)",
-    "manager_id": "ID {id}",
+    "manager_id": "ID {id}", "st_done": "written", "st_pending": "pending", "st_failed": "failed",
     # text report
     "t_head": "Repeat sales report: {account}, as of {day}: {customers} customers, {purchases} purchases "
               "(amounts in {currency})",
@@ -143,7 +143,7 @@ RU: dict[str, str] = {
     "top_title": "Лучшие клиенты по прогнозной LTV", "h_customer": "клиент", "h_manager": "менеджер",
     "h_segment": "сегмент", "h_purchases": "покупки", "h_spend": "сумма покупок", "h_palive": "шанс, что ещё покупает",
     "h_exp90": "покупок за 90 дней", "h_pltv": "прогнозная LTV за 365 дней", "one_purchase": "– (одна покупка)",
-    "manager_id": "ID {id}",
+    "manager_id": "ID {id}", "st_done": "записано", "st_pending": "ожидают", "st_failed": "с ошибкой",
     "t_head": "Отчёт о повторных продажах: {account}, на {day}: клиентов {customers}, покупок {purchases} "
               "(суммы в {currency})",
     "t_metrics": "Метрики", "t_now": "сегодня", "t_then": "на {day}", "t_segments": "Сегменты",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from connector.report.html import Words, metric_unit, verdict
 from connector.tables import table
-from playbooks import numbers
 
 TEXT_METRICS = ("customers", "purchases", "revenue", "repeat_rate", "purchase_frequency", "aov", "ltv",
                 "purchases_per_year", "ltv_3f", "churn_rate", "crr_12m", "new_customers_12m")
@@ -24,7 +23,7 @@ def render_text(report: dict) -> str:
     w = Words(report)
     meta, metrics, trend = report["meta"], report["metrics"], report["trend"]
     out = [w("t_head", account=meta["account"], day=report["as_of"], customers=w.count(meta["customers"]),
-             purchases=w.count(meta["purchases"]), currency=numbers.currency_symbol(w.currency))]
+             purchases=w.count(meta["purchases"]), currency=w.currency_shown)]
     first = trend["months"][0]
     rows = []
     for key in TEXT_METRICS:
