@@ -8,7 +8,7 @@ from datetime import date
 from html import escape
 
 from connector.report.charts import bar_chart, empty_chart, fmt, forest_plot, hbar_chart, heatmap, line_chart
-from connector.report.phrases import METHOD_RU, MONTHS, phrases
+from connector.report.phrases import METHOD_RU, MONTHS, MONTHS_SINCE, phrases
 from playbooks import numbers
 from playbooks.words import Names
 
@@ -84,8 +84,10 @@ class Words:
     def count(self, value: int) -> str:
         return numbers.number(value, self.lang)
 
-    def month(self, day: date, *, year: bool = False) -> str:
-        return MONTHS[self.lang][day.month - 1] + (f" {day.year}" if year else "")
+    def month(self, day: date, *, year: bool = False, since: bool = False) -> str:
+        """"июн", or "июня 2025" after "с" (since)."""
+        names = MONTHS_SINCE if since and self.lang == "ru" else MONTHS[self.lang]
+        return names[day.month - 1] + (f" {day.year}" if year else "")
 
     def group(self, name: str) -> str:
         """First-product groups: the catch-all groups in the page's words."""
@@ -147,7 +149,7 @@ def _cards(report: dict, w: Words) -> str:
             cls = "up" if better > 0 else "down" if better < 0 else ""
             shown = w.fmt(diff, "pp") if unit == "share" else ("+" if diff >= 0 else "") + w.fmt(diff, "count")
             sub = (f'<span class="{cls}">{escape(shown)}</span> '
-                   f'{escape(w("since", month=w.month(since, year=True)))}')
+                   f'{escape(w("since", month=w.month(since, year=True, since=True)))}')
         label = w(own) if own else w.names.metric(key)
         cards.append(_card(label, w.money(now) if unit == "money" else w.fmt(now, unit), sub))
     life = report["lifetime"]
@@ -164,7 +166,7 @@ def _cards(report: dict, w: Words) -> str:
 def _trend(report: dict, w: Words) -> str:
     trend = report["trend"]
     points = month_labels(trend["months"], w)
-    axis = {"share": w("axis_share"), "money": w.currency, "count": w("axis_count"), "number": w("axis_number")}
+    axis = {"share": w("axis_share"), "money": w.currency_shown, "count": w("axis_count"), "number": w("axis_number")}
     svgs = []
     for key in TREND_CHARTS:
         unit, label = trend["labels"][key]["unit"], w.names.metric(key)
@@ -297,7 +299,7 @@ def _lifetime(report: dict, w: Words) -> str:
     segs = life["segments"]
     ltv_svg = hbar_chart("ltv-segment", w("ch_ltv_seg"), [w.names.segment(s["segment"]) for s in segs],
                          [s["predicted_ltv_per_customer"] for s in segs], unit="money",
-                         x_label=w("ax_ltv_seg", currency=w.currency),
+                         x_label=w("ax_ltv_seg", currency=w.currency_shown),
                          notes=[w("p_alive_note", value=w.fmt(s["mean_p_alive"], "share")) for s in segs], lang=w.lang)
     bg, gg = life["model"]["bgnbd"], life["model"]["gamma_gamma"]
     params = _table([w("h_model"), w("h_params")], [
