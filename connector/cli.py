@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--uninstall", action="store_true", help="remove what install created, and only that")
     i.add_argument("--format", choices=["table", "json"], default="table")
 
+    am = sub.add_parser("amocrm", help="amoCRM tools")
+    am_sub = am.add_subparsers(dest="amocrm_command", required=True)
+    w = am_sub.add_parser("widget", help="build the widget archive (card panel and settings page)")
+    w.add_argument("--out", default="repeat-sales-widget.zip", help="the archive to write")
+    w.add_argument("--url", help="the public address of `serve` (default: APP_PUBLIC_URL)")
+
     e = sub.add_parser("emulator", help="run a CRM emulator standalone (prints its settings first)")
     e.add_argument("crm", choices=registry.NAMES)
     e.add_argument("rest", nargs=argparse.REMAINDER,
@@ -301,6 +307,12 @@ def cmd_install(args) -> int:
     return 0
 
 
+def cmd_amocrm(args) -> int:
+    from connector.amocrm.widget import run_widget
+
+    return run_widget(args.out, args.url)
+
+
 def cmd_report(args) -> int:
     from connector.report import run_report
 
@@ -308,6 +320,6 @@ def cmd_report(args) -> int:
 
 
 COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
-            "emulator": cmd_emulator}
+            "emulator": cmd_emulator, "amocrm": cmd_amocrm}
 
 __all__ = ["main", "InputError"]

@@ -104,6 +104,15 @@ class AmoEmulator(Emulator):
     def revoke_grant(self) -> None:
         self.auth.revoke_grant()
 
+    def widget_token(self, user_id: int | None = None, *, ttl_seconds: int = 300, secret: str | None = None) -> str:
+        """The one-time token the account's web interface adds to a widget's request (X-Auth-Token);
+        `ttl_seconds < 0`: an expired one, `secret`: one signed with another key (a forgery)."""
+        from emulators.amocrm.widget import one_time_token
+
+        return one_time_token(secret or self.client_secret, account_url=self.base_url,
+                              account_id=self.store.account_id, user_id=user_id or self.store.current_user_id,
+                              client_id=self.client_id, redirect_uri=self.redirect_uri, ttl_seconds=ttl_seconds)
+
     # --- what the shared control API needs of an account ------------------------------------------
 
     def set_gateway_timeout_over(self, n: int | None) -> None:
