@@ -8,6 +8,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connector.model import Action, ActionKind, Channel, action_key
+from playbooks import numbers
 from playbooks.templates import CUSTOMER_PLACEHOLDERS, PLACEHOLDERS, money, render, render_for_customer
 
 if TYPE_CHECKING:
@@ -111,7 +112,11 @@ def purchase_values(facts: CustomerFacts, purchases: Iterable[Any]) -> dict[str,
     out: dict[str, object] = {"products": ", ".join(dict.fromkeys(items)) or (last.title if last else "")}
     if last is not None:
         out["purchase_date"] = last.date.isoformat()
-        out["amount"] = money(total, facts.currency)
+        words = facts.shop.words  # "1 234,50 ₽" in Russian, "1,234.50 RUB" in English
+        if words is None:
+            out["amount"] = money(total, facts.currency)
+        else:
+            out["amount"] = numbers.money(total, facts.currency, words.lang, 0 if float(total).is_integer() else 2)
     return out
 
 
