@@ -302,9 +302,25 @@ def reports(s: Segmented) -> Iterator[dict]:
                 from playbooks.predict import UNCOMPUTABLE_NOTE
 
                 out["prediction_note"] = UNCOMPUTABLE_NOTE
+        if s.cols.paid is not None:
+            out.update(_bonus(s, i, cid))
         if n - known:
             out["excluded_other_currency"] = n - known
         yield out
+
+
+def _bonus(s: Segmented, i: int, cid: str) -> dict[str, object]:
+    """The customer's bonus account, by playbooks.bonus itself on this customer's columns."""
+    from playbooks.bonus import compute
+
+    lo, hi = int(s.cols.start[i]), int(s.cols.start[i + 1])
+    amounts = s.cols.amount[lo:hi].tolist()
+    rows = ((f"#{j}", date.fromordinal(day), None if a != a else a, paid)
+            for j, (day, a, paid) in enumerate(zip(s.cols.day[lo:hi].tolist(), amounts,
+                                                   s.cols.paid[lo:hi].tolist(), strict=True)))
+    b = compute(cid, rows, s.today, s.playbook)
+    return {"bonus_balance": b.balance, "bonus_expires": b.next_expiry.isoformat() if b.next_expiry else None,
+            "bonus_expiring": b.expiring}
 
 
 def predict_into(s: Segmented) -> None:
