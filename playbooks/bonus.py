@@ -22,7 +22,8 @@ half up, in the playbook's currency; a deal in a currency without a rate accrues
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -54,6 +55,19 @@ class BonusBalance:
 
 
 EMPTY = BonusBalance(0.0, None, 0.0)
+Credit = tuple[date, float, str, str]  # (day, amount, key, reason)
+# Rules that credit bonuses (a referral...) register here: (every customer's facts, today, playbook) ->
+# customer id -> credits. engine.fill_bonuses asks them all once per evaluation, before any balance.
+CREDIT_SOURCES: list[Callable[[Sequence, date, Playbook], Mapping[str, Sequence[Credit]]]] = []
+
+
+def extra_credits(facts: Sequence, today: date, playbook: Playbook) -> dict[str, list[Credit]]:
+    """Every registered source's credits, by customer id."""
+    out: dict[str, list[Credit]] = defaultdict(list)
+    for source in CREDIT_SOURCES:
+        for cid, credits in source(facts, today, playbook).items():
+            out[cid].extend(credits)
+    return dict(out)
 
 
 def cents(value: float | Decimal | str) -> int:

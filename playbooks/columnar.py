@@ -47,6 +47,7 @@ class Segmented:
     model: dict | None = None
     model_note: str | None = None
     prediction: dict[str, np.ndarray] = field(default_factory=dict)
+    bonus_credits: dict[str, list] = field(default_factory=dict)  # other rules' bonus credits (from the plan)
 
 
 TRENDS = ("stable", "growing", "fading")
@@ -318,7 +319,7 @@ def _bonus(s: Segmented, i: int, cid: str) -> dict[str, object]:
     rows = ((f"#{j}", date.fromordinal(day), None if a != a else a, paid)
             for j, (day, a, paid) in enumerate(zip(s.cols.day[lo:hi].tolist(), amounts,
                                                    s.cols.paid[lo:hi].tolist(), strict=True)))
-    b = compute(cid, rows, s.today, s.playbook)
+    b = compute(cid, rows, s.today, s.playbook, s.bonus_credits.get(cid, ()))
     return {"bonus_balance": b.balance, "bonus_expires": b.next_expiry.isoformat() if b.next_expiry else None,
             "bonus_expiring": b.expiring}
 

@@ -32,7 +32,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
     learn_from_shop(facts, shop, pb, catalogue)
     fill(s, facts, today)
-    fill_bonuses(facts, today, pb)
+    s.bonus_credits = fill_bonuses(facts, today, pb)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     planned = suppressed = 0
     for f in facts:

@@ -48,11 +48,15 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
     return facts
 
 
-def fill_bonuses(facts: Iterable[CustomerFacts], today: date, playbook: Playbook) -> None:
-    """Each customer's bonus account (playbooks.bonus), when the playbook keeps one."""
-    if playbook.bonuses_on:
-        for f in facts:
-            f.bonus = bonus.of_facts(f, today, playbook)
+def fill_bonuses(facts: list[CustomerFacts], today: date, playbook: Playbook) -> dict[str, list]:
+    """Each customer's bonus account (playbooks.bonus), when the playbook keeps one, with the credits
+    other rules give (returned, so the columnar reports use the same)."""
+    if not playbook.bonuses_on:
+        return {}
+    credits = bonus.extra_credits(facts, today, playbook) if bonus.CREDIT_SOURCES else {}
+    for f in facts:
+        f.bonus = bonus.of_facts(f, today, playbook, credits.get(f.customer.id, ()))
+    return credits
 
 
 def plan_for(f: CustomerFacts, today: date, playbook: Playbook) -> list[Action]:

@@ -85,3 +85,21 @@ def test_a_bad_tier_cashback_names_the_tier(tmp_path):
     with pytest.raises(PlaybookError) as info:
         load_playbook(path)
     assert info.value.key_path == "segments.tiers.tiers[0].cashback_percent" and info.value.line == 6
+
+
+def test_a_rule_crediting_bonuses_reaches_the_balance_in_the_engine_and_the_columnar_path(monkeypatch):
+    from playbooks import bonus
+    from playbooks.columnar import reports
+    from playbooks.columnar_plan import evaluate_columns
+
+    def referral(facts, today, book):  # what the referral rule registers
+        return {"c1": [(date(2026, 2, 1), 300.0, "v1:c1:referral:c2:credit", "c2 bought")]}
+
+    monkeypatch.setattr(bonus, "CREDIT_SOURCES", [referral])
+    people = [customer({"id": "c1", "purchases": [{"id": "p1", "date": "2026-01-10"}]}),
+              customer({"id": "c2", "purchases": [{"id": "q1", "date": "2026-02-01"}]})]
+    book = playbook()
+    ref = {c.customer_id: c.to_json()["bonus_balance"] for c in evaluate(people, DAY, book, predict=False).customers}
+    assert ref == {"c1": 20 + 300.0, "c2": 20.0}
+    s, _segments, _metrics = evaluate_columns(people, DAY, book, predict=False)
+    assert {r["customer_id"]: r["bonus_balance"] for r in reports(s)} == ref
