@@ -1,7 +1,7 @@
 """Segment fields on every customer card: what to write, under which key, and what was written last.
 
-After each evaluation the customer's segment, RFM code, lifecycle stage, loyalty tier and predicted
-next purchase date go onto the card (Bitrix24 user fields, amoCRM custom fields plus one segment
+After each evaluation the customer's segment, RFM code, lifecycle stage, loyalty tier, predicted
+next purchase date and bonus balance (playbooks.bonus) go onto the card (Bitrix24 user fields, amoCRM custom fields plus one segment
 tag), so a sales team can filter and automate on them. These are planned here as `tag` actions,
 never by playbook rules, and only for customers whose values differ from the values written last
 (kept in the state file). The key `v1:<customer>:segment:g<n>-<hash of the values>:fields` changes

@@ -22,11 +22,11 @@ half up, in the playbook's currency; a deal in a currency without a rate accrues
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 
 from connector.model import action_key
 from playbooks.schema import Playbook
@@ -70,8 +70,15 @@ def extra_credits(facts: Sequence, today: date, playbook: Playbook) -> dict[str,
     return dict(out)
 
 
-def cents(value: float | Decimal | str) -> int:
-    return int((Decimal(str(value)) * 100).quantize(Decimal(1), ROUND_HALF_UP))
+def cents(value: float) -> int:
+    """A non-negative amount in kopecks, half up ("0.005" -> 1; float noise like 1.005 * 100 =
+    100.49999999999999 is read as the 100.5 it stands for)."""
+    return math.floor(value * 100 + 0.5 + 1e-7)
+
+
+def _share(c: int, hundredths: int) -> int:
+    """`hundredths` / 100 percent of `c` kopecks, half up, in integers."""
+    return (c * hundredths + 5000) // 10000
 
 
 def _money(c: int) -> float:
@@ -90,15 +97,15 @@ def parse_paid(text: object) -> float:
         return 0.0
 
 
-def tier_rates(playbook: Playbook) -> tuple[str, list[tuple[float, float]]]:
-    """("purchases"|"spend", [(threshold, cashback percent)] lowest tier first)."""
+def tier_rates(playbook: Playbook) -> tuple[str, list[tuple[float, int]]]:
+    """("purchases"|"spend", [(threshold, cashback in hundredths of a percent)] lowest tier first)."""
     tiers = playbook.segments.tiers
     attr = "min_purchases" if tiers.by == "purchases" else "min_spend"
-    return tiers.by, [(float(getattr(t, attr)), t.cashback_percent) for t in tiers.tiers]
+    return tiers.by, [(float(getattr(t, attr)), round(t.cashback_percent * 100)) for t in tiers.tiers]
 
 
-def _rate(metric: float, rates: list[tuple[float, float]]) -> float:
-    pct = 0.0
+def _rate(metric: float, rates: list[tuple[float, int]]) -> int:
+    pct = 0
     for threshold, percent in rates:  # as assign_tier: the last tier whose threshold is reached
         if threshold <= metric:
             pct = percent
@@ -106,31 +113,32 @@ def _rate(metric: float, rates: list[tuple[float, float]]) -> float:
 
 
 def compute(customer_id: str, purchases: Iterable[tuple[str, date, float | None, float | None]], today: date,
-            playbook: Playbook, extra_credits: Sequence[tuple[date, float, str, str]] = ()) -> BonusBalance:
+            playbook: Playbook, extra_credits: Sequence[Credit] = (), *, explain: bool = True) -> BonusBalance:
     """The balance as of `today` from (purchase id, day, amount, bonuses paid) rows in the playbook's
     currency (amount None: no rate, no accrual), in (day, id) order, counted purchases only.
 
-    Returns the balance, the next expiry day and amount, and every entry for explanations.
+    Returns the balance, the next expiry day and amount, and (with `explain`) every entry.
     """
     if not playbook.bonuses_on:
         return EMPTY
     cfg = playbook.bonuses
     life = timedelta(days=cfg.bonus_expiry_days) if cfg.bonus_expiry_days else None
     by, rates = tier_rates(playbook)
-    cap_pct = Decimal(str(cfg.max_pay_with_bonus_percent))
-    lots: list[list] = []  # [expires or None, remaining cents], oldest first
+    cap = round(cfg.max_pay_with_bonus_percent * 100)
+    # [expires or None, kopecks left, key]; every lot lives as long, so oldest first is also soonest to burn
+    lots: list[list] = []
     entries: list[BonusEntry] = []
 
     def burn(until: date) -> None:
-        for lot in lots:
-            if lot[0] is not None and lot[0] <= until and lot[1] > 0:
+        while lots and lots[0][0] is not None and lots[0][0] <= until:
+            lot = lots.pop(0)
+            if explain:
                 entries.append(BonusEntry(lot[0], "expiry", -_money(lot[1]), lot[2], "expired"))
-                lot[1] = 0
-        lots[:] = [lot for lot in lots if lot[1] > 0]
 
     def add(day: date, amount_c: int, key: str, kind: str, reason: str) -> None:
         expires = day + life if life else None
-        entries.append(BonusEntry(day, kind, _money(amount_c), key, reason, expires))
+        if explain:
+            entries.append(BonusEntry(day, kind, _money(amount_c), key, reason, expires))
         lots.append([expires, amount_c, key])
 
     events: list[tuple[date, int, int, tuple]] = []
@@ -143,7 +151,8 @@ def compute(customer_id: str, purchases: Iterable[tuple[str, date, float | None,
         if day <= today and key not in seen and amount > 0:
             seen.add(key)
             events.append((day, 1, n, (key, amount, reason)))
-    events.sort(key=lambda e: e[:3])
+    if extra_credits:
+        events.sort(key=lambda e: e[:3])
     count, spend = 0, 0.0
     for day, kind, _n, data in events:
         burn(day)
@@ -157,39 +166,41 @@ def compute(customer_id: str, purchases: Iterable[tuple[str, date, float | None,
         if amount is None:
             continue
         amount_c = cents(amount)
-        wanted = cents(paid or 0.0)
         redeemed = 0
-        if wanted > 0:
-            cap = int((Decimal(amount_c) * cap_pct / 100).quantize(Decimal(1), ROUND_HALF_UP))
-            redeemed = min(wanted, cap, sum(lot[1] for lot in lots))
+        if paid and paid > 0:
+            wanted = cents(paid)
+            redeemed = min(wanted, _share(amount_c, cap), sum(lot[1] for lot in lots))
             left = redeemed
-            for lot in lots:
-                take = min(left, lot[1])
-                lot[1] -= take
+            while left:  # the oldest first
+                take = min(left, lots[0][1])
+                lots[0][1] -= take
                 left -= take
-            lots[:] = [lot for lot in lots if lot[1] > 0]
-            note = pid if redeemed == wanted else f"{pid}: {_money(wanted)} asked, {_money(redeemed)} allowed"
-            if redeemed:
+                if not lots[0][1]:
+                    lots.pop(0)
+            if redeemed and explain:
+                note = pid if redeemed == wanted else f"{pid}: {_money(wanted)} asked, {_money(redeemed)} allowed"
                 entries.append(BonusEntry(day, "redemption", -_money(redeemed),
                                           action_key(customer_id, RULE, pid, "redemption"), note))
         pct = _rate(count if by == "purchases" else spend, rates)
-        accrued = int((Decimal(amount_c - redeemed) * Decimal(str(pct)) / 100).quantize(Decimal(1), ROUND_HALF_UP))
+        accrued = _share(amount_c - redeemed, pct)
         if accrued > 0:
-            add(day, accrued, action_key(customer_id, RULE, pid, "accrual"), "accrual", f"{pid}: {pct:g}%")
+            add(day, accrued, action_key(customer_id, RULE, pid, "accrual") if explain else pid, "accrual",
+                f"{pid}: {pct / 100:g}%" if explain else "")
     burn(today)
     balance = sum(lot[1] for lot in lots)
-    upcoming = sorted({lot[0] for lot in lots if lot[0] is not None})
-    nxt = upcoming[0] if upcoming else None
+    nxt = lots[0][0] if lots else None
     expiring = sum(lot[1] for lot in lots if lot[0] == nxt) if nxt else 0
     return BonusBalance(_money(balance), nxt, _money(expiring), tuple(entries))
 
 
-def of_facts(facts, today: date, playbook: Playbook,
-             extra_credits: Sequence[tuple[date, float, str, str]] = ()) -> BonusBalance:
-    """The balance of one customer's facts (playbooks.facts.CustomerFacts)."""
+def of_facts(facts, today: date, playbook: Playbook, extra_credits: Sequence[Credit] = (), *,
+             explain: bool = False) -> BonusBalance:
+    """The balance of one customer's facts (playbooks.facts.CustomerFacts); the entries only with
+    `explain` (an evaluation needs the figures, an explanation of one customer the entries)."""
     if not playbook.bonuses_on:
         return EMPTY
-    return compute(facts.customer.id, rows(facts.purchases, facts.amounts, playbook), today, playbook, extra_credits)
+    return compute(facts.customer.id, rows(facts.purchases, facts.amounts, playbook), today, playbook, extra_credits,
+                   explain=explain)
 
 
 def rows(purchases, amounts, playbook: Playbook):

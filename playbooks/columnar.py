@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from playbooks.columnar_bonus import bonus_columns, bonus_of
 from playbooks.columns import Figures, PurchaseColumns, figures, group_sum, python_sum
 from playbooks.guards import is_holdout
 from playbooks.metrics import YEAR_DAYS, ltv_3f, ltv_cac
@@ -281,6 +282,7 @@ def reports(s: Segmented) -> Iterator[dict]:
             fig.last.tolist(), fig.recency.tolist(), s.r.tolist(), s.f.tolist(), s.m.tolist(),
             s.segment.tolist(), s.lifecycle.tolist(), s.value.tolist(), s.trend.tolist(), s.tier.tolist(),
             s.holdout.tolist())
+    bonuses = bonus_columns(s) if s.cols.paid is not None else None
     for i, (cid, n, known, money, aov, first, last, rec, r, f, m, seg, stage, value, trend, tier, hold) in \
             enumerate(zip(s.cols.ids, *cols, strict=True)):
         monetary = money if known else 0  # sum() of no amounts is the integer 0
@@ -303,25 +305,11 @@ def reports(s: Segmented) -> Iterator[dict]:
                 from playbooks.predict import UNCOMPUTABLE_NOTE
 
                 out["prediction_note"] = UNCOMPUTABLE_NOTE
-        if s.cols.paid is not None:
-            out.update(_bonus(s, i, cid))
+        if bonuses is not None:
+            out.update(bonus_of(s, bonuses, i, cid))
         if n - known:
             out["excluded_other_currency"] = n - known
         yield out
-
-
-def _bonus(s: Segmented, i: int, cid: str) -> dict[str, object]:
-    """The customer's bonus account, by playbooks.bonus itself on this customer's columns."""
-    from playbooks.bonus import compute
-
-    lo, hi = int(s.cols.start[i]), int(s.cols.start[i + 1])
-    amounts = s.cols.amount[lo:hi].tolist()
-    rows = ((f"#{j}", date.fromordinal(day), None if a != a else a, paid)
-            for j, (day, a, paid) in enumerate(zip(s.cols.day[lo:hi].tolist(), amounts,
-                                                   s.cols.paid[lo:hi].tolist(), strict=True)))
-    b = compute(cid, rows, s.today, s.playbook, s.bonus_credits.get(cid, ()))
-    return {"bonus_balance": b.balance, "bonus_expires": b.next_expiry.isoformat() if b.next_expiry else None,
-            "bonus_expiring": b.expiring}
 
 
 def predict_into(s: Segmented) -> None:

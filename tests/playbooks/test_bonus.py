@@ -103,3 +103,18 @@ def test_a_rule_crediting_bonuses_reaches_the_balance_in_the_engine_and_the_colu
     assert ref == {"c1": 20 + 300.0, "c2": 20.0}
     s, _segments, _metrics = evaluate_columns(people, DAY, book, predict=False)
     assert {r["customer_id"]: r["bonus_balance"] for r in reports(s)} == ref
+
+
+def test_the_entries_explain_the_balance_one_movement_at_a_time():
+    book = playbook()
+    rows = [("p1", date(2025, 1, 10), 1000.0, 0.0), ("p2", date(2025, 6, 1), 1000.0, 0.0),
+            ("p3", date(2025, 12, 1), 1000.0, 30.0)]
+    got = compute("c1", rows, DAY, book)
+    assert [(e.day.isoformat(), e.kind, e.amount) for e in got.entries] == [
+        ("2025-01-10", "accrual", 20.0), ("2025-06-01", "accrual", 20.0), ("2025-12-01", "redemption", -30.0),
+        ("2025-12-01", "accrual", 29.1)]
+    assert got.entries[0].key == "v1:c1:bonus:p1:accrual" and got.entries[2].key == "v1:c1:bonus:p3:redemption"
+    assert round(sum(e.amount for e in got.entries), 2) == got.balance == 39.1
+    burnt = compute("c1", rows[:2], DAY, book)  # nothing paid: p1's 20 burn on 2026-01-10
+    assert [(e.day.isoformat(), e.kind, e.amount) for e in burnt.entries][-1] == ("2026-01-10", "expiry", -20.0)
+    assert compute("c1", rows, DAY, book, explain=False).entries == ()
