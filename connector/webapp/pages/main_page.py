@@ -9,7 +9,6 @@ from connector.webapp.pages.view import esc, hidden, table
 from connector.webapp.pages.words import Words
 
 
-
 def card_link(portal: str, kind: str, customer_id: str, w: Words) -> str:
     """The customer's CRM card, opened over the app (Doc: api-reference/crm/contacts - /crm/contact/details/ID/)."""
     entity = "company" if kind == "company" else "contact"
