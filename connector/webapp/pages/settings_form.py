@@ -1,7 +1,8 @@
 """The playbook as form fields and back: steps' days, texts and channels, caps, quiet days, the hold-out.
 
-A field's name is its key path (`rules.calendar.steps[1].day`), the one `repeat-sales playbook check`
-names in its errors, so an error lands next to its field. Values are read by the type the playbook holds
+A field's name is its key path as `repeat-sales playbook check` names it in its errors, with list indexes
+as dotted parts (`rules.calendar.steps.1.day` for `rules.calendar.steps[1].day`: brackets in a form field's
+name mean PHP nesting to the form parser), so an error lands next to its field. Values are read by the type the playbook holds
 there; anything else stays untouched. Validation is the playbook's own (playbook_from_dict).
 """
 
@@ -31,7 +32,12 @@ class Field:
 
 
 def split(path: str) -> list[str | int]:
-    return [name if name else int(index) for name, index in _PART.findall(path)]
+    return [int(name or index) if (name or index).isdigit() else name for name, index in _PART.findall(path)]
+
+
+def dotted(key_path: str) -> str:
+    """`rules.calendar.steps[1].day` -> `rules.calendar.steps.1.day` (a form field's name)."""
+    return ".".join(str(p) for p in split(key_path))
 
 
 def get(data: dict, path: str):
@@ -61,7 +67,7 @@ def rule_fields(data: dict) -> dict[str, list[list[Field]]]:
             groups.append(own)
         for name, sub in cfg.items():
             items = [(f"rules.{kind}.{name}", sub)] if isinstance(sub, dict) else \
-                [(f"rules.{kind}.{name}[{i}]", s) for i, s in enumerate(sub)] if isinstance(sub, list) else []
+                [(f"rules.{kind}.{name}.{i}", s) for i, s in enumerate(sub)] if isinstance(sub, list) else []
             for path, table in items:
                 if isinstance(table, dict):
                     group = [Field(f"{path}.{k}", k, v) for k, v in table.items() if k in STEP_KEYS]
@@ -125,16 +131,16 @@ def validate(data: dict) -> tuple[object | None, dict[str, str]]:
         return playbook_from_dict(data, source="settings"), {}
     except PlaybookError as exc:
         message = str(exc).split(f"{exc.key_path}: ", 1)[-1]
-        return None, {field_of(exc.key_path, data): message}
+        return None, {field_of(dotted(exc.key_path), data): message}
 
 
 def field_of(key_path: str, data: dict) -> str:
-    """The form field an error's key path belongs to: `guards.quiet.weekdays[1]` -> `guards.quiet.weekdays`."""
+    """The form field an error's (dotted) key path belongs to: `guards.quiet.weekdays.1` -> `guards.quiet.weekdays`."""
     paths = set(editable_paths(data))
     path = key_path
     while path:
         if path in paths:
             return path
-        cut = max(path.rfind("."), path.rfind("["))
+        cut = path.rfind(".")
         path = path[:cut] if cut > 0 else ""
     return key_path
