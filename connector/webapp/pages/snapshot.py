@@ -79,12 +79,23 @@ def build_view(state: State, account: str, today: date, playbook, key: tuple) ->
     calls = sorted([*written_today(state, account, today),
                     *(a for a in open_plan if a.due <= today and a.channel.value in CALL_CHANNELS)],
                    key=lambda a: (a.due, a.rule, a.customer_id))[:TOP_CALLS]
-    tomorrow = Counter((a.rule, a.channel.value) for a in open_plan if a.due == today + timedelta(days=1))
+    tomorrow = tomorrow_plan(customers, today, playbook, applied, state, account)
     return View(key=key, today=today, customers=customers, reports=reports, plan_by_customer=dict(by_customer),
                 calls=calls, tomorrow=tomorrow, week=week_summary(state, account, today, customers),
                 returning=returning_share(customers.values(), today), segments=segment_sizes(ev, playbook),
                 rfm=rfm_grid(ev), lifetime=lifetime_view(ev, playbook), metrics=dict(ev.metrics),
                 extra={"uplift": uplift})
+
+
+def tomorrow_plan(customers: dict[str, Customer], today: date, playbook, applied: dict, state: State,
+                  account: str) -> Counter:
+    """What the next run would plan tomorrow, by rule and channel: a dry run as of tomorrow (no model fit);
+    what today's run already wrote is not planned again."""
+    tomorrow = today + timedelta(days=1)
+    ev = evaluate(customers.values(), tomorrow, playbook, history=PlanHistory(applied),
+                  catalogue=state.products(account).values(), predict=False)
+    done = state.ledger_status(account, (a.key for a in ev.plan))
+    return Counter((a.rule, a.channel.value) for a in ev.plan if done.get(a.key) != "done" and a.due <= tomorrow)
 
 
 def written_today(state: State, account: str, today: date) -> list[Action]:
