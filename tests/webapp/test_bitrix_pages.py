@@ -105,3 +105,25 @@ def test_settings_are_for_admins_and_every_change_needs_the_forms_csrf_token(sho
     page = requests.post(settings, data=admin, timeout=60)
     assert page.status_code == 200 and "Контрольная группа" in text_of(page.text)
     assert 'name="guards.holdout.percent"' in page.text and 'name="csrf"' in page.text
+
+
+def test_placements_need_an_administrator_in_the_apps_context_and_leave_with_the_app(tmp_path):
+    emu, app, customer = start(tmp_path)
+    try:
+        endpoint = app.installs.get("bitrix")["client_endpoint"]
+        as_manager = requests.post(endpoint + "placement.bind", json={
+            "auth": emu.app.issue_token(PLAIN_USER), "PLACEMENT": "CRM_DEAL_DETAIL_TAB", "HANDLER": app.url + "/x"},
+            timeout=10)
+        assert as_manager.status_code == 403 and as_manager.json()["error"] == "ACCESS_DENIED"
+        as_webhook = requests.post(emu.webhook_url + "placement.bind", json={
+            "PLACEMENT": "CRM_DEAL_DETAIL_TAB", "HANDLER": app.url + "/x"}, timeout=10)
+        assert as_webhook.status_code == 403 and as_webhook.json()["error"] == "WRONG_AUTH_TYPE"
+        assert len(emu.app.placements()) == 2
+        emu.app.uninstall()
+        assert emu.app.placements() == []
+        gone = requests.post(emu.base_url + "/_emulator/app/open", json={"placement": "CRM_CONTACT_DETAIL_TAB"},
+                             timeout=10)
+        assert gone.status_code == 400
+    finally:
+        app.stop(timeout=30)
+        emu.stop()

@@ -42,8 +42,12 @@ class BitrixPages:
         self.host = host
         self.runtime = host.runtime
         self.check = PortalCheck()
-        self.views = Views()
+        self.views = Views(self.runtime.open_state)
         self._save_lock = threading.Lock()
+        stored = host.installs.get(CRM)
+        if stored:  # installed already: have the view ready before the first visitor
+            self.views.warm(_account(stored), self.runtime.today(), self.runtime.playbook,
+                            self.runtime.playbook_version)
 
     def routes(self) -> dict:
         return {("POST", "/bitrix/app"): self.main, ("POST", "/bitrix/app/settings"): self.settings,
@@ -78,7 +82,7 @@ class BitrixPages:
 
     def _view(self, state, stored: dict):
         return self.views.get(state, _account(stored), self.runtime.today(), self.runtime.playbook,
-                              getattr(self.runtime, "playbook_version", 0))
+                              self.runtime.playbook_version)
 
     # --- POST /bitrix/app ----------------------------------------------------------------------------
 
@@ -190,7 +194,8 @@ class BitrixPages:
             number = versions.save(state, data, user_id=visitor.user_id, user_name=visitor.name, note=note)
             self.runtime.playbook = playbook
             self.runtime.playbook_version = number
-        self.views.invalidate()
+        stored = self.host.installs.get(CRM) or {}
+        self.views.warm(_account(stored), self.runtime.today(), playbook, number)  # pages follow in the background
         log.info("bitrix playbook version=%s saved by user=%s", number, visitor.user_id)
         return number
 

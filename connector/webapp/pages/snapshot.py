@@ -9,8 +9,10 @@ issue 18 at 20,000 customers is only reachable this way - one evaluation takes s
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -21,6 +23,8 @@ from connector.state import State, action_from_json
 from connector.webapp.classify import classification
 from playbooks import PlanHistory, evaluate
 from playbooks.api import CustomerReport
+
+log = logging.getLogger(__name__)
 
 CALL_CHANNELS = ("call", "task")
 TOP_CALLS = 40
@@ -45,23 +49,65 @@ class View:
 
 
 class Views:
-    """One View at a time, rebuilt when its key changes; concurrent first visitors wait for one build."""
+    """The newest View; when a sync, a new day or a saved playbook makes it stale, the stale one keeps
+    answering while one background thread builds the next (a build takes a minute at 20,000 customers).
+    Only the very first view is waited for."""
 
-    def __init__(self) -> None:
+    def __init__(self, open_state: Callable[[], State]) -> None:
+        self.open_state = open_state
         self._lock = threading.Lock()
         self._view: View | None = None
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._view = None
+        self._building: threading.Thread | None = None
+        self.builds = 0
 
     def get(self, state: State, account: str, today: date, playbook, version: int) -> View:
-        runs = [r["id"] for r in state.last_runs(20) if r["finished"] and r["account"] == account]
-        key = (account, today, runs[0] if runs else 0, version, id(playbook))
+        key = view_key(state, account, today, playbook, version)
         with self._lock:
-            if self._view is None or self._view.key != key:
-                self._view = build_view(state, account, today, playbook, key)
+            view, building = self._view, self._building
+        if view is None and building is not None:
+            building.join()  # the first view is on its way: wait for it rather than build it twice
+        with self._lock:
+            view, building = self._view, self._building
+            if view is not None and (view.key == key or building is not None):
+                return view
+            if view is not None:  # stale: answer with it, rebuild behind it
+                self._building = threading.Thread(target=self._rebuild, args=(account, today, playbook, version),
+                                                  name="repeat-sales-pages-view", daemon=True)
+                self._building.start()
+                return view
+            self._view = build_view(state, account, today, playbook, key)
+            self.builds += 1
             return self._view
+
+    def warm(self, account: str, today: date, playbook, version: int) -> None:
+        """Build in the background now (at start, after a save) so no visitor waits for it."""
+        with self._lock:
+            if self._building is None:
+                self._building = threading.Thread(target=self._rebuild, args=(account, today, playbook, version),
+                                                  name="repeat-sales-pages-view", daemon=True)
+                self._building.start()
+
+    def _rebuild(self, account: str, today: date, playbook, version: int) -> None:
+        try:
+            state = self.open_state()
+            try:
+                key = view_key(state, account, today, playbook, version)
+                fresh = build_view(state, account, today, playbook, key)
+            finally:
+                state.close()
+            with self._lock:
+                self._view = fresh
+                self.builds += 1
+        except Exception:
+            log.exception("pages: building the view failed")
+        finally:
+            with self._lock:
+                self._building = None
+
+
+def view_key(state: State, account: str, today: date, playbook, version: int) -> tuple:
+    runs = [r["id"] for r in state.last_runs(20) if r["finished"] and r["account"] == account]
+    return (account, today, runs[0] if runs else 0, version, id(playbook))
 
 
 def build_view(state: State, account: str, today: date, playbook, key: tuple) -> View:
