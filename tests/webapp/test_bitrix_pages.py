@@ -127,3 +127,19 @@ def test_placements_need_an_administrator_in_the_apps_context_and_leave_with_the
     finally:
         app.stop(timeout=30)
         emu.stop()
+
+
+def test_the_english_playbook_gets_english_pages(tmp_path):
+    emu, app, customer = start(tmp_path, PLAYBOOK_LANG="en")
+    try:
+        main = post(open_form(emu))
+        assert main.status_code == 200 and '<html lang="en">' in main.text
+        shown = text_of(main.text)
+        assert "Who to call today" in shown and "What the plugin did and earned" in shown
+        for russian in ("Сегодня", "Кому позвонить", "Сегменты", "Доля вернувшихся"):  # customers' names stay as they are
+            assert russian not in shown
+        tab = text_of(post(open_form(emu, "CRM_CONTACT_DETAIL_TAB", {"ID": str(customer)})).text)
+        assert "Lifecycle" in tab and "Touches" in tab and "Жизненный цикл" not in tab
+    finally:
+        app.stop(timeout=30)
+        emu.stop()

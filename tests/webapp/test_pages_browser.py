@@ -133,6 +133,8 @@ def test_settings_edit_error_preview_save_and_restore(browser, shop, shots):
     original = page.locator(percent).input_value()
     title = 'input[name="rules.calendar.steps.0.title"]'
     first_title = page.locator(title).input_value()
+    channels = 'input[name="rules.calendar.steps.1.channels"]'
+    assert page.locator(channels).input_value() == "Мессенджер, Письмо, Задача"  # words, not codes
 
     page.fill(percent, "150")  # out of range: the playbook check's error, next to the field
     assert tab.click('button[value="save"]') == 200
@@ -153,7 +155,9 @@ def test_settings_edit_error_preview_save_and_restore(browser, shop, shots):
     assert "Сохранено" in page.locator('[role="status"]').inner_text()
     assert app.runtime.playbook.guards.holdout.percent == 7.0  # in force for the next sync
     page.fill(title, "Позвонить {name} и поблагодарить")
+    page.fill(channels, "Письмо, Задача")
     assert tab.click('button[value="save"]') == 200
+    assert app.runtime.playbook.rule("calendar").steps[1].channels == ["email", "task"]
     assert page.locator("#versions tbody tr").count() == 2
 
     assert tab.click('#versions form:has(input[name="version"][value="1"]) button') == 200

@@ -143,7 +143,7 @@ class BitrixPages:
             notice = preview = ""
             data = current
             if action in ("preview", "save"):
-                data, errors = settings_form.apply_form(current, form)
+                data, errors = settings_form.apply_form(current, form, settings_page.channel_names(w))
                 playbook = None
                 if not errors:
                     playbook, errors = settings_form.validate(data)

@@ -92,8 +92,10 @@ def _exists(data: dict, path: str) -> bool:
     return True
 
 
-def apply_form(data: dict, form: dict) -> tuple[dict, dict[str, str]]:
-    """A copy of `data` with the form's values; errors by field for values of the wrong type."""
+def apply_form(data: dict, form: dict, channels: dict[str, str] | None = None) -> tuple[dict, dict[str, str]]:
+    """A copy of `data` with the form's values; errors by field for values of the wrong type. `channels` maps
+    the channel names people read ("письмо") back to the playbook's codes."""
+    names = {k.lower(): v for k, v in (channels or {}).items()}
     edited = copy.deepcopy(data)
     errors: dict[str, str] = {}
     for path in editable_paths(data):
@@ -116,6 +118,10 @@ def apply_form(data: dict, form: dict) -> tuple[dict, dict[str, str]]:
                 value = float(given.replace(",", "."))
             elif isinstance(old, list):
                 value = [v.strip() for v in given.split(",") if v.strip()]
+                if path.endswith(".channels"):
+                    value = [names.get(v.lower(), v) for v in value]
+            elif path.endswith(".channel"):
+                value = names.get(given.lower(), given)
             else:
                 value = given.replace("\r\n", "\n")
         except ValueError:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from connector.webapp.pages import settings_form as sf
 from connector.webapp.pages.view import esc, hidden, table
-from connector.webapp.pages.words import WEEKDAYS, Words
+from connector.webapp.pages.words import CHANNELS, WEEKDAYS, Words
 
 SAMPLES = 5
 
@@ -22,6 +22,8 @@ def _input(path: str, key: str, value, errors: dict[str, str], w: Words) -> str:
     if isinstance(value, bool):
         checked = " checked" if value else ""
         return (f'<label><input type="checkbox" name="{esc(path)}"{checked}> {esc(_label(w, key))}</label>{error}')
+    if key in ("channel", "channels"):  # in words, read back by channel_names()
+        value = [w.channel(str(v)) for v in value] if isinstance(value, list) else w.channel(str(value))
     shown = ", ".join(str(v) for v in value) if isinstance(value, list) else value
     if key in ("body", "text"):
         control = f'<textarea name="{esc(path)}">{esc(shown)}</textarea>'
@@ -107,6 +109,10 @@ def render_settings(data: dict, errors: dict[str, str], w: Words, *, form: dict[
             f'<button type="submit" name="action" value="save">{esc(w["save"])}</button></p></form>')
     return (f'<nav><h1>{esc(w["settings"])}</h1>{back}</nav>{note}{preview}<section>{body}</section>'
             + versions_section(versions, form, w))
+
+
+def channel_names(w: Words) -> dict[str, str]:
+    return {name: code for code, name in CHANNELS[w.lang].items()}
 
 
 def tomorrow_of(today: date) -> date:
