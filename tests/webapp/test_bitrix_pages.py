@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,6 +21,7 @@ from pages_support import (
     post,
     start,
 )
+from web_support import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +108,30 @@ def test_settings_are_for_admins_and_every_change_needs_the_forms_csrf_token(sho
     assert page.status_code == 200 and "Контрольная группа" in text_of(page.text)
     assert 'name="guards.holdout.percent"' in page.text and 'name="csrf"' in page.text
 
+
+def test_managers_tasks_done_and_overdue_come_from_the_portal(shop):
+    emu, app, customer = shop
+    state = app.runtime.open_state()
+    try:
+        ids = [int(r[0]) for r in state.db.execute("SELECT crm_id FROM ledger WHERE status='done' AND crm_kind='task'")]
+        with emu.store.lock:
+            tasks = [emu.store.tasks.rows[i] for i in sorted(ids)[:3]]
+            tasks[0].status = 5  # completed
+            tasks[1].deadline = int(datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp())  # two weeks late
+            tasks[1].status = 2
+            people = {t.responsible_id for t in tasks[:2]}
+        views = app.apps["bitrix"].pages.views
+        builds = views.builds
+        state.finish_run(state.start_run(f"bitrix:{app.installs.get('bitrix')['domain']}", "sync", False), {})
+    finally:
+        state.close()
+    post(open_form(emu))  # answered by the view in hand; the next is built behind it
+    wait_for(lambda: views.builds > builds, timeout=120)
+    counts = views._view.extra["tasks"]
+    assert sum(c["done"] for c in counts.values()) >= 1 and sum(c["overdue"] for c in counts.values()) >= 1
+    assert {int(m) for m, c in counts.items() if c["done"] or c["overdue"]} >= people
+    shown = text_of(post(open_form(emu)).text)
+    assert "Задачи менеджерам: выполнено" in shown and "Задачи менеджерам: просрочено" in shown
 
 def test_placements_need_an_administrator_in_the_apps_context_and_leave_with_the_app(tmp_path):
     emu, app, customer = start(tmp_path)

@@ -42,7 +42,7 @@ class BitrixPages:
         self.host = host
         self.runtime = host.runtime
         self.check = PortalCheck()
-        self.views = Views(self.runtime.open_state)
+        self.views = Views(self.runtime.open_state, self._task_counts)
         self._save_lock = threading.Lock()
         stored = host.installs.get(CRM)
         if stored:  # installed already: have the view ready before the first visitor
@@ -83,6 +83,19 @@ class BitrixPages:
     def _view(self, state, stored: dict):
         return self.views.get(state, _account(stored), self.runtime.today(), self.runtime.playbook,
                               self.runtime.playbook_version)
+
+    def _task_counts(self, ids: list[str], today) -> dict:
+        """The plugin's recent tasks as the portal holds them, read with the app's own token."""
+        from connector.bitrix.app import app_client
+        from connector.webapp.pages.task_states import task_counts
+
+        if not ids:
+            return {}
+        client = app_client(self.runtime.settings, self.host.installs)
+        try:
+            return task_counts(client, ids, today)
+        finally:
+            client.close()
 
     # --- POST /bitrix/app ----------------------------------------------------------------------------
 

@@ -57,9 +57,13 @@ def did_section(view: View, w: Words, names: dict[str, str]) -> str:
                     numeric=[1])
     by_channel = table([w["channel"], w["count"]],
                        [[w.channel(k), w.number(n)] for k, n in week["channels"].most_common()], numeric=[1])
-    by_manager = table([w["manager"], w["week"], f'{w["tasks"]}: {w["written"]}'],
-                       [[manager(k), w.number(n), w.number(week["tasks"].get(k, 0))]
-                        for k, n in week["managers"].most_common()], numeric=[1, 2])
+    states = view.extra.get("tasks") or {}
+    people = list(dict.fromkeys([k for k, _ in week["managers"].most_common()] + sorted(states)))
+    by_manager = table([w["manager"], w["week"], f'{w["tasks"]}: {w["written"]}', f'{w["tasks"]}: {w["done"]}',
+                        f'{w["tasks"]}: {w["overdue"]}'],
+                       [[manager(k), w.number(week["managers"].get(k, 0)), w.number(week["tasks"].get(k, 0)),
+                         w.number(states.get(k, {}).get("done", 0)), w.number(states.get(k, {}).get("overdue", 0))]
+                        for k in people], numeric=[1, 2, 3, 4])
     return (f'<section id="did"><h2>{esc(w["did"])}</h2>{cards}<div class="row">'
             f'<div><h3>{esc(w["by_rule"])}</h3>{by_rule}</div><div><h3>{esc(w["by_channel"])}</h3>{by_channel}</div>'
             f'</div><h3>{esc(w["by_manager"])}</h3>{by_manager}{uplift_part(view, w)}</section>')

@@ -21,6 +21,7 @@ from connector.report.data import lifetime_view, rfm_grid, segment_sizes
 from connector.report.uplift import rule_uplift
 from connector.state import State, action_from_json
 from connector.webapp.classify import classification
+from connector.webapp.pages.task_states import recent_task_ids
 from playbooks import PlanHistory, evaluate
 from playbooks.api import CustomerReport
 
@@ -53,8 +54,9 @@ class Views:
     answering while one background thread builds the next (a build takes a minute at 20,000 customers).
     Only the very first view is waited for."""
 
-    def __init__(self, open_state: Callable[[], State]) -> None:
+    def __init__(self, open_state: Callable[[], State], tasks: Callable[[list[str], date], dict] | None = None) -> None:
         self.open_state = open_state
+        self.tasks = tasks  # task ids -> manager -> Counter(done, overdue, open), read from the CRM
         self._lock = threading.Lock()
         self._view: View | None = None
         self._building: threading.Thread | None = None
@@ -75,7 +77,7 @@ class Views:
                                                   name="repeat-sales-pages-view", daemon=True)
                 self._building.start()
                 return view
-            self._view = build_view(state, account, today, playbook, key)
+            self._view = build_view(state, account, today, playbook, key, self.tasks)
             self.builds += 1
             return self._view
 
@@ -92,7 +94,7 @@ class Views:
             state = self.open_state()
             try:
                 key = view_key(state, account, today, playbook, version)
-                fresh = build_view(state, account, today, playbook, key)
+                fresh = build_view(state, account, today, playbook, key, self.tasks)
             finally:
                 state.close()
             with self._lock:
@@ -110,7 +112,7 @@ def view_key(state: State, account: str, today: date, playbook, version: int) ->
     return (account, today, runs[0] if runs else 0, version, id(playbook))
 
 
-def build_view(state: State, account: str, today: date, playbook, key: tuple) -> View:
+def build_view(state: State, account: str, today: date, playbook, key: tuple, tasks=None) -> View:
     customers = {c.id: c for c in state.customers(account, lean=True)}
     applied = {k: d for k, d in state.applied_dates(account).items() if d <= today}
     ev = evaluate(customers.values(), today, playbook, history=PlanHistory(applied),
@@ -130,7 +132,7 @@ def build_view(state: State, account: str, today: date, playbook, key: tuple) ->
                 calls=calls, tomorrow=tomorrow, week=week_summary(state, account, today, customers),
                 returning=returning_share(customers.values(), today), segments=segment_sizes(ev, playbook),
                 rfm=rfm_grid(ev), lifetime=lifetime_view(ev, playbook), metrics=dict(ev.metrics),
-                extra={"uplift": uplift})
+                extra={"uplift": uplift, "tasks": tasks(recent_task_ids(state, account, today), today) if tasks else {}})
 
 
 def tomorrow_plan(customers: dict[str, Customer], today: date, playbook, applied: dict, state: State,
