@@ -36,7 +36,7 @@ class Runtime:
     def __post_init__(self) -> None:
         from connector.webapp.pages.versions import latest_playbook
 
-        self.installs = Installs(self.settings.state_path)
+        self.installs = Installs(self.settings.state_path, self.settings.sealer())
         self.playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
         saved = latest_playbook(self.settings.state_path)  # what an admin saved on the settings page wins
         if saved is not None:
