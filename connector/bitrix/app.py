@@ -126,7 +126,8 @@ class BitrixApp:
         self._confirmed: dict[str, float] = {}  # digests of robot tokens app.info confirmed, and when
         from connector.webapp.pages import BitrixPages
 
-        self.pages = BitrixPages(host)  # the app's page, its settings and the customer's tab
+        # the app's page, its settings and the customer's tab
+        self.pages = BitrixPages(host, lambda: app_client(self.settings, self.installs))
 
     def routes(self) -> dict:
         """(method, path) -> handler, served by `repeat-sales serve` (design.md "Webhook app routes")."""

@@ -38,8 +38,9 @@ TABS = ("CRM_CONTACT_DETAIL_TAB", "CRM_COMPANY_DETAIL_TAB")
 
 
 class BitrixPages:
-    def __init__(self, host: WebApp) -> None:
+    def __init__(self, host: WebApp, app_client) -> None:
         self.host = host
+        self.app_client = app_client  # () -> the installed app's BitrixClient (the portal's own token)
         self.runtime = host.runtime
         self.check = PortalCheck()
         self.views = Views(self.runtime.open_state, self._task_counts)
@@ -86,12 +87,11 @@ class BitrixPages:
 
     def _task_counts(self, ids: list[str], today) -> dict:
         """The plugin's recent tasks as the portal holds them, read with the app's own token."""
-        from connector.bitrix.app import app_client
         from connector.webapp.pages.task_states import task_counts
 
         if not ids:
             return {}
-        client = app_client(self.runtime.settings, self.host.installs)
+        client = self.app_client()
         try:
             return task_counts(client, ids, today)
         finally:
