@@ -68,7 +68,7 @@ def test_pages_speak_russian_and_show_markup_from_the_crm_as_text(shop):
     assert HOSTILE_PRODUCT in text_of(tab.text) and HOSTILE_NAME in text_of(tab.text)  # but shown, as text
     csp = tab.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "script-src" not in csp and "frame-ancestors http://" in csp
-    for words in ("Сегмент", "Жизненный цикл", "Уровень", "Касания"):
+    for words in ("Сегмент", "Жизненный цикл", "Уровень", "Бонусный баланс", "Касания"):
         assert words in text_of(tab.text)
 
 

@@ -61,9 +61,14 @@ def render_tab(view: View, w: Words, state: State, account: str, customer_id: st
              (w["lifecycle"], w.lifecycle(report.lifecycle)), (w["tier"], w.tier(report.tier)),
              (w["value"], w.value(report.value)), (w["purchases"], w.number(report.purchases)),
              (w["spent"], w.money(report.monetary)), (w["last_purchase"], last_purchase(c, w))]
-    bonus = next((c.fields[k] for k in BONUS_FIELDS if c and k in c.fields), None)
-    if bonus not in (None, ""):
-        items.append((w["bonus"], str(bonus)))
+    if report.extra.get("bonus_balance") is not None:  # the playbook keeps bonus accounts (playbooks.bonus)
+        expires = report.extra.get("bonus_expires")
+        items.append((w["bonus"], w.money(float(report.extra["bonus_balance"]))
+                      + (f" (→ {w.day(str(expires))})" if expires else "")))
+    else:
+        bonus = next((c.fields[k] for k in BONUS_FIELDS if c and k in c.fields), None)
+        if bonus not in (None, ""):
+            items.append((w["bonus"], str(bonus)))
     p_alive, ltv = report.extra.get("p_alive"), report.extra.get("predicted_ltv")
     if report.purchases >= 2 and p_alive is not None:
         items.append((w["chance"], w.share(float(p_alive))))
