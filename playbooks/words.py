@@ -22,9 +22,9 @@ RU: dict[str, dict[str, str]] = {
                  "at_risk": "В зоне риска", "new": "Новые", "promising": "Перспективные",
                  "hibernating": "Засыпающие", "lost": "Потерянные", "others": "Остальные",
                  "no_purchases": "Без покупок", "none": "Ещё не клиенты", "holdout": "Контрольная группа"},
-    "lifecycle": {"prospect": "Без покупок", "new": "Новый", "active": "Активный", "sleeping": "Спящий",
+    "lifecycle": {"prospect": "Потенциальный", "new": "Новый", "active": "Активный", "sleeping": "Спящий",
                   "lost": "Потерянный"},
-    "value": {"base": "Базовый", "middle": "Средний", "vip": "VIP"},
+    "value": {"base": "Базовая", "middle": "Средняя", "vip": "VIP"},
     "trend": {"growing": "Растёт", "stable": "Стабильный", "fading": "Угасает"},
     "tiers": {"bronze": "Бронза", "silver": "Серебро", "gold": "Золото", "none": "Без уровня"},
     "metrics": {"customers": "Клиенты", "prospects": "Без покупок", "purchases": "Покупки",
@@ -39,9 +39,9 @@ RU: dict[str, dict[str, str]] = {
                 "new_customers_12m": "Новые клиенты за 12 месяцев",
                 "excluded_other_currency": "Покупки в валюте без курса (не учтены)",
                 "cac": "Стоимость привлечения клиента", "ltv_cac": "LTV / стоимость привлечения"},
-    "rules": {"calendar": "Цепочка после покупки", "reactivation": "Возврат уснувших",
+    "rules": {"calendar": "Календарь после покупки", "reactivation": "Возврат уснувших",
               "replenishment": "Пополнение запаса", "cross_sell": "Сопутствующие товары",
-              "loyalty": "Уровни лояльности", "birthday": "День рождения", "holidays": "Праздники",
+              "loyalty": "Программа лояльности", "birthday": "День рождения", "holidays": "Праздники",
               "segment": "Поля карточки"},
 }
 
@@ -50,7 +50,7 @@ EN: dict[str, dict[str, str]] = {
                  "at_risk": "At risk", "new": "New", "promising": "Promising", "hibernating": "Hibernating",
                  "lost": "Lost", "others": "Others", "no_purchases": "No purchases", "none": "Not a customer yet",
                  "holdout": "Hold-out group"},
-    "lifecycle": {"prospect": "No purchases", "new": "New", "active": "Active", "sleeping": "Sleeping",
+    "lifecycle": {"prospect": "Prospect", "new": "New", "active": "Active", "sleeping": "Sleeping",
                   "lost": "Lost"},
     "value": {"base": "Base", "middle": "Middle", "vip": "VIP"},
     "trend": {"growing": "Growing", "stable": "Stable", "fading": "Fading"},
@@ -66,8 +66,8 @@ EN: dict[str, dict[str, str]] = {
                 "new_customers_12m": "New customers, last 12 months",
                 "excluded_other_currency": "Purchases in a currency without a rate (left out)",
                 "cac": "Customer acquisition cost", "ltv_cac": "LTV / acquisition cost"},
-    "rules": {"calendar": "After-purchase steps", "reactivation": "Win-back", "replenishment": "Replenishment",
-              "cross_sell": "Cross-sell", "loyalty": "Loyalty tiers", "birthday": "Birthday",
+    "rules": {"calendar": "Post-purchase calendar", "reactivation": "Win-back", "replenishment": "Replenishment",
+              "cross_sell": "Cross-sell", "loyalty": "Loyalty", "birthday": "Birthday",
               "holidays": "Holidays", "segment": "Card fields"},
 }
 
