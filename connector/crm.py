@@ -70,6 +70,7 @@ class InstallReport:
     existing: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # steps skipped for want of a right, each saying which
+    admin_steps: list[str] = field(default_factory=list)  # what the admin builds by hand once (a Salesbot...)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from connector.model import Action, ActionKind
 from playbooks.channels import is_touch, next_channel
 
 CHANNEL_NAMES = {
-    "ru": {"email": "e-mail", "messenger": "мессенджер", "sms": "SMS", "task": "задача"},
-    "en": {"email": "e-mail", "messenger": "messenger", "sms": "SMS", "task": "task"},
+    "ru": {"email": "e-mail", "messenger": "мессенджер", "sms": "SMS", "task": "задача", "bot": "Salesbot"},
+    "en": {"email": "e-mail", "messenger": "messenger", "sms": "SMS", "task": "task", "bot": "Salesbot"},
 }
 REASONS = {
     "ru": {"missing_value": "в тексте нет значения для этого клиента ({names})",
@@ -26,13 +26,19 @@ REASONS = {
            "no_phone": "в карточке нет телефона",
            "no_contact": "в карточке нет ни телефона, ни e-mail", "not_supported": "CRM не отправляет через этот канал",
            "no_mailbox": "в CRM не подключён почтовый ящик для отправки",
-           "no_chat": "у клиента нет открытого чата", "refused_by_crm": "CRM отклонила отправку"},
+           "no_chat": "у клиента нет открытого чата", "refused_by_crm": "CRM отклонила отправку",
+           "no_bot": "в amoCRM не настроен Salesbot для наших текстов (AMOCRM_SALESBOT_ID)",
+           "not_installed": "не выполнен repeat-sales install (нет поля RS_MESSAGE)",
+           "bot_busy": "клиенту уже отправляется другой текст в этом запуске"},
     "en": {"missing_value": "the text has no value for this customer ({names})",
            "refused": "the customer refused this channel", "no_email": "the card has no e-mail address",
            "no_phone": "the card has no phone",
            "no_contact": "the card has neither a phone nor an e-mail", "not_supported": "the CRM cannot send through this channel",
            "no_mailbox": "no mailbox is connected in the CRM to send from",
-           "no_chat": "the customer has no open chat", "refused_by_crm": "the CRM refused to send it"},
+           "no_chat": "the customer has no open chat", "refused_by_crm": "the CRM refused to send it",
+           "no_bot": "no amoCRM Salesbot is set for our texts (AMOCRM_SALESBOT_ID)",
+           "not_installed": "repeat-sales install has not run (no RS_MESSAGE field)",
+           "bot_busy": "another text goes to this customer in this run"},
 }
 HEADS = {"ru": ("Клиенту не отправлено автоматически: {why}.", "Текст для клиента:"),
          "en": ("Not sent to the customer automatically: {why}.", "The customer's text:")}

@@ -49,7 +49,7 @@ class AmoAdapter(WritebackAdapter):
                  write_batch: int = WRITE_BATCH, sleep: Callable[[float], None] | None = None,
                  max_attempts: int | None = None, salesbots: dict[str, int] | None = None,
                  fallback_user_id: int | None = None, gender_field: str | None = None,
-                 gender_values: dict[str, str] | None = None) -> None:
+                 gender_values: dict[str, str] | None = None, message_bot: int | None = None) -> None:
         kw = {"requests_per_second": requests_per_second}
         if sleep is not None:
             kw["sleep"] = sleep
@@ -76,7 +76,7 @@ class AmoAdapter(WritebackAdapter):
         self.gender = mapping.GenderField(gender_field, gender_values or {}) if gender_field else None
         # tasks always; card fields, repeat deals and Salesbot starts once `repeat-sales install` ran
         self.writer = AmoWriteback(self.client, customer_key=customer_key, responsible=self._responsible,
-                                   timezone=self._timezone, salesbots=salesbots)
+                                   timezone=self._timezone, salesbots=salesbots, message_bot=message_bot)
 
     # --- account facts -----------------------------------------------------------------------
 
@@ -285,7 +285,8 @@ def make_adapter(settings, installs=None) -> AmoAdapter:
                             "AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET, AMOCRM_REDIRECT_URI and (first run) AMOCRM_AUTH_CODE")
     common = {"customer_key": settings.CUSTOMER_KEY, "timezone": settings.TIMEZONE,
               "requests_per_second": settings.AMOCRM_REQUESTS_PER_SECOND, "write_batch": settings.AMOCRM_WRITE_BATCH,
-              "salesbots": settings.salesbots(), "fallback_user_id": settings.AMOCRM_FALLBACK_USER_ID,
+              "salesbots": settings.salesbots(), "message_bot": settings.AMOCRM_SALESBOT_ID,
+              "fallback_user_id": settings.AMOCRM_FALLBACK_USER_ID,
               "gender_field": settings.AMOCRM_GENDER_FIELD, "gender_values": settings.gender_values("AMOCRM_GENDER_VALUES")}
     base = settings.AMOCRM_BASE_URL.strip()
     if settings.AMOCRM_ACCESS_TOKEN is not None:

@@ -1,7 +1,8 @@
 """`repeat-sales install` for amoCRM: the custom fields the plugin writes and reads, idempotently.
 
 On contacts and companies: segment, RFM code, lifecycle stage, loyalty tier (text) and the
-predicted next purchase (date), plus the checkbox `NO_MARKETING` (the opt-out a playbook's
+predicted next purchase (date), the text fields the generic Salesbot sends from (`RS_MESSAGE`,
+`RS_MESSAGE_KEY`, `RS_MESSAGE_SENT`, contacts only), plus the checkbox `NO_MARKETING` (the opt-out a playbook's
 `guards.opt_out.fields = ["no_marketing"]` reads) when missing; on leads the API-only text field
 `RS_ACTION_KEY` that marks repeat deals; on product catalogs the numeric `CYCLE_DAYS` (how long one
 unit lasts). A field is found by its code. Every field install creates ends its name with
@@ -18,6 +19,7 @@ from connector.amocrm.deals import KEY_CODE
 from connector.amocrm.fields import field_code
 from connector.amocrm.mapping import PRODUCT_CYCLE_CODE
 from connector.amocrm.pull import pages
+from connector.amocrm.touches import BOT_FIELDS, salesbot_steps
 from connector.crm import InstallReport
 
 FIELDS_PAGE = 50
@@ -61,7 +63,8 @@ def _remove(client: AmoClient, path: str, report: InstallReport, label: str) -> 
 
 def install(client: AmoClient, *, uninstall: bool = False) -> InstallReport:
     report = InstallReport()
-    targets = [(f"/api/v4/{e}/custom_fields", card_fields(), e) for e in ("contacts", "companies")]
+    targets = [("/api/v4/contacts/custom_fields", [*card_fields(), *BOT_FIELDS], "contacts"),
+               ("/api/v4/companies/custom_fields", card_fields(), "companies")]
     targets.append(("/api/v4/leads/custom_fields", [KEY_FIELD], "leads"))
     for rows in pages(client, "/api/v4/catalogs", "catalogs"):
         targets += [(f"/api/v4/catalogs/{c['id']}/custom_fields", [CYCLE_FIELD], f"catalog {c['id']}")
@@ -71,4 +74,6 @@ def install(client: AmoClient, *, uninstall: bool = False) -> InstallReport:
             _remove(client, path, report, label)
         else:
             _ensure(client, path, wanted, report, label)
+    if not uninstall:
+        report.admin_steps += salesbot_steps()
     return report
