@@ -10,7 +10,7 @@ playbook's language. CRM-neutral: capabilities are data (`CrmAdapter.capabilitie
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from connector.model import Action, ActionKind
@@ -44,8 +44,11 @@ HEADS = {"ru": ("Клиенту не отправлено автоматичес
          "en": ("Not sent to the customer automatically: {why}.", "The customer's text:")}
 
 
-def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str, sender: str) -> list[Action]:
-    """Touches in kinds this CRM delivers (or a manager task that says why); other actions as they are."""
+def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str, sender: str,
+            why_not: Mapping[ActionKind, str] | None = None) -> list[Action]:
+    """Touches in kinds this CRM delivers (or a manager task that says why); other actions as they are.
+
+    `why_not`: why the CRM cannot deliver a kind this run (no bot set...), else `not_supported`."""
     out = []
     for action in plan:
         if not is_touch(action):
@@ -53,7 +56,8 @@ def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str
             continue
         action = replace(action, payload={**action.payload, "lang": lang, **({"from": sender} if sender else {})})
         if action.kind not in capable:
-            action = next_channel(action, "not_supported", capable) or fallen(action, "not_supported")
+            reason = (why_not or {}).get(action.kind, "not_supported")
+            action = next_channel(action, reason, capable) or fallen(action, reason)
         out.append(as_manager_task(action) if action.kind == ActionKind.TASK else action)
     return out
 

@@ -33,7 +33,7 @@ from connector.amocrm.client import AmoClient
 from connector.amocrm.fields import FieldIds
 from connector.amocrm.pull import pages
 from connector.crm import CrmRef, WriteOutcome, marker
-from connector.errors import CrmRequestRejected
+from connector.errors import CrmError, CrmRequestRejected
 from connector.model import Action, ActionKind
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class BotTouches:
     def __init__(self, client: AmoClient, ids: FieldIds, *, customer_key: str, bot_id: int | None) -> None:
         self.client, self.ids, self.bot_id = client, ids, bot_id
         self.on_contacts = customer_key != "company"  # Salesbots run on contacts and leads, not companies
-        self.why_not: dict[ActionKind, str] = {}  # kinds refused for every customer this run
+        self._why_not: dict[ActionKind, str] = {}
         self.duplicates_removed = 0
 
     @property
@@ -66,17 +66,36 @@ class BotTouches:
         able = frozenset({ActionKind.MESSAGE, ActionKind.SMS}) if self.on_contacts else frozenset()
         return able - set(self.why_not)
 
+    @property
+    def why_not(self) -> dict[ActionKind, str]:
+        """Kinds refused for every customer this run, and why: no bot set, install not run, the bot refused."""
+        if self.on_contacts and not self._why_not:
+            why = "no_bot" if self.bot_id is None else "" if self._installed() else "not_installed"
+            if why:
+                self._refuse_all(why)
+        return self._why_not
+
+    def forget(self) -> None:
+        """After install or uninstall: whether the fields exist is read again."""
+        self._why_not.clear()
+
+    def _installed(self) -> bool:
+        try:
+            return not self.ids.missing("contacts", (TEXT_CODE, KEY_CODE))
+        except CrmError as exc:
+            log.warning("amocrm contact fields unreadable: %s", exc)
+            return False
+
     def _refuse_all(self, reason: str) -> None:
-        self.why_not.update(dict.fromkeys((ActionKind.MESSAGE, ActionKind.SMS), reason))
+        self._why_not.update(dict.fromkeys((ActionKind.MESSAGE, ActionKind.SMS), reason))
 
     def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
         outcomes: dict[str, WriteOutcome] = {}
-        fields = self.ids.of("contacts")
-        if self.bot_id is None or TEXT_CODE not in fields or KEY_CODE not in fields:
-            why = "no_bot" if self.bot_id is None else "not_installed"
-            self._refuse_all(why)
+        why = self.why_not.get(ActionKind.MESSAGE)
+        if why:
             log.warning("amocrm bot touches off (%s): messenger and SMS steps go to their next channel", why)
             return [WriteOutcome(a.key, False, reason=why, fall=why) for a in actions]
+        fields = self.ids.of("contacts")
         chats = self.chats({a.customer_id for a in actions if a.customer_id.isdigit()})
         taken: set[str] = set()
         ready: list[Action] = []
