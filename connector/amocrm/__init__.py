@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.adapter import WritebackAdapter
-from connector.amocrm import mapping
+from connector.amocrm import customers, mapping
 from connector.amocrm.client import REQUESTS_PER_SECOND, AmoBlocked, AmoClient
 from connector.amocrm.oauth import OAuthApp
 from connector.amocrm.pull import pages
@@ -26,13 +26,13 @@ DEFAULT_TIMEZONE = "Europe/Moscow"
 # Doc: developers.kommo.com/reference/account-parameters - customers_mode: unavailable, disabled, segments,
 # dynamic (deprecated), periodicity (recurring purchases)
 NOTICES = {
-    "ru": {"customers_mode": "В amoCRM включены «Покупатели» (режим {mode}): покупки, которые ведутся у покупателей, "
-                             "а не успешными сделками, в эту историю не попадают.",
+    "ru": {"customers_mode": "В amoCRM включены «Покупатели» (режим {mode}): покупки читаются и из транзакций "
+                             "покупателей, а прогноз следующей покупки пишется в их дату следующей покупки.",
            "not_admin": "Токен amoCRM выдан не администратору: список пользователей закрыт, поэтому задачи ставятся "
                         "ответственному из карточки (уволенный менеджер не распознаётся) или пользователю из "
                         "AMOCRM_FALLBACK_USER_ID."},
-    "en": {"customers_mode": "amoCRM has Customers on (mode {mode}): purchases kept on customers rather than as "
-                             "won leads are not in this history.",
+    "en": {"customers_mode": "amoCRM has Customers on (mode {mode}): purchases are read from the customers' "
+                             "transactions too, and the predicted next purchase is written to their next purchase date.",
            "not_admin": "The amoCRM token is not an administrator's: the users list is closed, so tasks go to the "
                         "responsible user on the card (a deactivated manager is not detected) or to "
                         "AMOCRM_FALLBACK_USER_ID."},
@@ -69,6 +69,7 @@ class AmoAdapter(WritebackAdapter):
         self.batch = BatchPolicy(size=write_batch)
         self._tz_name = timezone
         self._account_info: dict | None = None
+        self._book: customers.Book | None = None  # Customers mode: read by the pull, used by the writes
         self._active_users: set[int] | None = None
         self.users_listed = True  # False once the users list answered 403 (not an administrator's token)
         self.fallback_user_id = fallback_user_id
@@ -76,7 +77,8 @@ class AmoAdapter(WritebackAdapter):
         self.gender = mapping.GenderField(gender_field, gender_values or {}) if gender_field else None
         # tasks always; card fields, repeat deals and Salesbot starts once `repeat-sales install` ran
         self.writer = AmoWriteback(self.client, customer_key=customer_key, responsible=self._responsible,
-                                   timezone=self._timezone, salesbots=salesbots, message_bot=message_bot)
+                                   timezone=self._timezone, salesbots=salesbots, message_bot=message_bot,
+                                   customers_mode=self._customers_mode, customers_book=lambda: self._book)
 
     # --- account facts -----------------------------------------------------------------------
 
@@ -100,6 +102,9 @@ class AmoAdapter(WritebackAdapter):
         except (ZoneInfoNotFoundError, ValueError):
             return ZoneInfo(DEFAULT_TIMEZONE)
 
+    def _customers_mode(self) -> str:
+        return mapping.text(self._account().get("customers_mode"))
+
     def _currency(self) -> str:
         return mapping.text(self._account().get("currency")) or "RUB"
 
@@ -117,6 +122,8 @@ class AmoAdapter(WritebackAdapter):
         resume = Position.parse(since.modified_since) if since else None
         base = resume.since if resume else (since.modified_since if since else "")
         filters_on = self.filters_enabled()
+        if self._customers_mode() in customers.ON_MODES:
+            self._book = customers.read_book(self.client, self.customer_key)
         high_water = since_seconds(base) or 0
         products = self._products(currency)
         yield PullPage(products=list(products.values()))
@@ -155,6 +162,9 @@ class AmoAdapter(WritebackAdapter):
                 "filter[statuses][0][status_id]": mapping.WON_STATUS_ID}) for p in self._pipelines()]
         else:
             plan.append(Series("leads", "/api/v4/leads", "leads", leads))
+        if self._customers_mode() in customers.ON_MODES:  # repeat purchases kept as customers' transactions
+            plan.append(Series("transactions", "/api/v4/customers/transactions", "transactions",
+                               limit=customers.PAGE, timestamp="created_at"))
         if since:
             # Doc: amocrm.ru/developers/content/crm_platform/events-and-notes - `lead_deleted`, 100 a page;
             # a deleted lead leaves the lists, so only its event tells an incremental pull
@@ -167,6 +177,14 @@ class AmoAdapter(WritebackAdapter):
         page = PullPage()
         if series.key == "events":
             page.removed_purchase_ids += [mapping.text(r.get("entity_id")) for r in rows if r.get("entity_id")]
+            return page
+        if series.key == "transactions":
+            for raw in rows:
+                try:
+                    page.purchases.append(customers.purchase_from_transaction(raw, self._book, tz, currency))
+                except CrmRecordError as exc:
+                    log.warning("skipped transaction record: %s", exc)
+                    page.skipped += 1
             return page
         if series.key != "leads":
             to_customer = (mapping.customer_from_company if self.customer_key == "company"

@@ -19,6 +19,7 @@ from datetime import date
 from connector import clock
 from emulators.amocrm.auth import AuthServer
 from emulators.amocrm.chats import seed_chats
+from emulators.amocrm.customers import seed_customers
 from emulators.amocrm.limits import BadAnswers, RateGate
 from emulators.amocrm.seed import seed_account
 from emulators.amocrm.server import Handler
@@ -47,6 +48,7 @@ class AmoEmulator(Emulator):
         self.shop = generate_shop(customers, seed, self.today)
         self.store = AccountStore(api_filter=api_filter, customers_mode=customers_mode)
         seed_account(self.store, self.shop)
+        seed_customers(self.store)  # Customers mode: repeat purchases as customers' transactions
         seed_chats(self.store, seed, chat_share)  # messenger chats for a share of the contacts
         self.store.outbox = self.outbox  # what the generic Salesbot sends lands in GET /_emulator/outbox
         self.set_admin(admin)
