@@ -118,3 +118,18 @@ def test_the_predicted_next_purchase_goes_to_next_date_once_per_change(account, 
     after = next_dates(account)
     assert after[contact] != held[contact] and after[contact] == card_predictions(account, [contact])[contact]
     assert {cid for cid in held if after[cid] != held[cid]} == {contact}  # only the changed one moved
+
+
+def test_bonus_points_are_brought_to_the_balance_given_however_often_written(account):
+    from connector.amocrm.customers import write_bonus_points
+
+    customer = min(account.store.customers)
+    a = token_adapter(account)
+    try:
+        assert write_bonus_points(a.client, customer, 350) == 350
+        assert write_bonus_points(a.client, customer, 350) == 350  # again: the same balance
+        assert write_bonus_points(a.client, customer, 120) == 120  # a redemption lowers it
+        assert write_bonus_points(a.client, customer, 0) == 0
+    finally:
+        a.close()
+    assert account.store.customers[customer]["bonus_points"] == 0
