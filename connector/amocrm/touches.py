@@ -152,7 +152,7 @@ class BotTouches:
         """Touches the bot delivered: the marker in a contact's note, or in its RS_MESSAGE_SENT."""
         wanted = set(keys)
         customers = sorted({k.split(":")[1] for k in wanted if k.split(":")[1].isdigit()}, key=int)
-        if not customers or not self.on_contacts:
+        if not customers or not self.on_contacts or self.bot_id is None:  # no bot set: nothing was sent by one
             return {}
         found: dict[str, CrmRef] = {}
         for n in range(0, len(customers), IDS_PER_READ):
