@@ -155,6 +155,10 @@ class CrmAdapter(Protocol):
         """What the writers did besides writing: duplicates removed, automation written as tasks."""
         ...
 
+    def touch_refusals(self) -> dict[ActionKind, str]:
+        """Touch kinds the CRM cannot deliver to anyone this run, and why (`no_bot`), for the plan."""
+        ...
+
     def install(self, *, uninstall: bool = False) -> InstallReport:
         """Prepare the CRM once (idempotent), or remove what install created and only that."""
         ...
