@@ -103,6 +103,10 @@ class Writeback:
                             "and %s", self.crm, self.automation)
         return self._capabilities | (self.touches.kinds if self.touches is not None else frozenset())
 
+    def touch_refusals(self) -> dict[ActionKind, str]:
+        """Touch kinds the CRM cannot deliver to anyone this run, and why (said in the manager's task)."""
+        return dict(getattr(self.touches, "why_not", {}) if self.touches is not None else {})
+
     def stats(self) -> WriteStats:
         return WriteStats(
             duplicates_removed=self.tasks.duplicates_removed + self.deals.duplicates_removed
@@ -235,6 +239,9 @@ class WritebackAdapter:
 
     def write_stats(self) -> WriteStats:
         return self.writer.stats()
+
+    def touch_refusals(self) -> dict[ActionKind, str]:
+        return self.writer.touch_refusals()
 
     def rights_missing(self) -> list[dict]:
         return self.writer.rights_missing()

@@ -304,11 +304,14 @@ def cmd_install(args) -> int:
             for what in items]
     if args.format == "json":
         print(json.dumps({"crm": settings.CRM, "uninstall": args.uninstall, "created": report.created,
-                          "existing": report.existing, "removed": report.removed, "missing": report.missing},
+                          "existing": report.existing, "removed": report.removed, "missing": report.missing,
+                          "admin_steps": report.admin_steps},
                          ensure_ascii=False, indent=1))
     else:
         title = f"\n{settings.CRM}: " + ("uninstall" if args.uninstall else "install")
         print(table(["object", "status"], rows, title=title) if rows else f"{title.strip()}: nothing to do")
+        if report.admin_steps:
+            print("\n" + "\n".join(report.admin_steps))
     return 0
 
 

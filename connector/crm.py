@@ -70,6 +70,7 @@ class InstallReport:
     existing: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # steps skipped for want of a right, each saying which
+    admin_steps: list[str] = field(default_factory=list)  # what the admin builds by hand once (a Salesbot...)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,10 @@ class CrmAdapter(Protocol):
 
     def write_stats(self) -> WriteStats:
         """What the writers did besides writing: duplicates removed, automation written as tasks."""
+        ...
+
+    def touch_refusals(self) -> dict[ActionKind, str]:
+        """Touch kinds the CRM cannot deliver to anyone this run, and why (`no_bot`), for the plan."""
         ...
 
     def install(self, *, uninstall: bool = False) -> InstallReport:

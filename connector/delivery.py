@@ -10,15 +10,15 @@ playbook's language. CRM-neutral: capabilities are data (`CrmAdapter.capabilitie
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from connector.model import Action, ActionKind
 from playbooks.channels import is_touch, next_channel
 
 CHANNEL_NAMES = {
-    "ru": {"email": "e-mail", "messenger": "мессенджер", "sms": "SMS", "task": "задача"},
-    "en": {"email": "e-mail", "messenger": "messenger", "sms": "SMS", "task": "task"},
+    "ru": {"email": "e-mail", "messenger": "мессенджер", "sms": "SMS", "task": "задача", "bot": "Salesbot"},
+    "en": {"email": "e-mail", "messenger": "messenger", "sms": "SMS", "task": "task", "bot": "Salesbot"},
 }
 REASONS = {
     "ru": {"missing_value": "в тексте нет значения для этого клиента ({names})",
@@ -26,20 +26,29 @@ REASONS = {
            "no_phone": "в карточке нет телефона",
            "no_contact": "в карточке нет ни телефона, ни e-mail", "not_supported": "CRM не отправляет через этот канал",
            "no_mailbox": "в CRM не подключён почтовый ящик для отправки",
-           "no_chat": "у клиента нет открытого чата", "refused_by_crm": "CRM отклонила отправку"},
+           "no_chat": "у клиента нет открытого чата", "refused_by_crm": "CRM отклонила отправку",
+           "no_bot": "в amoCRM не настроен Salesbot для наших текстов (AMOCRM_SALESBOT_ID)",
+           "not_installed": "не выполнен repeat-sales install (нет поля RS_MESSAGE)",
+           "bot_busy": "клиенту уже отправляется другой текст в этом запуске"},
     "en": {"missing_value": "the text has no value for this customer ({names})",
            "refused": "the customer refused this channel", "no_email": "the card has no e-mail address",
            "no_phone": "the card has no phone",
            "no_contact": "the card has neither a phone nor an e-mail", "not_supported": "the CRM cannot send through this channel",
            "no_mailbox": "no mailbox is connected in the CRM to send from",
-           "no_chat": "the customer has no open chat", "refused_by_crm": "the CRM refused to send it"},
+           "no_chat": "the customer has no open chat", "refused_by_crm": "the CRM refused to send it",
+           "no_bot": "no amoCRM Salesbot is set for our texts (AMOCRM_SALESBOT_ID)",
+           "not_installed": "repeat-sales install has not run (no RS_MESSAGE field)",
+           "bot_busy": "another text goes to this customer in this run"},
 }
 HEADS = {"ru": ("Клиенту не отправлено автоматически: {why}.", "Текст для клиента:"),
          "en": ("Not sent to the customer automatically: {why}.", "The customer's text:")}
 
 
-def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str, sender: str) -> list[Action]:
-    """Touches in kinds this CRM delivers (or a manager task that says why); other actions as they are."""
+def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str, sender: str,
+            why_not: Mapping[ActionKind, str] | None = None) -> list[Action]:
+    """Touches in kinds this CRM delivers (or a manager task that says why); other actions as they are.
+
+    `why_not`: why the CRM cannot deliver a kind this run (no bot set...), else `not_supported`."""
     out = []
     for action in plan:
         if not is_touch(action):
@@ -47,7 +56,8 @@ def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str
             continue
         action = replace(action, payload={**action.payload, "lang": lang, **({"from": sender} if sender else {})})
         if action.kind not in capable:
-            action = next_channel(action, "not_supported", capable) or fallen(action, "not_supported")
+            reason = (why_not or {}).get(action.kind, "not_supported")
+            action = next_channel(action, reason, capable) or fallen(action, reason)
         out.append(as_manager_task(action) if action.kind == ActionKind.TASK else action)
     return out
 

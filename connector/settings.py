@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     AMOCRM_WRITE_BATCH: int = Field(50, ge=1, le=250)
     AMOCRM_FALLBACK_USER_ID: int | None = Field(None, ge=1)
     AMOCRM_SALESBOTS: str | None = None  # rs_feedback=101,rs_content=102: playbook template -> Salesbot id
+    AMOCRM_SALESBOT_ID: int | None = Field(None, ge=1)  # the generic bot that sends RS_MESSAGE into the chat
     AMOCRM_GENDER_FIELD: str | None = None  # the contact custom field with gender: its code, id or name
     AMOCRM_GENDER_VALUES: str | None = None  # Мужской=M,Женский=F or enum ids: values -> M / F
     STATE_URL: str = "sqlite:///./repeat-sales.db"
