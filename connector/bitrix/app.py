@@ -27,6 +27,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from connector.bitrix import sms
 from connector.bitrix.app_auth import CRM, app_tokens
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.mapping import GenderSource, customer_ref, text
@@ -196,6 +197,9 @@ class BitrixApp:
                     else:
                         client.call("bizproc.robot.add", {"CODE": code, **fields})
                 robots = [CLASSIFY, CALENDAR]
+                trigger = sms.register_trigger(client)  # the admin binds the robot "Send SMS" to it (README)
+                if trigger:
+                    log.warning("bitrix app install: SMS trigger not registered: %s", trigger)
         finally:
             client.close()
         missing = [gap["message"] for gap in rights.missing(["robots", "tasks", "workflows"])]

@@ -27,6 +27,7 @@ NEEDS = {
     "card_fields": ("crm", True),
     "robots": ("bizproc", True),
     "users": ("user", False),
+    "messenger": ("imopenlines", False),  # Doc: imopenlines/openlines/messages/imopenlines-crm-message-add.md
 }
 WHY = {  # why a step was done another way, in the playbook's language (it lands in a manager's task)
     "ru": {"scope": "у вебхука (приложения) нет права «{scope}»",
@@ -36,10 +37,12 @@ WHY = {  # why a step was done another way, in the playbook's language (it lands
 }
 WHAT = {"tasks": "manager tasks (tasks.task.add)", "workflows": "business process starts (bizproc.workflow.start)",
         "card_fields": "card fields (crm.*.userfield.add)", "robots": "robots (bizproc.robot.add)",
-        "users": "checking that managers are still active (user.get)"}
+        "users": "checking that managers are still active (user.get)",
+        "messenger": "messages into customers' open-line chats (imopenlines.crm.message.add)"}
 INSTEAD = {"tasks": "written as comments on the customer's card", "workflows": "written as manager tasks",
            "card_fields": "not created; card values are not written", "robots": "not registered",
-           "users": "tasks go to the customer's manager as the card names them"}
+           "users": "tasks go to the customer's manager as the card names them",
+           "messenger": "messenger steps go to their next channel"}
 
 
 @dataclass(frozen=True)
