@@ -114,7 +114,8 @@ class Writeback:
         this customer (no mailbox, no chat) goes on to its next channel in the same call."""
         actions = [self._deliverable(a) for a in actions]
         outcomes = self._write_by_kind(actions)
-        moved = [delivery.after_refusal(a, outcomes[a.key].fall, self.capabilities) for a in actions
+        why_not = getattr(self.touches, "why_not", {}) if self.touches is not None else {}
+        moved = [delivery.after_refusal(a, outcomes[a.key].fall, self.capabilities, why_not) for a in actions
                  if outcomes[a.key].fall]
         if moved:
             outcomes.update({o.key: o for o in self.write(moved)})
@@ -126,7 +127,7 @@ class Writeback:
         if action.kind not in TOUCHES or (self.touches is not None and action.kind in self.touches.kinds):
             return action
         why_not = getattr(self.touches, "why_not", {}) if self.touches is not None else {}
-        return delivery.after_refusal(action, why_not.get(action.kind, "not_supported"), self.capabilities)
+        return delivery.after_refusal(action, why_not.get(action.kind, "not_supported"), self.capabilities, why_not)
 
     def _write_by_kind(self, actions: Sequence[Action]) -> dict[str, WriteOutcome]:
         writers = {ActionKind.TAG: self.cards.write, ActionKind.DEAL: self.deals.write,

@@ -10,11 +10,11 @@ playbook's language. CRM-neutral: capabilities are data (`CrmAdapter.capabilitie
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from connector.model import Action, ActionKind
-from playbooks.channels import is_touch, next_channel
+from playbooks.channels import KIND_OF, is_touch, next_channel
 
 CHANNEL_NAMES = {
     "ru": {"email": "e-mail", "messenger": "мессенджер", "sms": "SMS", "task": "задача"},
@@ -73,9 +73,17 @@ def fallen(action: Action, reason: str) -> Action:
     return replace(action, kind=ActionKind.TASK, payload={**action.payload, "via": "task", "tried": tried})
 
 
-def after_refusal(action: Action, reason: str, capable: Iterable[ActionKind]) -> Action:
-    """The CRM could not deliver the touch by its channel: the next channel, or a manager task."""
+def after_refusal(action: Action, reason: str, capable: Iterable[ActionKind],
+                  why_not: Mapping[ActionKind, str] | None = None) -> Action:
+    """The CRM could not deliver the touch by its channel: the next channel, or a manager task.
+
+    `why_not`: kinds the CRM stopped delivering this run and why (no mailbox), said instead of
+    "not supported" for the channels passed over on the way."""
     moved = next_channel(action, reason, capable) or fallen(action, reason)
+    if why_not:
+        tried = [[c, why_not.get(KIND_OF.get(c), r) if r == "not_supported" else r]
+                 for c, r in moved.payload.get("tried") or []]
+        moved = replace(moved, payload={**moved.payload, "tried": tried})
     return as_manager_task(moved) if moved.kind == ActionKind.TASK else moved
 
 
