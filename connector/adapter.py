@@ -123,10 +123,13 @@ class Writeback:
                 else outcomes[a.key] for a in actions]
 
     def _deliverable(self, action: Action) -> Action:
-        """A touch of a kind the CRM stopped delivering this run (it said "no mailbox") moves on at once."""
-        if action.kind not in TOUCHES or (self.touches is not None and action.kind in self.touches.kinds):
+        """A touch of a kind the CRM stopped delivering this run (it said "no mailbox"), or cannot deliver
+        at all here (no scope for chats), moves on at once, saying why."""
+        if action.kind not in TOUCHES:
             return action
         why_not = getattr(self.touches, "why_not", {}) if self.touches is not None else {}
+        if self.touches is not None and action.kind in self.touches.kinds and action.kind not in why_not:
+            return action
         return delivery.after_refusal(action, why_not.get(action.kind, "not_supported"), self.capabilities, why_not)
 
     def _write_by_kind(self, actions: Sequence[Action]) -> dict[str, WriteOutcome]:
@@ -212,6 +215,11 @@ class WritebackAdapter:
     @property
     def capabilities(self) -> frozenset[ActionKind]:
         return self.writer.capabilities
+
+    def channel_gaps(self) -> dict[ActionKind, str]:
+        """Touch kinds this CRM cannot deliver to anyone this run, and why (`no_mailbox`), for the plan."""
+        touches = self.writer.touches
+        return dict(getattr(touches, "why_not", {})) if touches is not None else {}
 
     @property
     def automation_refs(self) -> tuple[str, ...]:

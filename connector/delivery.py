@@ -52,8 +52,12 @@ HEADS = {"ru": ("Клиенту не отправлено автоматичес
          "en": ("Not sent to the customer automatically: {why}.", "The customer's text:")}
 
 
-def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str, sender: str) -> list[Action]:
-    """Touches in kinds this CRM delivers (or a manager task that says why); other actions as they are."""
+def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str, sender: str,
+            why_not: Mapping[ActionKind, str] | None = None) -> list[Action]:
+    """Touches in kinds this CRM delivers (or a manager task that says why); other actions as they are.
+
+    `why_not`: kinds the CRM cannot deliver this run and why (no scope for chats), said instead of
+    "not supported"."""
     out = []
     for action in plan:
         if not is_touch(action):
@@ -61,7 +65,8 @@ def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str
             continue
         action = replace(action, payload={**action.payload, "lang": lang, **({"from": sender} if sender else {})})
         if action.kind not in capable:
-            action = next_channel(action, "not_supported", capable) or fallen(action, "not_supported")
+            why = (why_not or {}).get(action.kind, "not_supported")
+            action = said(next_channel(action, why, capable) or fallen(action, why), why_not)
         out.append(as_manager_task(action) if action.kind == ActionKind.TASK else action)
     return out
 
@@ -79,12 +84,17 @@ def after_refusal(action: Action, reason: str, capable: Iterable[ActionKind],
 
     `why_not`: kinds the CRM stopped delivering this run and why (no mailbox), said instead of
     "not supported" for the channels passed over on the way."""
-    moved = next_channel(action, reason, capable) or fallen(action, reason)
-    if why_not:
-        tried = [[c, why_not.get(KIND_OF.get(c), r) if r == "not_supported" else r]
-                 for c, r in moved.payload.get("tried") or []]
-        moved = replace(moved, payload={**moved.payload, "tried": tried})
+    moved = said(next_channel(action, reason, capable) or fallen(action, reason), why_not)
     return as_manager_task(moved) if moved.kind == ActionKind.TASK else moved
+
+
+def said(action: Action, why_not: Mapping[ActionKind, str] | None) -> Action:
+    """The channels passed over as "not supported" with the CRM's own reason where it gave one."""
+    if not why_not:
+        return action
+    tried = [[c, why_not.get(KIND_OF.get(c), r) if r == "not_supported" else r]
+             for c, r in action.payload.get("tried") or []]
+    return replace(action, payload={**action.payload, "tried": tried})
 
 
 def why(action: Action) -> str:

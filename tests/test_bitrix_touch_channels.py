@@ -13,6 +13,8 @@ from emulators.bitrix import BitrixEmulator
 from tests.conftest import TODAY, run_cli
 from tests.test_delivery_channels import SLUGS, env_for, outbox, sync_json, touches_due
 
+SCOPES = "crm,task,user,bizproc,imopenlines"  # the webhook README asks for, open lines ticked
+
 
 def chats_of(emu) -> set[str]:
     with emu.store.lock:
@@ -26,7 +28,7 @@ def clean(message: dict) -> bool:
 
 @pytest.fixture
 def shop():
-    with BitrixEmulator(customers=200, seed=7, today=TODAY) as emu:
+    with BitrixEmulator(customers=200, seed=7, today=TODAY, chat_share=0.5, scopes=SCOPES) as emu:
         yield emu
 
 
@@ -63,7 +65,7 @@ def test_a_lost_ledger_finds_the_chat_messages_by_their_card_marker_and_sends_no
 
 
 def test_without_the_imopenlines_scope_messenger_steps_go_to_their_next_channel_and_say_why(tmp_path):
-    with BitrixEmulator(customers=120, seed=7, today=TODAY, scopes="crm,task,user,bizproc") as emu:
+    with BitrixEmulator(customers=120, seed=7, today=TODAY, scopes="crm,task,user,bizproc", chat_share=0.5) as emu:
         env = env_for(emu, tmp_path)
         assert run_cli(["install"], env).returncode == 0
         report = sync_json(env)

@@ -40,10 +40,14 @@ class MessengerWriter:
         self.notes = CardNotes(client, customer_key=customer_key, heads=NOTE_HEADS)
         self.why_not = ""  # set when the portal refuses every chat this run (no imopenlines scope)
 
-    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+    def unavailable(self) -> str:
+        """Why no chat message can go out from here at all ("" when they may)."""
         if not self.why_not and not self.rights().allows("messenger"):
             self._stop("no_openlines")
-        if self.why_not:
+        return self.why_not
+
+    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+        if self.unavailable():
             return [WriteOutcome(a.key, False, reason=self.why_not, fall=self.why_not) for a in actions]
         chats = self._chats({a.customer_id for a in actions})
         if self.why_not:

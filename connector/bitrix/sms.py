@@ -66,12 +66,16 @@ class SmsWriter:
         self.why_not = "no_app" if client.webhook_user is not None else "" if robot_bound else "no_sms_robot"
         self._field_checked = False
 
-    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+    def unavailable(self) -> str:
+        """Why no SMS can go out from here at all ("" when they may)."""
         if not self.why_not and not self._field_checked:
             self._field_checked = True
             if not self._field_ready():  # the portal drops an unknown field silently: the robot would send ""
                 self.why_not = "not_installed"
-        if self.why_not:
+        return self.why_not
+
+    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+        if self.unavailable():
             return [WriteOutcome(a.key, False, reason=self.why_not, fall=self.why_not) for a in actions]
         deals = self._latest_deals({a.customer_id for a in actions})
         outcomes: dict[str, WriteOutcome] = {}

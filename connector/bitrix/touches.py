@@ -134,9 +134,9 @@ class EmailWriter:
 
 
 class TouchWriter:
-    """Every touch by the writer of its kind; a kind the portal refused for everyone this run is left out
-    of `kinds` with its reason in `why_not` (e-mail without a mailbox). Messages and SMS stay in `kinds`
-    and answer each touch with the reason they cannot send it, so the summary names it."""
+    """Every touch by the writer of its kind. A kind this portal cannot deliver to anyone (e-mail without a
+    mailbox, chats without the imopenlines scope, SMS from a webhook) is named in `why_not` with its reason,
+    and left out of `kinds`, so each such touch moves on when it is planned (or written), saying why."""
 
     def __init__(self, client: BitrixClient, *, customer_key: str, responsible, rights=None,
                  sms_robot: bool = False) -> None:
@@ -149,7 +149,12 @@ class TouchWriter:
 
     @property
     def why_not(self) -> dict[ActionKind, str]:
-        return self.email.why_not
+        out = dict(self.email.why_not)
+        for kind in (ActionKind.MESSAGE, ActionKind.SMS):
+            why = self.writers[kind].unavailable()
+            if why:
+                out[kind] = why
+        return out
 
     @property
     def duplicates_removed(self) -> int:

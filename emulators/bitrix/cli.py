@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scopes of the webhook and the app, e.g. crm,task,user,bizproc (default: all the plugin uses)")
     p.add_argument("--mailbox", type=standalone.on_off, default=True,
                    help="yes|no: the portal has a mailbox to send e-mails from (no: \"From\" is not found)")
-    p.add_argument("--chat-share", type=float, default=0.5,
-                   help="share of customer cards with an open-line chat (WhatsApp/Telegram), same for a seed")
+    p.add_argument("--chat-share", type=float, default=0.0,
+                   help="share of customer cards with an open-line chat (WhatsApp/Telegram), the same cards for "
+                        "a seed (default 0: no open lines connected)")
     p.add_argument("--sms-automation", type=standalone.on_off, default=False,
                    help="yes|no: the admin bound the robot \"Send SMS\" to the app's trigger")
     return p

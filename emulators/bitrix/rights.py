@@ -17,8 +17,7 @@ from .protocol import ApiError
 from .store import Portal
 
 # what a webhook made with every box the plugin could use ticked
-DEFAULT_SCOPES = frozenset({"crm", "task", "user", "user_brief", "user_basic", "bizproc", "placement", "catalog",
-                            "imopenlines"})
+DEFAULT_SCOPES = frozenset({"crm", "task", "user", "user_brief", "user_basic", "bizproc", "placement", "catalog"})
 # the full list `scope {full: true}` answers (Doc: api-reference/scopes/permissions.md, abridged)
 ALL_SCOPES = ("bizproc", "calendar", "catalog", "crm", "department", "disk", "entity", "im", "imbot",
               "imopenlines", "lists", "log", "placement", "sale", "task", "telephony", "user", "user_basic",

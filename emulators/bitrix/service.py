@@ -52,7 +52,8 @@ class BitrixEmulator(Emulator):
         mailbox: whether the portal has a mailbox to send e-mail activities from (`--mailbox yes|no`);
             without one crm.activity.add answers `Email send error. "From" is not found`.
         chat_share: the share of customer cards with an open-line chat (WhatsApp for a card with a phone,
-            Telegram otherwise), the same cards for the same seed (`--chat-share`; openlines.py).
+            Telegram otherwise), the same cards for the same seed (`--chat-share`; openlines.py). 0 by
+            default: a fresh portal has no open lines connected.
         sms_automation: whether the admin bound the robot "Send SMS" to the app's trigger
             (`--sms-automation yes|no`, `set_sms_automation`; triggers.py).
     """
@@ -67,7 +68,7 @@ class BitrixEmulator(Emulator):
                  operating_limit_seconds: float | None = None, operating_per_call: float = 0.001,
                  cost_model: str = "real", batch_billing: str = "inner",
                  shop: Shop | None = None, keep_shop: bool = True, webhook_admin: bool = True,
-                 scopes: str | Iterable[str] | None = None, mailbox: bool = True, chat_share: float = 0.5,
+                 scopes: str | Iterable[str] | None = None, mailbox: bool = True, chat_share: float = 0.0,
                  sms_automation: bool = False) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port,
                          count_commands=True)
