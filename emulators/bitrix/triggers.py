@@ -46,7 +46,8 @@ def register() -> None:
 def _app_admin(portal: Portal):
     from .app_methods import _app  # the app-only check the robots use
 
-    app = _app("Access denied! Application context required", status=400)
+    # 403 as this emulator answered these methods on a webhook before they were served (the page shows 400)
+    app = _app("Access denied! Application context required", status=403)
     require_admin(portal, status=400, text="Access denied! Admin permissions required")
     return app
 
