@@ -107,6 +107,11 @@ class CrmAdapter(Protocol):
         """The kinds this CRM carries out now (card fields, deals, automation once `install` ran)."""
         ...
 
+    def channel_gaps(self) -> dict[ActionKind, str]:
+        """Touch kinds this CRM cannot deliver to anyone this run, and why (`no_mailbox`): the plan routes
+        those touches on to their next channel saying so."""
+        ...
+
     @property
     def batch(self) -> BatchPolicy:
         """Write batch size and what a failed batch does to it."""

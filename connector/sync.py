@@ -220,9 +220,8 @@ def evaluate_snapshot(run: Run, playbook) -> Evaluation:
 def plan_actions(run: Run, evaluation: Evaluation, writeback: WritebackPlanner, allow_blank_cards: bool) -> list[Action]:
     """The playbook's plan in kinds this CRM carries out, plus the card fields of changed customers."""
     capable = run.adapter.capabilities
-    gaps = getattr(run.adapter, "channel_gaps", dict)()
     plan = delivery.prepare(evaluation.plan, capable, lang=writeback.lang, sender=writeback.config.email_from,
-                            why_not=gaps)
+                            why_not=run.adapter.channel_gaps())
     plan = [a if a.kind in capable else as_task(a) for a in plan]
     plan = writeback.extend(evaluation, plan, run.today)
     if not run.dry_run and not allow_blank_cards:

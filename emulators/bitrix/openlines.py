@@ -46,6 +46,9 @@ def seed_chats(portal: Portal, seed: int, share: float) -> None:
     Its operators are the card's manager and the administrator who connected the line."""
     rng = random.Random(f"openlines-{seed}")
     chats: dict[tuple[str, int], list[Chat]] = {}
+    portal.chats = chats
+    if share <= 0:
+        return  # no open lines connected: nothing to walk through (big benchmark portals)
     for kind, table in (("contact", portal.contacts), ("company", portal.companies)):
         for row_id in sorted(table.rows):
             row = table.rows[row_id]
@@ -53,11 +56,10 @@ def seed_chats(portal: Portal, seed: int, share: float) -> None:
             if rng.random() >= share:
                 continue
             connector, title = CONNECTORS[0] if phones else CONNECTORS[1]
-            chat_id = 1000 + sum(len(v) for v in chats.values()) + 1
+            chat_id = 1001 + len(chats)
             chats[(kind, row_id)] = [Chat(chat_id, kind, row_id, connector, title,
                                           phones[0] if phones else f"tg:{kind}{row_id}",
                                           {int(row.assigned or 1), portal.webhook_user})]
-    portal.chats = chats
 
 
 def _entity(params: dict) -> tuple[str, int]:
