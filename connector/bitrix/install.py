@@ -1,11 +1,13 @@
 """`repeat-sales install` for Bitrix24: the user fields the plugin writes and reads, idempotently.
 
 On contacts and on companies: segment, RFM code, lifecycle stage, loyalty tier (strings), the
-predicted next purchase (date), the opt-out UF_CRM_RS_NO_MARKETING (a checkbox) when the portal
-lacks it, and UF_CRM_RS_REFUSED_CHANNELS, the channels the customer refused as a manager types them
-("email, sms", read by playbooks.channels.refused_channels - a string, so any words and separators do).
-On deals: UF_CRM_RS_MESSAGE, the SMS text the admin's robot sends; from the app (not a webhook) also
-the automation trigger that robot is bound to (sms.py). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
+predicted next purchase (date), the bonus balance (a number), the opt-out UF_CRM_RS_NO_MARKETING
+(a checkbox) when the portal lacks it, and UF_CRM_RS_REFUSED_CHANNELS, the channels the customer refused as
+a manager types them ("email, sms", read by playbooks.channels.refused_channels - a string, so any words and
+separators do); on deals UF_CRM_RS_BONUS_PAID, the bonuses the customer paid with
+(Doc: crm/deals/user-defined-fields/crm-deal-userfield-add.md), and UF_CRM_RS_MESSAGE, the SMS text the
+admin's robot sends; from the app (not a webhook) also the automation trigger that robot is bound to
+(sms.py). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
 those fields (with their values), never one the portal had before.
 Doc: crm/contacts/userfield/crm-contact-userfield-add.md (admin only; FIELD_NAME gets UF_CRM_),
 crm-contact-userfield-list.md, crm-contact-userfield-delete.md, crm/companies/userfields/*.md.
@@ -28,31 +30,31 @@ from connector.errors import CrmRequestRejected
 
 XML_ID = "repeat-sales"
 ENTITIES = ("contact", "company")
-TYPES = {"string": "string", "date": "date", "boolean": "boolean"}
+TYPES = {"string": "string", "date": "date", "boolean": "boolean", "number": "double"}
+# on deals: the bonuses a customer paid with (a playbook's [bonuses] paid_field = "bonus_paid" reads it)
+DEAL_FIELDS = (("bonus_paid", "number", "Оплачено бонусами", "Paid with bonuses"),
+               ("message", "string", "Текст SMS клиенту (repeat-sales)", "SMS text to the customer (repeat-sales)"))
 
 
-def wanted_fields() -> list[dict]:
-    """userfield.add `fields` of every field install makes, in display order."""
-    specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
-    specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
-    specs.append(("refused_channels", "string", "Отказался от каналов (email, sms, мессенджер)",
-                  "Refused channels (email, sms, messenger)"))
-    return [_spec(n, *spec) for n, spec in enumerate(specs)]
-
-
-def deal_fields() -> list[dict]:
-    """The deal field the SMS robot reads its text from."""
-    return [_spec(0, "message", "string", "Текст SMS клиенту (repeat-sales)", "SMS text to the customer (repeat-sales)")]
-
-
-def _spec(n: int, name: str, kind: str, ru: str, en: str) -> dict:
-    label = {"ru": ru, "en": en}
-    spec = {"FIELD_NAME": uf_name(name).removeprefix("UF_CRM_"), "USER_TYPE_ID": TYPES[kind], "XML_ID": XML_ID,
-            "SORT": 500 + 10 * n, "MULTIPLE": "N", "MANDATORY": "N", "SHOW_FILTER": "Y",
-            "EDIT_FORM_LABEL": label, "LIST_COLUMN_LABEL": label, "LIST_FILTER_LABEL": label}
-    if kind == "boolean":
-        spec["SETTINGS"] = {"DEFAULT_VALUE": 0, "DISPLAY": "CHECKBOX"}
-    return spec
+def wanted_fields(entity: str = "contact") -> list[dict]:
+    """userfield.add `fields` of every field install makes on `entity`, in display order."""
+    if entity == "deal":
+        specs = list(DEAL_FIELDS)
+    else:
+        specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
+        specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
+        specs.append(("refused_channels", "string", "Отказался от каналов (email, sms, мессенджер)",
+                      "Refused channels (email, sms, messenger)"))
+    out = []
+    for n, (name, kind, ru, en) in enumerate(specs):
+        label = {"ru": ru, "en": en}
+        spec = {"FIELD_NAME": uf_name(name).removeprefix("UF_CRM_"), "USER_TYPE_ID": TYPES[kind], "XML_ID": XML_ID,
+                "SORT": 500 + 10 * n, "MULTIPLE": "N", "MANDATORY": "N", "SHOW_FILTER": "Y",
+                "EDIT_FORM_LABEL": label, "LIST_COLUMN_LABEL": label, "LIST_FILTER_LABEL": label}
+        if kind == "boolean":
+            spec["SETTINGS"] = {"DEFAULT_VALUE": 0, "DISPLAY": "CHECKBOX"}
+        out.append(spec)
+    return out
 
 
 def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | None = None) -> InstallReport:
@@ -62,7 +64,7 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
         report.missing += [f"{entity} fields: {lacks[0]['message']} (use an administrator's incoming webhook "
                            "with scope crm)" for entity in ENTITIES]
         return report
-    for entity, wanted in (*((e, wanted_fields()) for e in ENTITIES), ("deal", deal_fields())):
+    for entity in (*ENTITIES, "deal"):
         present = {str(r.get("FIELD_NAME")): r for rows in list_pages(client, f"crm.{entity}.userfield.list", {})
                    for r in rows}
         if uninstall:
@@ -72,7 +74,7 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
             report.removed += [f"{entity} field {name}" for name in sorted(ours)]
             continue
         add = {}
-        for n, spec in enumerate(wanted):
+        for n, spec in enumerate(wanted_fields(entity)):
             name = "UF_CRM_" + spec["FIELD_NAME"]
             if name in present:
                 report.existing.append(f"{entity} field {name}")
