@@ -108,6 +108,11 @@ class CrmAdapter(Protocol):
         """The kinds this CRM carries out now (card fields, deals, automation once `install` ran)."""
         ...
 
+    def channel_gaps(self) -> dict[ActionKind, str]:
+        """Touch kinds this CRM cannot deliver to anyone this run, and why (`no_mailbox`): the plan routes
+        those touches on to their next channel saying so."""
+        ...
+
     @property
     def batch(self) -> BatchPolicy:
         """Write batch size and what a failed batch does to it."""
@@ -153,10 +158,6 @@ class CrmAdapter(Protocol):
 
     def write_stats(self) -> WriteStats:
         """What the writers did besides writing: duplicates removed, automation written as tasks."""
-        ...
-
-    def touch_refusals(self) -> dict[ActionKind, str]:
-        """Touch kinds the CRM cannot deliver to anyone this run, and why (`no_bot`), for the plan."""
         ...
 
     def install(self, *, uninstall: bool = False) -> InstallReport:

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     BITRIX_OAUTH_URL: str | None = "https://oauth.bitrix.info"
     BITRIX_GENDER_FIELD: str = "HONORIFIC"  # or a contact user field UF_CRM_...
     BITRIX_GENDER_VALUES: str | None = None  # 71=M,72=F: the field's raw values -> M / F
+    BITRIX_SMS_ROBOT: bool = False  # the admin bound the robot "Send SMS" to the repeat-sales trigger
     AMOCRM_BASE_URL: str | None = None
     AMOCRM_ACCESS_TOKEN: SecretStr | None = None
     AMOCRM_CLIENT_ID: str | None = None
