@@ -7,60 +7,106 @@ how many actions a sync would plan and hold back, never the actions themselves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
-from connector.model import Customer, Product
+import numpy as np
+
+from connector.model import Action, Customer, Product
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
 from playbooks.columns import purchase_columns
-from playbooks.facts import ShopFacts, customer_facts
+from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier
 
 
+@dataclass
+class DueColumns:
+    """What a rule's may_fire() reads: arrays over the customers of a segmentation (in id order)."""
+
+    today: date
+    n: np.ndarray  # counted purchases
+    recency: np.ndarray  # days since the last counted purchase (-1 without one)
+    lost_after: np.ndarray  # the customer's lifecycle threshold for `lost`
+    history: np.ndarray  # some action of this customer was applied before (PlanHistory)
+    customers: Sequence[Customer]
+    shop: ShopFacts
+
+    def nobody(self) -> np.ndarray:
+        return np.zeros(len(self.n), dtype=bool)
+
+    def each(self, test: Callable[[Customer], bool]) -> np.ndarray:
+        """A test of each customer object (for what no column holds, e.g. the birthday)."""
+        return np.fromiter((bool(test(c)) for c in self.customers), dtype=bool, count=len(self.customers))
+
+
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None) -> tuple[int, int]:
-    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
-    from playbooks.engine import learn_from_shop, plan_for
+    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
+
+    Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
+    and rules asked only for those customers (every customer when the shop is learned from).
+    """
+    from playbooks.engine import _RULES, learn_from_shop
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
     shop = ShopFacts()
-    facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
-    learn_from_shop(facts, shop, pb, catalogue)
-    fill(s, facts, today)
+    made: dict[int, CustomerFacts] = {}
+
+    def every_customer():  # consumed only when a rule learns from the whole shop
+        for i, c in enumerate(customers):
+            f = made[i] = customer_facts(c, today, pb.currency, pb.rates, history, shop)
+            yield f
+
+    learn_from_shop(every_customer(), shop, pb, catalogue)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
+    due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
+                     history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
+                     customers=customers, shop=shop)
+    rules = []
+    anyone = due.nobody()
+    for kind, rule in _RULES.items():
+        cfg = pb.rule(kind)
+        if cfg is None:
+            continue
+        mask = rule.may_fire(due, cfg)
+        anyone |= True if mask is None else mask
+        rules.append((rule, cfg, mask))
     planned = suppressed = 0
-    for f in facts:
-        actions = plan_for(f, today, pb)
+    for i in np.flatnonzero(anyone).tolist():
+        f = made.get(i) or customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
+        fill_one(s, f, i)
+        actions: dict[str, Action] = {}
+        for rule, cfg, mask in rules:
+            if mask is None or mask[i]:
+                for action in rule.plan(f, today, cfg):
+                    actions.setdefault(action.key, action)
         if actions:
-            kept, dropped = guard_customer(f.customer, actions, today, pb.guards,
+            kept, dropped = guard_customer(f.customer, list(actions.values()), today, pb.guards,
                                            applied.get(f.customer.id, ()), holdout=f.holdout)
             planned += len(kept)
             suppressed += len(dropped)
     return planned, suppressed
 
 
-def fill(s: Segmented, facts: list, today: date) -> None:
-    """Copy the columnar segmentation into the facts the rules read (segments.assign's fields)."""
-    tiers = s.playbook.segments.tiers
-    cols = (s.r.tolist(), s.f.tolist(), s.m.tolist(), s.segment.tolist(), s.lifecycle.tolist(),
-            s.sleeping_after.tolist(), s.lost_after.tolist(), s.value.tolist(), s.trend.tolist(), s.holdout.tolist())
-    for f, (r, fr, m, seg, stage, sleeping, lost, value, trend, hold) in zip(
-            facts, zip(*cols, strict=True), strict=True):
-        f.sleeping_after, f.lost_after = sleeping, lost
-        f.lifecycle = LIFECYCLE[stage]
-        if f.n:
-            f.r, f.f, f.m = r, fr, m
-            f.rfm = f"{r}{fr}{m}"
-            f.segment = s.names[seg]
-        f.value = LEVELS[value]
-        f.trend = TRENDS[trend]
-        assign_tier(f, tiers)
-        f.holdout = hold
+def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:
+    """Copy customer i's columnar segmentation into the facts the rules read (segments.assign's fields)."""
+    f.sleeping_after, f.lost_after = int(s.sleeping_after[i]), int(s.lost_after[i])
+    f.lifecycle = LIFECYCLE[s.lifecycle[i]]
+    if f.n:
+        r, fr, m = int(s.r[i]), int(s.f[i]), int(s.m[i])
+        f.r, f.f, f.m = r, fr, m
+        f.rfm = f"{r}{fr}{m}"
+        f.segment = s.names[s.segment[i]]
+    f.value = LEVELS[s.value[i]]
+    f.trend = TRENDS[s.trend[i]]
+    assign_tier(f, s.playbook.segments.tiers)
+    f.holdout = bool(s.holdout[i])
 
 
 def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, history: PlanHistory | None = None,

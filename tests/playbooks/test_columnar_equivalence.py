@@ -11,6 +11,7 @@ import json
 import random
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from pb_builders import customer, d, merge, playbook
 from test_cases import CASES, load_case
@@ -123,3 +124,39 @@ def test_a_csv_gets_the_reference_answer(tmp_path):
         book = load_playbook(overrides=over) if over else load_playbook()
         assert_same(customers, date(2026, 7, 1), book)
         assert_same(customers, date(2025, 1, 1), book)
+
+
+def test_every_rule_is_asked_about_every_customer_it_acts_on(tmp_path):
+    """Rule.may_fire (who a rule could act on, from columns) holds every customer the rule's
+    plan() gives an action, on every day of a sweep across the firing windows."""
+    from dataclasses import replace
+
+    from playbooks.columnar import segment
+    from playbooks.columnar_plan import DueColumns
+    from playbooks.columns import purchase_columns
+    from playbooks.engine import _RULES, build_facts
+    from playbooks.facts import ShopFacts
+
+    path = tmp_path / "t.csv"
+    _write_csv(path, 3000, 11)
+    customers = [replace(c, birthday=date(1980 + i % 20, 1 + i % 12, 1 + i % 28)) if i % 3 else c
+                 for i, c in enumerate(read_transactions(path))]
+    book = load_playbook()
+    acted: dict[str, int] = {}
+    for today in [date(2026, 7, 1) + timedelta(days=k) for k in range(0, 380, 23)] + [date(2026, 12, 28)]:
+        facts = build_facts(customers, today, book)
+        cols = purchase_columns(customers, today, book.currency, book.rates)
+        s = segment(cols, today, book)
+        shop = facts[0].shop if facts else ShopFacts()
+        due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
+                         history=np.zeros(len(customers), dtype=bool), customers=customers, shop=shop)
+        for kind, rule in _RULES.items():
+            cfg = book.rule(kind)
+            if cfg is None:
+                continue
+            mask = rule.may_fire(due, cfg)
+            for i, f in enumerate(facts):
+                if any(True for _ in rule.plan(f, today, cfg)):
+                    acted[kind] = acted.get(kind, 0) + 1
+                    assert mask is None or mask[i], (kind, today, f.customer.id)
+    assert set(acted) >= {"calendar", "reactivation", "loyalty", "birthday", "holidays"}, acted
