@@ -58,10 +58,11 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     shop = ShopFacts()
     made: dict[int, CustomerFacts] = {}
 
-    def every_customer():  # consumed only when a rule learns from the whole shop
-        for i, c in enumerate(customers):
-            f = made[i] = customer_facts(c, today, pb.currency, pb.rates, history, shop)
-            yield f
+    def every_customer():  # consumed only when a rule learns from the whole shop, which learns from
+        for i, c in enumerate(customers):  # line items only: a customer without any teaches it nothing
+            if any(p.items for p in c.purchases):
+                f = made[i] = customer_facts(c, today, pb.currency, pb.rates, history, shop)
+                yield f
 
     learn_from_shop(every_customer(), shop, pb, catalogue)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
