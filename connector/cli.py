@@ -176,19 +176,20 @@ def cmd_analyze(args) -> int:
     from types import SimpleNamespace
 
     from connector.settings import load_playbook_settings
-    from connector.transactions_csv import read_transactions_with_summary
+    from connector.transactions_columns import read_transaction_table
     from playbooks import load_playbook
     from playbooks.columnar import reports
-    from playbooks.columnar_plan import evaluate_columns
+    from playbooks.columnar_plan import evaluate_purchases
 
     settings = load_playbook_settings()
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    customers, summary = read_transactions_with_summary(args.file, default_currency=playbook.currency)
-    today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=clock.today())
-    read = {**summary.to_json(),
-            "purchases_after_as_of": sum(1 for c in customers for p in c.purchases if p.date > today)}
-    segmented, segments, metrics = evaluate_columns(customers, today, playbook)
-    del customers
+    purchases, summary = read_transaction_table(args.file, default_currency=playbook.currency)
+    today = args.as_of or purchases.last_day() or clock.today()
+    read = {**summary.to_json(), "purchases_after_as_of": int((purchases.day > today.toordinal()).sum())}
+    cols = purchases.columns(today, playbook.currency, playbook.rates)
+    segmented, segments, metrics = evaluate_purchases(cols, purchases.customers, today, playbook,
+                                                      with_items=purchases.with_items, birthdays=False)
+    del purchases
     if args.format == "json":
         write_json_stream(sys.stdout, today, reports(segmented), segments, metrics, segmented.model, read)
         return 0

@@ -16,7 +16,7 @@ import numpy as np
 from connector.model import Action, Customer, Product
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
-from playbooks.columns import purchase_columns
+from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
@@ -35,6 +35,7 @@ class DueColumns:
     history: np.ndarray  # some action of this customer was applied before (PlanHistory)
     customers: Sequence[Customer]
     shop: ShopFacts
+    birthdays: bool = True  # some customer may have a birthday (a CSV has none)
 
     def nobody(self) -> np.ndarray:
         return np.zeros(len(self.n), dtype=bool)
@@ -45,7 +46,8 @@ class DueColumns:
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
-                catalogue: Mapping[str, Product] | None = None) -> tuple[int, int]:
+                catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
+                birthdays: bool = True) -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
@@ -59,7 +61,10 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     made: dict[int, CustomerFacts] = {}
 
     def every_customer():  # consumed only when a rule learns from the whole shop, which learns from
-        for i, c in enumerate(customers):  # line items only: a customer without any teaches it nothing
+        for i in range(len(customers)):  # line items only: a customer without any teaches it nothing
+            if with_items is not None and not with_items[i]:
+                continue
+            c = customers[i]
             if any(p.items for p in c.purchases):
                 f = made[i] = customer_facts(c, today, pb.currency, pb.rates, history, shop)
                 yield f
@@ -68,7 +73,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
-                     customers=customers, shop=shop)
+                     customers=customers, shop=shop, birthdays=birthdays)
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():
@@ -116,14 +121,27 @@ def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, hi
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
     cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan)
+    people, cols.customers = cols.customers, None
+    return evaluate_purchases(cols, people, today, playbook, history=history, catalogue=catalogue, cac=cac,
+                              predict=predict, prospects=prospects)
+
+
+def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | None, today: date, playbook, *,
+                       history: PlanHistory | None = None, catalogue: Sequence[Product] | None = None,
+                       cac: float | None = None, predict: bool = True, prospects: int = 0,
+                       with_items: np.ndarray | None = None, birthdays: bool = True
+                       ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+    """evaluate_columns from purchase columns; `customers` (in the columns' order, None: no plan)
+    are asked for one by one, and only the ones the plan needs. `with_items` says who has line
+    items (None: unknown), `birthdays` whether any customer can have one."""
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)
     out = metrics(s, cac=cac, prospects=prospects)
-    if plan:
+    if customers is not None:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
-        out["planned"], out["suppressed"] = plan_counts(s, cols.customers, history=history, catalogue=products)
-        cols.customers = None
+        out["planned"], out["suppressed"] = plan_counts(s, customers, history=history, catalogue=products,
+                                                        with_items=with_items, birthdays=birthdays)
     if s.model_note:
         out["model_note"] = s.model_note
     return s, segment_counts(s), out

@@ -36,6 +36,8 @@ class BirthdayRule(Rule):
 
     def may_fire(self, due, config: BirthdayConfig):
         """Customers with a birthday in its window today (segments are left to plan())."""
+        if not due.birthdays:
+            return due.nobody()
         today = due.today
         windows = [(today.year, config.days_before), (today.year + 1, config.days_before)]
         near = due.each(lambda c: c.birthday is not None and any(

@@ -160,3 +160,43 @@ def test_every_rule_is_asked_about_every_customer_it_acts_on(tmp_path):
                     acted[kind] = acted.get(kind, 0) + 1
                     assert mask is None or mask[i], (kind, today, f.customer.id)
     assert set(acted) >= {"calendar", "reactivation", "loyalty", "birthday", "holidays"}, acted
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
+    """analyze's path: the CSV's purchases made in bulk (connector.transactions_columns), customers'
+    objects only for the plan, against the reference engine on read_transactions()."""
+    from connector.transactions_columns import read_transaction_table
+    from playbooks.columnar_plan import evaluate_purchases
+    from playbooks.columns import purchase_columns
+
+    path = tmp_path / "t.csv"
+    _write_csv(path, 6000, seed)
+    customers = read_transactions(path)
+    table, summary = read_transaction_table(path)
+    assert summary.purchases == sum(len(c.purchases) for c in customers)
+    assert table.last_day() == max(c.purchases[-1].date for c in customers if c.purchases)
+    for over in ({}, {"rates": {"USD": 90.5}}):
+        book = load_playbook(overrides=over) if over else load_playbook()
+        for today in (date(2026, 7, 1), date(2025, 1, 1)):
+            want = purchase_columns(customers, today, book.currency, book.rates)
+            got = table.columns(today, book.currency, book.rates)
+            assert got.ids == want.ids
+            for name in ("start", "day", "amount"):
+                assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+            ref = evaluate(customers, today, book)
+            s, segments, metrics = evaluate_purchases(got, table.customers, today, book, with_items=table.with_items,
+                                                      birthdays=False)
+            assert [json.dumps(r) for r in reports(s)] == [json.dumps(c.to_json()) for c in ref.customers]
+            assert segments == ref.segments
+            assert json.dumps(metrics) == json.dumps(ref.metrics)
+
+
+def test_a_csv_with_a_header_only_reads_as_no_purchases(tmp_path):
+    from connector.transactions_columns import read_transaction_table
+
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,date,amount\n", encoding="utf-8")
+    table, summary = read_transaction_table(path)
+    cols = table.columns(date(2026, 7, 1), "RUB", {})
+    assert (table.last_day(), summary.customers, summary.purchases, cols.ids, len(cols.day)) == (None, 0, 0, [], 0)
