@@ -6,6 +6,7 @@ Exit status: 0 ok, 1 runtime failure (CRM unreachable, auth refused), 2 bad usag
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sqlite3
@@ -204,10 +205,17 @@ def cmd_analyze(args) -> int:
 
 
 def write_json_stream(out, today, customers, segments, metrics, model, read) -> None:
-    """The `analyze --format json` object of design.md, written one customer at a time (strict JSON)."""
+    """The `analyze --format json` object of design.md, written 1,000 customers at a time (strict JSON):
+    one json.dumps per batch costs a fraction of one per customer, and the text is the same."""
     out.write(f'{{"as_of": {strict_json(today.isoformat())}, "customers": [')
-    for i, c in enumerate(customers):
-        out.write((", " if i else "") + strict_json(c))
+    batch: list = []
+    sep = ""
+    for c in itertools.chain(customers, [None]):
+        if c is not None:
+            batch.append(c)
+        if batch and (c is None or len(batch) == 1000):
+            out.write(sep + strict_json(batch)[1:-1])
+            sep, batch = ", ", []
     out.write(f'], "segments": {strict_json(segments)}, "metrics": {strict_json(metrics)}')
     if model is not None:
         out.write(f', "model": {strict_json(model)}')
