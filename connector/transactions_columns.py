@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from connector.model import Customer
+from connector.model import Customer, Purchase
 from connector.transactions_csv import CsvSummary, _Rows, read_rows
 from playbooks.columns import PurchaseColumns
 
@@ -43,15 +43,19 @@ class TransactionTable:
         loose_refund = (np.frombuffer(rows.order, dtype=np.int32) == 0) & (amount < 0)
         slow = np.zeros(len(ids), dtype=bool)
         slow[cust[loose_refund]] = True
-        p_cust, p_day, p_amount, p_cur, p_rank, p_slow = _bulk_purchases(rows, cust, ~slow[cust])
-        slow_parts = self._slow_purchases(np.flatnonzero(slow | p_slow), summary)
+        (p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end), self._members, p_slow = \
+            _bulk_purchases(rows, cust, ~slow[cust])
+        self._slow = slow | p_slow
+        slow_parts = self._slow_purchases(np.flatnonzero(self._slow), summary)
         keep = ~p_slow[p_cust] if len(p_cust) else np.zeros(0, dtype=bool)
-        self.cust, self.day, self.amount, self.currency, rank = (
-            np.concatenate((a[keep], b)) for a, b in zip((p_cust, p_day, p_amount, p_cur, p_rank), slow_parts,
-                                                         strict=True))
+        none = np.full(len(slow_parts[0]), -1)
+        self.cust, self.day, self.amount, self.currency, rank, begin, end = (
+            np.concatenate((a[keep], b)) for a, b in zip((p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end),
+                                                         (*slow_parts, none, none), strict=True))
         order = np.lexsort((rank, self.day, self.cust))
-        self.cust, self.day, self.amount, self.currency = (a[order] for a in (self.cust, self.day, self.amount,
-                                                                               self.currency))
+        self.cust, self.day, self.amount, self.currency, self._begin, self._end = (
+            a[order] for a in (self.cust, self.day, self.amount, self.currency, begin, end))
+        self._start = np.concatenate(([0], np.cumsum(np.bincount(self.cust, minlength=len(ids)))))
         summary.customers = len(ids)
         summary.purchases = len(self.cust)
 
@@ -72,8 +76,32 @@ class TransactionTable:
                 np.array(cur, dtype=np.int64), np.array(rank, dtype=np.int64))
 
     def _customer(self, i: int, summary: CsvSummary) -> Customer:
+        if not self._slow[i]:
+            return self._made(i)
         rows = self._row_order[self._row_start[i]:self._row_start[i + 1]].tolist()
         return self.rows.customer(int(self._interned[i]), rows, summary)
+
+    def _made(self, i: int) -> Customer:
+        """Customer i from the arrays (a customer of the bulk path: one purchase a day at most), the
+        objects the reader would make: same ids, dates, rounded totals, currencies and line items."""
+        rows, members = self.rows, self._members
+        ci = int(self._interned[i])
+        cid, strings = rows.customers_ids.values[ci], rows.strings.values
+        a, b = int(self._start[i]), int(self._start[i + 1])
+        purchases = []
+        for day, amount, cur, begin, end in zip(self.day[a:b].tolist(), self.amount[a:b].tolist(),
+                                                self.currency[a:b].tolist(), self._begin[a:b].tolist(),
+                                                self._end[a:b].tolist(), strict=True):
+            group = members[begin:end].tolist()
+            d = rows._date(day)
+            order = rows.order[group[0]]
+            items = tuple(rows._item(m) for m in group if rows.product[m] and rows.amount[m] >= 0)
+            purchases.append(Purchase(id=strings[order] if order else d.isoformat(), customer_id=cid, date=d,
+                                      amount=amount, currency=strings[cur], items=items))
+        name, email, phone = rows.profile.get(ci, ("", "", ""))
+        return Customer(id=cid, name=name, emails=(email,) if email else (), phones=(phone,) if phone else (),
+                        purchases=tuple(purchases))
+
 
     @property
     def customers(self) -> Sequence[Customer]:
@@ -131,6 +159,7 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if len(g) else np.zeros(0, dtype=np.int64)
     total = np.bincount(g, weights=amount[s])  # left to right, as sum() adds
     rounded = np.array([round(t, 2) for t in total.tolist()], dtype=np.float64)
+    members = idx[s]  # row numbers, each purchase's rows together in the reader's order
     p_day = np.minimum.reduceat(day[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)
     first = s[heads]
     p_cust, p_cur = owner[first], currency[first]
@@ -139,7 +168,8 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     same = (p_cust[o][1:] == p_cust[o][:-1]) & (p_day[o][1:] == p_day[o][:-1])
     redo = np.zeros(int(cust.max()) + 1 if len(cust) else 0, dtype=bool)
     redo[p_cust[o][1:][same]] = True
-    return p_cust, p_day, rounded, p_cur, np.zeros(len(p_cust), dtype=np.int64), redo
+    ends = np.append(heads[1:], len(s)).astype(np.int64)
+    return (p_cust, p_day, rounded, p_cur, np.zeros(len(p_cust), dtype=np.int64), heads, ends), members, redo
 
 
 def read_transaction_table(path: str | Path, *, default_currency: str = "RUB") -> tuple[TransactionTable, CsvSummary]:

@@ -176,6 +176,7 @@ def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
     table, summary = read_transaction_table(path)
     assert summary.purchases == sum(len(c.purchases) for c in customers)
     assert table.last_day() == max(c.purchases[-1].date for c in customers if c.purchases)
+    assert list(table.customers) == customers  # made from the arrays or by the reader: the same objects
     for over in ({}, {"rates": {"USD": 90.5}}):
         book = load_playbook(overrides=over) if over else load_playbook()
         for today in (date(2026, 7, 1), date(2025, 1, 1)):
