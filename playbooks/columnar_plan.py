@@ -58,16 +58,13 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
     shop = ShopFacts()
-    made: dict[int, CustomerFacts] = {}
-
-    def every_customer():  # consumed only when a rule learns from the whole shop, which learns from
-        for i in range(len(customers)):  # line items only: a customer without any teaches it nothing
+    def every_customer():  # consumed only when a rule learns from the whole shop, which learns from line
+        for i in range(len(customers)):  # items only; each customer's facts are let go once learned from
             if with_items is not None and not with_items[i]:
                 continue
             c = customers[i]
             if any(p.items for p in c.purchases):
-                f = made[i] = customer_facts(c, today, pb.currency, pb.rates, history, shop)
-                yield f
+                yield customer_facts(c, today, pb.currency, pb.rates, history, shop)
 
     learn_from_shop(every_customer(), shop, pb, catalogue)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
@@ -85,7 +82,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
     for i in np.flatnonzero(anyone).tolist():
-        f = made.get(i) or customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
+        f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
         fill_one(s, f, i)
         actions: dict[str, Action] = {}
         for rule, cfg, mask in rules:
