@@ -192,7 +192,8 @@ def cmd_analyze(args) -> int:
     purchases, summary = read_transaction_table(args.file, default_currency=playbook.currency)
     today = args.as_of or purchases.last_day() or clock.today()
     read = {**summary.to_json(), "purchases_after_as_of": int((purchases.day > today.toordinal()).sum())}
-    cols = purchases.columns(today, playbook.currency, playbook.rates)
+    cols = purchases.columns(today, playbook.currency, playbook.rates,
+                             paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
     segmented, segments, metrics = evaluate_purchases(cols, purchases.customers, today, playbook,
                                                       with_items=purchases.with_items, birthdays=False)
     del purchases
@@ -307,11 +308,14 @@ def cmd_install(args) -> int:
             for what in items]
     if args.format == "json":
         print(json.dumps({"crm": settings.CRM, "uninstall": args.uninstall, "created": report.created,
-                          "existing": report.existing, "removed": report.removed, "missing": report.missing},
+                          "existing": report.existing, "removed": report.removed, "missing": report.missing,
+                          "admin_steps": report.admin_steps},
                          ensure_ascii=False, indent=1))
     else:
         title = f"\n{settings.CRM}: " + ("uninstall" if args.uninstall else "install")
         print(table(["object", "status"], rows, title=title) if rows else f"{title.strip()}: nothing to do")
+        if report.admin_steps:
+            print("\n" + "\n".join(report.admin_steps))
     return 0
 
 

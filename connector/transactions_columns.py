@@ -111,8 +111,10 @@ class TransactionTable:
     def last_day(self) -> date | None:
         return date.fromordinal(int(self.day.max())) if len(self.day) else None
 
-    def columns(self, today: date, currency: str, rates: Mapping[str, float]) -> PurchaseColumns:
-        """playbooks.columns.purchase_columns of the file's customers, from the arrays."""
+    def columns(self, today: date, currency: str, rates: Mapping[str, float], *,
+                paid_field: str | None = None) -> PurchaseColumns:
+        """playbooks.columns.purchase_columns of the file's customers, from the arrays (a CSV's
+        purchases carry no deal fields: no bonuses paid on any)."""
         strings = self.rows.strings.values
         factor = np.array([1.0 if s == currency or not s else rates.get(s, np.nan) for s in strings])
         counted = (self.day <= today.toordinal()) & (self.amount > 0)
@@ -120,7 +122,8 @@ class TransactionTable:
         amount = self.amount[counted]
         amount = np.where(f == 1.0, amount, amount * f)
         start = np.concatenate(([0], np.cumsum(np.bincount(self.cust[counted], minlength=len(self.ids)))))
-        return PurchaseColumns(ids=list(self.ids), start=start, day=self.day[counted], amount=amount)
+        return PurchaseColumns(ids=list(self.ids), start=start, day=self.day[counted], amount=amount,
+                               paid=np.zeros(len(amount)) if paid_field else None)
 
 
 class _Customers(Sequence[Customer]):

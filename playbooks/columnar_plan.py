@@ -14,6 +14,7 @@ from datetime import date
 import numpy as np
 
 from connector.model import Action, Customer, Product
+from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
 from playbooks.columns import PurchaseColumns, purchase_columns
@@ -53,7 +54,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
     and rules asked only for those customers (every customer when the shop is learned from).
     """
-    from playbooks.engine import _RULES, learn_from_shop
+    from playbooks.engine import _RULES, fill_bonuses, learn_from_shop
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -67,6 +68,12 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                 yield customer_facts(c, today, pb.currency, pb.rates, history, shop)
 
     learn_from_shop(every_customer(), shop, pb, catalogue)
+    if pb.bonuses_on and bonus.CREDIT_SOURCES:  # other rules' credits come from every customer's facts
+        everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
+        for i, f in enumerate(everyone):
+            fill_one(s, f, i)
+        s.bonus_credits = fill_bonuses(everyone, today, pb)
+        del everyone
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
@@ -84,6 +91,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     for i in np.flatnonzero(anyone).tolist():
         f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
         fill_one(s, f, i)
+        if pb.bonuses_on:  # as engine.fill_bonuses fills it
+            f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
         actions: dict[str, Action] = {}
         for rule, cfg, mask in rules:
             if mask is None or mask[i]:
@@ -117,7 +126,8 @@ def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, hi
                      prospects: int = 0, plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
-    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan)
+    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan,
+                            paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
     people, cols.customers = cols.customers, None
     return evaluate_purchases(cols, people, today, playbook, history=history, catalogue=catalogue, cac=cac,
                               predict=predict, prospects=prospects)

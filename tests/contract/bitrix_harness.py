@@ -51,7 +51,8 @@ class BitrixHarness(HarnessBase):
     resends_lost_writes = True  # fast-bitrix24 resends any failed request, writes too
     tasks_link_purchases = True  # UF_CRM_TASK holds C_<contact> and D_<deal>
     stops_twin_automation = True  # a twin business process is terminated
-    install_creates = 10  # 5 card fields on contacts and on companies
+    install_creates = 15  # 6 card fields and the refused channels on contacts and on companies, the SMS text on
+    # deals (the deal's bonuses paid is the shop's)
     card_fields = ("UF_CRM_RS_SEGMENT", "UF_CRM_RS_RFM", "UF_CRM_RS_LIFECYCLE", "UF_CRM_RS_TIER",
                    "UF_CRM_RS_NEXT_PURCHASE")
     opt_out_field = OPT_OUT_FIELD
@@ -134,6 +135,17 @@ class BitrixHarness(HarnessBase):
                 items=tuple(sorted((str(r.product_id), float(r.quantity)) for r in store.rows_of(d.id))),
                 manager_id=str(d.assigned)) for d in store.won_deals() if d.contact_ids}
 
+    def bonus_paid(self) -> dict[str, float]:
+        """Won deal id -> bonuses paid on it (the deal's UF_CRM_RS_BONUS_PAID)."""
+        store = self.emulator.store
+        with store.lock:
+            return {str(d.id): float(d.uf["UF_CRM_RS_BONUS_PAID"]) for d in store.won_deals()
+                    if d.uf and d.uf.get("UF_CRM_RS_BONUS_PAID")}
+
+    def card_bonus(self, ids: Iterable[str]) -> dict[str, str]:
+        rows = self.listing("crm.contact.list", {"filter": {"@ID": list(ids)}, "select": ["ID", "UF_CRM_RS_BONUS"]})
+        return {r["ID"]: r["UF_CRM_RS_BONUS"] or "" for r in rows}
+
     def true_customers(self) -> dict[str, TrueCustomer]:
         refs = self.emulator.store.customer_refs
         return {str(refs[c.id][1]): TrueCustomer(c.name, c.emails, c.phones, c.birthday, c.no_marketing)
@@ -157,6 +169,13 @@ class BitrixHarness(HarnessBase):
                 "email": Counter(k for e in emails for k in MARKERS.findall(e.get("ORIGIN_ID") or "")),
                 "workflow": Counter(k for cid in sorted(set(customers)) for keys in self.comment_keys("contact", cid)
                                     for k in keys)}
+
+    def touches(self) -> Counter:
+        """Tasks and e-mails as the portal holds them, and the chat messages and SMS customers received
+        (the emulator's outbox: a chat keeps no field of ours, only the card's comment does)."""
+        held = self.held()
+        sent = Counter(m["key"] for m in self.emulator.outbox.items() if m["channel"] in ("messenger", "sms"))
+        return held["task"] + held["email"] + sent
 
     def tasks(self) -> dict[str, HeldTask]:
         out = {}
@@ -190,7 +209,7 @@ class BitrixHarness(HarnessBase):
         return {r["ID"]: tuple(r[k] or "" for k in self.card_fields[:4]) for r in rows}
 
     def custom_fields(self) -> dict[tuple[str, str], str]:
-        return {(entity, f["FIELD_NAME"]): f["USER_TYPE_ID"] for entity in ("contact", "company")
+        return {(entity, f["FIELD_NAME"]): f["USER_TYPE_ID"] for entity in ("contact", "company", "deal")
                 for f in self.listing(f"crm.{entity}.userfield.list")}
 
     def automation_starts(self) -> Counter:

@@ -55,9 +55,11 @@ VARIANTS = {  # segmentations the bundled playbook does not use, over the same s
     "fixed_edges_rhythm_spend_tiers": {
         "segments": {"rfm": {"method": "fixed"}, "value": {"method": "fixed", "metrics": ["monetary", "aov"]},
                      "lifecycle": {"relative_to_rhythm": True},
-                     "tiers": {"by": "spend", "tiers": [{"name": "bronze", "min_spend": 0},
-                                                        {"name": "silver", "min_spend": 15000},
-                                                        {"name": "gold", "min_spend": 50000.5}]}}},
+                     "tiers": {"by": "spend", "tiers": [{"name": "bronze", "min_spend": 0, "cashback_percent": 1},
+                                                        {"name": "silver", "min_spend": 15000, "cashback_percent": 2.5},
+                                                        {"name": "gold", "min_spend": 50000.5,
+                                                         "cashback_percent": 4.25}]}},
+        "bonuses": {"bonus_expiry_days": 200, "max_pay_with_bonus_percent": 30}},
     "aov_value_no_holdout": {"segments": {"value": {"metrics": ["aov"], "vip_share": 0.05, "middle_share": 0.5}},
                              "guards": {"holdout": {"enabled": False}}},
 }
@@ -180,10 +182,11 @@ def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
     for over in ({}, {"rates": {"USD": 90.5}}):
         book = load_playbook(overrides=over) if over else load_playbook()
         for today in (date(2026, 7, 1), date(2025, 1, 1)):
-            want = purchase_columns(customers, today, book.currency, book.rates)
-            got = table.columns(today, book.currency, book.rates)
+            paid = book.bonuses.paid_field if book.bonuses_on else None
+            want = purchase_columns(customers, today, book.currency, book.rates, paid_field=paid)
+            got = table.columns(today, book.currency, book.rates, paid_field=paid)
             assert got.ids == want.ids
-            for name in ("start", "day", "amount"):
+            for name in ("start", "day", "amount") + (("paid",) if paid else ()):
                 assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
             ref = evaluate(customers, today, book)
             s, segments, metrics = evaluate_purchases(got, table.customers, today, book, with_items=table.with_items,
