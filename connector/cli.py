@@ -6,6 +6,7 @@ Exit status: 0 ok, 1 runtime failure (CRM unreachable, auth refused), 2 bad usag
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sqlite3
@@ -187,19 +188,21 @@ def cmd_analyze(args) -> int:
     from types import SimpleNamespace
 
     from connector.settings import load_playbook_settings
-    from connector.transactions_csv import read_transactions_with_summary
+    from connector.transactions_columns import read_transaction_table
     from playbooks import load_playbook
     from playbooks.columnar import reports
-    from playbooks.columnar_plan import evaluate_columns
+    from playbooks.columnar_plan import evaluate_purchases
 
     settings = load_playbook_settings()
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    customers, summary = read_transactions_with_summary(args.file, default_currency=playbook.currency)
-    today = args.as_of or max((c.purchases[-1].date for c in customers if c.purchases), default=clock.today())
-    read = {**summary.to_json(),
-            "purchases_after_as_of": sum(1 for c in customers for p in c.purchases if p.date > today)}
-    segmented, segments, metrics = evaluate_columns(customers, today, playbook)
-    del customers
+    purchases, summary = read_transaction_table(args.file, default_currency=playbook.currency)
+    today = args.as_of or purchases.last_day() or clock.today()
+    read = {**summary.to_json(), "purchases_after_as_of": int((purchases.day > today.toordinal()).sum())}
+    cols = purchases.columns(today, playbook.currency, playbook.rates,
+                             paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
+    segmented, segments, metrics = evaluate_purchases(cols, purchases.customers, today, playbook,
+                                                      with_items=purchases.with_items, birthdays=False)
+    del purchases
     if args.format == "json":
         write_json_stream(sys.stdout, today, reports(segmented), segments, metrics, segmented.model, read)
         return 0
@@ -214,10 +217,17 @@ def cmd_analyze(args) -> int:
 
 
 def write_json_stream(out, today, customers, segments, metrics, model, read) -> None:
-    """The `analyze --format json` object of design.md, written one customer at a time (strict JSON)."""
+    """The `analyze --format json` object of design.md, written 1,000 customers at a time (strict JSON):
+    one json.dumps per batch costs a fraction of one per customer, and the text is the same."""
     out.write(f'{{"as_of": {strict_json(today.isoformat())}, "customers": [')
-    for i, c in enumerate(customers):
-        out.write((", " if i else "") + strict_json(c))
+    batch: list = []
+    sep = ""
+    for c in itertools.chain(customers, [None]):
+        if c is not None:
+            batch.append(c)
+        if batch and (c is None or len(batch) == 1000):
+            out.write(sep + strict_json(batch)[1:-1])
+            sep, batch = ", ", []
     out.write(f'], "segments": {strict_json(segments)}, "metrics": {strict_json(metrics)}')
     if model is not None:
         out.write(f', "model": {strict_json(model)}')

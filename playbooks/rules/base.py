@@ -75,6 +75,14 @@ class Rule:
     def plan(self, facts: CustomerFacts, today: date, config: Any) -> Iterable[Action]:
         raise NotImplementedError
 
+    def may_fire(self, due: Any, config: Any) -> Any:
+        """Which customers plan() could give an action today, from columns (playbooks.columnar_plan.
+        DueColumns): a boolean array that holds every customer plan() would act on, or None for
+        everyone. Only a speed-up for columnar planning: a rule without it is asked about every
+        customer; one with it must stay a superset of plan() (the equivalence tests check it).
+        """
+        return None
+
 
 def in_window(due: date, today: date, within_days: int) -> bool:
     """A step fires on its due day or up to `within_days` days after it, never before."""
