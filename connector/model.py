@@ -70,6 +70,10 @@ class Purchase:
     items: tuple[LineItem, ...] = ()
     manager_id: str | None = None
     title: str = ""
+    # the customer's 0-10 answer to "would you recommend us" about this purchase (a deal field), if any
+    nps: int | None = None
+    # the referral code the new customer brought (a deal/lead field); "" = none
+    referral_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)

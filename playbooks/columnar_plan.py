@@ -22,13 +22,13 @@ from playbooks.segments import LEVELS, assign_tier
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
-                catalogue: Mapping[str, Product] | None = None) -> tuple[int, int]:
+                catalogue: Mapping[str, Product] | None = None, secret: str = "") -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
     from playbooks.engine import learn_from_shop, plan_for
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
-    shop = ShopFacts()
+    shop = ShopFacts(referral_secret=secret)
     facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
     learn_from_shop(facts, shop, pb, catalogue)
     fill(s, facts, today)
@@ -65,17 +65,19 @@ def fill(s: Segmented, facts: list, today: date) -> None:
 
 def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, history: PlanHistory | None = None,
                      catalogue: Sequence[Product] | None = None, cac: float | None = None, predict: bool = True,
-                     prospects: int = 0, plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                     prospects: int = 0, plan: bool = True, secret: str = "",
+                     ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
     cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan)
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)
-    out = metrics(s, cac=cac, prospects=prospects)
+    out = metrics(s, customers, cac=cac, prospects=prospects, secret=secret)
     if plan:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
-        out["planned"], out["suppressed"] = plan_counts(s, cols.customers, history=history, catalogue=products)
+        out["planned"], out["suppressed"] = plan_counts(s, cols.customers, history=history, catalogue=products,
+                                                         secret=secret)
         cols.customers = None
     if s.model_note:
         out["model_note"] = s.model_note

@@ -75,6 +75,9 @@ class ShopFacts:
     pairs_wanted: bool = False  # asked for by a rule: learn co-purchases and suggest from them
     suggest_top_k: int = 3  # suggestions per customer
     suggest_min_customers: int = 2  # customers who bought both, for a pair to count
+    referral_secret: str = ""  # settings' secret behind the referral codes ("" = no codes)
+    referrals_wanted: bool = False  # asked for by the referral rule: find who brought whom
+    referrals: dict[str, list] = field(default_factory=dict)  # referrer id -> [referral.Referral]
 
     def want_cycles(self, learning: CycleLearning) -> None:
         self.cycle_learning = learning

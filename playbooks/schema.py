@@ -231,11 +231,48 @@ class GuardsConfig:
 
 
 @dataclass(frozen=True)
+class SpendEntry:
+    """Marketing spend of one calendar month (`YYYY-MM`), in the playbook currency."""
+
+    month: str = field(default="", metadata={"required": True})
+    amount: float = field(default=0.0, metadata={"min": 0.0, "required": True})
+
+    def check(self):
+        if parse_month(self.month) is None:
+            yield "month", f"bad month {self.month!r}", "use YYYY-MM, e.g. \"2026-03\""
+
+
+def parse_month(text: str) -> tuple[int, int] | None:
+    """`YYYY-MM` -> (year, month), anything else None."""
+    parts = text.split("-")
+    if len(parts) != 2 or len(parts[0]) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    year, month = int(parts[0]), int(parts[1])
+    return (year, month) if 1 <= month <= 12 else None
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
+    """`margin`: the share of revenue that is profit (0.3 = 30 %), for `ltv_profit`; `margins` refines
+    it per product id or category. `spend`: marketing spend per month, for `cac`."""
+
     cac: float | None = field(default=None, metadata={"min": 0})
     lifespan_years: float = field(default=3.0, metadata={"min": 0.0, "max": 100.0})
     retention_active_days: int = field(default=365, metadata={"min": 1})
     retention_period_days: int = field(default=365, metadata={"min": 1})
+    margin: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
+    margins: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0, "max": 1.0})
+    spend: list[SpendEntry] = field(default_factory=list)
+    ltv_cac_benchmark: float = field(default=3.0, metadata={"min": 0.0})
+
+    def check(self):
+        if self.margins and self.margin is None:
+            yield "margin", "`margins` needs the default margin for everything else", \
+                "set margin = 0.3 (the share of revenue that is profit) next to margins"
+        months = [s.month for s in self.spend]
+        for i, month in enumerate(months):
+            if months.index(month) != i:
+                yield f"spend[{i}].month", f"month {month!r} is listed twice", "one entry per month"
 
 
 @dataclass(frozen=True)
