@@ -50,6 +50,7 @@ class Segmented:
     model: dict | None = None
     model_note: str | None = None
     prediction: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[int, dict] = field(default_factory=dict)  # condition segments, referral code
 
 
 TRENDS = ("stable", "growing", "fading")
@@ -318,6 +319,8 @@ def reports(s: Segmented) -> Iterator[dict]:
                 out["prediction_note"] = UNCOMPUTABLE_NOTE
         if n - known:
             out["excluded_other_currency"] = n - known
+        if i in s.extras:
+            out.update(s.extras[i])
         yield out
 
 

@@ -17,8 +17,9 @@ from playbooks.columns import purchase_columns
 from playbooks.facts import ShopFacts, customer_facts
 from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
+from playbooks.referral import assign_codes, gives_code, referral_code
 from playbooks.rules import REGISTRY
-from playbooks.segments import LEVELS, assign_tier
+from playbooks.segments import LEVELS, assign_tier, named_segments
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
@@ -32,6 +33,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
     learn_from_shop(facts, shop, pb, catalogue)
     fill(s, facts, today)
+    assign_codes(facts, pb, secret)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     planned = suppressed = 0
     for f in facts:
@@ -60,6 +62,8 @@ def fill(s: Segmented, facts: list, today: date) -> None:
         f.value = LEVELS[value]
         f.trend = TRENDS[trend]
         assign_tier(f, tiers)
+        f.named_segments = named_segments(s.playbook.segments.conditions, f.purchases, f.monetary, f.tier,
+                                          f.lifecycle, today)
         f.holdout = hold
 
 
@@ -74,6 +78,7 @@ def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, hi
     if predict:
         predict_into(s)
     out = metrics(s, customers, cac=cac, prospects=prospects, secret=secret)
+    s.extras = extras(s, customers, secret)
     if plan:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
         out["planned"], out["suppressed"] = plan_counts(s, cols.customers, history=history, catalogue=products,
@@ -82,3 +87,28 @@ def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, hi
     if s.model_note:
         out["model_note"] = s.model_note
     return s, segment_counts(s), out
+
+
+def extras(s: Segmented, customers: Sequence[Customer], secret: str) -> dict[int, dict]:
+    """customer index -> the report's condition segments and referral code (engine.report's extras)."""
+    pb, today = s.playbook, s.today
+    conditions = pb.segments.conditions
+    coded = pb.rule("referral") is not None and bool(secret)
+    if not conditions and not coded:
+        return {}
+    tiers = pb.segments.tiers
+    out: dict[int, dict] = {}
+    for i, c in enumerate(sorted(customers, key=lambda c: c.id)):
+        counted = sorted((p for p in c.purchases if p.date <= today and p.amount > 0), key=lambda p: (p.date, p.id))
+        tier = int(s.tier[i])
+        monetary = float(s.fig.monetary[i]) if s.fig.known[i] else 0
+        more: dict = {}
+        named = named_segments(conditions, counted, monetary, tiers.tiers[tier].name if tier >= 0 else tiers.none,
+                               LIFECYCLE[s.lifecycle[i]], today)
+        if named:
+            more["named_segments"] = list(named)
+        if coded and gives_code(tier, counted, pb):
+            more["referral_code"] = referral_code(c.id, secret)
+        if more:
+            out[i] = more
+    return out

@@ -12,6 +12,7 @@ from playbooks.facts import CustomerFacts, ShopFacts, customer_facts, learn_shop
 from playbooks.guards import guard_customer, is_holdout
 from playbooks.keys import applied_by_customer
 from playbooks.metrics import compute_metrics
+from playbooks.referral import assign_codes
 from playbooks.rules import REGISTRY
 from playbooks.schema import Playbook
 from playbooks.segments import assign
@@ -46,6 +47,7 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
     facts.sort(key=lambda f: f.customer.id)
     learn_from_shop(facts, shop, playbook, catalogue)
     assign(facts, today, playbook)
+    assign_codes(facts, playbook, secret)
     holdout = playbook.guards.holdout
     for f in facts:
         f.holdout = f.n > 0 and is_holdout(f.customer.id, holdout)
@@ -74,6 +76,10 @@ def report(f: CustomerFacts, prediction: Mapping[str, float] | None = None) -> C
     }
     if f.excluded_other_currency:
         extra["excluded_other_currency"] = f.excluded_other_currency
+    if f.named_segments:
+        extra["named_segments"] = list(f.named_segments)
+    if f.referral_code:
+        extra["referral_code"] = f.referral_code
     return CustomerReport(
         customer_id=f.customer.id, purchases=f.n, first_purchase=f.first, last_purchase=f.last,
         recency_days=f.recency_days, frequency=f.n, monetary=round(f.monetary, 2), rfm=f.rfm,

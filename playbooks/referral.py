@@ -84,3 +84,28 @@ def referral_metrics(referrals: Iterable[Referral], revenue: Mapping[str, float]
     items = list(referrals)
     total = sum(revenue.get(r.customer_id, 0.0) for r in items)
     return {"referrals": len(items), "referral_revenue": round(total, 2)}
+
+
+def gives_code(tier_index: int, purchases: Iterable[Purchase], playbook) -> bool:
+    """Who holds a code: a customer at or above the referral rule's `min_tier`, or a promoter
+    (an answer of 9-10: the nps rule offers them the referral programme)."""
+    cfg = playbook.rule("referral")
+    if cfg is None:
+        return False
+    names = [t.name for t in playbook.segments.tiers.tiers]
+    if cfg.min_tier in names and tier_index >= names.index(cfg.min_tier):
+        return True
+    return any(p.nps is not None and p.nps >= 9 for p in purchases)
+
+
+def assign_codes(facts: Iterable, playbook, secret: str) -> None:
+    """Give each customer's facts its code (when it holds one) and the shop the referral bonus."""
+    cfg = playbook.rule("referral")
+    if cfg is None or not secret:
+        return
+    names = [t.name for t in playbook.segments.tiers.tiers]
+    for f in facts:
+        f.shop.referral_bonus = cfg.bonus
+        f.shop.referral_tier_index = names.index(cfg.min_tier) if cfg.min_tier in names else len(names)
+        if gives_code(f.tier_index, f.purchases, playbook):
+            f.referral_code = referral_code(f.customer.id, secret)

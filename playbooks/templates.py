@@ -24,6 +24,9 @@ PLACEHOLDERS: frozenset[str] = frozenset({
     "segment", "lifecycle",
     "holiday",        # the holiday's title
     "date",           # the step's due date
+    "score",          # the customer's 0-10 answer to the feedback question (nps)
+    "code",           # the customer's personal referral code (referral, nps)
+    "bonus",          # the referral bonus with currency (referral, nps)
 })
 
 
