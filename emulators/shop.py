@@ -22,6 +22,11 @@ COMPANY_SHARE = 0.05
 OPT_OUT_SHARE = 0.04
 BIRTHDAY_SHARE = 0.8
 GENDER_KNOWN_SHARE = 0.85  # people whose card says Mr / Ms (the rest left it empty)
+NPS_ANSWER_SHARE = 0.3  # won deals whose feedback question got an answer (0-10)
+NPS_WEIGHTS = (1, 1, 1, 1, 2, 2, 3, 5, 8, 10, 8)  # how often each answer 0..10 comes back
+REFERRED_SHARE = 0.05  # customers whose first deal carries a referral code of an earlier regular
+# the referral secret of the demo settings (REFERRAL_SECRET): the codes customers bring are real ones
+DEMO_REFERRAL_SECRET = "repeat-sales-demo-referral-secret"
 HISTORY_DAYS_MIN, HISTORY_DAYS_MAX = 730, 1095
 MAIN_CURRENCY = "RUB"
 # Shop-internal rates used to price the few foreign-currency deals (RUB per unit).
@@ -101,6 +106,8 @@ class ShopDeal:
     amount: float
     currency: str
     lines: tuple[ShopLine, ...]
+    nps: int | None = None  # the customer's 0-10 answer to the feedback question (a deal field)
+    referral_code: str = ""  # the code a new customer brought to the first deal (a deal/lead field)
 
     @property
     def won(self) -> bool:
@@ -455,6 +462,27 @@ class _Generator:
             lines = cache[key] = tuple([ShopLine(pid, q, price) for pid, q, price in raw])
         return lines
 
+    def _feedback_and_referrals(self, deals: list[ShopDeal]) -> None:
+        """NPS answers on some won deals, and referral codes on some first deals: drawn from their own
+        stream, so every other value of the shop stays what it was."""
+        from playbooks.referral import referral_code
+
+        rng = random.Random(f"repeat-sales-shop-feedback-{self.seed}")
+        won_so_far: dict[int, int] = {}
+        regulars: list[int] = []  # customers with 3+ won deals so far: they hold a code
+        for deal in deals:
+            if not deal.won:
+                continue
+            if rng.random() < NPS_ANSWER_SHARE:
+                deal.nps = rng.choices(range(11), NPS_WEIGHTS)[0]
+            seen = won_so_far.get(deal.customer_id, 0)
+            if seen == 0 and regulars and rng.random() < REFERRED_SHARE:
+                deal.referral_code = referral_code(str(regulars[int(rng.random() * len(regulars))]),
+                                                   DEMO_REFERRAL_SECRET)
+            won_so_far[deal.customer_id] = seen + 1
+            if seen + 1 == 3:
+                regulars.append(deal.customer_id)
+
     def build(self) -> Shop:
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of small objects: the cyclic GC only slows this down
@@ -465,6 +493,7 @@ class _Generator:
             self.raw = []
             for i, deal in enumerate(deals, start=1):
                 deal.id = i
+            self._feedback_and_referrals(deals)
         finally:
             if gc_was_enabled:
                 gc.enable()

@@ -77,7 +77,8 @@ def synthetic_shop(customers: int, seed: int, today: date) -> tuple[list[Custome
         items = tuple(LineItem(str(ln.product_id), shop.product(ln.product_id).name, ln.quantity, ln.price)
                       for ln in deal.lines)
         purchases.setdefault(deal.customer_id, []).append(
-            Purchase(str(deal.id), str(deal.customer_id), deal.closed.date(), deal.amount, deal.currency, items))
+            Purchase(str(deal.id), str(deal.customer_id), deal.closed.date(), deal.amount, deal.currency, items,
+                     nps=deal.nps, referral_code=deal.referral_code))
     people = [Customer(id=str(c.id), name=c.name, emails=c.emails, phones=c.phones, birthday=c.birthday,
                        purchases=tuple(purchases.get(c.id, ()))) for c in shop.customers]
     return people, catalogue
