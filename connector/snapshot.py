@@ -98,7 +98,7 @@ class Decoder:
         return Purchase(
             d["id"], customer_id if customer_id == d["customer_id"] else d["customer_id"], self.day(d["date"]),
             self._shared(("a", type(amount), amount), lambda: amount), self.share(d["currency"]),
-            self.items(d["items"]), self.share(d["manager_id"]), title)
+            self.items(d["items"]), self.share(d["manager_id"]), title, d.get("nps"), d.get("referral_code") or "")
 
     def customer(self, text: str, purchases: tuple[Purchase, ...]) -> Customer:
         d = json.loads(text)
