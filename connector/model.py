@@ -129,3 +129,13 @@ class Action:
 def action_key(customer_id: str, rule: str, anchor: str | None, step: str) -> str:
     """The idempotency key of an action; `anchor` is the purchase (or period) it hangs on."""
     return f"v1:{customer_id}:{rule}:{anchor or '-'}:{step}"
+
+
+def nps_score(value: object) -> int | None:
+    """A deal field's 0-10 answer ("7", 7, " 10 ", 7.0); anything else (empty, "n/a", 11) is no answer."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    if text.endswith(".0"):
+        text = text[:-2]
+    return int(text) if text.isdigit() and 0 <= int(text) <= 10 else None

@@ -23,6 +23,10 @@ def purchase_to_json(p: Purchase) -> str:
          "items": [{"product_id": i.product_id, "name": i.name, "quantity": i.quantity, "price": i.price,
                     "category": i.category} for i in p.items],
          "manager_id": p.manager_id, "title": p.title}
+    if p.nps is not None:  # written only when set: a snapshot of a shop without them stays as it was
+        d["nps"] = p.nps
+    if p.referral_code:
+        d["referral_code"] = p.referral_code
     return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 

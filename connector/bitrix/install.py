@@ -2,7 +2,8 @@
 
 On contacts and on companies: segment, RFM code, lifecycle stage, loyalty tier (strings), the
 predicted next purchase (date), and the opt-out UF_CRM_RS_NO_MARKETING (a checkbox) when the portal
-lacks it. What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
+lacks it; on deals the feedback answer UF_CRM_RS_NPS and the referral code UF_CRM_RS_REFERRAL_CODE
+(crm/deals/user-defined-fields/crm-deal-userfield-add.md). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
 those fields (with their values), never one the portal had before.
 Doc: crm/contacts/userfield/crm-contact-userfield-add.md (admin only; FIELD_NAME gets UF_CRM_),
 crm-contact-userfield-list.md, crm-contact-userfield-delete.md, crm/companies/userfields/*.md.
@@ -43,6 +44,18 @@ def wanted_fields() -> list[dict]:
     return out
 
 
+def deal_fields() -> list[dict]:
+    """userfield.add `fields` of the deal fields: the feedback answer (0-10) and the referral code brought."""
+    out = []
+    for n, (name, ru, en) in enumerate((("nps", "Оценка 0-10 (NPS)", "Rating 0-10 (NPS)"),
+                                        ("referral_code", "Реферальный код", "Referral code"))):
+        label = {"ru": ru, "en": en}
+        out.append({"FIELD_NAME": uf_name(name).removeprefix("UF_CRM_"), "USER_TYPE_ID": "string", "XML_ID": XML_ID,
+                    "SORT": 600 + 10 * n, "MULTIPLE": "N", "MANDATORY": "N", "SHOW_FILTER": "Y",
+                    "EDIT_FORM_LABEL": label, "LIST_COLUMN_LABEL": label, "LIST_FILTER_LABEL": label})
+    return out
+
+
 def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | None = None) -> InstallReport:
     report = InstallReport()
     lacks = (rights or Rights()).missing(["card_fields"])
@@ -50,7 +63,7 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
         report.missing += [f"{entity} fields: {lacks[0]['message']} (use an administrator's incoming webhook "
                            "with scope crm)" for entity in ENTITIES]
         return report
-    for entity in ENTITIES:
+    for entity in (*ENTITIES, "deal"):
         present = {str(r.get("FIELD_NAME")): r for rows in list_pages(client, f"crm.{entity}.userfield.list", {})
                    for r in rows}
         if uninstall:
@@ -60,7 +73,7 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
             report.removed += [f"{entity} field {name}" for name in sorted(ours)]
             continue
         add = {}
-        for n, spec in enumerate(wanted_fields()):
+        for n, spec in enumerate(deal_fields() if entity == "deal" else wanted_fields()):
             name = "UF_CRM_" + spec["FIELD_NAME"]
             if name in present:
                 report.existing.append(f"{entity} field {name}")

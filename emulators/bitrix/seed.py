@@ -8,7 +8,9 @@ Mapping (documented for the adapter and tests):
 - opt-out -> user field UF_CRM_RS_NO_MARKETING = "Y" / "N" on the contact or company;
 - a person's gender -> the contact's HONORIFIC: HNR_RU_1 "г-н" / HNR_RU_2 "г-жа" (unset when unknown);
 - deal -> deal in pipeline 0 (people) or 1 "Опт" (companies): won WON / C1:WON, lost LOSE / C1:LOSE,
-  open a P stage; CLOSEDATE = the day it closed; DATE_MODIFY = a few hours after it closed.
+  open a P stage; CLOSEDATE = the day it closed; DATE_MODIFY = a few hours after it closed;
+- a deal's feedback answer (0-10) -> UF_CRM_RS_NPS, the referral code a first deal brought ->
+  UF_CRM_RS_REFERRAL_CODE (deal user fields the shop already has).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import gc
 from datetime import datetime
 
-from emulators.shop import DEAL_LOST, DEAL_WON, Shop
+from emulators.shop import DEAL_LOST, DEAL_WON, Shop, referral_code_of
 
 from .protocol import day_floor, day_start
 from .records import Company, Contact, Deal, Product, ProductRow, Section, Task, User, UserField
@@ -26,6 +28,7 @@ _EPOCH = datetime(1970, 1, 1)
 _OFFSET = 3 * 3600  # the shop's naive times are portal (+03:00) times
 _SEED_GUARD = 60  # seeded rows are modified at least this long before the emulator starts
 _FREEZE_DEALS = 200_000
+NPS_FIELD, REFERRAL_FIELD = "UF_CRM_RS_NPS", "UF_CRM_RS_REFERRAL_CODE"  # deal user fields of the shop
 
 
 def _ts(dt: datetime) -> int:
@@ -80,6 +83,10 @@ def _userfields(portal: Portal) -> None:
         portal.userfields.insert(uid, UserField(uid, entity, OPT_OUT_FIELD, "string", xml_id="RS_NO_MARKETING",
                                                 label="Отказ от рассылок (Y/N)",
                                                 settings={"DEFAULT_VALUE": "N", "ROWS": 1}))
+    # the shop's own deal fields, filled by its feedback form and at checkout (a referral code)
+    for name, label in ((NPS_FIELD, "Оценка 0-10"), (REFERRAL_FIELD, "Промокод друга")):
+        uid = portal.userfields.new_id()
+        portal.userfields.insert(uid, UserField(uid, "CRM_DEAL", name, "string", label=label))
 
 
 def _multi(portal: Portal, phones, emails) -> dict | None:
@@ -160,6 +167,9 @@ def _deals(portal: Portal, shop: Shop, cap: int) -> None:
                     not d.lines, contact_ids, company_id, None, closedate,
                     d.manager_id, d.manager_id, d.manager_id, created, modified,
                     closed if closed is not None else created, "", "STORE", is_return)
+        if d.nps is not None or d.referred_by is not None:
+            code = referral_code_of(refs[d.referred_by][1]) if d.referred_by is not None else None
+            deal.uf = {NPS_FIELD: None if d.nps is None else str(d.nps), REFERRAL_FIELD: code}
         deals.rows[d.id] = deal
         deals.ids.append(d.id)
         _index(deal_index["CONTACT_ID"], contact_ids[0] if contact_ids else 0, d.id)

@@ -68,7 +68,7 @@ def simple(cid: str, *days: str, amount: float = 1000.0, **kw: Any) -> Customer:
 def synthetic_shop(customers: int, seed: int, today: date) -> tuple[list[Customer], list[Product]]:
     """The demo's synthetic shop (emulators.shop) as customers with their won deals, and
     its catalogue, whose `cycle_days` marks the consumables."""
-    from emulators.shop import generate_shop
+    from emulators.shop import generate_shop, referral_code_of
 
     shop = generate_shop(customers, seed, today)
     catalogue = [Product(str(p.id), p.name, p.category, p.price, p.currency, p.cycle_days) for p in shop.products]
@@ -78,7 +78,7 @@ def synthetic_shop(customers: int, seed: int, today: date) -> tuple[list[Custome
                       for ln in deal.lines)
         purchases.setdefault(deal.customer_id, []).append(
             Purchase(str(deal.id), str(deal.customer_id), deal.closed.date(), deal.amount, deal.currency, items,
-                     nps=deal.nps, referral_code=deal.referral_code))
+                     nps=deal.nps, referral_code=referral_code_of(deal.referred_by) if deal.referred_by else ""))
     people = [Customer(id=str(c.id), name=c.name, emails=c.emails, phones=c.phones, birthday=c.birthday,
                        purchases=tuple(purchases.get(c.id, ()))) for c in shop.customers]
     return people, catalogue
