@@ -46,8 +46,14 @@ CARD_FIELDS: tuple[CardField, ...] = (
     CardField("lifecycle", "string", "Стадия жизненного цикла", "Lifecycle stage"),
     CardField("tier", "string", "Уровень лояльности", "Loyalty tier"),
     CardField("next_purchase", "date", "Прогноз следующей покупки", "Predicted next purchase"),
+    CardField("named_segments", "string", "Сегменты по условиям", "Condition segments"),
+    CardField("referral_code", "string", "Реферальный код", "Referral code"),
 )
 FIELD_NAMES = tuple(f.name for f in CARD_FIELDS)
+# the playbook's second edition: written where install made them, and left out of a card's digest while
+# empty, so a card written before they existed is not rewritten for them
+LATER_FIELDS = frozenset({"named_segments", "referral_code"})
+REQUIRED_FIELDS = tuple(n for n in FIELD_NAMES if n not in LATER_FIELDS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS card_fields (account TEXT NOT NULL, customer_id TEXT NOT NULL,
@@ -62,7 +68,8 @@ def is_field_key(key: str) -> bool:
 
 def digest(values: Mapping[str, str]) -> str:
     """Eight hex digits naming a set of card values (the same values give the same digest)."""
-    text = json.dumps({n: normal(values.get(n)) for n in FIELD_NAMES}, sort_keys=True, ensure_ascii=False)
+    text = json.dumps({n: normal(values.get(n)) for n in FIELD_NAMES if n not in LATER_FIELDS or normal(values.get(n))},
+                      sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -125,8 +132,11 @@ def card_facts(customer: Customer) -> CardFacts:
 
 def card_values(report, facts: CardFacts | None) -> dict[str, str]:
     """The values for one customer's card from its evaluation report (`CustomerReport`)."""
+    extra = getattr(report, "extra", None) or {}
     return {"segment": report.segment, "rfm": report.rfm, "lifecycle": report.lifecycle,
-            "tier": report.tier, "next_purchase": facts.next_purchase if facts else ""}
+            "tier": report.tier, "next_purchase": facts.next_purchase if facts else "",
+            "named_segments": ", ".join(extra.get("named_segments") or ()),
+            "referral_code": str(extra.get("referral_code") or "")}
 
 
 class WrittenCards:

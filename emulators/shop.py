@@ -24,6 +24,7 @@ BIRTHDAY_SHARE = 0.8
 GENDER_KNOWN_SHARE = 0.85  # people whose card says Mr / Ms (the rest left it empty)
 NPS_ANSWER_SHARE = 0.3  # won deals whose feedback question got an answer (0-10)
 NPS_WEIGHTS = (1, 1, 1, 1, 2, 2, 3, 5, 8, 10, 8)  # how often each answer 0..10 comes back
+NPS_ASKED_ON_DAY = 7  # the question goes out a week after the purchase: a younger deal has no answer yet
 REFERRED_SHARE = 0.05  # customers whose first deal carries a referral code of an earlier regular
 # the referral secret of the demo settings (REFERRAL_SECRET): the codes customers bring are real ones
 DEMO_REFERRAL_SECRET = "repeat-sales-demo-referral-secret"
@@ -480,7 +481,7 @@ class _Generator:
         for deal in deals:
             if not deal.won:
                 continue
-            if rng.random() < NPS_ANSWER_SHARE:
+            if rng.random() < NPS_ANSWER_SHARE and (self.today - deal.closed.date()).days >= NPS_ASKED_ON_DAY:
                 deal.nps = rng.choices(range(11), NPS_WEIGHTS)[0]
             seen = won_so_far.get(deal.customer_id, 0)
             if seen == 0 and regulars and rng.random() < REFERRED_SHARE:

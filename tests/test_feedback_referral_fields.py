@@ -53,3 +53,36 @@ def test_a_sync_reads_every_answer_and_credits_every_referral_the_shop_holds(crm
     assert metrics["nps_answers"] == len(answered)
     assert metrics["referrals"] == len(referred)
     assert any(r.extra.get("referral_code") for r in report.evaluation.customers)
+
+
+def test_a_sync_writes_the_referral_code_and_condition_segments_on_the_card(tmp_path):
+    from connector.bitrix import BitrixAdapter
+    from emulators.bitrix import BitrixEmulator
+    from playbooks.referral import referral_code
+
+    book = load_playbook(overrides={"segments": {"conditions": [{"name": "big_spenders", "min_spend": 20000}]}})
+    state = State(tmp_path / "s.db")
+    with BitrixEmulator(customers=60, seed=SEED, today=TODAY) as emu:
+        adapter = BitrixAdapter(emu.webhook_url)
+        try:
+            adapter.install()
+            report = run_sync(adapter, state, book, today=TODAY, referral_secret=DEMO_REFERRAL_SECRET)
+        finally:
+            adapter.close()
+        coded = {r.customer_id: r for r in report.evaluation.customers if r.extra.get("referral_code")}
+        big = {r.customer_id for r in report.evaluation.customers if r.extra.get("named_segments")}
+        assert coded and big
+        with emu.store.lock:
+            cards = {str(cid): row.uf or {} for cid, row in emu.store.contacts.rows.items()}
+    for cid in coded:
+        assert cards[cid]["UF_CRM_RS_REFERRAL_CODE"] == referral_code(cid, DEMO_REFERRAL_SECRET)
+    for cid in big:
+        assert cards[cid]["UF_CRM_RS_NAMED_SEGMENTS"] == "big_spenders"
+
+
+def test_a_card_written_before_the_later_fields_keeps_its_digest():
+    from connector import fields
+
+    before = {"segment": "loyal", "rfm": "444", "lifecycle": "active", "tier": "silver", "next_purchase": ""}
+    assert fields.digest(before) == fields.digest({**before, "named_segments": "", "referral_code": ""})
+    assert fields.digest(before) != fields.digest({**before, "referral_code": "R-ABCDEFGH"})

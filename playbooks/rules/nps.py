@@ -31,8 +31,8 @@ class NpsRule(Rule):
     When it fires: once a purchase carries its 0-10 answer (a deal field the CRM fills from a form
     or the manager, or `POST /feedback/<secret>` on `serve`), while the purchase is at most
     `answer_within_days` old: 0-6 plans `detractor`, 9-10 plans `promoter`; 7-8 nothing.
-    Both are due the day after the question was asked (`ask_day` + 1 after the purchase), so a
-    late answer is overdue at once - a detractor waits at most a day.
+    Both are due the day after the question was asked (`ask_day` + 1 after the purchase) and are
+    planned from that day on, so a late answer is overdue at once - a detractor waits at most a day.
     What it plans: one action per answered purchase; key anchor = the purchase.
     Example: bought 03-01, answered 4 on 03-09 -> "call back: the customer rated us 4" due 03-09.
     """
@@ -57,4 +57,6 @@ class NpsRule(Rule):
             if facts.referral_code:
                 vals.update(code=facts.referral_code, bonus=money(referral, facts.currency) if referral else "")
             due = p.date + timedelta(days=config.ask_day + 1)
+            if today < due:  # an early answer waits for the day the question was due: never planned ahead
+                continue
             yield make_action(facts, self.kind, p.id, step, due, msg, config.priority, vals)

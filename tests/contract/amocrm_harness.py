@@ -53,7 +53,7 @@ class AmoHarness(HarnessBase):
     resends_lost_writes = False  # writes are never resent blind: the run stops and markers settle it
     tasks_link_purchases = False  # a task sits on one card: the customer's
     stops_twin_automation = False  # a Salesbot once started runs; only its twin note is defused
-    install_creates = 11  # 5 card fields on contacts and on companies, and the lead's action key
+    install_creates = 15  # 7 card fields on contacts and on companies, and the lead's action key
     card_fields = ("RS_SEGMENT", "RS_RFM", "RS_LIFECYCLE", "RS_TIER", "RS_NEXT_PURCHASE")
     opt_out_field = "NO_MARKETING"
     token_setting = "AMOCRM_ACCESS_TOKEN"

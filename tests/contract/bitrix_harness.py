@@ -51,7 +51,7 @@ class BitrixHarness(HarnessBase):
     resends_lost_writes = True  # fast-bitrix24 resends any failed request, writes too
     tasks_link_purchases = True  # UF_CRM_TASK holds C_<contact> and D_<deal>
     stops_twin_automation = True  # a twin business process is terminated
-    install_creates = 10  # 5 card fields on contacts and on companies
+    install_creates = 14  # 7 card fields on contacts and on companies (the deal fields the shop has)
     card_fields = ("UF_CRM_RS_SEGMENT", "UF_CRM_RS_RFM", "UF_CRM_RS_LIFECYCLE", "UF_CRM_RS_TIER",
                    "UF_CRM_RS_NEXT_PURCHASE")
     opt_out_field = OPT_OUT_FIELD
