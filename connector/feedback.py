@@ -52,3 +52,14 @@ def with_answers(customers: Iterable[Customer], scores: Mapping[str, int]) -> It
                               for p in c.purchases)
             c = dataclasses.replace(c, purchases=purchases)
         yield c
+
+
+def answers_of(state: State, account: str) -> dict[str, int]:
+    """The posted answers of `account`, or none when the state file has no such table (read-only, older)."""
+    import sqlite3
+
+    try:
+        rows = state.db.execute("SELECT purchase_id, score FROM feedback WHERE account=?", (account,))
+        return {pid: score for pid, score in rows}
+    except sqlite3.OperationalError:
+        return {}

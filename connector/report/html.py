@@ -6,6 +6,7 @@ from datetime import date
 from html import escape
 
 from connector.report.charts import bar_chart, empty_chart, fmt, forest_plot, hbar_chart, heatmap, line_chart
+from connector.report.director import director_html
 
 # trend charts shown, in order (keys of data.TREND_METRICS)
 TREND_CHARTS = ("repeat_rate", "churn_rate", "crr_12m", "aov", "ltv", "customers", "purchase_frequency",
@@ -262,6 +263,7 @@ def render_html(report: dict) -> str:
             f"{meta['purchases']:,} purchases · amounts in {escape(str(report['metrics'].get('currency', '')))}"
             f"</p></header>{_cards(report)}{_trend(report)}{_segments(report)}{_rfm_cohorts(report)}"
             f"{_first_product(report)}{_rules(report)}{_lifetime(report)}"
+            f"{director_html(report['director']) if report.get('director') else ''}"
             f"<footer>repeat-sales report · actions in the ledger: "
             f"{escape(', '.join(f'{k} {v:,}' for k, v in sorted(meta['ledger'].items())) or 'none')} · last sync: "
             f"{escape(str(meta.get('last_sync') or 'unknown'))}</footer></main></body></html>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from connector.report.charts import fmt
+from connector.report.director import director_text
 from connector.tables import table
 
 SHARE_METRICS = {"repeat_rate", "churn_rate", "crr_12m"}
@@ -53,5 +54,7 @@ def render_text(report: dict) -> str:
                           for s in life["segments"]]))
     else:
         out.append(f"\nPredicted lifetime: {life.get('note')}")
+    if report.get("director"):
+        out.append(director_text(report["director"]))
     out.append("\nFor charts (trends, migration, RFM grid, cohorts, first product): repeat-sales report --html FILE")
     return "\n".join(out)
