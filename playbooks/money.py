@@ -11,11 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from connector.model import Customer, Purchase
-from playbooks.metrics import ltv_cac
-from playbooks.referral import find_referrals, referral_metrics
+from playbooks.referral import DETRACTOR, PROMOTER, find_referrals, referral_metrics
 from playbooks.schema import MetricsConfig, Playbook, parse_month
-
-PROMOTER, DETRACTOR = 9, 6  # 9-10 promote, 0-6 detract, 7-8 are passive
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def director_metrics(rows: Iterable[Row], today: date, playbook: Playbook, *, lt
             cac_value = by_month_cac["cac"]
     if cac_value is not None:
         out["cac"] = round(cac_value, 2)
-        ratio = ltv_cac(ltv3, cac_value)
+        ratio = ltv3 / cac_value if cac_value else None  # metrics.ltv_cac
         out["ltv_cac"] = round(ratio, 4) if ratio is not None else None
         out["ltv_cac_benchmark"] = cfg.ltv_cac_benchmark
         out["ltv_cac_healthy"] = ratio is not None and ratio >= cfg.ltv_cac_benchmark

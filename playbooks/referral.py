@@ -18,6 +18,7 @@ from datetime import date
 from connector.model import Customer, Purchase
 
 CODE_LETTERS = 8
+PROMOTER, DETRACTOR = 9, 6  # answers 9-10 promote (they get the referral offer), 0-6 detract, 7-8 are passive
 
 
 def referral_code(customer_id: str, secret: str) -> str:
@@ -95,7 +96,7 @@ def gives_code(tier_index: int, purchases: Iterable[Purchase], playbook) -> bool
     names = [t.name for t in playbook.segments.tiers.tiers]
     if cfg.min_tier in names and tier_index >= names.index(cfg.min_tier):
         return True
-    return any(p.nps is not None and p.nps >= 9 for p in purchases)
+    return any(p.nps is not None and p.nps >= PROMOTER for p in purchases)
 
 
 def assign_codes(facts: Iterable, playbook, secret: str) -> None:

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from connector.model import Action
 from playbooks.facts import CustomerFacts
-from playbooks.money import DETRACTOR, PROMOTER
+from playbooks.referral import DETRACTOR, PROMOTER
 from playbooks.rules.base import Message, Rule, in_segments, make_action, purchase_values
 from playbooks.templates import money
 
@@ -30,7 +30,8 @@ class NpsRule(Rule):
 
     When it fires: once a purchase carries its 0-10 answer (a deal field the CRM fills from a form
     or the manager, or `POST /feedback/<secret>` on `serve`), while the purchase is at most
-    `answer_within_days` old: 0-6 plans `detractor`, 9-10 plans `promoter`; 7-8 nothing.
+    `answer_within_days` old: 0-6 plans `detractor`, 9-10 plans `promoter` (when its texts name
+    {code} or {bonus}, only for a customer who holds a code); 7-8 nothing.
     Both are due the day after the question was asked (`ask_day` + 1 after the purchase) and are
     planned from that day on, so a late answer is overdue at once - a detractor waits at most a day.
     What it plans: one action per answered purchase; key anchor = the purchase.
@@ -50,8 +51,8 @@ class NpsRule(Rule):
                 continue
             step, msg = ("detractor", config.detractor) if p.nps <= DETRACTOR else \
                 ("promoter", config.promoter) if p.nps >= PROMOTER else ("", None)
-            if msg is None:
-                continue
+            if msg is None or (needs_code(msg) and not facts.referral_code):
+                continue  # a referral offer without a code (no referral programme, no secret) is not made
             vals = {**purchase_values(facts, [p]), "score": p.nps}
             referral = facts.shop.referral_bonus
             if facts.referral_code:
@@ -60,3 +61,7 @@ class NpsRule(Rule):
             if today < due:  # an early answer waits for the day the question was due: never planned ahead
                 continue
             yield make_action(facts, self.kind, p.id, step, due, msg, config.priority, vals)
+
+
+def needs_code(msg: Message) -> bool:
+    return any("{code}" in t or "{bonus}" in t for t in (msg.title, msg.body, msg.subject, msg.text))

@@ -86,3 +86,12 @@ def test_without_the_secret_nobody_holds_a_code_and_nothing_is_counted():
     assert not [a for a in ev.plan if a.rule == "referral"]
     assert "referrals" not in ev.metrics
     assert all("referral_code" not in json.dumps(r.to_json()) for r in ev.customers)
+
+
+def test_a_promoter_gets_the_referral_offer_with_a_code_and_none_without_the_programme():
+    promoter = customer({"id": "c5", "purchases": [{"id": "x1", "date": "2026-04-01", "amount": 900, "nps": 10}]})
+    with_code = evaluate([promoter], TODAY, book(), secret=SECRET, predict=False)
+    offer = [a for a in with_code.plan if a.key == "v1:c5:nps:x1:promoter"]
+    assert offer and expected_code("c5") in offer[0].payload["text"] and "500 RUB" in offer[0].payload["text"]
+    without = evaluate([promoter], TODAY, book(), predict=False)  # no secret: no code to offer
+    assert not [a for a in without.plan if a.rule == "nps"]
