@@ -70,6 +70,9 @@ class Purchase:
     items: tuple[LineItem, ...] = ()
     manager_id: str | None = None
     title: str = ""
+    # deal (amoCRM lead) fields a playbook may name, e.g. the bonuses paid on it (`bonus_paid`);
+    # None when the deal holds none (most do: no empty mapping per purchase)
+    fields: Mapping[str, str] | None = None
     # the customer's 0-10 answer to "would you recommend us" about this purchase (a deal field), if any
     nps: int | None = None
     # the referral code the new customer brought (a deal/lead field); "" = none

@@ -23,6 +23,8 @@ def purchase_to_json(p: Purchase) -> str:
          "items": [{"product_id": i.product_id, "name": i.name, "quantity": i.quantity, "price": i.price,
                     "category": i.category} for i in p.items],
          "manager_id": p.manager_id, "title": p.title}
+    if p.fields:  # deal fields (the bonuses paid on it...): only deals that hold some carry the key
+        d["fields"] = dict(p.fields)
     if p.nps is not None:  # written only when set: a snapshot of a shop without them stays as it was
         d["nps"] = p.nps
     if p.referral_code:
@@ -102,7 +104,8 @@ class Decoder:
         return Purchase(
             d["id"], customer_id if customer_id == d["customer_id"] else d["customer_id"], self.day(d["date"]),
             self._shared(("a", type(amount), amount), lambda: amount), self.share(d["currency"]),
-            self.items(d["items"]), self.share(d["manager_id"]), title, d.get("nps"), d.get("referral_code") or "")
+            self.items(d["items"]), self.share(d["manager_id"]), title,
+            self.fields(d["fields"]) if d.get("fields") else None, d.get("nps"), d.get("referral_code") or "")
 
     def customer(self, text: str, purchases: tuple[Purchase, ...]) -> Customer:
         d = json.loads(text)

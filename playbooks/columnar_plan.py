@@ -25,7 +25,7 @@ from playbooks.segments import LEVELS, assign_tier, named_segments
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, secret: str = "") -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
-    from playbooks.engine import learn_from_shop, plan_for
+    from playbooks.engine import fill_bonuses, learn_from_shop, plan_for
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -34,6 +34,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     learn_from_shop(facts, shop, pb, catalogue)
     fill(s, facts, today)
     assign_codes(facts, pb, secret)
+    s.bonus_credits = fill_bonuses(facts, today, pb)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     planned = suppressed = 0
     for f in facts:
@@ -73,7 +74,8 @@ def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, hi
                      ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
-    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan)
+    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan,
+                            paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)

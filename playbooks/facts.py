@@ -143,6 +143,7 @@ class CustomerFacts:
     holdout: bool = False
     named_segments: tuple[str, ...] = ()  # the playbook's condition segments the customer is in
     referral_code: str = ""  # the personal code, when the referral rule gives this customer one
+    bonus: object = None  # playbooks.bonus.BonusBalance, filled with the segments when bonuses are on
     _suggestions: list[tuple[str, str]] | None = field(default=None, repr=False)
     monetary: float = field(init=False, default=0.0, repr=False, compare=False)  # from amounts, once
     aov: float = field(init=False, default=0.0, repr=False, compare=False)

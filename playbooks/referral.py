@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from connector.model import Customer, Purchase
+from connector.model import Customer, Purchase, action_key
 
 CODE_LETTERS = 8
 PROMOTER, DETRACTOR = 9, 6  # answers 9-10 promote (they get the referral offer), 0-6 detract, 7-8 are passive
@@ -69,13 +69,15 @@ def find_referrals(customers: Iterable[Customer], secret: str, today: date) -> l
 def referral_credits(referrals: Iterable[Referral], bonus: float,
                      reason: str = "referral") -> dict[str, list[tuple[date, float, str, str]]]:
     """referrer id -> the bonus credits its referrals earned, as the bonus ledger's `extra_credits`
-    take them: (date, amount, key, reason); the key names the new customer, so a credit is made once."""
+    take them: (date, amount, key, reason); the key `v1:<referrer>:referral:<new customer>:credit` names
+    the new customer, so a credit is made once."""
     out: dict[str, list[tuple[date, float, str, str]]] = {}
     if bonus <= 0:
         return out
     for r in referrals:
         out.setdefault(r.referrer_id, []).append(
-            (r.purchase.date, float(bonus), f"referral:{r.customer_id}", f"{reason}: {r.customer_id}"))
+            (r.purchase.date, float(bonus), action_key(r.referrer_id, "referral", r.customer_id, "credit"),
+             f"{reason}: {r.customer_id}"))
     return out
 
 
@@ -110,3 +112,14 @@ def assign_codes(facts: Iterable, playbook, secret: str) -> None:
         f.shop.referral_tier_index = names.index(cfg.min_tier) if cfg.min_tier in names else len(names)
         if gives_code(f.tier_index, f.purchases, playbook):
             f.referral_code = referral_code(f.customer.id, secret)
+
+
+def referral_bonus_credits(facts, today: date, playbook) -> dict[str, list]:
+    """The referral rule's credits (playbooks.referral.referral_credits) for the bonus ledger: `bonus` to
+    the referrer on the day of each friend's first purchase with the code."""
+    cfg = playbook.rule("referral")
+    if cfg is None or not facts:
+        return {}
+    found = [r for refs in facts[0].shop.referrals.values() for r in refs if r.purchase.date <= today]
+    return referral_credits(sorted(found, key=lambda r: (r.purchase.date, r.customer_id)), cfg.bonus,
+                            "referral" if playbook.lang == "en" else "за друга")

@@ -1,9 +1,10 @@
 """`repeat-sales install` for Bitrix24: the user fields the plugin writes and reads, idempotently.
 
 On contacts and on companies: segment, RFM code, lifecycle stage, loyalty tier (strings), the
-predicted next purchase (date), and the opt-out UF_CRM_RS_NO_MARKETING (a checkbox) when the portal
-lacks it; on deals the feedback answer UF_CRM_RS_NPS and the referral code UF_CRM_RS_REFERRAL_CODE
-(crm/deals/user-defined-fields/crm-deal-userfield-add.md). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
+predicted next purchase (date), the bonus balance (a number), and the opt-out UF_CRM_RS_NO_MARKETING
+(a checkbox) when the portal lacks it; on deals UF_CRM_RS_BONUS_PAID, the bonuses the customer paid
+with and the feedback answer UF_CRM_RS_NPS and the referral code UF_CRM_RS_REFERRAL_CODE
+(Doc: crm/deals/user-defined-fields/crm-deal-userfield-add.md). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
 those fields (with their values), never one the portal had before.
 Doc: crm/contacts/userfield/crm-contact-userfield-add.md (admin only; FIELD_NAME gets UF_CRM_),
 crm-contact-userfield-list.md, crm-contact-userfield-delete.md, crm/companies/userfields/*.md.
@@ -25,13 +26,21 @@ from connector.errors import CrmRequestRejected
 
 XML_ID = "repeat-sales"
 ENTITIES = ("contact", "company")
-TYPES = {"string": "string", "date": "date", "boolean": "boolean"}
+TYPES = {"string": "string", "date": "date", "boolean": "boolean", "number": "double"}
+# on deals: the bonuses a customer paid with (a playbook's [bonuses] paid_field = "bonus_paid" reads it)
+DEAL_FIELDS = (("bonus_paid", "number", "Оплачено бонусами", "Paid with bonuses"),
+               # the feedback answer (0-10) and the referral code a new customer brought
+               ("nps", "string", "Оценка 0-10 (NPS)", "Rating 0-10 (NPS)"),
+               ("referral_code", "string", "Реферальный код", "Referral code"))
 
 
-def wanted_fields() -> list[dict]:
-    """userfield.add `fields` of every field install makes, in display order."""
-    specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
-    specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
+def wanted_fields(entity: str = "contact") -> list[dict]:
+    """userfield.add `fields` of every field install makes on `entity`, in display order."""
+    if entity == "deal":
+        specs = list(DEAL_FIELDS)
+    else:
+        specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
+        specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
     out = []
     for n, (name, kind, ru, en) in enumerate(specs):
         label = {"ru": ru, "en": en}
@@ -41,18 +50,6 @@ def wanted_fields() -> list[dict]:
         if kind == "boolean":
             spec["SETTINGS"] = {"DEFAULT_VALUE": 0, "DISPLAY": "CHECKBOX"}
         out.append(spec)
-    return out
-
-
-def deal_fields() -> list[dict]:
-    """userfield.add `fields` of the deal fields: the feedback answer (0-10) and the referral code brought."""
-    out = []
-    for n, (name, ru, en) in enumerate((("nps", "Оценка 0-10 (NPS)", "Rating 0-10 (NPS)"),
-                                        ("referral_code", "Реферальный код", "Referral code"))):
-        label = {"ru": ru, "en": en}
-        out.append({"FIELD_NAME": uf_name(name).removeprefix("UF_CRM_"), "USER_TYPE_ID": "string", "XML_ID": XML_ID,
-                    "SORT": 600 + 10 * n, "MULTIPLE": "N", "MANDATORY": "N", "SHOW_FILTER": "Y",
-                    "EDIT_FORM_LABEL": label, "LIST_COLUMN_LABEL": label, "LIST_FILTER_LABEL": label})
     return out
 
 
@@ -73,7 +70,7 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
             report.removed += [f"{entity} field {name}" for name in sorted(ours)]
             continue
         add = {}
-        for n, spec in enumerate(deal_fields() if entity == "deal" else wanted_fields()):
+        for n, spec in enumerate(wanted_fields(entity)):
             name = "UF_CRM_" + spec["FIELD_NAME"]
             if name in present:
                 report.existing.append(f"{entity} field {name}")

@@ -6,6 +6,7 @@ Mapping (documented for the adapter and tests):
   SECTION_ID, and the consumption cycle in property PROPERTY_101 (CODE "RS_CYCLE_DAYS");
 - person customer -> contact; company customer -> company plus its contacts (COMPANY_ID set);
 - opt-out -> user field UF_CRM_RS_NO_MARKETING = "Y" / "N" on the contact or company;
+- bonuses paid on a won deal (Shop.bonus_payments) -> the deal's double user field UF_CRM_RS_BONUS_PAID;
 - a person's gender -> the contact's HONORIFIC: HNR_RU_1 "г-н" / HNR_RU_2 "г-жа" (unset when unknown);
 - deal -> deal in pipeline 0 (people) or 1 "Опт" (companies): won WON / C1:WON, lost LOSE / C1:LOSE,
   open a P stage; CLOSEDATE = the day it closed; DATE_MODIFY = a few hours after it closed;
@@ -23,6 +24,8 @@ from emulators.shop import DEAL_LOST, DEAL_WON, Shop, referral_code_of
 from .protocol import day_floor, day_start
 from .records import Company, Contact, Deal, Product, ProductRow, Section, Task, User, UserField
 from .store import CATALOG_ID, HONORIFIC_BY_GENDER, OPEN_STAGES, OPT_OUT_FIELD, Portal, stage_code
+
+BONUS_PAID_FIELD = "UF_CRM_RS_BONUS_PAID"  # the shop's loyalty program records payments with bonuses here
 
 _EPOCH = datetime(1970, 1, 1)
 _OFFSET = 3 * 3600  # the shop's naive times are portal (+03:00) times
@@ -83,6 +86,10 @@ def _userfields(portal: Portal) -> None:
         portal.userfields.insert(uid, UserField(uid, entity, OPT_OUT_FIELD, "string", xml_id="RS_NO_MARKETING",
                                                 label="Отказ от рассылок (Y/N)",
                                                 settings={"DEFAULT_VALUE": "N", "ROWS": 1}))
+    # Doc: api-reference/crm/deals/user-defined-fields/crm-deal-userfield-add.md (USER_TYPE_ID double)
+    uid = portal.userfields.new_id()
+    portal.userfields.insert(uid, UserField(uid, "CRM_DEAL", BONUS_PAID_FIELD, "double", xml_id="RS_BONUS_PAID",
+                                            label="Оплачено бонусами", settings={"PRECISION": 2}))
     # the shop's own deal fields, filled by its feedback form and at checkout (a referral code)
     for name, label in ((NPS_FIELD, "Оценка 0-10"), (REFERRAL_FIELD, "Промокод друга")):
         uid = portal.userfields.new_id()
@@ -132,6 +139,15 @@ def _customers(portal: Portal, shop: Shop, cap: int) -> None:
             portal.customer_refs[c.id] = ("contact", cid)
 
 
+def _deal_uf(d, paid: dict, refs: dict) -> dict | None:
+    """A deal's user fields the shop fills: bonuses paid, the feedback answer, the referral code brought."""
+    uf = {BONUS_PAID_FIELD: str(paid[d.id])} if d.id in paid else {}
+    if d.nps is not None or d.referred_by is not None:
+        uf[NPS_FIELD] = None if d.nps is None else str(d.nps)
+        uf[REFERRAL_FIELD] = referral_code_of(refs[d.referred_by][1]) if d.referred_by is not None else None
+    return uf or None
+
+
 def _deals(portal: Portal, shop: Shop, cap: int) -> None:
     deals, rows_table = portal.deals, portal.product_rows
     refs, members = portal.customer_refs, portal.company_contacts
@@ -141,6 +157,7 @@ def _deals(portal: Portal, shop: Shop, cap: int) -> None:
     row_id = rows_table.last_id
     deal_index = deals.indexes
     open_n = len(OPEN_STAGES)
+    paid = shop.bonus_payments()
     for d in shop.deals:
         kind, ref = refs[d.customer_id]
         if kind == "company":
@@ -166,10 +183,8 @@ def _deals(portal: Portal, shop: Shop, cap: int) -> None:
         deal = Deal(d.id, None, stage, cat, semantics[stage], "SALE", d.currency, d.amount,
                     not d.lines, contact_ids, company_id, None, closedate,
                     d.manager_id, d.manager_id, d.manager_id, created, modified,
-                    closed if closed is not None else created, "", "STORE", is_return)
-        if d.nps is not None or d.referred_by is not None:
-            code = referral_code_of(refs[d.referred_by][1]) if d.referred_by is not None else None
-            deal.uf = {NPS_FIELD: None if d.nps is None else str(d.nps), REFERRAL_FIELD: code}
+                    closed if closed is not None else created, "", "STORE", is_return,
+                    uf=_deal_uf(d, paid, refs))
         deals.rows[d.id] = deal
         deals.ids.append(d.id)
         _index(deal_index["CONTACT_ID"], contact_ids[0] if contact_ids else 0, d.id)

@@ -64,7 +64,16 @@ def test_silver_customer_holds_the_code_and_is_thanked_for_a_friends_first_purch
 def test_referral_credits_go_to_the_referrer_once_per_friend():
     customers = shop(expected_code("c1"))
     credits = referral_credits(find_referrals(customers, SECRET, TODAY), 500.0)
-    assert credits == {"c1": [(date(2026, 4, 10), 500.0, "referral:c9", "referral: c9")]}
+    assert credits == {"c1": [(date(2026, 4, 10), 500.0, "v1:c1:referral:c9:credit", "referral: c9")]}
+
+
+def test_the_referrers_bonus_balance_grows_by_the_bonus_on_both_evaluation_paths():
+    without = {r.customer_id: r.to_json() for r in evaluate(shop(""), TODAY, book(), secret=SECRET,
+                                                            predict=False).customers}
+    ref = assert_same(shop(expected_code("c1")), TODAY, book(), secret=SECRET, predict=False)
+    credited = {r.customer_id: r.to_json() for r in ref.customers}
+    assert credited["c1"]["bonus_balance"] == without["c1"]["bonus_balance"] + 500
+    assert credited["c2"]["bonus_balance"] == without["c2"]["bonus_balance"]
 
 
 def test_a_forged_or_own_code_or_a_code_on_a_later_purchase_is_no_referral():
