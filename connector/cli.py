@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_sync(args) -> int:
     from connector.redact import setup_logging
-    from connector.settings import load_settings
+    from connector.settings import load_settings, secret_text
     from connector.state import State
     from connector.sync import run_sync
     from playbooks import load_playbook
@@ -139,7 +139,8 @@ def cmd_sync(args) -> int:
     adapter = registry.make_adapter(settings)
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
-                          progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards)
+                          progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards,
+                          referral_secret=secret_text(settings.REFERRAL_SECRET))
     finally:
         adapter.close()
         state.close()

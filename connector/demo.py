@@ -45,6 +45,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
     from connector.redact import setup_logging
     from connector.state import State
     from connector.sync import run_sync
+    from emulators.shop import DEMO_REFERRAL_SECRET
     from playbooks import load_playbook
 
     setup_logging("WARNING")
@@ -76,7 +77,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
             try:
                 say(f"\n== run {n}: pull -> evaluate -> plan -> write ==")
                 report = run_sync(adapter, state, playbook, today=today,
-                                  progress=lambda msg: say(f"  .. {msg}"))
+                                  progress=lambda msg: say(f"  .. {msg}"), referral_secret=DEMO_REFERRAL_SECRET)
             finally:
                 adapter.close()
             runs.append(report)

@@ -49,9 +49,15 @@ CARD_FIELDS: tuple[CardField, ...] = (
     CardField("next_purchase", "date", "Прогноз следующей покупки", "Predicted next purchase"),
     # the bonus balance (playbooks.bonus) in the playbook's currency: Bitrix24 UF_CRM_RS_BONUS, amoCRM RS_BONUS
     CardField("bonus", "number", "Бонусный баланс", "Bonus balance"),
+    CardField("named_segments", "string", "Сегменты по условиям", "Condition segments"),
+    CardField("referral_code", "string", "Реферальный код", "Referral code"),
 )
 FIELD_NAMES = tuple(f.name for f in CARD_FIELDS)
 NUMBER_FIELDS = frozenset(f.name for f in CARD_FIELDS if f.kind == "number")
+# the playbook's second edition: written where install made them, and left out of a card's digest while
+# empty, so a card written before they existed is not rewritten for them
+LATER_FIELDS = frozenset({"named_segments", "referral_code"})
+REQUIRED_FIELDS = tuple(n for n in FIELD_NAMES if n not in LATER_FIELDS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS card_fields (account TEXT NOT NULL, customer_id TEXT NOT NULL,
@@ -66,8 +72,8 @@ def is_field_key(key: str) -> bool:
 
 def digest(values: Mapping[str, str]) -> str:
     """Eight hex digits naming a set of card values (the same values give the same digest)."""
-    text = json.dumps({n: _canon(n, normal(values.get(n))) for n in FIELD_NAMES}, sort_keys=True,
-                      ensure_ascii=False)
+    text = json.dumps({n: _canon(n, normal(values.get(n))) for n in FIELD_NAMES
+                       if n not in LATER_FIELDS or normal(values.get(n))}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -145,9 +151,12 @@ def card_facts(customer: Customer) -> CardFacts:
 
 def card_codes(report, facts: CardFacts | None) -> dict[str, str]:
     """The codes for one customer's card from its evaluation report (`CustomerReport`)."""
+    extra = getattr(report, "extra", None) or {}
     return {"segment": report.segment, "rfm": report.rfm, "lifecycle": report.lifecycle,
             "tier": report.tier, "next_purchase": facts.next_purchase if facts else "",
-            "bonus": number_text(report.extra.get("bonus_balance"))}
+            "bonus": number_text(report.extra.get("bonus_balance")),
+            "named_segments": ", ".join(extra.get("named_segments") or ()),
+            "referral_code": str(extra.get("referral_code") or "")}
 
 
 NAMED_FIELDS = {"segment": "segments", "lifecycle": "lifecycle", "tier": "tiers"}  # field -> playbooks.words group

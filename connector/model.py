@@ -73,6 +73,10 @@ class Purchase:
     # deal (amoCRM lead) fields a playbook may name, e.g. the bonuses paid on it (`bonus_paid`);
     # None when the deal holds none (most do: no empty mapping per purchase)
     fields: Mapping[str, str] | None = None
+    # the customer's 0-10 answer to "would you recommend us" about this purchase (a deal field), if any
+    nps: int | None = None
+    # the referral code the new customer brought (a deal/lead field); "" = none
+    referral_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +132,13 @@ class Action:
 def action_key(customer_id: str, rule: str, anchor: str | None, step: str) -> str:
     """The idempotency key of an action; `anchor` is the purchase (or period) it hangs on."""
     return f"v1:{customer_id}:{rule}:{anchor or '-'}:{step}"
+
+
+def nps_score(value: object) -> int | None:
+    """A deal field's 0-10 answer ("7", 7, " 10 ", 7.0); anything else (empty, "n/a", 11) is no answer."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    if text.endswith(".0"):
+        text = text[:-2]
+    return int(text) if text.isdigit() and 0 <= int(text) <= 10 else None

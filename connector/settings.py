@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     APP_PUBLIC_URL: str | None = None
     ADMIN_TOKEN: SecretStr | None = None
+    FEEDBACK_SECRET: SecretStr | None = None  # the <secret> of POST /feedback/<secret> (answers 0-10)
+    REFERRAL_SECRET: SecretStr | None = None  # keys the customers' referral codes; never change it once given out
     SCHEDULE_EVERY_MINUTES: float = Field(60.0, gt=0, le=7 * 24 * 60)
     EVENT_DEBOUNCE_SECONDS: float = Field(1.0, ge=0, le=60)
 
@@ -123,7 +125,7 @@ class Settings(BaseSettings):
             raise ValueError("needs https:// (plain http is only for 127.0.0.1)")
         return value.strip().rstrip("/")
 
-    @field_validator("ADMIN_TOKEN")
+    @field_validator("ADMIN_TOKEN", "FEEDBACK_SECRET", "REFERRAL_SECRET")
     @classmethod
     def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -253,3 +255,8 @@ def _validated(model: type[BaseSettings], overrides: dict):
         if "expected" in ctx:
             allowed = f"expected {ctx['expected']}"
         raise SettingsError(name, msg, hint=allowed or "see settings.example.env") from None
+
+
+def secret_text(value: SecretStr | None) -> str:
+    """A secret setting's value, "" when unset (for code that takes the plain text)."""
+    return value.get_secret_value() if value is not None else ""

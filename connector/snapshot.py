@@ -25,6 +25,10 @@ def purchase_to_json(p: Purchase) -> str:
          "manager_id": p.manager_id, "title": p.title}
     if p.fields:  # deal fields (the bonuses paid on it...): only deals that hold some carry the key
         d["fields"] = dict(p.fields)
+    if p.nps is not None:  # written only when set: a snapshot of a shop without them stays as it was
+        d["nps"] = p.nps
+    if p.referral_code:
+        d["referral_code"] = p.referral_code
     return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -101,7 +105,7 @@ class Decoder:
             d["id"], customer_id if customer_id == d["customer_id"] else d["customer_id"], self.day(d["date"]),
             self._shared(("a", type(amount), amount), lambda: amount), self.share(d["currency"]),
             self.items(d["items"]), self.share(d["manager_id"]), title,
-            self.fields(d["fields"]) if d.get("fields") else None)
+            self.fields(d["fields"]) if d.get("fields") else None, d.get("nps"), d.get("referral_code") or "")
 
     def customer(self, text: str, purchases: tuple[Purchase, ...]) -> Customer:
         d = json.loads(text)

@@ -84,6 +84,7 @@ class Run:
     stats: dict = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     requests_before: int = 0
+    referral_secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         self.account = self.adapter.account
@@ -109,9 +110,12 @@ class Due:
 
 
 def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
-             full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False) -> SyncReport:
-    """pull -> rebuild a lost ledger -> evaluate -> plan -> write what is due, once -> record the run."""
-    run = Run(adapter, state, today, dry_run, progress or (lambda _msg: None))
+             full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False,
+             referral_secret: str = "") -> SyncReport:
+    """pull -> rebuild a lost ledger -> evaluate -> plan -> write what is due, once -> record the run.
+
+    `referral_secret` (settings REFERRAL_SECRET) keys the referral codes; without it none is given."""
+    run = Run(adapter, state, today, dry_run, progress or (lambda _msg: None), referral_secret=referral_secret)
     with state.lock("sync"):
         run.id = state.start_run(run.account, "sync", dry_run)
         try:
@@ -211,10 +215,13 @@ def read_markers(run: Run, *, sweep: bool) -> int:
 
 def evaluate_snapshot(run: Run, playbook) -> Evaluation:
     """The playbook over the local snapshot, with what earlier runs applied and when."""
+    from connector.feedback import FeedbackAnswers, with_answers
+
     state, account = run.state, run.account
-    return evaluate(state.customers(account, lean=True), run.today, playbook,
+    customers = with_answers(state.customers(account, lean=True), FeedbackAnswers(state).scores(account))
+    return evaluate(customers, run.today, playbook,
                     history=PlanHistory(state.applied_dates(account)), catalogue=state.products(account).values(),
-                    prospects=state.prospect_count(account))
+                    prospects=state.prospect_count(account), secret=run.referral_secret)
 
 
 def plan_actions(run: Run, evaluation: Evaluation, writeback: WritebackPlanner, allow_blank_cards: bool) -> list[Action]:

@@ -22,6 +22,20 @@ COMPANY_SHARE = 0.05
 OPT_OUT_SHARE = 0.04
 BIRTHDAY_SHARE = 0.8
 GENDER_KNOWN_SHARE = 0.85  # people whose card says Mr / Ms (the rest left it empty)
+NPS_ANSWER_SHARE = 0.3  # won deals whose feedback question got an answer (0-10)
+NPS_WEIGHTS = (1, 1, 1, 1, 2, 2, 3, 5, 8, 10, 8)  # how often each answer 0..10 comes back
+NPS_ASKED_ON_DAY = 7  # the question goes out a week after the purchase: a younger deal has no answer yet
+REFERRED_SHARE = 0.05  # customers whose first deal carries a referral code of an earlier regular
+# the referral secret of the demo settings (REFERRAL_SECRET): the codes customers bring are real ones
+DEMO_REFERRAL_SECRET = "repeat-sales-demo-referral-secret"
+
+
+def referral_code_of(crm_customer_id: object) -> str:
+    """The code a referred customer typed: the referrer's real code under the demo secret, keyed by the
+    referrer's id in the CRM the shop is loaded into."""
+    from playbooks.referral import referral_code
+
+    return referral_code(str(crm_customer_id), DEMO_REFERRAL_SECRET)
 HISTORY_DAYS_MIN, HISTORY_DAYS_MAX = 730, 1095
 MAIN_CURRENCY = "RUB"
 # Shop-internal rates used to price the few foreign-currency deals (RUB per unit).
@@ -101,6 +115,8 @@ class ShopDeal:
     amount: float
     currency: str
     lines: tuple[ShopLine, ...]
+    nps: int | None = None  # the customer's 0-10 answer to the feedback question (a deal field)
+    referred_by: int | None = None  # a first deal: the customer whose referral code the new customer brought
 
     @property
     def won(self) -> bool:
@@ -468,6 +484,25 @@ class _Generator:
             lines = cache[key] = tuple([ShopLine(pid, q, price) for pid, q, price in raw])
         return lines
 
+    def _feedback_and_referrals(self, deals: list[ShopDeal], customers: list[ShopCustomer]) -> None:
+        """NPS answers on some won deals, and referral codes on some first deals: drawn from their own
+        stream, so every other value of the shop stays what it was."""
+        rng = random.Random(f"repeat-sales-shop-feedback-{self.seed}")
+        people = {c.id: c.kind == "person" for c in customers}  # a person's code is on their own card
+        won_so_far: dict[int, int] = {}
+        regulars: list[int] = []  # customers with 3+ won deals so far: they hold a code
+        for deal in deals:
+            if not deal.won:
+                continue
+            if rng.random() < NPS_ANSWER_SHARE and (self.today - deal.closed.date()).days >= NPS_ASKED_ON_DAY:
+                deal.nps = rng.choices(range(11), NPS_WEIGHTS)[0]
+            seen = won_so_far.get(deal.customer_id, 0)
+            if seen == 0 and regulars and rng.random() < REFERRED_SHARE:
+                deal.referred_by = regulars[int(rng.random() * len(regulars))]
+            won_so_far[deal.customer_id] = seen + 1
+            if seen + 1 == 3 and people[deal.customer_id]:
+                regulars.append(deal.customer_id)
+
     def build(self) -> Shop:
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of small objects: the cyclic GC only slows this down
@@ -478,6 +513,7 @@ class _Generator:
             self.raw = []
             for i, deal in enumerate(deals, start=1):
                 deal.id = i
+            self._feedback_and_referrals(deals, customers)
         finally:
             if gc_was_enabled:
                 gc.enable()

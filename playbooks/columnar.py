@@ -9,16 +9,19 @@ metrics summed in Python's own order. Nothing here makes an object per purchase.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 
+from connector.model import Customer
 from playbooks.columnar_bonus import bonus_columns, bonus_of
 from playbooks.columns import Figures, PurchaseColumns, figures, group_sum, python_sum
+from playbooks.facts import convert_amount
 from playbooks.guards import is_holdout
-from playbooks.metrics import YEAR_DAYS, ltv_3f, ltv_cac
+from playbooks.metrics import YEAR_DAYS, ltv_3f
+from playbooks.money import Row, director_metrics
 from playbooks.schema import Playbook
 from playbooks.segments import LEVELS, quantile_edges, rfm_segment
 
@@ -48,6 +51,7 @@ class Segmented:
     model: dict | None = None
     model_note: str | None = None
     prediction: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[int, dict] = field(default_factory=dict)  # condition segments, referral code
     bonus_credits: dict[str, list] = field(default_factory=dict)  # other rules' bonus credits (from the plan)
 
 
@@ -198,8 +202,10 @@ def segment_counts(s: Segmented) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def metrics(s: Segmented, *, cac: float | None = None, prospects: int = 0) -> dict[str, object]:
-    """metrics.compute_metrics from the columns (the plan's counts are added by the caller)."""
+def metrics(s: Segmented, customers: Iterable[Customer] = (), *, cac: float | None = None, prospects: int = 0,
+            secret: str = "") -> dict[str, object]:
+    """metrics.compute_metrics from the columns (the plan's counts are added by the caller); the
+    director's figures (playbooks.money) read `customers` (any order) once more."""
     fig, cols, pb = s.fig, s.cols, s.playbook
     today = s.today
     has = fig.n > 0
@@ -222,7 +228,6 @@ def metrics(s: Segmented, *, cac: float | None = None, prospects: int = 0) -> di
     mcfg = pb.metrics
     crr = _retention(cols, fig, today - timedelta(days=mcfg.retention_period_days), today, mcfg.retention_active_days)
     ltv3 = ltv_3f(aov, per_year, mcfg.lifespan_years)
-    cac_value = cac if cac is not None else mcfg.cac
     out: dict[str, object] = {
         "customers": n_customers,
         "prospects": len(fig.n) - n_customers + prospects,
@@ -242,12 +247,22 @@ def metrics(s: Segmented, *, cac: float | None = None, prospects: int = 0) -> di
         "crr_12m": round(crr, 4) if crr is not None else None,
         "new_customers_12m": new_12m,
         "excluded_other_currency": int((fig.n - fig.known).sum()),
+        "returning_revenue_share": round(python_sum(later) / revenue, 4) if revenue else 0.0,
+        "returning_orders_share": round((purchases - n_customers) / purchases, 4) if purchases else 0.0,
     }
-    if cac_value is not None:
-        out["cac"] = round(cac_value, 2)
-        ratio = ltv_cac(ltv3, cac_value)
-        out["ltv_cac"] = round(ratio, 4) if ratio is not None else None
+    out.update(director_metrics(_rows(s, customers), today, pb, ltv3=ltv3, cac=cac, secret=secret))
     return out
+
+
+def _rows(s: Segmented, customers: Iterable[Customer]) -> Iterator[Row]:
+    """Each customer's counted purchases as facts counts them, with its segment from the columns."""
+    pb, today = s.playbook, s.today
+    index = {cid: i for i, cid in enumerate(s.cols.ids)}
+    for c in sorted(customers, key=lambda c: c.id):
+        counted = tuple(sorted((p for p in c.purchases if p.date <= today and p.amount > 0),
+                               key=lambda p: (p.date, p.id)))
+        amounts = tuple(convert_amount(p, pb.currency, pb.rates) for p in counted)
+        yield Row(c, counted, amounts, s.names[s.segment[index[c.id]]] if counted else "no_purchases")
 
 
 def _retention(cols: PurchaseColumns, fig: Figures, start: date, end: date, active_days: int) -> float | None:
@@ -309,6 +324,8 @@ def reports(s: Segmented) -> Iterator[dict]:
             out.update(bonus_of(s, bonuses, i, cid))
         if n - known:
             out["excluded_other_currency"] = n - known
+        if i in s.extras:
+            out.update(s.extras[i])
         yield out
 
 

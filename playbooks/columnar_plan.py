@@ -21,8 +21,9 @@ from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
+from playbooks.referral import assign_codes, gives_code, referral_code
 from playbooks.rules import REGISTRY
-from playbooks.segments import LEVELS, assign_tier
+from playbooks.segments import LEVELS, assign_tier, named_segments
 from playbooks.words import names_for
 
 
@@ -49,7 +50,7 @@ class DueColumns:
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
-                birthdays: bool = True) -> tuple[int, int]:
+                birthdays: bool = True, secret: str = "") -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
@@ -59,7 +60,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
-    shop = ShopFacts(words=names_for(pb))
+    shop = ShopFacts(words=names_for(pb), referral_secret=secret)
 
     def every_customer():  # consumed only when a rule learns from the whole shop, which learns from line
         for i in range(len(customers)):  # items only; each customer's facts are let go once learned from
@@ -69,13 +70,19 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
             if any(p.items for p in c.purchases):
                 yield customer_facts(c, today, pb.currency, pb.rates, history, shop)
 
-    learn_from_shop(every_customer(), shop, pb, catalogue)
-    if pb.bonuses_on and bonus.CREDIT_SOURCES:  # other rules' credits come from every customer's facts
+    everyone: list[CustomerFacts] | None = None
+    if pb.rule("referral") is not None and secret:  # who brought whom, and the codes: every customer's facts
         everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
+        learn_from_shop(everyone, shop, pb, catalogue)
+    else:
+        learn_from_shop(every_customer(), shop, pb, catalogue)
+    if everyone is not None or (pb.bonuses_on and bonus.CREDIT_SOURCES):  # credits from every customer's facts
+        if everyone is None:
+            everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
         for i, f in enumerate(everyone):
             fill_one(s, f, i)
+        assign_codes(everyone, pb, secret)
         s.bonus_credits = fill_bonuses(everyone, today, pb)
-        del everyone
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
@@ -91,8 +98,11 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
     for i in np.flatnonzero(anyone).tolist():
-        f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
-        fill_one(s, f, i)
+        if everyone is not None:
+            f = everyone[i]
+        else:
+            f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
+            fill_one(s, f, i)
         if pb.bonuses_on:  # as engine.fill_bonuses fills it
             f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
         actions: dict[str, Action] = {}
@@ -120,37 +130,66 @@ def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:
     f.value = LEVELS[s.value[i]]
     f.trend = TRENDS[s.trend[i]]
     assign_tier(f, s.playbook.segments.tiers)
+    f.named_segments = named_segments(s.playbook.segments.conditions, f.purchases, f.monetary, f.tier,
+                                      f.lifecycle, s.today)
     f.holdout = bool(s.holdout[i])
 
 
 def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, history: PlanHistory | None = None,
                      catalogue: Sequence[Product] | None = None, cac: float | None = None, predict: bool = True,
-                     prospects: int = 0, plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                     prospects: int = 0, plan: bool = True, secret: str = "",
+                     ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
-    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan,
+    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=True,
                             paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
     people, cols.customers = cols.customers, None
     return evaluate_purchases(cols, people, today, playbook, history=history, catalogue=catalogue, cac=cac,
-                              predict=predict, prospects=prospects)
+                              predict=predict, prospects=prospects, secret=secret, plan=plan)
 
 
 def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | None, today: date, playbook, *,
                        history: PlanHistory | None = None, catalogue: Sequence[Product] | None = None,
                        cac: float | None = None, predict: bool = True, prospects: int = 0,
-                       with_items: np.ndarray | None = None, birthdays: bool = True
-                       ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                       with_items: np.ndarray | None = None, birthdays: bool = True, secret: str = "",
+                       plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """evaluate_columns from purchase columns; `customers` (in the columns' order, None: no plan)
     are asked for one by one, and only the ones the plan needs. `with_items` says who has line
     items (None: unknown), `birthdays` whether any customer can have one."""
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)
-    out = metrics(s, cac=cac, prospects=prospects)
-    if customers is not None:
+    out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret)
+    s.extras = extras(s, customers if customers is not None else (), secret)
+    if customers is not None and plan:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
         out["planned"], out["suppressed"] = plan_counts(s, customers, history=history, catalogue=products,
-                                                        with_items=with_items, birthdays=birthdays)
+                                                        with_items=with_items, birthdays=birthdays, secret=secret)
     if s.model_note:
         out["model_note"] = s.model_note
     return s, segment_counts(s), out
+
+
+def extras(s: Segmented, customers: Sequence[Customer], secret: str) -> dict[int, dict]:
+    """customer index -> the report's condition segments and referral code (engine.report's extras)."""
+    pb, today = s.playbook, s.today
+    conditions = pb.segments.conditions
+    coded = pb.rule("referral") is not None and bool(secret)
+    if not conditions and not coded:
+        return {}
+    tiers = pb.segments.tiers
+    out: dict[int, dict] = {}
+    for i, c in enumerate(sorted(customers, key=lambda c: c.id)):
+        counted = sorted((p for p in c.purchases if p.date <= today and p.amount > 0), key=lambda p: (p.date, p.id))
+        tier = int(s.tier[i])
+        monetary = float(s.fig.monetary[i]) if s.fig.known[i] else 0
+        more: dict = {}
+        named = named_segments(conditions, counted, monetary, tiers.tiers[tier].name if tier >= 0 else tiers.none,
+                               LIFECYCLE[s.lifecycle[i]], today)
+        if named:
+            more["named_segments"] = list(named)
+        if coded and gives_code(tier, counted, pb):
+            more["referral_code"] = referral_code(c.id, secret)
+        if more:
+            out[i] = more
+    return out

@@ -13,6 +13,7 @@ from playbooks.facts import CustomerFacts, ShopFacts, customer_facts, learn_shop
 from playbooks.guards import guard_customer, is_holdout
 from playbooks.keys import applied_by_customer
 from playbooks.metrics import compute_metrics
+from playbooks.referral import assign_codes, referral_bonus_credits
 from playbooks.rules import REGISTRY
 from playbooks.schema import Playbook
 from playbooks.segments import assign
@@ -30,23 +31,34 @@ def learn_from_shop(facts: list[CustomerFacts], shop: ShopFacts, playbook: Playb
             rule.learn(shop, cfg)
     if shop.wants_learning or catalogue:
         learn_shop(facts, shop, catalogue)
+    if shop.referrals_wanted and shop.referral_secret:
+        from playbooks.referral import find_referrals
+
+        today = facts[0].today if facts else None
+        for r in find_referrals((f.customer for f in facts), shop.referral_secret, today) if facts else ():
+            shop.referrals.setdefault(r.referrer_id, []).append(r)
 
 
 def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
                 history: PlanHistory | None = None,
-                catalogue: Mapping[str, Product] | None = None) -> list[CustomerFacts]:
+                catalogue: Mapping[str, Product] | None = None, *, secret: str = "") -> list[CustomerFacts]:
     """Facts for every customer, segmented, sorted by customer id, with shop-wide learning done."""
     history = history or PlanHistory()
-    shop = ShopFacts(words=names_for(playbook))
+    shop = ShopFacts(words=names_for(playbook), referral_secret=secret)
     facts = [customer_facts(c, today, playbook.currency, playbook.rates, history, shop) for c in customers]
     facts.sort(key=lambda f: f.customer.id)
     learn_from_shop(facts, shop, playbook, catalogue)
     assign(facts, today, playbook)
     fill_bonuses(facts, today, playbook)
+    assign_codes(facts, playbook, secret)
     holdout = playbook.guards.holdout
     for f in facts:
         f.holdout = f.n > 0 and is_holdout(f.customer.id, holdout)
     return facts
+
+
+if referral_bonus_credits not in bonus.CREDIT_SOURCES:
+    bonus.CREDIT_SOURCES.append(referral_bonus_credits)
 
 
 def fill_bonuses(facts: list[CustomerFacts], today: date, playbook: Playbook) -> dict[str, list]:
@@ -86,6 +98,10 @@ def report(f: CustomerFacts, prediction: Mapping[str, float] | None = None) -> C
         extra["bonus_expiring"] = f.bonus.expiring
     if f.excluded_other_currency:
         extra["excluded_other_currency"] = f.excluded_other_currency
+    if f.named_segments:
+        extra["named_segments"] = list(f.named_segments)
+    if f.referral_code:
+        extra["referral_code"] = f.referral_code
     return CustomerReport(
         customer_id=f.customer.id, purchases=f.n, first_purchase=f.first, last_purchase=f.last,
         recency_days=f.recency_days, frequency=f.n, monetary=round(f.monetary, 2), rfm=f.rfm,
@@ -139,8 +155,8 @@ class _Histories(Mapping[str, list]):
 
 def run(customers: Iterable[Customer], today: date, playbook: Playbook, history: PlanHistory,
         *, catalogue: Mapping[str, Product] | None = None, cac: float | None = None,
-        predict: bool = True, prospects: int = 0) -> Evaluation:
-    facts = build_facts(customers, today, playbook, history, catalogue)
+        predict: bool = True, prospects: int = 0, secret: str = "") -> Evaluation:
+    facts = build_facts(customers, today, playbook, history, catalogue, secret=secret)
     # the lifetime model first, so its working arrays are freed before the plan is built (peak memory)
     prediction = lifetime_prediction(facts, today) if predict else None
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
@@ -156,7 +172,7 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
         suppressed.extend(dropped)
     plan.sort(key=sort_key)
     suppressed.sort(key=lambda s: (s.customer_id, s.rule, s.key))
-    metrics = compute_metrics(facts, today, playbook, cac=cac, prospects=prospects)
+    metrics = compute_metrics(facts, today, playbook, cac=cac, prospects=prospects, secret=secret)
     metrics["planned"] = len(plan)
     metrics["suppressed"] = len(suppressed)
     model, predicted = None, {}
@@ -178,13 +194,14 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
 
 def evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
              *, history: PlanHistory | None = None, catalogue: Iterable[Product] | None = None,
-             cac: float | None = None, predict: bool = True, prospects: int = 0) -> Evaluation:
+             cac: float | None = None, predict: bool = True, prospects: int = 0, secret: str = "") -> Evaluation:
     """Segment every customer and plan the actions due as of `today`.
 
     `catalogue` (optional) gives the rules products' `cycle_days` and prices; `cac` overrides the playbook's `metrics.cac` for the `ltv_cac` metric.
     `predict=False` skips fitting the lifetime model (playbooks.predict), e.g. for replays.
     `prospects` counts contacts without any purchase that were not passed in (metrics only).
+    `secret` (settings) makes the referral codes; without it no code is given or credited.
     """
     products = {p.id: p for p in catalogue} if catalogue is not None else None
     return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac,
-               predict=predict, prospects=prospects)
+               predict=predict, prospects=prospects, secret=secret)

@@ -77,6 +77,11 @@ class ShopFacts:
     suggest_top_k: int = 3  # suggestions per customer
     suggest_min_customers: int = 2  # customers who bought both, for a pair to count
     words: Any = None  # playbooks.words.Names: the team's names for codes in texts ({tier}, {segment})
+    referral_secret: str = ""  # settings' secret behind the referral codes ("" = no codes)
+    referrals_wanted: bool = False  # asked for by the referral rule: find who brought whom
+    referrals: dict[str, list] = field(default_factory=dict)  # referrer id -> [referral.Referral]
+    referral_bonus: float = 0.0  # the referral rule's bonus, for texts of other rules ({bonus})
+    referral_tier_index: int = 0  # the referral rule's `min_tier`, as a tier index
 
     def want_cycles(self, learning: CycleLearning) -> None:
         self.cycle_learning = learning
@@ -138,6 +143,8 @@ class CustomerFacts:
     next_tier_label: str = ""
     to_next_tier: float | None = None
     holdout: bool = False
+    named_segments: tuple[str, ...] = ()  # the playbook's condition segments the customer is in
+    referral_code: str = ""  # the personal code, when the referral rule gives this customer one
     bonus: object = None  # playbooks.bonus.BonusBalance, filled with the segments when bonuses are on
     _suggestions: list[tuple[str, str]] | None = field(default=None, repr=False)
     monetary: float = field(init=False, default=0.0, repr=False, compare=False)  # from amounts, once

@@ -76,8 +76,10 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def compute_metrics(facts: Sequence[CustomerFacts], today: date, playbook: Playbook,
-                    *, cac: float | None = None, prospects: int = 0) -> dict[str, object]:
+                    *, cac: float | None = None, prospects: int = 0, secret: str = "") -> dict[str, object]:
     """The `metrics` object of `analyze`: all amounts in the playbook currency, rounded to 2-4 places.
+
+    `secret`: the referral secret (settings); without it no referral is counted.
 
     `prospects`: contacts the caller knows without any purchase and did not pass in (a snapshot
     streams only buyers); they add to `prospects` next to evaluated customers without a purchase.
@@ -114,7 +116,6 @@ def compute_metrics(facts: Sequence[CustomerFacts], today: date, playbook: Playb
     crr = retention_rate((f.customer for f in buyers), today - timedelta(days=mcfg.retention_period_days),
                          today, active_days=mcfg.retention_active_days)
     ltv3 = ltv_3f(aov, per_year, mcfg.lifespan_years)
-    cac_value = cac if cac is not None else mcfg.cac
     out: dict[str, object] = {
         "customers": n_customers,
         "prospects": len(facts) - n_customers + prospects,
@@ -134,9 +135,11 @@ def compute_metrics(facts: Sequence[CustomerFacts], today: date, playbook: Playb
         "crr_12m": round(crr, 4) if crr is not None else None,
         "new_customers_12m": new_12m,
         "excluded_other_currency": excluded,
+        "returning_revenue_share": round(sum(later) / revenue, 4) if revenue else 0.0,
+        "returning_orders_share": round((purchases - n_customers) / purchases, 4) if purchases else 0.0,
     }
-    if cac_value is not None:
-        out["cac"] = round(cac_value, 2)
-        ratio = ltv_cac(ltv3, cac_value)
-        out["ltv_cac"] = round(ratio, 4) if ratio is not None else None
+    from playbooks.money import Row, director_metrics
+
+    rows = (Row(f.customer, f.purchases, f.amounts, f.segment) for f in facts)
+    out.update(director_metrics(rows, today, playbook, ltv3=ltv3, cac=cac, secret=secret))
     return out

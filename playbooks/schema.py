@@ -144,6 +144,37 @@ class TierConfig:
             yield "tiers", "tier names must be unique", ""
 
 
+LIFECYCLE_STAGES = ["prospect", "new", "active", "sleeping", "lost"]
+
+
+@dataclass(frozen=True)
+class ConditionSegment:
+    """A named segment defined by conditions; a customer is in it when every condition set holds.
+
+    `bought_categories`: bought one of them, at least `bought_days_ago` days ago;
+    `not_bought_categories`: never bought any of them; `min_spend` / `max_spend`: lifetime spend
+    in the playbook currency; `min_purchases`; `tiers`, `lifecycles`: one of those.
+    """
+
+    name: str = field(default="", metadata={"required": True})
+    bought_categories: list[str] = field(default_factory=list)
+    bought_days_ago: int = field(default=0, metadata={"min": 0, "max": 36500})
+    not_bought_categories: list[str] = field(default_factory=list)
+    min_spend: float | None = field(default=None, metadata={"min": 0.0})
+    max_spend: float | None = field(default=None, metadata={"min": 0.0})
+    min_purchases: int = field(default=0, metadata={"min": 0})
+    tiers: list[str] = field(default_factory=list)
+    lifecycles: list[str] = field(default_factory=list, metadata={"choices": LIFECYCLE_STAGES})
+
+    def check(self):
+        if self.min_spend is not None and self.max_spend is not None and self.max_spend < self.min_spend:
+            yield "max_spend", "must be at least min_spend", f"min_spend is {self.min_spend}"
+        both = sorted(set(self.bought_categories) & set(self.not_bought_categories))
+        if both:
+            yield "not_bought_categories", f"{both[0]!r} is also in bought_categories", \
+                "a category is either required or excluded"
+
+
 @dataclass(frozen=True)
 class SegmentsConfig:
     rfm: RfmConfig = field(default_factory=RfmConfig)
@@ -151,6 +182,18 @@ class SegmentsConfig:
     value: ValueConfig = field(default_factory=ValueConfig)
     trend: TrendConfig = field(default_factory=TrendConfig)
     tiers: TierConfig = field(default_factory=TierConfig)
+    conditions: list[ConditionSegment] = field(default_factory=list)
+
+    def check(self):
+        tiers = {t.name for t in self.tiers.tiers} | {self.tiers.none}
+        names = [c.name for c in self.conditions]
+        for i, c in enumerate(self.conditions):
+            if names.index(c.name) != i:
+                yield f"conditions[{i}].name", f"segment {c.name!r} is defined twice", "name each segment once"
+            for j, tier in enumerate(c.tiers):
+                if tier not in tiers:
+                    yield f"conditions[{i}].tiers[{j}]", f"unknown tier {tier!r}", \
+                        f"allowed values: {', '.join(sorted(tiers))}"
 
 
 @dataclass(frozen=True)
@@ -252,11 +295,48 @@ class GuardsConfig:
 
 
 @dataclass(frozen=True)
+class SpendEntry:
+    """Marketing spend of one calendar month (`YYYY-MM`), in the playbook currency."""
+
+    month: str = field(default="", metadata={"required": True})
+    amount: float = field(default=0.0, metadata={"min": 0.0, "required": True})
+
+    def check(self):
+        if parse_month(self.month) is None:
+            yield "month", f"bad month {self.month!r}", "use YYYY-MM, e.g. \"2026-03\""
+
+
+def parse_month(text: str) -> tuple[int, int] | None:
+    """`YYYY-MM` -> (year, month), anything else None."""
+    parts = text.split("-")
+    if len(parts) != 2 or len(parts[0]) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    year, month = int(parts[0]), int(parts[1])
+    return (year, month) if 1 <= month <= 12 else None
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
+    """`margin`: the share of revenue that is profit (0.3 = 30 %), for `ltv_profit`; `margins` refines
+    it per product id or category. `spend`: marketing spend per month, for `cac`."""
+
     cac: float | None = field(default=None, metadata={"min": 0})
     lifespan_years: float = field(default=3.0, metadata={"min": 0.0, "max": 100.0})
     retention_active_days: int = field(default=365, metadata={"min": 1})
     retention_period_days: int = field(default=365, metadata={"min": 1})
+    margin: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
+    margins: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0, "max": 1.0})
+    spend: list[SpendEntry] = field(default_factory=list)
+    ltv_cac_benchmark: float = field(default=3.0, metadata={"min": 0.0})
+
+    def check(self):
+        if self.margins and self.margin is None:
+            yield "margin", "`margins` needs the default margin for everything else", \
+                "set margin = 0.3 (the share of revenue that is profit) next to margins"
+        months = [s.month for s in self.spend]
+        for i, month in enumerate(months):
+            if months.index(month) != i:
+                yield f"spend[{i}].month", f"month {month!r} is listed twice", "one entry per month"
 
 
 @dataclass(frozen=True)
@@ -413,6 +493,7 @@ def playbook_from_dict(data: dict[str, Any], loc: Locator | None = None, *, sour
         if name not in seen_rules:
             raise loc.error(f"guards.cap.exempt_rules[{i}]", f"unknown rule {name!r}",
                             hint=f"known rules: {', '.join(REGISTRY)}")
+    _check_condition_names(book, loc)
     _check_segment_names(book, rules, loc)
     _check_names(book, loc)
     from dataclasses import replace
@@ -433,7 +514,18 @@ def known_segment_names(book: Playbook) -> set[str]:
     for prefix, values in groups.items():
         names.update(values)
         names.update(f"{prefix}:{v}" for v in values)
-    return names
+    return names | {c.name for c in seg.conditions}
+
+
+def _check_condition_names(book: Playbook, loc: Locator) -> None:
+    """A condition segment may not take a name the other segmentations already use."""
+    conditions = book.segments.conditions
+    taken = known_segment_names(dataclasses.replace(book, segments=dataclasses.replace(book.segments,
+                                                                                       conditions=[])))
+    for i, c in enumerate(conditions):
+        if c.name in taken:
+            raise loc.error(f"segments.conditions[{i}].name", f"{c.name!r} already names a segment",
+                            hint="pick a name of its own, e.g. \"printer_owners\"")
 
 
 def _check_names(book: Playbook, loc: Locator) -> None:
@@ -454,6 +546,11 @@ def _check_names(book: Playbook, loc: Locator) -> None:
 
 def _check_segment_names(book: Playbook, rules: dict[str, Any], loc: Locator) -> None:
     known = known_segment_names(book)
+    tiers = [t.name for t in book.segments.tiers.tiers]
+    referral = rules.get("referral")
+    if referral is not None and referral.min_tier not in tiers:
+        raise loc.error("rules.referral.min_tier", f"unknown tier {referral.min_tier!r}",
+                        hint=f"allowed values: {', '.join(tiers)}")
     for kind, cfg in rules.items():
         refs = [(f"rules.{kind}.segments", getattr(cfg, "segments", []))]
         for i, h in enumerate(getattr(cfg, "dates", []) or []):

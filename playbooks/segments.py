@@ -12,8 +12,10 @@ import statistics
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from connector.model import Purchase
 from playbooks.facts import CustomerFacts
 from playbooks.schema import (
+    ConditionSegment,
     LifecycleConfig,
     Playbook,
     RfmConfig,
@@ -213,3 +215,31 @@ def assign(facts: Sequence[CustomerFacts], today: date, playbook: Playbook) -> N
         f.value = value_level(f, v_e, seg.value)
         f.trend = trend_of(f, today, seg.trend)
         assign_tier(f, seg.tiers)
+        f.named_segments = named_segments(seg.conditions, f.purchases, f.monetary, f.tier, f.lifecycle, today)
+
+
+def named_segments(conditions: Sequence[ConditionSegment], purchases: Sequence[Purchase], monetary: float,
+                   tier: str, lifecycle: str, today: date) -> tuple[str, ...]:
+    """The playbook's condition segments this customer is in, in the playbook's order."""
+    if not conditions:
+        return ()
+    bought: dict[str, date] = {}  # category -> its first purchase
+    for p in purchases:
+        for item in p.items:
+            if item.category:
+                bought.setdefault(item.category, p.date)
+    out = []
+    for c in conditions:
+        if c.bought_categories and not any(
+                cat in bought and (today - bought[cat]).days >= c.bought_days_ago for cat in c.bought_categories):
+            continue
+        if any(cat in bought for cat in c.not_bought_categories):
+            continue
+        if (c.min_spend is not None and monetary < c.min_spend) or (c.max_spend is not None and monetary > c.max_spend):
+            continue
+        if len(purchases) < c.min_purchases or (c.tiers and tier not in c.tiers):
+            continue
+        if c.lifecycles and lifecycle not in c.lifecycles:
+            continue
+        out.append(c.name)
+    return tuple(out)

@@ -24,6 +24,9 @@ PLACEHOLDERS: frozenset[str] = frozenset({
     "segment", "lifecycle",
     "holiday",        # the holiday's title
     "date",           # the step's due date
+    "score",          # the customer's 0-10 answer to the feedback question (nps)
+    "code",           # the customer's personal referral code (referral, nps)
+    "bonus",          # the referral bonus with currency (referral, nps)
     "bonus_balance",  # the customer's bonus balance with currency (playbooks.bonus); empty without bonuses
     "bonus_expires",  # the next day some bonuses burn (YYYY-MM-DD); empty when none do
     "bonus_expiring", # how much burns that day, with currency

@@ -81,6 +81,8 @@ class CardWriter:
         custom = []
         for name, code in CARD_CODES.items():
             value = card.normal(values.get(name))
+            if code not in ids:  # a later field install has not made on this account yet
+                continue
             if not value:
                 custom.append({"field_id": ids[code], "values": None})
             elif name in DATE_FIELDS:
@@ -97,7 +99,7 @@ class CardWriter:
         return out
 
     def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
-        missing = self.ids.missing(self.entity, CARD_CODES.values())
+        missing = self.ids.missing(self.entity, [CARD_CODES[n] for n in card.REQUIRED_FIELDS])
         if missing:
             why = f"the custom fields {', '.join(missing)} are missing: run `repeat-sales install`"
             return [WriteOutcome(a.key, False, reason=why) for a in actions]

@@ -5,8 +5,9 @@ predicted next purchase (date), plus the checkbox `NO_MARKETING` (the opt-out a 
 `guards.opt_out.fields = ["no_marketing"]` reads) when missing, and the numeric bonus balance
 `RS_BONUS`; on contacts only, the text fields the generic Salesbot sends from (`RS_MESSAGE`,
 `RS_MESSAGE_KEY`, `RS_MESSAGE_SENT`); on leads the API-only text field `RS_ACTION_KEY` that marks repeat
-deals and the numeric `RS_BONUS_PAID` (bonuses the customer paid with); on product catalogs the numeric
-`CYCLE_DAYS` (how long one unit lasts). A field is found by its code. Every field install creates ends its name with
+deals and the numeric `RS_BONUS_PAID` (bonuses the customer paid with), and `RS_NPS` (the feedback
+answer, 0-10) and `RS_REFERRAL_CODE` (the code a new customer brought) when missing; on product catalogs
+the numeric `CYCLE_DAYS` (how long one unit lasts). A field is found by its code. Every field install creates ends its name with
 " (repeat-sales)", and `--uninstall` deletes exactly those (with their values), never a field the
 account had before. Doc: amocrm.ru/developers/content/crm_platform/custom-fields - at most 50
 fields a page; `POST` answers 201; `DELETE /api/v4/{entity}/custom_fields/{id}` answers 204.
@@ -18,7 +19,7 @@ from connector import fields as card
 from connector.amocrm.client import AmoClient
 from connector.amocrm.deals import KEY_CODE
 from connector.amocrm.fields import field_code
-from connector.amocrm.mapping import BONUS_PAID_CODE, PRODUCT_CYCLE_CODE
+from connector.amocrm.mapping import BONUS_PAID_CODE, LEAD_NPS_CODE, LEAD_REFERRAL_CODE, PRODUCT_CYCLE_CODE
 from connector.amocrm.pull import pages
 from connector.amocrm.touches import BOT_FIELDS, salesbot_steps
 from connector.crm import InstallReport
@@ -29,6 +30,8 @@ OPT_OUT_FIELD = {"name": "Не присылать рассылки", "type": "ch
 CYCLE_FIELD = {"name": "Срок потребления, дней", "type": "numeric", "code": PRODUCT_CYCLE_CODE, "sort": 510}
 KEY_FIELD = {"name": "Ключ действия", "type": "text", "code": KEY_CODE, "sort": 530, "is_api_only": True}
 BONUS_PAID_FIELD = {"name": "Оплачено бонусами", "type": "numeric", "code": BONUS_PAID_CODE, "sort": 540}
+NPS_FIELD = {"name": "Оценка 0-10 (NPS)", "type": "numeric", "code": LEAD_NPS_CODE, "sort": 550}
+REFERRAL_FIELD = {"name": "Реферальный код", "type": "text", "code": LEAD_REFERRAL_CODE, "sort": 560}
 TYPES = {"string": "text", "date": "date", "number": "numeric"}
 
 
@@ -67,7 +70,7 @@ def install(client: AmoClient, *, uninstall: bool = False) -> InstallReport:
     report = InstallReport()
     targets = [("/api/v4/contacts/custom_fields", [*card_fields(), *BOT_FIELDS], "contacts"),
                ("/api/v4/companies/custom_fields", card_fields(), "companies")]
-    targets.append(("/api/v4/leads/custom_fields", [KEY_FIELD, BONUS_PAID_FIELD], "leads"))
+    targets.append(("/api/v4/leads/custom_fields", [KEY_FIELD, BONUS_PAID_FIELD, NPS_FIELD, REFERRAL_FIELD], "leads"))
     for rows in pages(client, "/api/v4/catalogs", "catalogs"):
         targets += [(f"/api/v4/catalogs/{c['id']}/custom_fields", [CYCLE_FIELD], f"catalog {c['id']}")
                     for c in rows if c.get("type") == "products"]

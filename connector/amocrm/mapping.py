@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from connector import gender
 from connector.errors import CrmRecordError
-from connector.model import Customer, LineItem, Product, Purchase
+from connector.model import Customer, LineItem, Product, Purchase, nps_score
 
 CRM = "amocrm"
 WON_STATUS_ID = 142  # Doc: amocrm.ru/developers/content/crm_platform/leads_pipelines - the same id in every pipeline
@@ -28,6 +28,8 @@ PRODUCT_GROUP_CODE = "GROUP"
 PRODUCT_CYCLE_CODE = "CYCLE_DAYS"  # ours: days one unit lasts (created by install when missing)
 BONUS_PAID_CODE = "RS_BONUS_PAID"  # the plugin's lead field: bonuses the customer paid with (install makes it)
 NEUTRAL_BONUS_PAID = "bonus_paid"  # its name in playbooks ([bonuses] paid_field)
+LEAD_NPS_CODE = "RS_NPS"  # lead: the 0-10 answer to the feedback question (a form or the manager fills it)
+LEAD_REFERRAL_CODE = "RS_REFERRAL_CODE"  # lead: the referral code a new customer brought
 LEAD_CURRENCY_CODE = "CURRENCY"  # ours: a select on foreign-currency leads (amoCRM keeps one per account)
 HALF_DAY = timedelta(hours=12)
 
@@ -219,7 +221,8 @@ def purchase_from_lead(raw_lead: dict, products: dict[str, Product], customer_ke
     return Purchase(id=lead_id, customer_id=customer_id, date=day, amount=amount,
                     currency=text(first_value(raw_lead, LEAD_CURRENCY_CODE)) or currency, items=items,
                     manager_id=text(raw_lead.get("responsible_user_id")) or None, title=text(raw_lead.get("name")),
-                    fields=lead_fields(raw_lead))
+                    fields=lead_fields(raw_lead), nps=nps_score(first_value(raw_lead, LEAD_NPS_CODE)),
+                    referral_code=text(first_value(raw_lead, LEAD_REFERRAL_CODE)))
 
 
 def lead_fields(raw_lead: dict) -> dict[str, str] | None:

@@ -63,7 +63,8 @@ class UserFields:
         return self._names
 
     def missing(self) -> list[str]:
-        return sorted(set(CARD_UFS.values()) - self.names())
+        """Card fields every write needs (a later one is written only where install made it)."""
+        return sorted({CARD_UFS[n] for n in card.REQUIRED_FIELDS} - self.names())
 
     def installed(self) -> bool:
         """True once `repeat-sales install` ran: any card field exists (one deleted later is reported per
@@ -94,7 +95,8 @@ class CardWriter:
             values = action.payload.get("fields") or {}
             codes = action.payload.get("codes") or {}
             update = {uf: with_code(card.normal(values.get(name)), card.normal(codes.get(name)))
-                      if name in card.NAMED_FIELDS else card.normal(values.get(name)) for name, uf in CARD_UFS.items()}
+                      if name in card.NAMED_FIELDS else card.normal(values.get(name)) for name, uf in CARD_UFS.items()
+                      if name not in card.LATER_FIELDS or uf in self.userfields.names()}
             groups.append({f"f{i}": (f"crm.{self.entity}.update", {"id": action.customer_id, "fields": update})})
         sent = send_groups(self.client, groups)
         outcomes = []

@@ -4,7 +4,8 @@ On contacts and on companies: segment, RFM code, lifecycle stage, loyalty tier (
 predicted next purchase (date), the bonus balance (a number), the opt-out UF_CRM_RS_NO_MARKETING
 (a checkbox) when the portal lacks it, and UF_CRM_RS_REFUSED_CHANNELS, the channels the customer refused as
 a manager types them ("email, sms", read by playbooks.channels.refused_channels - a string, so any words and
-separators do); on deals UF_CRM_RS_BONUS_PAID, the bonuses the customer paid with
+separators do); on deals UF_CRM_RS_BONUS_PAID, the bonuses the customer paid with, the feedback answer
+UF_CRM_RS_NPS and the referral code UF_CRM_RS_REFERRAL_CODE
 (Doc: crm/deals/user-defined-fields/crm-deal-userfield-add.md), and UF_CRM_RS_MESSAGE, the SMS text the
 admin's robot sends; from the app (not a webhook) also the automation trigger that robot is bound to
 (sms.py). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
@@ -33,7 +34,10 @@ ENTITIES = ("contact", "company")
 TYPES = {"string": "string", "date": "date", "boolean": "boolean", "number": "double"}
 # on deals: the bonuses a customer paid with (a playbook's [bonuses] paid_field = "bonus_paid" reads it)
 DEAL_FIELDS = (("bonus_paid", "number", "Оплачено бонусами", "Paid with bonuses"),
-               ("message", "string", "Текст SMS клиенту (repeat-sales)", "SMS text to the customer (repeat-sales)"))
+               ("message", "string", "Текст SMS клиенту (repeat-sales)", "SMS text to the customer (repeat-sales)"),
+               # the feedback answer (0-10) and the referral code a new customer brought
+               ("nps", "string", "Оценка 0-10 (NPS)", "Rating 0-10 (NPS)"),
+               ("referral_code", "string", "Реферальный код", "Referral code"))
 
 
 def wanted_fields(entity: str = "contact") -> list[dict]:

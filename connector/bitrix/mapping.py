@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from connector import gender
 from connector.errors import CrmRecordError
-from connector.model import Customer, LineItem, Product, Purchase
+from connector.model import Customer, LineItem, Product, Purchase, nps_score
 
 WON = "S"  # Doc: api-reference/crm/deals/crm-deal-list.md - STAGE_SEMANTIC_ID S = success
 DEFAULT_CURRENCY = "RUB"
@@ -164,6 +164,10 @@ def written_day(value: object, *, field: str = "") -> date | None:
     return when.date() if when is not None else None
 
 
+NPS_FIELD = "UF_CRM_RS_NPS"  # deal: the 0-10 answer to the feedback question (a form or the manager fills it)
+REFERRAL_FIELD = "UF_CRM_RS_REFERRAL_CODE"  # deal: the referral code a new customer brought
+
+
 def purchase_from_deal(raw_deal: dict, rows: list[dict], customer_key: str, tz: ZoneInfo | None) -> Purchase:
     """A won deal -> Purchase. The purchase day is CLOSEDATE (design.md), the day the portal wrote;
     without it, the last change, a moment, seen in TIMEZONE."""
@@ -185,7 +189,8 @@ def purchase_from_deal(raw_deal: dict, rows: list[dict], customer_key: str, tz: 
         id=deal_id, customer_id=customer_id, date=day, amount=amount,
         currency=text(raw_deal.get("CURRENCY_ID")) or DEFAULT_CURRENCY, items=items,
         manager_id=text(raw_deal.get("ASSIGNED_BY_ID")) or None, title=text(raw_deal.get("TITLE")),
-        fields=deal_fields(raw_deal),
+        fields=deal_fields(raw_deal), nps=nps_score(raw_deal.get(NPS_FIELD)),
+        referral_code=text(raw_deal.get(REFERRAL_FIELD)),
     )
 
 

@@ -24,6 +24,7 @@ from connector.report.data import (
     rfm_grid,
     segment_sizes,
 )
+from connector.report.director import director_view
 from connector.report.html import CHART_NAMES, render_html
 from connector.report.text import render_text
 from connector.report.uplift import WINDOW_DAYS, rule_uplift
@@ -38,18 +39,21 @@ WRITTEN = {"en": "report written to {path} ({customers:,} customers, as of {day}
 NO_SYNC = "no sync has run yet: run `repeat-sales sync` first"
 
 
-def build_report(state: State, account: str, today: date, playbook, *, window_days: int = WINDOW_DAYS) -> dict:
+def build_report(state: State, account: str, today: date, playbook, *, window_days: int = WINDOW_DAYS,
+                 secret: str = "") -> dict:
     """Every figure of the report as of `today` for one account of the state.
 
     Purchases and ledger entries dated after `today` are ignored, so `--as-of` in the past shows
     the shop as it was then.
     """
     started = time.monotonic()
-    customers = list(state.customers(account, lean=True))
+    from connector.feedback import answers_of, with_answers
+
+    customers = list(with_answers(state.customers(account, lean=True), answers_of(state, account)))
     catalogue = state.products(account)
     applied = {k: d for k, d in state.applied_dates(account).items() if d <= today}
     current = evaluate(customers, today, playbook, history=PlanHistory(applied), catalogue=catalogue.values(),
-                       prospects=state.prospect_count(account))
+                       prospects=state.prospect_count(account), secret=secret)
     before = evaluation_as_of(customers, today - timedelta(days=MIGRATION_DAYS), playbook)
     runs = [r for r in state.last_runs(50) if r["account"] == account and r["finished"]]
     last_sync = (datetime.fromtimestamp(runs[0]["finished"], UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -72,6 +76,7 @@ def build_report(state: State, account: str, today: date, playbook, *, window_da
         "lang": playbook.lang,
         "names": names_for(playbook).as_dict(),
         "holdout_percent": playbook.guards.holdout.percent if playbook.guards.holdout.enabled else 0.0,
+        "director": director_view(current.metrics, playbook.lang),
     }
     report["meta"]["seconds"] = round(time.monotonic() - started, 2)
     return report
@@ -95,7 +100,7 @@ def latest_account(state: State) -> str:
 def run_report(*, as_of: date | None = None, html: str | None = None) -> int:
     """`repeat-sales report [--as-of DATE] [--html FILE]`: the page to FILE, else a text summary."""
     from connector import clock
-    from connector.settings import load_settings
+    from connector.settings import load_settings, secret_text
     from playbooks import load_playbook
 
     settings = load_settings()
@@ -109,7 +114,7 @@ def run_report(*, as_of: date | None = None, html: str | None = None) -> int:
         if not state.counts(account)["purchases"]:
             raise InputError(f"the state holds no purchases for {account}: nothing to report",
                              hint="run `repeat-sales sync` first")
-        report = build_report(state, account, today, playbook)
+        report = build_report(state, account, today, playbook, secret=secret_text(settings.REFERRAL_SECRET))
     finally:
         state.close()
     if html:

@@ -8,6 +8,7 @@ from datetime import date
 from html import escape
 
 from connector.report.charts import bar_chart, empty_chart, fmt, forest_plot, hbar_chart, heatmap, line_chart
+from connector.report.director import director_html
 from connector.report.phrases import METHOD_RU, MONTHS, MONTHS_SINCE, phrases
 from playbooks import numbers
 from playbooks.words import Names
@@ -332,5 +333,6 @@ def render_html(report: dict) -> str:
             f"<style>{CSS}</style></head><body><main><header><h1>{escape(w('title'))}</h1>"
             f"<p>{escape(sub)}</p></header>{_cards(report, w)}{_trend(report, w)}{_segments(report, w)}"
             f"{_rfm_cohorts(report, w)}{_first_product(report, w)}{_rules(report, w)}{_lifetime(report, w)}"
+            f"{director_html(report['director']) if report.get('director') else ''}"
             f"<footer>{escape(w('footer', ledger=ledger, sync=meta.get('last_sync') or w('unknown')))}</footer>"
             "</main></body></html>")

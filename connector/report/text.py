@@ -3,6 +3,7 @@ report's language."""
 
 from __future__ import annotations
 
+from connector.report.director import director_text
 from connector.report.html import Words, metric_unit, verdict
 from connector.tables import table
 
@@ -61,5 +62,7 @@ def render_text(report: dict) -> str:
                           for c in life["top_customers"][:TOP_SHOWN]], title=f"\n{w('t_top')}"))
     else:
         out.append("\n" + w("t_no_model", note=life.get("note")))
+    if report.get("director"):
+        out.append(director_text(report["director"]))
     out.append("\n" + w("t_charts"))
     return "\n".join(out)

@@ -10,6 +10,8 @@ Routes (design.md "Webhook app routes"; each CRM's come from its app, named in c
   GET  /amocrm/connect            admin: the consent URL with a fresh single-use `state`
   GET  /amocrm/oauth              the OAuth redirect: `state` checked, the code exchanged, the webhook added
   POST /amocrm/webhook/<secret>   account webhooks: the per-install secret, account id and subdomain
+  POST /feedback/<secret>         an answer to the feedback question: purchase_id (the deal) and score 0-10;
+                                  the secret is FEEDBACK_SECRET (unset: 404, another: 403); kept in the state
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class WebApp:
         for app in self.apps.values():
             self._routes.update(app.routes())
             self._prefixes.update(app.prefix_routes())
+        self._prefixes[FEEDBACK_PREFIX] = self.feedback
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -153,6 +156,49 @@ class WebApp:
         worker = self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
         return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
+
+
+    def feedback(self, request: Request):
+        """Record one answer (0-10) for the purchase it rates; the next sync plans on it."""
+        from connector.feedback import FeedbackAnswers, parse_score
+
+        expected = self.settings.FEEDBACK_SECRET
+        if expected is None:
+            raise WebhookRejected(404, "not found")
+        if not hmac.compare_digest(request.param.encode(), expected.get_secret_value().encode()):
+            raise WebhookRejected(403, "unknown feedback address")
+        form = _json_or_form(request)
+        purchase_id = str(form.get("purchase_id") or "").strip()
+        score = parse_score(form.get("score", ""))
+        if not purchase_id or len(purchase_id) > 64 or score is None:
+            raise WebhookRejected(400, "send purchase_id (the deal id) and score (an integer 0-10)")
+        account = self.runtime.account()
+        state = self.runtime.open_state()
+        try:
+            FeedbackAnswers(state).record(account, purchase_id, score, self.runtime.today())
+        finally:
+            state.close()
+        self.request_sync()
+        return 200, {"status": "recorded", "purchase_id": purchase_id, "score": score}
+
+
+FEEDBACK_PREFIX = "/feedback/"
+
+
+def _json_or_form(request: Request) -> dict:
+    """A JSON object or a form body, flat: {"purchase_id": "17", "score": 9}."""
+    ctype = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if ctype == "application/json":
+        import json
+
+        try:
+            data = json.loads(request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise WebhookRejected(400, "the body is not well-formed JSON") from None
+        if not isinstance(data, dict):
+            raise WebhookRejected(400, "expected a JSON object")
+        return data
+    return request.form()
 
 
 def _iso(ts) -> str | None:

@@ -12,7 +12,7 @@ from datetime import date
 from connector import registry
 from connector.installs import Installs
 from connector.model import Customer
-from connector.settings import Settings
+from connector.settings import Settings, secret_text
 from connector.state import State
 from connector.sync import SyncReport, run_sync
 from playbooks import Evaluation, PlanHistory, evaluate, load_playbook
@@ -51,7 +51,7 @@ class Runtime:
         adapter = build_adapter(self.settings, self.installs)
         try:
             return run_sync(adapter, state, self.playbook, today=self.today(), dry_run=self.settings.DRY_RUN,
-                            full=full)
+                            full=full, referral_secret=secret_text(self.settings.REFERRAL_SECRET))
         finally:
             adapter.close()
 
@@ -61,9 +61,13 @@ class Runtime:
         customers = state.customers(account, lean=True)
         if fresh is not None:
             customers = _swapped(customers, fresh)
+        from connector.feedback import FeedbackAnswers, with_answers
+
+        customers = with_answers(customers, FeedbackAnswers(state).scores(account))
         return evaluate(customers, self.today(), self.playbook, history=PlanHistory(state.applied_dates(account)),
                         catalogue=state.products(account).values(), predict=False,
-                        prospects=state.prospect_count(account))
+                        prospects=state.prospect_count(account),
+                        secret=secret_text(self.settings.REFERRAL_SECRET))
 
     def account(self) -> str:
         """The state file's account of this CRM (what a sync files its snapshot under)."""

@@ -8,7 +8,8 @@ is the contact (or company) checkbox field `NO_MARKETING` ("Не присыла�
 is the account's own select field "Пол" (no code, id GENDER_FIELD_ID: amoCRM has no gender field, an admin
 makes one), left empty when the shop does not know it; a foreign
 currency is the lead's select field `CURRENCY`, since amoCRM keeps one currency per account and
-an integer `price` (Doc: amocrm.ru/developers/content/crm_platform/leads-api).
+an integer `price` (Doc: amocrm.ru/developers/content/crm_platform/leads-api); a feedback answer is the
+lead's numeric field `RS_NPS`, the referral code a first purchase brought its text field `RS_REFERRAL_CODE`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from emulators.amocrm.store import LOST_STATUS_ID, WON_STATUS_ID, AccountStore
-from emulators.shop import DEAL_LOST, DEAL_WON, Shop, ShopCustomer
+from emulators.shop import DEAL_LOST, DEAL_WON, Shop, ShopCustomer, referral_code_of
 
 PRODUCTS_CATALOG_ID = 5001
 PIPELINE_BASE_ID = 7_000_001
@@ -129,8 +130,7 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
             store.contacts[c.id] = _contact(store, fields["contacts"], c.id, c.first_name, c.last_name, c.emails,
                                             c.phones, c.birthday, c, created, tz, companies=[],
                                             opted_out=c.no_marketing, gender=c.gender)
-    currency_field = fields["leads"]["CURRENCY"]
-    paid_field, paid = fields["leads"]["RS_BONUS_PAID"], shop.bonus_payments()
+    paid = shop.bonus_payments()
     pipeline_ids = sorted(store.pipelines)
     for d in shop.deals:
         customer = shop.customer(d.customer_id)
@@ -151,8 +151,7 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
             "updated_by": 0, "created_at": created, "updated_at": closed or created, "closed_at": closed,
             "closest_task_at": None, "is_deleted": False, "score": None, "account_id": store.account_id,
             "labor_cost": None, "source_id": None, "is_price_modified_by_robot": False,
-            "custom_fields_values": ([_value(currency_field, d.currency)] if d.currency != store.currency else [])
-            + ([_value(paid_field, f"{paid[d.id]:g}")] if d.id in paid else []) or None,
+            "custom_fields_values": _lead_values(fields["leads"], d, store.currency, paid),
             "tags": [], "contacts": contacts, "companies": companies}
         latest = max(latest, closed or created)
         if d.lines:  # a lead links an element once: two lines of one product are one link, quantities added
@@ -170,6 +169,20 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
     store.reserve_ids("note", 50_000)
     store.reserve_ids("tag", 100)
     store.align_clock(latest)
+
+
+def _lead_values(fields: dict[str, dict], d, currency: str, paid: dict) -> list[dict] | None:
+    """A lead's own field values: a foreign currency, bonuses paid, the feedback answer, the referral code."""
+    values = []
+    if d.currency != currency:
+        values.append(_value(fields["CURRENCY"], d.currency))
+    if d.id in paid:
+        values.append(_value(fields["RS_BONUS_PAID"], f"{paid[d.id]:g}"))
+    if d.nps is not None:
+        values.append(_value(fields["RS_NPS"], d.nps))
+    if d.referred_by is not None:  # the shop's ids are the account's ids
+        values.append(_value(fields["RS_REFERRAL_CODE"], referral_code_of(d.referred_by)))
+    return values or None
 
 
 def _custom_fields(store: AccountStore) -> dict[str, dict[str, dict]]:
@@ -190,7 +203,10 @@ def _custom_fields(store: AccountStore) -> dict[str, dict[str, dict]]:
                  _field(300005, "Не присылать рассылки", "checkbox", "NO_MARKETING", "companies", sort=520)]
     leads = [_field(400001, "Валюта", "select", "CURRENCY", "leads", sort=510, enums=("RUB", "USD", "EUR")),
              # the shop's loyalty program records payments with bonuses here (Shop.bonus_payments)
-             _field(400002, "Оплачено бонусами", "numeric", "RS_BONUS_PAID", "leads", sort=520)]
+             _field(400002, "Оплачено бонусами", "numeric", "RS_BONUS_PAID", "leads", sort=520),
+             # the shop's own lead fields: its feedback form's 0-10 answer, the code a friend gave at checkout
+             _field(400003, "Оценка 0-10", "numeric", "RS_NPS", "leads", sort=530),
+             _field(400004, "Промокод друга", "text", "RS_REFERRAL_CODE", "leads", sort=540)]
     catalog = [_field(500001, "Артикул", "text", "SKU", "catalogs", sort=1, predefined=True),
                _field(500002, "Цена", "price", "PRICE", "catalogs", sort=2, predefined=True),
                _field(500003, "Группа", "category", "GROUP", "catalogs", sort=3, predefined=True),

@@ -9,7 +9,9 @@ Mapping (documented for the adapter and tests):
 - bonuses paid on a won deal (Shop.bonus_payments) -> the deal's double user field UF_CRM_RS_BONUS_PAID;
 - a person's gender -> the contact's HONORIFIC: HNR_RU_1 "г-н" / HNR_RU_2 "г-жа" (unset when unknown);
 - deal -> deal in pipeline 0 (people) or 1 "Опт" (companies): won WON / C1:WON, lost LOSE / C1:LOSE,
-  open a P stage; CLOSEDATE = the day it closed; DATE_MODIFY = a few hours after it closed.
+  open a P stage; CLOSEDATE = the day it closed; DATE_MODIFY = a few hours after it closed;
+- a deal's feedback answer (0-10) -> UF_CRM_RS_NPS, the referral code a first deal brought ->
+  UF_CRM_RS_REFERRAL_CODE (deal user fields the shop already has).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import gc
 from datetime import datetime
 
-from emulators.shop import DEAL_LOST, DEAL_WON, Shop
+from emulators.shop import DEAL_LOST, DEAL_WON, Shop, referral_code_of
 
 from .protocol import day_floor, day_start
 from .records import Company, Contact, Deal, Product, ProductRow, Section, Task, User, UserField
@@ -29,6 +31,7 @@ _EPOCH = datetime(1970, 1, 1)
 _OFFSET = 3 * 3600  # the shop's naive times are portal (+03:00) times
 _SEED_GUARD = 60  # seeded rows are modified at least this long before the emulator starts
 _FREEZE_DEALS = 200_000
+NPS_FIELD, REFERRAL_FIELD = "UF_CRM_RS_NPS", "UF_CRM_RS_REFERRAL_CODE"  # deal user fields of the shop
 
 
 def _ts(dt: datetime) -> int:
@@ -87,6 +90,10 @@ def _userfields(portal: Portal) -> None:
     uid = portal.userfields.new_id()
     portal.userfields.insert(uid, UserField(uid, "CRM_DEAL", BONUS_PAID_FIELD, "double", xml_id="RS_BONUS_PAID",
                                             label="Оплачено бонусами", settings={"PRECISION": 2}))
+    # the shop's own deal fields, filled by its feedback form and at checkout (a referral code)
+    for name, label in ((NPS_FIELD, "Оценка 0-10"), (REFERRAL_FIELD, "Промокод друга")):
+        uid = portal.userfields.new_id()
+        portal.userfields.insert(uid, UserField(uid, "CRM_DEAL", name, "string", label=label))
 
 
 def _multi(portal: Portal, phones, emails) -> dict | None:
@@ -132,6 +139,15 @@ def _customers(portal: Portal, shop: Shop, cap: int) -> None:
             portal.customer_refs[c.id] = ("contact", cid)
 
 
+def _deal_uf(d, paid: dict, refs: dict) -> dict | None:
+    """A deal's user fields the shop fills: bonuses paid, the feedback answer, the referral code brought."""
+    uf = {BONUS_PAID_FIELD: str(paid[d.id])} if d.id in paid else {}
+    if d.nps is not None or d.referred_by is not None:
+        uf[NPS_FIELD] = None if d.nps is None else str(d.nps)
+        uf[REFERRAL_FIELD] = referral_code_of(refs[d.referred_by][1]) if d.referred_by is not None else None
+    return uf or None
+
+
 def _deals(portal: Portal, shop: Shop, cap: int) -> None:
     deals, rows_table = portal.deals, portal.product_rows
     refs, members = portal.customer_refs, portal.company_contacts
@@ -168,7 +184,7 @@ def _deals(portal: Portal, shop: Shop, cap: int) -> None:
                     not d.lines, contact_ids, company_id, None, closedate,
                     d.manager_id, d.manager_id, d.manager_id, created, modified,
                     closed if closed is not None else created, "", "STORE", is_return,
-                    uf={BONUS_PAID_FIELD: str(paid[d.id])} if d.id in paid else None)
+                    uf=_deal_uf(d, paid, refs))
         deals.rows[d.id] = deal
         deals.ids.append(d.id)
         _index(deal_index["CONTACT_ID"], contact_ids[0] if contact_ids else 0, d.id)

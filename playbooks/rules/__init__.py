@@ -9,7 +9,9 @@ from playbooks.rules.calendar import CalendarRule
 from playbooks.rules.cross_sell import CrossSellRule
 from playbooks.rules.holidays import HolidaysRule
 from playbooks.rules.loyalty import LoyaltyRule
+from playbooks.rules.nps import NpsRule
 from playbooks.rules.reactivation import ReactivationRule
+from playbooks.rules.referral import ReferralRule
 from playbooks.rules.replenishment import ReplenishmentRule
 
 # Registry order is the planning order (plans are sorted afterwards anyway).
@@ -22,6 +24,8 @@ RULES: tuple[type[Rule], ...] = (
     BirthdayRule,
     HolidaysRule,
     BonusExpiryRule,
+    NpsRule,
+    ReferralRule,
 )
 
 REGISTRY: dict[str, type[Rule]] = {cls.kind: cls for cls in RULES}

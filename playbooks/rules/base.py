@@ -183,11 +183,12 @@ def make_action(facts: CustomerFacts, rule: str, anchor: str | None, step: str, 
 
 def in_segments(facts: CustomerFacts, names: list[str]) -> bool:
     """Empty list: everyone. A name matches the RFM segment, or `lifecycle:`/`value:`/`trend:`/
-    `tier:` prefixed (or bare) lifecycle stage, value level, trend or tier."""
+    `tier:` prefixed (or bare) lifecycle stage, value level, trend or tier, or a condition segment."""
     if not names:
         return True
     mine = {facts.segment, facts.lifecycle, facts.value, facts.trend, facts.tier,
-            f"lifecycle:{facts.lifecycle}", f"value:{facts.value}", f"trend:{facts.trend}", f"tier:{facts.tier}"}
+            f"lifecycle:{facts.lifecycle}", f"value:{facts.value}", f"trend:{facts.trend}", f"tier:{facts.tier}",
+            *facts.named_segments}
     return any(n in mine for n in names)
 
 

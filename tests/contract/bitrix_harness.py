@@ -51,8 +51,8 @@ class BitrixHarness(HarnessBase):
     resends_lost_writes = True  # fast-bitrix24 resends any failed request, writes too
     tasks_link_purchases = True  # UF_CRM_TASK holds C_<contact> and D_<deal>
     stops_twin_automation = True  # a twin business process is terminated
-    install_creates = 15  # 6 card fields and the refused channels on contacts and on companies, the SMS text on
-    # deals (the deal's bonuses paid is the shop's)
+    install_creates = 19  # 8 card fields and the refused channels on contacts and on companies, the SMS text on
+    # deals (the deal's bonuses paid, feedback answer and referral code are the shop's)
     card_keeps_codes = True  # a card value carries its code ("Чемпионы [champions]"): README, card fields
     card_fields = ("UF_CRM_RS_SEGMENT", "UF_CRM_RS_RFM", "UF_CRM_RS_LIFECYCLE", "UF_CRM_RS_TIER",
                    "UF_CRM_RS_NEXT_PURCHASE")

@@ -34,9 +34,10 @@ def d(text: str | date | None) -> date | None:
 
 def purchase(cid: str, pid: str, day: str | date, amount: float = 1000.0, *, currency: str = "RUB",
              items: list[dict] | None = None, manager_id: str | None = None,
-             fields: dict | None = None) -> Purchase:
+             fields: dict | None = None, nps: int | None = None, referral_code: str = "") -> Purchase:
     return Purchase(id=pid, customer_id=cid, date=d(day), amount=float(amount), currency=currency,
-                    fields={k: str(v) for k, v in fields.items()} if fields else None,
+                    fields={k: str(v) for k, v in fields.items()} if fields else None, nps=nps,
+                    referral_code=referral_code,
                     items=tuple(LineItem(product_id=i.get("product_id"), name=i.get("name", i.get("product_id", "")),
                                          quantity=float(i.get("quantity", 1)), price=float(i.get("price", 0)),
                                          category=i.get("category")) for i in (items or [])),
@@ -53,7 +54,8 @@ def customer(data: dict) -> Customer:
         tags=frozenset(data.get("tags", [])), fields=dict(data.get("fields", {})),
         last_contact_activity=d(data.get("last_contact_activity")),
         purchases=tuple(purchase(cid, str(p["id"]), p["date"], p.get("amount", 1000), currency=p.get("currency", "RUB"),
-                                 items=p.get("items"), manager_id=p.get("manager_id"), fields=p.get("fields"))
+                                 items=p.get("items"), manager_id=p.get("manager_id"), fields=p.get("fields"),
+                                 nps=p.get("nps"), referral_code=p.get("referral_code", ""))
                         for p in data.get("purchases", [])),
     )
 
@@ -67,7 +69,7 @@ def simple(cid: str, *days: str, amount: float = 1000.0, **kw: Any) -> Customer:
 def synthetic_shop(customers: int, seed: int, today: date) -> tuple[list[Customer], list[Product]]:
     """The demo's synthetic shop (emulators.shop) as customers with their won deals, and
     its catalogue, whose `cycle_days` marks the consumables."""
-    from emulators.shop import generate_shop
+    from emulators.shop import generate_shop, referral_code_of
 
     shop = generate_shop(customers, seed, today)
     catalogue = [Product(str(p.id), p.name, p.category, p.price, p.currency, p.cycle_days) for p in shop.products]
@@ -76,7 +78,8 @@ def synthetic_shop(customers: int, seed: int, today: date) -> tuple[list[Custome
         items = tuple(LineItem(str(ln.product_id), shop.product(ln.product_id).name, ln.quantity, ln.price)
                       for ln in deal.lines)
         purchases.setdefault(deal.customer_id, []).append(
-            Purchase(str(deal.id), str(deal.customer_id), deal.closed.date(), deal.amount, deal.currency, items))
+            Purchase(str(deal.id), str(deal.customer_id), deal.closed.date(), deal.amount, deal.currency, items,
+                     nps=deal.nps, referral_code=referral_code_of(deal.referred_by) if deal.referred_by else ""))
     people = [Customer(id=str(c.id), name=c.name, emails=c.emails, phones=c.phones, birthday=c.birthday,
                        purchases=tuple(purchases.get(c.id, ()))) for c in shop.customers]
     return people, catalogue

@@ -6,7 +6,8 @@ hold-out and quiet days off, see pb_builders.TEST_BASE), `[[customers]]` with th
 optional `[[catalogue]]` products (id, name, category, cycle_days), and `[expect]`:
 `plan` (exact keys in plan order), `includes` / `excludes` (keys), `suppressed` (key = reason),
 `[expect.actions."<key>"]` (action fields; `products` compares payload["products"]),
-`[expect.customers.<id>]` (CustomerReport fields) and `[expect.metrics]`.
+`[expect.customers.<id>]` (CustomerReport fields) and `[expect.metrics]`; `secret` is the
+referral secret of the settings.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def test_case(path: Path) -> None:
     history = PlanHistory({k: d(v) for k, v in case.get("history", {}).items()})
     catalogue = [Product(str(p["id"]), p.get("name", str(p["id"])), p.get("category"), cycle_days=p.get("cycle_days"))
                  for p in case["catalogue"]] if "catalogue" in case else None
-    ev = evaluate(customers, d(case["today"]), book, history=history, catalogue=catalogue)
+    ev = evaluate(customers, d(case["today"]), book, history=history, catalogue=catalogue,
+                  secret=case.get("secret", ""))
     expect = case.get("expect", {})
     keys = [a.key for a in ev.plan]
     if "plan" in expect:
