@@ -45,6 +45,7 @@ class Product:
     price: float | None = None
     currency: str | None = None
     cycle_days: int | None = None
+    term_days: int | None = None  # how long a licence, subscription or service interval runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class LineItem:
     quantity: float = 1.0
     price: float = 0.0
     category: str | None = None
+    discount: float = 0.0  # money off one unit (the price is after it): a discounted purchase
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class Purchase:
     items: tuple[LineItem, ...] = ()
     manager_id: str | None = None
     title: str = ""
+    promo: str = ""  # the promo code or campaign the deal was won with, when the CRM records one
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ class Customer:
     fields: Mapping[str, str] = field(default_factory=dict)
     purchases: tuple[Purchase, ...] = ()
     last_contact_activity: date | None = None
+    created: date | None = None  # when the contact was created in the CRM (a prospect's welcome starts there)
 
     @property
     def has_channel(self) -> bool:

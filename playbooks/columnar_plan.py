@@ -15,16 +15,15 @@ from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
 from playbooks.columns import purchase_columns
 from playbooks.facts import ShopFacts, customer_facts
-from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
-                catalogue: Mapping[str, Product] | None = None) -> tuple[int, int]:
+                catalogue: Mapping[str, Product] | None = None, newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
-    from playbooks.engine import learn_from_shop, plan_for
+    from playbooks.engine import learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -34,13 +33,10 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     fill(s, facts, today)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     planned = suppressed = 0
-    for f in facts:
-        actions = plan_for(f, today, pb)
-        if actions:
-            kept, dropped = guard_customer(f.customer, actions, today, pb.guards,
-                                           applied.get(f.customer.id, ()), holdout=f.holdout)
-            planned += len(kept)
-            suppressed += len(dropped)
+    leads = prospect_facts(newcomers, today, pb, history, shop)
+    for kept, dropped in plan_guarded([*facts, *leads], today, pb, applied):
+        planned += len(kept)
+        suppressed += len(dropped)
     return planned, suppressed
 
 
@@ -65,7 +61,8 @@ def fill(s: Segmented, facts: list, today: date) -> None:
 
 def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, history: PlanHistory | None = None,
                      catalogue: Sequence[Product] | None = None, cac: float | None = None, predict: bool = True,
-                     prospects: int = 0, plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                     prospects: int = 0, plan: bool = True,
+                     newcomers: Sequence[Customer] = ()) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
     cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan)
@@ -75,7 +72,8 @@ def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, hi
     out = metrics(s, cac=cac, prospects=prospects)
     if plan:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
-        out["planned"], out["suppressed"] = plan_counts(s, cols.customers, history=history, catalogue=products)
+        out["planned"], out["suppressed"] = plan_counts(s, cols.customers, history=history, catalogue=products,
+                                                           newcomers=newcomers)
         cols.customers = None
     if s.model_note:
         out["model_note"] = s.model_note

@@ -8,8 +8,13 @@ from playbooks.rules.calendar import CalendarRule
 from playbooks.rules.cross_sell import CrossSellRule
 from playbooks.rules.holidays import HolidaysRule
 from playbooks.rules.loyalty import LoyaltyRule
+from playbooks.rules.promo import PromoRule
 from playbooks.rules.reactivation import ReactivationRule
+from playbooks.rules.renewal import RenewalRule
 from playbooks.rules.replenishment import ReplenishmentRule
+from playbooks.rules.seasonal import SeasonalRule
+from playbooks.rules.upsell import UpsellRule
+from playbooks.rules.welcome import WelcomeRule
 
 # Registry order is the planning order (plans are sorted afterwards anyway).
 RULES: tuple[type[Rule], ...] = (
@@ -20,6 +25,11 @@ RULES: tuple[type[Rule], ...] = (
     LoyaltyRule,
     BirthdayRule,
     HolidaysRule,
+    UpsellRule,
+    SeasonalRule,
+    WelcomeRule,
+    RenewalRule,
+    PromoRule,
 )
 
 REGISTRY: dict[str, type[Rule]] = {cls.kind: cls for cls in RULES}
