@@ -16,7 +16,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 
 from connector import delivery
@@ -214,7 +214,17 @@ def evaluate_snapshot(run: Run, playbook) -> Evaluation:
     state, account = run.state, run.account
     return evaluate(state.customers(account, lean=True), run.today, playbook,
                     history=PlanHistory(state.applied_dates(account)), catalogue=state.products(account).values(),
-                    prospects=state.prospect_count(account))
+                    prospects=state.prospect_count(account), newcomers=newcomers(run, playbook))
+
+
+def newcomers(run: Run, playbook) -> list:
+    """Prospects young enough for a welcome step (none when the playbook has no welcome series)."""
+    from playbooks.rules.welcome import horizon_days
+
+    welcome = playbook.rule("welcome")
+    if welcome is None:
+        return []
+    return list(run.state.prospects(run.account, run.today - timedelta(days=horizon_days(welcome))))
 
 
 def plan_actions(run: Run, evaluation: Evaluation, writeback: WritebackPlanner, allow_blank_cards: bool) -> list[Action]:

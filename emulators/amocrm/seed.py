@@ -105,6 +105,8 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
                   _value(cat["GROUP"], p.category)]
         if p.cycle_days:
             values.append(_value(cat["CYCLE_DAYS"], p.cycle_days))
+        if p.term_days:
+            values.append(_value(cat["TERM_DAYS"], p.term_days))
         store.elements[PRODUCTS_CATALOG_ID][p.id] = {
             "id": p.id, "name": p.name, "created_by": 1, "updated_by": 1, "created_at": start, "updated_at": start,
             "is_deleted": False, "custom_fields_values": values, "catalog_id": PRODUCTS_CATALOG_ID,
@@ -129,7 +131,7 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
             store.contacts[c.id] = _contact(store, fields["contacts"], c.id, c.first_name, c.last_name, c.emails,
                                             c.phones, c.birthday, c, created, tz, companies=[],
                                             opted_out=c.no_marketing, gender=c.gender)
-    currency_field = fields["leads"]["CURRENCY"]
+    currency_field, promo_field = fields["leads"]["CURRENCY"], fields["leads"]["PROMO"]
     pipeline_ids = sorted(store.pipelines)
     for d in shop.deals:
         customer = shop.customer(d.customer_id)
@@ -150,7 +152,8 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
             "updated_by": 0, "created_at": created, "updated_at": closed or created, "closed_at": closed,
             "closest_task_at": None, "is_deleted": False, "score": None, "account_id": store.account_id,
             "labor_cost": None, "source_id": None, "is_price_modified_by_robot": False,
-            "custom_fields_values": [_value(currency_field, d.currency)] if d.currency != store.currency else None,
+            "custom_fields_values": [*([_value(currency_field, d.currency)] if d.currency != store.currency else []),
+                                     *([_value(promo_field, d.promo)] if d.promo else [])] or None,
             "tags": [], "contacts": contacts, "companies": companies}
         latest = max(latest, closed or created)
         if d.lines:  # a lead links an element once: two lines of one product are one link, quantities added
@@ -186,11 +189,13 @@ def _custom_fields(store: AccountStore) -> dict[str, dict[str, dict]]:
                         predefined=True),
                  _field(300003, "Web", "url", "WEB", "companies", sort=8, predefined=True),
                  _field(300005, "Не присылать рассылки", "checkbox", "NO_MARKETING", "companies", sort=520)]
-    leads = [_field(400001, "Валюта", "select", "CURRENCY", "leads", sort=510, enums=("RUB", "USD", "EUR"))]
+    leads = [_field(400001, "Валюта", "select", "CURRENCY", "leads", sort=510, enums=("RUB", "USD", "EUR")),
+             _field(400002, "Промокод", "text", "PROMO", "leads", sort=520)]
     catalog = [_field(500001, "Артикул", "text", "SKU", "catalogs", sort=1, predefined=True),
                _field(500002, "Цена", "price", "PRICE", "catalogs", sort=2, predefined=True),
                _field(500003, "Группа", "category", "GROUP", "catalogs", sort=3, predefined=True),
-               _field(500004, "Срок потребления, дней", "numeric", "CYCLE_DAYS", "catalogs", sort=10)]
+               _field(500004, "Срок потребления, дней", "numeric", "CYCLE_DAYS", "catalogs", sort=10),
+               _field(500005, "Срок подписки или обслуживания, дней", "numeric", "TERM_DAYS", "catalogs", sort=11)]
     store.custom_fields.update({"contacts": contacts, "companies": companies, "leads": leads,
                                 f"catalog:{PRODUCTS_CATALOG_ID}": catalog})
     return {key: {f["code"] or f["type"]: f for f in value} for key, value in store.custom_fields.items()}

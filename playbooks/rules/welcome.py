@@ -31,6 +31,11 @@ class WelcomeConfig:
                 yield f"steps[{i}].name", f"duplicate step name {name!r}", "step names are part of action keys"
 
 
+def horizon_days(config: WelcomeConfig) -> int:
+    """How old a contact can be and still have a welcome step due: older prospects need not be read."""
+    return max((s.day for s in config.steps), default=0) + config.fire_within_days
+
+
 class WelcomeRule(Rule):
     """Welcome series for prospects.
 
