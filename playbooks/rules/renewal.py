@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from connector.model import Action
-from playbooks.facts import CustomerFacts, ProductFact
+from playbooks.facts import CustomerFacts, ProductFact, product_key
 from playbooks.rules.base import Message, Rule, in_window, make_action, purchase_values
 
 
@@ -34,6 +34,20 @@ def term_of(fact: ProductFact, facts: CustomerFacts, config: RenewalConfig) -> i
     return product.term_days if config.use_catalogue and product is not None else None
 
 
+def _any_term(facts: CustomerFacts, config: RenewalConfig) -> bool:
+    """Whether the customer ever bought a product with a term of its own (cheap: most did not)."""
+    catalogue = facts.shop.catalogue
+    for p in facts.purchases:
+        for i in p.items:
+            key = product_key(i)
+            if key in config.products:
+                return True
+            product = catalogue.get(key) if config.use_catalogue else None
+            if product is not None and product.term_days:
+                return True
+    return False
+
+
 class RenewalRule(Rule):
     """Renewal of what runs out on a date.
 
@@ -50,7 +64,7 @@ class RenewalRule(Rule):
     Config = RenewalConfig
 
     def plan(self, facts: CustomerFacts, today: date, config: RenewalConfig) -> Iterator[Action]:
-        if not facts.purchases:
+        if not facts.purchases or not (config.categories or _any_term(facts, config)):
             return
         for key, fact in facts.products().items():
             term = term_of(fact, facts, config)

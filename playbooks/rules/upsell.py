@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from connector.model import Action
-from playbooks.facts import CustomerFacts
+from playbooks.facts import CustomerFacts, product_key
 from playbooks.rules.base import Message, Rule, in_segments, in_window, make_action, purchase_values
 
 
@@ -55,6 +55,21 @@ def rungs(ladder: UpsellLadder, facts: CustomerFacts) -> list[tuple[str, float |
     return [(pid, price) for price, pid in sorted(found)]
 
 
+def on_ladder(ladder: UpsellLadder, facts: CustomerFacts) -> bool:
+    """Whether the customer ever bought a model of this ladder (cheap: most customers did not)."""
+    catalogue = facts.shop.catalogue
+    for p in facts.purchases:
+        for i in p.items:
+            key = product_key(i)
+            if key in ladder.products:
+                return True
+            if ladder.categories:
+                product = catalogue.get(key)
+                if product is not None and product.category in ladder.categories:
+                    return True
+    return False
+
+
 class UpsellRule(Rule):
     """The next model up.
 
@@ -72,8 +87,11 @@ class UpsellRule(Rule):
     def plan(self, facts: CustomerFacts, today: date, config: UpsellConfig) -> Iterator[Action]:
         if not facts.purchases or not in_segments(facts, config.segments):
             return
+        ladders = [ladder for ladder in config.ladders if on_ladder(ladder, facts)]
+        if not ladders:
+            return
         owned = facts.products()
-        for ladder in config.ladders:
+        for ladder in ladders:
             models = rungs(ladder, facts)
             top = max((i for i, (key, _p) in enumerate(models) if key in owned), default=None)
             if top is None or top + 1 >= len(models):
