@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from operator import itemgetter
 
 from connector import clock
+from emulators import shop_extras as extras
 
 RHYTHMS = ("one_off", "regular", "seasonal", "consumable", "churned", "vip")
 # Share of customers per rhythm (sums to 1); one-off buyers are the biggest group, as in real shops.
@@ -22,13 +23,6 @@ COMPANY_SHARE = 0.05
 OPT_OUT_SHARE = 0.04
 BIRTHDAY_SHARE = 0.8
 GENDER_KNOWN_SHARE = 0.85  # people whose card says Mr / Ms (the rest left it empty)
-# Drawn from a stream of their own (`extra`), so every value drawn before stays the same:
-PROSPECT_SHARE = 0.04  # contacts created in the last PROSPECT_DAYS who have not bought yet (welcome series)
-PROSPECT_DAYS = 30
-PROMO_LOVER_SHARE = 0.12  # customers who mostly buy on discount (promo announcements)
-PROMO_LOVER_DISCOUNTED, OTHERS_DISCOUNTED = 0.8, 0.08  # share of their won deals bought on a promo
-PROMO_DISCOUNT = 0.1  # the promo's discount on each row (the row's price is after it)
-SERVICE_SHARE = 0.03  # won deals that also renew a term product (a subscription, a service plan)
 HISTORY_DAYS_MIN, HISTORY_DAYS_MAX = 730, 1095
 MAIN_CURRENCY = "RUB"
 # Shop-internal rates used to price the few foreign-currency deals (RUB per unit).
@@ -188,11 +182,6 @@ _CATALOGUE: dict[str, tuple[tuple[str, int, int | None], ...]] = {
                    ("Контейнер для линз", 290, None), ("Фильтры бумажные для пуровера, 100 шт.", 490, 60)),
 }
 
-# Term products: bought now and then beside the goods, renewed when their term runs out (never picked
-# as goods, so the draws of the rest of the shop stay the same): (name, price, term_days)
-_SERVICES = (("Сервисное обслуживание кофемашины, год", 4990, 365), ("Подписка на кофе, 3 месяца", 5990, 90))
-SERVICE_CATEGORY = "Сервис"
-
 _MANAGERS = (
     ("Анна", "Смирнова"),
     ("Игорь", "Кузнецов"),
@@ -276,9 +265,7 @@ class _Generator:
         # Consumables people keep buying on a cycle: the monthly-to-quarterly ones.
         self.cycle_products = [p for p in self.consumables if 21 <= (p.cycle_days or 0) <= 90]
         self.durables = [p for p in self.products if not p.cycle_days]
-        first = len(self.products) + 1
-        self.services = [ShopProduct(i, name, SERVICE_CATEGORY, float(price), MAIN_CURRENCY, None, term)
-                         for i, (name, price, term) in enumerate(_SERVICES, start=first)]
+        self.services = extras.services(len(self.products) + 1)
         self.products += self.services
         self.managers = [
             ShopManager(i, first, last, f"{_translit(first)}.{_translit(last)}@shop.example.com",
@@ -357,7 +344,7 @@ class _Generator:
         customer = ShopCustomer(
             cid, kind, name, first, last, emails, phones, birthday, manager_id, no_marketing,
             rhythm, created, contacts_t, cycle_product.id if cycle_product else None, churned_on, gender,
-            self.extra() < PROMO_LOVER_SHARE)
+            self.extra() < extras.PROMO_LOVER_SHARE)
         self._purchases(customer, first_ord, cycle_product)
         return customer
 
@@ -469,42 +456,10 @@ class _Generator:
         manager_id = c.manager_id if rnd() < 0.9 else self._between(1, len(self.managers))
         promo = ""
         if status == DEAL_WON and lines:
-            lines, amount, promo = self._extras(c, lines, amount, currency)
+            lines, amount, promo = extras.promo_and_term(self, c, lines, amount, currency)
         deal = ShopDeal(0, c.id, manager_id, status, pipeline, created, closed, amount, currency, lines, promo)
         # One int key sorts fast: creation minute, then customer id.
         self.raw.append((created_min * _KEY_SPAN + c.id, deal))
-
-    def _extras(self, c: ShopCustomer, lines: tuple[ShopLine, ...], amount: float, currency: str
-                ) -> tuple[tuple[ShopLine, ...], float, str]:
-        """A won deal's promo discount and term product, from the third stream: (lines, amount, promo)."""
-        aside = self.extra
-        promo = ""
-        if aside() < (PROMO_LOVER_DISCOUNTED if c.promo_lover else OTHERS_DISCOUNTED):
-            promo = "PROMO10"
-            off = PROMO_DISCOUNT / (1 - PROMO_DISCOUNT)
-            lines = tuple(ShopLine(ln.product_id, ln.quantity, ln.price, round(ln.price * off, 2)) for ln in lines)
-        if aside() < SERVICE_SHARE and currency == MAIN_CURRENCY:
-            service = self.services[int(aside() * len(self.services))]
-            lines = (*lines, ShopLine(service.id, 1.0, service.price))
-            amount = round(amount + service.price, 2)
-        return lines, amount, promo
-
-    def prospects(self) -> list[ShopCustomer]:
-        """Contacts created lately who have not bought yet, after the buyers' ids (third stream only)."""
-        aside = self.extra
-        out = []
-        for cid in range(self.n + 1, self.n + 1 + int(self.n * PROSPECT_SHARE)):
-            first, last = ((_MALE_FIRST[int(aside() * len(_MALE_FIRST))], _LAST[int(aside() * len(_LAST))])
-                           if aside() < 0.5 else
-                           (_FEMALE_FIRST[int(aside() * len(_FEMALE_FIRST))], _female(_LAST[int(aside() * len(_LAST))])))
-            email = (f"{_translit(first)}.{_translit(last)}{cid}@{_EMAIL_DOMAINS[cid % 3]}",) if aside() < 0.85 else ()
-            phone = (f"+79{int(aside() * 1e9):09d}",) if aside() < 0.7 or not email else ()
-            day = self.today_ord - int(aside() * PROSPECT_DAYS)
-            created = self.base + timedelta(minutes=(day - self.base_ord) * 1440 + 540 + int(aside() * 720))
-            out.append(ShopCustomer(cid, "person", f"{first} {last}", first, last, email, phone, None,
-                                    1 + int(aside() * len(self.managers)), False, "prospect", created,
-                                    gender="M" if first in _MALE_FIRST_SET else "F"))
-        return out
 
     def _shared_lines(self, raw: list[tuple[int, float, float]]) -> tuple[ShopLine, ...]:
         """Catalogue-priced lines are immutable and repeat a lot: share them to save memory."""
@@ -520,7 +475,7 @@ class _Generator:
         gc.disable()  # millions of small objects: the cyclic GC only slows this down
         try:
             customers = [self.customer(cid) for cid in range(1, self.n + 1)]
-            customers += self.prospects()
+            customers += extras.prospects(self)
             self.raw.sort(key=itemgetter(0))
             deals = [deal for _, deal in self.raw]
             self.raw = []

@@ -3,7 +3,7 @@ created (welcome), a purchase bought on a promo (promo), and a product's term (r
 
 from __future__ import annotations
 
-from emulators.shop import PROSPECT_DAYS
+from emulators.shop_extras import PROSPECT_DAYS
 
 
 def test_creation_day_promo_and_term_come_through_every_crm(shared_crm):
