@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--uninstall", action="store_true", help="remove what install created, and only that")
     i.add_argument("--format", choices=["table", "json"], default="table")
 
+    st = sub.add_parser("state", help="the state file's keys: make one, seal the tokens anew with the first")
+    st_sub = st.add_subparsers(dest="state_command", required=True)
+    st_sub.add_parser("new-key", help="print a new key for STATE_KEY")
+    st_sub.add_parser("rotate-key", help="seal every stored token with STATE_KEY's first key")
+
     e = sub.add_parser("emulator", help="run a CRM emulator standalone (prints its settings first)")
     e.add_argument("crm", choices=registry.NAMES)
     e.add_argument("rest", nargs=argparse.REMAINDER,
@@ -307,7 +312,28 @@ def cmd_report(args) -> int:
     return run_report(as_of=args.as_of, html=args.html)
 
 
+def cmd_state(args) -> int:
+    from connector import sealing
+
+    if args.state_command == "new-key":
+        print(sealing.new_key())
+        return 0
+    from connector.amocrm.tokens import reseal_tokens
+    from connector.installs import Installs
+    from connector.settings import load_settings
+
+    settings = load_settings()
+    if settings.STATE_KEY is None:
+        settings.require("STATE_KEY")
+    sealer = settings.sealer()
+    installs = Installs(settings.state_path, sealer).reseal()
+    tokens = reseal_tokens(settings.state_path, sealer)
+    print(f"sealed with the first key of STATE_KEY: {installs} app install(s), {tokens} amoCRM token pair(s); "
+          "older keys may now be dropped from STATE_KEY")
+    return 0
+
+
 COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
-            "emulator": cmd_emulator}
+            "emulator": cmd_emulator, "state": cmd_state}
 
 __all__ = ["main", "InputError"]

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector.errors import StateError
+from connector.sealing import Sealer
 from connector.state import connect_private, state_failure
 
 SEEN_KEEP_SECONDS = 3 * 86400  # a delivery resent later than this is treated as new (sync is idempotent anyway)
@@ -36,12 +37,12 @@ def _sha(text: str) -> str:
 class Slot:
     """One install row inside a `locked()` transaction: read `data`, `save()` a new value."""
 
-    def __init__(self, db: sqlite3.Connection, crm: str, data: dict | None) -> None:
-        self.db, self.crm, self.data = db, crm, data
+    def __init__(self, db: sqlite3.Connection, crm: str, data: dict | None, sealer: Sealer) -> None:
+        self.db, self.crm, self.data, self.sealer = db, crm, data, sealer
 
     def save(self, data: dict) -> None:
-        self.db.execute("INSERT OR REPLACE INTO app_installs VALUES (?, ?, ?)",
-                        (self.crm, json.dumps(data, separators=(",", ":")), time.time()))
+        text = self.sealer.seal(json.dumps(data, separators=(",", ":")))  # tokens inside: sealed at rest
+        self.db.execute("INSERT OR REPLACE INTO app_installs VALUES (?, ?, ?)", (self.crm, text, time.time()))
         self.data = data
 
     def delete(self) -> None:
@@ -50,8 +51,9 @@ class Slot:
 
 
 class Installs:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, sealer: Sealer | None = None) -> None:
         self.path = Path(path)
+        self.sealer = sealer or Sealer()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
@@ -72,7 +74,7 @@ class Installs:
     def get(self, crm: str) -> dict | None:
         with self._connect() as db:
             row = db.execute("SELECT data FROM app_installs WHERE crm=?", (crm,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return json.loads(self.sealer.open(row[0])) if row else None
 
     @contextmanager
     def locked(self, crm: str) -> Iterator[Slot]:
@@ -84,7 +86,7 @@ class Installs:
                 raise StateError(f"the state file is locked: {exc}", hint="another process is writing; retry") from None
             try:
                 row = db.execute("SELECT data FROM app_installs WHERE crm=?", (crm,)).fetchone()
-                yield Slot(db, crm, json.loads(row[0]) if row else None)
+                yield Slot(db, crm, json.loads(self.sealer.open(row[0])) if row else None, self.sealer)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -130,3 +132,15 @@ class Installs:
             cur = db.execute("DELETE FROM app_oauth_states WHERE state_sha=? AND crm=? AND expires_at >= ?",
                              (_sha(state), crm, time.time()))
             return cur.rowcount == 1
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def reseal(self) -> int:
+        """Every install sealed with STATE_KEY's first key (key rotation); how many were sealed anew."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute("SELECT crm, data FROM app_installs").fetchall()
+            for crm, data in rows:
+                db.execute("UPDATE app_installs SET data=? WHERE crm=?", (self.sealer.reseal(data), crm))
+            db.execute("COMMIT")
+        return len(rows)

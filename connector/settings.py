@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector import gender, registry
+from connector import gender, registry, sealing
 from connector.errors import SettingsError
 
 
@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     AMOCRM_GENDER_FIELD: str | None = None  # the contact custom field with gender: its code, id or name
     AMOCRM_GENDER_VALUES: str | None = None  # Мужской=M,Женский=F or enum ids: values -> M / F
     STATE_URL: str = "sqlite:///./repeat-sales.db"
+    STATE_KEY: SecretStr | None = None  # Fernet key(s), comma-separated, first seals: tokens sealed at rest
     PLAYBOOK: str | None = None
     PLAYBOOK_LANG: Literal["ru", "en"] = "ru"
     CUSTOMER_KEY: Literal["contact", "company"] = "contact"
@@ -171,6 +172,19 @@ class Settings(BaseSettings):
         if not value.startswith("sqlite:///"):
             raise ValueError("only sqlite:///PATH is supported, e.g. sqlite:///./repeat-sales.db")
         return value
+
+    @field_validator("STATE_KEY")
+    @classmethod
+    def _state_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                sealing.parse_keys(value.get_secret_value())
+            except SettingsError as exc:  # pydantic names the variable; the key itself is never echoed
+                raise ValueError(exc.message.removeprefix("STATE_KEY: ") + "; " + exc.hint) from None
+        return value
+
+    def sealer(self) -> sealing.Sealer:
+        return sealing.Sealer(self.STATE_KEY.get_secret_value() if self.STATE_KEY else None)
 
     @field_validator("TIMEZONE")
     @classmethod

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -80,11 +81,25 @@ def create_private(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STATE_FILE_MODE))
     except FileExistsError:
-        pass
+        _owner_only(path)
     except OSError as exc:
         raise StateError(f"cannot create the state file {path}: {exc.strerror or exc}",
                          hint="make its folder writable for the user running repeat-sales, or point "
                               "STATE_URL at a writable path") from None
+
+
+def _owner_only(path: Path) -> None:
+    """A state file made world-readable before files were created private loses the bits for others.
+
+    Tokens live there. A group the admin shares it with keeps its access, and an owner's read-only
+    file stays read-only, so its error still says so.
+    """
+    try:
+        st = path.stat()
+        if st.st_mode & 0o007 and st.st_uid == os.getuid():
+            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o770)
+    except OSError:
+        pass  # not ours to change: opening it says what is wrong, if anything
 
 
 def connect_private(path: Path, *, timeout: float) -> sqlite3.Connection:

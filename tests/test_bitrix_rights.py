@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from connector.bitrix import BitrixAdapter
+from connector.errors import CrmRequestRejected
 from connector.model import ActionKind
 from connector.state import State
 from connector.sync import run_sync
@@ -113,3 +114,11 @@ def test_without_the_user_scope_tasks_go_to_the_manager_the_card_names(tmp_path)
             assert tasks[action.key].responsible_id == managers[action.customer_id]
         assert {gap["feature"] for gap in report.stats["rights_missing"]} >= {"users", "workflows"}
         assert call(portal, "scope")["result"] == ["crm", "task"]
+
+
+def test_without_the_crm_scope_the_sync_stops_saying_which_scope_to_add(tmp_path):
+    with BitrixEmulator(customers=30, seed=7, today=TODAY, scopes="task,user") as portal:
+        with pytest.raises(CrmRequestRejected) as stopped:
+            sync(portal, State(tmp_path / "s.db"))
+        assert "add the scope crm" in str(stopped.value) and stopped.value.method.startswith("crm.")
+        assert not markers_in_tasks(portal)  # nothing written

@@ -154,3 +154,14 @@ def test_an_existing_state_file_keeps_the_mode_its_owner_gave_it(tmp_path):
     path.chmod(0o640)  # the admin shares it with a group on purpose
     State(path).close()
     assert mode(path) == 0o640
+
+
+def test_a_state_file_made_world_readable_before_is_closed_to_others_when_opened(tmp_path):
+    path = tmp_path / "state.db"
+    State(path).close()
+    os.chmod(path, 0o644)  # as files made before this release were
+    state = State(path)
+    try:
+        assert mode(path) == 0o640  # others lose their access; the group is the admin's choice
+    finally:
+        state.close()

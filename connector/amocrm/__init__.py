@@ -19,6 +19,7 @@ from connector.amocrm.writes import WRITE_BATCH
 from connector.crm import BatchPolicy, Cursor, PullPage
 from connector.errors import CrmRecordError, CrmRequestRejected
 from connector.model import Product
+from connector.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class AmoAdapter(WritebackAdapter):
                  write_batch: int = WRITE_BATCH, sleep: Callable[[float], None] | None = None,
                  max_attempts: int | None = None, salesbots: dict[str, int] | None = None,
                  fallback_user_id: int | None = None, gender_field: str | None = None,
-                 gender_values: dict[str, str] | None = None) -> None:
+                 gender_values: dict[str, str] | None = None, sealer: Sealer | None = None) -> None:
         kw = {"requests_per_second": requests_per_second}
         if sleep is not None:
             kw["sleep"] = sleep
@@ -61,7 +62,7 @@ class AmoAdapter(WritebackAdapter):
         if access_token:
             self.client.auth = LongLivedToken(access_token)
         elif oauth is not None and state_path is not None:
-            self.tokens = TokenStore(state_path, self.account)
+            self.tokens = TokenStore(state_path, self.account, sealer)
             self.client.auth = OAuthTokens(self.client, self.tokens, oauth, auth_code=auth_code)
         else:
             raise ValueError("amoCRM needs a long-lived access token or an OAuth app with a state path")
@@ -294,7 +295,8 @@ def make_adapter(settings, installs=None) -> AmoAdapter:
     app = OAuthApp(settings.AMOCRM_CLIENT_ID, settings.AMOCRM_CLIENT_SECRET.get_secret_value(),
                    settings.AMOCRM_REDIRECT_URI)
     code = settings.AMOCRM_AUTH_CODE.get_secret_value() if settings.AMOCRM_AUTH_CODE is not None else None
-    return AmoAdapter(base, oauth=app, auth_code=code, state_path=settings.state_path, **common)
+    return AmoAdapter(base, oauth=app, auth_code=code, state_path=settings.state_path, sealer=settings.sealer(),
+                      **common)
 
 
 __all__ = ["AmoAdapter", "make_adapter"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from connector.amocrm.client import CRM, AmoClient
 from connector.amocrm.oauth import REGRANT_HINT, OAuthApp, TokenPair, exchange_code, refresh_pair
 from connector.errors import CrmAuthError, StateError
+from connector.sealing import Sealer
 from connector.state import connect_private, state_failure
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ def _sha(code: str) -> str:
 class TokenStore:
     """The `amocrm_tokens` table of the state file; its own connection, short transactions."""
 
-    def __init__(self, path: str | Path, account: str) -> None:
+    def __init__(self, path: str | Path, account: str, sealer: Sealer | None = None) -> None:
         self.path, self.account = Path(path), account
+        self.sealer = sealer or Sealer()  # STATE_KEY: the tokens are sealed at rest
         self.db = connect_private(self.path, timeout=LOCK_TIMEOUT_SECONDS)  # tokens: created owner-only
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -60,7 +62,9 @@ class TokenStore:
     def load(self) -> tuple[TokenPair, str | None] | None:
         row = self.db.execute("SELECT access_token, refresh_token, expires_at, auth_code_sha FROM amocrm_tokens "
                               "WHERE account=?", (self.account,)).fetchone()
-        return (TokenPair(row[0], row[1], row[2]), row[3]) if row else None
+        if not row:
+            return None
+        return TokenPair(self.sealer.open(row[0]), self.sealer.open(row[1]), row[2]), row[3]
 
     def save(self, pair: TokenPair, *, auth_code_sha: str | None = None) -> None:
         """Inside `locked()`: the caller's transaction commits it."""
@@ -69,7 +73,8 @@ class TokenStore:
             "access_token=excluded.access_token, refresh_token=excluded.refresh_token, "
             "expires_at=excluded.expires_at, auth_code_sha=COALESCE(excluded.auth_code_sha, auth_code_sha), "
             "rotated_at=excluded.rotated_at, generation=generation+1",
-            (self.account, pair.access_token, pair.refresh_token, pair.expires_at, auth_code_sha, time.time()))
+            (self.account, self.sealer.seal(pair.access_token), self.sealer.seal(pair.refresh_token),
+             pair.expires_at, auth_code_sha, time.time()))
 
     def generation(self) -> int:
         row = self.db.execute("SELECT generation FROM amocrm_tokens WHERE account=?", (self.account,)).fetchone()
@@ -89,6 +94,20 @@ class TokenStore:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+
+def reseal_tokens(path: str | Path, sealer: Sealer) -> int:
+    """Every stored token pair sealed with STATE_KEY's first key (key rotation); how many pairs."""
+    store = TokenStore(path, "", sealer)
+    try:
+        with store.locked():
+            rows = store.db.execute("SELECT account, access_token, refresh_token FROM amocrm_tokens").fetchall()
+            for account, access, refresh in rows:
+                store.db.execute("UPDATE amocrm_tokens SET access_token=?, refresh_token=? WHERE account=?",
+                                 (sealer.reseal(access), sealer.reseal(refresh), account))
+    finally:
+        store.close()
+    return len(rows)
 
 
 class LongLivedToken:

@@ -340,6 +340,11 @@ def classify(exc: BaseException, method: str, last_failure: str = "") -> CrmErro
         if status == 429:
             return CrmRateLimited(text, crm="bitrix", method=method, status=status, crm_code=code,
                                   hint="the method's operating-time limit is spent; the next run will go on")
+        if status == 403 and code == "insufficient_scope" and method:
+            scope = scope_of(method)
+            return CrmRequestRejected(text, crm="bitrix", method=method, status=status, crm_code=code,
+                                      hint=f"add the scope {scope} to the incoming webhook (or the app) and run "
+                                           f"again; {method} needs it")
         if status == 403:
             return CrmRequestRejected(text, crm="bitrix", method=method, status=status, crm_code=code,
                                       hint="the webhook's user lacks rights or the webhook lacks a scope "
@@ -353,3 +358,15 @@ def classify(exc: BaseException, method: str, last_failure: str = "") -> CrmErro
         return CrmUnavailable(f"cannot reach the portal ({type(exc).__name__})", crm="bitrix", method=method,
                               hint="check the network and BITRIX_WEBHOOK_URL's host")
     return CrmError(f"unexpected failure ({type(exc).__name__})", crm="bitrix", method=method)
+
+
+# A method's scope is the first part of its name, with the few the docs name otherwise.
+# Doc: api-reference/scopes/permissions.md (scopes and their methods)
+_SCOPE_OF_PREFIX = {"tasks": "task", "im": "im", "imopenlines": "imopenlines", "bizproc": "bizproc",
+                    "catalog": "catalog", "user": "user", "crm": "crm", "placement": "placement"}
+
+
+def scope_of(method: str) -> str:
+    """The scope a REST method belongs to (`crm.deal.list` -> crm, `tasks.task.add` -> task)."""
+    head = method.split(".", 1)[0].lower()
+    return _SCOPE_OF_PREFIX.get(head, head)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from connector.bitrix.batching import send
-from connector.bitrix.client import BATCH_LIMIT, OPERATION_TIME_LIMIT, PAGE_SIZE, BitrixClient
+from connector.bitrix.client import BATCH_LIMIT, OPERATION_TIME_LIMIT, PAGE_SIZE, BitrixClient, scope_of
 from connector.errors import CrmRequestRejected
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,9 @@ def _check(read: KeysetRead, error: dict) -> None:
     if read.optional:
         log.warning("skipped optional list method=%s error=%s", read.method, text[:80])
         return
-    raise CrmRequestRejected(text, crm="bitrix", method=read.method, crm_code=_code(error))
+    hint = (f"add the scope {scope_of(read.method)} to the incoming webhook (or the app) and run again"
+            if _code(error) == "insufficient_scope" else None)
+    raise CrmRequestRejected(text, crm="bitrix", method=read.method, crm_code=_code(error), hint=hint)
 
 
 def list_pages(client: BitrixClient, method: str, params: Mapping[str, object], *,

@@ -33,7 +33,7 @@ class Runtime:
     playbook: object = field(init=False)
 
     def __post_init__(self) -> None:
-        self.installs = Installs(self.settings.state_path)
+        self.installs = Installs(self.settings.state_path, self.settings.sealer())
         self.playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
 
     def open_state(self) -> State:
