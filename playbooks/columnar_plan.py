@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
+from itertools import chain
 
 from connector.model import Customer, Product
 from playbooks.api import PlanHistory
@@ -34,7 +35,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     planned = suppressed = 0
     leads = prospect_facts(newcomers, today, pb, history, shop)
-    for kept, dropped in plan_guarded([*facts, *leads], today, pb, applied):
+    for kept, dropped in plan_guarded(chain(facts, leads), today, pb, applied):
         planned += len(kept)
         suppressed += len(dropped)
     return planned, suppressed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date
+from itertools import chain
 
 from connector.model import Action, Customer, Product
 from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed
@@ -152,7 +153,7 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
-    for kept, dropped in plan_guarded([*facts, *leads], today, playbook, applied):
+    for kept, dropped in plan_guarded(chain(facts, leads), today, playbook, applied):
         plan.extend(kept)
         suppressed.extend(dropped)
     del leads
