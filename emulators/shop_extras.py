@@ -7,8 +7,11 @@ stays the same: the same seed gives the same customers, deals and genders as wit
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from emulators import shop
+
+PLAYBOOK = Path(__file__).with_name("shop_playbook.toml")  # the bundled playbook plus this shop's ladders, seasons, sales
 
 PROSPECT_SHARE = 0.04  # contacts created in the last PROSPECT_DAYS who have not bought yet (welcome series)
 PROSPECT_DAYS = 30

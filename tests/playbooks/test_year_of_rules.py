@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
 from connector.model import Customer, LineItem, Product, Purchase
 from emulators.shop import generate_shop
+from emulators.shop_extras import PLAYBOOK
 from playbooks import PlanHistory, load_playbook
 from playbooks.engine import build_facts, plan_guarded
 from playbooks.guards import is_holdout, is_opted_out
@@ -27,7 +27,6 @@ from playbooks.rules import REGISTRY
 FIRST_DAY = date(2026, 1, 1)
 CUSTOMERS = 150
 NEW_RULES = ("upsell", "seasonal", "welcome", "renewal", "promo")
-SHOP_PLAYBOOK = Path(__file__).resolve().parents[2] / "emulators" / "shop_playbook.toml"
 # rules that only make the walk slower: the calendar and reactivation stay to compete for the cap
 QUIET_RULES = ("replenishment", "cross_sell", "loyalty", "birthday", "holidays")
 # the bundled guards, with a control group big enough that each rule meets it in a small shop
@@ -67,7 +66,7 @@ def year():
     """Each day's plan and suppressions over a year, with what was written and when."""
     customers, catalogue = demo_shop(CUSTOMERS, FIRST_DAY + timedelta(days=364))
     products = {p.id: p for p in catalogue}
-    book = load_playbook(SHOP_PLAYBOOK, overrides=WALK)
+    book = load_playbook(PLAYBOOK, overrides=WALK)
     history = PlanHistory({})
     planned, suppressed, written = [], [], {}
     for offset in range(365):
