@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from emulators import shop
+from emulators import shop_records as shop
 
 PLAYBOOK = Path(__file__).with_name("shop_playbook.toml")  # the bundled playbook plus this shop's ladders, seasons, sales
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from connector.model import Action, Purchase
 from playbooks.facts import CustomerFacts
 from playbooks.rules.base import Message, Rule, in_segments, make_action, occurrence
-from playbooks.schema import parse_quiet_date
+from playbooks.rules.holidays import month_day
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Sale(Message):
 
     def check(self):
         yield from super().check()
-        if parse_quiet_date(self.date) is None:
+        if sale_day(self.date) is None:
             yield "date", f"bad date {self.date!r}", "use MM-DD (every year) or YYYY-MM-DD"
 
 
@@ -39,6 +39,18 @@ class PromoConfig:
         for i, name in enumerate(names):
             if names.index(name) != i:
                 yield f"sales[{i}].name", f"duplicate sale name {name!r}", "sale names are part of action keys"
+
+
+def sale_day(text: str) -> tuple[int, int, int] | None:
+    """`MM-DD` -> (0, m, d), every year; `YYYY-MM-DD` -> (y, m, d), once; anything else None."""
+    if text.count("-") == 1:
+        found = month_day(text)
+        return (0, *found) if found else None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day.year, day.month, day.day
 
 
 def discounted(p: Purchase) -> bool:
@@ -79,7 +91,7 @@ class PromoRule(Rule):
         for sale in config.sales:
             if not in_segments(facts, sale.segments):
                 continue
-            y, m, d = parse_quiet_date(sale.date) or (0, 1, 1)
+            y, m, d = sale_day(sale.date) or (0, 1, 1)
             for year in ((y,) if y else (today.year, today.year + 1)):
                 day = occurrence(year, m, d)
                 due = day - timedelta(days=config.lead_days)
