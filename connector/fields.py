@@ -1,7 +1,7 @@
 """Segment fields on every customer card: what to write, under which key, and what was written last.
 
-After each evaluation the customer's segment, RFM code, lifecycle stage, loyalty tier and predicted
-next purchase date go onto the card (Bitrix24 user fields, amoCRM custom fields plus one segment
+After each evaluation the customer's segment, RFM code, lifecycle stage, loyalty tier, predicted
+next purchase date and bonus balance (playbooks.bonus) go onto the card (Bitrix24 user fields, amoCRM custom fields plus one segment
 tag), so a sales team can filter and automate on them. These are planned here as `tag` actions,
 never by playbook rules, and only for customers whose values differ from the values written last
 (kept in the state file). The key `v1:<customer>:segment:g<n>-<hash of the values>:fields` changes
@@ -32,7 +32,8 @@ BLANK_LIFECYCLE = "prospect"  # the lifecycle of a customer with no purchase (as
 
 @dataclass(frozen=True)
 class CardField:
-    """A value written on the customer card; `kind` is "string" or "date" (ISO YYYY-MM-DD)."""
+    """A value written on the customer card; `kind` is "string", "date" (ISO YYYY-MM-DD) or "number"
+    (written as 2-decimal text; a CRM may read it back as 53 or 53.0, the same value)."""
 
     name: str
     kind: str
@@ -46,8 +47,11 @@ CARD_FIELDS: tuple[CardField, ...] = (
     CardField("lifecycle", "string", "Стадия жизненного цикла", "Lifecycle stage"),
     CardField("tier", "string", "Уровень лояльности", "Loyalty tier"),
     CardField("next_purchase", "date", "Прогноз следующей покупки", "Predicted next purchase"),
+    # the bonus balance (playbooks.bonus) in the playbook's currency: Bitrix24 UF_CRM_RS_BONUS, amoCRM RS_BONUS
+    CardField("bonus", "number", "Бонусный баланс", "Bonus balance"),
 )
 FIELD_NAMES = tuple(f.name for f in CARD_FIELDS)
+NUMBER_FIELDS = frozenset(f.name for f in CARD_FIELDS if f.kind == "number")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS card_fields (account TEXT NOT NULL, customer_id TEXT NOT NULL,
@@ -62,8 +66,24 @@ def is_field_key(key: str) -> bool:
 
 def digest(values: Mapping[str, str]) -> str:
     """Eight hex digits naming a set of card values (the same values give the same digest)."""
-    text = json.dumps({n: normal(values.get(n)) for n in FIELD_NAMES}, sort_keys=True, ensure_ascii=False)
+    text = json.dumps({n: _canon(n, normal(values.get(n))) for n in FIELD_NAMES}, sort_keys=True,
+                      ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _canon(name: str, text: str) -> str:
+    """A number field's text as 2 decimals ("53", "53.0" and "53.00" are one value)."""
+    if name in NUMBER_FIELDS and text:
+        try:
+            return f"{float(text.replace(',', '.')):.2f}"
+        except ValueError:
+            return text
+    return text
+
+
+def number_text(value: object) -> str:
+    """A number as a card holds it: "53.00"; None -> "" (the field is cleared)."""
+    return "" if value is None else f"{float(value):.2f}"
 
 
 def key_digest(key: str) -> str:
@@ -126,7 +146,8 @@ def card_facts(customer: Customer) -> CardFacts:
 def card_values(report, facts: CardFacts | None) -> dict[str, str]:
     """The values for one customer's card from its evaluation report (`CustomerReport`)."""
     return {"segment": report.segment, "rfm": report.rfm, "lifecycle": report.lifecycle,
-            "tier": report.tier, "next_purchase": facts.next_purchase if facts else ""}
+            "tier": report.tier, "next_purchase": facts.next_purchase if facts else "",
+            "bonus": number_text(report.extra.get("bonus_balance"))}
 
 
 class WrittenCards:

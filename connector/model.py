@@ -72,6 +72,9 @@ class Purchase:
     items: tuple[LineItem, ...] = ()
     manager_id: str | None = None
     title: str = ""
+    # deal (amoCRM lead) fields a playbook may name, e.g. the bonuses paid on it (`bonus_paid`);
+    # None when the deal holds none (most do: no empty mapping per purchase)
+    fields: Mapping[str, str] | None = None
     promo: str = ""  # the promo code or campaign the deal was won with, when the CRM records one
 
 

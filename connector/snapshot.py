@@ -23,6 +23,8 @@ def purchase_to_json(p: Purchase) -> str:
          "items": [{"product_id": i.product_id, "name": i.name, "quantity": i.quantity, "price": i.price,
                     "category": i.category, **({"discount": i.discount} if i.discount else {})} for i in p.items],
          "manager_id": p.manager_id, "title": p.title, **({"promo": p.promo} if p.promo else {})}
+    if p.fields:  # deal fields (the bonuses paid on it...): only deals that hold some carry the key
+        d["fields"] = dict(p.fields)
     return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -100,7 +102,8 @@ class Decoder:
         return Purchase(
             d["id"], customer_id if customer_id == d["customer_id"] else d["customer_id"], self.day(d["date"]),
             self._shared(("a", type(amount), amount), lambda: amount), self.share(d["currency"]),
-            self.items(d["items"]), self.share(d["manager_id"]), title, self.share(d.get("promo", "")))
+            self.items(d["items"]), self.share(d["manager_id"]), title,
+            self.fields(d["fields"]) if d.get("fields") else None, self.share(d.get("promo", "")))
 
     def customer(self, text: str, purchases: tuple[Purchase, ...]) -> Customer:
         d = json.loads(text)

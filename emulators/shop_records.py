@@ -127,6 +127,19 @@ class Shop:
     def customer(self, customer_id: int) -> ShopCustomer:
         return self.customers[customer_id - 1]
 
+    def bonus_payments(self) -> dict[int, float]:
+        """Deal id -> bonuses the customer paid with on it: every 4th repeat purchase in roubles (by
+        deal id) pays 2 % of the customer's previous purchase, about what that purchase earned - so
+        a payment is usually covered by the balance, and the cap and the balance are still tried."""
+        out: dict[int, float] = {}
+        last: dict[int, ShopDeal] = {}
+        for d in sorted(self.won_deals(), key=lambda d: (d.closed, d.id)):
+            prev = last.get(d.customer_id)
+            if prev is not None and d.currency == "RUB" and prev.currency == "RUB" and d.id % 4 == 0:
+                out[d.id] = float(int(prev.amount * 0.02))
+            last[d.customer_id] = d
+        return {k: v for k, v in out.items() if v > 0}
+
     def product(self, product_id: int) -> ShopProduct:
         return self.products[product_id - 1]
 

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from playbooks.columnar_bonus import bonus_columns, bonus_of
 from playbooks.columns import Figures, PurchaseColumns, figures, group_sum, python_sum
 from playbooks.guards import is_holdout
 from playbooks.metrics import YEAR_DAYS, ltv_3f, ltv_cac
@@ -47,6 +48,7 @@ class Segmented:
     model: dict | None = None
     model_note: str | None = None
     prediction: dict[str, np.ndarray] = field(default_factory=dict)
+    bonus_credits: dict[str, list] = field(default_factory=dict)  # other rules' bonus credits (from the plan)
 
 
 TRENDS = ("stable", "growing", "fading")
@@ -280,6 +282,7 @@ def reports(s: Segmented) -> Iterator[dict]:
             fig.last.tolist(), fig.recency.tolist(), s.r.tolist(), s.f.tolist(), s.m.tolist(),
             s.segment.tolist(), s.lifecycle.tolist(), s.value.tolist(), s.trend.tolist(), s.tier.tolist(),
             s.holdout.tolist())
+    bonuses = bonus_columns(s) if s.cols.paid is not None else None
     for i, (cid, n, known, money, aov, first, last, rec, r, f, m, seg, stage, value, trend, tier, hold) in \
             enumerate(zip(s.cols.ids, *cols, strict=True)):
         monetary = money if known else 0  # sum() of no amounts is the integer 0
@@ -302,6 +305,8 @@ def reports(s: Segmented) -> Iterator[dict]:
                 from playbooks.predict import UNCOMPUTABLE_NOTE
 
                 out["prediction_note"] = UNCOMPUTABLE_NOTE
+        if bonuses is not None:
+            out.update(bonus_of(s, bonuses, i, cid))
         if n - known:
             out["excluded_other_currency"] = n - known
         yield out

@@ -24,7 +24,7 @@ from playbooks.segments import LEVELS, assign_tier
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
-    from playbooks.engine import learn_from_shop, plan_guarded, prospect_facts
+    from playbooks.engine import fill_bonuses, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -32,6 +32,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
     learn_from_shop(facts, shop, pb, catalogue)
     fill(s, facts, today)
+    s.bonus_credits = fill_bonuses(facts, today, pb)
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     planned = suppressed = 0
     leads = prospect_facts(newcomers, today, pb, history, shop)
@@ -66,7 +67,8 @@ def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, hi
                      newcomers: Sequence[Customer] = ()) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
-    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan)
+    cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan,
+                            paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)

@@ -35,6 +35,7 @@ class PurchaseColumns:
     day: np.ndarray  # int64 date ordinals
     amount: np.ndarray  # float64
     customers: list[Customer] | None = None  # kept when the plan needs them
+    paid: np.ndarray | None = None  # bonuses paid on each purchase (playbook currency), when bonuses are on
 
     @property
     def owner(self) -> np.ndarray:
@@ -43,11 +44,16 @@ class PurchaseColumns:
 
 
 def purchase_columns(customers: Iterable[Customer], today: date, currency: str,
-                     rates: Mapping[str, float], *, keep_customers: bool = False) -> PurchaseColumns:
-    """The columns of `customers` (one pass; no per-customer object is kept unless asked)."""
+                     rates: Mapping[str, float], *, keep_customers: bool = False,
+                     paid_field: str | None = None) -> PurchaseColumns:
+    """The columns of `customers` (one pass; no per-customer object is kept unless asked);
+    with `paid_field`, the bonuses paid on each purchase too (playbooks.bonus.rows)."""
+    from playbooks.bonus import parse_paid
+
     people = sorted(customers, key=lambda c: c.id)
     days: list[int] = []
     amounts: list[float] = []
+    paid: list[float] = []
     start = [0]
     nan = float("nan")
     for c in people:
@@ -56,10 +62,14 @@ def purchase_columns(customers: Iterable[Customer], today: date, currency: str,
             days.append(p.date.toordinal())
             a = convert_amount(p, currency, rates)
             amounts.append(nan if a is None else float(a))
+            if paid_field:
+                value = parse_paid(p.fields.get(paid_field)) if p.fields else 0.0
+                paid.append(value * a / p.amount if value and a is not None else value)
         start.append(len(days))
     return PurchaseColumns(ids=[c.id for c in people], start=np.array(start, dtype=np.int64),
                            day=np.array(days, dtype=np.int64), amount=np.array(amounts, dtype=np.float64),
-                           customers=people if keep_customers else None)
+                           customers=people if keep_customers else None,
+                           paid=np.array(paid, dtype=np.float64) if paid_field else None)
 
 
 def group_sum(values: np.ndarray, owner: np.ndarray, groups: int) -> np.ndarray:

@@ -8,6 +8,7 @@ from datetime import date
 from itertools import chain
 
 from connector.model import Action, Customer, Product
+from playbooks import bonus
 from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts, learn_shop
 from playbooks.guards import guard_customer, is_holdout
@@ -41,10 +42,22 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
     facts.sort(key=lambda f: f.customer.id)
     learn_from_shop(facts, shop, playbook, catalogue)
     assign(facts, today, playbook)
+    fill_bonuses(facts, today, playbook)
     holdout = playbook.guards.holdout
     for f in facts:
         f.holdout = f.n > 0 and is_holdout(f.customer.id, holdout)
     return facts
+
+
+def fill_bonuses(facts: list[CustomerFacts], today: date, playbook: Playbook) -> dict[str, list]:
+    """Each customer's bonus account (playbooks.bonus), when the playbook keeps one, with the credits
+    other rules give (returned, so the columnar reports use the same)."""
+    if not playbook.bonuses_on:
+        return {}
+    credits = bonus.extra_credits(facts, today, playbook) if bonus.CREDIT_SOURCES else {}
+    for f in facts:
+        f.bonus = bonus.of_facts(f, today, playbook, credits.get(f.customer.id, ()))
+    return credits
 
 
 def plan_for(f: CustomerFacts, today: date, playbook: Playbook) -> list[Action]:
@@ -89,6 +102,10 @@ def report(f: CustomerFacts, prediction: Mapping[str, float] | None = None) -> C
         "to_next_tier": f.to_next_tier,
         **(prediction or {}),
     }
+    if f.bonus is not None:
+        extra["bonus_balance"] = f.bonus.balance
+        extra["bonus_expires"] = f.bonus.next_expiry.isoformat() if f.bonus.next_expiry else None
+        extra["bonus_expiring"] = f.bonus.expiring
     if f.excluded_other_currency:
         extra["excluded_other_currency"] = f.excluded_other_currency
     return CustomerReport(

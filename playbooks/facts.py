@@ -136,6 +136,7 @@ class CustomerFacts:
     next_tier_label: str = ""
     to_next_tier: float | None = None
     holdout: bool = False
+    bonus: object = None  # playbooks.bonus.BonusBalance, filled with the segments when bonuses are on
     _suggestions: list[tuple[str, str]] | None = field(default=None, repr=False)
     monetary: float = field(init=False, default=0.0, repr=False, compare=False)  # from amounts, once
     aov: float = field(init=False, default=0.0, repr=False, compare=False)

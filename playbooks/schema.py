@@ -125,6 +125,7 @@ class TierSpec:
     min_spend: float = field(default=0.0, metadata={"min": 0})
     benefits: str = ""
     label: str = ""  # the name customers read ({tier} in a step's `text`); `name` is the slug
+    cashback_percent: float = field(default=0.0, metadata={"min": 0.0, "max": 100.0})  # bonuses per purchase
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,26 @@ class SegmentsConfig:
     value: ValueConfig = field(default_factory=ValueConfig)
     trend: TrendConfig = field(default_factory=TrendConfig)
     tiers: TierConfig = field(default_factory=TierConfig)
+
+
+@dataclass(frozen=True)
+class BonusConfig:
+    """The bonus account the tiers' `cashback_percent` fills (playbooks.bonus).
+
+    `bonus_expiry_days`: each accrual burns that many days after its purchase (0: never);
+    `max_pay_with_bonus_percent`: at most this share of a purchase is paid with bonuses;
+    `paid_field`: the deal (amoCRM lead) field holding the bonuses paid on it - `bonus_paid` is the
+    plugin's own (`install` creates it), any other deal field may be named by its code.
+    """
+
+    enabled: bool = True
+    bonus_expiry_days: int = field(default=0, metadata={"min": 0, "max": 36500})
+    max_pay_with_bonus_percent: float = field(default=50.0, metadata={"min": 0.0, "max": 100.0})
+    paid_field: str = "bonus_paid"
+
+    def check(self):
+        if self.enabled and not self.paid_field.strip():
+            yield "paid_field", "empty field name", "name the deal field holding bonuses paid, e.g. \"bonus_paid\""
 
 
 # --- guards and metrics --------------------------------------------------------------------
@@ -271,8 +292,14 @@ class Playbook:
     guards: GuardsConfig = field(default_factory=GuardsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     writeback: WritebackConfig = field(default_factory=WritebackConfig)
+    bonuses: BonusConfig = field(default_factory=BonusConfig)
     rules: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+
+    @property
+    def bonuses_on(self) -> bool:
+        """A bonus account is kept when [bonuses] is enabled and some tier pays cashback."""
+        return self.bonuses.enabled and any(t.cashback_percent > 0 for t in self.segments.tiers.tiers)
 
     def rule(self, kind: str) -> Any | None:
         """The active config of rule `kind`, or None when it is absent or disabled."""

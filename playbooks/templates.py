@@ -25,6 +25,9 @@ PLACEHOLDERS: frozenset[str] = frozenset({
     "holiday",        # the holiday's title
     "sale",           # the sale's title (promo)
     "date",           # the step's due date
+    "bonus_balance",  # the customer's bonus balance with currency (playbooks.bonus); empty without bonuses
+    "bonus_expires",  # the next day some bonuses burn (YYYY-MM-DD); empty when none do
+    "bonus_expiring", # how much burns that day, with currency
 })
 
 

@@ -2,8 +2,9 @@
 
 On contacts and companies: segment, RFM code, lifecycle stage, loyalty tier (text) and the
 predicted next purchase (date), plus the checkbox `NO_MARKETING` (the opt-out a playbook's
-`guards.opt_out.fields = ["no_marketing"]` reads) when missing; on leads the API-only text field
-`RS_ACTION_KEY` that marks repeat deals; on product catalogs the numeric `CYCLE_DAYS` (how long one
+`guards.opt_out.fields = ["no_marketing"]` reads) when missing, and the numeric bonus balance
+`RS_BONUS`; on leads the API-only text field `RS_ACTION_KEY` that marks repeat deals and the numeric
+`RS_BONUS_PAID` (bonuses the customer paid with); on product catalogs the numeric `CYCLE_DAYS` (how long one
 unit lasts). A field is found by its code. Every field install creates ends its name with
 " (repeat-sales)", and `--uninstall` deletes exactly those (with their values), never a field the
 account had before. Doc: amocrm.ru/developers/content/crm_platform/custom-fields - at most 50
@@ -16,7 +17,7 @@ from connector import fields as card
 from connector.amocrm.client import AmoClient
 from connector.amocrm.deals import KEY_CODE
 from connector.amocrm.fields import field_code
-from connector.amocrm.mapping import PRODUCT_CYCLE_CODE
+from connector.amocrm.mapping import BONUS_PAID_CODE, PRODUCT_CYCLE_CODE
 from connector.amocrm.pull import pages
 from connector.crm import InstallReport
 
@@ -25,7 +26,8 @@ SUFFIX = " (repeat-sales)"
 OPT_OUT_FIELD = {"name": "Не присылать рассылки", "type": "checkbox", "code": "NO_MARKETING", "sort": 520}
 CYCLE_FIELD = {"name": "Срок потребления, дней", "type": "numeric", "code": PRODUCT_CYCLE_CODE, "sort": 510}
 KEY_FIELD = {"name": "Ключ действия", "type": "text", "code": KEY_CODE, "sort": 530, "is_api_only": True}
-TYPES = {"string": "text", "date": "date"}
+BONUS_PAID_FIELD = {"name": "Оплачено бонусами", "type": "numeric", "code": BONUS_PAID_CODE, "sort": 540}
+TYPES = {"string": "text", "date": "date", "number": "numeric"}
 
 
 def card_fields() -> list[dict]:
@@ -62,7 +64,7 @@ def _remove(client: AmoClient, path: str, report: InstallReport, label: str) -> 
 def install(client: AmoClient, *, uninstall: bool = False) -> InstallReport:
     report = InstallReport()
     targets = [(f"/api/v4/{e}/custom_fields", card_fields(), e) for e in ("contacts", "companies")]
-    targets.append(("/api/v4/leads/custom_fields", [KEY_FIELD], "leads"))
+    targets.append(("/api/v4/leads/custom_fields", [KEY_FIELD, BONUS_PAID_FIELD], "leads"))
     for rows in pages(client, "/api/v4/catalogs", "catalogs"):
         targets += [(f"/api/v4/catalogs/{c['id']}/custom_fields", [CYCLE_FIELD], f"catalog {c['id']}")
                     for c in rows if c.get("type") == "products"]

@@ -28,6 +28,8 @@ PRODUCT_GROUP_CODE = "GROUP"
 PRODUCT_CYCLE_CODE = "CYCLE_DAYS"  # ours: days one unit lasts (created by install when missing)
 PRODUCT_TERM_CODE = "TERM_DAYS"  # ours: days a subscription, licence or service plan runs
 LEAD_PROMO_CODE = "PROMO"  # a lead's promo code or campaign (a text field the shop fills): a discounted purchase
+BONUS_PAID_CODE = "RS_BONUS_PAID"  # the plugin's lead field: bonuses the customer paid with (install makes it)
+NEUTRAL_BONUS_PAID = "bonus_paid"  # its name in playbooks ([bonuses] paid_field)
 LEAD_CURRENCY_CODE = "CURRENCY"  # ours: a select on foreign-currency leads (amoCRM keeps one per account)
 HALF_DAY = timedelta(hours=12)
 
@@ -221,7 +223,16 @@ def purchase_from_lead(raw_lead: dict, products: dict[str, Product], customer_ke
     return Purchase(id=lead_id, customer_id=customer_id, date=day, amount=amount,
                     currency=text(first_value(raw_lead, LEAD_CURRENCY_CODE)) or currency, items=items,
                     manager_id=text(raw_lead.get("responsible_user_id")) or None, title=text(raw_lead.get("name")),
-                    promo=text(first_value(raw_lead, LEAD_PROMO_CODE)))
+                    fields=lead_fields(raw_lead), promo=text(first_value(raw_lead, LEAD_PROMO_CODE)))
+
+
+def lead_fields(raw_lead: dict) -> dict[str, str] | None:
+    """The lead's custom fields with a value (code in lower case, as a card's), the plugin's bonuses
+    paid also as `bonus_paid`; None when it has none besides its currency and our action key."""
+    out = {k: v for k, v in _other_fields(raw_lead).items() if k not in ("currency", "rs_action_key")}
+    if out.get(BONUS_PAID_CODE.lower()):
+        out[NEUTRAL_BONUS_PAID] = out[BONUS_PAID_CODE.lower()]
+    return out or None
 
 
 def line_item(element: dict, products: dict[str, Product]) -> LineItem:

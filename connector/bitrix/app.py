@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 BOUND_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE", "ONCRMCONTACTUPDATE", "ONAPPUNINSTALL")
 SYNC_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTADD", "ONCRMCONTACTUPDATE",
                          "ONCRMCOMPANYADD", "ONCRMCOMPANYUPDATE"})
+TABS = ("CRM_CONTACT_DETAIL_TAB", "CRM_COMPANY_DETAIL_TAB")
+TAB_TITLE = {"ru": "Повторные продажи", "en": "Repeat sales"}
 CLASSIFY = "rs_classify_customer"
 CALENDAR = "rs_post_purchase_calendar"
 # Each install is checked with the auth server; unauthenticated callers must not make us hammer it
@@ -90,6 +92,20 @@ def robot_fields(handler: str, user_id: int) -> dict[str, dict]:
     }
 
 
+def bind_tabs(client: BitrixClient, handler: str) -> list[str]:
+    """The customer's tab in contact and company cards, pointing at this server only: a handler left by an
+    earlier address is unbound first, so a moved server never leaves a dead tab behind."""
+    bound = client.call("placement.get")["result"] or []
+    for placement in TABS:
+        stale = [b for b in bound if str(b.get("placement", "")).upper() == placement and b.get("handler") != handler]
+        for b in stale:
+            client.call("placement.unbind", {"PLACEMENT": placement, "HANDLER": b.get("handler")})
+        if not any(str(b.get("placement", "")).upper() == placement and b.get("handler") == handler for b in bound):
+            client.call("placement.bind", {"PLACEMENT": placement, "HANDLER": handler, "TITLE": TAB_TITLE["ru"],
+                                           "LANG_ALL": {lang: {"TITLE": t} for lang, t in TAB_TITLE.items()}})
+    return list(TABS)
+
+
 def app_client(settings: Settings, installs: Installs) -> BitrixClient:
     tokens = app_tokens(settings, installs)
     return BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
@@ -108,11 +124,15 @@ class BitrixApp:
         self._install_checks: deque[float] = deque()
         self._install_lock = threading.Lock()
         self._confirmed: dict[str, float] = {}  # digests of robot tokens app.info confirmed, and when
+        from connector.webapp.pages import BitrixPages
+
+        # the app's page, its settings and the customer's tab
+        self.pages = BitrixPages(host, lambda: app_client(self.settings, self.installs))
 
     def routes(self) -> dict:
         """(method, path) -> handler, served by `repeat-sales serve` (design.md "Webhook app routes")."""
         return {("POST", "/bitrix/install"): self.on_install, ("POST", "/bitrix/events"): self.on_event,
-                ("POST", "/bitrix/robot"): self.on_robot}
+                ("POST", "/bitrix/robot"): self.on_robot, **self.pages.routes()}
 
     def prefix_routes(self) -> dict:
         return {}
@@ -196,12 +216,13 @@ class BitrixApp:
                     else:
                         client.call("bizproc.robot.add", {"CODE": code, **fields})
                 robots = [CLASSIFY, CALENDAR]
+            tabs = bind_tabs(client, f"{self.host.public_url}/bitrix/tab") if rights.allows("tabs") else []
         finally:
             client.close()
-        missing = [gap["message"] for gap in rights.missing(["robots", "tasks", "workflows"])]
+        missing = [gap["message"] for gap in rights.missing(["robots", "tasks", "workflows", "tabs"])]
         with self.installs.locked(CRM) as slot:
             if slot.data:
-                slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": robots, "missing": missing,
+                slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": robots, "tabs": tabs, "missing": missing,
                            "app": {"ID": app.get("ID"), "CODE": app.get("CODE")}, "public_url": self.host.public_url})
         for line in missing:
             log.warning("bitrix app install: %s", line)

@@ -1,8 +1,9 @@
 """`repeat-sales install` for Bitrix24: the user fields the plugin writes and reads, idempotently.
 
 On contacts and on companies: segment, RFM code, lifecycle stage, loyalty tier (strings), the
-predicted next purchase (date), and the opt-out UF_CRM_RS_NO_MARKETING (a checkbox) when the portal
-lacks it. What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
+predicted next purchase (date), the bonus balance (a number), and the opt-out UF_CRM_RS_NO_MARKETING
+(a checkbox) when the portal lacks it; on deals UF_CRM_RS_BONUS_PAID, the bonuses the customer paid
+with (Doc: crm/deals/user-defined-fields/crm-deal-userfield-add.md). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
 those fields (with their values), never one the portal had before.
 Doc: crm/contacts/userfield/crm-contact-userfield-add.md (admin only; FIELD_NAME gets UF_CRM_),
 crm-contact-userfield-list.md, crm-contact-userfield-delete.md, crm/companies/userfields/*.md.
@@ -24,13 +25,18 @@ from connector.errors import CrmRequestRejected
 
 XML_ID = "repeat-sales"
 ENTITIES = ("contact", "company")
-TYPES = {"string": "string", "date": "date", "boolean": "boolean"}
+TYPES = {"string": "string", "date": "date", "boolean": "boolean", "number": "double"}
+# on deals: the bonuses a customer paid with (a playbook's [bonuses] paid_field = "bonus_paid" reads it)
+DEAL_FIELDS = (("bonus_paid", "number", "Оплачено бонусами", "Paid with bonuses"),)
 
 
-def wanted_fields() -> list[dict]:
-    """userfield.add `fields` of every field install makes, in display order."""
-    specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
-    specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
+def wanted_fields(entity: str = "contact") -> list[dict]:
+    """userfield.add `fields` of every field install makes on `entity`, in display order."""
+    if entity == "deal":
+        specs = list(DEAL_FIELDS)
+    else:
+        specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
+        specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
     out = []
     for n, (name, kind, ru, en) in enumerate(specs):
         label = {"ru": ru, "en": en}
@@ -50,7 +56,7 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
         report.missing += [f"{entity} fields: {lacks[0]['message']} (use an administrator's incoming webhook "
                            "with scope crm)" for entity in ENTITIES]
         return report
-    for entity in ENTITIES:
+    for entity in (*ENTITIES, "deal"):
         present = {str(r.get("FIELD_NAME")): r for rows in list_pages(client, f"crm.{entity}.userfield.list", {})
                    for r in rows}
         if uninstall:
@@ -60,7 +66,7 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
             report.removed += [f"{entity} field {name}" for name in sorted(ours)]
             continue
         add = {}
-        for n, spec in enumerate(wanted_fields()):
+        for n, spec in enumerate(wanted_fields(entity)):
             name = "UF_CRM_" + spec["FIELD_NAME"]
             if name in present:
                 report.existing.append(f"{entity} field {name}")

@@ -19,6 +19,8 @@ WON = "S"  # Doc: api-reference/crm/deals/crm-deal-list.md - STAGE_SEMANTIC_ID S
 DEFAULT_CURRENCY = "RUB"
 OPT_OUT_FIELD = "UF_CRM_RS_NO_MARKETING"  # the plugin's own "no marketing" field on contacts/companies
 NEUTRAL_OPT_OUT = "no_marketing"  # the name playbooks use, whatever the CRM calls it
+BONUS_PAID_FIELD = "UF_CRM_RS_BONUS_PAID"  # the plugin's deal field: bonuses the customer paid with
+NEUTRAL_BONUS_PAID = "bonus_paid"  # its name in playbooks ([bonuses] paid_field)
 # Doc: api-reference/crm/contacts/crm-contact-fields.md - HONORIFIC "Обращение" is a crm_status of the list
 # ENTITY_ID "HONORIFIC" (api-reference/crm/status/index.md), read with crm.status.list; its items are the
 # portal's to rename or add to. api-reference/crm/universal/crm-item-add.md: 'HNR_RU_1' = 'г-н'.
@@ -184,7 +186,16 @@ def purchase_from_deal(raw_deal: dict, rows: list[dict], customer_key: str, tz: 
         id=deal_id, customer_id=customer_id, date=day, amount=amount,
         currency=text(raw_deal.get("CURRENCY_ID")) or DEFAULT_CURRENCY, items=items,
         manager_id=text(raw_deal.get("ASSIGNED_BY_ID")) or None, title=text(raw_deal.get("TITLE")),
+        fields=deal_fields(raw_deal),
     )
+
+
+def deal_fields(raw_deal: dict) -> dict[str, str] | None:
+    """The deal's user fields with a value, the plugin's bonuses paid also as `bonus_paid`; None: none."""
+    out = {k: v for k, v in user_fields(raw_deal).items() if k != NEUTRAL_OPT_OUT}
+    if out.get(BONUS_PAID_FIELD):
+        out[NEUTRAL_BONUS_PAID] = out[BONUS_PAID_FIELD]
+    return out or None
 
 
 def line_item(row: dict) -> LineItem:

@@ -27,6 +27,7 @@ NEEDS = {
     "card_fields": ("crm", True),
     "robots": ("bizproc", True),
     "users": ("user", False),
+    "tabs": ("placement", True),  # Doc: api-reference/widgets/placement-bind.md (administrator, scope placement)
 }
 WHY = {  # why a step was done another way, in the playbook's language (it lands in a manager's task)
     "ru": {"scope": "у вебхука (приложения) нет права «{scope}»",
@@ -36,10 +37,10 @@ WHY = {  # why a step was done another way, in the playbook's language (it lands
 }
 WHAT = {"tasks": "manager tasks (tasks.task.add)", "workflows": "business process starts (bizproc.workflow.start)",
         "card_fields": "card fields (crm.*.userfield.add)", "robots": "robots (bizproc.robot.add)",
-        "users": "checking that managers are still active (user.get)"}
+        "tabs": "the customer's tab in contact and company cards (placement.bind)", "users": "checking that managers are still active (user.get)"}
 INSTEAD = {"tasks": "written as comments on the customer's card", "workflows": "written as manager tasks",
            "card_fields": "not created; card values are not written", "robots": "not registered",
-           "users": "tasks go to the customer's manager as the card names them"}
+           "tabs": "not added; the app's page still works", "users": "tasks go to the customer's manager as the card names them"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Rights:
         scope = NEEDS[feature][0]
         return "; ".join(words[k].format(scope=scope) for k in self.lacks(feature))
 
-    def missing(self, features=tuple(NEEDS)) -> list[dict]:
+    def missing(self, features=("tasks", "workflows", "card_fields", "robots", "users")) -> list[dict]:
         """What an admin reads in the run summary: each feature that cannot run, what it needs, what happens."""
         out = []
         for feature in features:

@@ -61,7 +61,14 @@ class Request:
         return self._form
 
 
-Answer = tuple[int, dict] | tuple[int, dict, dict[str, str]]
+@dataclass(frozen=True)
+class HtmlPage:
+    """An HTML answer (the app's pages in the portal's frame); its headers carry the page's CSP."""
+
+    body: str
+
+
+Answer = tuple[int, dict | HtmlPage] | tuple[int, dict | HtmlPage, dict[str, str]]
 Route = Callable[[Request], Answer]
 
 
@@ -278,11 +285,15 @@ class Handler(BaseHTTPRequestHandler):
             got += len(chunk)
         return b"".join(chunks)
 
-    def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    def _send(self, status: int, payload: dict | HtmlPage, headers: dict[str, str]) -> None:
+        if isinstance(payload, HtmlPage):
+            data, ctype = payload.body.encode("utf-8"), "text/html; charset=utf-8"
+        else:
+            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            ctype = "application/json; charset=utf-8"
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")

@@ -31,10 +31,16 @@ class Runtime:
     today: Callable[[], date]
     installs: Installs = field(init=False)
     playbook: object = field(init=False)
+    playbook_version: int = field(init=False, default=0)  # the settings page's saved version in force; 0: the file
 
     def __post_init__(self) -> None:
+        from connector.webapp.pages.versions import latest_playbook
+
         self.installs = Installs(self.settings.state_path, self.settings.sealer())
         self.playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
+        saved = latest_playbook(self.settings.state_path)  # what an admin saved on the settings page wins
+        if saved is not None:
+            self.playbook_version, self.playbook = saved
 
     def open_state(self) -> State:
         """A State for the calling thread (SQLite connections stay in the thread that made them)."""

@@ -132,6 +132,7 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
                                             c.phones, c.birthday, c, created, tz, companies=[],
                                             opted_out=c.no_marketing, gender=c.gender)
     currency_field, promo_field = fields["leads"]["CURRENCY"], fields["leads"]["PROMO"]
+    paid_field, paid = fields["leads"]["RS_BONUS_PAID"], shop.bonus_payments()
     pipeline_ids = sorted(store.pipelines)
     for d in shop.deals:
         customer = shop.customer(d.customer_id)
@@ -152,8 +153,9 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
             "updated_by": 0, "created_at": created, "updated_at": closed or created, "closed_at": closed,
             "closest_task_at": None, "is_deleted": False, "score": None, "account_id": store.account_id,
             "labor_cost": None, "source_id": None, "is_price_modified_by_robot": False,
-            "custom_fields_values": [*([_value(currency_field, d.currency)] if d.currency != store.currency else []),
-                                     *([_value(promo_field, d.promo)] if d.promo else [])] or None,
+            "custom_fields_values": ([_value(currency_field, d.currency)] if d.currency != store.currency else [])
+            + ([_value(paid_field, f"{paid[d.id]:g}")] if d.id in paid else [])
+            + ([_value(promo_field, d.promo)] if d.promo else []) or None,
             "tags": [], "contacts": contacts, "companies": companies}
         latest = max(latest, closed or created)
         if d.lines:  # a lead links an element once: two lines of one product are one link, quantities added
@@ -190,7 +192,9 @@ def _custom_fields(store: AccountStore) -> dict[str, dict[str, dict]]:
                  _field(300003, "Web", "url", "WEB", "companies", sort=8, predefined=True),
                  _field(300005, "Не присылать рассылки", "checkbox", "NO_MARKETING", "companies", sort=520)]
     leads = [_field(400001, "Валюта", "select", "CURRENCY", "leads", sort=510, enums=("RUB", "USD", "EUR")),
-             _field(400002, "Промокод", "text", "PROMO", "leads", sort=520)]
+             # the shop's loyalty program records payments with bonuses here (Shop.bonus_payments)
+             _field(400002, "Оплачено бонусами", "numeric", "RS_BONUS_PAID", "leads", sort=520),
+             _field(400003, "Промокод", "text", "PROMO", "leads", sort=530)]
     catalog = [_field(500001, "Артикул", "text", "SKU", "catalogs", sort=1, predefined=True),
                _field(500002, "Цена", "price", "PRICE", "catalogs", sort=2, predefined=True),
                _field(500003, "Группа", "category", "GROUP", "catalogs", sort=3, predefined=True),

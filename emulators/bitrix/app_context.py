@@ -7,7 +7,10 @@ renewal rotates the refresh token; `GET /oauth/token/?grant_type=refresh_token&c
 (`invalid_client`, `invalid_grant`); settings/app-installation/local-apps/installation-callback.md and
 api-reference/common/events/on-app-install.md (the ONAPPINSTALL form); api-reference/events/index.md
 (event payloads, `auth[application_token]`); api-reference/bizproc/bizproc-robot/*.md and
-tutorials/bizproc/activity.md (robot calls with `event_token`, answered by bizproc.event.send).
+tutorials/bizproc/activity.md (robot calls with `event_token`, answered by bizproc.event.send);
+settings/oauth/simple-way.md and api-reference/widgets/crm/detail-tab.md (opening the app or a placement:
+a POST with `AUTH_ID`, `REFRESH_ID`, `member_id`, `PLACEMENT`, `PLACEMENT_OPTIONS` as a JSON string, and
+`DOMAIN`, `PROTOCOL`, `LANG`, `APP_SID` in the query).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from .outbound import Outbound
 from .protocol import ApiError, method_not_found, no_auth
@@ -91,6 +94,8 @@ class Installed:
     application_token: str
     bindings: list[dict] = field(default_factory=list)
     robots: dict[str, dict] = field(default_factory=dict)
+    app_url: str = ""  # the app's page (the local app's "handler path"), opened as PLACEMENT=DEFAULT
+    placements: list[dict] = field(default_factory=list)  # placement.bind: {placement, handler, title, ...}
 
 
 class AppContext:
@@ -190,12 +195,13 @@ class AppContext:
         return block
 
     # ---- install ----
-    def install(self, handler_url: str, *, user_id: int = 1, version: int = 1) -> int:
-        """Add (or update) the app: a new application_token, handlers and robots dropped, then the
-        ONAPPINSTALL POST to `handler_url`. Returns the app's HTTP status (0 = no answer)."""
+    def install(self, handler_url: str, *, user_id: int = 1, version: int = 1, app_url: str | None = None) -> int:
+        """Add (or update) the app: a new application_token, handlers, robots and placements dropped, then the
+        ONAPPINSTALL POST to `handler_url`. Returns the app's HTTP status (0 = no answer). `app_url` is the
+        app's own page (a local app's handler path; the install path when not given)."""
         parts = urlsplit(handler_url)
         with self.lock:
-            self.installed = Installed(handler_url, parts.netloc, secrets.token_hex(16))
+            self.installed = Installed(handler_url, parts.netloc, secrets.token_hex(16), app_url=app_url or handler_url)
             payload = {"event": "ONAPPINSTALL",
                        "data": {"VERSION": str(version), "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "ru"},
                        "ts": str(int(self.clock())), "auth": self._auth_block(user_id, with_refresh=True)}
@@ -290,11 +296,46 @@ class AppContext:
         with self.lock:
             return next((r for r in self.returns if r["event_token"] == token), None)
 
+    # ---- opening the app in the portal's frame ----
+    def open(self, placement: str = "DEFAULT", options: dict | None = None, *, user_id: int = 1,
+             lang: str = "ru") -> dict:
+        """What the portal POSTs to the app when a user opens it (DEFAULT: the app's page) or one of its
+        placements (e.g. the CRM_CONTACT_DETAIL_TAB of a contact): `{"url": ..., "form": {...}}`, a fresh
+        access token of `user_id` as AUTH_ID. Doc: settings/oauth/simple-way.md; widgets/crm/detail-tab.md."""
+        placement = (placement or "DEFAULT").upper()
+        with self.emu.store.lock:
+            if user_id not in self.emu.store.users.rows:
+                raise ValueError(f"no user {user_id} on the portal")
+        with self.lock:
+            if self.installed is None:
+                raise ValueError("install the app first")
+            if placement == "DEFAULT":
+                handler = self.installed.app_url
+            else:
+                bound = [p for p in self.installed.placements if p["placement"] == placement]
+                if not bound:
+                    raise ValueError(f"the app has no handler bound to {placement}")
+                handler = bound[0]["handler"]
+            pair = self._issue(user_id)
+            form = {"AUTH_ID": pair["access_token"], "AUTH_EXPIRES": str(pair["expires_in"]),
+                    "REFRESH_ID": pair["refresh_token"], "SERVER_ENDPOINT": self.server_endpoint,
+                    "APPLICATION_TOKEN": self.installed.application_token, "APPLICATION_SCOPE": self.scope,
+                    "member_id": self.member_id, "status": "L", "PLACEMENT": placement,
+                    "PLACEMENT_OPTIONS": json.dumps(options or {}, ensure_ascii=False)}
+        query = urlencode({"DOMAIN": self.domain, "PROTOCOL": "0", "LANG": lang,
+                           "APP_SID": secrets.token_hex(16)})
+        return {"url": handler + ("&" if "?" in handler else "?") + query, "form": form}
+
+    def placements(self) -> list[dict]:
+        with self.lock:
+            return [dict(p) for p in self.installed.placements] if self.installed else []
+
     # ---- HTTP control: /_emulator/app/* ----
     def control(self, command: str, route: list[str], body: bytes) -> tuple[int, dict]:
         """GET app -> snapshot; POST app/install {handler}; POST app/robot {code, document_id, properties,
         application_token (false: the call without auth[application_token])};
-        POST app/expire_tokens; POST app/uninstall."""
+        POST app/expire_tokens; POST app/uninstall;
+        POST app/open {placement, options, user_id, lang} -> {url, form}: what the portal POSTs to open the app."""
         try:
             data = json.loads(body.decode("utf-8") or "{}") if body else {}
         except ValueError:
@@ -307,7 +348,13 @@ class AppContext:
             return 404, {"error": "NOT_FOUND", "error_description": f"no control route app/{name}"}
         try:
             if name == "install":
-                return 200, {"status": self.install(str(data["handler"]))}
+                return 200, {"status": self.install(str(data["handler"]), app_url=data.get("app_url"))}
+            if name == "open":
+                options = data.get("options") or {}
+                if not isinstance(options, dict):
+                    raise ValueError("options must be an object")
+                return 200, self.open(str(data.get("placement") or "DEFAULT"), options,
+                                      user_id=int(data.get("user_id") or 1), lang=str(data.get("lang") or "ru"))
             if name == "robot":
                 token = self.run_robot(str(data["code"]), str(data["document_id"]), data.get("properties") or {},
                                        application_token=data.get("application_token", True) is not False)
@@ -330,6 +377,7 @@ class AppContext:
                    "member_id": self.member_id,
                    "bindings": [dict(b) for b in inst.bindings] if inst else [],
                    "robots": sorted(inst.robots) if inst else [], "refreshes": self.refreshes,
+                   "placements": [dict(p) for p in inst.placements] if inst else [],
                    "returns": [dict(r, event_token="***") for r in self.returns]}
         out["deliveries"] = [{"kind": d["kind"], "status": d["status"]} for d in self.outbound.sent()]
         return out

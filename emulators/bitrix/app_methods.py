@@ -5,7 +5,8 @@ app.info. Called through an incoming webhook they are refused as before.
 refusals whatever the import order.
 Doc: api-reference/events/event-bind.md, event-get.md, event-unbind.md;
 api-reference/bizproc/bizproc-robot/bizproc-robot-{add,update,list,delete}.md, bizproc-event-send.md;
-api-reference/common/system/app-info.md.
+api-reference/common/system/app-info.md; api-reference/widgets/placement-bind.md, placement-unbind.md,
+placement-get.md.
 """
 
 from __future__ import annotations
@@ -98,6 +99,70 @@ def event_unbind(portal: Portal, params: dict) -> dict:
                 keep.append(b)
         app.installed.bindings[:] = keep
     return {"count": gone}
+
+
+# ---- placements -----------------------------------------------------------------------------
+
+
+def _placement_app() -> AppContext:
+    """Doc: placement-bind.md - 403 WRONG_AUTH_TYPE outside an application."""
+    caller = current_caller()
+    if caller is None or caller.kind != "app" or caller.app is None or caller.app.installed is None:
+        raise ApiError(403, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method "
+                                               "Application context required")
+    return caller.app
+
+
+def _argument(name: str) -> ApiError:
+    """Doc: placement-unbind.md - 400 ERROR_ARGUMENT "Argument 'PLACEMENT' is null or empty"."""
+    return ApiError(400, "ERROR_ARGUMENT", f"Argument '{name}' is null or empty")
+
+
+@method("placement.bind")
+def placement_bind(portal: Portal, params: dict) -> bool:
+    """Doc: placement-bind.md - administrators only; PLACEMENT and HANDLER required; `true`. A second identical
+    binding is not documented (only the single-use placements answer ERROR_PLACEMENT_MAX_COUNT): kept once."""
+    app = _placement_app()
+    require_admin(portal)
+    placement = str(ci_get(params, "PLACEMENT") or "").strip().upper()
+    handler = str(ci_get(params, "HANDLER") or "").strip()
+    if not placement:
+        raise _argument("PLACEMENT")
+    if not handler:
+        raise _argument("HANDLER")
+    title = ci_get(params, "TITLE")
+    lang_all = ci_get(params, "LANG_ALL")
+    with app.lock:
+        bound = app.installed.placements
+        if not any(p["placement"] == placement and p["handler"] == handler for p in bound):
+            bound.append({"placement": placement, "handler": handler, "title": str(title or ""),
+                          "description": str(ci_get(params, "DESCRIPTION") or ""),
+                          "langAll": lang_all if isinstance(lang_all, dict) else {}})
+    return True
+
+
+@method("placement.unbind")
+def placement_unbind(portal: Portal, params: dict) -> dict:
+    """Doc: placement-unbind.md - without HANDLER every handler of the placement goes; `{"count": N}` (the page
+    says the count grows by one per record found and one per removal)."""
+    app = _placement_app()
+    require_admin(portal)
+    placement = str(ci_get(params, "PLACEMENT") or "").strip().upper()
+    handler = str(ci_get(params, "HANDLER") or "").strip()
+    if not placement:
+        raise _argument("PLACEMENT")
+    with app.lock:
+        keep = [p for p in app.installed.placements
+                if not (p["placement"] == placement and (not handler or p["handler"] == handler))]
+        gone = len(app.installed.placements) - len(keep)
+        app.installed.placements[:] = keep
+    return {"count": gone * 2}
+
+
+@method("placement.get")
+def placement_get(portal: Portal, params: dict) -> list:
+    """Doc: placement-get.md - the app's bound handlers."""
+    return _placement_app().placements()
 
 
 # ---- robots -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Mapping (documented for the adapter and tests):
   SECTION_ID, and the consumption cycle in property PROPERTY_101 (CODE "RS_CYCLE_DAYS");
 - person customer -> contact; company customer -> company plus its contacts (COMPANY_ID set);
 - opt-out -> user field UF_CRM_RS_NO_MARKETING = "Y" / "N" on the contact or company;
+- bonuses paid on a won deal (Shop.bonus_payments) -> the deal's double user field UF_CRM_RS_BONUS_PAID;
 - a person's gender -> the contact's HONORIFIC: HNR_RU_1 "г-н" / HNR_RU_2 "г-жа" (unset when unknown);
 - deal -> deal in pipeline 0 (people) or 1 "Опт" (companies): won WON / C1:WON, lost LOSE / C1:LOSE,
   open a P stage; CLOSEDATE = the day it closed; DATE_MODIFY = a few hours after it closed.
@@ -32,6 +33,8 @@ from .records import (
     UserField,
 )
 from .store import CATALOG_ID, HONORIFIC_BY_GENDER, OPEN_STAGES, OPT_OUT_FIELD, Portal, stage_code
+
+BONUS_PAID_FIELD = "UF_CRM_RS_BONUS_PAID"  # the shop's loyalty program records payments with bonuses here
 
 _EPOCH = datetime(1970, 1, 1)
 _OFFSET = 3 * 3600  # the shop's naive times are portal (+03:00) times
@@ -92,6 +95,10 @@ def _userfields(portal: Portal) -> None:
         portal.userfields.insert(uid, UserField(uid, entity, OPT_OUT_FIELD, "string", xml_id="RS_NO_MARKETING",
                                                 label="Отказ от рассылок (Y/N)",
                                                 settings={"DEFAULT_VALUE": "N", "ROWS": 1}))
+    # Doc: api-reference/crm/deals/user-defined-fields/crm-deal-userfield-add.md (USER_TYPE_ID double)
+    uid = portal.userfields.new_id()
+    portal.userfields.insert(uid, UserField(uid, "CRM_DEAL", BONUS_PAID_FIELD, "double", xml_id="RS_BONUS_PAID",
+                                            label="Оплачено бонусами", settings={"PRECISION": 2}))
 
 
 def _multi(portal: Portal, phones, emails) -> dict | None:
@@ -146,6 +153,7 @@ def _deals(portal: Portal, shop: Shop, cap: int) -> None:
     row_id = rows_table.last_id
     deal_index = deals.indexes
     open_n = len(OPEN_STAGES)
+    paid = shop.bonus_payments()
     for d in shop.deals:
         kind, ref = refs[d.customer_id]
         if kind == "company":
@@ -171,7 +179,8 @@ def _deals(portal: Portal, shop: Shop, cap: int) -> None:
         deal = Deal(d.id, None, stage, cat, semantics[stage], "SALE", d.currency, d.amount,
                     not d.lines, contact_ids, company_id, None, closedate,
                     d.manager_id, d.manager_id, d.manager_id, created, modified,
-                    closed if closed is not None else created, "", "STORE", is_return)
+                    closed if closed is not None else created, "", "STORE", is_return,
+                    uf={BONUS_PAID_FIELD: str(paid[d.id])} if d.id in paid else None)
         deals.rows[d.id] = deal
         deals.ids.append(d.id)
         _index(deal_index["CONTACT_ID"], contact_ids[0] if contact_ids else 0, d.id)

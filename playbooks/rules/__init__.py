@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from playbooks.rules.base import Rule
 from playbooks.rules.birthday import BirthdayRule
+from playbooks.rules.bonus_expiry import BonusExpiryRule
 from playbooks.rules.calendar import CalendarRule
 from playbooks.rules.cross_sell import CrossSellRule
 from playbooks.rules.holidays import HolidaysRule
@@ -25,6 +26,7 @@ RULES: tuple[type[Rule], ...] = (
     LoyaltyRule,
     BirthdayRule,
     HolidaysRule,
+    BonusExpiryRule,
     UpsellRule,
     SeasonalRule,
     WelcomeRule,

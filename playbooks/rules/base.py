@@ -95,7 +95,19 @@ def base_values(facts: CustomerFacts, needs_suggestions: bool = True) -> dict[st
         "segment": facts.segment,
         "lifecycle": facts.lifecycle,
         "suggestions": ", ".join(name for _pid, name in facts.suggestions) if needs_suggestions else "",
+        **bonus_values(facts),
     }
+
+
+def bonus_values(facts: CustomerFacts) -> dict[str, str]:
+    """{bonus_balance}, {bonus_expires}, {bonus_expiring}: empty when the playbook keeps no bonuses
+    (or nothing burns), so a customer text naming them is held back rather than sent with a hole."""
+    b = facts.bonus
+    if b is None:
+        return {"bonus_balance": "", "bonus_expires": "", "bonus_expiring": ""}
+    return {"bonus_balance": money(b.balance, facts.currency),
+            "bonus_expires": b.next_expiry.isoformat() if b.next_expiry else "",
+            "bonus_expiring": money(b.expiring, facts.currency) if b.expiring > 0 else ""}
 
 
 def purchase_values(facts: CustomerFacts, purchases: Iterable[Any]) -> dict[str, object]:

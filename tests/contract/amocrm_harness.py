@@ -53,7 +53,7 @@ class AmoHarness(HarnessBase):
     resends_lost_writes = False  # writes are never resent blind: the run stops and markers settle it
     tasks_link_purchases = False  # a task sits on one card: the customer's
     stops_twin_automation = False  # a Salesbot once started runs; only its twin note is defused
-    install_creates = 11  # 5 card fields on contacts and on companies, and the lead's action key
+    install_creates = 13  # 6 card fields on contacts and on companies, and the lead's action key
     card_fields = ("RS_SEGMENT", "RS_RFM", "RS_LIFECYCLE", "RS_TIER", "RS_NEXT_PURCHASE")
     opt_out_field = "NO_MARKETING"
     token_setting = "AMOCRM_ACCESS_TOKEN"
@@ -146,6 +146,20 @@ class AmoHarness(HarnessBase):
             out[str(deal.id)] = TruePurchase(str(main), deal.closed.date(), float(lead["price"]), deal.currency,
                                              tuple(sorted(quantities.items())), str(lead["responsible_user_id"]))
         return out
+
+    def bonus_paid(self) -> dict[str, float]:
+        """Won lead id -> bonuses paid on it (the lead's RS_BONUS_PAID)."""
+        out = {}
+        for deal in self.emulator.shop.deals:
+            paid = value(self.emulator.store.leads[deal.id], "RS_BONUS_PAID") if deal.won else None
+            if paid:
+                out[str(deal.id)] = float(paid)
+        return out
+
+    def card_bonus(self, ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted(set(ids), key=int)
+        cards = [c for n in range(0, len(ids), 50) for c in self.get("/api/v4/contacts", {"filter[id][]": ids[n:n + 50]})]
+        return {str(c["id"]): str(value(c, "RS_BONUS") or "") for c in cards}
 
     def true_customers(self) -> dict[str, TrueCustomer]:
         return {str(c.id): TrueCustomer(c.name, c.emails, c.phones, c.birthday, c.no_marketing)

@@ -51,7 +51,7 @@ class BitrixHarness(HarnessBase):
     resends_lost_writes = True  # fast-bitrix24 resends any failed request, writes too
     tasks_link_purchases = True  # UF_CRM_TASK holds C_<contact> and D_<deal>
     stops_twin_automation = True  # a twin business process is terminated
-    install_creates = 10  # 5 card fields on contacts and on companies
+    install_creates = 12  # 6 card fields on contacts and on companies (the deal's bonuses paid is the shop's)
     card_fields = ("UF_CRM_RS_SEGMENT", "UF_CRM_RS_RFM", "UF_CRM_RS_LIFECYCLE", "UF_CRM_RS_TIER",
                    "UF_CRM_RS_NEXT_PURCHASE")
     opt_out_field = OPT_OUT_FIELD
@@ -133,6 +133,17 @@ class BitrixHarness(HarnessBase):
                 amount=float(d.opportunity), currency=d.currency,
                 items=tuple(sorted((str(r.product_id), float(r.quantity)) for r in store.rows_of(d.id))),
                 manager_id=str(d.assigned)) for d in store.won_deals() if d.contact_ids}
+
+    def bonus_paid(self) -> dict[str, float]:
+        """Won deal id -> bonuses paid on it (the deal's UF_CRM_RS_BONUS_PAID)."""
+        store = self.emulator.store
+        with store.lock:
+            return {str(d.id): float(d.uf["UF_CRM_RS_BONUS_PAID"]) for d in store.won_deals()
+                    if d.uf and d.uf.get("UF_CRM_RS_BONUS_PAID")}
+
+    def card_bonus(self, ids: Iterable[str]) -> dict[str, str]:
+        rows = self.listing("crm.contact.list", {"filter": {"@ID": list(ids)}, "select": ["ID", "UF_CRM_RS_BONUS"]})
+        return {r["ID"]: r["UF_CRM_RS_BONUS"] or "" for r in rows}
 
     def true_customers(self) -> dict[str, TrueCustomer]:
         refs = self.emulator.store.customer_refs

@@ -80,6 +80,6 @@ def test_a_full_sync_removes_duplicates_left_by_earlier_runs(crm, tmp_path):
     held = crm.held()
     assert held["task"][task.key] == 2 and held["deal"][deal.key] == 2
     assert crm.sync(state, playbook=automation_playbook()).stats["written"] == 0  # an incremental run reads no more than its writes
-    report = crm.sync(state, playbook=automation_playbook(), full=True)  # the same playbook: nothing new to write
+    report = crm.sync(state, playbook=automation_playbook(), full=True)
     assert report.stats["duplicates_removed"] == 2 and report.stats["written"] == 0
     assert_one_object_per_key(crm, first.plan)

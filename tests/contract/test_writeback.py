@@ -42,8 +42,9 @@ def test_cards_hold_the_segment_and_only_changed_cards_are_overwritten(crm, tmp_
     assert crm.sync(state, playbook=fixed).stats["fields_written"] == 0  # nothing changed: nothing written
     cards = crm.card_writes()
     later = crm.sync(state, playbook=fixed, today=crm.today + timedelta(days=120))  # time passes: stages change
-    moved = {c.customer_id: c for c in later.evaluation.customers
-             if (c.segment, c.rfm, c.lifecycle, c.tier) != held[c.customer_id]}
+    moved = {c.customer_id: c for c in later.evaluation.customers  # the segment moved, or bonuses burned
+             if (c.segment, c.rfm, c.lifecycle, c.tier) != held[c.customer_id]
+             or c.extra.get("bonus_balance") != reports[c.customer_id].extra.get("bonus_balance")}
     assert moved and later.stats["fields_written"] == len(moved) < len(reports)
     assert crm.card_writes() - cards == len(moved), "only the changed cards are written"
     now = crm.card_values(moved)

@@ -109,14 +109,14 @@ def test_userfields_add_and_list(emu):
                                                         "LABEL": "Сегмент"}})["result"]
     assert isinstance(uid, int)
     names = [f["FIELD_NAME"] for f in ok(emu, "crm.deal.userfield.list")["result"]]
-    assert names == ["UF_CRM_RS_SEGMENT"]
+    assert names == ["UF_CRM_RS_BONUS_PAID", "UF_CRM_RS_SEGMENT"]  # the shop's own field for bonuses paid, then ours
     again = rest(emu, "crm.deal.userfield.add", {"fields": {"FIELD_NAME": "RS_SEGMENT", "USER_TYPE_ID": "string"}})
     assert again.status_code == 400
     missing = rest(emu, "crm.deal.userfield.add", {"fields": {"FIELD_NAME": "X"}})
     assert missing.json() == {"error": "", "error_description": "The 'USER_TYPE_ID' field is not found."}
     ok(emu, "crm.deal.update", {"id": 2, "fields": {"UF_CRM_RS_SEGMENT": "vip"}})
     assert ok(emu, "crm.deal.list", {"filter": {"UF_CRM_RS_SEGMENT": "vip"}, "select": ["ID", "UF_*"]})["result"] == [
-        {"ID": "2", "UF_CRM_RS_SEGMENT": "vip"}]
+        {"ID": "2", "UF_CRM_RS_BONUS_PAID": None, "UF_CRM_RS_SEGMENT": "vip"}]
     contact_fields = [f["FIELD_NAME"] for f in ok(emu, "crm.contact.userfield.list")["result"]]
     assert "UF_CRM_RS_NO_MARKETING" in contact_fields
     assert "UF_CRM_RS_SEGMENT" in ok(emu, "crm.deal.fields")["result"]

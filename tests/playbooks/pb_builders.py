@@ -33,8 +33,10 @@ def d(text: str | date | None) -> date | None:
 
 
 def purchase(cid: str, pid: str, day: str | date, amount: float = 1000.0, *, currency: str = "RUB",
-             items: list[dict] | None = None, manager_id: str | None = None, promo: str = "") -> Purchase:
+             items: list[dict] | None = None, manager_id: str | None = None,
+             fields: dict | None = None, promo: str = "") -> Purchase:
     return Purchase(id=pid, customer_id=cid, date=d(day), amount=float(amount), currency=currency,
+                    fields={k: str(v) for k, v in fields.items()} if fields else None,
                     items=tuple(LineItem(product_id=i.get("product_id"), name=i.get("name", i.get("product_id", "")),
                                          quantity=float(i.get("quantity", 1)), price=float(i.get("price", 0)),
                                          category=i.get("category"), discount=float(i.get("discount", 0)))
@@ -52,7 +54,8 @@ def customer(data: dict) -> Customer:
         tags=frozenset(data.get("tags", [])), fields=dict(data.get("fields", {})),
         last_contact_activity=d(data.get("last_contact_activity")), created=d(data.get("created")),
         purchases=tuple(purchase(cid, str(p["id"]), p["date"], p.get("amount", 1000), currency=p.get("currency", "RUB"),
-                                 items=p.get("items"), manager_id=p.get("manager_id"), promo=p.get("promo", ""))
+                                 items=p.get("items"), manager_id=p.get("manager_id"), fields=p.get("fields"),
+                                 promo=p.get("promo", ""))
                         for p in data.get("purchases", [])),
     )
 

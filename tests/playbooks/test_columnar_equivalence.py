@@ -52,9 +52,11 @@ VARIANTS = {  # segmentations the bundled playbook does not use, over the same s
     "fixed_edges_rhythm_spend_tiers": {
         "segments": {"rfm": {"method": "fixed"}, "value": {"method": "fixed", "metrics": ["monetary", "aov"]},
                      "lifecycle": {"relative_to_rhythm": True},
-                     "tiers": {"by": "spend", "tiers": [{"name": "bronze", "min_spend": 0},
-                                                        {"name": "silver", "min_spend": 15000},
-                                                        {"name": "gold", "min_spend": 50000.5}]}}},
+                     "tiers": {"by": "spend", "tiers": [{"name": "bronze", "min_spend": 0, "cashback_percent": 1},
+                                                        {"name": "silver", "min_spend": 15000, "cashback_percent": 2.5},
+                                                        {"name": "gold", "min_spend": 50000.5,
+                                                         "cashback_percent": 4.25}]}},
+        "bonuses": {"bonus_expiry_days": 200, "max_pay_with_bonus_percent": 30}},
     "aov_value_no_holdout": {"segments": {"value": {"metrics": ["aov"], "vip_share": 0.05, "middle_share": 0.5}},
                              "guards": {"holdout": {"enabled": False}}},
 }
