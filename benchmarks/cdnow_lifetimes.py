@@ -31,6 +31,7 @@ from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import summary_data_from_transaction_data
 path, as_of = sys.argv[1], sys.argv[2]
 df = pd.read_csv(path, dtype={"customer_id": str}, parse_dates=["date"])
+df = df[df["amount"] > 0]  # what analyze counts as a purchase (README "Definitions"): CDNOW has 80 rows of $0
 s = summary_data_from_transaction_data(df, "customer_id", "date", monetary_value_col="amount",
                                        observation_period_end=as_of, freq="D")
 s["recency"] /= 7.0

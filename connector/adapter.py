@@ -114,7 +114,8 @@ class Writeback:
         this customer (no mailbox, no chat) goes on to its next channel in the same call."""
         actions = [self._deliverable(a) for a in actions]
         outcomes = self._write_by_kind(actions)
-        moved = [delivery.after_refusal(a, outcomes[a.key].fall, self.capabilities) for a in actions
+        why_not = getattr(self.touches, "why_not", {}) if self.touches is not None else {}
+        moved = [delivery.after_refusal(a, outcomes[a.key].fall, self.capabilities, why_not) for a in actions
                  if outcomes[a.key].fall]
         if moved:
             outcomes.update({o.key: o for o in self.write(moved)})
@@ -122,11 +123,14 @@ class Writeback:
                 else outcomes[a.key] for a in actions]
 
     def _deliverable(self, action: Action) -> Action:
-        """A touch of a kind the CRM stopped delivering this run (it said "no mailbox") moves on at once."""
-        if action.kind not in TOUCHES or (self.touches is not None and action.kind in self.touches.kinds):
+        """A touch of a kind the CRM stopped delivering this run (it said "no mailbox"), or cannot deliver
+        at all here (no scope for chats), moves on at once, saying why."""
+        if action.kind not in TOUCHES:
             return action
         why_not = getattr(self.touches, "why_not", {}) if self.touches is not None else {}
-        return delivery.after_refusal(action, why_not.get(action.kind, "not_supported"), self.capabilities)
+        if self.touches is not None and action.kind in self.touches.kinds and action.kind not in why_not:
+            return action
+        return delivery.after_refusal(action, why_not.get(action.kind, "not_supported"), self.capabilities, why_not)
 
     def _write_by_kind(self, actions: Sequence[Action]) -> dict[str, WriteOutcome]:
         writers = {ActionKind.TAG: self.cards.write, ActionKind.DEAL: self.deals.write,
@@ -211,6 +215,11 @@ class WritebackAdapter:
     @property
     def capabilities(self) -> frozenset[ActionKind]:
         return self.writer.capabilities
+
+    def channel_gaps(self) -> dict[ActionKind, str]:
+        """Touch kinds this CRM cannot deliver to anyone this run, and why (`no_mailbox`), for the plan."""
+        touches = self.writer.touches
+        return dict(getattr(touches, "why_not", {})) if touches is not None else {}
 
     @property
     def automation_refs(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from datetime import date
 
 from connector.model import Action, ActionKind, Customer
 from connector.state import State
+from playbooks.words import Names
 
 LAST_PURCHASES = 3
 LAST_TOUCHES = 5
@@ -58,17 +59,18 @@ def touches_by_customer(state: State, account: str, customers: set[str]) -> dict
 
 
 def context(action: Action, customer: Customer | None, report, touches: list[tuple[date, str, str]],
-            lang: str) -> str:
-    """The block appended to an action's body."""
+            lang: str, names: Names | None = None) -> str:
+    """The block appended to an action's body: segment, stage, tier and rules by name, not by code."""
     w = WORDS.get(lang, WORDS["ru"])
+    names = names or Names(lang)
     lines: list[str] = []
     if customer is not None:
         who = customer.name or f"#{customer.id}"
         contacts = ", ".join([*customer.phones[:1], *customer.emails[:1]])
         lines.append(f"{w['customer']}: {who}" + (f" ({contacts})" if contacts else ""))
     if report is not None:
-        facts = [f"{w['segment']} {report.segment}", f"RFM {report.rfm}", f"{w['stage']} {report.lifecycle}",
-                 f"{w['tier']} {report.tier}"]
+        facts = [f"{w['segment']} {names.segment(report.segment)}", f"RFM {report.rfm}",
+                 f"{w['stage']} {names.lifecycle(report.lifecycle)}", f"{w['tier']} {names.tier(report.tier)}"]
         lines.append(", ".join(facts))
     if customer is not None and customer.purchases:
         bought = list(customer.purchases)
@@ -84,12 +86,12 @@ def context(action: Action, customer: Customer | None, report, touches: list[tup
         lines.append(f"{w['offer']}: {offer}")
     lines.append(f"{w['tried']}:" + ("" if touches else f" {w['none_tried']}"))
     for when, rule, title in touches[:LAST_TOUCHES]:
-        lines.append(f"  {when.isoformat()} [{rule}] {title}")
+        lines.append(f"  {when.isoformat()} [{names.rule(rule)}] {title}")
     return "\n".join(lines)
 
 
 def with_context(actions: Iterable[Action], customers: Mapping[str, Customer], reports: Mapping[str, object],
-                 touches: Mapping[str, list], lang: str) -> list[Action]:
+                 touches: Mapping[str, list], lang: str, names: Names | None = None) -> list[Action]:
     """Each action (but card fields) with the context block after its own body, and the language
     in its payload for the adapter's own notes."""
     out = []
@@ -98,7 +100,7 @@ def with_context(actions: Iterable[Action], customers: Mapping[str, Customer], r
             out.append(a)
             continue
         block = context(a, customers.get(a.customer_id), reports.get(a.customer_id), touches.get(a.customer_id, []),
-                        lang)
+                        lang, names)
         body = f"{a.body.strip()}\n\n{block}" if a.body.strip() else block
         out.append(replace(a, body=body, payload={**a.payload, "lang": lang}))
     return out

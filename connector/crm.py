@@ -70,6 +70,7 @@ class InstallReport:
     existing: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # steps skipped for want of a right, each saying which
+    admin_steps: list[str] = field(default_factory=list)  # what the admin builds by hand once (a Salesbot...)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,11 @@ class CrmAdapter(Protocol):
     @property
     def capabilities(self) -> frozenset[ActionKind]:
         """The kinds this CRM carries out now (card fields, deals, automation once `install` ran)."""
+        ...
+
+    def channel_gaps(self) -> dict[ActionKind, str]:
+        """Touch kinds this CRM cannot deliver to anyone this run, and why (`no_mailbox`): the plan routes
+        those touches on to their next channel saying so."""
         ...
 
     @property

@@ -143,11 +143,24 @@ def card_facts(customer: Customer) -> CardFacts:
                      predicted_next_purchase(customer))
 
 
-def card_values(report, facts: CardFacts | None) -> dict[str, str]:
-    """The values for one customer's card from its evaluation report (`CustomerReport`)."""
+def card_codes(report, facts: CardFacts | None) -> dict[str, str]:
+    """The codes for one customer's card from its evaluation report (`CustomerReport`)."""
     return {"segment": report.segment, "rfm": report.rfm, "lifecycle": report.lifecycle,
             "tier": report.tier, "next_purchase": facts.next_purchase if facts else "",
             "bonus": number_text(report.extra.get("bonus_balance"))}
+
+
+NAMED_FIELDS = {"segment": "segments", "lifecycle": "lifecycle", "tier": "tiers"}  # field -> playbooks.words group
+
+
+def card_values(codes: dict[str, str], names=None) -> dict[str, str]:
+    """What the team reads on the card: segment, lifecycle and tier by name ("Чемпионы"), the rest as is.
+
+    `names` is a `playbooks.words.Names`; without it the codes are written (as before names existed).
+    A CRM that filters by code keeps it next to the name (connector/bitrix/fields.py)."""
+    if names is None:
+        return dict(codes)
+    return {k: names.of(NAMED_FIELDS[k], v) if k in NAMED_FIELDS and v else v for k, v in codes.items()}
 
 
 class WrittenCards:
@@ -167,29 +180,32 @@ class WrittenCards:
         return {c for c, values in rows if json.loads(values).get("lifecycle") not in (None, "", BLANK_LIFECYCLE)}
 
     def record(self, account: str, actions: Iterable[Action]) -> int:
-        rows = [(account, a.customer_id, int(a.payload.get("generation", 1)), key_digest(a.key),
-                 json.dumps(dict(a.payload.get("fields") or {}), ensure_ascii=False), a.key, time.time())
+        rows = [(account, a.customer_id, int(a.payload.get("generation", 1)), key_digest(a.key),  # codes: see holding_values
+                 json.dumps(dict(a.payload.get("codes") or a.payload.get("fields") or {}), ensure_ascii=False), a.key,
+                 time.time())
                 for a in actions]
         self.db.executemany("INSERT OR REPLACE INTO card_fields VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
 
 
 def field_actions(reports: Iterable, cards: Mapping[str, CardFacts], last: Mapping[str, tuple[int, str]],
-                  today: date, *, lang: str = "ru") -> list[Action]:
+                  today: date, *, lang: str = "ru", names=None) -> list[Action]:
     """One `tag` action per customer whose card values differ from those written last.
 
-    The payload holds `fields` (name -> text, "" clears), `tag` (the segment tag) and `drop_tags`
-    (segment tags the card holds now that the new one replaces).
+    The payload holds `fields` (name -> text the team reads, "" clears), `codes` (the same by code),
+    `tag` (the segment tag, by code) and `drop_tags` (segment tags the card holds now that the new
+    one replaces). `names` (`playbooks.words.Names`) names the codes in the playbook's language.
     """
     out = []
     for report in reports:
         facts = cards.get(report.customer_id)
-        values = card_values(report, facts)
+        codes = card_codes(report, facts)
+        values = card_values(codes, names)
         mark = digest(values)
         generation, written = last.get(report.customer_id, (0, ""))
         if written == mark:
             continue
-        tag = f"{SEGMENT_TAG_PREFIX}{values['segment']}"
+        tag = f"{SEGMENT_TAG_PREFIX}{codes['segment']}"
         old_tags = sorted(t for t in (facts.segment_tags if facts else ()) if t != tag)
         title = ("Поля сегмента: " if lang == "ru" else "Segment fields: ") + ", ".join(
             v for v in values.values() if v)
@@ -197,5 +213,5 @@ def field_actions(reports: Iterable, cards: Mapping[str, CardFacts], last: Mappi
             key=action_key(report.customer_id, RULE, f"g{generation + 1}-{mark}", STEP), kind=ActionKind.TAG,
             customer_id=report.customer_id, rule=RULE, step=STEP, due=today, title=title,
             channel=Channel.TASK, priority=PRIORITY,
-            payload={"fields": values, "tag": tag, "drop_tags": old_tags, "generation": generation + 1}))
+            payload={"fields": values, "codes": codes, "tag": tag, "drop_tags": old_tags, "generation": generation + 1}))
     return out

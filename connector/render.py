@@ -12,8 +12,11 @@ from connector.tables import table
 
 def render_segments(evaluation) -> list[str]:
     """RFM segments in one table; lifecycle, value, trend and tier side by side in another."""
-    named = {k: v for k, v in evaluation.segments.items() if ":" not in k}
+    # the hold-out group is drawn across the segments, not one of them: the table sums to the customers
+    named = {k: v for k, v in evaluation.segments.items() if ":" not in k and k != "holdout"}
     out = [table(["segment", "customers"], sorted(named.items(), key=lambda kv: -kv[1]), title="\nSegments")]
+    if evaluation.segments.get("holdout"):
+        out.append(f"hold-out group (inside the segments, no touches): {evaluation.segments['holdout']}")
     dims: dict[str, list[tuple[str, int]]] = {}
     for key, count in evaluation.segments.items():
         if ":" in key:

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     BITRIX_OAUTH_URL: str | None = "https://oauth.bitrix.info"
     BITRIX_GENDER_FIELD: str = "HONORIFIC"  # or a contact user field UF_CRM_...
     BITRIX_GENDER_VALUES: str | None = None  # 71=M,72=F: the field's raw values -> M / F
+    BITRIX_SMS_ROBOT: bool = False  # the admin bound the robot "Send SMS" to the repeat-sales trigger
     AMOCRM_BASE_URL: str | None = None
     AMOCRM_ACCESS_TOKEN: SecretStr | None = None
     AMOCRM_CLIENT_ID: str | None = None
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     AMOCRM_WRITE_BATCH: int = Field(50, ge=1, le=250)
     AMOCRM_FALLBACK_USER_ID: int | None = Field(None, ge=1)
     AMOCRM_SALESBOTS: str | None = None  # rs_feedback=101,rs_content=102: playbook template -> Salesbot id
+    AMOCRM_SALESBOT_ID: int | None = Field(None, ge=1)  # the generic bot that sends RS_MESSAGE into the chat
     AMOCRM_GENDER_FIELD: str | None = None  # the contact custom field with gender: its code, id or name
     AMOCRM_GENDER_VALUES: str | None = None  # Мужской=M,Женский=F or enum ids: values -> M / F
     STATE_URL: str = "sqlite:///./repeat-sales.db"

@@ -230,7 +230,8 @@ def newcomers(run: Run, playbook) -> list:
 def plan_actions(run: Run, evaluation: Evaluation, writeback: WritebackPlanner, allow_blank_cards: bool) -> list[Action]:
     """The playbook's plan in kinds this CRM carries out, plus the card fields of changed customers."""
     capable = run.adapter.capabilities
-    plan = delivery.prepare(evaluation.plan, capable, lang=writeback.lang, sender=writeback.config.email_from)
+    plan = delivery.prepare(evaluation.plan, capable, lang=writeback.lang, sender=writeback.config.email_from,
+                            why_not=run.adapter.channel_gaps())
     plan = [a if a.kind in capable else as_task(a) for a in plan]
     plan = writeback.extend(evaluation, plan, run.today)
     if not run.dry_run and not allow_blank_cards:
@@ -277,7 +278,9 @@ def found_on_cards(run: Run, evaluation_plan: list[Action], to_write: list[Actio
     into a task, so its planned kind, not today's, decides where to look.
     """
     started = {a.key for a in evaluation_plan if a.kind == ActionKind.WORKFLOW}
-    unsure = [a.key for a in to_write if a.kind == ActionKind.TAG or a.key in started]
+    # messages and SMS leave their marker in a card comment, which no bulk read finds either
+    unsure = [a.key for a in to_write if a.kind in (ActionKind.TAG, ActionKind.MESSAGE, ActionKind.SMS)
+              or a.key in started]
     found = run.adapter.find_on_cards(unsure) if unsure else {}
     run.state.record_found(run.account, found, run.today)
     return [a for a in to_write if a.key in found]

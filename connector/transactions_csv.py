@@ -175,6 +175,15 @@ def read_transactions(path: str | Path, *, default_currency: str = "RUB") -> lis
 
 def read_transactions_with_summary(path: str | Path, *, default_currency: str = "RUB"
                                    ) -> tuple[list[Customer], CsvSummary]:
+    rows, summary = read_rows(path, default_currency=default_currency)
+    customers = rows.customers(summary)
+    summary.customers = len(customers)
+    summary.purchases = sum(len(c.purchases) for c in customers)
+    return customers, summary
+
+
+def read_rows(path: str | Path, *, default_currency: str = "RUB") -> tuple[_Rows, CsvSummary]:
+    """The file's rows as columns, every line checked (connector.transactions_columns reads them)."""
     path = Path(path)
     fh, encoding = open_text(path)
     summary = CsvSummary(encoding=encoding.replace("-sig", ""))
@@ -191,10 +200,7 @@ def read_transactions_with_summary(path: str | Path, *, default_currency: str = 
             rows.load(csv.reader(fh, delimiter=sep, strict=True), header, cols, default_currency, summary)
         except UnicodeDecodeError as exc:
             raise bad_byte_error(path, encoding, exc) from None
-    customers = rows.customers(summary)
-    summary.customers = len(customers)
-    summary.purchases = sum(len(c.purchases) for c in customers)
-    return customers, summary
+    return rows, summary
 
 
 class _Rows:
@@ -307,14 +313,17 @@ class _Rows:
         del fill
         out = []
         for ci in range(n_customers):
-            rows = rows_by_customer[start[ci]:start[ci + 1]]
-            cid = self.customers_ids.values[ci]
-            name, email, phone = self.profile.get(ci, ("", "", ""))
-            purchases = self._purchases(cid, rows, summary)
-            out.append(Customer(id=cid, name=name, emails=(email,) if email else (),
-                                phones=(phone,) if phone else (), purchases=tuple(purchases)))
+            out.append(self.customer(ci, rows_by_customer[start[ci]:start[ci + 1]], summary))
         out.sort(key=lambda c: c.id)
         return out
+
+    def customer(self, ci: int, rows, summary: CsvSummary) -> Customer:
+        """Customer `ci` (interned index) from its row numbers, in file order."""
+        cid = self.customers_ids.values[ci]
+        name, email, phone = self.profile.get(ci, ("", "", ""))
+        purchases = self._purchases(cid, rows, summary)
+        return Customer(id=cid, name=name, emails=(email,) if email else (),
+                        phones=(phone,) if phone else (), purchases=tuple(purchases))
 
     def _purchases(self, cid: str, rows: array, summary: CsvSummary) -> list[Purchase]:
         s = self.strings.values

@@ -15,6 +15,7 @@ from connector import briefing, fields
 from connector.errors import PlanRefused
 from connector.model import Action, ActionKind
 from connector.state import MAX_ATTEMPTS, State
+from playbooks.words import names_for
 
 BLANKING_SHARE = 0.5  # a plan clearing more than this share of the cards that hold values is stopped
 BLANKING_MIN_CARDS = 10  # below this many cards a few prospects are not a pattern
@@ -25,6 +26,7 @@ class WritebackPlanner:
         self.state, self.account = state, account
         self.config = playbook.writeback
         self.lang = playbook.lang
+        self.names = names_for(playbook)
         self.cards_on = self.config.card_fields and ActionKind.TAG in capabilities
         self.cards = fields.WrittenCards(state) if self.cards_on else None
         self.reports: dict[str, object] = {}
@@ -39,7 +41,8 @@ class WritebackPlanner:
         cards = {customer.id: fields.card_facts(customer) for customer in self.state.customers(self.account)}
         last = self.cards.last(self.account)
         spent = self._given_up()  # a card the CRM kept refusing (a deleted contact) waits for new values
-        return plan + [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang)
+        return plan + [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang,
+                                                                names=self.names)
                        if a.key not in spent]
 
     def refuse_blanking(self, plan: list[Action]) -> None:
@@ -52,7 +55,8 @@ class WritebackPlanner:
             return
         holding = self.cards.holding_values(self.account)
         cleared = sum(1 for a in plan if a.kind == ActionKind.TAG and a.customer_id in holding
-                      and a.payload.get("fields", {}).get("lifecycle") == fields.BLANK_LIFECYCLE)
+                      and (a.payload.get("codes") or a.payload.get("fields", {})).get("lifecycle")
+                      == fields.BLANK_LIFECYCLE)
         if len(holding) >= BLANKING_MIN_CARDS and cleared > BLANKING_SHARE * len(holding):
             raise PlanRefused(
                 f"the plan would clear the segment values on {cleared} of {len(holding)} customer cards "
@@ -84,7 +88,7 @@ class WritebackPlanner:
             return actions
         customers = {c.id: c for c in self.state.customers(self.account, ids)}
         touches = briefing.touches_by_customer(self.state, self.account, ids)
-        return briefing.with_context(actions, customers, self.reports, touches, self.lang)
+        return briefing.with_context(actions, customers, self.reports, touches, self.lang, self.names)
 
     def record(self, actions: Iterable[Action]) -> int:
         """Remember the card values the CRM now holds (their keys are done); returns how many."""

@@ -7,77 +7,153 @@ how many actions a sync would plan and hold back, never the actions themselves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
-from itertools import chain
 
-from connector.model import Customer, Product
+import numpy as np
+
+from connector.model import Action, Customer, Product
+from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
-from playbooks.columns import purchase_columns
-from playbooks.facts import ShopFacts, customer_facts
+from playbooks.columns import PurchaseColumns, purchase_columns
+from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
+from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier
+from playbooks.words import names_for
+
+
+@dataclass
+class DueColumns:
+    """What a rule's may_fire() reads: arrays over the customers of a segmentation (in id order)."""
+
+    today: date
+    n: np.ndarray  # counted purchases
+    recency: np.ndarray  # days since the last counted purchase (-1 without one)
+    lost_after: np.ndarray  # the customer's lifecycle threshold for `lost`
+    history: np.ndarray  # some action of this customer was applied before (PlanHistory)
+    customers: Sequence[Customer]
+    shop: ShopFacts
+    birthdays: bool = True  # some customer may have a birthday (a CSV has none)
+
+    def nobody(self) -> np.ndarray:
+        return np.zeros(len(self.n), dtype=bool)
+
+    def each(self, test: Callable[[Customer], bool]) -> np.ndarray:
+        """A test of each customer object (for what no column holds, e.g. the birthday)."""
+        return np.fromiter((bool(test(c)) for c in self.customers), dtype=bool, count=len(self.customers))
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
-                catalogue: Mapping[str, Product] | None = None, newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
-    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
-    from playbooks.engine import fill_bonuses, learn_from_shop, plan_guarded, prospect_facts
+                catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
+                birthdays: bool = True, newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
+    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
+
+    Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
+    and rules asked only for those customers (every customer when the shop is learned from).
+    """
+    from playbooks.engine import _RULES, fill_bonuses, held_out, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
-    shop = ShopFacts()
-    facts = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
-    learn_from_shop(facts, shop, pb, catalogue)
-    fill(s, facts, today)
-    s.bonus_credits = fill_bonuses(facts, today, pb)
+    shop = ShopFacts(words=names_for(pb))
+
+    def every_customer():  # consumed only when a rule learns from the whole shop, which learns from line
+        for i in range(len(customers)):  # items only; each customer's facts are let go once learned from
+            if with_items is not None and not with_items[i]:
+                continue
+            c = customers[i]
+            if any(p.items for p in c.purchases):
+                yield customer_facts(c, today, pb.currency, pb.rates, history, shop)
+
+    learn_from_shop(every_customer(), shop, pb, catalogue)
+    if pb.bonuses_on and bonus.CREDIT_SOURCES:  # other rules' credits come from every customer's facts
+        everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
+        for i, f in enumerate(everyone):
+            fill_one(s, f, i)
+        s.bonus_credits = fill_bonuses(everyone, today, pb)
+        del everyone
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
+    due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
+                     history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
+                     customers=customers, shop=shop, birthdays=birthdays)
+    rules = []
+    anyone = due.nobody()
+    for kind, rule in _RULES.items():
+        cfg = pb.rule(kind)
+        if cfg is None:
+            continue
+        mask = rule.may_fire(due, cfg)
+        anyone |= True if mask is None else mask
+        rules.append((rule, cfg, mask))
     planned = suppressed = 0
-    leads = prospect_facts(newcomers, today, pb, history, shop)
-    for kept, dropped in plan_guarded(chain(facts, leads), today, pb, applied):
+    for i in np.flatnonzero(anyone).tolist():
+        f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
+        fill_one(s, f, i)
+        if pb.bonuses_on:  # as engine.fill_bonuses fills it
+            f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
+        actions: dict[str, Action] = {}
+        for rule, cfg, mask in rules:
+            if mask is None or mask[i]:
+                for action in rule.plan(f, today, cfg):
+                    actions.setdefault(action.key, action)
+        if actions:
+            kept, dropped = guard_customer(f.customer, list(actions.values()), today, pb.guards,
+                                           applied.get(f.customer.id, ()), holdout=held_out(f, pb))
+            planned += len(kept)
+            suppressed += len(dropped)
+    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
         planned += len(kept)
         suppressed += len(dropped)
     return planned, suppressed
 
 
-def fill(s: Segmented, facts: list, today: date) -> None:
-    """Copy the columnar segmentation into the facts the rules read (segments.assign's fields)."""
-    tiers = s.playbook.segments.tiers
-    cols = (s.r.tolist(), s.f.tolist(), s.m.tolist(), s.segment.tolist(), s.lifecycle.tolist(),
-            s.sleeping_after.tolist(), s.lost_after.tolist(), s.value.tolist(), s.trend.tolist(), s.holdout.tolist())
-    for f, (r, fr, m, seg, stage, sleeping, lost, value, trend, hold) in zip(
-            facts, zip(*cols, strict=True), strict=True):
-        f.sleeping_after, f.lost_after = sleeping, lost
-        f.lifecycle = LIFECYCLE[stage]
-        if f.n:
-            f.r, f.f, f.m = r, fr, m
-            f.rfm = f"{r}{fr}{m}"
-            f.segment = s.names[seg]
-        f.value = LEVELS[value]
-        f.trend = TRENDS[trend]
-        assign_tier(f, tiers)
-        f.holdout = hold
+def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:
+    """Copy customer i's columnar segmentation into the facts the rules read (segments.assign's fields)."""
+    f.sleeping_after, f.lost_after = int(s.sleeping_after[i]), int(s.lost_after[i])
+    f.lifecycle = LIFECYCLE[s.lifecycle[i]]
+    if f.n:
+        r, fr, m = int(s.r[i]), int(s.f[i]), int(s.m[i])
+        f.r, f.f, f.m = r, fr, m
+        f.rfm = f"{r}{fr}{m}"
+        f.segment = s.names[s.segment[i]]
+    f.value = LEVELS[s.value[i]]
+    f.trend = TRENDS[s.trend[i]]
+    assign_tier(f, s.playbook.segments.tiers)
+    f.holdout = bool(s.holdout[i])
 
 
 def evaluate_columns(customers: Sequence[Customer], today: date, playbook, *, history: PlanHistory | None = None,
                      catalogue: Sequence[Product] | None = None, cac: float | None = None, predict: bool = True,
-                     prospects: int = 0, plan: bool = True,
-                     newcomers: Sequence[Customer] = ()) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                     prospects: int = 0, plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """engine.evaluate's segments and metrics (with the plan's counts when `plan`), the customers'
     reports to be drawn from columnar.reports(segmented) one at a time."""
     cols = purchase_columns(customers, today, playbook.currency, playbook.rates, keep_customers=plan,
                             paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
+    people, cols.customers = cols.customers, None
+    return evaluate_purchases(cols, people, today, playbook, history=history, catalogue=catalogue, cac=cac,
+                              predict=predict, prospects=prospects)
+
+
+def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | None, today: date, playbook, *,
+                       history: PlanHistory | None = None, catalogue: Sequence[Product] | None = None,
+                       cac: float | None = None, predict: bool = True, prospects: int = 0,
+                       with_items: np.ndarray | None = None, birthdays: bool = True
+                       ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+    """evaluate_columns from purchase columns; `customers` (in the columns' order, None: no plan)
+    are asked for one by one, and only the ones the plan needs. `with_items` says who has line
+    items (None: unknown), `birthdays` whether any customer can have one."""
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)
     out = metrics(s, cac=cac, prospects=prospects)
-    if plan:
+    if customers is not None:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
-        out["planned"], out["suppressed"] = plan_counts(s, cols.customers, history=history, catalogue=products,
-                                                           newcomers=newcomers)
-        cols.customers = None
+        out["planned"], out["suppressed"] = plan_counts(s, customers, history=history, catalogue=products,
+                                                        with_items=with_items, birthdays=birthdays)
     if s.model_note:
         out["model_note"] = s.model_note
     return s, segment_counts(s), out

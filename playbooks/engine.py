@@ -17,6 +17,7 @@ from playbooks.metrics import compute_metrics
 from playbooks.rules import REGISTRY
 from playbooks.schema import Playbook
 from playbooks.segments import assign
+from playbooks.words import names_for
 
 _RULES = {kind: cls() for kind, cls in REGISTRY.items()}  # rules are stateless
 
@@ -37,7 +38,7 @@ def build_facts(customers: Iterable[Customer], today: date, playbook: Playbook,
                 catalogue: Mapping[str, Product] | None = None) -> list[CustomerFacts]:
     """Facts for every customer, segmented, sorted by customer id, with shop-wide learning done."""
     history = history or PlanHistory()
-    shop = ShopFacts()
+    shop = ShopFacts(words=names_for(playbook))
     facts = [customer_facts(c, today, playbook.currency, playbook.rates, history, shop) for c in customers]
     facts.sort(key=lambda f: f.customer.id)
     learn_from_shop(facts, shop, playbook, catalogue)

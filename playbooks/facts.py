@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from connector.model import Customer, LineItem, Product, Purchase
 from playbooks.api import PlanHistory
@@ -75,6 +76,7 @@ class ShopFacts:
     pairs_wanted: bool = False  # asked for by a rule: learn co-purchases and suggest from them
     suggest_top_k: int = 3  # suggestions per customer
     suggest_min_customers: int = 2  # customers who bought both, for a pair to count
+    words: Any = None  # playbooks.words.Names: the team's names for codes in texts ({tier}, {segment})
 
     def want_cycles(self, learning: CycleLearning) -> None:
         self.cycle_learning = learning

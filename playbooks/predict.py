@@ -15,7 +15,9 @@ from datetime import date
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import expit, hyp2f1
+
+from playbooks.likelihood import bgnbd_ll, bgnbd_ll_grad, gg_ll, gg_ll_grad, wsum
 
 # Weeks, as in the paper: parameters come out in familiar magnitudes (alpha ~ weeks between
 # purchases), the optimiser is well scaled for histories of months to years, and one unit is
@@ -80,17 +82,7 @@ class Fit:
 # --- BG/NBD -------------------------------------------------------------------------------
 
 
-def _bgnbd_ll(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Per-customer log-likelihood (paper eq. 6, written as a log-sum for stability)."""
-    r, alpha, a, b = np.exp(log_params)
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = betaln(a, b + x) - betaln(a, b)
-    a3 = -(r + x) * np.log(alpha + T)
-    rep = x > 0
-    a4 = np.full_like(a3, -np.inf)
-    xr = x[rep]
-    a4[rep] = np.log(a) - np.log(b + xr - 1.0) - (r + xr) * np.log(alpha + t_x[rep])
-    return a1 + a2 + np.logaddexp(a3, a4)
+_bgnbd_ll = bgnbd_ll  # per-customer log-likelihood (paper eq. 6); playbooks.likelihood has its gradient
 
 
 def _check_bgnbd_input(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
@@ -108,9 +100,16 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [rows[:, i] for i in range(rows.shape[1])], counts.astype(float)
 
 
-def _minimise(nll, start: np.ndarray) -> np.ndarray:
-    """L-BFGS-B on log-parameters within LOG_BOUND, polished by Nelder-Mead when it stalls."""
+def _minimise(nll, start: np.ndarray, nll_grad=None) -> np.ndarray:
+    """L-BFGS-B on log-parameters within LOG_BOUND (with the exact gradient when given, stopped
+    only where it vanishes), else polished by Nelder-Mead when it stalls."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
+    if nll_grad is not None:
+        res = minimize(nll_grad, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
+        flat = np.all(np.abs(res.jac) < 1e-7) or np.any(np.abs(res.x) >= LOG_BOUND)  # converged, or at a bound
+        if np.all(np.isfinite(res.x)) and np.isfinite(res.fun) and res.fun < 1e100 and (res.success or flat):
+            return res.x
     best = None
     for method in ("L-BFGS-B", "Nelder-Mead"):
         x0 = start if best is None else best.x
@@ -124,6 +123,13 @@ def _minimise(nll, start: np.ndarray) -> np.ndarray:
     if best is None or not np.isfinite(best.fun):
         raise ModelUnavailable("the model fit did not converge on this history")
     return best.x
+
+
+def _finite_objective(value: float, grad: np.ndarray) -> tuple[float, np.ndarray]:
+    """A point where the likelihood overflows is no optimum: a huge value, and no direction."""
+    if math.isfinite(value) and np.all(np.isfinite(grad)):
+        return value, grad
+    return 1e100, np.zeros_like(grad)
 
 
 def _stderr(nll, log_x: np.ndarray) -> tuple[float, ...] | None:
@@ -171,12 +177,17 @@ def fit_bgnbd(x, t_x, T, *, time_unit: str = TIME_UNIT, with_stderr: bool = Fals
     total = float(w.sum())
 
     def nll(log_params: np.ndarray) -> float:
-        value = -float(np.dot(w, _bgnbd_ll(log_params, ux, ut, uT))) / total
+        value = -wsum(w, _bgnbd_ll(log_params, ux, ut, uT)) / total
         return value if math.isfinite(value) else 1e100
+
+    def nll_grad(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        with np.errstate(all="ignore"):
+            value, grad = bgnbd_ll_grad(log_params, ux, ut, uT, w)
+        return _finite_objective(-value / total, -grad / total)
 
     scale = float(np.mean(T[T > 0]))
     start = np.log(np.array([1.0, max(scale, 1e-3), 1.0, 1.0]))
-    log_x = _minimise(nll, start)
+    log_x = _minimise(nll, start, nll_grad)
     r, alpha, a, b = (float(v) for v in np.exp(log_x))
     stderr = _stderr(lambda p: nll(p) * total, log_x) if with_stderr else None
     return Fit(BgNbd(r, alpha, a, b, time_unit), -nll(log_x) * total, len(x), stderr)
@@ -236,12 +247,7 @@ def _log_rest(alpha: float, T: np.ndarray, t: float) -> np.ndarray:
 # --- Gamma-Gamma ---------------------------------------------------------------------------
 
 
-def _gg_ll(log_params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Per-customer log density of the mean spend m of x purchases (Fader, Hardie & Lee 2005b, eq. 3)."""
-    p, q, v = np.exp(log_params)
-    px = p * x
-    return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v) + (px - 1.0) * np.log(m)
-            + px * np.log(x) - (px + q) * np.log(v + m * x))
+_gg_ll = gg_ll  # per-customer log density of the mean spend (2005b, eq. 3)
 
 
 def fit_gamma_gamma(x, m, *, with_stderr: bool = False) -> Fit:
@@ -261,10 +267,15 @@ def fit_gamma_gamma(x, m, *, with_stderr: bool = False) -> Fit:
     total = float(w.sum())
 
     def nll(log_params: np.ndarray) -> float:
-        value = -float(np.dot(w, _gg_ll(log_params, ux, um))) / total
+        value = -wsum(w, _gg_ll(log_params, ux, um)) / total
         return value if math.isfinite(value) else 1e100
 
-    log_x = _minimise(nll, np.log(np.array([1.0, 2.0, 1.0])))
+    def nll_grad(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        with np.errstate(all="ignore"):
+            value, grad = gg_ll_grad(log_params, ux, um, w)
+        return _finite_objective(-value / total, -grad / total)
+
+    log_x = _minimise(nll, np.log(np.array([1.0, 2.0, 1.0])), nll_grad)
     p, q, v = (float(val) for val in np.exp(log_x))
     if q <= 1.0:
         raise ModelUnavailable("spend per purchase varies too much between customers to predict it (q <= 1)")

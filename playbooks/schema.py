@@ -293,6 +293,8 @@ class Playbook:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     writeback: WritebackConfig = field(default_factory=WritebackConfig)
     bonuses: BonusConfig = field(default_factory=BonusConfig)
+    # the team's words for codes: [names.segments] champions = "Звёзды" (playbooks/words.py)
+    names: dict[str, dict[str, str]] = field(default_factory=dict)
     rules: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
@@ -412,6 +414,7 @@ def playbook_from_dict(data: dict[str, Any], loc: Locator | None = None, *, sour
             raise loc.error(f"guards.cap.exempt_rules[{i}]", f"unknown rule {name!r}",
                             hint=f"known rules: {', '.join(REGISTRY)}")
     _check_segment_names(book, rules, loc)
+    _check_names(book, loc)
     from dataclasses import replace
 
     return replace(book, rules=rules, source=source)
@@ -431,6 +434,22 @@ def known_segment_names(book: Playbook) -> set[str]:
         names.update(values)
         names.update(f"{prefix}:{v}" for v in values)
     return names
+
+
+def _check_names(book: Playbook, loc: Locator) -> None:
+    """`[names.<group>]` renames only codes the playbook has, to a non-empty name."""
+    from playbooks.words import GROUPS, known_codes
+
+    for group, table in book.names.items():
+        if group not in GROUPS:
+            raise loc.error(f"names.{group}", f"unknown group {group!r}", hint=f"allowed values: {', '.join(GROUPS)}")
+        known = known_codes(book, group)
+        for code, name in table.items():
+            if code not in known:
+                raise loc.error(f"names.{group}.{code}", f"unknown code {code!r}",
+                                hint=f"allowed values: {', '.join(sorted(known))}")
+            if not name.strip():
+                raise loc.error(f"names.{group}.{code}", "the name is empty", hint="write the name people read")
 
 
 def _check_segment_names(book: Playbook, rules: dict[str, Any], loc: Locator) -> None:

@@ -64,7 +64,8 @@ def test_task_context_says_what_was_bought_what_to_offer_and_what_was_tried():
     [out] = briefing.with_context([action], {"1": c}, {"1": report("1")}, touches, "ru")
     assert out.body.startswith("Предложите повторить\n\nКлиент: Анна")
     assert "2026-05-01: 100.00 RUB - Кофе x2" in out.body and "Что предложить: Кофе x2" in out.body
-    assert "2026-06-01 [reactivation] Мы скучаем, Анна" in out.body and out.payload["lang"] == "ru"
+    assert "2026-06-01 [Возврат уснувших] Мы скучаем, Анна" in out.body and out.payload["lang"] == "ru"
+    assert "сегмент Лояльные, RFM 545, стадия Активный, уровень Серебро" in out.body  # names, not codes
     [en] = briefing.with_context([action], {"1": c}, {}, {}, "en")
     assert "Already tried: nothing: this is the first touch" in en.body
 

@@ -301,3 +301,33 @@ def test_short_history_leaves_the_keys_out_and_says_why():
     assert not any("p_alive" in c for c in out["customers"])
     assert "model_note" not in evaluate(customers, date(2026, 3, 1), load_playbook(lang="en"),
                                         predict=False).metrics
+
+
+def _polished(nll, fitted: np.ndarray) -> np.ndarray:
+    """The maximum found again from the fitted point by a derivative-free search run to 1e-12."""
+    from scipy.optimize import minimize
+
+    res = minimize(nll, np.log(fitted), method="Nelder-Mead",
+                   options={"xatol": 1e-12, "fatol": 1e-15, "maxiter": 20000, "maxfev": 20000})
+    return np.exp(res.x)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_both_fits_stop_at_the_likelihoods_maximum_to_1e_6(seed):
+    """Another tool fitting the same data (lifetimes) must find the same parameters to 1e-4: both
+    have to stop at the maximum itself, not where the likelihood merely looks flat."""
+    from playbooks.likelihood import bgnbd_ll, gg_ll
+
+    x, t_x, T = simulate_summary(20000, seed)
+    bg = fit_bgnbd(x, t_x, T).params
+    fitted = np.array([bg.r, bg.alpha, bg.a, bg.b])
+    best = _polished(lambda lp: -float(np.sum(bgnbd_ll(lp, x, t_x, T))) / len(x), fitted)
+    assert np.max(np.abs(fitted - best) / best) < 1e-6
+    rng = np.random.default_rng(seed)
+    n = rng.integers(1, 12, 3000).astype(float)
+    nu = rng.gamma(TRUE_GG["q"], 1 / TRUE_GG["v"], len(n))
+    m = rng.gamma(TRUE_GG["p"] * n, 1 / (nu * n))
+    gg = fit_gamma_gamma(n, m).params
+    fitted = np.array([gg.p, gg.q, gg.v])
+    best = _polished(lambda lp: -float(np.sum(gg_ll(lp, n, m))) / len(n), fitted)
+    assert np.max(np.abs(fitted - best) / best) < 1e-6

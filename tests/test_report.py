@@ -20,7 +20,7 @@ from connector.crm import PullPage
 from connector.errors import InputError
 from connector.model import Customer, Purchase
 from connector.report import CHART_NAMES, build_report, latest_account, render_html, render_text, run_report
-from connector.report.data import month_ends
+from connector.report.data import month_ends, trend_days
 from connector.report.uplift import newcombe_diff, replayed_exposures, rule_uplift, treated_exposures, wilson
 from connector.state import State
 from playbooks import load_playbook
@@ -65,12 +65,15 @@ def test_report_is_plain_json_with_every_section(report):
     assert report["meta"]["customers"] == 400 == report["metrics"]["customers"]
 
 
-def test_trend_holds_twelve_month_ends(report):
+def test_trend_holds_eleven_month_ends_and_today(report):
     assert month_ends(date(2026, 6, 15), 3) == [date(2026, 3, 31), date(2026, 4, 30), date(2026, 5, 31)]
     assert month_ends(date(2026, 5, 31), 2) == [date(2026, 4, 30), date(2026, 5, 31)]
+    assert trend_days(date(2026, 5, 31), 3) == [date(2026, 3, 31), date(2026, 4, 30), date(2026, 5, 31)]
     trend = report["trend"]
-    assert trend["months"][0] == "2025-06-30" and trend["months"][-1] == "2026-05-31"
+    # the current month is shown as it stands today, after the last eleven month ends
+    assert trend["months"][0] == "2025-07-31" and trend["months"][-2:] == ["2026-05-31", TODAY.isoformat()]
     assert all(len(values) == 12 for values in trend["series"].values())
+    assert trend["series"]["customers"][-1] == report["metrics"]["customers"]
     customers = trend["series"]["customers"]
     assert customers == sorted(customers)  # nobody stops being a customer
     assert all(0 <= v <= 1 for v in trend["series"]["repeat_rate"])
@@ -155,7 +158,9 @@ def test_wilson_and_newcombe_match_the_published_examples():
 def test_lifetime_section_has_the_model(report):
     life = report["lifetime"]
     assert life["model"]["bgnbd"]["time_unit"] == "weeks"
-    assert sum(b["customers"] for b in life["p_alive_bins"]) == 400
+    # one-time buyers have p_alive 1 by construction: they are counted apart, not shown as certain to return
+    assert sum(b["customers"] for b in life["p_alive_bins"]) + life["one_time_buyers"] == 400
+    assert 0 < life["one_time_buyers"] < 400
     assert life["total_predicted_ltv"] > 0
 
 
@@ -190,15 +195,18 @@ def test_html_is_one_self_contained_file_with_every_chart(report):
         assert svg, f"chart {name} missing"
         assert "<text" in svg.group(1) and ("<rect" in svg.group(1) or "<path" in svg.group(1))
     assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
-    assert not re.search(r'(src|href)\s*=|url\(', page)
+    assert not re.search(r'src\s*=|url\(', page)
+    assert set(re.findall(r'href="([^"]*)"', page)) <= {c["url"] for c in report["lifetime"]["top_customers"]}
     assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {"http://www.w3.org/2000/svg"}  # namespace only
 
 
 def test_text_summary_names_the_figures(report):
     text = render_text(report)
     assert f"as of {TODAY.isoformat()}" in text
-    for words in ("repeat_rate", "Segments", "Did the rules sell?", "Predicted lifetime"):
+    for words in ("Repeat rate", "Segments", "Did the rules sell?", "Predicted lifetime", "Champions"):
         assert words in text
+    for code in ("repeat_rate", "ltv_3f", "crr_12m", "lost_champions"):  # names, not codes
+        assert code not in text
 
 
 def test_run_report_writes_the_page_and_prints_a_summary(state_file, tmp_path, monkeypatch, capsys):
@@ -207,9 +215,9 @@ def test_run_report_writes_the_page_and_prints_a_summary(state_file, tmp_path, m
     out = tmp_path / "report.html"
     assert run_report(as_of=TODAY, html=str(out)) == 0
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    assert "report written to" in capsys.readouterr().out
+    assert "отчёт записан в" in capsys.readouterr().out  # the default playbook is Russian
     assert run_report(as_of=date(2026, 1, 31)) == 0
-    assert "as of 2026-01-31" in capsys.readouterr().out
+    assert "на 2026-01-31" in capsys.readouterr().out
 
 
 def test_report_without_a_sync_says_what_to_do(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.adapter import WritebackAdapter
-from connector.amocrm import mapping
+from connector.amocrm import customers, mapping
 from connector.amocrm.client import REQUESTS_PER_SECOND, AmoBlocked, AmoClient
 from connector.amocrm.oauth import OAuthApp
 from connector.amocrm.pull import pages
@@ -27,13 +27,13 @@ DEFAULT_TIMEZONE = "Europe/Moscow"
 # Doc: developers.kommo.com/reference/account-parameters - customers_mode: unavailable, disabled, segments,
 # dynamic (deprecated), periodicity (recurring purchases)
 NOTICES = {
-    "ru": {"customers_mode": "В amoCRM включены «Покупатели» (режим {mode}): покупки, которые ведутся у покупателей, "
-                             "а не успешными сделками, в эту историю не попадают.",
+    "ru": {"customers_mode": "В amoCRM включены «Покупатели» (режим {mode}): покупки читаются и из транзакций "
+                             "покупателей, а прогноз следующей покупки пишется в их дату следующей покупки.",
            "not_admin": "Токен amoCRM выдан не администратору: список пользователей закрыт, поэтому задачи ставятся "
                         "ответственному из карточки (уволенный менеджер не распознаётся) или пользователю из "
                         "AMOCRM_FALLBACK_USER_ID."},
-    "en": {"customers_mode": "amoCRM has Customers on (mode {mode}): purchases kept on customers rather than as "
-                             "won leads are not in this history.",
+    "en": {"customers_mode": "amoCRM has Customers on (mode {mode}): purchases are read from the customers' "
+                             "transactions too, and the predicted next purchase is written to their next purchase date.",
            "not_admin": "The amoCRM token is not an administrator's: the users list is closed, so tasks go to the "
                         "responsible user on the card (a deactivated manager is not detected) or to "
                         "AMOCRM_FALLBACK_USER_ID."},
@@ -50,7 +50,8 @@ class AmoAdapter(WritebackAdapter):
                  write_batch: int = WRITE_BATCH, sleep: Callable[[float], None] | None = None,
                  max_attempts: int | None = None, salesbots: dict[str, int] | None = None,
                  fallback_user_id: int | None = None, gender_field: str | None = None,
-                 gender_values: dict[str, str] | None = None, sealer: Sealer | None = None) -> None:
+                 gender_values: dict[str, str] | None = None, sealer: Sealer | None = None,
+                 message_bot: int | None = None) -> None:
         kw = {"requests_per_second": requests_per_second}
         if sleep is not None:
             kw["sleep"] = sleep
@@ -70,6 +71,7 @@ class AmoAdapter(WritebackAdapter):
         self.batch = BatchPolicy(size=write_batch)
         self._tz_name = timezone
         self._account_info: dict | None = None
+        self._book: customers.Book | None = None  # Customers mode: read by the pull, used by the writes
         self._active_users: set[int] | None = None
         self.users_listed = True  # False once the users list answered 403 (not an administrator's token)
         self.fallback_user_id = fallback_user_id
@@ -77,7 +79,8 @@ class AmoAdapter(WritebackAdapter):
         self.gender = mapping.GenderField(gender_field, gender_values or {}) if gender_field else None
         # tasks always; card fields, repeat deals and Salesbot starts once `repeat-sales install` ran
         self.writer = AmoWriteback(self.client, customer_key=customer_key, responsible=self._responsible,
-                                   timezone=self._timezone, salesbots=salesbots)
+                                   timezone=self._timezone, salesbots=salesbots, message_bot=message_bot,
+                                   customers_mode=self._customers_mode, customers_book=lambda: self._book)
 
     # --- account facts -----------------------------------------------------------------------
 
@@ -101,6 +104,9 @@ class AmoAdapter(WritebackAdapter):
         except (ZoneInfoNotFoundError, ValueError):
             return ZoneInfo(DEFAULT_TIMEZONE)
 
+    def _customers_mode(self) -> str:
+        return mapping.text(self._account().get("customers_mode"))
+
     def _currency(self) -> str:
         return mapping.text(self._account().get("currency")) or "RUB"
 
@@ -118,6 +124,8 @@ class AmoAdapter(WritebackAdapter):
         resume = Position.parse(since.modified_since) if since else None
         base = resume.since if resume else (since.modified_since if since else "")
         filters_on = self.filters_enabled()
+        if self._customers_mode() in customers.ON_MODES:
+            self._book = customers.read_book(self.client, self.customer_key)
         high_water = since_seconds(base) or 0
         products = self._products(currency)
         yield PullPage(products=list(products.values()))
@@ -156,6 +164,9 @@ class AmoAdapter(WritebackAdapter):
                 "filter[statuses][0][status_id]": mapping.WON_STATUS_ID}) for p in self._pipelines()]
         else:
             plan.append(Series("leads", "/api/v4/leads", "leads", leads))
+        if self._customers_mode() in customers.ON_MODES:  # repeat purchases kept as customers' transactions
+            plan.append(Series("transactions", "/api/v4/customers/transactions", "transactions",
+                               limit=customers.PAGE, timestamp="created_at"))
         if since:
             # Doc: amocrm.ru/developers/content/crm_platform/events-and-notes - `lead_deleted`, 100 a page;
             # a deleted lead leaves the lists, so only its event tells an incremental pull
@@ -168,6 +179,14 @@ class AmoAdapter(WritebackAdapter):
         page = PullPage()
         if series.key == "events":
             page.removed_purchase_ids += [mapping.text(r.get("entity_id")) for r in rows if r.get("entity_id")]
+            return page
+        if series.key == "transactions":
+            for raw in rows:
+                try:
+                    page.purchases.append(customers.purchase_from_transaction(raw, self._book, tz, currency))
+                except CrmRecordError as exc:
+                    log.warning("skipped transaction record: %s", exc)
+                    page.skipped += 1
             return page
         if series.key != "leads":
             to_customer = (mapping.customer_from_company if self.customer_key == "company"
@@ -286,7 +305,8 @@ def make_adapter(settings, installs=None) -> AmoAdapter:
                             "AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET, AMOCRM_REDIRECT_URI and (first run) AMOCRM_AUTH_CODE")
     common = {"customer_key": settings.CUSTOMER_KEY, "timezone": settings.TIMEZONE,
               "requests_per_second": settings.AMOCRM_REQUESTS_PER_SECOND, "write_batch": settings.AMOCRM_WRITE_BATCH,
-              "salesbots": settings.salesbots(), "fallback_user_id": settings.AMOCRM_FALLBACK_USER_ID,
+              "salesbots": settings.salesbots(), "message_bot": settings.AMOCRM_SALESBOT_ID,
+              "fallback_user_id": settings.AMOCRM_FALLBACK_USER_ID,
               "gender_field": settings.AMOCRM_GENDER_FIELD, "gender_values": settings.gender_values("AMOCRM_GENDER_VALUES")}
     base = settings.AMOCRM_BASE_URL.strip()
     if settings.AMOCRM_ACCESS_TOKEN is not None:

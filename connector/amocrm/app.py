@@ -51,7 +51,10 @@ class AmoApp:
 
     def routes(self) -> dict:
         """(method, path) -> handler, served by `repeat-sales serve` (design.md "Webhook app routes")."""
-        return {("GET", "/amocrm/connect"): self.connect, ("GET", "/amocrm/oauth"): self.on_oauth}
+        from connector.amocrm.widget_app import WidgetRoutes
+
+        return {("GET", "/amocrm/connect"): self.connect, ("GET", "/amocrm/oauth"): self.on_oauth,
+                **WidgetRoutes(self.host).routes()}
 
     def prefix_routes(self) -> dict:
         """POST <prefix><secret>: the rest of the path is the request's `param`."""

@@ -3,9 +3,10 @@
 On contacts and companies: segment, RFM code, lifecycle stage, loyalty tier (text) and the
 predicted next purchase (date), plus the checkbox `NO_MARKETING` (the opt-out a playbook's
 `guards.opt_out.fields = ["no_marketing"]` reads) when missing, and the numeric bonus balance
-`RS_BONUS`; on leads the API-only text field `RS_ACTION_KEY` that marks repeat deals and the numeric
-`RS_BONUS_PAID` (bonuses the customer paid with); on product catalogs the numeric `CYCLE_DAYS` (how long one
-unit lasts). A field is found by its code. Every field install creates ends its name with
+`RS_BONUS`; on contacts only, the text fields the generic Salesbot sends from (`RS_MESSAGE`,
+`RS_MESSAGE_KEY`, `RS_MESSAGE_SENT`); on leads the API-only text field `RS_ACTION_KEY` that marks repeat
+deals and the numeric `RS_BONUS_PAID` (bonuses the customer paid with); on product catalogs the numeric
+`CYCLE_DAYS` (how long one unit lasts). A field is found by its code. Every field install creates ends its name with
 " (repeat-sales)", and `--uninstall` deletes exactly those (with their values), never a field the
 account had before. Doc: amocrm.ru/developers/content/crm_platform/custom-fields - at most 50
 fields a page; `POST` answers 201; `DELETE /api/v4/{entity}/custom_fields/{id}` answers 204.
@@ -19,6 +20,7 @@ from connector.amocrm.deals import KEY_CODE
 from connector.amocrm.fields import field_code
 from connector.amocrm.mapping import BONUS_PAID_CODE, PRODUCT_CYCLE_CODE
 from connector.amocrm.pull import pages
+from connector.amocrm.touches import BOT_FIELDS, salesbot_steps
 from connector.crm import InstallReport
 
 FIELDS_PAGE = 50
@@ -63,7 +65,8 @@ def _remove(client: AmoClient, path: str, report: InstallReport, label: str) -> 
 
 def install(client: AmoClient, *, uninstall: bool = False) -> InstallReport:
     report = InstallReport()
-    targets = [(f"/api/v4/{e}/custom_fields", card_fields(), e) for e in ("contacts", "companies")]
+    targets = [("/api/v4/contacts/custom_fields", [*card_fields(), *BOT_FIELDS], "contacts"),
+               ("/api/v4/companies/custom_fields", card_fields(), "companies")]
     targets.append(("/api/v4/leads/custom_fields", [KEY_FIELD, BONUS_PAID_FIELD], "leads"))
     for rows in pages(client, "/api/v4/catalogs", "catalogs"):
         targets += [(f"/api/v4/catalogs/{c['id']}/custom_fields", [CYCLE_FIELD], f"catalog {c['id']}")
@@ -73,4 +76,6 @@ def install(client: AmoClient, *, uninstall: bool = False) -> InstallReport:
             _remove(client, path, report, label)
         else:
             _ensure(client, path, wanted, report, label)
+    if not uninstall:
+        report.admin_steps += salesbot_steps()
     return report

@@ -40,9 +40,11 @@ class BitrixAdapter(WritebackAdapter):
     def __init__(self, webhook_url: str, *, customer_key: str = "contact", timezone: str | None = None,
                  requests_per_second: float = 2.0, request_pool: int = 50, write_batch: int = 50,
                  fallback_user_id: int | None = None, oauth_token=None, gender_field: str = mapping.HONORIFIC,
-                 gender_values: dict[str, str] | None = None, budget: OperatingBudget | None = None) -> None:
+                 gender_values: dict[str, str] | None = None, budget: OperatingBudget | None = None,
+                 sms_robot: bool = False) -> None:
         # oauth_token: the local app's async token function (webhook_url is then the portal's /rest/ root);
-        # budget: the portal's operating-time limits as this adapter lives within them (budget.py)
+        # budget: the portal's operating-time limits as this adapter lives within them (budget.py);
+        # sms_robot: the admin bound the robot "Send SMS" to our trigger (sms.py)
         self.client = BitrixClient(webhook_url, requests_per_second=requests_per_second,
                                    request_pool=request_pool, oauth_token=oauth_token, budget=budget)
         self.customer_key = customer_key
@@ -53,7 +55,8 @@ class BitrixAdapter(WritebackAdapter):
         self.gender = mapping.GenderSource(gender_field, gender_values or {})
         self._active_users: set[str] | None = None
         # tasks always; card fields, repeat deals and automation once `repeat-sales install` ran
-        self.writer = BitrixWriteback(self.client, customer_key=customer_key, responsible=self._responsible)
+        self.writer = BitrixWriteback(self.client, customer_key=customer_key, responsible=self._responsible,
+                                      sms_robot=sms_robot)
 
     # --- pull ----------------------------------------------------------------------------
 
@@ -152,7 +155,7 @@ def make_adapter(settings, installs=None) -> BitrixAdapter:
               "requests_per_second": settings.BITRIX_REQUESTS_PER_SECOND, "request_pool": settings.BITRIX_REQUEST_POOL,
               "write_batch": settings.BITRIX_WRITE_BATCH, "fallback_user_id": settings.BITRIX_FALLBACK_USER_ID,
               "gender_field": settings.BITRIX_GENDER_FIELD,
-              "gender_values": settings.gender_values("BITRIX_GENDER_VALUES")}
+              "gender_values": settings.gender_values("BITRIX_GENDER_VALUES"), "sms_robot": settings.BITRIX_SMS_ROBOT}
     if settings.BITRIX_WEBHOOK_URL is None and installs is not None and installs.get("bitrix"):
         from connector.bitrix.app_auth import app_tokens
 

@@ -27,6 +27,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from connector.bitrix import sms
 from connector.bitrix.app_auth import CRM, app_tokens
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.mapping import GenderSource, customer_ref, text
@@ -216,6 +217,9 @@ class BitrixApp:
                     else:
                         client.call("bizproc.robot.add", {"CODE": code, **fields})
                 robots = [CLASSIFY, CALENDAR]
+                trigger = sms.register_trigger(client)  # the admin binds the robot "Send SMS" to it (README)
+                if trigger:
+                    log.warning("bitrix app install: SMS trigger not registered: %s", trigger)
             tabs = bind_tabs(client, f"{self.host.public_url}/bitrix/tab") if rights.allows("tabs") else []
         finally:
             client.close()

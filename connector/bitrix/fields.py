@@ -10,6 +10,7 @@ it holds hash to the action's key.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -34,6 +35,17 @@ def uf_name(name: str) -> str:
 
 
 CARD_UFS = {f.name: uf_name(f.name) for f in card.CARD_FIELDS}
+CODE_SUFFIX = re.compile(r" \[[A-Za-z0-9_:.-]+\]$")
+
+
+def with_code(name: str, code: str) -> str:
+    """"Чемпионы [champions]": the team reads the name; a list filter ("contains [champions]") and a
+    robot condition keep working when the playbook renames the segment or changes its language."""
+    return f"{name} [{code}]" if name and code and name != code else name
+
+
+def without_code(text: str) -> str:
+    return CODE_SUFFIX.sub("", text)
 
 
 class UserFields:
@@ -80,7 +92,9 @@ class CardWriter:
         groups = []
         for i, action in enumerate(actions):
             values = action.payload.get("fields") or {}
-            update = {uf: card.normal(values.get(name)) for name, uf in CARD_UFS.items()}
+            codes = action.payload.get("codes") or {}
+            update = {uf: with_code(card.normal(values.get(name)), card.normal(codes.get(name)))
+                      if name in card.NAMED_FIELDS else card.normal(values.get(name)) for name, uf in CARD_UFS.items()}
             groups.append({f"f{i}": (f"crm.{self.entity}.update", {"id": action.customer_id, "fields": update})})
         sent = send_groups(self.client, groups)
         outcomes = []
@@ -109,7 +123,7 @@ class CardWriter:
         for rows in sent.result.values():
             for row in rows if isinstance(rows, list) else []:
                 cid = str(row.get("ID"))
-                held = card.digest({name: card.normal(row.get(uf)) for name, uf in CARD_UFS.items()})
+                held = card.digest({name: without_code(card.normal(row.get(uf))) for name, uf in CARD_UFS.items()})
                 for key in by_customer.get(cid, ()):
                     if card.key_digest(key) == held:
                         found[key] = CrmRef("fields", cid)

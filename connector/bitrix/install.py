@@ -1,9 +1,13 @@
 """`repeat-sales install` for Bitrix24: the user fields the plugin writes and reads, idempotently.
 
 On contacts and on companies: segment, RFM code, lifecycle stage, loyalty tier (strings), the
-predicted next purchase (date), the bonus balance (a number), and the opt-out UF_CRM_RS_NO_MARKETING
-(a checkbox) when the portal lacks it; on deals UF_CRM_RS_BONUS_PAID, the bonuses the customer paid
-with (Doc: crm/deals/user-defined-fields/crm-deal-userfield-add.md). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
+predicted next purchase (date), the bonus balance (a number), the opt-out UF_CRM_RS_NO_MARKETING
+(a checkbox) when the portal lacks it, and UF_CRM_RS_REFUSED_CHANNELS, the channels the customer refused as
+a manager types them ("email, sms", read by playbooks.channels.refused_channels - a string, so any words and
+separators do); on deals UF_CRM_RS_BONUS_PAID, the bonuses the customer paid with
+(Doc: crm/deals/user-defined-fields/crm-deal-userfield-add.md), and UF_CRM_RS_MESSAGE, the SMS text the
+admin's robot sends; from the app (not a webhook) also the automation trigger that robot is bound to
+(sms.py). What install creates carries XML_ID "repeat-sales", and `--uninstall` deletes exactly
 those fields (with their values), never one the portal had before.
 Doc: crm/contacts/userfield/crm-contact-userfield-add.md (admin only; FIELD_NAME gets UF_CRM_),
 crm-contact-userfield-list.md, crm-contact-userfield-delete.md, crm/companies/userfields/*.md.
@@ -15,6 +19,7 @@ creates nothing and says so (`missing`), instead of failing half-way.
 from __future__ import annotations
 
 from connector import fields as card
+from connector.bitrix import sms
 from connector.bitrix.batching import reason, send_groups
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.fields import OPT_OUT, uf_name
@@ -27,7 +32,8 @@ XML_ID = "repeat-sales"
 ENTITIES = ("contact", "company")
 TYPES = {"string": "string", "date": "date", "boolean": "boolean", "number": "double"}
 # on deals: the bonuses a customer paid with (a playbook's [bonuses] paid_field = "bonus_paid" reads it)
-DEAL_FIELDS = (("bonus_paid", "number", "Оплачено бонусами", "Paid with bonuses"),)
+DEAL_FIELDS = (("bonus_paid", "number", "Оплачено бонусами", "Paid with bonuses"),
+               ("message", "string", "Текст SMS клиенту (repeat-sales)", "SMS text to the customer (repeat-sales)"))
 
 
 def wanted_fields(entity: str = "contact") -> list[dict]:
@@ -37,6 +43,8 @@ def wanted_fields(entity: str = "contact") -> list[dict]:
     else:
         specs = [(f.name, f.kind, f.label_ru, f.label_en) for f in card.CARD_FIELDS]
         specs.append(("no_marketing", "boolean", "Не присылать рассылки", "No marketing messages"))
+        specs.append(("refused_channels", "string", "Отказался от каналов (email, sms, мессенджер)",
+                      "Refused channels (email, sms, messenger)"))
     out = []
     for n, (name, kind, ru, en) in enumerate(specs):
         label = {"ru": ru, "en": en}
@@ -74,6 +82,17 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
                 add[f"a{n}"] = (f"crm.{entity}.userfield.add", {"fields": spec})
                 report.created.append(f"{entity} field {name}")
         _run(client, add, entity)
+    if client.webhook_user is not None:
+        return report  # a webhook is no application: the SMS trigger is the app's (README, SMS)
+    if uninstall:
+        if sms.remove_trigger(client):
+            report.removed.append(f"automation trigger {sms.TRIGGER}")
+        return report
+    why = sms.register_trigger(client)
+    if why:
+        report.missing.append(f"automation trigger {sms.TRIGGER} for SMS: {why} (SMS steps go to their next channel)")
+    else:
+        report.created.append(f"automation trigger {sms.TRIGGER}")
     return report
 
 

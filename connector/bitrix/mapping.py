@@ -19,6 +19,8 @@ WON = "S"  # Doc: api-reference/crm/deals/crm-deal-list.md - STAGE_SEMANTIC_ID S
 DEFAULT_CURRENCY = "RUB"
 OPT_OUT_FIELD = "UF_CRM_RS_NO_MARKETING"  # the plugin's own "no marketing" field on contacts/companies
 NEUTRAL_OPT_OUT = "no_marketing"  # the name playbooks use, whatever the CRM calls it
+REFUSED_FIELD = "UF_CRM_RS_REFUSED_CHANNELS"  # channels the customer refused ("email, sms"); install makes it
+NEUTRAL_REFUSED = "refused_channels"  # the playbook's `guards.opt_out.channels_field`
 BONUS_PAID_FIELD = "UF_CRM_RS_BONUS_PAID"  # the plugin's deal field: bonuses the customer paid with
 NEUTRAL_BONUS_PAID = "bonus_paid"  # its name in playbooks ([bonuses] paid_field)
 # Doc: api-reference/crm/contacts/crm-contact-fields.md - HONORIFIC "Обращение" is a crm_status of the list
@@ -73,13 +75,16 @@ def multifield(values: object) -> tuple[str, ...]:
 
 
 def user_fields(raw: dict) -> dict[str, str]:
-    """UF_* values as text, plus the plugin's opt-out under its neutral name `no_marketing`."""
+    """UF_* values as text, plus the plugin's opt-out and refused channels under their neutral names
+    (`no_marketing`, `refused_channels`)."""
     out = {}
     for key, value in raw.items():
         if key.startswith("UF_") and value not in (None, "", [], False):
             out[key] = ",".join(map(str, value)) if isinstance(value, list) else text(value)
     if out.get(OPT_OUT_FIELD, "").upper() in ("Y", "1", "TRUE"):
         out[NEUTRAL_OPT_OUT] = "1"
+    if out.get(REFUSED_FIELD):
+        out.setdefault(NEUTRAL_REFUSED, out[REFUSED_FIELD])
     return out
 
 

@@ -28,6 +28,7 @@ NEEDS = {
     "robots": ("bizproc", True),
     "users": ("user", False),
     "tabs": ("placement", True),  # Doc: api-reference/widgets/placement-bind.md (administrator, scope placement)
+    "messenger": ("imopenlines", False),  # Doc: imopenlines/openlines/messages/imopenlines-crm-message-add.md
 }
 WHY = {  # why a step was done another way, in the playbook's language (it lands in a manager's task)
     "ru": {"scope": "у вебхука (приложения) нет права «{scope}»",
@@ -37,10 +38,12 @@ WHY = {  # why a step was done another way, in the playbook's language (it lands
 }
 WHAT = {"tasks": "manager tasks (tasks.task.add)", "workflows": "business process starts (bizproc.workflow.start)",
         "card_fields": "card fields (crm.*.userfield.add)", "robots": "robots (bizproc.robot.add)",
-        "tabs": "the customer's tab in contact and company cards (placement.bind)", "users": "checking that managers are still active (user.get)"}
+        "tabs": "the customer's tab in contact and company cards (placement.bind)", "users": "checking that managers are still active (user.get)",
+        "messenger": "messages into customers' open-line chats (imopenlines.crm.message.add)"}
 INSTEAD = {"tasks": "written as comments on the customer's card", "workflows": "written as manager tasks",
            "card_fields": "not created; card values are not written", "robots": "not registered",
-           "tabs": "not added; the app's page still works", "users": "tasks go to the customer's manager as the card names them"}
+           "tabs": "not added; the app's page still works", "users": "tasks go to the customer's manager as the card names them",
+           "messenger": "messenger steps go to their next channel"}
 
 
 @dataclass(frozen=True)

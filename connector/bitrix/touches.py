@@ -1,4 +1,5 @@
-"""Touches Bitrix24 delivers itself: e-mails from the portal's mailboxes, as e-mail activities.
+"""Touches Bitrix24 delivers itself: e-mails from the portal's mailboxes, as e-mail activities; messages
+into open-line chats (messenger.py) and SMS through the admin's robot (sms.py) join them in TouchWriter.
 
 `crm.activity.add` with TYPE_ID=4 (e-mail), DIRECTION=2 (outgoing) and COMPLETED='Y' sends the
 letter in the same request; it needs only the `crm` scope, so it works from a webhook. The marker
@@ -18,7 +19,13 @@ from collections.abc import Iterable, Sequence
 
 from connector.bitrix.batching import reason, send_groups
 from connector.bitrix.client import BitrixClient
+from connector.bitrix.messenger import NOTE_HEADS as MESSAGE_HEADS
+from connector.bitrix.messenger import MessengerWriter
+from connector.bitrix.notes import CardNotes
 from connector.bitrix.pull import list_pages
+from connector.bitrix.rights import Rights
+from connector.bitrix.sms import NOTE_HEADS as SMS_HEADS
+from connector.bitrix.sms import SmsWriter
 from connector.crm import CrmRef, WriteOutcome, marker
 from connector.model import Action, ActionKind
 
@@ -40,8 +47,8 @@ def letter(text: str) -> str:
     return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
-class TouchWriter:
-    """E-mails now; messengers (open lines) and SMS join as further kinds."""
+class EmailWriter:
+    """E-mails from the portal's mailbox, one activity each."""
 
     def __init__(self, client: BitrixClient, *, customer_key: str, responsible) -> None:
         self.client = client
@@ -124,3 +131,57 @@ class TouchWriter:
             key = origin[3:] if origin.startswith("rs:") else ""
             if key and (wanted is None or key in wanted):
                 seen[key].append(int(row["ID"]))
+
+
+class TouchWriter:
+    """Every touch by the writer of its kind. A kind this portal cannot deliver to anyone (e-mail without a
+    mailbox, chats without the imopenlines scope, SMS from a webhook) is named in `why_not` with its reason,
+    and left out of `kinds`, so each such touch moves on when it is planned (or written), saying why."""
+
+    def __init__(self, client: BitrixClient, *, customer_key: str, responsible, rights=None,
+                 sms_robot: bool = False) -> None:
+        self.email = EmailWriter(client, customer_key=customer_key, responsible=responsible)
+        self.writers = {ActionKind.EMAIL: self.email,
+                        ActionKind.MESSAGE: MessengerWriter(client, customer_key=customer_key, responsible=responsible,
+                                                            rights=rights or Rights),
+                        ActionKind.SMS: SmsWriter(client, customer_key=customer_key, robot_bound=sms_robot)}
+        self.notes = CardNotes(client, customer_key=customer_key, heads={**MESSAGE_HEADS, **SMS_HEADS})
+
+    @property
+    def why_not(self) -> dict[ActionKind, str]:
+        out = dict(self.email.why_not)
+        for kind in (ActionKind.MESSAGE, ActionKind.SMS):
+            why = self.writers[kind].unavailable()
+            if why:
+                out[kind] = why
+        return out
+
+    @property
+    def duplicates_removed(self) -> int:
+        return self.email.duplicates_removed
+
+    @property
+    def kinds(self) -> frozenset[ActionKind]:
+        return frozenset(self.writers) - set(self.why_not)
+
+    def write(self, actions: Sequence[Action]) -> list[WriteOutcome]:
+        outcomes: dict[str, WriteOutcome] = {}
+        for kind, writer in self.writers.items():
+            group = [a for a in actions if a.kind == kind]
+            if group:
+                outcomes.update({o.key: o for o in writer.write(group)})
+        return [outcomes[a.key] for a in actions]
+
+    def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
+        """E-mails by their ORIGIN_ID, then messages and SMS by the comments on the customers' cards."""
+        keys = list(keys)
+        found = self.email.find(keys)
+        rest = [k for k in keys if k not in found]
+        if rest:
+            found.update(self.notes.find(rest))
+        return found
+
+    def all_markers(self) -> dict[str, CrmRef]:
+        """E-mails only: comments are read per card, so no bulk read finds messages and SMS (sync's
+        `found_on_cards` looks for them on the cards before a new ledger writes)."""
+        return self.email.all_markers()

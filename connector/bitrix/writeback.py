@@ -30,7 +30,7 @@ class BitrixWriteback(Writeback):
     automation = "business process starts"
     automation_refs = ("workflow", "comment")  # a start, or its comment when the template was missing
 
-    def __init__(self, client: BitrixClient, *, customer_key: str, responsible) -> None:
+    def __init__(self, client: BitrixClient, *, customer_key: str, responsible, sms_robot: bool = False) -> None:
         self.client = client
         self.userfields = UserFields(client, customer_key)
         self._rights: Rights | None = None
@@ -39,7 +39,8 @@ class BitrixWriteback(Writeback):
                          deals=DealWriter(client, customer_key=customer_key, responsible=responsible),
                          flows=WorkflowWriter(client, customer_key=customer_key, tasks=tasks,
                                               rights=lambda: self.rights),
-                         touches=TouchWriter(client, customer_key=customer_key, responsible=responsible))
+                         touches=TouchWriter(client, customer_key=customer_key, responsible=responsible,
+                                             rights=lambda: self.rights, sms_robot=sms_robot))
 
     @property
     def rights(self) -> Rights:

@@ -29,9 +29,12 @@ from connector.report.text import render_text
 from connector.report.uplift import WINDOW_DAYS, rule_uplift
 from connector.state import State
 from playbooks import PlanHistory, evaluate
+from playbooks.words import names_for
 
 __all__ = ["CHART_NAMES", "build_report", "latest_account", "render_html", "render_text", "run_report"]
 
+WRITTEN = {"en": "report written to {path} ({customers:,} customers, as of {day})",
+           "ru": "отчёт записан в {path} (клиентов: {customers}, на {day})"}
 NO_SYNC = "no sync has run yet: run `repeat-sales sync` first"
 
 
@@ -64,7 +67,11 @@ def build_report(state: State, account: str, today: date, playbook, *, window_da
         "cohorts": cohorts(customers, today),
         "first_product": repeat_by_first_product(customers, today),
         "uplift": rule_uplift(customers, applied, today, playbook, catalogue=catalogue, window_days=window_days),
-        "lifetime": lifetime_view(current, playbook),
+        "lifetime": lifetime_view(current, playbook, {c.id: c for c in customers}, account),
+        # the playbook's language and its names for codes: what the HTML and text pages show
+        "lang": playbook.lang,
+        "names": names_for(playbook).as_dict(),
+        "holdout_percent": playbook.guards.holdout.percent if playbook.guards.holdout.enabled else 0.0,
     }
     report["meta"]["seconds"] = round(time.monotonic() - started, 2)
     return report
@@ -111,7 +118,8 @@ def run_report(*, as_of: date | None = None, html: str | None = None) -> int:
             path.write_text(render_html(report), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
-        print(f"report written to {path} ({report['meta']['customers']:,} customers, as of {report['as_of']})")
+        said = WRITTEN.get(playbook.lang, WRITTEN["en"])
+        print(said.format(path=path, customers=report["meta"]["customers"], day=report["as_of"]))
     else:
         print(render_text(report))
     return 0

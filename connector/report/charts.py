@@ -10,22 +10,27 @@ import math
 from collections.abc import Callable, Sequence
 from html import escape
 
+from playbooks import numbers
+
 PALETTE = ("#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777")
 INK, MUTED, GRID = "#1f2937", "#6b7280", "#e5e7eb"
 HEAT_LOW, HEAT_HIGH = (239, 246, 255), (30, 64, 175)  # light to dark blue
 
 
-def fmt(value: float | None, unit: str = "number") -> str:
-    """A value for a label: share -> 12.3%, money -> 12,345, count -> 1,234, else 2 decimals."""
+def fmt(value: float | None, unit: str = "number", lang: str = "en") -> str:
+    """A value for a label: share -> 12.3% (12,3 %), money and count -> 12,345 (12 345), else 2 decimals."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if unit == "share":
-        return f"{value * 100:.1f}%"
+        return numbers.share(value, lang)
     if unit == "pp":
-        return f"{value * 100:+.1f} pp"
+        return numbers.points(value, lang)
     if unit in ("money", "count"):
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
+        return numbers.number(value, lang)
+    return numbers.number(value, lang, 2)
+
+
+NO_DATA = {"en": "no data yet", "ru": "данных пока нет"}
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -92,12 +97,12 @@ def _legend(x: float, y: float, names: Sequence[str], colors: Sequence[str]) -> 
 
 
 def _y_axis(ticks: Sequence[float], scale: Callable[[float], float], left: float, right: float,
-            unit: str, label: str, top: float, bottom: float) -> list[str]:
+            unit: str, label: str, top: float, bottom: float, lang: str = "en") -> list[str]:
     out = []
     for v in ticks:
         y = scale(v)
         out.append(f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{right:.1f}" y2="{y:.1f}" stroke="{GRID}"/>')
-        out.append(_t(left - 6, y + 4, fmt(v, unit), size=10, anchor="end", color=MUTED))
+        out.append(_t(left - 6, y + 4, fmt(v, unit, lang), size=10, anchor="end", color=MUTED))
     out.append(f'<line x1="{left:.1f}" y1="{top:.1f}" x2="{left:.1f}" y2="{bottom:.1f}" stroke="{INK}"/>')
     out.append(_t(14, (top + bottom) / 2, label, size=11, color=MUTED, rotate=-90))
     return out
@@ -105,11 +110,11 @@ def _y_axis(ticks: Sequence[float], scale: Callable[[float], float], left: float
 
 def line_chart(name: str, title: str, x_labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]],
                *, unit: str = "number", y_label: str = "", x_label: str = "", width: int = 536,
-               height: int = 300, subtitle: str = "") -> str:
+               height: int = 300, subtitle: str = "", lang: str = "en") -> str:
     """Lines over categories (months); every point is marked and labelled with its value."""
     values = [v for _n, vs in series for v in vs if v is not None]
     if not values or not x_labels:
-        return empty_chart(name, title, "no data yet", width=width)
+        return empty_chart(name, title, NO_DATA.get(lang, NO_DATA["en"]), width=width)
     left, right, top, bottom = 70, width - 20, 62 if subtitle else 50, height - 58
     ticks = nice_ticks(min(0.0, min(values)), max(values))
     lo, hi = ticks[0], ticks[-1]
@@ -122,7 +127,7 @@ def line_chart(name: str, title: str, x_labels: Sequence[str], series: Sequence[
     def sx(i: int) -> float:
         return left + step * (i + 0.5)
 
-    body = _y_axis(ticks, sy, left, right, unit, y_label, top, bottom)
+    body = _y_axis(ticks, sy, left, right, unit, y_label, top, bottom, lang)
     body.append(f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="{INK}"/>')
     for i, lbl in enumerate(x_labels):
         body.append(_label(sx(i), bottom + 14, lbl))
@@ -140,7 +145,7 @@ def line_chart(name: str, title: str, x_labels: Sequence[str], series: Sequence[
         for i, v in enumerate(vs):
             if v is not None:
                 body.append(f'<circle cx="{sx(i):.1f}" cy="{sy(v):.1f}" r="3.2" fill="{color}"/>')
-                body.append(_t(sx(i), sy(v) - 7, fmt(v, unit), size=9, color=INK))
+                body.append(_t(sx(i), sy(v) - 7, fmt(v, unit, lang), size=9, color=INK))
     if len(series) > 1:
         body += _legend(left, height - 30, [n for n, _v in series], PALETTE)
     return _frame(name, title, width, height, body, subtitle)
@@ -148,14 +153,14 @@ def line_chart(name: str, title: str, x_labels: Sequence[str], series: Sequence[
 
 def bar_chart(name: str, title: str, categories: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]],
               *, unit: str = "count", y_label: str = "", x_label: str = "", width: int = 536,
-              height: int = 320, subtitle: str = "", notes: Sequence[str] | None = None) -> str:
+              height: int = 320, subtitle: str = "", notes: Sequence[str] | None = None, lang: str = "en") -> str:
     """Vertical (grouped) bars with the value on each bar; a legend when there are several series.
 
     `notes` (one per category) are printed under the category label, e.g. "n = 120".
     """
     values = [v for _n, vs in series for v in vs if v is not None]
     if not values or not categories:
-        return empty_chart(name, title, "no data yet", width=width)
+        return empty_chart(name, title, NO_DATA.get(lang, NO_DATA["en"]), width=width)
     left, right, top = 70, width - 20, 66 if subtitle else 54
     bottom = height - (78 if len(series) > 1 else 60)
     ticks = nice_ticks(min(0.0, min(values)), max(values))
@@ -164,7 +169,7 @@ def bar_chart(name: str, title: str, categories: Sequence[str], series: Sequence
     def sy(v: float) -> float:
         return bottom - (v - lo) / (hi - lo) * (bottom - top)
 
-    body = _y_axis(ticks, sy, left, right, unit, y_label, top, bottom)
+    body = _y_axis(ticks, sy, left, right, unit, y_label, top, bottom, lang)
     group = (right - left) / len(categories)
     bar = min(46.0, group * 0.8 / len(series))
     for i, cat in enumerate(categories):
@@ -175,8 +180,8 @@ def bar_chart(name: str, title: str, categories: Sequence[str], series: Sequence
                 continue
             x, y_top = gx + bar * k, min(sy(v), sy(0))
             body.append(f'<rect x="{x:.1f}" y="{y_top:.1f}" width="{bar - 2:.1f}" height="{abs(sy(v) - sy(0)) or 0.5:.1f}" '
-                        f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(cat)}: {fmt(v, unit)}</title></rect>')
-            body.append(_t(x + (bar - 2) / 2, y_top - 4, fmt(v, unit), size=9))
+                        f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(cat)}: {fmt(v, unit, lang)}</title></rect>')
+            body.append(_t(x + (bar - 2) / 2, y_top - 4, fmt(v, unit, lang), size=9))
         label = cat if len(cat) * 6 < group else cat[: max(3, int(group / 6) - 1)] + "…"
         body.append(_label(left + group * (i + 0.5), bottom + 14, label))
         if notes:
@@ -190,15 +195,15 @@ def bar_chart(name: str, title: str, categories: Sequence[str], series: Sequence
 
 def hbar_chart(name: str, title: str, categories: Sequence[str], values: Sequence[float], *,
                unit: str = "count", x_label: str = "", width: int = 536, subtitle: str = "",
-               notes: Sequence[str] | None = None) -> str:
+               notes: Sequence[str] | None = None, lang: str = "en") -> str:
     """Horizontal bars for long category names (segments), value at each bar's end."""
     if not categories:
-        return empty_chart(name, title, "no data yet", width=width)
+        return empty_chart(name, title, NO_DATA.get(lang, NO_DATA["en"]), width=width)
     top = 66 if subtitle else 54
     row = 24
     height = top + row * len(categories) + 50
     left = 20 + min(170, 7 * max(len(c) for c in categories))
-    ends = [fmt(v, unit) + (f"  {notes[i]}" if notes else "") for i, v in enumerate(values)]
+    ends = [fmt(v, unit, lang) + (f"  {notes[i]}" if notes else "") for i, v in enumerate(values)]
     right = width - 12 - 6 * max(len(e) for e in ends)
     ticks = nice_ticks(0.0, max(max(values), 0.0) or 1.0)
     hi = ticks[-1]
@@ -210,11 +215,11 @@ def hbar_chart(name: str, title: str, categories: Sequence[str], values: Sequenc
     body = []
     for v in ticks:
         body.append(f'<line x1="{sx(v):.1f}" y1="{top}" x2="{sx(v):.1f}" y2="{bottom}" stroke="{GRID}"/>')
-        body.append(_t(sx(v), bottom + 14, fmt(v, unit), size=10, color=MUTED))
+        body.append(_t(sx(v), bottom + 14, fmt(v, unit, lang), size=10, color=MUTED))
     for i, (cat, v) in enumerate(zip(categories, values, strict=True)):
         y = top + row * i
         body.append(f'<rect x="{left}" y="{y + 4}" width="{max(sx(v) - left, 0.5):.1f}" height="{row - 8}" '
-                    f'fill="{PALETTE[0]}"><title>{escape(cat)}: {fmt(v, unit)}</title></rect>')
+                    f'fill="{PALETTE[0]}"><title>{escape(cat)}: {fmt(v, unit, lang)}</title></rect>')
         body.append(_t(left - 6, y + row / 2 + 4, cat, size=11, anchor="end"))
         body.append(_t(sx(v) + 5, y + row / 2 + 4, ends[i], size=10, anchor="start"))
     body.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="{INK}"/>')
@@ -230,12 +235,12 @@ def _heat(share: float) -> str:
 def heatmap(name: str, title: str, row_labels: Sequence[str], col_labels: Sequence[str],
             values: Sequence[Sequence[float | None]], *, unit: str = "count", x_label: str = "",
             y_label: str = "", second: Sequence[Sequence[str]] | None = None, width: int = 536,
-            cell_h: int = 34, subtitle: str = "", legend_label: str = "") -> str:
+            cell_h: int = 34, subtitle: str = "", legend_label: str = "", lang: str = "en") -> str:
     """A grid coloured by value (empty cells grey), each cell printing its value and an optional
     second line (`second`, e.g. the average spend); a colour scale from 0 to the maximum."""
     flat = [v for r in values for v in r if v is not None]
     if not flat or not row_labels or not col_labels:
-        return empty_chart(name, title, "no data yet", width=width)
+        return empty_chart(name, title, NO_DATA.get(lang, NO_DATA["en"]), width=width)
     top = 84 if subtitle else 62
     left = 34 + min(130, 7 * max(len(r) for r in row_labels))
     right = width - 20
@@ -257,11 +262,11 @@ def heatmap(name: str, title: str, row_labels: Sequence[str], col_labels: Sequen
             fill = "#f3f4f6" if v is None else _heat(share)
             ink = "#ffffff" if share > 0.55 else INK
             body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell_w - 1:.1f}" height="{cell_h - 1}" fill="{fill}">'
-                        f'<title>{escape(lbl)} / {escape(col_labels[j])}: {fmt(v, unit)}</title></rect>')
+                        f'<title>{escape(lbl)} / {escape(col_labels[j])}: {fmt(v, unit, lang)}</title></rect>')
             if v is None:
                 continue
             line2 = second[i][j] if second else ""
-            body.append(_t(x + cell_w / 2, y + cell_h / 2 + (0 if line2 else 4), fmt(v, unit), size=10, color=ink))
+            body.append(_t(x + cell_w / 2, y + cell_h / 2 + (0 if line2 else 4), fmt(v, unit, lang), size=10, color=ink))
             if line2:
                 body.append(_t(x + cell_w / 2, y + cell_h / 2 + 12, line2, size=9, color=ink))
     body.append(_t((left + right) / 2, top - 22, x_label, size=11, color=MUTED))
@@ -271,19 +276,19 @@ def heatmap(name: str, title: str, row_labels: Sequence[str], col_labels: Sequen
     steps = 10
     for k in range(steps):
         body.append(f'<rect x="{left + k * 24}" y="{ly}" width="24" height="10" fill="{_heat(k / (steps - 1))}"/>')
-    body.append(_t(left, ly + 24, fmt(lo, unit), size=10, anchor="start", color=MUTED))
-    body.append(_t(left + steps * 24, ly + 24, fmt(hi, unit), size=10, anchor="end", color=MUTED))
+    body.append(_t(left, ly + 24, fmt(lo, unit, lang), size=10, anchor="start", color=MUTED))
+    body.append(_t(left + steps * 24, ly + 24, fmt(hi, unit, lang), size=10, anchor="end", color=MUTED))
     body.append(_t(left + steps * 24 + 10, ly + 9, legend_label, size=10, anchor="start", color=MUTED))
     return _frame(name, title, width, height, body, subtitle)
 
 
 def forest_plot(name: str, title: str, labels: Sequence[str], estimates: Sequence[float | None],
                 lows: Sequence[float | None], highs: Sequence[float | None], *, notes: Sequence[str],
-                x_label: str = "", width: int = 536, subtitle: str = "") -> str:
+                x_label: str = "", width: int = 536, subtitle: str = "", lang: str = "en") -> str:
     """Point estimates with 95% interval whiskers around a zero line; rows without an estimate
     print their note (e.g. "sample too small to tell") instead."""
     if not labels:
-        return empty_chart(name, title, "no actions written yet", width=width)
+        return empty_chart(name, title, "действий ещё не было" if lang == "ru" else "no actions written yet", width=width)
     top = 66 if subtitle else 54
     row = 30
     bottom = top + row * len(labels)
@@ -300,7 +305,7 @@ def forest_plot(name: str, title: str, labels: Sequence[str], estimates: Sequenc
     body = []
     for v in ticks:
         body.append(f'<line x1="{sx(v):.1f}" y1="{top}" x2="{sx(v):.1f}" y2="{bottom}" stroke="{GRID}"/>')
-        body.append(_t(sx(v), bottom + 14, fmt(v, "pp"), size=10, color=MUTED))
+        body.append(_t(sx(v), bottom + 14, fmt(v, "pp", lang), size=10, color=MUTED))
     body.append(f'<line x1="{sx(0):.1f}" y1="{top - 4}" x2="{sx(0):.1f}" y2="{bottom}" stroke="{INK}" '
                 f'stroke-dasharray="4 3"/>')
     for i, lbl in enumerate(labels):
@@ -319,6 +324,6 @@ def forest_plot(name: str, title: str, labels: Sequence[str], estimates: Sequenc
                         f'stroke="{color}" stroke-width="2"/>')
         body.append(f'<rect x="{sx(est) - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{color}">'
                     f'<title>{escape(notes[i])}</title></rect>')
-        body.append(_t(sx(est), y - 9, fmt(est, "pp"), size=9, color=INK))
+        body.append(_t(sx(est), y - 9, fmt(est, "pp", lang), size=9, color=INK))
     body.append(_t((left + right) / 2, bottom + 34, x_label, size=11, color=MUTED))
     return _frame(name, title, width, height, body, subtitle)

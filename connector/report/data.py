@@ -8,13 +8,15 @@ own definitions (README.md, "Definitions"); dates come out as ISO strings, so th
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
+from connector.links import card_url
 from connector.model import Customer, Purchase
 from playbooks import Evaluation, segment_migration
 from playbooks.engine import build_facts, report
 from playbooks.metrics import compute_metrics
+from playbooks.words import names_for
 
 TREND_MONTHS = 12
 MIGRATION_DAYS = 90
@@ -23,18 +25,11 @@ FIRST_PRODUCT_GROUPS = 12  # the biggest categories; the rest is "other"
 REPEAT_WINDOW_DAYS = 90  # "bought again within 90 days" of the first purchase
 P_ALIVE_BINS = 10
 TOP_CUSTOMERS = 10
-# metrics charted month by month: key -> (label, unit)
-TREND_METRICS: dict[str, tuple[str, str]] = {
-    "customers": ("Customers", "count"),
-    "repeat_rate": ("Repeat rate", "share"),
-    "purchase_frequency": ("Purchases per customer", "number"),
-    "aov": ("Average order value", "money"),
-    "ltv": ("Historic LTV (revenue per customer)", "money"),
-    "ltv_3f": ("Predicted LTV (AOV x per year x lifespan)", "money"),
-    "purchases_per_year": ("Purchases per year (active customers)", "number"),
-    "churn_rate": ("Churn rate (lost customers)", "share"),
-    "crr_12m": ("Customer retention rate, 12 months", "share"),
-    "new_customers_12m": ("New customers, last 12 months", "count"),
+# metrics charted month by month: key -> unit (names: playbooks.words, in the playbook's language)
+TREND_METRICS: dict[str, str] = {
+    "customers": "count", "repeat_rate": "share", "purchase_frequency": "number", "aov": "money", "ltv": "money",
+    "ltv_3f": "money", "purchases_per_year": "number", "churn_rate": "share", "crr_12m": "share",
+    "new_customers_12m": "count",
 }
 
 
@@ -70,16 +65,24 @@ def evaluation_as_of(customers: Sequence[Customer], day: date, playbook) -> Eval
                       metrics=compute_metrics(facts, day, playbook))
 
 
+def trend_days(today: date, count: int = TREND_MONTHS) -> list[date]:
+    """The last `count - 1` month ends before `today`, then `today` itself: the current month is
+    shown too, as it stands (a month end that is today is not counted twice)."""
+    ends = month_ends(today, count)
+    return ends if ends[-1] == today else [*ends[1:], today]
+
+
 def metric_trend(customers: Sequence[Customer], today: date, playbook) -> dict:
-    """Each TREND_METRICS value as of each of the last TREND_MONTHS month ends."""
-    ends = month_ends(today, TREND_MONTHS)
+    """Each TREND_METRICS value as of each of the last TREND_MONTHS - 1 month ends and today."""
+    days = trend_days(today)
     series: dict[str, list] = {k: [] for k in TREND_METRICS}
-    for day in ends:
+    for day in days:
         metrics = evaluation_as_of(customers, day, playbook).metrics
         for key in TREND_METRICS:
             series[key].append(metrics.get(key))
-    return {"months": [d.isoformat() for d in ends], "series": series,
-            "labels": {k: {"label": lbl, "unit": unit} for k, (lbl, unit) in TREND_METRICS.items()}}
+    names = names_for(playbook)
+    return {"months": [d.isoformat() for d in days], "series": series,
+            "labels": {k: {"label": names.metric(k), "unit": unit} for k, unit in TREND_METRICS.items()}}
 
 
 def segment_order(playbook) -> list[str]:
@@ -193,37 +196,53 @@ def repeat_by_first_product(customers: Sequence[Customer], today: date) -> dict:
     return {"window_days": REPEAT_WINDOW_DAYS, "rows": rows}
 
 
-def lifetime_view(current: Evaluation, playbook) -> dict:
+def lifetime_view(current: Evaluation, playbook, people: Mapping[str, Customer] | None = None,
+                  account: str = "") -> dict:
     """The BG/NBD + Gamma-Gamma figures: the model, p_alive distribution, per segment, top customers."""
     if current.model is None:
         return {"model": None, "note": current.metrics.get("model_note") or "no lifetime model"}
     rows = [c for c in current.customers if "p_alive" in c.extra]
+    # one purchase: BG/NBD's p_alive is 1 by construction (nobody drops out before a repeat), which
+    # reads as "certain to return"; the chance of return is shown for repeat buyers only
+    repeaters = [c for c in rows if c.purchases >= 2]
     bins = [0] * P_ALIVE_BINS
-    for c in rows:
+    for c in repeaters:
         bins[min(int(float(c.extra["p_alive"]) * P_ALIVE_BINS), P_ALIVE_BINS - 1)] += 1
-    by_segment: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    by_segment: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0, 0])
     for c in rows:
         s = by_segment[c.segment]
         s[0] += 1
-        s[1] += float(c.extra["p_alive"])
+        if c.purchases >= 2:
+            s[1] += float(c.extra["p_alive"])
+            s[4] += 1
         s[2] += float(c.extra["expected_purchases_90d"])
         s[3] += float(c.extra["predicted_ltv"])
     order = [s for s in segment_order(playbook) if s in by_segment] + sorted(set(by_segment) - set(segment_order(playbook)))
+    people = people or {}
     top = sorted(rows, key=lambda c: (-float(c.extra["predicted_ltv"]), c.customer_id))[:TOP_CUSTOMERS]
     return {
         "model": current.model, "note": None,
         "p_alive_bins": [{"from": i / P_ALIVE_BINS, "to": (i + 1) / P_ALIVE_BINS, "customers": n}
                          for i, n in enumerate(bins)],
         "segments": [{"segment": s, "customers": int(by_segment[s][0]),
-                      "mean_p_alive": round(by_segment[s][1] / by_segment[s][0], 4),
+                      "mean_p_alive": round(by_segment[s][1] / by_segment[s][4], 4) if by_segment[s][4] else None,
                       "expected_purchases_90d": round(by_segment[s][2], 2),
                       "predicted_ltv": round(by_segment[s][3], 2),
                       "predicted_ltv_per_customer": round(by_segment[s][3] / by_segment[s][0], 2)}
                      for s in order],
+        "one_time_buyers": len(rows) - len(repeaters),
         "total_expected_purchases_90d": round(sum(float(c.extra["expected_purchases_90d"]) for c in rows), 2),
         "total_predicted_ltv": round(sum(float(c.extra["predicted_ltv"]) for c in rows), 2),
-        "top_customers": [{"customer_id": c.customer_id, "segment": c.segment, "purchases": c.purchases,
-                           "monetary": c.monetary, **{k: c.extra[k] for k in
-                                                      ("p_alive", "expected_purchases_90d", "predicted_ltv")}}
+        "top_customers": [{"customer_id": c.customer_id, **contact(people.get(c.customer_id), account),
+                           "segment": c.segment, "purchases": c.purchases, "monetary": c.monetary,
+                           **{k: c.extra[k] for k in ("p_alive", "expected_purchases_90d", "predicted_ltv")}}
                           for c in top],
     }
+
+
+def contact(customer: Customer | None, account: str) -> dict:
+    """Who a top customer is and where to act: name, manager id and the link to the CRM card."""
+    if customer is None:
+        return {"name": "", "manager_id": None, "url": None}
+    return {"name": customer.name, "manager_id": customer.manager_id,
+            "url": card_url(account, customer.id, customer.kind)}

@@ -197,6 +197,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:  # noqa: N802
         self._serve()
 
+    def do_OPTIONS(self) -> None:  # noqa: N802 - a browser's CORS preflight (amoCRM widget's X-Auth-Token)
+        self._serve()
+
     def log_request(self, code="-", size="-") -> None:
         path = urlsplit(self.path).path[:200]
         log.info("http method=%s path=%s status=%s", self.command, redact(path), code)

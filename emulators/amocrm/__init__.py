@@ -18,6 +18,8 @@ from datetime import date
 
 from connector import clock
 from emulators.amocrm.auth import AuthServer
+from emulators.amocrm.chats import seed_chats
+from emulators.amocrm.customers import seed_customers
 from emulators.amocrm.limits import BadAnswers, RateGate
 from emulators.amocrm.seed import seed_account
 from emulators.amocrm.server import Handler
@@ -40,12 +42,15 @@ class AmoEmulator(Emulator):
                  requests_per_second: float = 7, access_token_ttl: int = 86400, *, block_after: int = 20,
                  block_seconds: float = 60.0, retry_after_seconds: float = 1.0,
                  gateway_timeout_over: int | None = None, api_filter: bool = True, admin: bool = True,
-                 customers_mode: str = "disabled") -> None:
+                 customers_mode: str = "disabled", chat_share: float = 0.6) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port)
         self.today = today or clock.today()
         self.shop = generate_shop(customers, seed, self.today)
         self.store = AccountStore(api_filter=api_filter, customers_mode=customers_mode)
         seed_account(self.store, self.shop)
+        seed_customers(self.store)  # Customers mode: repeat purchases as customers' transactions
+        seed_chats(self.store, seed, chat_share)  # messenger chats for a share of the contacts
+        self.store.outbox = self.outbox  # what the generic Salesbot sends lands in GET /_emulator/outbox
         self.set_admin(admin)
         self.bad_answers = BadAnswers()
         self.gate = RateGate(enabled=rate_limit, per_second=requests_per_second, block_after=block_after,
@@ -103,6 +108,15 @@ class AmoEmulator(Emulator):
 
     def revoke_grant(self) -> None:
         self.auth.revoke_grant()
+
+    def widget_token(self, user_id: int | None = None, *, ttl_seconds: int = 300, secret: str | None = None) -> str:
+        """The one-time token the account's web interface adds to a widget's request (X-Auth-Token);
+        `ttl_seconds < 0`: an expired one, `secret`: one signed with another key (a forgery)."""
+        from emulators.amocrm.widget import one_time_token
+
+        return one_time_token(secret or self.client_secret, account_url=self.base_url,
+                              account_id=self.store.account_id, user_id=user_id or self.store.current_user_id,
+                              client_id=self.client_id, redirect_uri=self.redirect_uri, ttl_seconds=ttl_seconds)
 
     # --- what the shared control API needs of an account ------------------------------------------
 

@@ -12,12 +12,14 @@ start is kept in `salesbot_runs(store)` (counted as `salesbot_run` in /_emulator
 
 from __future__ import annotations
 
+from emulators.amocrm.chats import MESSAGE_BOT_ID, send_message
 from emulators.amocrm.context import Ctx, request_id
 from emulators.amocrm.render import ApiError, Reply, self_link, validation_error
 from emulators.amocrm.store import AccountStore
 
 SALESBOTS = {7001: "rs_feedback", 7002: "rs_content", 7003: "rs_winback_email", 7004: "rs_winback_sms",
-             7005: "rs_tier_welcome", 7006: "rs_tier_near", 7007: "rs_birthday", 7008: "rs_holiday"}
+             7005: "rs_tier_welcome", 7006: "rs_tier_near", 7007: "rs_birthday", 7008: "rs_holiday",
+             MESSAGE_BOT_ID: "rs_message"}
 MAX_RUNS = 100  # Doc: developers.kommo.com/reference/launch-salesbot - no more than 100 bots at a time
 ENTITY_TYPES = {1: "contacts", 2: "leads"}
 
@@ -50,6 +52,8 @@ def run_salesbots(ctx: Ctx) -> Reply:
         for item in items:
             runs.append({"bot_id": item["bot_id"], "entity_id": item["entity_id"],
                          "entity_type": ENTITY_TYPES[int(item["entity_type"])], "started_at": store.now()})
+            if item["bot_id"] == MESSAGE_BOT_ID and ENTITY_TYPES[int(item["entity_type"])] == "contacts":
+                send_message(store, item["entity_id"])  # real bots start within seconds; here at once
     return Reply(202, b"", "text/html")
 
 

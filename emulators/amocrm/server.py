@@ -12,7 +12,7 @@ import time
 from http import HTTPStatus
 from urllib.parse import SplitResult, parse_qsl
 
-from emulators.amocrm import routes_crm, routes_misc, routes_writeback
+from emulators.amocrm import chats, customers, routes_crm, routes_misc, routes_writeback
 from emulators.amocrm.context import Ctx
 from emulators.amocrm.query import parse_query
 from emulators.amocrm.render import PROBLEM, ApiError, Reply, problem, validation_error
@@ -20,7 +20,7 @@ from emulators.kit import DROP, EmulatorHandler
 
 _ID_RE = re.compile(r"/\d+(?=/|$)")
 ROUTES = [(m, re.compile(p + r"/?$"), fn)
-          for m, p, fn in routes_crm.ROUTES + routes_misc.ROUTES + routes_writeback.ROUTES]
+          for m, p, fn in chats.ROUTES + customers.ROUTES + routes_crm.ROUTES + routes_misc.ROUTES + routes_writeback.ROUTES]
 BLOCK_PAGE = (b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1>"
               b"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 

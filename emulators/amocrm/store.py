@@ -40,6 +40,10 @@ class AccountStore:
     webhooks: dict[int, dict] = field(default_factory=dict)
     deleted_leads: dict[int, dict] = field(default_factory=dict)  # the recycle bin, restorable leads
     events: list[dict] = field(default_factory=list)  # the account's events list (GET /api/v4/events)
+    customers: dict[int, dict] = field(default_factory=dict)  # Customers mode (emulators.amocrm.customers)
+    transactions: dict[int, dict] = field(default_factory=dict)
+    chats: dict[int, str] = field(default_factory=dict)  # contact id -> its messenger chat (emulators.amocrm.chats)
+    outbox: object = None  # the emulator's emulators.kit.Outbox: what reached customers
     # Doc: amocrm.ru/developers/content/crm_platform/filters-api - filtering is alpha, on for some accounts only;
     # /api/v4/account?with=is_api_filter_enabled says which. Off: list filters are ignored.
     api_filter: bool = True

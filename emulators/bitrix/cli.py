@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scopes of the webhook and the app, e.g. crm,task,user,bizproc (default: all the plugin uses)")
     p.add_argument("--mailbox", type=standalone.on_off, default=True,
                    help="yes|no: the portal has a mailbox to send e-mails from (no: \"From\" is not found)")
+    p.add_argument("--chat-share", type=float, default=0.0,
+                   help="share of customer cards with an open-line chat (WhatsApp/Telegram), the same cards for "
+                        "a seed (default 0: no open lines connected)")
+    p.add_argument("--sms-automation", type=standalone.on_off, default=False,
+                   help="yes|no: the admin bound the robot \"Send SMS\" to the app's trigger")
     return p
 
 
@@ -43,5 +48,5 @@ def run_standalone(argv: list[str] | None = None, out=None) -> int:
         latency_ms=args.latency_ms, faults=args.faults, host=args.host, port=args.port,
         time_scale=args.time_scale, operating_limit_seconds=args.operating_limit, cost_model=args.cost_model,
         batch_billing=args.batch_billing, webhook_admin=args.webhook_admin, scopes=args.scopes,
-        mailbox=args.mailbox),
+        mailbox=args.mailbox, chat_share=args.chat_share, sms_automation=args.sms_automation),
         settings, "Bitrix24 emulator", out)

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import activity_methods, app_methods, catalog_methods, crm_methods, work_methods, writeback_methods  # noqa: F401
+from . import (  # noqa: F401
+    activity_methods,
+    app_methods,
+    catalog_methods,
+    crm_methods,
+    openlines,
+    triggers,
+    work_methods,
+    writeback_methods,
+)
 from .registry import METHODS
 
 app_methods.register()  # last: its app-context handlers replace work_methods' plain refusals
+triggers.register()
 
 
 def lookup(name: str) -> Callable | None:

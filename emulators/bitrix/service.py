@@ -13,6 +13,7 @@ from .app_context import AppContext
 from .bad_answers import BadAnswers
 from .dispatch import Dispatcher
 from .limits import OPERATING_LIMIT_SECONDS, CostModel, LeakyBucket, OperatingMeter
+from .openlines import seed_chats
 from .protocol import PORTAL_TZ, local_ts
 from .rights import parse_scopes
 from .seed import seed_portal
@@ -50,6 +51,11 @@ class BitrixEmulator(Emulator):
             plugin uses); a method outside them answers 403 insufficient_scope.
         mailbox: whether the portal has a mailbox to send e-mail activities from (`--mailbox yes|no`);
             without one crm.activity.add answers `Email send error. "From" is not found`.
+        chat_share: the share of customer cards with an open-line chat (WhatsApp for a card with a phone,
+            Telegram otherwise), the same cards for the same seed (`--chat-share`; openlines.py). 0 by
+            default: a fresh portal has no open lines connected.
+        sms_automation: whether the admin bound the robot "Send SMS" to the app's trigger
+            (`--sms-automation yes|no`, `set_sms_automation`; triggers.py).
     """
 
     thread_name = "bitrix-emulator"
@@ -62,7 +68,8 @@ class BitrixEmulator(Emulator):
                  operating_limit_seconds: float | None = None, operating_per_call: float = 0.001,
                  cost_model: str = "real", batch_billing: str = "inner",
                  shop: Shop | None = None, keep_shop: bool = True, webhook_admin: bool = True,
-                 scopes: str | Iterable[str] | None = None, mailbox: bool = True) -> None:
+                 scopes: str | Iterable[str] | None = None, mailbox: bool = True, chat_share: float = 0.0,
+                 sms_automation: bool = False) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port,
                          count_commands=True)
         shop = shop if shop is not None else generate_shop(customers, seed, today)
@@ -82,6 +89,8 @@ class BitrixEmulator(Emulator):
         self.store.webhook_user = webhook_user
         seed_portal(self.store, shop, self.store.clock())
         self.store.mailbox = mailbox
+        seed_chats(self.store, seed, chat_share)
+        self.store.sms_automation = sms_automation
         self.store.outbox = self.outbox  # e-mails sent from the portal land in GET /_emulator/outbox
         self.scopes = parse_scopes(scopes)
         self.set_rights(admin=webhook_admin)
@@ -144,7 +153,7 @@ class BitrixEmulator(Emulator):
 
     def apply_control(self, data: dict) -> None:
         """The shared keys, plus `answer_html {n, status, call}`, `truncate_next {n, call}` and
-        `add_operating {seconds, call}`."""
+        `add_operating {seconds, call}`, `sms_automation` true|false."""
         super().apply_control(data)
         html = data.get("answer_html")
         if isinstance(html, dict):
@@ -153,9 +162,16 @@ class BitrixEmulator(Emulator):
         cut = data.get("truncate_next")
         if isinstance(cut, dict):
             self.truncate_next(int(cut.get("n", 1)), cut.get("call"))
+        if "sms_automation" in data:
+            self.set_sms_automation(bool(data["sms_automation"]))
         busy = data.get("add_operating")
         if isinstance(busy, dict):
             self.add_operating(float(busy.get("seconds", 0)), busy.get("call"))
+
+    def set_sms_automation(self, on: bool) -> None:
+        """The admin bound (True) or unbound the robot "Send SMS" on the app's trigger."""
+        with self.store.lock:
+            self.store.sms_automation = on
 
     def set_rate_limit(self, on: bool) -> None:
         self.bucket = LeakyBucket(self.bucket_size, self.drain_per_second, self.time_scale) if on else None

@@ -70,6 +70,11 @@ class Portal:
         self.webhook_user = 1
         self.mailbox = True  # a mailbox to send e-mail activities from (`--mailbox`)
         self.outbox = None  # the emulator's emulators.kit.Outbox, once the emulator set it
+        self.chats: dict = {}  # (entity type, id) -> open-line chats bound to the card (openlines.py)
+        self.claimed_markers: set[str] = set()  # markers an outgoing chat message or SMS was keyed by
+        self.message_seq = 19880000
+        self.sms_automation = False  # the admin bound "send SMS" to the app's trigger (triggers.py)
+        self.triggers: dict[str, dict] = {}  # the app's automation triggers by CODE
         self.next_multifield_id = 0
         # Shop customer id -> ("contact" | "company", CRM id); companies' contacts too.
         self.customer_refs: dict[int, tuple[str, int]] = {}

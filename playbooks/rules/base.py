@@ -8,6 +8,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connector.model import Action, ActionKind, Channel, action_key
+from playbooks import numbers
 from playbooks.templates import CUSTOMER_PLACEHOLDERS, PLACEHOLDERS, money, render, render_for_customer
 
 if TYPE_CHECKING:
@@ -74,6 +75,14 @@ class Rule:
     def plan(self, facts: CustomerFacts, today: date, config: Any) -> Iterable[Action]:
         raise NotImplementedError
 
+    def may_fire(self, due: Any, config: Any) -> Any:
+        """Which customers plan() could give an action today, from columns (playbooks.columnar_plan.
+        DueColumns): a boolean array that holds every customer plan() would act on, or None for
+        everyone. Only a speed-up for columnar planning: a rule without it is asked about every
+        customer; one with it must stay a superset of plan() (the equivalence tests check it).
+        """
+        return None
+
 
 def in_window(due: date, today: date, within_days: int) -> bool:
     """A step fires on its due day or up to `within_days` days after it, never before."""
@@ -83,17 +92,19 @@ def in_window(due: date, today: date, within_days: int) -> bool:
 def base_values(facts: CustomerFacts, needs_suggestions: bool = True) -> dict[str, object]:
     """Placeholder values every rule can use (suggestions only when a text asks for them)."""
     c = facts.customer
+    words = facts.shop.words  # codes become the team's names in texts ("уровень Золото", not "gold")
+    name = words.of if words is not None else (lambda _group, code: code or "")
     return {
         "name": c.name,
-        "tier": facts.tier,
-        "next_tier": facts.next_tier or "",
+        "tier": name("tiers", facts.tier),
+        "next_tier": name("tiers", facts.next_tier),
         "to_next_tier": _fmt_num(facts.to_next_tier) if facts.to_next_tier is not None else "",
         "benefits": facts.tier_benefits,
         "next_benefits": facts.next_tier_benefits,
         "manager": c.manager_id or (facts.purchases[-1].manager_id if facts.purchases else "") or "",
         "currency": facts.currency,
-        "segment": facts.segment,
-        "lifecycle": facts.lifecycle,
+        "segment": name("segments", facts.segment),
+        "lifecycle": name("lifecycle", facts.lifecycle),
         "suggestions": ", ".join(name for _pid, name in facts.suggestions) if needs_suggestions else "",
         **bonus_values(facts),
     }
@@ -121,7 +132,11 @@ def purchase_values(facts: CustomerFacts, purchases: Iterable[Any]) -> dict[str,
     out: dict[str, object] = {"products": ", ".join(dict.fromkeys(items)) or (last.title if last else "")}
     if last is not None:
         out["purchase_date"] = last.date.isoformat()
-        out["amount"] = money(total, facts.currency)
+        words = facts.shop.words  # "1 234,50 ₽" in Russian, "1,234.50 RUB" in English
+        if words is None:
+            out["amount"] = money(total, facts.currency)
+        else:
+            out["amount"] = numbers.money(total, facts.currency, words.lang, 0 if float(total).is_integer() else 2)
     return out
 
 

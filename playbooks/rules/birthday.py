@@ -34,6 +34,17 @@ class BirthdayRule(Rule):
     kind = "birthday"
     Config = BirthdayConfig
 
+    def may_fire(self, due, config: BirthdayConfig):
+        """Customers with a birthday in its window today (segments are left to plan())."""
+        if not due.birthdays:
+            return due.nobody()
+        today = due.today
+        windows = [(today.year, config.days_before), (today.year + 1, config.days_before)]
+        near = due.each(lambda c: c.birthday is not None and any(
+            occurrence(y, c.birthday.month, c.birthday.day) - timedelta(days=before) <= today
+            <= occurrence(y, c.birthday.month, c.birthday.day) for y, before in windows))
+        return near & (due.n >= config.min_purchases)
+
     def plan(self, facts: CustomerFacts, today: date, config: BirthdayConfig) -> Iterator[Action]:
         born = facts.customer.birthday
         if born is None or facts.n < config.min_purchases or not in_segments(facts, config.segments):

@@ -50,11 +50,16 @@ class CalendarRule(Rule):
     kind = "calendar"
     Config = CalendarConfig
 
+    def may_fire(self, due, config: CalendarConfig):
+        """Only a purchase within the longest step's reach can make a step due."""
+        if not config.steps:
+            return due.nobody()
+        return (due.n > 0) & (due.recency <= _horizon(config))
+
     def plan(self, facts: CustomerFacts, today: date, config: CalendarConfig) -> Iterator[Action]:
         if not facts.purchases or not config.steps:
             return
-        horizon = max(s.day + (s.fire_within_days if s.fire_within_days is not None else config.fire_within_days)
-                      for s in config.steps)
+        horizon = _horizon(config)
         days: dict[date, list[Purchase]] = {}
         for p in reversed(facts.purchases):
             if (today - p.date).days > horizon:
@@ -73,3 +78,9 @@ class CalendarRule(Rule):
                     continue
                 vals = {**values, "days": step.day}
                 yield make_action(facts, self.kind, anchor.id, step.name, due, step, config.priority, vals)
+
+
+def _horizon(config: CalendarConfig) -> int:
+    """Days after a purchase its last step can still fire."""
+    return max(s.day + (s.fire_within_days if s.fire_within_days is not None else config.fire_within_days)
+               for s in config.steps)

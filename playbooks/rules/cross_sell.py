@@ -73,6 +73,16 @@ class CrossSellRule(Rule):
         if config.learned_top_k > 0:
             shop.want_pairs()
 
+    def may_fire(self, due, config: CrossSellConfig):
+        """A trigger is a purchase no later than the last one: the last must be within reach."""
+        reach = [o.after_days + (o.fire_within_days if o.fire_within_days is not None else config.fire_within_days)
+                 for o in config.offers]
+        if config.learned is not None:
+            reach.append(config.learned.after_days + config.fire_within_days)
+        if not reach:
+            return due.nobody()
+        return (due.n > 0) & (due.recency <= max(reach))
+
     def plan(self, facts: CustomerFacts, today: date, config: CrossSellConfig) -> Iterator[Action]:
         if not facts.purchases:
             return

@@ -63,6 +63,17 @@ class HolidaysRule(Rule):
     kind = "holidays"
     Config = HolidaysConfig
 
+    def may_fire(self, due, config: HolidaysConfig):
+        """Nobody on a day no holiday's window holds; else whoever bought often enough."""
+        today = due.today
+        for h in config.dates:
+            m, d = month_day(h.date) or (1, 1)
+            for year in (today.year, today.year + 1):
+                day = occurrence(year, m, d)
+                if day - timedelta(days=h.days_before) <= today <= day:
+                    return due.n >= config.min_purchases
+        return due.nobody()
+
     def plan(self, facts: CustomerFacts, today: date, config: HolidaysConfig) -> Iterator[Action]:
         if facts.n < config.min_purchases:
             return

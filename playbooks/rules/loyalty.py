@@ -38,6 +38,16 @@ class LoyaltyRule(Rule):
     kind = "loyalty"
     Config = LoyaltyConfig
 
+    def may_fire(self, due, config: LoyaltyConfig):
+        """A tier is reached on a purchase no later than the last one; `near` counts from the last."""
+        out = due.nobody()
+        if config.welcome is not None:
+            out |= due.recency <= config.fire_within_days
+        if config.near is not None:
+            late = due.recency - config.near_after_days
+            out |= (late >= 0) & (late <= config.fire_within_days)
+        return out & (due.n > 0)
+
     def plan(self, facts: CustomerFacts, today: date, config: LoyaltyConfig) -> Iterator[Action]:
         if not facts.purchases:
             return

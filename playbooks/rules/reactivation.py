@@ -55,6 +55,17 @@ class ReactivationRule(Rule):
     kind = "reactivation"
     Config = ReactivationConfig
 
+    def may_fire(self, due, config: ReactivationConfig):
+        """Silent long enough, and step 1 in its window or an earlier step applied (PlanHistory)."""
+        if not config.steps:
+            return due.nobody()
+        silent = (due.n > 0) & (due.recency >= config.silence_days)
+        if config.first_step_within_days is None:
+            first = due.recency <= due.lost_after
+        else:
+            first = due.recency - config.silence_days <= config.first_step_within_days
+        return silent & (first | due.history)
+
     def plan(self, facts: CustomerFacts, today: date, config: ReactivationConfig) -> Iterator[Action]:
         if not facts.purchases or not config.steps:
             return

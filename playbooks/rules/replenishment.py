@@ -110,6 +110,14 @@ class ReplenishmentRule(Rule):
                                            min_customers=config.learn_min_customers,
                                            max_spread=config.learn_max_spread))
 
+    def may_fire(self, due, config: ReplenishmentConfig):
+        """Nobody when no product can have a cycle (none set, in the catalogue or learned)."""
+        shop = due.shop
+        if config.products or config.categories or (config.use_catalogue and shop.catalogue_has_cycles) \
+                or (config.learn and shop.cycles):
+            return due.n > 0
+        return due.nobody()
+
     def plan(self, facts: CustomerFacts, today: date, config: ReplenishmentConfig) -> Iterator[Action]:
         for key, fact in facts.products().items():
             found = cycle_days(fact, facts, config)

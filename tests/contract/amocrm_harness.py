@@ -53,7 +53,8 @@ class AmoHarness(HarnessBase):
     resends_lost_writes = False  # writes are never resent blind: the run stops and markers settle it
     tasks_link_purchases = False  # a task sits on one card: the customer's
     stops_twin_automation = False  # a Salesbot once started runs; only its twin note is defused
-    install_creates = 13  # 6 card fields on contacts and on companies, and the lead's action key
+    install_creates = 16  # 6 card fields on contacts and on companies, the lead's action key, 3 Salesbot text fields
+    card_keeps_codes = False  # a card value carries its code ("Чемпионы [champions]"): README, card fields
     card_fields = ("RS_SEGMENT", "RS_RFM", "RS_LIFECYCLE", "RS_TIER", "RS_NEXT_PURCHASE")
     opt_out_field = "NO_MARKETING"
     token_setting = "AMOCRM_ACCESS_TOKEN"

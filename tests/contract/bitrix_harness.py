@@ -51,7 +51,9 @@ class BitrixHarness(HarnessBase):
     resends_lost_writes = True  # fast-bitrix24 resends any failed request, writes too
     tasks_link_purchases = True  # UF_CRM_TASK holds C_<contact> and D_<deal>
     stops_twin_automation = True  # a twin business process is terminated
-    install_creates = 12  # 6 card fields on contacts and on companies (the deal's bonuses paid is the shop's)
+    install_creates = 15  # 6 card fields and the refused channels on contacts and on companies, the SMS text on
+    # deals (the deal's bonuses paid is the shop's)
+    card_keeps_codes = True  # a card value carries its code ("Чемпионы [champions]"): README, card fields
     card_fields = ("UF_CRM_RS_SEGMENT", "UF_CRM_RS_RFM", "UF_CRM_RS_LIFECYCLE", "UF_CRM_RS_TIER",
                    "UF_CRM_RS_NEXT_PURCHASE")
     opt_out_field = OPT_OUT_FIELD
@@ -169,6 +171,13 @@ class BitrixHarness(HarnessBase):
                 "workflow": Counter(k for cid in sorted(set(customers)) for keys in self.comment_keys("contact", cid)
                                     for k in keys)}
 
+    def touches(self) -> Counter:
+        """Tasks and e-mails as the portal holds them, and the chat messages and SMS customers received
+        (the emulator's outbox: a chat keeps no field of ours, only the card's comment does)."""
+        held = self.held()
+        sent = Counter(m["key"] for m in self.emulator.outbox.items() if m["channel"] in ("messenger", "sms"))
+        return held["task"] + held["email"] + sent
+
     def tasks(self) -> dict[str, HeldTask]:
         out = {}
         for t in self.our_tasks(["TITLE", "UF_CRM_TASK", "DEADLINE", "RESPONSIBLE_ID"]):
@@ -201,7 +210,7 @@ class BitrixHarness(HarnessBase):
         return {r["ID"]: tuple(r[k] or "" for k in self.card_fields[:4]) for r in rows}
 
     def custom_fields(self) -> dict[tuple[str, str], str]:
-        return {(entity, f["FIELD_NAME"]): f["USER_TYPE_ID"] for entity in ("contact", "company")
+        return {(entity, f["FIELD_NAME"]): f["USER_TYPE_ID"] for entity in ("contact", "company", "deal")
                 for f in self.listing(f"crm.{entity}.userfield.list")}
 
     def automation_starts(self) -> Counter:

@@ -25,7 +25,7 @@ def test_sync_json_reports_requests_and_a_second_run_writes_nothing(crm, tmp_pat
     assert out["stats"]["requests"] == crm.emulator.stats()["requests_total"]
     for entry in out["plan"]:
         assert set(entry) >= {"key", "kind", "customer_id", "rule", "due", "title"}
-        assert entry["kind"] in {"task", "tag", "deal", "robot", "workflow", "email"}
+        assert entry["kind"] in {"task", "tag", "deal", "robot", "workflow", "email", "message", "sms"}
     second = json.loads(run_cli(["sync", "--format", "json", *as_of(crm)], env).stdout)
     assert second["stats"]["written"] == 0
     assert second["stats"]["skipped"] == len(out["plan"])

@@ -5,11 +5,15 @@ Everything is checked through the CRM's own API over HTTP, never through the ada
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+
+import pytest
 
 from connector.model import ActionKind
 from connector.state import State
 from playbooks import load_playbook
+from playbooks.words import names_for
 from tests.contract.harness import automation_playbook
 
 
@@ -38,18 +42,45 @@ def test_cards_hold_the_segment_and_only_changed_cards_are_overwritten(crm, tmp_
     held = crm.card_values(reports)
     assert len(held) == len(reports) == first.stats["fields_written"] > 0
     for cid, c in reports.items():
-        assert held[cid] == (c.segment, c.rfm, c.lifecycle, c.tier)
+        assert held[cid] == shown(crm, c)
     assert crm.sync(state, playbook=fixed).stats["fields_written"] == 0  # nothing changed: nothing written
     cards = crm.card_writes()
     later = crm.sync(state, playbook=fixed, today=crm.today + timedelta(days=120))  # time passes: stages change
     moved = {c.customer_id: c for c in later.evaluation.customers  # the segment moved, or bonuses burned
-             if (c.segment, c.rfm, c.lifecycle, c.tier) != held[c.customer_id]
+             if shown(crm, c) != held[c.customer_id]
              or c.extra.get("bonus_balance") != reports[c.customer_id].extra.get("bonus_balance")}
     assert moved and later.stats["fields_written"] == len(moved) < len(reports)
     assert crm.card_writes() - cards == len(moved), "only the changed cards are written"
     now = crm.card_values(moved)
     for cid, c in moved.items():  # overwritten, not accumulated
-        assert now[cid] == (c.segment, c.rfm, c.lifecycle, c.tier)
+        assert now[cid] == shown(crm, c)
+
+
+RU = names_for(load_playbook())
+
+
+def shown(crm, c) -> tuple[str, str, str, str]:
+    """A card's segment, RFM, lifecycle and tier as the team reads them (Russian playbook); the CRM
+    that filters by code (Bitrix24: no tags on contacts) keeps the code in brackets after the name."""
+    names = (RU.segment(c.segment), c.rfm, RU.lifecycle(c.lifecycle), RU.tier(c.tier))
+    if not crm.card_keeps_codes:
+        return names
+    return tuple(f"{n} [{code}]" if i != 1 else n for i, (n, code) in enumerate(
+        zip(names, (c.segment, c.rfm, c.lifecycle, c.tier), strict=True)))
+
+
+def test_card_values_are_in_the_team_language_with_the_code_where_a_filter_needs_it(crm, tmp_path):
+    crm.install()
+    report = crm.sync(State(tmp_path / "s.db"))
+    held = crm.card_values(c.customer_id for c in report.evaluation.customers)
+    champion = next(c for c in report.evaluation.customers if c.segment == "champions" and c.tier == "gold")
+    segment, _rfm, _lifecycle, tier = held[champion.customer_id]
+    if crm.card_keeps_codes:
+        assert (segment, tier) == ("Чемпионы [champions]", "Золото [gold]")
+    else:  # amoCRM: the segment's code is the card's tag
+        assert (segment, tier) == ("Чемпионы", "Золото")
+    values = [v for row in held.values() for v in (row[0], row[2], row[3])]
+    assert not [v for v in values if v in ("champions", "gold", "active", "lost_champions")]
 
 
 def test_repeat_deals_carry_products_stage_manager_and_a_note_with_the_marker(crm, tmp_path):
@@ -197,3 +228,18 @@ def test_a_lost_state_file_finds_cards_deals_and_automation_starts_instead_of_wr
     assert crm.card_writes() == cards
     assert not any(crm.call_count(call) for call in (crm.calls.task_write, crm.calls.deal_write,
                                                      crm.calls.workflow_write))
+
+
+CODES_IN_TEXT = re.compile(r"(уровень|уровня|сегмент|стадия|tier|segment|stage) (gold|silver|bronze|none|champions|"
+                           r"lost_champions|loyal|at_risk|promising|hibernating|others|active|sleeping|lost|new)\b")
+
+
+@pytest.mark.parametrize("lang, tiers", [("ru", ("Золото", "Серебро", "Бронза")), ("en", ("Gold", "Silver", "Bronze"))])
+def test_task_texts_name_tiers_and_segments_in_the_playbook_language(crm, tmp_path, lang, tiers):
+    crm.install()
+    crm.sync(State(tmp_path / "s.db"), playbook=load_playbook(lang=lang))
+    texts = [t.text for t in crm.tasks().values()]
+    assert texts
+    assert not [m.group(0) for t in texts for m in [CODES_IN_TEXT.search(t)] if m]  # "уровень gold" is gone
+    assert any(f"{word} {tier}" in t for t in texts for tier in tiers
+               for word in ("уровень", "уровня", "tier", "the"))

@@ -11,6 +11,7 @@ import json
 import random
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from pb_builders import catalogue, customer, d, merge, playbook
 from test_cases import CASES, load_case
@@ -123,3 +124,81 @@ def test_a_csv_gets_the_reference_answer(tmp_path):
         book = load_playbook(overrides=over) if over else load_playbook()
         assert_same(customers, date(2026, 7, 1), book)
         assert_same(customers, date(2025, 1, 1), book)
+
+
+def test_every_rule_is_asked_about_every_customer_it_acts_on(tmp_path):
+    """Rule.may_fire (who a rule could act on, from columns) holds every customer the rule's
+    plan() gives an action, on every day of a sweep across the firing windows."""
+    from dataclasses import replace
+
+    from playbooks.columnar import segment
+    from playbooks.columnar_plan import DueColumns
+    from playbooks.columns import purchase_columns
+    from playbooks.engine import _RULES, build_facts
+    from playbooks.facts import ShopFacts
+
+    path = tmp_path / "t.csv"
+    _write_csv(path, 3000, 11)
+    customers = [replace(c, birthday=date(1980 + i % 20, 1 + i % 12, 1 + i % 28)) if i % 3 else c
+                 for i, c in enumerate(read_transactions(path))]
+    book = load_playbook()
+    acted: dict[str, int] = {}
+    for today in [date(2026, 7, 1) + timedelta(days=k) for k in range(0, 380, 23)] + [date(2026, 12, 28)]:
+        facts = build_facts(customers, today, book)
+        cols = purchase_columns(customers, today, book.currency, book.rates)
+        s = segment(cols, today, book)
+        shop = facts[0].shop if facts else ShopFacts()
+        due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
+                         history=np.zeros(len(customers), dtype=bool), customers=customers, shop=shop)
+        for kind, rule in _RULES.items():
+            cfg = book.rule(kind)
+            if cfg is None:
+                continue
+            mask = rule.may_fire(due, cfg)
+            for i, f in enumerate(facts):
+                if any(True for _ in rule.plan(f, today, cfg)):
+                    acted[kind] = acted.get(kind, 0) + 1
+                    assert mask is None or mask[i], (kind, today, f.customer.id)
+    assert set(acted) >= {"calendar", "reactivation", "loyalty", "birthday", "holidays"}, acted
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
+    """analyze's path: the CSV's purchases made in bulk (connector.transactions_columns), customers'
+    objects only for the plan, against the reference engine on read_transactions()."""
+    from connector.transactions_columns import read_transaction_table
+    from playbooks.columnar_plan import evaluate_purchases
+    from playbooks.columns import purchase_columns
+
+    path = tmp_path / "t.csv"
+    _write_csv(path, 6000, seed)
+    customers = read_transactions(path)
+    table, summary = read_transaction_table(path)
+    assert summary.purchases == sum(len(c.purchases) for c in customers)
+    assert table.last_day() == max(c.purchases[-1].date for c in customers if c.purchases)
+    assert list(table.customers) == customers  # made from the arrays or by the reader: the same objects
+    for over in ({}, {"rates": {"USD": 90.5}}):
+        book = load_playbook(overrides=over) if over else load_playbook()
+        for today in (date(2026, 7, 1), date(2025, 1, 1)):
+            paid = book.bonuses.paid_field if book.bonuses_on else None
+            want = purchase_columns(customers, today, book.currency, book.rates, paid_field=paid)
+            got = table.columns(today, book.currency, book.rates, paid_field=paid)
+            assert got.ids == want.ids
+            for name in ("start", "day", "amount") + (("paid",) if paid else ()):
+                assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+            ref = evaluate(customers, today, book)
+            s, segments, metrics = evaluate_purchases(got, table.customers, today, book, with_items=table.with_items,
+                                                      birthdays=False)
+            assert [json.dumps(r) for r in reports(s)] == [json.dumps(c.to_json()) for c in ref.customers]
+            assert segments == ref.segments
+            assert json.dumps(metrics) == json.dumps(ref.metrics)
+
+
+def test_a_csv_with_a_header_only_reads_as_no_purchases(tmp_path):
+    from connector.transactions_columns import read_transaction_table
+
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,date,amount\n", encoding="utf-8")
+    table, summary = read_transaction_table(path)
+    cols = table.columns(date(2026, 7, 1), "RUB", {})
+    assert (table.last_day(), summary.customers, summary.purchases, cols.ids, len(cols.day)) == (None, 0, 0, [], 0)

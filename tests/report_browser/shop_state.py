@@ -40,22 +40,22 @@ def shop_page(customers: int, seed: int, today: date) -> PullPage:
 
 
 def shop_state(path: Path, *, customers: int = 600, seed: int = 7, today: date = TODAY,
-               syncs: int = 26, every_days: int = 7, playbook=None) -> State:
+               syncs: int = 26, every_days: int = 7, playbook=None, account: str = ACCOUNT) -> State:
     """A State holding the shop and the ledger of `syncs` syncs, the last one on `today`."""
     playbook = playbook or load_playbook(lang="en")
     state = State(path)
-    run_id = state.start_run(ACCOUNT, "sync", False)
-    state.absorb(ACCOUNT, shop_page(customers, seed, today), run_id)
+    run_id = state.start_run(account, "sync", False)
+    state.absorb(account, shop_page(customers, seed, today), run_id)
     state.finish_run(run_id, {})
-    catalogue = list(state.products(ACCOUNT).values())
+    catalogue = list(state.products(account).values())
     for k in range(syncs - 1, -1, -1):
         day = today - timedelta(days=k * every_days)
-        run_id = state.start_run(ACCOUNT, "sync", False)
-        ev = evaluate(state.customers(ACCOUNT), day, playbook, history=PlanHistory(state.applied_dates(ACCOUNT)),
+        run_id = state.start_run(account, "sync", False)
+        ev = evaluate(state.customers(account), day, playbook, history=PlanHistory(state.applied_dates(account)),
                       catalogue=catalogue, predict=False)
-        status = state.ledger_status(ACCOUNT, (a.key for a in ev.plan))
+        status = state.ledger_status(account, (a.key for a in ev.plan))
         todo = [a for a in ev.plan if a.due <= day and status.get(a.key) != "done"]
-        state.mark_pending(ACCOUNT, todo)
-        state.mark_done(ACCOUNT, {a.key: CrmRef("task", f"t{i}") for i, a in enumerate(todo)}, day)
+        state.mark_pending(account, todo)
+        state.mark_done(account, {a.key: CrmRef("task", f"t{i}") for i, a in enumerate(todo)}, day)
         state.finish_run(run_id, {"written": len(todo)})
     return state

@@ -1,10 +1,12 @@
 """The pages' words in the playbook's language (Russian by default): no slug or metric key reaches a person.
 
-A playbook may rename a segment: `[[segments.rfm.segments]] label = "..."` wins over these names, as a
-tier's `label` does.
+Segment, stage, value, tier and rule names come from `playbooks.words` (one table for the report,
+tasks, cards and pages); a playbook renames them in `[names.<group>]`, a tier also by its `label`.
 """
 
 from __future__ import annotations
+
+from playbooks.words import names_for
 
 WORDS: dict[str, dict[str, str]] = {
     "ru": {
@@ -82,28 +84,6 @@ WORDS: dict[str, dict[str, str]] = {
     },
 }
 
-SEGMENTS = {
-    "ru": {"champions": "Чемпионы", "lost_champions": "Потерянные чемпионы", "loyal": "Лояльные",
-           "at_risk": "В зоне риска", "new": "Новые", "promising": "Перспективные", "hibernating": "Засыпающие",
-           "lost": "Потерянные", "others": "Остальные", "no_purchases": "Без покупок"},
-    "en": {"champions": "Champions", "lost_champions": "Lost champions", "loyal": "Loyal", "at_risk": "At risk",
-           "new": "New", "promising": "Promising", "hibernating": "Hibernating", "lost": "Lost",
-           "others": "Others", "no_purchases": "No purchases"},
-}
-LIFECYCLE = {
-    "ru": {"prospect": "Потенциальный", "new": "Новый", "active": "Активный", "sleeping": "Спящий",
-           "lost": "Потерянный"},
-    "en": {"prospect": "Prospect", "new": "New", "active": "Active", "sleeping": "Sleeping", "lost": "Lost"},
-}
-VALUE = {"ru": {"base": "Базовая", "middle": "Средняя", "vip": "VIP"},
-         "en": {"base": "Base", "middle": "Middle", "vip": "VIP"}}
-RULES = {
-    "ru": {"calendar": "Календарь после покупки", "reactivation": "Возврат уснувших", "replenishment":
-           "Пополнение запаса", "cross_sell": "Сопутствующие товары", "loyalty": "Программа лояльности",
-           "birthday": "День рождения", "holidays": "Праздники"},
-    "en": {"calendar": "Post-purchase calendar", "reactivation": "Win-back", "replenishment": "Replenishment",
-           "cross_sell": "Cross-sell", "loyalty": "Loyalty", "birthday": "Birthday", "holidays": "Holidays"},
-}
 CHANNELS = {
     "ru": {"task": "Задача", "call": "Звонок", "email": "Письмо", "sms": "SMS", "messenger": "Мессенджер"},
     "en": {"task": "Task", "call": "Call", "email": "E-mail", "sms": "SMS", "messenger": "Messenger"},
@@ -120,31 +100,26 @@ class Words:
         self.lang = "en" if getattr(playbook, "lang", "ru") == "en" else "ru"
         self.w = WORDS[self.lang]
         self.currency = CURRENCY.get(getattr(playbook, "currency", "RUB"), getattr(playbook, "currency", ""))
-        self._segments = dict(SEGMENTS[self.lang])
-        segs = playbook.segments
-        for s in segs.rfm.segments:
-            if getattr(s, "label", ""):
-                self._segments[s.name] = s.label
-        self._tiers = {t.name: (t.label or t.name) for t in segs.tiers.tiers}
-        self._tiers[segs.tiers.none] = self.w["none"]
+        # one name table for the product (playbooks/words.py): the playbook's [names] reach the pages too
+        self.names = names_for(playbook)
 
     def __getitem__(self, key: str) -> str:
         return self.w[key]
 
     def segment(self, name: str) -> str:
-        return self._segments.get(name, name.replace("_", " ").capitalize())
+        return self.names.segment(name)
 
     def lifecycle(self, name: str) -> str:
-        return LIFECYCLE[self.lang].get(name, name)
+        return self.names.lifecycle(name)
 
     def value(self, name: str) -> str:
-        return VALUE[self.lang].get(name, name)
+        return self.names.value(name)
 
     def tier(self, name: str) -> str:
-        return self._tiers.get(name, name)
+        return self.names.tier(name)
 
     def rule(self, name: str) -> str:
-        return RULES[self.lang].get(name, name)
+        return self.names.rule(name)
 
     def channel(self, name: str) -> str:
         return CHANNELS[self.lang].get(name, name)

@@ -1,0 +1,181 @@
+"""The transactions CSV as purchase columns for `analyze`, without a Python object per purchase.
+
+connector.transactions_csv reads and checks every line into per-row arrays; here the rows become
+purchases in bulk, by the same rules (an order is one purchase dated by its earliest row, summed
+over its rows sorted as the reader sorts them; a row without an order is one purchase). Customers
+with a refund row outside any order (it is matched to an earlier purchase, one after the other)
+and the rare same-day purchases whose order depends on their ids go through the reader's own
+code. A customer's object (for the rules) is made only when asked for: `customers[i]`.
+The result is playbooks.columns.PurchaseColumns equal, to the bit, to purchase_columns() over
+read_transactions() (a test compares them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from connector.model import Customer, Purchase
+from connector.transactions_csv import CsvSummary, _Rows, read_rows
+from playbooks.columns import PurchaseColumns
+
+
+class TransactionTable:
+    """Every purchase of the file as arrays; customers in id order (index = position in `ids`)."""
+
+    def __init__(self, rows: _Rows, summary: CsvSummary) -> None:
+        self.rows = rows
+        ids = rows.customers_ids.values
+        by_id = sorted(range(len(ids)), key=ids.__getitem__)
+        self.ids = [ids[i] for i in by_id]
+        self._interned = np.array(by_id, dtype=np.int64)  # position -> the reader's customer index
+        pos = np.empty(len(ids), dtype=np.int64)
+        pos[self._interned] = np.arange(len(ids))
+        cust = pos[np.frombuffer(rows.cust, dtype=np.int32)]
+        self._row_order = np.argsort(cust, kind="stable")  # each customer's rows in file order
+        self._row_start = np.concatenate(([0], np.cumsum(np.bincount(cust, minlength=len(ids)))))
+        amount = np.frombuffer(rows.amount, dtype=np.float64)
+        product = np.frombuffer(rows.product, dtype=np.int32)
+        self.with_items = np.bincount(cust[(product > 0) & (amount >= 0)], minlength=len(ids)) > 0
+        loose_refund = (np.frombuffer(rows.order, dtype=np.int32) == 0) & (amount < 0)
+        slow = np.zeros(len(ids), dtype=bool)
+        slow[cust[loose_refund]] = True
+        (p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end), self._members, p_slow = \
+            _bulk_purchases(rows, cust, ~slow[cust])
+        self._slow = slow | p_slow
+        slow_parts = self._slow_purchases(np.flatnonzero(self._slow), summary)
+        keep = ~p_slow[p_cust] if len(p_cust) else np.zeros(0, dtype=bool)
+        none = np.full(len(slow_parts[0]), -1)
+        self.cust, self.day, self.amount, self.currency, rank, begin, end = (
+            np.concatenate((a[keep], b)) for a, b in zip((p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end),
+                                                         (*slow_parts, none, none), strict=True))
+        order = np.lexsort((rank, self.day, self.cust))
+        self.cust, self.day, self.amount, self.currency, self._begin, self._end = (
+            a[order] for a in (self.cust, self.day, self.amount, self.currency, begin, end))
+        self._start = np.concatenate(([0], np.cumsum(np.bincount(self.cust, minlength=len(ids)))))
+        summary.customers = len(ids)
+        summary.purchases = len(self.cust)
+
+    def _slow_purchases(self, which: np.ndarray, summary: CsvSummary) -> tuple[np.ndarray, ...]:
+        """The reader's own purchases of these customers (refunds matched one after the other)."""
+        cust, day, amount, cur, rank = [], [], [], [], []
+        intern = self.rows.strings
+        for i in which.tolist():
+            c = self._customer(i, summary)
+            ordered = sorted(c.purchases, key=lambda p: (p.date, p.id))
+            for k, p in enumerate(ordered):
+                cust.append(i)
+                day.append(p.date.toordinal())
+                amount.append(p.amount)
+                cur.append(intern.index[p.currency])
+                rank.append(k)
+        return (np.array(cust, dtype=np.int64), np.array(day, dtype=np.int64), np.array(amount, dtype=np.float64),
+                np.array(cur, dtype=np.int64), np.array(rank, dtype=np.int64))
+
+    def _customer(self, i: int, summary: CsvSummary) -> Customer:
+        if not self._slow[i]:
+            return self._made(i)
+        rows = self._row_order[self._row_start[i]:self._row_start[i + 1]].tolist()
+        return self.rows.customer(int(self._interned[i]), rows, summary)
+
+    def _made(self, i: int) -> Customer:
+        """Customer i from the arrays (a customer of the bulk path: one purchase a day at most), the
+        objects the reader would make: same ids, dates, rounded totals, currencies and line items."""
+        rows, members = self.rows, self._members
+        ci = int(self._interned[i])
+        cid, strings = rows.customers_ids.values[ci], rows.strings.values
+        a, b = int(self._start[i]), int(self._start[i + 1])
+        purchases = []
+        for day, amount, cur, begin, end in zip(self.day[a:b].tolist(), self.amount[a:b].tolist(),
+                                                self.currency[a:b].tolist(), self._begin[a:b].tolist(),
+                                                self._end[a:b].tolist(), strict=True):
+            group = members[begin:end].tolist()
+            d = rows._date(day)
+            order = rows.order[group[0]]
+            items = tuple(rows._item(m) for m in group if rows.product[m] and rows.amount[m] >= 0)
+            purchases.append(Purchase(id=strings[order] if order else d.isoformat(), customer_id=cid, date=d,
+                                      amount=amount, currency=strings[cur], items=items))
+        name, email, phone = rows.profile.get(ci, ("", "", ""))
+        return Customer(id=cid, name=name, emails=(email,) if email else (), phones=(phone,) if phone else (),
+                        purchases=tuple(purchases))
+
+
+    @property
+    def customers(self) -> Sequence[Customer]:
+        """The customers in id order, each made when asked for (and not kept)."""
+        return _Customers(self)
+
+    def last_day(self) -> date | None:
+        return date.fromordinal(int(self.day.max())) if len(self.day) else None
+
+    def columns(self, today: date, currency: str, rates: Mapping[str, float], *,
+                paid_field: str | None = None) -> PurchaseColumns:
+        """playbooks.columns.purchase_columns of the file's customers, from the arrays (a CSV's
+        purchases carry no deal fields: no bonuses paid on any)."""
+        strings = self.rows.strings.values
+        factor = np.array([1.0 if s == currency or not s else rates.get(s, np.nan) for s in strings])
+        counted = (self.day <= today.toordinal()) & (self.amount > 0)
+        f = factor[self.currency[counted]]
+        amount = self.amount[counted]
+        amount = np.where(f == 1.0, amount, amount * f)
+        start = np.concatenate(([0], np.cumsum(np.bincount(self.cust[counted], minlength=len(self.ids)))))
+        return PurchaseColumns(ids=list(self.ids), start=start, day=self.day[counted], amount=amount,
+                               paid=np.zeros(len(amount)) if paid_field else None)
+
+
+class _Customers(Sequence[Customer]):
+    def __init__(self, table: TransactionTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table.ids)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return self._table._customer(i, CsvSummary())
+
+
+def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(customer, day, rounded total, currency, rank within its day, customers to redo) of the
+    purchases of the `fast` rows: grouped by order (else one a row), summed in the reader's order."""
+    idx = np.flatnonzero(fast)
+    amount = np.frombuffer(rows.amount, dtype=np.float64)[idx]
+    qty = np.frombuffer(rows.qty, dtype=np.float64)[idx]
+    day = np.frombuffer(rows.day, dtype=np.int32)[idx].astype(np.int64)
+    order = np.frombuffer(rows.order, dtype=np.int32)[idx]
+    product = np.frombuffer(rows.product, dtype=np.int32)[idx]
+    category = np.frombuffer(rows.category, dtype=np.int32)[idx]
+    currency = np.frombuffer(rows.currency, dtype=np.int32)[idx].astype(np.int64)
+    owner = cust[idx]
+    strings = rows.strings.values
+    rank_of = np.empty(len(strings), dtype=np.int64)  # a string's place in Python's sort
+    rank_of[np.array(sorted(range(len(strings)), key=strings.__getitem__), dtype=np.int64)] = np.arange(len(strings))
+    key = np.where(order > 0, order.astype(np.int64), -1 - np.arange(len(idx)))
+    _, group = np.unique(key, return_inverse=True)
+    # members sorted as the reader sorts them: product, amount, quantity, category (then file order)
+    s = np.lexsort((np.arange(len(idx)), rank_of[category], qty, amount, rank_of[product], group))
+    g = group[s]
+    heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if len(g) else np.zeros(0, dtype=np.int64)
+    total = np.bincount(g, weights=amount[s])  # left to right, as sum() adds
+    rounded = np.array([round(t, 2) for t in total.tolist()], dtype=np.float64)
+    members = idx[s]  # row numbers, each purchase's rows together in the reader's order
+    p_day = np.minimum.reduceat(day[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)
+    first = s[heads]
+    p_cust, p_cur = owner[first], currency[first]
+    # purchases sharing a customer and a day are ordered by id: their customers go the reader's way
+    o = np.lexsort((p_day, p_cust))
+    same = (p_cust[o][1:] == p_cust[o][:-1]) & (p_day[o][1:] == p_day[o][:-1])
+    redo = np.zeros(int(cust.max()) + 1 if len(cust) else 0, dtype=bool)
+    redo[p_cust[o][1:][same]] = True
+    ends = np.append(heads[1:], len(s)).astype(np.int64)
+    return (p_cust, p_day, rounded, p_cur, np.zeros(len(p_cust), dtype=np.int64), heads, ends), members, redo
+
+
+def read_transaction_table(path: str | Path, *, default_currency: str = "RUB") -> tuple[TransactionTable, CsvSummary]:
+    """The CSV (every line checked by connector.transactions_csv) as a TransactionTable."""
+    rows, summary = read_rows(path, default_currency=default_currency)
+    return TransactionTable(rows, summary), summary

@@ -1,0 +1,76 @@
+"""Log-likelihoods of BG/NBD and Gamma-Gamma with their exact gradients in log-parameters.
+
+The fit needs the gradient: estimated by finite differences it is only good to ~1e-5, and the
+optimiser then stops up to 1e-4 (relative) short of the maximum (CDNOW: `a` 8.6e-5 away from
+the maximum lifetimes reaches with its exact gradient). Exact, the optimiser stops within ~1e-7
+and needs a fifth of the likelihood evaluations. Vectorised over (compressed) customers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import betaln, digamma, gammaln
+
+
+def wsum(w: np.ndarray, values: np.ndarray) -> float:
+    """sum(w * values), without BLAS: np.dot hands a vector this short to BLAS threads, which on a
+    busy machine wait for cores (25 ms a call measured, against 0.02 ms for the plain product)."""
+    return float(np.sum(w * values))
+
+
+
+def bgnbd_ll(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Per-customer log-likelihood (Fader, Hardie & Lee 2005, eq. 6, as a log-sum for stability)."""
+    return _bgnbd(log_params, x, t_x, T, grad=False)[0]
+
+
+def bgnbd_ll_grad(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                  w: np.ndarray) -> tuple[float, np.ndarray]:
+    """sum(w * ll) and its gradient in (log r, log alpha, log a, log b)."""
+    ll, parts = _bgnbd(log_params, x, t_x, T, grad=True)
+    return wsum(w, ll), np.array([wsum(w, p) for p in parts])
+
+
+def _bgnbd(log_params, x, t_x, T, *, grad: bool):
+    r, alpha, a, b = np.exp(log_params)
+    log_at, log_atx = np.log(alpha + T), np.log(alpha + t_x)
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    a2 = betaln(a, b + x) - betaln(a, b)
+    a3 = -(r + x) * log_at
+    rep = x > 0
+    a4 = np.full_like(a3, -np.inf)
+    xr = x[rep]
+    a4[rep] = np.log(a) - np.log(b + xr - 1.0) - (r + xr) * log_atx[rep]
+    mix = np.logaddexp(a3, a4)
+    ll = a1 + a2 + mix
+    if not grad:
+        return ll, None
+    p3, p4 = np.exp(a3 - mix), np.exp(a4 - mix)  # the two terms' shares of the sum (p4 = 0 for x = 0)
+    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - p3 * log_at - p4 * log_atx
+    d_alpha = r / alpha - (r + x) * (p3 / (alpha + T) + p4 / (alpha + t_x))
+    psi_abx = digamma(a + b + x)
+    d_a = digamma(a + b) - psi_abx + p4 / a
+    d_b = digamma(b + x) - psi_abx - digamma(b) + digamma(a + b)
+    d_b[rep] -= p4[rep] / (b + xr - 1.0)
+    return ll, (r * d_r, alpha * d_alpha, a * d_a, b * d_b)
+
+
+def gg_ll(log_params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Per-customer log density of the mean spend m of x purchases (Fader, Hardie & Lee 2005b, eq. 3)."""
+    p, q, v = np.exp(log_params)
+    px = p * x
+    return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v) + (px - 1.0) * np.log(m)
+            + px * np.log(x) - (px + q) * np.log(v + m * x))
+
+
+def gg_ll_grad(log_params: np.ndarray, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """sum(w * ll) and its gradient in (log p, log q, log v)."""
+    p, q, v = np.exp(log_params)
+    px = p * x
+    log_vmx = np.log(v + m * x)
+    psi = digamma(px + q)
+    d_p = x * (psi - digamma(px) + np.log(m) + np.log(x) - log_vmx)
+    d_q = psi - digamma(q) + np.log(v) - log_vmx
+    d_v = q / v - (px + q) / (v + m * x)
+    return (wsum(w, gg_ll(log_params, x, m)),
+            np.array([p * wsum(w, d_p), q * wsum(w, d_q), v * wsum(w, d_v)]))
