@@ -50,7 +50,9 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
 
     setup_logging("WARNING")
     today = as_of or clock.today()
-    playbook = load_playbook()
+    from emulators.shop_extras import PLAYBOOK
+
+    playbook = load_playbook(PLAYBOOK)  # the default one, naming the demo shop's ladders, seasons and sales
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -45,6 +45,7 @@ class Product:
     price: float | None = None
     currency: str | None = None
     cycle_days: int | None = None
+    term_days: int | None = None  # how long a licence, subscription or service interval runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class LineItem:
     quantity: float = 1.0
     price: float = 0.0
     category: str | None = None
+    discount: float = 0.0  # money off one unit (the price is after it): a discounted purchase
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class Purchase:
     nps: int | None = None
     # the referral code the new customer brought (a deal/lead field); "" = none
     referral_code: str = ""
+    promo: str = ""  # the promo code or campaign the deal was won with, when the CRM records one
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,7 @@ class Customer:
     fields: Mapping[str, str] = field(default_factory=dict)
     purchases: tuple[Purchase, ...] = ()
     last_contact_activity: date | None = None
+    created: date | None = None  # when the contact was created in the CRM (a prospect's welcome starts there)
 
     @property
     def has_channel(self) -> bool:

@@ -21,8 +21,8 @@ def purchase_to_json(p: Purchase) -> str:
     d = {"id": p.id, "customer_id": p.customer_id, "date": p.date.isoformat(), "amount": p.amount,
          "currency": p.currency,
          "items": [{"product_id": i.product_id, "name": i.name, "quantity": i.quantity, "price": i.price,
-                    "category": i.category} for i in p.items],
-         "manager_id": p.manager_id, "title": p.title}
+                    "category": i.category, **({"discount": i.discount} if i.discount else {})} for i in p.items],
+         "manager_id": p.manager_id, "title": p.title, **({"promo": p.promo} if p.promo else {})}
     if p.fields:  # deal fields (the bonuses paid on it...): only deals that hold some carry the key
         d["fields"] = dict(p.fields)
     if p.nps is not None:  # written only when set: a snapshot of a shop without them stays as it was
@@ -38,6 +38,7 @@ def customer_to_json(c: Customer) -> str:
         "birthday": c.birthday.isoformat() if c.birthday else None, "manager_id": c.manager_id,
         "tags": sorted(c.tags), "fields": dict(c.fields),
         "last_contact_activity": c.last_contact_activity.isoformat() if c.last_contact_activity else None,
+        **({"created": c.created.isoformat()} if c.created else {}),
     }
     return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
@@ -84,8 +85,9 @@ class Decoder:
 
     def _item(self, i: dict) -> LineItem:
         pid, name, qty, price, category = i["product_id"], i["name"], i["quantity"], i["price"], i.get("category")
-        return self._shared(("i", pid, name, type(qty), qty, type(price), price, category),
-                            lambda: LineItem(self.share(pid), self.share(name), qty, price, self.share(category)))
+        off = i.get("discount", 0.0)
+        return self._shared(("i", pid, name, type(qty), qty, type(price), price, category, off),
+                            lambda: LineItem(self.share(pid), self.share(name), qty, price, self.share(category), off))
 
     def fields(self, values: dict) -> Mapping[str, str]:
         """Card fields, read-only and shared: most customers' fields are the same few values."""
@@ -105,7 +107,8 @@ class Decoder:
             d["id"], customer_id if customer_id == d["customer_id"] else d["customer_id"], self.day(d["date"]),
             self._shared(("a", type(amount), amount), lambda: amount), self.share(d["currency"]),
             self.items(d["items"]), self.share(d["manager_id"]), title,
-            self.fields(d["fields"]) if d.get("fields") else None, d.get("nps"), d.get("referral_code") or "")
+            self.fields(d["fields"]) if d.get("fields") else None, d.get("nps"), d.get("referral_code") or "",
+            self.share(d.get("promo", "")))
 
     def customer(self, text: str, purchases: tuple[Purchase, ...]) -> Customer:
         d = json.loads(text)
@@ -115,4 +118,5 @@ class Decoder:
             birthday=self.day(d["birthday"]), manager_id=share(d["manager_id"]),
             tags=frozenset(share(t) for t in d["tags"]), fields=self.fields(d["fields"]),
             purchases=purchases, last_contact_activity=self.day(d["last_contact_activity"]),
+            created=self.day(d.get("created")),
         )

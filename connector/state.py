@@ -307,6 +307,15 @@ class State:
                               "purchases p WHERE p.account=c.account AND p.customer_id=c.id)", (account,)).fetchone()
         return int(row[0])
 
+    def prospects(self, account: str, created_since: date) -> Iterator[Customer]:
+        """Contacts without any purchase created on or after `created_since` (a welcome series' audience)."""
+        decoder = Decoder()
+        rows = self.db.execute("SELECT data FROM customers c WHERE c.account=? AND json_extract(c.data, '$.created')>=? "
+                               "AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.account=c.account AND "
+                               "p.customer_id=c.id) ORDER BY c.id", (account, created_since.isoformat()))
+        for (data,) in rows:
+            yield decoder.customer(data, ())
+
     def _merge(self, cards: Iterator, rows: Iterator, decoder: Decoder) -> Iterator[Customer]:
         card = next(cards, None)
         current, cdata, bucket = None, None, []

@@ -16,7 +16,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 
 from connector import delivery
@@ -221,7 +221,18 @@ def evaluate_snapshot(run: Run, playbook) -> Evaluation:
     customers = with_answers(state.customers(account, lean=True), FeedbackAnswers(state).scores(account))
     return evaluate(customers, run.today, playbook,
                     history=PlanHistory(state.applied_dates(account)), catalogue=state.products(account).values(),
-                    prospects=state.prospect_count(account), secret=run.referral_secret)
+                    prospects=state.prospect_count(account), secret=run.referral_secret,
+                    newcomers=newcomers(run, playbook))
+
+
+def newcomers(run: Run, playbook) -> list:
+    """Prospects young enough for a welcome step (none when the playbook has no welcome series)."""
+    from playbooks.rules.welcome import horizon_days
+
+    welcome = playbook.rule("welcome")
+    if welcome is None:
+        return []
+    return list(run.state.prospects(run.account, run.today - timedelta(days=horizon_days(welcome))))
 
 
 def plan_actions(run: Run, evaluation: Evaluation, writeback: WritebackPlanner, allow_blank_cards: bool) -> list[Action]:

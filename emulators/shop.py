@@ -9,249 +9,55 @@ from __future__ import annotations
 
 import gc
 import random
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from operator import itemgetter
 
 from connector import clock
-
-RHYTHMS = ("one_off", "regular", "seasonal", "consumable", "churned", "vip")
-# Share of customers per rhythm (sums to 1); one-off buyers are the biggest group, as in real shops.
-RHYTHM_WEIGHTS = (0.35, 0.18, 0.10, 0.14, 0.15, 0.08)
-COMPANY_SHARE = 0.05
-OPT_OUT_SHARE = 0.04
-BIRTHDAY_SHARE = 0.8
-GENDER_KNOWN_SHARE = 0.85  # people whose card says Mr / Ms (the rest left it empty)
-NPS_ANSWER_SHARE = 0.3  # won deals whose feedback question got an answer (0-10)
-NPS_WEIGHTS = (1, 1, 1, 1, 2, 2, 3, 5, 8, 10, 8)  # how often each answer 0..10 comes back
-NPS_ASKED_ON_DAY = 7  # the question goes out a week after the purchase: a younger deal has no answer yet
-REFERRED_SHARE = 0.05  # customers whose first deal carries a referral code of an earlier regular
-# the referral secret of the demo settings (REFERRAL_SECRET): the codes customers bring are real ones
-DEMO_REFERRAL_SECRET = "repeat-sales-demo-referral-secret"
-
-
-def referral_code_of(crm_customer_id: object) -> str:
-    """The code a referred customer typed: the referrer's real code under the demo secret, keyed by the
-    referrer's id in the CRM the shop is loaded into."""
-    from playbooks.referral import referral_code
-
-    return referral_code(str(crm_customer_id), DEMO_REFERRAL_SECRET)
-HISTORY_DAYS_MIN, HISTORY_DAYS_MAX = 730, 1095
-MAIN_CURRENCY = "RUB"
-# Shop-internal rates used to price the few foreign-currency deals (RUB per unit).
-FOREIGN_RATES = {"USD": 90.0, "EUR": 100.0}
-PIPELINES = ("Розница", "Опт")  # 0 = retail (people), 1 = wholesale (companies)
-
-DEAL_WON, DEAL_LOST, DEAL_OPEN = "won", "lost", "open"
-_KEY_SPAN = 1 << 32  # customer ids stay below this in the deal sort key
-
-
-@dataclass(slots=True, frozen=True)
-class ShopManager:
-    id: int
-    first_name: str
-    last_name: str
-    email: str
-    active: bool = True  # False: the manager was fired, but still owns customers
-
-
-@dataclass(slots=True, frozen=True)
-class ShopProduct:
-    id: int
-    name: str
-    category: str
-    price: float
-    currency: str = MAIN_CURRENCY
-    cycle_days: int | None = None  # how long one unit lasts; None for durable goods
-
-
-@dataclass(slots=True, frozen=True)
-class ShopContact:
-    """A person who buys for a company customer (B2B)."""
-
-    first_name: str
-    last_name: str
-    email: str | None
-    phone: str | None
-    gender: str | None = None  # "M" | "F" | None (not on the card)
-
-
-@dataclass(slots=True, frozen=True)
-class ShopCustomer:
-    id: int
-    kind: str  # "person" | "company"
-    name: str  # full name of a person, or the company's name
-    first_name: str
-    last_name: str
-    emails: tuple[str, ...]
-    phones: tuple[str, ...]
-    birthday: date | None
-    manager_id: int
-    no_marketing: bool  # opted out of marketing messages
-    rhythm: str  # one of RHYTHMS: the ground truth of how this customer buys
-    created: datetime
-    contacts: tuple[ShopContact, ...] = ()  # company customers only
-    cycle_product_id: int | None = None  # consumable customers: the product bought on a cycle
-    churned_on: date | None = None  # churned customers: the day after their last purchase
-    gender: str | None = None  # people: "M" | "F", or None when the card does not say; companies: None
-
-
-@dataclass(slots=True, frozen=True)
-class ShopLine:
-    product_id: int
-    quantity: float
-    price: float  # per unit, in the deal's currency
-
-
-@dataclass(slots=True)
-class ShopDeal:
-    id: int
-    customer_id: int
-    manager_id: int
-    status: str  # "won" (a purchase) | "lost" | "open"
-    pipeline: int  # index into PIPELINES
-    created: datetime
-    closed: datetime | None  # None while open
-    amount: float
-    currency: str
-    lines: tuple[ShopLine, ...]
-    nps: int | None = None  # the customer's 0-10 answer to the feedback question (a deal field)
-    referred_by: int | None = None  # a first deal: the customer whose referral code the new customer brought
-
-    @property
-    def won(self) -> bool:
-        return self.status == DEAL_WON
-
-
-@dataclass(slots=True)
-class Shop:
-    seed: int
-    today: date
-    history_start: date
-    managers: list[ShopManager]
-    products: list[ShopProduct]
-    customers: list[ShopCustomer]
-    deals: list[ShopDeal]
-    pipelines: tuple[str, ...] = PIPELINES
-
-    @property
-    def categories(self) -> list[str]:
-        """Product categories in catalogue order."""
-        return list(dict.fromkeys(p.category for p in self.products))
-
-    def won_deals(self) -> list[ShopDeal]:
-        """The purchases: won deals, in id (creation) order."""
-        return [d for d in self.deals if d.status == DEAL_WON]
-
-    def customer(self, customer_id: int) -> ShopCustomer:
-        return self.customers[customer_id - 1]
-
-    def bonus_payments(self) -> dict[int, float]:
-        """Deal id -> bonuses the customer paid with on it: every 4th repeat purchase in roubles (by
-        deal id) pays 2 % of the customer's previous purchase, about what that purchase earned - so
-        a payment is usually covered by the balance, and the cap and the balance are still tried."""
-        out: dict[int, float] = {}
-        last: dict[int, ShopDeal] = {}
-        for d in sorted(self.won_deals(), key=lambda d: (d.closed, d.id)):
-            prev = last.get(d.customer_id)
-            if prev is not None and d.currency == "RUB" and prev.currency == "RUB" and d.id % 4 == 0:
-                out[d.id] = float(int(prev.amount * 0.02))
-            last[d.customer_id] = d
-        return {k: v for k, v in out.items() if v > 0}
-
-    def product(self, product_id: int) -> ShopProduct:
-        return self.products[product_id - 1]
-
-    def manager(self, manager_id: int) -> ShopManager:
-        return self.managers[manager_id - 1]
-
-    def rhythm_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(RHYTHMS, 0)
-        for c in self.customers:
-            counts[c.rhythm] += 1
-        return counts
-
-
-# ---- catalogue ----------------------------------------------------------------------------
-
-# category -> (name, price in RUB, cycle_days or None for durable goods)
-_CATALOGUE: dict[str, tuple[tuple[str, int, int | None], ...]] = {
-    "Кофе": (("Кофе в зёрнах Эфиопия Иргачеффе 1 кг", 2190, 30),
-             ("Кофе в зёрнах Колумбия Супремо 1 кг", 1890, 30),
-             ("Кофе в зёрнах Бразилия Сантос 1 кг", 1590, 30),
-             ("Кофе в зёрнах Эспрессо-смесь 1 кг", 1690, 30), ("Кофе в зёрнах Кения АА 250 г", 790, 14),
-             ("Кофе молотый для турки 500 г", 890, 30), ("Кофе в капсулах, 50 шт.", 1490, 21)),
-    "Чай": (("Чай улун Те Гуань Инь 250 г", 1290, 45), ("Чай пуэр шу 357 г", 1990, 60),
-            ("Чай зелёный Сенча 250 г", 890, 45), ("Чай чёрный Ассам 500 г", 990, 60)),
-    "Фильтры для воды": (("Картридж для фильтра-кувшина, 3 шт.", 990, 90),
-                         ("Картридж для проточного фильтра", 1790, 180),
-                         ("Мембрана обратного осмоса", 3490, 365)),
-    "Корм для животных": (("Корм для кошек сухой 2 кг", 1890, 30),
-                          ("Корм для собак сухой 12 кг", 5490, 45),
-                          ("Влажный корм для кошек, 24 шт.", 1390, 14),
-                          ("Наполнитель для туалета 10 л", 690, 21)),
-    "Контактные линзы": (("Однодневные линзы, 30 шт.", 1790, 30), ("Однодневные линзы, 90 шт.", 4690, 90),
-                         ("Линзы на месяц, 6 шт.", 2890, 90), ("Раствор для линз 360 мл", 590, 30)),
-    "Кофемолки": (("Кофемолка жерновая электрическая", 8990, None), ("Кофемолка ручная", 3490, None),
-                  ("Кофемолка профессиональная", 24990, None)),
-    "Кофеварки": (("Гейзерная кофеварка", 2490, None), ("Кофемашина рожковая", 34990, None),
-                  ("Капсульная кофемашина", 12990, None), ("Френч-пресс 1 л", 1990, None)),
-    "Чайники": (("Электрочайник с термостатом", 5990, None), ("Чайник заварочный стеклянный", 1290, None),
-                ("Чайник-кемекс для пуровера", 3990, None)),
-    "Аксессуары": (("Весы кофейные с таймером", 2990, None), ("Темпер 58 мм", 1490, None),
-                   ("Питчер для молока", 990, None), ("Набор чашек для эспрессо", 1890, None),
-                   ("Фильтр-кувшин", 1490, None), ("Миска для питомца", 690, None),
-                   ("Контейнер для линз", 290, None), ("Фильтры бумажные для пуровера, 100 шт.", 490, 60)),
-}
-
-_MANAGERS = (
-    ("Анна", "Смирнова"),
-    ("Игорь", "Кузнецов"),
-    ("Ольга", "Попова"),
-    ("Дмитрий", "Васильев"),
-    ("Елена", "Морозова"),
-    ("Павел", "Новиков"),
-    ("Светлана", "Фёдорова"),
+from emulators import shop_extras as extras
+from emulators.shop_records import (  # noqa: F401 - the shop's records are read from here too
+    _BIRTH_FIRST,
+    _BIRTH_LAST,
+    _CATALOGUE,
+    _COMPANY_NAMES,
+    _COMPANY_WORDS,
+    _EMAIL_DOMAINS,
+    _FEMALE_FIRST,
+    _FIRED_MANAGER_INDEX,
+    _KEY_SPAN,
+    _LAST,
+    _MALE_FIRST,
+    _MALE_FIRST_SET,
+    _MANAGERS,
+    BIRTHDAY_SHARE,
+    COMPANY_SHARE,
+    DEAL_LOST,
+    DEAL_OPEN,
+    DEAL_WON,
+    DEMO_REFERRAL_SECRET,
+    FOREIGN_RATES,
+    GENDER_KNOWN_SHARE,
+    HISTORY_DAYS_MAX,
+    HISTORY_DAYS_MIN,
+    MAIN_CURRENCY,
+    NPS_ANSWER_SHARE,
+    NPS_ASKED_ON_DAY,
+    NPS_WEIGHTS,
+    OPT_OUT_SHARE,
+    PIPELINES,
+    REFERRED_SHARE,
+    RHYTHM_WEIGHTS,
+    RHYTHMS,
+    Shop,
+    ShopContact,
+    ShopCustomer,
+    ShopDeal,
+    ShopLine,
+    ShopManager,
+    ShopProduct,
+    _female,
+    _translit,
+    referral_code_of,
 )
-_FIRED_MANAGER_INDEX = 4  # Елена Морозова left the company; her customers stay assigned to her
-
-_MALE_FIRST = ("Александр", "Алексей", "Андрей", "Артём", "Борис", "Вадим", "Виктор", "Владимир",
-               "Георгий", "Денис", "Евгений", "Иван", "Кирилл", "Максим", "Михаил", "Никита",
-               "Олег", "Роман", "Сергей", "Юрий")
-_FEMALE_FIRST = ("Алина", "Анастасия", "Валерия", "Вера", "Дарья", "Екатерина", "Ирина", "Ксения",
-                 "Лариса", "Марина", "Мария", "Наталья", "Полина", "Софья", "Татьяна", "Юлия")
-_MALE_FIRST_SET = frozenset(_MALE_FIRST)
-# Male surnames; the female form adds "а" (Иванов -> Иванова) or swaps "ий" for "ая".
-_LAST = ("Иванов", "Петров", "Соколов", "Лебедев", "Козлов", "Волков", "Зайцев", "Павлов",
-         "Семёнов", "Голубев", "Виноградов", "Богданов", "Воробьёв", "Тарасов", "Белов",
-         "Комаров", "Орлов", "Киселёв", "Макаров", "Андреев", "Ковалёв", "Ильин", "Гусев",
-         "Титов", "Кудрявцев", "Баранов", "Куликов", "Алексеев", "Степанов", "Яковлев",
-         "Сорокин", "Никитин", "Захаров", "Зуев", "Павленко", "Шевченко", "Бондаренко",
-         "Ткаченко", "Крылов", "Максимов", "Поляков", "Жуков", "Медведев", "Ершов",
-         "Островский", "Вишневский", "Левицкий", "Смирнов")
-_COMPANY_WORDS = ("Кофейня", "Ресторан", "Офис-сервис", "Бюро", "Студия", "Клиника", "Отель",
-                  "Кейтеринг", "Коворкинг", "Автосалон")
-_COMPANY_NAMES = ("Ромашка", "Северный ветер", "Зерно", "Утро", "Бодрость", "Арома", "Меридиан",
-                  "Вектор", "Гранат", "Ладога", "Сфера", "Пилигрим", "Кварц", "Сезон", "Полюс")
-_BIRTH_FIRST, _BIRTH_LAST = date(1955, 1, 1).toordinal(), date(2004, 12, 31).toordinal()
-_EMAIL_DOMAINS = ("example.com", "example.net", "example.org")
-_TRANSLIT = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
-                     ("a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n",
-                      "o", "p", "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y",
-                      "", "e", "yu", "ya"), strict=True))
-
-
-def _translit(text: str) -> str:
-    return "".join(_TRANSLIT.get(ch, ch) for ch in text.lower() if ch.isalnum())
-
-
-def _female(last: str) -> str:
-    if last.endswith("ий"):
-        return last[:-2] + "ая"
-    if last.endswith(("ов", "ев", "ёв", "ин")):
-        return last + "а"
-    return last  # -енко and the like do not change
-
 
 # ---- generator -----------------------------------------------------------------------------
 
@@ -268,6 +74,8 @@ class _Generator:
         self.rnd = self.rng.random
         # a second stream for values added later (gender): every value drawn from `rng` stays the same
         self.aside = random.Random(f"repeat-sales-shop-aside-{seed}").random
+        # a third for the playbook's second edition (promos, term products, prospects): genders stay the same
+        self.extra = random.Random(f"repeat-sales-shop-extra-{seed}").random
         self.n = customers
         self.seed = seed
         self.today = today
@@ -285,6 +93,8 @@ class _Generator:
         # Consumables people keep buying on a cycle: the monthly-to-quarterly ones.
         self.cycle_products = [p for p in self.consumables if 21 <= (p.cycle_days or 0) <= 90]
         self.durables = [p for p in self.products if not p.cycle_days]
+        self.services = extras.services(len(self.products) + 1)
+        self.products += self.services
         self.managers = [
             ShopManager(i, first, last, f"{_translit(first)}.{_translit(last)}@shop.example.com",
                         active=(i - 1) != _FIRED_MANAGER_INDEX)
@@ -361,7 +171,8 @@ class _Generator:
         created = self._moment(first_ord - self._between(0, 30))
         customer = ShopCustomer(
             cid, kind, name, first, last, emails, phones, birthday, manager_id, no_marketing,
-            rhythm, created, contacts_t, cycle_product.id if cycle_product else None, churned_on, gender)
+            rhythm, created, contacts_t, cycle_product.id if cycle_product else None, churned_on, gender,
+            self.extra() < extras.PROMO_LOVER_SHARE)
         self._purchases(customer, first_ord, cycle_product)
         return customer
 
@@ -471,7 +282,10 @@ class _Generator:
                 lines = self._shared_lines(raw)
             amount = round(sum([ln.quantity * ln.price for ln in lines]), 2)
         manager_id = c.manager_id if rnd() < 0.9 else self._between(1, len(self.managers))
-        deal = ShopDeal(0, c.id, manager_id, status, pipeline, created, closed, amount, currency, lines)
+        promo = ""
+        if status == DEAL_WON and lines:
+            lines, amount, promo = extras.promo_and_term(self, c, lines, amount, currency)
+        deal = ShopDeal(0, c.id, manager_id, status, pipeline, created, closed, amount, currency, lines, promo)
         # One int key sorts fast: creation minute, then customer id.
         self.raw.append((created_min * _KEY_SPAN + c.id, deal))
 
@@ -508,6 +322,7 @@ class _Generator:
         gc.disable()  # millions of small objects: the cyclic GC only slows this down
         try:
             customers = [self.customer(cid) for cid in range(1, self.n + 1)]
+            customers += extras.prospects(self)
             self.raw.sort(key=itemgetter(0))
             deals = [deal for _, deal in self.raw]
             self.raw = []

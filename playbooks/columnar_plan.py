@@ -50,13 +50,13 @@ class DueColumns:
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
-                birthdays: bool = True, secret: str = "") -> tuple[int, int]:
+                birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
     and rules asked only for those customers (every customer when the shop is learned from).
     """
-    from playbooks.engine import _RULES, fill_bonuses, learn_from_shop
+    from playbooks.engine import _RULES, fill_bonuses, held_out, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -112,9 +112,12 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                     actions.setdefault(action.key, action)
         if actions:
             kept, dropped = guard_customer(f.customer, list(actions.values()), today, pb.guards,
-                                           applied.get(f.customer.id, ()), holdout=f.holdout)
+                                           applied.get(f.customer.id, ()), holdout=held_out(f, pb))
             planned += len(kept)
             suppressed += len(dropped)
+    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
+        planned += len(kept)
+        suppressed += len(dropped)
     return planned, suppressed
 
 

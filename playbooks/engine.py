@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date
+from itertools import chain
 
 from connector.model import Action, Customer, Product
 from playbooks import bonus
@@ -84,6 +85,28 @@ def plan_for(f: CustomerFacts, today: date, playbook: Playbook) -> list[Action]:
     return list(out.values())
 
 
+def held_out(f: CustomerFacts, playbook: Playbook) -> bool:
+    """In the control group: a buyer as segmented (f.holdout), a prospect by the same hash, so a
+    welcome series is measured against prospects who got none."""
+    return f.holdout or (f.n == 0 and is_holdout(f.customer.id, playbook.guards.holdout))
+
+
+def prospect_facts(newcomers: Iterable[Customer], today: date, playbook: Playbook, history: PlanHistory,
+                   shop: ShopFacts) -> list[CustomerFacts]:
+    """Contacts without a purchase passed beside the customers: planned for (welcome), never reported."""
+    return [customer_facts(c, today, playbook.currency, playbook.rates, history, shop) for c in newcomers]
+
+
+def plan_guarded(facts: Iterable[CustomerFacts], today: date, playbook: Playbook,
+                 applied: Mapping[str, list]) -> Iterable[tuple[list[Action], list[Suppressed]]]:
+    """Each customer's actions after the guards: (kept, suppressed), customers without actions skipped."""
+    for f in facts:
+        actions = plan_for(f, today, playbook)
+        if actions:
+            yield guard_customer(f.customer, actions, today, playbook.guards, applied.get(f.customer.id, ()),
+                                 holdout=held_out(f, playbook))
+
+
 def report(f: CustomerFacts, prediction: Mapping[str, float] | None = None) -> CustomerReport:
     extra: dict[str, object] = {
         "currency": f.currency,
@@ -155,21 +178,20 @@ class _Histories(Mapping[str, list]):
 
 def run(customers: Iterable[Customer], today: date, playbook: Playbook, history: PlanHistory,
         *, catalogue: Mapping[str, Product] | None = None, cac: float | None = None,
-        predict: bool = True, prospects: int = 0, secret: str = "") -> Evaluation:
+        predict: bool = True, prospects: int = 0, secret: str = "",
+        newcomers: Iterable[Customer] = ()) -> Evaluation:
     facts = build_facts(customers, today, playbook, history, catalogue, secret=secret)
+    shop = facts[0].shop if facts else ShopFacts(words=names_for(playbook), referral_secret=secret)
+    leads = prospect_facts(newcomers, today, playbook, history, shop)
     # the lifetime model first, so its working arrays are freed before the plan is built (peak memory)
     prediction = lifetime_prediction(facts, today) if predict else None
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
-    for f in facts:
-        actions = plan_for(f, today, playbook)
-        if not actions:
-            continue
-        kept, dropped = guard_customer(f.customer, actions, today, playbook.guards,
-                                       applied.get(f.customer.id, ()), holdout=f.holdout)
+    for kept, dropped in plan_guarded(chain(facts, leads), today, playbook, applied):
         plan.extend(kept)
         suppressed.extend(dropped)
+    del leads
     plan.sort(key=sort_key)
     suppressed.sort(key=lambda s: (s.customer_id, s.rule, s.key))
     metrics = compute_metrics(facts, today, playbook, cac=cac, prospects=prospects, secret=secret)
@@ -194,14 +216,17 @@ def run(customers: Iterable[Customer], today: date, playbook: Playbook, history:
 
 def evaluate(customers: Iterable[Customer], today: date, playbook: Playbook,
              *, history: PlanHistory | None = None, catalogue: Iterable[Product] | None = None,
-             cac: float | None = None, predict: bool = True, prospects: int = 0, secret: str = "") -> Evaluation:
+             cac: float | None = None, predict: bool = True, prospects: int = 0, secret: str = "",
+             newcomers: Iterable[Customer] = ()) -> Evaluation:
     """Segment every customer and plan the actions due as of `today`.
 
     `catalogue` (optional) gives the rules products' `cycle_days` and prices; `cac` overrides the playbook's `metrics.cac` for the `ltv_cac` metric.
     `predict=False` skips fitting the lifetime model (playbooks.predict), e.g. for replays.
     `prospects` counts contacts without any purchase that were not passed in (metrics only).
     `secret` (settings) makes the referral codes; without it no code is given or credited.
+    `newcomers`: such contacts (say, created lately) the rules may plan for - a welcome series;
+    they are planned and guarded, never reported or counted (`prospects` counts them).
     """
     products = {p.id: p for p in catalogue} if catalogue is not None else None
     return run(customers, today, playbook, history or PlanHistory(), catalogue=products, cac=cac,
-               predict=predict, prospects=prospects, secret=secret)
+               predict=predict, prospects=prospects, secret=secret, newcomers=newcomers)

@@ -553,8 +553,10 @@ def _check_segment_names(book: Playbook, rules: dict[str, Any], loc: Locator) ->
                         hint=f"allowed values: {', '.join(tiers)}")
     for kind, cfg in rules.items():
         refs = [(f"rules.{kind}.segments", getattr(cfg, "segments", []))]
-        for i, h in enumerate(getattr(cfg, "dates", []) or []):
-            refs.append((f"rules.{kind}.dates[{i}].segments", h.segments))
+        for group in ("dates", "offers", "sales"):  # holidays, seasonal offers, sales name segments each
+            for i, item in enumerate(getattr(cfg, group, []) or []):
+                if hasattr(item, "segments"):
+                    refs.append((f"rules.{kind}.{group}[{i}].segments", item.segments))
         for path, names in refs:
             for j, name in enumerate(names):
                 if name not in known:

@@ -23,6 +23,7 @@ PLACEHOLDERS: frozenset[str] = frozenset({
     "days",           # days of silence / days since the purchase
     "segment", "lifecycle",
     "holiday",        # the holiday's title
+    "sale",           # the sale's title (promo)
     "date",           # the step's due date
     "score",          # the customer's 0-10 answer to the feedback question (nps)
     "code",           # the customer's personal referral code (referral, nps)

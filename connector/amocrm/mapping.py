@@ -26,6 +26,8 @@ SYSTEM_CODES = {"PHONE", "EMAIL", "POSITION", "IM", "WEB", "ADDRESS"}
 PRODUCT_PRICE_CODE = "PRICE"  # Doc: amocrm.ru/developers/content/crm_platform/catalogs-api - product fields
 PRODUCT_GROUP_CODE = "GROUP"
 PRODUCT_CYCLE_CODE = "CYCLE_DAYS"  # ours: days one unit lasts (created by install when missing)
+PRODUCT_TERM_CODE = "TERM_DAYS"  # ours: days a subscription, licence or service plan runs
+LEAD_PROMO_CODE = "PROMO"  # a lead's promo code or campaign (a text field the shop fills): a discounted purchase
 BONUS_PAID_CODE = "RS_BONUS_PAID"  # the plugin's lead field: bonuses the customer paid with (install makes it)
 NEUTRAL_BONUS_PAID = "bonus_paid"  # its name in playbooks ([bonuses] paid_field)
 LEAD_NPS_CODE = "RS_NPS"  # lead: the 0-10 answer to the feedback question (a form or the manager fills it)
@@ -175,7 +177,8 @@ def customer_from_contact(raw: dict, tz: ZoneInfo, gender_field: GenderField | N
             fields[gender.FIELD] = found
     return Customer(id=cid, name=name or f"#{cid}", kind="contact", emails=_channels(raw, "EMAIL"),
                     phones=_channels(raw, "PHONE"), birthday=_birthday(raw, tz),
-                    manager_id=text(raw.get("responsible_user_id")) or None, tags=_tags(raw), fields=fields)
+                    manager_id=text(raw.get("responsible_user_id")) or None, tags=_tags(raw), fields=fields,
+                    created=local_day(raw.get("created_at"), tz, field="created_at"))
 
 
 def customer_from_company(raw: dict, tz: ZoneInfo) -> Customer:
@@ -184,7 +187,8 @@ def customer_from_company(raw: dict, tz: ZoneInfo) -> Customer:
         raise CrmRecordError("a company without id", crm=CRM)
     return Customer(id=cid, name=text(raw.get("name")) or f"#{cid}", kind="company", emails=_channels(raw, "EMAIL"),
                     phones=_channels(raw, "PHONE"), manager_id=text(raw.get("responsible_user_id")) or None,
-                    tags=_tags(raw), fields=_other_fields(raw))
+                    tags=_tags(raw), fields=_other_fields(raw),
+                    created=local_day(raw.get("created_at"), tz, field="created_at"))
 
 
 def customer_ref(raw_lead: dict, customer_key: str) -> str | None:
@@ -222,7 +226,8 @@ def purchase_from_lead(raw_lead: dict, products: dict[str, Product], customer_ke
                     currency=text(first_value(raw_lead, LEAD_CURRENCY_CODE)) or currency, items=items,
                     manager_id=text(raw_lead.get("responsible_user_id")) or None, title=text(raw_lead.get("name")),
                     fields=lead_fields(raw_lead), nps=nps_score(first_value(raw_lead, LEAD_NPS_CODE)),
-                    referral_code=text(first_value(raw_lead, LEAD_REFERRAL_CODE)))
+                    referral_code=text(first_value(raw_lead, LEAD_REFERRAL_CODE)),
+                    promo=text(first_value(raw_lead, LEAD_PROMO_CODE)))
 
 
 def lead_fields(raw_lead: dict) -> dict[str, str] | None:
@@ -253,4 +258,9 @@ def product_from_element(raw: dict, currency: str) -> Product:
     group = first_value(raw, PRODUCT_GROUP_CODE)
     return Product(id=pid, name=text(raw.get("name")) or f"#{pid}", category=text(group) or None,
                    price=number(first_value(raw, PRODUCT_PRICE_CODE), field=PRODUCT_PRICE_CODE), currency=currency,
-                   cycle_days=int(cycle) if cycle and cycle > 0 else None)
+                   cycle_days=int(cycle) if cycle and cycle > 0 else None, term_days=_days(raw, PRODUCT_TERM_CODE))
+
+
+def _days(raw: dict, code: str) -> int | None:
+    days = number(first_value(raw, code), field=code)
+    return int(days) if days and days > 0 else None

@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 
 # HONORIFIC ("Обращение") carries gender; it is a standard field, outside "UF_*"
 CONTACT_SELECT = ["ID", "HONORIFIC", "NAME", "SECOND_NAME", "LAST_NAME", "BIRTHDATE", "ASSIGNED_BY_ID",
-                  "COMPANY_ID", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
-COMPANY_SELECT = ["ID", "TITLE", "ASSIGNED_BY_ID", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
+                  "COMPANY_ID", "DATE_CREATE", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
+COMPANY_SELECT = ["ID", "TITLE", "ASSIGNED_BY_ID", "DATE_CREATE", "DATE_MODIFY", "PHONE", "EMAIL", "UF_*"]
 DEAL_SELECT = ["ID", "TITLE", "STAGE_ID", "STAGE_SEMANTIC_ID", "CATEGORY_ID", "CLOSEDATE", "OPPORTUNITY",
                "CURRENCY_ID", "CONTACT_ID", "COMPANY_ID", "ASSIGNED_BY_ID", "DATE_MODIFY",
                "UF_*"]  # deal user fields: the bonuses paid (UF_CRM_RS_BONUS_PAID) or a field a playbook names
 # PROPERTY_* brings product properties as PROPERTY_<id> (Doc: crm/outdated/products/crm-product-list.md)
 PRODUCT_SELECT = ["ID", "NAME", "PRICE", "CURRENCY_ID", "SECTION_ID", "PROPERTY_*"]
 CYCLE_PROPERTY_CODE = "RS_CYCLE_DAYS"  # product property: days one unit lasts (consumables)
+TERM_PROPERTY_CODE = "RS_TERM_DAYS"  # product property: days a subscription, licence or service plan runs
 
 
 class BitrixAdapter(WritebackAdapter):
@@ -76,6 +77,8 @@ class BitrixAdapter(WritebackAdapter):
             KeysetRead("sections", "crm.productsection.list", {"select": ["ID", "NAME"]}, optional=True, priority=0),
             KeysetRead("cycle", "crm.product.property.list", {"filter": {"CODE": CYCLE_PROPERTY_CODE}},
                        optional=True, priority=0),
+            KeysetRead("term", "crm.product.property.list", {"filter": {"CODE": TERM_PROPERTY_CODE}},
+                       optional=True, priority=0),
             KeysetRead("products", "crm.product.list", {"select": PRODUCT_SELECT}, priority=0),
             KeysetRead("users", "user.get", {}, optional=True, priority=0)]
         if self.customer_key == "contact" and self.gender.field_name == mapping.HONORIFIC:
@@ -95,12 +98,13 @@ class BitrixAdapter(WritebackAdapter):
     def catalogue(self, raw: dict[str, list[dict]], page: PullPage) -> dict[str, Product]:
         """Products with their section (category) and cycle property; active users on the side."""
         sections = {mapping.text(r.get("ID")): mapping.text(r.get("NAME")) for r in raw["sections"]}
-        cycle_field = next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in raw["cycle"]
-                            if mapping.text(r.get("CODE")) == CYCLE_PROPERTY_CODE), None)
+        cycle_field, term_field = (next((f"PROPERTY_{mapping.text(r.get('ID'))}" for r in raw.get(read, ())
+                                         if mapping.text(r.get("CODE")) == code), None)
+                                   for read, code in (("cycle", CYCLE_PROPERTY_CODE), ("term", TERM_PROPERTY_CODE)))
         if raw["users"]:
             self._active_users = (self._active_users or set()) | {
                 mapping.text(r.get("ID")) for r in raw["users"] if str(r.get("ACTIVE")).lower() in ("true", "y", "1")}
-        page.products = self.map_records(raw["products"], lambda r: mapping.product_from_raw(r, sections, cycle_field),
+        page.products = self.map_records(raw["products"], lambda r: mapping.product_from_raw(r, sections, cycle_field, term_field),
                                          page)
         return {p.id: p for p in page.products}
 

@@ -131,8 +131,14 @@ def customer_from_contact(raw: dict, gender_source: GenderSource | None = None) 
     return Customer(
         id=cid, name=name or f"#{cid}", kind="contact", emails=multifield(raw.get("EMAIL")),
         phones=multifield(raw.get("PHONE")), birthday=born,
-        manager_id=text(raw.get("ASSIGNED_BY_ID")) or None, fields=fields,
+        manager_id=text(raw.get("ASSIGNED_BY_ID")) or None, fields=fields, created=created_day(raw),
     )
+
+
+def created_day(raw: dict) -> date | None:
+    """DATE_CREATE, the day the card was created, as the portal wrote it (a welcome series counts from it)."""
+    when = moment(raw.get("DATE_CREATE"), field="DATE_CREATE")
+    return when.date() if when is not None else None
 
 
 def customer_from_company(raw: dict) -> Customer:
@@ -142,7 +148,7 @@ def customer_from_company(raw: dict) -> Customer:
     return Customer(
         id=cid, name=text(raw.get("TITLE")) or f"#{cid}", kind="company", emails=multifield(raw.get("EMAIL")),
         phones=multifield(raw.get("PHONE")), manager_id=text(raw.get("ASSIGNED_BY_ID")) or None,
-        fields=user_fields(raw),
+        fields=user_fields(raw), created=created_day(raw),
     )
 
 
@@ -210,21 +216,29 @@ def line_item(row: dict) -> LineItem:
         name=text(row.get("productName")) or "?",
         quantity=number(row.get("quantity"), field="quantity") or 1.0,
         price=number(row.get("price"), field="price") or 0.0,
+        # money off one unit, whether the row's discount was a sum (type 1) or a percentage (type 2)
+        discount=max(number(row.get("discountSum"), field="discountSum") or 0.0, 0.0),
     )
 
 
-def product_from_raw(raw: dict, sections: dict[str, str], cycle_field: str | None) -> Product:
+def days_property(raw: dict, key: str | None) -> int | None:
+    """A whole number of days in a product property, or None when unset or not positive."""
+    if not key:
+        return None
+    value = raw.get(key)
+    if isinstance(value, dict):  # product properties come as {"valueId": .., "value": ..}
+        value = value.get("value")
+    days = number(value, field=key)
+    return int(days) if days and days > 0 else None
+
+
+def product_from_raw(raw: dict, sections: dict[str, str], cycle_field: str | None,
+                     term_field: str | None = None) -> Product:
     pid = text(raw.get("ID"))
-    cycle = None
-    if cycle_field:
-        value = raw.get(cycle_field)
-        if isinstance(value, dict):  # product properties come as {"valueId": .., "value": ..}
-            value = value.get("value")
-        cycle_number = number(value, field=cycle_field)
-        cycle = int(cycle_number) if cycle_number and cycle_number > 0 else None
+    cycle = days_property(raw, cycle_field)
     return Product(
         id=pid, name=text(raw.get("NAME")) or f"#{pid}",
         category=sections.get(text(raw.get("SECTION_ID"))) or None,
         price=number(raw.get("PRICE"), field="PRICE"), currency=text(raw.get("CURRENCY_ID")) or None,
-        cycle_days=cycle,
+        cycle_days=cycle, term_days=days_property(raw, term_field),
     )

@@ -106,6 +106,8 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
                   _value(cat["GROUP"], p.category)]
         if p.cycle_days:
             values.append(_value(cat["CYCLE_DAYS"], p.cycle_days))
+        if p.term_days:
+            values.append(_value(cat["TERM_DAYS"], p.term_days))
         store.elements[PRODUCTS_CATALOG_ID][p.id] = {
             "id": p.id, "name": p.name, "created_by": 1, "updated_by": 1, "created_at": start, "updated_at": start,
             "is_deleted": False, "custom_fields_values": values, "catalog_id": PRODUCTS_CATALOG_ID,
@@ -172,7 +174,8 @@ def seed_account(store: AccountStore, shop: Shop) -> None:
 
 
 def _lead_values(fields: dict[str, dict], d, currency: str, paid: dict) -> list[dict] | None:
-    """A lead's own field values: a foreign currency, bonuses paid, the feedback answer, the referral code."""
+    """A lead's own field values: a foreign currency, bonuses paid, the feedback answer, the referral code,
+    the promo code."""
     values = []
     if d.currency != currency:
         values.append(_value(fields["CURRENCY"], d.currency))
@@ -182,6 +185,8 @@ def _lead_values(fields: dict[str, dict], d, currency: str, paid: dict) -> list[
         values.append(_value(fields["RS_NPS"], d.nps))
     if d.referred_by is not None:  # the shop's ids are the account's ids
         values.append(_value(fields["RS_REFERRAL_CODE"], referral_code_of(d.referred_by)))
+    if d.promo:
+        values.append(_value(fields["PROMO"], d.promo))
     return values or None
 
 
@@ -206,11 +211,13 @@ def _custom_fields(store: AccountStore) -> dict[str, dict[str, dict]]:
              _field(400002, "Оплачено бонусами", "numeric", "RS_BONUS_PAID", "leads", sort=520),
              # the shop's own lead fields: its feedback form's 0-10 answer, the code a friend gave at checkout
              _field(400003, "Оценка 0-10", "numeric", "RS_NPS", "leads", sort=530),
-             _field(400004, "Промокод друга", "text", "RS_REFERRAL_CODE", "leads", sort=540)]
+             _field(400004, "Промокод друга", "text", "RS_REFERRAL_CODE", "leads", sort=540),
+             _field(400005, "Промокод", "text", "PROMO", "leads", sort=550)]
     catalog = [_field(500001, "Артикул", "text", "SKU", "catalogs", sort=1, predefined=True),
                _field(500002, "Цена", "price", "PRICE", "catalogs", sort=2, predefined=True),
                _field(500003, "Группа", "category", "GROUP", "catalogs", sort=3, predefined=True),
-               _field(500004, "Срок потребления, дней", "numeric", "CYCLE_DAYS", "catalogs", sort=10)]
+               _field(500004, "Срок потребления, дней", "numeric", "CYCLE_DAYS", "catalogs", sort=10),
+               _field(500005, "Срок подписки или обслуживания, дней", "numeric", "TERM_DAYS", "catalogs", sort=11)]
     store.custom_fields.update({"contacts": contacts, "companies": companies, "leads": leads,
                                 f"catalog:{PRODUCTS_CATALOG_ID}": catalog})
     return {key: {f["code"] or f["type"]: f for f in value} for key, value in store.custom_fields.items()}

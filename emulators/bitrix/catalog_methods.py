@@ -21,9 +21,17 @@ from .fields import (
 from .protocol import ApiError, as_int, as_list, bad_request, ci_get
 from .query import parse_query
 from .registry import Listing, method
-from .store import CATALOG_ID, CYCLE_PROPERTY_CODE, CYCLE_PROPERTY_ID, Portal
+from .store import (
+    CATALOG_ID,
+    CYCLE_PROPERTY_CODE,
+    CYCLE_PROPERTY_ID,
+    TERM_PROPERTY_CODE,
+    TERM_PROPERTY_ID,
+    Portal,
+)
 
 _CYCLE_KEY = f"PROPERTY_{CYCLE_PROPERTY_ID}"
+_TERM_KEY = f"PROPERTY_{TERM_PROPERTY_ID}"
 
 
 # ---- product rows -------------------------------------------------------------------------
@@ -118,6 +126,8 @@ def _property(row, key: str):
         if row.cycle_days is None:
             return None
         return {"valueId": str(100000 + row.id), "value": str(row.cycle_days)}
+    if key == _TERM_KEY and row.term_days is not None:
+        return {"valueId": str(200000 + row.id), "value": str(row.term_days)}
     return None
 
 
@@ -128,7 +138,7 @@ def product_list(portal: Portal, params: dict) -> Listing:
                     ci_get(params, "start"))
     rows, total, nxt = portal.engine.run(portal.products, q)
     select = as_list(ci_get(params, "select")) or ["*"]
-    keys = resolve_select(select, PRODUCT_FIELDS, [], "PROPERTY_", [_CYCLE_KEY])
+    keys = resolve_select(select, PRODUCT_FIELDS, [], "PROPERTY_", [_CYCLE_KEY, _TERM_KEY])
     return Listing([render(r, keys, PRODUCT_FIELDS, _property) for r in rows], total, nxt)
 
 
@@ -137,17 +147,24 @@ def product_get(portal: Portal, params: dict) -> dict:
     row = portal.products.rows.get(entity_id(params))
     if row is None:
         raise bad_request("Not found")
-    return render(row, [*PRODUCT_FIELDS, _CYCLE_KEY], PRODUCT_FIELDS, _property)
+    return render(row, [*PRODUCT_FIELDS, _CYCLE_KEY, _TERM_KEY], PRODUCT_FIELDS, _property)
 
 
 @method("crm.product.property.list")
 def product_property_list(portal: Portal, params: dict) -> list:
-    """Doc: api-reference/crm/outdated/products/crm-product-property-list.md"""
-    return [{"ID": str(CYCLE_PROPERTY_ID), "IBLOCK_ID": str(CATALOG_ID), "NAME": "Цикл потребления, дней",
-             "ACTIVE": "Y", "SORT": "500", "CODE": CYCLE_PROPERTY_CODE, "DEFAULT_VALUE": "",
-             "PROPERTY_TYPE": "N", "ROW_COUNT": "1", "COL_COUNT": "30", "LIST_TYPE": "L", "MULTIPLE": "N",
-             "XML_ID": CYCLE_PROPERTY_CODE, "FILE_TYPE": "", "LINK_IBLOCK_ID": "0", "IS_REQUIRED": "N",
-             "USER_TYPE": None, "USER_TYPE_SETTINGS": None}]
+    """Doc: api-reference/crm/outdated/products/crm-product-property-list.md (filter by CODE)."""
+    rows = [_number_property(CYCLE_PROPERTY_ID, CYCLE_PROPERTY_CODE, "Цикл потребления, дней"),
+            _number_property(TERM_PROPERTY_ID, TERM_PROPERTY_CODE, "Срок подписки или обслуживания, дней")]
+    code = {str(k).upper(): v for k, v in check_array(params, "filter").items()}.get("CODE")
+    return [r for r in rows if code is None or r["CODE"] == code]
+
+
+def _number_property(pid: int, code: str, name: str) -> dict:
+    return {"ID": str(pid), "IBLOCK_ID": str(CATALOG_ID), "NAME": name,
+            "ACTIVE": "Y", "SORT": "500", "CODE": code, "DEFAULT_VALUE": "",
+            "PROPERTY_TYPE": "N", "ROW_COUNT": "1", "COL_COUNT": "30", "LIST_TYPE": "L", "MULTIPLE": "N",
+            "XML_ID": code, "FILE_TYPE": "", "LINK_IBLOCK_ID": "0", "IS_REQUIRED": "N",
+            "USER_TYPE": None, "USER_TYPE_SETTINGS": None}
 
 
 @method("crm.productsection.list")

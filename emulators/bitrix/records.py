@@ -104,6 +104,18 @@ class ProductRow:
 
 
 @dataclass(slots=True, eq=False)
+class DiscountedRow(ProductRow):
+    """A row sold on a promo: `price` is after the discount, `discount_sum` the money off one unit.
+
+    Doc: api-reference/crm/universal/product-rows/crm-item-productrow-list.md - discountTypeId 2 is a
+    percentage (`discountRate`), `discountSum` the discount of one unit either way.
+    """
+
+    discount_rate: float = 0.0  # type: ignore[misc]
+    discount_sum: float = 0.0  # type: ignore[misc]
+
+
+@dataclass(slots=True, eq=False)
 class Product:
     id: int
     name: str
@@ -117,6 +129,7 @@ class Product:
     measure: int = 5
     description: str = ""
     created: int = 0
+    term_days: int | None = None  # property 102 RS_TERM_DAYS: how long a subscription or service plan runs
 
 
 @dataclass(slots=True, eq=False)

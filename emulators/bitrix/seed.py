@@ -22,7 +22,18 @@ from datetime import datetime
 from emulators.shop import DEAL_LOST, DEAL_WON, Shop, referral_code_of
 
 from .protocol import day_floor, day_start
-from .records import Company, Contact, Deal, Product, ProductRow, Section, Task, User, UserField
+from .records import (
+    Company,
+    Contact,
+    Deal,
+    DiscountedRow,
+    Product,
+    ProductRow,
+    Section,
+    Task,
+    User,
+    UserField,
+)
 from .store import CATALOG_ID, HONORIFIC_BY_GENDER, OPEN_STAGES, OPT_OUT_FIELD, Portal, stage_code
 
 BONUS_PAID_FIELD = "UF_CRM_RS_BONUS_PAID"  # the shop's loyalty program records payments with bonuses here
@@ -76,7 +87,8 @@ def _catalogue(portal: Portal, shop: Shop, cap: int) -> None:
     created = min(cap, day_start(shop.history_start))
     for p in shop.products:
         portal.products.insert(p.id, Product(p.id, p.name, p.price, p.currency, section_ids[p.category],
-                                             f"rs-sku-{p.id}", p.cycle_days, created=created))
+                                             f"rs-sku-{p.id}", p.cycle_days, created=created,
+                                             term_days=p.term_days))
 
 
 def _userfields(portal: Portal) -> None:
@@ -192,7 +204,12 @@ def _deals(portal: Portal, shop: Shop, cap: int) -> None:
         for n, line in enumerate(d.lines, start=1):
             row_id += 1
             product = products[line.product_id]
-            row = ProductRow(row_id, d.id, line.product_id, product.name, line.price, line.quantity, sort=n * 10)
+            if line.discount:  # a promo: 10 % off, the row's price after it
+                rate = round(100 * line.discount / (line.price + line.discount), 2)
+                row = DiscountedRow(row_id, d.id, line.product_id, product.name, line.price, line.quantity,
+                                    sort=n * 10, discount_rate=rate, discount_sum=line.discount)
+            else:
+                row = ProductRow(row_id, d.id, line.product_id, product.name, line.price, line.quantity, sort=n * 10)
             rows_table.rows[row_id] = row
             rows_table.ids.append(row_id)
             _index(rows_table.indexes["OWNER_ID"], d.id, row_id)

@@ -18,6 +18,8 @@ CURRENCIES = ("RUB", "USD", "EUR", "KZT", "BYN", "UAH")
 OPT_OUT_FIELD = "UF_CRM_RS_NO_MARKETING"  # "Y" / "N" string user field on contacts and companies
 CYCLE_PROPERTY_ID = 101  # crm.product.property: CODE "RS_CYCLE_DAYS", value = days one unit lasts
 CYCLE_PROPERTY_CODE = "RS_CYCLE_DAYS"
+TERM_PROPERTY_ID = 102  # crm.product.property: CODE "RS_TERM_DAYS", value = days a subscription or service runs
+TERM_PROPERTY_CODE = "RS_TERM_DAYS"
 CATALOG_ID = 25
 SECOND_CATEGORY_ID = 1
 

@@ -10,9 +10,14 @@ from playbooks.rules.cross_sell import CrossSellRule
 from playbooks.rules.holidays import HolidaysRule
 from playbooks.rules.loyalty import LoyaltyRule
 from playbooks.rules.nps import NpsRule
+from playbooks.rules.promo import PromoRule
 from playbooks.rules.reactivation import ReactivationRule
 from playbooks.rules.referral import ReferralRule
+from playbooks.rules.renewal import RenewalRule
 from playbooks.rules.replenishment import ReplenishmentRule
+from playbooks.rules.seasonal import SeasonalRule
+from playbooks.rules.upsell import UpsellRule
+from playbooks.rules.welcome import WelcomeRule
 
 # Registry order is the planning order (plans are sorted afterwards anyway).
 RULES: tuple[type[Rule], ...] = (
@@ -26,6 +31,11 @@ RULES: tuple[type[Rule], ...] = (
     BonusExpiryRule,
     NpsRule,
     ReferralRule,
+    UpsellRule,
+    SeasonalRule,
+    WelcomeRule,
+    RenewalRule,
+    PromoRule,
 )
 
 REGISTRY: dict[str, type[Rule]] = {cls.kind: cls for cls in RULES}

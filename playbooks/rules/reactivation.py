@@ -24,6 +24,9 @@ class ReactivationConfig:
     silence_days: int = field(default=60, metadata={"min": 1, "max": 3650})
     first_step_within_days: int | None = field(default=None, metadata={"min": 0, "max": 3650})
     reaction_includes_activity: bool = True
+    # by rhythm: the chain starts at max(silence_days, median interval x rhythm_factor)
+    rhythm_factor: float | None = field(default=None, metadata={"min": 1.0, "max": 50.0})
+    rhythm_min_purchases: int = field(default=3, metadata={"min": 2})
     steps: list[ReactivationStep] = field(default_factory=list)
 
     def check(self):
@@ -44,6 +47,9 @@ class ReactivationRule(Rule):
     What it plans: one action per step, anchored on the last purchase, so the same silence
     never restarts the chain; steps never come all at once.
     Example: last purchase 2026-01-01, today 2026-03-05 -> step "email" (due 03-02).
+    By rhythm (`rhythm_factor` set, at least `rhythm_min_purchases` purchases): the silence is
+    max(silence_days, median interval x rhythm_factor), so a customer buying every 100 days with
+    factor 1.5 is reminded after 150 days, a weekly buyer still after `silence_days`.
     """
 
     kind = "reactivation"
@@ -65,12 +71,13 @@ class ReactivationRule(Rule):
             return
         last = facts.purchases[-1]
         silence = (today - last.date).days
-        if silence < config.silence_days:
+        threshold = silence_threshold(facts, config)
+        if silence < threshold:
             return
         values = {**purchase_values(facts, [last]), "days": silence}
         cid = facts.customer.id
         first = config.steps[0]
-        due = last.date + timedelta(days=config.silence_days)
+        due = last.date + timedelta(days=threshold)
         if config.first_step_within_days is None:
             fires = silence <= facts.lost_after
         else:
@@ -90,3 +97,11 @@ class ReactivationRule(Rule):
                 return
             yield make_action(facts, self.kind, last.id, step.name, due, step, config.priority, values)
             prev = step
+
+
+def silence_threshold(facts: CustomerFacts, config: ReactivationConfig) -> int:
+    """Days of silence that start the chain: `silence_days`, stretched by the customer's rhythm when asked."""
+    if config.rhythm_factor is None or facts.n < config.rhythm_min_purchases:
+        return config.silence_days
+    median = facts.median_interval()
+    return max(config.silence_days, round(median * config.rhythm_factor)) if median else config.silence_days

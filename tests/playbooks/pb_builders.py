@@ -34,14 +34,16 @@ def d(text: str | date | None) -> date | None:
 
 def purchase(cid: str, pid: str, day: str | date, amount: float = 1000.0, *, currency: str = "RUB",
              items: list[dict] | None = None, manager_id: str | None = None,
-             fields: dict | None = None, nps: int | None = None, referral_code: str = "") -> Purchase:
+             fields: dict | None = None, nps: int | None = None, referral_code: str = "",
+             promo: str = "") -> Purchase:
     return Purchase(id=pid, customer_id=cid, date=d(day), amount=float(amount), currency=currency,
                     fields={k: str(v) for k, v in fields.items()} if fields else None, nps=nps,
                     referral_code=referral_code,
                     items=tuple(LineItem(product_id=i.get("product_id"), name=i.get("name", i.get("product_id", "")),
                                          quantity=float(i.get("quantity", 1)), price=float(i.get("price", 0)),
-                                         category=i.get("category")) for i in (items or [])),
-                    manager_id=manager_id)
+                                         category=i.get("category"), discount=float(i.get("discount", 0)))
+                                for i in (items or [])),
+                    manager_id=manager_id, promo=promo)
 
 
 def customer(data: dict) -> Customer:
@@ -52,12 +54,21 @@ def customer(data: dict) -> Customer:
         emails=tuple(data.get("emails", ["c@example.com"])), phones=tuple(data.get("phones", ["+70000000000"])),
         birthday=d(data.get("birthday")), manager_id=data.get("manager_id"),
         tags=frozenset(data.get("tags", [])), fields=dict(data.get("fields", {})),
-        last_contact_activity=d(data.get("last_contact_activity")),
+        last_contact_activity=d(data.get("last_contact_activity")), created=d(data.get("created")),
         purchases=tuple(purchase(cid, str(p["id"]), p["date"], p.get("amount", 1000), currency=p.get("currency", "RUB"),
                                  items=p.get("items"), manager_id=p.get("manager_id"), fields=p.get("fields"),
-                                 nps=p.get("nps"), referral_code=p.get("referral_code", ""))
+                                 nps=p.get("nps"), referral_code=p.get("referral_code", ""),
+                                 promo=p.get("promo", ""))
                         for p in data.get("purchases", [])),
     )
+
+
+def catalogue(rows: list[dict] | None) -> list[Product] | None:
+    """A case file's `[[catalogue]]` products (id, name, category, price, cycle_days, term_days)."""
+    if rows is None:
+        return None
+    return [Product(str(p["id"]), p.get("name", str(p["id"])), p.get("category"), price=p.get("price"),
+                    cycle_days=p.get("cycle_days"), term_days=p.get("term_days")) for p in rows]
 
 
 def simple(cid: str, *days: str, amount: float = 1000.0, **kw: Any) -> Customer:

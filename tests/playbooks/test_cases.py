@@ -3,7 +3,7 @@
 A case file holds `today`, `[playbook]` overrides (merged over the bundled Russian playbook with
 hold-out and quiet days off, see pb_builders.TEST_BASE), `[[customers]]` with their
 `[[customers.purchases]]`, optional `[history]` (key = applied date),
-optional `[[catalogue]]` products (id, name, category, cycle_days), and `[expect]`:
+optional `[[catalogue]]` products (id, name, category, price, cycle_days, term_days), and `[expect]`:
 `plan` (exact keys in plan order), `includes` / `excludes` (keys), `suppressed` (key = reason),
 `[expect.actions."<key>"]` (action fields; `products` compares payload["products"]),
 `[expect.customers.<id>]` (CustomerReport fields) and `[expect.metrics]`; `secret` is the
@@ -16,9 +16,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from pb_builders import customer, d, playbook
+from pb_builders import catalogue, customer, d, playbook
 
-from connector.model import Product
 from playbooks import PlanHistory, evaluate
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.toml"))
@@ -35,9 +34,8 @@ def test_case(path: Path) -> None:
     book = playbook(case.get("playbook", {}), lang=case.get("lang", "ru"))
     customers = [customer(c) for c in case.get("customers", [])]
     history = PlanHistory({k: d(v) for k, v in case.get("history", {}).items()})
-    catalogue = [Product(str(p["id"]), p.get("name", str(p["id"])), p.get("category"), cycle_days=p.get("cycle_days"))
-                 for p in case["catalogue"]] if "catalogue" in case else None
-    ev = evaluate(customers, d(case["today"]), book, history=history, catalogue=catalogue,
+    products = catalogue(case.get("catalogue"))
+    ev = evaluate(customers, d(case["today"]), book, history=history, catalogue=products,
                   secret=case.get("secret", ""))
     expect = case.get("expect", {})
     keys = [a.key for a in ev.plan]

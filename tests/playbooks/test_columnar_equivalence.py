@@ -13,10 +13,9 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
-from pb_builders import customer, d, merge, playbook
+from pb_builders import catalogue, customer, d, merge, playbook
 from test_cases import CASES, load_case
 
-from connector.model import Product
 from connector.state import State
 from connector.sync import run_sync
 from connector.transactions_csv import read_transactions
@@ -45,9 +44,8 @@ def test_every_playbook_case_gets_the_reference_answer(path):
     book = playbook(case.get("playbook", {}), lang=case.get("lang", "ru"))
     customers = [customer(c) for c in case.get("customers", [])]
     history = PlanHistory({k: d(v) for k, v in case.get("history", {}).items()})
-    catalogue = [Product(str(p["id"]), p.get("name", str(p["id"])), p.get("category"), cycle_days=p.get("cycle_days"))
-                 for p in case["catalogue"]] if "catalogue" in case else None
-    assert_same(customers, d(case["today"]), book, history=history, catalogue=catalogue,
+    products = catalogue(case.get("catalogue"))
+    assert_same(customers, d(case["today"]), book, history=history, catalogue=products,
                 secret=case.get("secret", ""))
 
 

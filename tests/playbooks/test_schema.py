@@ -115,6 +115,22 @@ BROKEN = [
     pytest.param('version = 1\n\n[rules.replenishment]\ntitle = "Restock {product}"\n',
                  "rules.replenishment.why.catalogue", 3, ["missing text", "why the product's cycle", "{cycle}"],
                  id="why-missing"),
+    pytest.param(GOOD_HEAD + '[[rules.seasonal.offers]]\nname = "x"\nif_categories = ["a"]\nstart = "04-31"\n'
+                 'end = "05-01"\ntitle = "t"\n', "rules.seasonal.offers[0].start", 5, ["bad date", "MM-DD"],
+                 id="bad-season-start"),
+    pytest.param(GOOD_HEAD + '[[rules.seasonal.offers]]\nname = "x"\nif_categories = ["a"]\nstart = "04-01"\n'
+                 'end = "05-01"\nsegments = ["champs"]\ntitle = "t"\n', "rules.seasonal.offers[0].segments[0]", 7,
+                 ["unknown segment", "champions"], id="bad-season-segment"),
+    pytest.param(GOOD_HEAD + '[[rules.upsell.ladders]]\nname = "x"\ntitle = "t"\n',
+                 "rules.upsell.ladders[0].products", None, ["needs its models", "categories"], id="ladder-without-models"),
+    pytest.param(GOOD_HEAD + '[rules.upsell]\nmax_price_ratio = 0.5\n',
+                 "rules.upsell.max_price_ratio", 3, ["out of range"], id="ratio-below-one"),
+    pytest.param(GOOD_HEAD + '[[rules.promo.sales]]\nname = "x"\ndate = "11-31"\ntitle = "t"\n',
+                 "rules.promo.sales[0].date", 4, ["bad date", "YYYY-MM-DD"], id="bad-sale-date"),
+    pytest.param(GOOD_HEAD + '[[rules.welcome.steps]]\nname = "x"\nday = -2\ntitle = "t"\n',
+                 "rules.welcome.steps[0].day", 4, ["out of range"], id="welcome-negative-day"),
+    pytest.param(GOOD_HEAD + '[rules.reactivation]\nrhythm_factor = 0.5\n',
+                 "rules.reactivation.rhythm_factor", 3, ["out of range"], id="rhythm-factor-below-one"),
 ]
 
 
