@@ -285,7 +285,7 @@ class _Generator:
         promo = ""
         if status == DEAL_WON and lines:
             lines, amount, promo = extras.promo_and_term(self, c, lines, amount, currency)
-        deal = ShopDeal(0, c.id, manager_id, status, pipeline, created, closed, amount, currency, lines, promo)
+        deal = ShopDeal(0, c.id, manager_id, status, pipeline, created, closed, amount, currency, lines, promo=promo)
         # One int key sorts fast: creation minute, then customer id.
         self.raw.append((created_min * _KEY_SPAN + c.id, deal))
 
