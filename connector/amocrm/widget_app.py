@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlparse
 
+from connector.amocrm.widget_pages import WidgetPages
 from connector.amocrm.widget_token import verify
 from connector.errors import WebhookRejected
 from connector.webapp.forms import text_field
@@ -37,6 +38,7 @@ class WidgetRoutes:
     def __init__(self, host: WebApp) -> None:
         self.host = host
         self.settings = host.settings
+        self.pages = WidgetPages(host)
 
     def routes(self) -> dict:
         return {("OPTIONS", SESSION_PATH): self.preflight, ("POST", SESSION_PATH): self.session,
@@ -75,14 +77,20 @@ class WidgetRoutes:
         return 200, {"url": url, "expires_in": PAGE_TTL_SECONDS}, CORS
 
     def page(self, request):
-        """Our page for a signed address (the pages themselves come with the app's pages; until then,
-        what the page would show it for)."""
-        q = dict(request.query)
+        """Our page for a signed address: the card tab or the main page (widget_pages.py), as HTML."""
+        try:
+            fields = self.checked(dict(request.query))
+        except WebhookRejected as exc:
+            return self.pages.answer(None, exc)
+        return self.pages.answer(fields)
+
+    def checked(self, query: dict[str, str]) -> dict[str, str]:
+        """The address's fields when we signed them and they are fresh; 401 otherwise."""
+        q = dict(query)
         sig = q.pop("sig", "")
         if set(q) != {"place", "entity", "id", "user", "account", "lang", "exp"} \
                 or not hmac.compare_digest(sig, self._sign(q)):
             raise WebhookRejected(401, "this page address is not ours or was changed")
         if not q["exp"].isdigit() or int(q["exp"]) < time.time():
             raise WebhookRejected(401, "this page address has expired: open the widget again")
-        return 200, {"place": q["place"], "entity": q["entity"], "id": q["id"], "user_id": int(q["user"]),
-                     "lang": q["lang"]}
+        return q
