@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SESSION_PATH = "/amocrm/widget/session"
 PAGE_PATH = "/amocrm/widget/page"
+SETTINGS_PATH = "/amocrm/widget/settings"
 PAGE_TTL_SECONDS = 600
 PLACES = ("card", "settings")
 ENTITIES = ("lcard", "ccard", "comcard", "")
@@ -42,7 +43,8 @@ class WidgetRoutes:
 
     def routes(self) -> dict:
         return {("OPTIONS", SESSION_PATH): self.preflight, ("POST", SESSION_PATH): self.session,
-                ("GET", PAGE_PATH): self.page}
+                ("GET", PAGE_PATH): self.page, ("POST", PAGE_PATH): self.page,
+                ("POST", SETTINGS_PATH): self.settings_page}
 
     def _key(self) -> bytes:
         secret = self.settings.AMOCRM_CLIENT_SECRET
@@ -77,12 +79,23 @@ class WidgetRoutes:
         return 200, {"url": url, "expires_in": PAGE_TTL_SECONDS}, CORS
 
     def page(self, request):
-        """Our page for a signed address: the card tab or the main page (widget_pages.py), as HTML."""
+        """Our page for a signed address: the card tab or the main page (widget_pages.py), as HTML; the
+        settings page's "back" posts the same fields."""
+        given = dict(request.query) if request.method == "GET" else request.form()
         try:
-            fields = self.checked(dict(request.query))
+            fields = self.checked(_signed_fields(given))
         except WebhookRejected as exc:
             return self.pages.answer(None, exc)
         return self.pages.answer(fields)
+
+    def settings_page(self, request):
+        """The playbook settings; the form carries the signed address it was opened from."""
+        form = request.form()
+        try:
+            fields = self.checked(_signed_fields(form))
+        except WebhookRejected as exc:
+            return self.pages.answer(None, exc)
+        return self.pages.answer(fields, form=form)
 
     def checked(self, query: dict[str, str]) -> dict[str, str]:
         """The address's fields when we signed them and they are fresh; 401 otherwise."""
@@ -93,4 +106,9 @@ class WidgetRoutes:
             raise WebhookRejected(401, "this page address is not ours or was changed")
         if not q["exp"].isdigit() or int(q["exp"]) < time.time():
             raise WebhookRejected(401, "this page address has expired: open the widget again")
-        return q
+        return {**q, "sig": sig}
+
+
+def _signed_fields(given: dict) -> dict[str, str]:
+    names = ("place", "entity", "id", "user", "account", "lang", "exp", "sig")
+    return {k: text_field(given, k, max_len=128) for k in names}  # a blank field may not be posted at all

@@ -256,3 +256,51 @@ def test_the_card_tab_and_main_page_are_the_pages_in_russian(ru_connected, accou
     expired = requests.get(url.split("?")[0] + "?" + "&".join(f"{k}={v}" for k, v in stale.items()) + f"&sig={sig}",
                            timeout=5)
     assert expired.status_code == 401 and "Сегмент" not in expired.text
+
+
+def signed_fields(url: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+def playbook_form(html: str) -> dict[str, str]:
+    """What a browser would submit from the settings form: text fields, text areas and ticked boxes."""
+    import html as htmllib
+    import re
+
+    form = html[html.index('id="playbook"'):html.index("</form>", html.index('id="playbook"'))]
+    fields = {m[0]: htmllib.unescape(m[1]) for m in re.findall(r'<input type="(?:text|hidden)" name="([^"]+)" '
+                                                                 r'value="([^"]*)">', form)}
+    fields |= {m[0]: htmllib.unescape(m[1]) for m in re.findall(r'<textarea name="([^"]+)">(.*?)</textarea>',
+                                                                 form, re.S)}
+    fields |= {m: "on" for m in re.findall(r'<input type="checkbox" name="([^"]+)" checked>', form)}
+    return fields
+
+
+def test_only_an_account_administrator_saves_the_playbook_from_the_widget(ru_connected, account):
+    app = ru_connected
+    settings = app.url + "/amocrm/widget/settings"
+    managers = sorted(u["id"] for u in account.store.users.values() if not u["rights"]["is_admin"])
+    admin_user = next(u["id"] for u in account.store.users.values() if u["rights"]["is_admin"])
+    plain = signed_fields(session(app, account.widget_token(user_id=managers[0]), place="settings", entity="",
+                                  id="").json()["url"])
+    shown = requests.post(settings, data=plain, timeout=60)
+    assert shown.status_code == 200 and "только для чтения" in shown.text and "<fieldset disabled" in shown.text
+    assert 'value="save"' not in shown.text  # no button a manager could press
+    for action in ("save", "preview", "restore"):  # the account says no, however the form is made up
+        refused = requests.post(settings, data={**playbook_form(shown.text), **plain, "action": action,
+                                                "version": "1"}, timeout=60)
+        assert refused.status_code == 403 and "администратор аккаунта" in refused.text
+    assert app.runtime.playbook_version == 0
+    admin = signed_fields(session(app, account.widget_token(user_id=admin_user), place="settings", entity="",
+                                  id="").json()["url"])
+    page = requests.post(settings, data=admin, timeout=60)
+    assert page.status_code == 200 and 'value="save"' in page.text and "только для чтения" not in page.text
+    form = playbook_form(page.text)
+    form["guards.cap.max_touches"] = str(int(form["guards.cap.max_touches"]) + 1)
+    saved = requests.post(settings, data={**form, **admin, "action": "save"}, timeout=60)
+    assert saved.status_code == 200 and "Сохранено: новая версия 1" in saved.text, saved.text[-2000:]
+    assert app.runtime.playbook_version == 1
+    forged = {**admin, "user": str(managers[0])}  # the signature binds the user
+    assert requests.post(settings, data={**form, **forged, "action": "save"}, timeout=60).status_code == 401

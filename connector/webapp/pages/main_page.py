@@ -109,8 +109,8 @@ def segments_section(view: View, w: Words) -> str:
 
 
 def render_main(view: View, w: Words, *, portal: str, names: dict[str, str], form: dict[str, str],
-                admin: bool, crm: str = "bitrix") -> str:
-    settings = (f'<form class="inline" method="post" action="/bitrix/app/settings">{hidden(form)}'
+                admin: bool, crm: str = "bitrix", settings_action: str = "/bitrix/app/settings") -> str:
+    settings = (f'<form class="inline" method="post" action="{esc(settings_action)}">{hidden(form)}'
                 f'<button class="plain" type="submit">{esc(w["settings"])}</button></form>') if admin else ""
     head = (f'<nav><h1>{esc(w["app"])}</h1>{settings}</nav><p class="muted">{esc(w.day(view.today.isoformat()))} · '
             f'{esc(w["customers"])}: {esc(w.number(len(view.reports)))}</p>')
