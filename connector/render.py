@@ -70,6 +70,16 @@ def render_segments(evaluation, names: Names | None = None) -> list[str]:
     return out
 
 
+def passed_over(why: str, lang: str) -> str:
+    """`email:no_mailbox` as the team reads it: "e-mail — в CRM не подключён почтовый ящик для отправки"."""
+    from connector.delivery import CHANNEL_NAMES, REASONS
+
+    channel, _, reason = why.partition(":")
+    channels, reasons = CHANNEL_NAMES.get(lang, CHANNEL_NAMES["en"]), REASONS.get(lang, REASONS["en"])
+    text = reasons.get(reason, reason).replace(" ({names})", "")
+    return f"{channels.get(channel, channel)} — {text}" if reason else channels.get(channel, channel)
+
+
 def render_run(stats: dict, *, dry_run: bool, names: Names | None = None) -> str:
     names, w = _words(names)
     kinds = KINDS.get(names.lang, {})
@@ -84,7 +94,7 @@ def render_run(stats: dict, *, dry_run: bool, names: Names | None = None) -> str
         (w["written"], stats.get("written", 0)), (w["failed"], stats.get("failed", 0))]
     rows += [(w["of_them"].format(kind=kinds.get(kind, kind)), n) for kind, n in (stats.get("written_by_kind") or {}).items()]
     # touches that passed over a channel, and why (e.g. email:no_mailbox: the portal has no mailbox)
-    rows += [(w["passed_over"].format(why=f"{why.replace(':', ' (', 1)})"), n)
+    rows += [(w["passed_over"].format(why=passed_over(why, names.lang)), n)
              for why, n in (stats.get("channel_fallbacks") or {}).items()]
     # rules the CRM's data can never satisfy, in the playbook's language, with the setting that fixes it
     notes = "".join(f"\n! {note['message']}" for note in stats.get("rules_cannot_run") or [])
