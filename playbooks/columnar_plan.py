@@ -8,7 +8,7 @@ how many actions a sync would plan and hold back, never the actions themselves.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -39,9 +39,26 @@ class DueColumns:
     customers: Sequence[Customer]
     shop: ShopFacts
     birthdays: bool = True  # some customer may have a birthday (a CSV has none)
+    start: np.ndarray | None = None  # the counted purchases' columns (PurchaseColumns.start/.day), when known
+    day: np.ndarray | None = None
+    bonus_days: int | None = None  # days an accrual lives (0: bonuses never burn, -1: no bonus account; None: unknown)
+    bonus_credits: Mapping[str, Sequence] = field(default_factory=dict)  # extra credits (engine.fill_bonuses)
 
     def nobody(self) -> np.ndarray:
         return np.zeros(len(self.n), dtype=bool)
+
+    def bought_between(self, oldest: int, newest: int) -> np.ndarray:
+        """Who has a counted purchase between `oldest` and `newest` days ago (inclusive)."""
+        if newest < 0:
+            newest = 0  # a purchase after today is not counted
+        if oldest < newest:
+            return self.nobody()
+        last = self.today.toordinal() - newest
+        first = self.today.toordinal() - oldest
+        if self.start is None or self.day is None:
+            return self.each(lambda c: any(first <= p.date.toordinal() <= last and p.amount > 0 for p in c.purchases))
+        hit = np.concatenate(([0], np.cumsum((self.day >= first) & (self.day <= last))))
+        return (hit[self.start[1:]] - hit[self.start[:-1]]) > 0
 
     def each(self, test: Callable[[Customer], bool]) -> np.ndarray:
         """A test of each customer object (for what no column holds, e.g. the birthday)."""
@@ -86,7 +103,9 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
-                     customers=customers, shop=shop, birthdays=birthdays)
+                     customers=customers, shop=shop, birthdays=birthdays, start=s.cols.start, day=s.cols.day,
+                     bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
+                     bonus_credits=s.bonus_credits or {})
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():
