@@ -56,13 +56,20 @@ class DueColumns:
         last = self.today.toordinal() - newest
         first = self.today.toordinal() - oldest
         if self.start is None or self.day is None:
-            return self.each(lambda c: any(first <= p.date.toordinal() <= last and p.amount > 0 for p in c.purchases))
+            return self.each(lambda c: any(first <= p.date.toordinal() <= last and p.amount > 0 for p in c.purchases),
+                             self.n > 0)
         hit = np.concatenate(([0], np.cumsum((self.day >= first) & (self.day <= last))))
         return (hit[self.start[1:]] - hit[self.start[:-1]]) > 0
 
-    def each(self, test: Callable[[Customer], bool]) -> np.ndarray:
-        """A test of each customer object (for what no column holds, e.g. the birthday)."""
-        return np.fromiter((bool(test(c)) for c in self.customers), dtype=bool, count=len(self.customers))
+    def each(self, test: Callable[[Customer], bool], among: np.ndarray | None = None) -> np.ndarray:
+        """A test of each customer object (for what no column holds, e.g. the birthday), only of those
+        `among` says (a customer's object may be made anew on each ask: narrow it by the columns first)."""
+        if among is None:
+            return np.fromiter((bool(test(c)) for c in self.customers), dtype=bool, count=len(self.customers))
+        out = self.nobody()
+        for i in np.flatnonzero(among).tolist():
+            out[i] = bool(test(self.customers[i]))
+        return out
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,

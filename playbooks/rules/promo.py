@@ -93,7 +93,7 @@ class PromoRule(Rule):
             for year in ((y,) if y else (today.year, today.year + 1)):
                 day = occurrence(year, m, d)
                 if day - timedelta(days=config.lead_days) <= today <= day:
-                    return (due.n >= config.min_purchases) & due.each(lambda c: any(map(discounted, c.purchases)))
+                    return due.each(lambda c: any(map(discounted, c.purchases)), due.n >= config.min_purchases)
         return due.nobody()
 
     def plan(self, facts: CustomerFacts, today: date, config: PromoConfig) -> Iterator[Action]:

@@ -81,9 +81,8 @@ class SeasonalRule(Rule):
             return due.nobody()
         cats = {c for o in open_now for c in o.if_categories}
         keys = {k for o in open_now for k in o.if_products}
-        often = due.n >= config.min_purchases
-        return often & due.each(lambda c: any((i.category and i.category in cats) or product_key(i) in keys
-                                              for p in c.purchases for i in p.items))
+        return due.each(lambda c: any((i.category and i.category in cats) or product_key(i) in keys
+                                      for p in c.purchases for i in p.items), due.n >= config.min_purchases)
 
     def plan(self, facts: CustomerFacts, today: date, config: SeasonalConfig) -> Iterator[Action]:
         if facts.n < config.min_purchases:

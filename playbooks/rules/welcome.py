@@ -56,7 +56,7 @@ class WelcomeRule(Rule):
         if not config.steps:
             return due.nobody()
         today, reach = due.today, horizon_days(config)
-        return (due.n == 0) & due.each(lambda c: c.created is not None and 0 <= (today - c.created).days <= reach)
+        return due.each(lambda c: c.created is not None and 0 <= (today - c.created).days <= reach, due.n == 0)
 
     def plan(self, facts: CustomerFacts, today: date, config: WelcomeConfig) -> Iterator[Action]:
         created = facts.customer.created
