@@ -21,7 +21,7 @@ from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
-from playbooks.referral import assign_codes, gives_code, referral_code
+from playbooks.referral import assign_codes, gives_code, referral_bonus_credits, referral_code
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier, named_segments
 from playbooks.words import names_for
@@ -80,7 +80,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
     and rules asked only for those customers (every customer when the shop is learned from).
     """
-    from playbooks.engine import _RULES, fill_bonuses, held_out, learn_from_shop, plan_guarded, prospect_facts
+    from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -100,13 +100,16 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         learn_from_shop(everyone, shop, pb, catalogue)
     else:
         learn_from_shop(every_customer(), shop, pb, catalogue)
-    if everyone is not None or (pb.bonuses_on and bonus.CREDIT_SOURCES):  # credits from every customer's facts
+    # credits from every customer's facts; the referral's need the secret (without it, shop.referrals is empty)
+    credit_sources = [src for src in bonus.CREDIT_SOURCES if src is not referral_bonus_credits or everyone is not None]
+    if everyone is not None or (pb.bonuses_on and credit_sources):
         if everyone is None:
             everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
         for i, f in enumerate(everyone):
             fill_one(s, f, i)
         assign_codes(everyone, pb, secret)
-        s.bonus_credits = fill_bonuses(everyone, today, pb)
+        # the credits only: each planned customer's balance is made below (engine.fill_bonuses's are let go)
+        s.bonus_credits = bonus.extra_credits(everyone, today, pb) if pb.bonuses_on and bonus.CREDIT_SOURCES else {}
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
