@@ -27,3 +27,10 @@ def test_the_demo_reaches_customers_in_their_chats_and_its_second_run_writes_not
     assert first["written_by_kind"].get(channel, 0) > 0  # open lines / the generic Salesbot set up by the demo
     assert second["written"] == 0
     assert "Traceback" not in done.stderr
+
+
+def test_a_channel_passed_over_is_said_in_the_playbooks_language():
+    from connector.render import passed_over
+
+    assert passed_over("email:no_mailbox", "ru") == "e-mail — в CRM не подключён почтовый ящик для отправки"
+    assert passed_over("messenger:no_chat", "en") == "messenger — the customer has no open chat"
