@@ -17,6 +17,7 @@ from connector import clock, registry
 from connector.errors import InputError, RepeatSalesError
 from connector.render import render_segments, render_sync
 from connector.tables import table
+from playbooks.words import names_for
 
 
 def _as_of(value: str) -> date:
@@ -147,7 +148,7 @@ def cmd_sync(args) -> int:
     if args.format == "json":
         print(json.dumps(report.to_json(adapter.crm_id), ensure_ascii=False, indent=1))
     else:
-        print(render_sync(report, dry_run=dry_run))
+        print(render_sync(report, dry_run=dry_run, names=names_for(playbook)))
     if report.error:
         print(f"error: {report.error}", file=sys.stderr)
     return 1 if report.error or report.failed else 0
@@ -210,8 +211,9 @@ def cmd_analyze(args) -> int:
     w = ANALYZE_WORDS.get(playbook.lang, ANALYZE_WORDS["en"])
     out = [w["as_of"].format(day=today.isoformat(), n=len(segmented.cols.ids))]
     out.append(table([w["input"], w["value"]], [(w[k], read[k]) for k in INPUT_SHOWN], title=f"\n{w['file']}"))
-    out += render_segments(SimpleNamespace(segments=segments))
-    shown = [(k, v) for k, v in metrics.items() if isinstance(v, int | float)]
+    names = names_for(playbook)
+    out += render_segments(SimpleNamespace(segments=segments), names)
+    shown = [(names.metric(k), v) for k, v in metrics.items() if isinstance(v, int | float)]
     out.append(table([w["metric"], w["value"]], shown, title=f"\n{w['metrics']}"))
     print("\n".join(out))
     return 0

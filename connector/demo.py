@@ -15,6 +15,7 @@ from pathlib import Path
 from connector import clock, registry
 from connector.render import render_sync
 from connector.tables import table
+from playbooks.words import names_for
 
 ITEMS_PER_REQUEST = {crm.name: crm.items_per_request for crm in registry.CRMS.values()}
 
@@ -85,7 +86,7 @@ def run_demo(*, crm: str, customers: int, seed: int, as_of: date | None, fmt: st
             runs.append(report)
             if fmt == "table":
                 print(f"\n=== Run {n} ===")
-                print(render_sync(report, dry_run=False, brief=n == 2))
+                print(render_sync(report, dry_run=False, brief=n == 2, names=names_for(playbook)))
         state.close()
         portal = emu.stats()
         first, second = runs

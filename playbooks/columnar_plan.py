@@ -8,7 +8,7 @@ how many actions a sync would plan and hold back, never the actions themselves.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -21,7 +21,7 @@ from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
-from playbooks.referral import assign_codes, gives_code, referral_code
+from playbooks.referral import assign_codes, gives_code, referral_bonus_credits, referral_code
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier, named_segments
 from playbooks.words import names_for
@@ -39,13 +39,37 @@ class DueColumns:
     customers: Sequence[Customer]
     shop: ShopFacts
     birthdays: bool = True  # some customer may have a birthday (a CSV has none)
+    start: np.ndarray | None = None  # the counted purchases' columns (PurchaseColumns.start/.day), when known
+    day: np.ndarray | None = None
+    bonus_days: int | None = None  # days an accrual lives (0: bonuses never burn, -1: no bonus account; None: unknown)
+    bonus_credits: Mapping[str, Sequence] = field(default_factory=dict)  # extra credits (engine.fill_bonuses)
 
     def nobody(self) -> np.ndarray:
         return np.zeros(len(self.n), dtype=bool)
 
-    def each(self, test: Callable[[Customer], bool]) -> np.ndarray:
-        """A test of each customer object (for what no column holds, e.g. the birthday)."""
-        return np.fromiter((bool(test(c)) for c in self.customers), dtype=bool, count=len(self.customers))
+    def bought_between(self, oldest: int, newest: int) -> np.ndarray:
+        """Who has a counted purchase between `oldest` and `newest` days ago (inclusive)."""
+        if newest < 0:
+            newest = 0  # a purchase after today is not counted
+        if oldest < newest:
+            return self.nobody()
+        last = self.today.toordinal() - newest
+        first = self.today.toordinal() - oldest
+        if self.start is None or self.day is None:
+            return self.each(lambda c: any(first <= p.date.toordinal() <= last and p.amount > 0 for p in c.purchases),
+                             self.n > 0)
+        hit = np.concatenate(([0], np.cumsum((self.day >= first) & (self.day <= last))))
+        return (hit[self.start[1:]] - hit[self.start[:-1]]) > 0
+
+    def each(self, test: Callable[[Customer], bool], among: np.ndarray | None = None) -> np.ndarray:
+        """A test of each customer object (for what no column holds, e.g. the birthday), only of those
+        `among` says (a customer's object may be made anew on each ask: narrow it by the columns first)."""
+        if among is None:
+            return np.fromiter((bool(test(c)) for c in self.customers), dtype=bool, count=len(self.customers))
+        out = self.nobody()
+        for i in np.flatnonzero(among).tolist():
+            out[i] = bool(test(self.customers[i]))
+        return out
 
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
@@ -56,7 +80,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
     and rules asked only for those customers (every customer when the shop is learned from).
     """
-    from playbooks.engine import _RULES, fill_bonuses, held_out, learn_from_shop, plan_guarded, prospect_facts
+    from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -76,17 +100,22 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         learn_from_shop(everyone, shop, pb, catalogue)
     else:
         learn_from_shop(every_customer(), shop, pb, catalogue)
-    if everyone is not None or (pb.bonuses_on and bonus.CREDIT_SOURCES):  # credits from every customer's facts
+    # credits from every customer's facts; the referral's need the secret (without it, shop.referrals is empty)
+    credit_sources = [src for src in bonus.CREDIT_SOURCES if src is not referral_bonus_credits or everyone is not None]
+    if everyone is not None or (pb.bonuses_on and credit_sources):
         if everyone is None:
             everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
         for i, f in enumerate(everyone):
             fill_one(s, f, i)
         assign_codes(everyone, pb, secret)
-        s.bonus_credits = fill_bonuses(everyone, today, pb)
+        # the credits only: each planned customer's balance is made below (engine.fill_bonuses's are let go)
+        s.bonus_credits = bonus.extra_credits(everyone, today, pb) if pb.bonuses_on and bonus.CREDIT_SOURCES else {}
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
-                     customers=customers, shop=shop, birthdays=birthdays)
+                     customers=customers, shop=shop, birthdays=birthdays, start=s.cols.start, day=s.cols.day,
+                     bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
+                     bonus_credits=s.bonus_credits or {})
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():

@@ -38,11 +38,17 @@ RU: dict[str, dict[str, str]] = {
                 "churn_rate": "Отток (доля потерянных клиентов)", "crr_12m": "Удержание клиентов за 12 месяцев",
                 "new_customers_12m": "Новые клиенты за 12 месяцев",
                 "excluded_other_currency": "Покупки в валюте без курса (не учтены)",
+                "returning_revenue_share": "Доля выручки от вернувшихся клиентов",
+                "returning_orders_share": "Доля заказов от вернувшихся клиентов",
+                "nps_answers": "Ответов на опрос NPS", "planned": "Запланировано касаний",
+                "suppressed": "Касаний придержано правилами",
                 "cac": "Стоимость привлечения клиента", "ltv_cac": "LTV / стоимость привлечения"},
     "rules": {"calendar": "Календарь после покупки", "reactivation": "Возврат уснувших",
               "replenishment": "Пополнение запаса", "cross_sell": "Сопутствующие товары",
               "loyalty": "Программа лояльности", "birthday": "День рождения", "holidays": "Праздники",
-              "segment": "Поля карточки"},
+              "segment": "Поля карточки", "bonus_expiry": "Сгорание бонусов", "nps": "Опрос NPS",
+              "promo": "Промоакция", "referral": "Приведи друга", "renewal": "Продление", "seasonal": "Сезон",
+              "upsell": "Допродажа", "welcome": "Приветственная серия"},
 }
 
 EN: dict[str, dict[str, str]] = {
@@ -65,10 +71,15 @@ EN: dict[str, dict[str, str]] = {
                 "churn_rate": "Churn rate (lost customers)", "crr_12m": "Customer retention, 12 months",
                 "new_customers_12m": "New customers, last 12 months",
                 "excluded_other_currency": "Purchases in a currency without a rate (left out)",
-                "cac": "Customer acquisition cost", "ltv_cac": "LTV / acquisition cost"},
+                "cac": "Customer acquisition cost", "ltv_cac": "LTV / acquisition cost",
+                "returning_revenue_share": "Revenue share of returning customers",
+                "returning_orders_share": "Order share of returning customers", "nps_answers": "NPS answers",
+                "planned": "Touches planned", "suppressed": "Touches held back by the rules"},
     "rules": {"calendar": "Post-purchase calendar", "reactivation": "Win-back", "replenishment": "Replenishment",
               "cross_sell": "Cross-sell", "loyalty": "Loyalty", "birthday": "Birthday",
-              "holidays": "Holidays", "segment": "Card fields"},
+              "holidays": "Holidays", "segment": "Card fields", "bonus_expiry": "Bonus expiry",
+              "nps": "NPS survey", "promo": "Promotion", "referral": "Refer a friend", "renewal": "Renewal",
+              "seasonal": "Season", "upsell": "Upsell", "welcome": "Welcome series"},
 }
 
 TABLES = {"ru": RU, "en": EN}

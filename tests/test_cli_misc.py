@@ -178,3 +178,50 @@ def test_analyze_uses_the_playbook_of_the_settings_and_no_crm_setting(tmp_path):
     assert missing.returncode == 2 and "PLAYBOOK" in missing.stderr
     english = analyze([str(csv), "--as-of", "2026-04-01"], PLAYBOOK_LANG="en")
     assert english.returncode == 0 and english.stdout.startswith("As of 2026-04-01")
+
+
+def orders_csv(path) -> str:
+    """40 customers from one-time buyers long gone to frequent recent ones: most segments have someone."""
+    from datetime import date, timedelta
+
+    rows = ["customer_id,date,amount,product"]
+    for i in range(1, 41):
+        last = date(2026, 3, 31) - timedelta(days=(i * 37) % 400)
+        rows += [f"{i},{(last - timedelta(days=30 * k)).isoformat()},{500 + 97 * i},tea" for k in range(1 + i % 7)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_analyze_tables_name_segments_and_headers_in_the_playbooks_language(tmp_path):
+    from playbooks.words import Names
+
+    csv = orders_csv(tmp_path / "orders.csv")
+    as_of = ["--as-of", "2026-04-01"]
+    data = json.loads(analyze([csv, "--format", "json", *as_of], PLAYBOOK_LANG="ru").stdout)
+    codes = {k for k in data["segments"] if ":" not in k and k != "holdout"}
+    stages = {k.split(":")[1] for k in data["segments"] if k.startswith("lifecycle:")}
+    assert "champions" in codes and len(codes) >= 4
+    ru = analyze([csv, *as_of], PLAYBOOK_LANG="ru")
+    assert ru.returncode == 0, ru.stderr
+    words = re.findall(r"[A-Za-z_]+", ru.stdout)
+    for code in codes | stages | set(data["metrics"]) | {"segment", "lifecycle", "dimension"}:
+        assert code not in words, code  # a code is for machines: people read its name
+    assert "Чемпионы" in ru.stdout and all(Names("ru").segment(c) in ru.stdout for c in codes)
+    assert all(Names("ru").lifecycle(s) in ru.stdout for s in stages)
+    assert "Сегменты" in ru.stdout and "Segments" not in ru.stdout and "сегмент" in ru.stdout
+    en = analyze([csv, *as_of], PLAYBOOK_LANG="en")
+    assert en.returncode == 0 and "Segments" in en.stdout and "Сегменты" not in en.stdout
+    assert all(Names("en").segment(c) in en.stdout for c in codes) and "Champions" in en.stdout
+
+
+def test_sync_tables_speak_the_playbooks_language(cli_env):
+    from tests.conftest import TODAY, run_cli
+
+    env = {k: v for k, v in cli_env.items() if not k.startswith("PLAYBOOK")}
+    ru = run_cli(["sync", "--dry-run", "--as-of", TODAY.isoformat()], {**env, "PLAYBOOK_LANG": "ru"})
+    assert ru.returncode == 0, ru.stderr
+    assert "Сегменты" in ru.stdout and "Запланировано по сценариям" in ru.stdout and "было бы записано" in ru.stdout
+    words = set(re.findall(r"[A-Za-z_]+", ru.stdout))
+    assert not words & {"champions", "loyal", "lifecycle", "reactivation", "calendar", "segment", "Segments", "Run"}
+    en = run_cli(["sync", "--dry-run", "--as-of", TODAY.isoformat()], {**env, "PLAYBOOK_LANG": "en"})
+    assert en.returncode == 0 and "Segments" in en.stdout and "would write" in en.stdout and "Сегменты" not in en.stdout

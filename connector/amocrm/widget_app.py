@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlparse
 
+from connector.amocrm.widget_pages import WidgetPages
 from connector.amocrm.widget_token import verify
 from connector.errors import WebhookRejected
 from connector.webapp.forms import text_field
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SESSION_PATH = "/amocrm/widget/session"
 PAGE_PATH = "/amocrm/widget/page"
+SETTINGS_PATH = "/amocrm/widget/settings"
 PAGE_TTL_SECONDS = 600
 PLACES = ("card", "settings")
 ENTITIES = ("lcard", "ccard", "comcard", "")
@@ -37,10 +39,12 @@ class WidgetRoutes:
     def __init__(self, host: WebApp) -> None:
         self.host = host
         self.settings = host.settings
+        self.pages = WidgetPages(host)
 
     def routes(self) -> dict:
         return {("OPTIONS", SESSION_PATH): self.preflight, ("POST", SESSION_PATH): self.session,
-                ("GET", PAGE_PATH): self.page}
+                ("GET", PAGE_PATH): self.page, ("POST", PAGE_PATH): self.page,
+                ("POST", SETTINGS_PATH): self.settings_page}
 
     def _key(self) -> bytes:
         secret = self.settings.AMOCRM_CLIENT_SECRET
@@ -75,14 +79,36 @@ class WidgetRoutes:
         return 200, {"url": url, "expires_in": PAGE_TTL_SECONDS}, CORS
 
     def page(self, request):
-        """Our page for a signed address (the pages themselves come with the app's pages; until then,
-        what the page would show it for)."""
-        q = dict(request.query)
+        """Our page for a signed address: the card tab or the main page (widget_pages.py), as HTML; the
+        settings page's "back" posts the same fields."""
+        given = dict(request.query) if request.method == "GET" else request.form()
+        try:
+            fields = self.checked(_signed_fields(given))
+        except WebhookRejected as exc:
+            return self.pages.answer(None, exc)
+        return self.pages.answer(fields)
+
+    def settings_page(self, request):
+        """The playbook settings; the form carries the signed address it was opened from."""
+        form = request.form()
+        try:
+            fields = self.checked(_signed_fields(form))
+        except WebhookRejected as exc:
+            return self.pages.answer(None, exc)
+        return self.pages.answer(fields, form=form)
+
+    def checked(self, query: dict[str, str]) -> dict[str, str]:
+        """The address's fields when we signed them and they are fresh; 401 otherwise."""
+        q = dict(query)
         sig = q.pop("sig", "")
         if set(q) != {"place", "entity", "id", "user", "account", "lang", "exp"} \
                 or not hmac.compare_digest(sig, self._sign(q)):
             raise WebhookRejected(401, "this page address is not ours or was changed")
         if not q["exp"].isdigit() or int(q["exp"]) < time.time():
             raise WebhookRejected(401, "this page address has expired: open the widget again")
-        return 200, {"place": q["place"], "entity": q["entity"], "id": q["id"], "user_id": int(q["user"]),
-                     "lang": q["lang"]}
+        return {**q, "sig": sig}
+
+
+def _signed_fields(given: dict) -> dict[str, str]:
+    names = ("place", "entity", "id", "user", "account", "lang", "exp", "sig")
+    return {k: text_field(given, k, max_len=128) for k in names}  # a blank field may not be posted at all

@@ -64,6 +64,16 @@ def users(ctx: Ctx) -> Reply:
                       lambda u: {**u, "_links": self_link(ctx.base, f"/api/v4/users/{u['id']}")})
 
 
+def user(ctx: Ctx) -> Reply:
+    """Doc: developers.kommo.com/reference/users-list, "Getting user data by its ID" - GET /api/v4/users/{id},
+    administrators only; `rights.is_admin` says whether that user is an account administrator."""
+    admin_only(ctx)
+    found = ctx.store.users.get(int(ctx.params["id"]))
+    if found is None:
+        raise ApiError(404, "User not found")
+    return Reply(200, {**found, "_links": self_link(ctx.base, f"/api/v4/users/{found['id']}")})
+
+
 # --- catalogs ---------------------------------------------------------------------------------
 
 
@@ -384,6 +394,7 @@ ROUTES = [
     ("GET", r"/api/v4/events", events),
     ("GET", r"/api/v4/account", account),
     ("GET", r"/api/v4/users", users),
+    ("GET", r"/api/v4/users/(?P<id>\d+)", user),
     ("GET", r"/api/v4/catalogs", catalogs),
     ("GET", r"/api/v4/catalogs/(?P<id>\d+)", catalogs),
     ("GET", r"/api/v4/catalogs/(?P<id>\d+)/elements", elements),

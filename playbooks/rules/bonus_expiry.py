@@ -36,6 +36,23 @@ class BonusExpiryRule(Rule):
     kind = "bonus_expiry"
     Config = BonusExpiryConfig
 
+    def may_fire(self, due, config: BonusExpiryConfig):
+        """Some lot burns in the reminder's reach: an accrual (a counted purchase) or a credit of a day D
+        burns on D + bonus_expiry_days, and the reminder fires while that day is `days_before` -
+        `fire_within_days`..`days_before` days ahead; the next expiry is one of those days."""
+        if config.message is None or due.bonus_days is not None and due.bonus_days <= 0:
+            return due.nobody()  # no account (-1), or bonuses never burn (0)
+        if due.bonus_days is None:
+            return None
+        oldest = due.bonus_days - config.days_before + config.fire_within_days  # days ago the lot accrued
+        newest = due.bonus_days - config.days_before
+        out = due.bought_between(oldest, newest)
+        if due.bonus_credits:
+            today = due.today
+            out |= due.each(lambda c: any(newest <= (today - day).days <= oldest
+                                          for day, *_rest in due.bonus_credits.get(c.id, ())))
+        return out
+
     def plan(self, facts: CustomerFacts, today: date, config: BonusExpiryConfig) -> Iterator[Action]:
         b = facts.bonus
         if config.message is None or b is None or b.next_expiry is None or b.expiring <= 0:

@@ -41,6 +41,16 @@ class NpsRule(Rule):
     kind = "nps"
     Config = NpsConfig
 
+    def may_fire(self, due, config: NpsConfig):
+        """A customer with an answered purchase whose question was due (`ask_day` + 1 days after it)
+        and that is at most `answer_within_days` old; no column holds the answer, so each who bought then
+        is asked."""
+        if config.detractor is None and config.promoter is None:
+            return due.nobody()
+        today, first, last = due.today, config.ask_day + 1, config.answer_within_days
+        return due.each(lambda c: any(p.nps is not None and first <= (today - p.date).days <= last
+                                      for p in c.purchases), due.bought_between(last, first))
+
     def plan(self, facts: CustomerFacts, today: date, config: NpsConfig) -> Iterator[Action]:
         if not in_segments(facts, config.segments):
             return

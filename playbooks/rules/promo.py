@@ -84,6 +84,18 @@ class PromoRule(Rule):
     kind = "promo"
     Config = PromoConfig
 
+    def may_fire(self, due, config: PromoConfig):
+        """Nobody outside every sale's announcement days; inside, whoever bought often enough with at
+        least one discounted purchase (a share above `min_share` >= 0 needs one)."""
+        today = due.today
+        for sale in config.sales:
+            y, m, d = sale_day(sale.date) or (0, 1, 1)
+            for year in ((y,) if y else (today.year, today.year + 1)):
+                day = occurrence(year, m, d)
+                if day - timedelta(days=config.lead_days) <= today <= day:
+                    return due.each(lambda c: any(map(discounted, c.purchases)), due.n >= config.min_purchases)
+        return due.nobody()
+
     def plan(self, facts: CustomerFacts, today: date, config: PromoConfig) -> Iterator[Action]:
         if not config.sales or not promo_sensitive(facts, config):
             return

@@ -43,6 +43,21 @@ class ReferralRule(Rule):
     def learn(self, shop: ShopFacts, config: ReferralConfig) -> None:
         shop.referrals_wanted = True
 
+    def may_fire(self, due, config: ReferralConfig):
+        """Codes need the secret. `code`: the purchase reaching the tier is no later than the last one,
+        so the last is within `fire_within_days`; `thanks`: a referral of this customer in its window."""
+        if not due.shop.referral_secret:
+            return due.nobody()
+        out = due.nobody()
+        if config.code is not None:
+            out |= (due.n > 0) & (due.recency <= config.fire_within_days)
+        referrals = due.shop.referrals
+        if config.thanks is not None and referrals:
+            today, within = due.today, config.fire_within_days
+            out |= due.each(lambda c: any(0 <= (today - r.purchase.date).days <= within
+                                          for r in referrals.get(c.id, ())))
+        return out
+
     def plan(self, facts: CustomerFacts, today: date, config: ReferralConfig) -> Iterator[Action]:
         if not facts.referral_code or not in_segments(facts, config.segments):
             return

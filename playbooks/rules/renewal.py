@@ -63,6 +63,17 @@ class RenewalRule(Rule):
     kind = "renewal"
     Config = RenewalConfig
 
+    def may_fire(self, due, config: RenewalConfig):
+        """A reminder is due `term` - `before_days` days after a purchase; the terms a product can
+        have are the playbook's and (with `use_catalogue`) the catalogue's, a handful of numbers."""
+        terms = {*config.products.values(), *config.categories.values()}
+        if config.use_catalogue:
+            terms |= {p.term_days for p in due.shop.catalogue.values() if p.term_days}
+        out = due.nobody()
+        for term in terms:
+            out |= due.bought_between(term - config.before_days + config.fire_within_days, term - config.before_days)
+        return out
+
     def plan(self, facts: CustomerFacts, today: date, config: RenewalConfig) -> Iterator[Action]:
         if not facts.purchases or not (config.categories or _any_term(facts, config)):
             return

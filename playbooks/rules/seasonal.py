@@ -73,6 +73,17 @@ class SeasonalRule(Rule):
     kind = "seasonal"
     Config = SeasonalConfig
 
+    def may_fire(self, due, config: SeasonalConfig):
+        """Nobody outside every offer's window; inside, whoever bought often enough and bought what an
+        open offer names (no column holds the items, so each is asked)."""
+        open_now = [o for o in config.offers if window(o, due.today) is not None]
+        if not open_now:
+            return due.nobody()
+        cats = {c for o in open_now for c in o.if_categories}
+        keys = {k for o in open_now for k in o.if_products}
+        return due.each(lambda c: any((i.category and i.category in cats) or product_key(i) in keys
+                                      for p in c.purchases for i in p.items), due.n >= config.min_purchases)
+
     def plan(self, facts: CustomerFacts, today: date, config: SeasonalConfig) -> Iterator[Action]:
         if facts.n < config.min_purchases:
             return

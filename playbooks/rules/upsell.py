@@ -84,6 +84,13 @@ class UpsellRule(Rule):
     kind = "upsell"
     Config = UpsellConfig
 
+    def may_fire(self, due, config: UpsellConfig):
+        """The offer is due `after_days` after a purchase (of the owned model): someone who bought
+        `after_days`..`after_days` + `fire_within_days` days ago."""
+        if not config.ladders:
+            return due.nobody()
+        return due.bought_between(config.after_days + config.fire_within_days, config.after_days)
+
     def plan(self, facts: CustomerFacts, today: date, config: UpsellConfig) -> Iterator[Action]:
         if not facts.purchases or not in_segments(facts, config.segments):
             return

@@ -50,6 +50,14 @@ class WelcomeRule(Rule):
     kind = "welcome"
     Config = WelcomeConfig
 
+    def may_fire(self, due, config: WelcomeConfig):
+        """Only a customer without a counted purchase, created at most the series' reach ago (prospects
+        passed beside the customers are planned apart, playbooks.engine.prospect_facts)."""
+        if not config.steps:
+            return due.nobody()
+        today, reach = due.today, horizon_days(config)
+        return due.each(lambda c: c.created is not None and 0 <= (today - c.created).days <= reach, due.n == 0)
+
     def plan(self, facts: CustomerFacts, today: date, config: WelcomeConfig) -> Iterator[Action]:
         created = facts.customer.created
         if facts.n or created is None or created > today:

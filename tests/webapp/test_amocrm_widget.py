@@ -90,8 +90,8 @@ def test_only_the_account_one_time_token_opens_a_page(amo_app, account):
     good = session(amo_app, account.widget_token())
     assert good.status_code == 200 and good.headers["Access-Control-Allow-Origin"] == "*"
     page = requests.get(good.json()["url"], timeout=5)
-    assert page.status_code == 200 and page.json()["user_id"] == account.store.current_user_id
-    assert page.json()["place"] == "card" and page.json()["entity"] == "ccard"
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert f"user={account.store.current_user_id}" in good.json()["url"] and "place=card" in good.json()["url"]
     assert requests.get(good.json()["url"].replace("id=7", "id=8"), timeout=5).status_code == 401  # tampered
     for token in (account.widget_token(secret="not-the-integration-secret"), account.widget_token(ttl_seconds=-120),
                   "", None, "a.b.c"):
@@ -181,7 +181,11 @@ def test_script_frames_our_pages_with_the_one_time_token_in_chromium(amo_app, ac
             for frame, place in ((card, "card"), (settings, "settings")):
                 src = frame.get_attribute("src")
                 assert src.startswith(amo_app.url + "/amocrm/widget/page?") and f"place={place}" in src
-                assert requests.get(src, timeout=5).json()["user_id"] == account.store.current_user_id
+                assert requests.get(src, timeout=5).status_code == 200
+                assert f"user={account.store.current_user_id}" in src
+                heading = frame.content_frame.locator("h1").first
+                heading.wait_for(timeout=15000)  # the page itself is shown in the frame (its CSP lets the account frame it)
+                assert heading.inner_text() == ("#42" if place == "card" else "Repeat sales")
             assert "id=42" in card.get_attribute("src") and card.get_attribute("title") == "Повторные продажи"
             page.screenshot(path=str(tmp_path / "widget-card.png"))
             assert not problems, problems
@@ -193,3 +197,110 @@ def test_script_frames_our_pages_with_the_one_time_token_in_chromium(amo_app, ac
             assert "Не удалось открыть страницу" in page.locator(".rs-card").inner_text()
         finally:
             browser.close()
+
+
+@pytest.fixture
+def ru_connected(account, tmp_path):
+    """The bundled Russian playbook, the account connected through OAuth and synced once."""
+    from urllib.parse import parse_qs, urlencode, urlparse
+
+    from web_support import admin
+
+    settings = load_settings(CRM="amocrm", AMOCRM_BASE_URL=account.base_url, AMOCRM_CLIENT_ID=account.client_id,
+                             AMOCRM_CLIENT_SECRET=account.client_secret, AMOCRM_REDIRECT_URI=account.redirect_uri,
+                             STATE_URL=f"sqlite:///{tmp_path / 'ru.db'}", ADMIN_TOKEN=ADMIN, PLAYBOOK_LANG="ru")
+    app = WebApp(settings, port=0, today=lambda: TODAY).start()
+    try:
+        consent = requests.get(app.url + "/amocrm/connect", headers=admin(), timeout=5).json()["url"]
+        query = {"referer": urlparse(account.base_url).netloc, "client_id": account.client_id,
+                 "code": account.issue_auth_code(), "state": parse_qs(urlparse(consent).query)["state"][0]}
+        assert requests.get(f"{app.url}/amocrm/oauth?{urlencode(query)}", timeout=5).status_code == 200
+        assert app.worker.wait_idle(60) and app.installs.get("amocrm"), app.worker.last_error
+        yield app
+    finally:
+        app.stop(timeout=30)
+
+
+def test_the_card_tab_and_main_page_are_the_pages_in_russian(ru_connected, account):
+    from connector.state import State
+    from connector.webapp.pages.words import Words
+
+    app = ru_connected
+    state = State(app.settings.state_path)
+    try:
+        key = f"amocrm:{account.base_url.split('//')[1]}"
+        customer = next(c for c in state.customers(key) if len(c.purchases) >= 2)
+    finally:
+        state.close()
+    url = session(app, account.widget_token(), id=customer.id).json()["url"]
+    tab = requests.get(url, timeout=30)
+    assert tab.status_code == 200 and tab.headers["Content-Type"].startswith("text/html")
+    assert '<html lang="ru">' in tab.text and "Сегмент" in tab.text and "<script" not in tab.text
+    words = Words(app.runtime.playbook)
+    report = app.runtime.evaluation_from_state(State(app.settings.state_path), key)
+    segment = next(r.segment for r in report.customers if r.customer_id == customer.id)
+    assert words.segment(segment) in tab.text and segment not in tab.text.replace(words.segment(segment), "")
+    assert "frame-ancestors http://127.0.0.1:*" in tab.headers["Content-Security-Policy"]
+    main_url = session(app, account.widget_token(), place="settings", entity="", id="").json()["url"]
+    main = requests.get(main_url, timeout=30)
+    assert main.status_code == 200 and "Кому позвонить сегодня" in main.text
+    for bad in (url.replace(f"id={customer.id}&", f"id={int(customer.id) + 1}&"), url.replace("sig=", "sig=0")):
+        refused = requests.get(bad, timeout=5)
+        assert refused.status_code == 401 and "Откройте виджет" in refused.text and "Сегмент" not in refused.text
+    stale = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
+    stale["exp"] = "1000"  # long gone, signed with our key: only the time refuses it
+    stale.pop("sig")
+    from connector.amocrm.widget_app import WidgetRoutes
+
+    sig = WidgetRoutes(app)._sign(stale)
+    expired = requests.get(url.split("?")[0] + "?" + "&".join(f"{k}={v}" for k, v in stale.items()) + f"&sig={sig}",
+                           timeout=5)
+    assert expired.status_code == 401 and "Сегмент" not in expired.text
+
+
+def signed_fields(url: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+def playbook_form(html: str) -> dict[str, str]:
+    """What a browser would submit from the settings form: text fields, text areas and ticked boxes."""
+    import html as htmllib
+    import re
+
+    form = html[html.index('id="playbook"'):html.index("</form>", html.index('id="playbook"'))]
+    fields = {m[0]: htmllib.unescape(m[1]) for m in re.findall(r'<input type="(?:text|hidden)" name="([^"]+)" '
+                                                                 r'value="([^"]*)">', form)}
+    fields |= {m[0]: htmllib.unescape(m[1]) for m in re.findall(r'<textarea name="([^"]+)">(.*?)</textarea>',
+                                                                 form, re.S)}
+    fields |= {m: "on" for m in re.findall(r'<input type="checkbox" name="([^"]+)" checked>', form)}
+    return fields
+
+
+def test_only_an_account_administrator_saves_the_playbook_from_the_widget(ru_connected, account):
+    app = ru_connected
+    settings = app.url + "/amocrm/widget/settings"
+    managers = sorted(u["id"] for u in account.store.users.values() if not u["rights"]["is_admin"])
+    admin_user = next(u["id"] for u in account.store.users.values() if u["rights"]["is_admin"])
+    plain = signed_fields(session(app, account.widget_token(user_id=managers[0]), place="settings", entity="",
+                                  id="").json()["url"])
+    shown = requests.post(settings, data=plain, timeout=60)
+    assert shown.status_code == 200 and "только для чтения" in shown.text and "<fieldset disabled" in shown.text
+    assert 'value="save"' not in shown.text  # no button a manager could press
+    for action in ("save", "preview", "restore"):  # the account says no, however the form is made up
+        refused = requests.post(settings, data={**playbook_form(shown.text), **plain, "action": action,
+                                                "version": "1"}, timeout=60)
+        assert refused.status_code == 403 and "администратор аккаунта" in refused.text
+    assert app.runtime.playbook_version == 0
+    admin = signed_fields(session(app, account.widget_token(user_id=admin_user), place="settings", entity="",
+                                  id="").json()["url"])
+    page = requests.post(settings, data=admin, timeout=60)
+    assert page.status_code == 200 and 'value="save"' in page.text and "только для чтения" not in page.text
+    form = playbook_form(page.text)
+    form["guards.cap.max_touches"] = str(int(form["guards.cap.max_touches"]) + 1)
+    saved = requests.post(settings, data={**form, **admin, "action": "save"}, timeout=60)
+    assert saved.status_code == 200 and "Сохранено: новая версия 1" in saved.text, saved.text[-2000:]
+    assert app.runtime.playbook_version == 1
+    forged = {**admin, "user": str(managers[0])}  # the signature binds the user
+    assert requests.post(settings, data={**form, **forged, "action": "save"}, timeout=60).status_code == 401

@@ -9,10 +9,14 @@ from connector.webapp.pages.view import esc, hidden, table
 from connector.webapp.pages.words import Words
 
 
-def card_link(portal: str, kind: str, customer_id: str, w: Words) -> str:
-    """The customer's CRM card, opened over the app (Doc: api-reference/crm/contacts - /crm/contact/details/ID/)."""
-    entity = "company" if kind == "company" else "contact"
-    return (f'<a href="{esc(portal)}/crm/{entity}/details/{esc(customer_id)}/" target="_top" '
+def card_link(portal: str, kind: str, customer_id: str, w: Words, crm: str = "bitrix") -> str:
+    """The customer's CRM card, opened over the app (Doc: api-reference/crm/contacts - /crm/contact/details/ID/;
+    amoCRM's cards live at /contacts/detail/ID and /companies/detail/ID)."""
+    if crm == "amocrm":
+        path = f'/{"companies" if kind == "company" else "contacts"}/detail/{customer_id}'
+    else:
+        path = f'/crm/{"company" if kind == "company" else "contact"}/details/{customer_id}/'
+    return (f'<a href="{esc(portal)}{esc(path)}" target="_top" '
             f'rel="noopener">{esc(w["open_card"])}</a>')
 
 
@@ -22,7 +26,7 @@ def _cards(items: list[tuple[str, str]]) -> str:
                                            for label, value in items) + "</div>"
 
 
-def today_section(view: View, w: Words, portal: str, names: dict[str, str]) -> str:
+def today_section(view: View, w: Words, portal: str, names: dict[str, str], crm: str = "bitrix") -> str:
     rows = []
     for a in view.calls:
         c = view.customers.get(a.customer_id)
@@ -31,7 +35,7 @@ def today_section(view: View, w: Words, portal: str, names: dict[str, str]) -> s
         rows.append([c.name if c and c.name else f"#{a.customer_id}", c.phones[0] if c and c.phones else "—",
                      names.get(str(manager)) or (f"#{manager}" if manager else "—"),
                      f"{w.rule(a.rule)}: {a.title}", w.segment(report.segment) if report else "—",
-                     card_link(portal, c.kind if c else "contact", a.customer_id, w)])
+                     card_link(portal, c.kind if c else "contact", a.customer_id, w, crm)])
     calls = table([w["customer"], w["phone"], w["manager"], w["why"], w["segment"], w["card"]], rows,
                   empty=w["nobody"], raw=[5])
     plan = table([w["rule"], w["channel"], w["count"]],
@@ -105,9 +109,9 @@ def segments_section(view: View, w: Words) -> str:
 
 
 def render_main(view: View, w: Words, *, portal: str, names: dict[str, str], form: dict[str, str],
-                admin: bool) -> str:
-    settings = (f'<form class="inline" method="post" action="/bitrix/app/settings">{hidden(form)}'
+                admin: bool, crm: str = "bitrix", settings_action: str = "/bitrix/app/settings") -> str:
+    settings = (f'<form class="inline" method="post" action="{esc(settings_action)}">{hidden(form)}'
                 f'<button class="plain" type="submit">{esc(w["settings"])}</button></form>') if admin else ""
     head = (f'<nav><h1>{esc(w["app"])}</h1>{settings}</nav><p class="muted">{esc(w.day(view.today.isoformat()))} · '
             f'{esc(w["customers"])}: {esc(w.number(len(view.reports)))}</p>')
-    return head + today_section(view, w, portal, names) + did_section(view, w, names) + segments_section(view, w)
+    return head + today_section(view, w, portal, names, crm) + did_section(view, w, names) + segments_section(view, w)

@@ -81,11 +81,12 @@ def preview_section(plan, reports, customers, tomorrow: date, w: Words) -> str:
             + table([w["customer"], w["segment"], w["rule"], w["step"]], samples, empty=w["nothing"]) + "</section>")
 
 
-def versions_section(versions: list[dict], form: dict[str, str], w: Words) -> str:
+def versions_section(versions: list[dict], form: dict[str, str], w: Words, action: str = "/bitrix/app/settings",
+                     readonly: bool = False) -> str:
     rows = []
     for v in versions:
         when = datetime.fromtimestamp(v["saved_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
-        button = (f'<form class="inline" method="post" action="/bitrix/app/settings">{hidden(form)}'
+        button = "" if readonly else (f'<form class="inline" method="post" action="{esc(action)}">{hidden(form)}'
                   f'<input type="hidden" name="action" value="restore"><input type="hidden" name="version" '
                   f'value="{v["id"]}"><button class="plain" type="submit">{esc(w["restore"])} {v["id"]}</button></form>')
         rows.append([v["id"], when, v["user_name"], v["note"], button])
@@ -95,20 +96,26 @@ def versions_section(versions: list[dict], form: dict[str, str], w: Words) -> st
 
 
 def render_settings(data: dict, errors: dict[str, str], w: Words, *, form: dict[str, str], versions: list[dict],
-                    notice: str = "", preview: str = "") -> str:
-    back = (f'<form class="inline" method="post" action="/bitrix/app">{hidden(form)}'
+                    notice: str = "", preview: str = "", action: str = "/bitrix/app/settings", back: str = "/bitrix/app",
+                    readonly: str = "") -> str:
+    """The form; with `readonly` (why it is so, said on the page) the fields are shown disabled, without buttons."""
+    back = (f'<form class="inline" method="post" action="{esc(back)}">{hidden(form)}'
             f'<button class="plain" type="submit">{esc(w["back"])}</button></form>')
     note = ""
     if notice:
         note = f'<p class="ok" role="status">{esc(notice)}</p>'
     if errors:
         note = f'<p class="bad" role="alert">{esc(w["fix"])}: {esc(next(iter(errors.values())))}</p>'
-    body = (f'<form method="post" action="/bitrix/app/settings" id="playbook">{hidden(form)}'
-            + guards_fieldset(data, errors, w) + rules_fieldsets(data, errors, w)
-            + f'<p><button type="submit" name="action" value="preview" class="plain">{esc(w["preview"])}</button> '
-            f'<button type="submit" name="action" value="save">{esc(w["save"])}</button></p></form>')
+    if readonly:
+        note = f'<p class="bad" role="status">{esc(readonly)}</p>'
+    buttons = "" if readonly else (
+        f'<p><button type="submit" name="action" value="preview" class="plain">{esc(w["preview"])}</button> '
+        f'<button type="submit" name="action" value="save">{esc(w["save"])}</button></p>')
+    body = (f'<form method="post" action="{esc(action)}" id="playbook">{hidden(form)}'
+            + f'<fieldset{" disabled" if readonly else ""} class="plain">'
+            + guards_fieldset(data, errors, w) + rules_fieldsets(data, errors, w) + f'</fieldset>{buttons}</form>')
     return (f'<nav><h1>{esc(w["settings"])}</h1>{back}</nav>{note}{preview}<section>{body}</section>'
-            + versions_section(versions, form, w))
+            + versions_section(versions, form, w, action, bool(readonly)))
 
 
 def channel_names(w: Words) -> dict[str, str]:

@@ -36,6 +36,7 @@ input[type=text],input[type=number],textarea{width:100%;padding:5px 7px;border:1
 font:inherit}
 textarea{min-height:54px}
 fieldset{border:1px solid #e5e7eb;border-radius:8px;margin:10px 0;padding:8px 12px}
+fieldset.plain{border:0;margin:0;padding:0}
 legend{font-weight:600}
 .row{display:flex;gap:12px;flex-wrap:wrap}.row>div{flex:1 1 200px}
 button{background:#2563eb;color:#fff;border:0;border-radius:6px;padding:7px 14px;font:inherit;cursor:pointer}
