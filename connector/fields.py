@@ -183,6 +183,15 @@ class WrittenCards:
         rows = self.db.execute("SELECT customer_id, generation, digest FROM card_fields WHERE account=?", (account,))
         return {c: (g, d) for c, g, d in rows}
 
+    def codes(self, account: str, customers: Iterable[str]) -> dict[str, dict]:
+        """The codes each of these cards was last written with (a card never written is missing)."""
+        wanted, out = set(customers), {}
+        rows = self.db.execute("SELECT customer_id, card_values FROM card_fields WHERE account=?", (account,))
+        for customer_id, values in rows:
+            if customer_id in wanted:
+                out[customer_id] = json.loads(values)
+        return out
+
     def holding_values(self, account: str) -> set[str]:
         """Customers whose card was last written with a purchase history (not a prospect's blank)."""
         rows = self.db.execute("SELECT customer_id, card_values FROM card_fields WHERE account=?", (account,))

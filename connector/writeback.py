@@ -41,9 +41,11 @@ class WritebackPlanner:
         cards = {customer.id: fields.card_facts(customer) for customer in self.state.customers(self.account)}
         last = self.cards.last(self.account)
         spent = self._given_up()  # a card the CRM kept refusing (a deleted contact) waits for new values
-        return plan + [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang,
-                                                                names=self.names)
-                       if a.key not in spent]
+        changed = [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang,
+                                                   names=self.names) if a.key not in spent]
+        # what each card held before: a CRM that keeps a value elsewhere too (amoCRM bonus points) writes it on change
+        before = self.cards.codes(self.account, (a.customer_id for a in changed))
+        return plan + [replace(a, payload={**a.payload, "was": before.get(a.customer_id, {})}) for a in changed]
 
     def refuse_blanking(self, plan: list[Action]) -> None:
         """Stop a plan that would wipe most cards back to "no purchases" before anything is written.

@@ -5,12 +5,16 @@ outbox (`GET /_emulator/outbox`) is the witness of what customers received."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
 
 from emulators.bitrix import BitrixEmulator
-from tests.conftest import TODAY, run_cli
+from tests.conftest import ROOT, TODAY, run_cli
 from tests.test_delivery_channels import SLUGS, env_for, outbox, sync_json, touches_due
 
 SCOPES = "crm,task,user,bizproc,imopenlines"  # the webhook README asks for, open lines ticked
@@ -62,6 +66,31 @@ def test_a_lost_ledger_finds_the_chat_messages_by_their_card_marker_and_sends_no
     (tmp_path / "state.db").unlink()  # the ledger is gone: only the CRM's markers remain
     sync_json(env)
     assert outbox(shop) == sent
+
+
+def test_a_sync_killed_mid_chat_delivery_and_rerun_sends_each_message_once(shop, tmp_path):
+    env = env_for(shop, tmp_path)
+    assert run_cli(["install"], env).returncode == 0
+    shop.set_latency(400, call="imopenlines.crm.message.add")  # each batch of messages answers slowly: time to kill
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "sync"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not [m for m in outbox(shop) if m["channel"] == "messenger"] and time.monotonic() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = outbox(shop)
+    assert [m for m in first if m["channel"] == "messenger"], "the run was killed before any message went out"
+    shop.set_latency(0, call="imopenlines.crm.message.add")
+    report = sync_json(env)
+    sync_json(env)
+    sent = outbox(shop)
+    keys = [m["key"] for m in sent]
+    assert len(keys) == len(set(keys))  # no customer got a touch twice
+    messages = {m["key"] for m in sent if m["channel"] == "messenger"}
+    assert messages == {e["key"] for e in touches_due(report) if e["kind"] == "message"}
+    assert len(sent) > len(first)
 
 
 def test_without_the_imopenlines_scope_messenger_steps_go_to_their_next_channel_and_say_why(tmp_path):

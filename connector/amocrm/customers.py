@@ -12,7 +12,8 @@ deleted transaction leaves the snapshot on the next `--full` pull.
 A card action carrying the predicted next purchase (`next_purchase`, connector.fields) sets the linked
 customers' `next_date` (midnight of that day in the account's zone) with one `PATCH /api/v4/customers`
 per 50, and only where the customer holds another date: a rerun or an unchanged prediction writes
-nothing.
+nothing. The card's bonus balance (playbooks.bonus) becomes the customers' bonus points the same way,
+when it changed (write_bonus_points).
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ class NextDates:
                 self.set_next_dates([a for a in actions if a.key in done])
             except CrmError as exc:  # the cards hold the prediction; the customers get it next change
                 log.warning("amocrm customers next_date not written: %s", exc)
+            try:
+                self.set_bonus_points([a for a in actions if a.key in done])
+            except CrmError as exc:  # the cards hold the balance; the customers get it next change
+                log.warning("amocrm customers bonus points not written: %s", exc)
         return outcomes
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
@@ -124,6 +129,34 @@ class NextDates:
             log.warning("amocrm customers next_date refused for %d customers", len(refused))
         self.written += len(done)
         return len(done)
+
+    def set_bonus_points(self, actions: Sequence[Action]) -> int:
+        """The card's bonus balance (RS_BONUS) as the linked customers' bonus points, where it changed.
+
+        Nothing reads the points back, so the card's previous value (`was`, what the card was last
+        written with) tells a changed balance from an unchanged one; a card never written held none."""
+        wanted = {}
+        for a in actions:
+            new, old = points(a.payload.get("codes", {}).get("bonus")), points(a.payload.get("was", {}).get("bonus"))
+            if new != old:
+                wanted[a.customer_id] = new
+        if not wanted:
+            return 0
+        book = self.book() or read_book(self.client, self.customer_key)
+        changed = 0
+        for owner, balance in sorted(wanted.items()):
+            for customer in book.of(owner):
+                write_bonus_points(self.client, customer, balance)
+                changed += 1
+        return changed
+
+
+def points(value: object) -> int:
+    """A card's bonus balance ("53.00", "" when none) as whole bonus points."""
+    try:
+        return max(0, round(float(str(value or 0))))
+    except ValueError:
+        return 0
 
 
 

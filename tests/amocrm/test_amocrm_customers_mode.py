@@ -133,3 +133,32 @@ def test_bonus_points_are_brought_to_the_balance_given_however_often_written(acc
     finally:
         a.close()
     assert account.store.customers[customer]["bonus_points"] == 0
+
+
+def card_bonuses(emu, ids) -> dict[str, float]:
+    """Contact id -> the bonus balance on its card (RS_BONUS; none written reads 0)."""
+    out = {}
+    for c in listing(emu, "/api/v4/contacts", {"filter[id][]": sorted(ids, key=int)}):
+        values = [cf["values"][0]["value"] for cf in c.get("custom_fields_values") or []
+                  if cf["field_code"] == "RS_BONUS"]
+        out[str(c["id"])] = float(values[0]) if values and values[0] not in ("", None) else 0.0
+    return out
+
+
+def bonus_writes(emu) -> int:
+    return sum(n for call, n in emu.stats()["requests"].items() if call.endswith("/bonus_points"))
+
+
+def test_each_customers_bonus_points_equal_its_cards_balance_and_a_rerun_writes_none(account, tmp_path):
+    a = token_adapter(account)
+    a.install()
+    a.close()
+    state = State(tmp_path / "s.db")
+    sync(account, state)
+    points = {str(c["contacts"][0]): c["bonus_points"] for c in account.store.customers.values()}
+    cards = card_bonuses(account, points)
+    assert any(cards.values())  # the tiers' cashback accrued somewhere
+    assert points == {cid: round(cards[cid]) for cid in points}  # each customer holds its card's balance
+    written = bonus_writes(account)
+    sync(account, state)
+    assert bonus_writes(account) == written  # unchanged: nothing written
