@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from connector.errors import CrmError, WebhookRejected
 from connector.webapp.forms import text_field
-from connector.webapp.pages import settings_form, settings_page, versions
+from connector.webapp.pages import settings_page, versions
 from connector.webapp.pages.main_page import render_main
 from connector.webapp.pages.snapshot import Views
 from connector.webapp.pages.tab import render_tab
@@ -87,27 +87,10 @@ class WidgetPages:
             raise WebhookRejected(403, "administrators only: the account says this user is not one")
         state = self.runtime.open_state()
         try:
-            data = current = self._current_data(state)
-            errors: dict[str, str] = {}
-            notice = preview = ""
-            if action in ("preview", "save"):
-                data, errors = settings_form.apply_form(current, form, settings_page.channel_names(w))
-                playbook = None
-                if not errors:
-                    playbook, errors = settings_form.validate(data)
-                if playbook is not None and action == "preview":
-                    preview = self._preview(state, playbook, w)
-                elif playbook is not None:
-                    notice = f'{w["saved"]} {self._adopt(state, data, playbook, fields["user"], note="")}'
-            elif action == "restore":
-                version = text_field(form, "version", max_len=12)
-                old = versions.data_of(state, int(version)) if version.isdigit() else None
-                if old is None:
-                    raise WebhookRejected(400, "no such saved version")
-                playbook, errors = settings_form.validate(old)
-                if playbook is not None:
-                    number = self._adopt(state, old, playbook, fields["user"], note=f"{w['restored']} {version}")
-                    notice, data = f'{w["restored"]} {version} → {w["version"].lower()} {number}', old
+            data, errors, notice, preview = settings_page.take_action(
+                state, form, self._current_data(state), w,
+                preview=lambda playbook: self._preview(state, playbook, w),
+                adopt=lambda data, playbook, note: self._adopt(state, data, playbook, fields["user"], note=note))
             listing = versions.listing(state)
         finally:
             state.close()

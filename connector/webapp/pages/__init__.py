@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from connector.errors import WebhookRejected
 from connector.webapp.forms import text_field
-from connector.webapp.pages import settings_form, settings_page, versions
+from connector.webapp.pages import settings_page, versions
 from connector.webapp.pages.main_page import render_main
 from connector.webapp.pages.portal import PortalCheck, Visitor
 from connector.webapp.pages.snapshot import Views
@@ -148,33 +148,12 @@ class BitrixPages:
             raise WebhookRejected(403, "administrators only: the portal says this user is not one")
         form = request.form()
         self.check.check_csrf(visitor, text_field(form, "csrf", max_len=128))
-        action = text_field(form, "action", max_len=20)
         state = self.runtime.open_state()
         try:
-            current = self._current_data(state)
-            errors: dict[str, str] = {}
-            notice = preview = ""
-            data = current
-            if action in ("preview", "save"):
-                data, errors = settings_form.apply_form(current, form, settings_page.channel_names(w))
-                playbook = None
-                if not errors:
-                    playbook, errors = settings_form.validate(data)
-                if playbook is not None and action == "preview":
-                    preview = self._preview(state, stored, playbook, w)
-                elif playbook is not None:
-                    number = self._adopt(state, data, playbook, visitor, note="")
-                    notice = f'{w["saved"]} {number}'
-            elif action == "restore":
-                version = text_field(form, "version", max_len=12)
-                old = versions.data_of(state, int(version)) if version.isdigit() else None
-                if old is None:
-                    raise WebhookRejected(400, "no such saved version")
-                playbook, errors = settings_form.validate(old)
-                if playbook is not None:
-                    number = self._adopt(state, old, playbook, visitor, note=f"{w['restored']} {version}")
-                    notice = f'{w["restored"]} {version} → {w["version"].lower()} {number}'
-                    data = old
+            data, errors, notice, preview = settings_page.take_action(
+                state, form, self._current_data(state), w,
+                preview=lambda playbook: self._preview(state, stored, playbook, w),
+                adopt=lambda data, playbook, note: self._adopt(state, data, playbook, visitor, note=note))
             listing = versions.listing(state)
         finally:
             state.close()

@@ -124,3 +124,35 @@ def channel_names(w: Words) -> dict[str, str]:
 
 def tomorrow_of(today: date) -> date:
     return today + timedelta(days=1)
+
+
+def take_action(state, form: dict, current: dict, w: Words, *, preview, adopt) -> tuple[dict, dict, str, str]:
+    """What the settings form's button asks (preview, save or restore a saved version), the same on every CRM.
+
+    `preview(playbook)` answers the dry run's HTML, `adopt(data, playbook, note)` saves a version and
+    answers its number. Returns (the data shown, errors by field, the notice, the preview)."""
+    from connector.errors import WebhookRejected
+    from connector.webapp.forms import text_field
+    from connector.webapp.pages import versions
+
+    action = text_field(form, "action", max_len=20)
+    data, errors, notice, shown = current, {}, "", ""
+    if action in ("preview", "save"):
+        data, errors = sf.apply_form(current, form, channel_names(w))
+        playbook = None
+        if not errors:
+            playbook, errors = sf.validate(data)
+        if playbook is not None and action == "preview":
+            shown = preview(playbook)
+        elif playbook is not None:
+            notice = f'{w["saved"]} {adopt(data, playbook, "")}'
+    elif action == "restore":
+        version = text_field(form, "version", max_len=12)
+        old = versions.data_of(state, int(version)) if version.isdigit() else None
+        if old is None:
+            raise WebhookRejected(400, "no such saved version")
+        playbook, errors = sf.validate(old)
+        if playbook is not None:
+            number = adopt(old, playbook, f"{w['restored']} {version}")
+            notice, data = f'{w["restored"]} {version} → {w["version"].lower()} {number}', old
+    return data, errors, notice, shown
