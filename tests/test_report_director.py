@@ -34,8 +34,11 @@ def test_the_report_shows_the_directors_figures_in_the_playbooks_language(tmp_pa
         state.close()
     assert ru["metrics"]["nps"] == 33.3 and ru["metrics"]["nps_answers"] == 3
     shown = {r["metric"]: r["value"] for r in ru["director"]["rows"]}
-    assert shown["returning_revenue_share"] == "42.9%" and shown["ltv_profit"] == "700"  # 7,000 x 30 % / 3
-    assert shown["cac"] == "1,333" and shown["ltv_cac"] == "5.25 (выше ориентира 3:1)"
+    # Russian numbers (no-break spaces), as the rest of the Russian report writes them
+    assert shown["returning_revenue_share"] == "42,9\u00a0%" and shown["ltv_profit"] == "700"  # 7 000 x 30 % / 3
+    assert shown["cac"] == "1\u00a0333" and shown["ltv_cac"] == "5,25 (выше ориентира 3:1)"
+    by_segment = [row[0] for row in ru["director"]["by_segment"]["rows"]]
+    assert by_segment and not set(by_segment) & set(ru["metrics"]["nps_by_segment"])  # names, not codes
     text, page = render_text(ru), render_html(en)
     assert "Деньги глазами директора" in text and "NPS по месяцам покупки" in text and "2026-01" in text
     assert "Money the way a director counts it" in page and "above the 3:1 mark" in page

@@ -76,7 +76,7 @@ def build_report(state: State, account: str, today: date, playbook, *, window_da
         "lang": playbook.lang,
         "names": names_for(playbook).as_dict(),
         "holdout_percent": playbook.guards.holdout.percent if playbook.guards.holdout.enabled else 0.0,
-        "director": director_view(current.metrics, playbook.lang),
+        "director": director_view(current.metrics, playbook.lang, names_for(playbook)),
     }
     report["meta"]["seconds"] = round(time.monotonic() - started, 2)
     return report

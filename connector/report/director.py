@@ -33,14 +33,14 @@ UNITS = {"returning_revenue_share": "share", "returning_orders_share": "share", 
          "referral_revenue": "money"}
 
 
-def director_view(metrics: dict, lang: str) -> dict:
+def director_view(metrics: dict, lang: str, names=None) -> dict:
     """The rows (label, shown value) of the metrics this run has, and NPS by month and segment."""
     w = WORDS.get(lang, WORDS["en"])
     rows = []
     for key, unit in UNITS.items():
         if key not in metrics:
             continue
-        shown = fmt(metrics[key], unit)
+        shown = fmt(metrics[key], unit, lang)
         if key == "ltv_cac" and metrics.get("ltv_cac") is not None:
             mark = metrics.get("ltv_cac_benchmark", 3)
             note = w["healthy" if metrics.get("ltv_cac_healthy") else "unhealthy"].format(mark=f"{mark:g}")
@@ -48,9 +48,10 @@ def director_view(metrics: dict, lang: str) -> dict:
         rows.append({"metric": key, "label": w[key], "value": shown})
     return {"title": w["title"], "headers": [w["metric"], w["value"]], "rows": rows,
             "by_month": {"title": w["by_month"], "headers": [w["month"], "NPS"],
-                         "rows": [[m, fmt(v, "number")] for m, v in (metrics.get("nps_by_month") or {}).items()]},
+                         "rows": [[m, fmt(v, "number", lang)] for m, v in (metrics.get("nps_by_month") or {}).items()]},
             "by_segment": {"title": w["by_segment"], "headers": [w["segment"], "NPS"],
-                           "rows": [[s, fmt(v, "number")] for s, v in (metrics.get("nps_by_segment") or {}).items()]}}
+                           "rows": [[names.segment(s) if names is not None else s, fmt(v, "number", lang)]
+                                    for s, v in (metrics.get("nps_by_segment") or {}).items()]}}
 
 
 def director_text(view: dict) -> str:
