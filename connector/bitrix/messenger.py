@@ -73,14 +73,7 @@ class MessengerWriter:
             if not comment:  # sent without its marker: leave it now, or a lost ledger would send it again
                 redo.append({f"c{i}": groups[i][f"c{i}"]})
             outcomes[action.key] = WriteOutcome(action.key, True, CrmRef("message", str(comment or "?")))
-        if undo or redo:
-            again = send_groups(self.client, undo + redo)
-            for i, action in enumerate(sendable):
-                if f"c{i}" in again.result and again.result[f"c{i}"]:
-                    outcomes[action.key] = WriteOutcome(action.key, True, CrmRef("message", str(again.result[f"c{i}"])))
-        if sent.resent:  # the batch went out twice: the oldest comment of a key is the one on record
-            found = self.find([a.key for a in sendable])
-            outcomes.update({k: WriteOutcome(k, True, ref) for k, ref in found.items()})
+        self.notes.settle(sendable, outcomes, sent, undo, redo, "message")
         return [outcomes[a.key] for a in actions]
 
     def _commands(self, i: int, action: Action, chat: dict) -> dict:

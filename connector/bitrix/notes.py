@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from connector.bitrix.batching import send_groups
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.pull import list_pages
-from connector.crm import CrmRef, marker
+from connector.crm import CrmRef, WriteOutcome, marker
+from connector.model import Action
 
 MARKER_RE = re.compile(r"rs:(v\d+:\S+)")
 
@@ -40,6 +41,20 @@ class CardNotes:
 
     def delete(self, comment_id: object) -> tuple[str, dict]:
         return ("crm.timeline.comment.delete", {"id": comment_id, "ownerTypeId": self.owner_type})
+
+    def settle(self, sendable: Sequence[Action], outcomes: dict[str, WriteOutcome], sent, undo: list[dict],
+               redo: list[dict], kind: str) -> None:
+        """After a batch of (marker comment, send) pairs: delete the markers of refused sends (`undo`),
+        write again the markers a send went out without (`redo`, labelled c<i> like the batch), and when
+        the batch itself went out twice keep the oldest marker of each key."""
+        if undo or redo:
+            again = send_groups(self.client, undo + redo)
+            for i, action in enumerate(sendable):
+                if again.result.get(f"c{i}"):
+                    outcomes[action.key] = WriteOutcome(action.key, True, CrmRef(kind, str(again.result[f"c{i}"])))
+        if sent.resent:
+            found = self.find([a.key for a in sendable])
+            outcomes.update({k: WriteOutcome(k, True, ref) for k, ref in found.items()})
 
     def find(self, keys: Iterable[str]) -> dict[str, CrmRef]:
         """Keys this kind's comments carry: one list command per customer, 50 to a request."""

@@ -104,14 +104,7 @@ class SmsWriter:
             if comment:
                 undo.append({f"u{i}": self.notes.delete(comment)})
             outcomes[action.key] = WriteOutcome(action.key, False, reason=why, fall=fall)
-        if undo or redo:
-            again = send_groups(self.client, undo + redo)
-            for i, action in enumerate(sendable):
-                if again.result.get(f"c{i}"):
-                    outcomes[action.key] = WriteOutcome(action.key, True, CrmRef("sms", str(again.result[f"c{i}"])))
-        if sent.resent:  # the batch went out twice: the oldest comment of a key is the one on record
-            found = self.find([a.key for a in sendable])
-            outcomes.update({k: WriteOutcome(k, True, ref) for k, ref in found.items()})
+        self.notes.settle(sendable, outcomes, sent, undo, redo, "sms")
         return [outcomes[a.key] for a in actions]
 
     def _commands(self, i: int, action: Action, deal_id: str) -> dict:
