@@ -7,7 +7,7 @@ how many actions a sync would plan and hold back, never the actions themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -26,6 +26,8 @@ from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier, named_segments
 from playbooks.words import names_for
 
+PREFETCH = 1_000  # customers read ahead at a time when the plan asks for them
+
 
 @dataclass
 class DueColumns:
@@ -43,12 +45,25 @@ class DueColumns:
     day: np.ndarray | None = None
     bonus_days: int | None = None  # days an accrual lives (0: bonuses never burn, -1: no bonus account; None: unknown)
     bonus_credits: Mapping[str, Sequence] = field(default_factory=dict)  # extra credits (engine.fill_bonuses)
+    items: object = None  # playbooks.columnar_learn.ItemColumns of the line items, when read as columns
+    born: np.ndarray | None = None  # per customer: birthday as month * 100 + day (0: none), when read
+    nps: np.ndarray | None = None  # per counted purchase: its answer (-1: none), when read
+    applied: Mapping[str, Sequence] | None = None  # keys.applied_by_customer of the history
+    ids: Sequence[str] | None = None  # the customers' ids
+
+    def had(self, rule: str) -> np.ndarray:
+        """Who had an action of `rule` applied before (`history` when the keys are not at hand)."""
+        if self.applied is None or self.ids is None:
+            return self.history
+        return np.fromiter((any(r == rule for _k, r, _d in self.applied.get(c, ())) for c in self.ids),
+                           dtype=bool, count=len(self.ids))
 
     def nobody(self) -> np.ndarray:
         return np.zeros(len(self.n), dtype=bool)
 
-    def bought_between(self, oldest: int, newest: int) -> np.ndarray:
-        """Who has a counted purchase between `oldest` and `newest` days ago (inclusive)."""
+    def bought_between(self, oldest: int, newest: int, only: np.ndarray | None = None) -> np.ndarray:
+        """Who has a counted purchase between `oldest` and `newest` days ago (inclusive); `only`: of
+        the counted purchases (a mask over `day`) those that count."""
         if newest < 0:
             newest = 0  # a purchase after today is not counted
         if oldest < newest:
@@ -58,7 +73,8 @@ class DueColumns:
         if self.start is None or self.day is None:
             return self.each(lambda c: any(first <= p.date.toordinal() <= last and p.amount > 0 for p in c.purchases),
                              self.n > 0)
-        hit = np.concatenate(([0], np.cumsum((self.day >= first) & (self.day <= last))))
+        inside = (self.day >= first) & (self.day <= last)
+        hit = np.concatenate(([0], np.cumsum(inside if only is None else inside & only)))
         return (hit[self.start[1:]] - hit[self.start[:-1]]) > 0
 
     def each(self, test: Callable[[Customer], bool], among: np.ndarray | None = None) -> np.ndarray:
@@ -75,10 +91,26 @@ class DueColumns:
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
                 birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
-    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
+    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
+    planned = suppressed = 0
+    for kept, dropped in plan_due(s, customers, history=history, catalogue=catalogue, with_items=with_items,
+                                  birthdays=birthdays, secret=secret, newcomers=newcomers):
+        planned += len(kept)
+        suppressed += len(dropped)
+    return planned, suppressed
+
+
+def plan_due(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
+             catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
+             birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = (),
+             items=None, born: np.ndarray | None = None, nps: np.ndarray | None = None) -> Iterator[tuple[list[Action], list]]:
+    """Each customer's (kept, suppressed) actions as engine.run plans them, customers without any
+    skipped; `customers` in the order of s.cols.ids.
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
-    and rules asked only for those customers (every customer when the shop is learned from).
+    and rules asked only for those customers (every customer when the shop is learned from, unless
+    `items` - playbooks.columnar_learn.ItemColumns - lets the shop learn from the line-item columns).
+    A `customers` with a `prefetch(indices)` is told who will be asked for, a batch ahead.
     """
     from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
 
@@ -95,7 +127,9 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                 yield customer_facts(c, today, pb.currency, pb.rates, history, shop)
 
     everyone: list[CustomerFacts] | None = None
-    if pb.rule("referral") is not None and secret:  # who brought whom, and the codes: every customer's facts
+    if items is not None and not (pb.rule("referral") is not None and secret):
+        learn_in_bulk(items, shop, pb, catalogue)
+    elif pb.rule("referral") is not None and secret:  # who brought whom, and the codes: every customer's facts
         everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
         learn_from_shop(everyone, shop, pb, catalogue)
     else:
@@ -115,7 +149,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
                      customers=customers, shop=shop, birthdays=birthdays, start=s.cols.start, day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
-                     bonus_credits=s.bonus_credits or {})
+                     bonus_credits=s.bonus_credits or {}, items=items, born=born, nps=nps,
+                     applied=applied, ids=s.cols.ids)
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():
@@ -125,8 +160,11 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         mask = rule.may_fire(due, cfg)
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
-    planned = suppressed = 0
-    for i in np.flatnonzero(anyone).tolist():
+    due_now = np.flatnonzero(anyone).tolist()
+    prefetch = getattr(customers, "prefetch", None) if everyone is None else None
+    for at, i in enumerate(due_now):
+        if prefetch is not None and at % PREFETCH == 0:
+            prefetch(due_now[at:at + PREFETCH])
         if everyone is not None:
             f = everyone[i]
         else:
@@ -140,14 +178,22 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                 for action in rule.plan(f, today, cfg):
                     actions.setdefault(action.key, action)
         if actions:
-            kept, dropped = guard_customer(f.customer, list(actions.values()), today, pb.guards,
-                                           applied.get(f.customer.id, ()), holdout=held_out(f, pb))
-            planned += len(kept)
-            suppressed += len(dropped)
-    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
-        planned += len(kept)
-        suppressed += len(dropped)
-    return planned, suppressed
+            yield guard_customer(f.customer, list(actions.values()), today, pb.guards,
+                                 applied.get(f.customer.id, ()), holdout=held_out(f, pb))
+    yield from plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied)
+
+
+def learn_in_bulk(items, shop: ShopFacts, pb, catalogue: Mapping[str, Product] | None) -> None:
+    """engine.learn_from_shop with the shop learned from line-item columns (no referrals: no secret)."""
+    from playbooks.columnar_learn import learn_columns
+    from playbooks.engine import _RULES
+
+    for kind, rule in _RULES.items():
+        cfg = pb.rule(kind)
+        if cfg is not None:
+            rule.learn(shop, cfg)
+    if shop.wants_learning or catalogue:
+        learn_columns(items, shop, catalogue)
 
 
 def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:

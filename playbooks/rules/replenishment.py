@@ -115,6 +115,10 @@ class ReplenishmentRule(Rule):
         shop = due.shop
         if config.products or config.categories or (config.use_catalogue and shop.catalogue_has_cycles) \
                 or (config.learn and shop.cycles):
+            if getattr(due, "items", None) is not None:  # line items as columns: only who runs out now
+                from playbooks.columnar_learn import runout_candidates
+
+                return runout_candidates(due.items, shop, config, due.today, len(due.n))
             return due.n > 0
         return due.nobody()
 
