@@ -50,7 +50,7 @@ def evaluate_snapshot(state, account: str, today: date, playbook, *, history: Pl
     if not _needs_rows(pb, secret):
         out.update(director_from_columns(s, snap))
     s.extras = extras(s, people, secret)
-    items = read_items(state.db, account, today, snap.cols.ids)
+    items = read_items(state.db, account, snap)
     products = {p.id: p for p in catalogue} if catalogue is not None else None
     plan: list[Action] = []
     suppressed: list[Suppressed] = []

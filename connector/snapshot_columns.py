@@ -13,18 +13,19 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from types import MappingProxyType
 
 import numpy as np
 
-from connector.model import Customer
+from connector.model import Customer, LineItem, Purchase
 from playbooks.columns import PurchaseColumns
 
 CHUNK = 50_000  # rows fetched at a time: a chunk's tuples are let go once they are arrays
 EPOCH = date(1970, 1, 1).toordinal()
 
 _PURCHASES = ("SELECT customer_id, json_extract(data, '$.date'), json_extract(data, '$.amount'), "
-              "json_extract(data, '$.currency'), json_extract(data, '$.fields'), json_extract(data, '$.nps'), id "
-              "FROM purchases WHERE account=? ORDER BY customer_id, json_extract(data, '$.date'), "
+              "json_extract(data, '$.currency'), json_extract(data, '$.fields'), json_extract(data, '$.nps'), id, "
+              "rowid FROM purchases WHERE account=? ORDER BY customer_id, json_extract(data, '$.date'), "
               "json_extract(data, '$.id')")
 
 
@@ -39,7 +40,7 @@ class SnapshotColumns:
 
     cols: PurchaseColumns
     nps: np.ndarray  # each counted purchase's answer (the deal's, else the posted one), -1 without
-    with_items: np.ndarray  # per customer: some purchase has line items (None when not read)
+    rowid: np.ndarray  # each counted purchase's row in the snapshot (its line items are read by it)
 
 
 def read_purchases(db: sqlite3.Connection, account: str, today: date, currency: str, rates: Mapping[str, float],
@@ -49,12 +50,12 @@ def read_purchases(db: sqlite3.Connection, account: str, today: date, currency: 
 
     answers = answers or {}
     ids: list[str] = []
-    owners, days, amounts, paid, nps = [], [], [], [], []
+    owners, days, amounts, paid, nps, rowids = [], [], [], [], [], []
     t = today.toordinal()
     factor_of: dict[str | None, float] = {}
     rows = db.execute(_PURCHASES, (account,))
     while chunk := rows.fetchmany(CHUNK):
-        cid, day, amount, cur, fields, score, pid = zip(*chunk, strict=True)
+        cid, day, amount, cur, fields, score, pid, rowid = zip(*chunk, strict=True)
         del chunk
         owner = np.empty(len(cid), dtype=np.int64)
         last = ids[-1] if ids else None
@@ -70,6 +71,7 @@ def read_purchases(db: sqlite3.Connection, account: str, today: date, currency: 
             factor_of[c] = 1.0 if c == currency or not c else rates.get(c, np.nan)
         factor = np.array([factor_of[c] for c in cur], dtype=np.float64)
         owners.append(owner[keep])
+        rowids.append(np.array(rowid, dtype=np.int64)[keep])
         days.append(d[keep])
         amounts.append((a * factor)[keep])
         kept = np.flatnonzero(keep).tolist()
@@ -90,7 +92,7 @@ def read_purchases(db: sqlite3.Connection, account: str, today: date, currency: 
     join = lambda parts, kind: np.concatenate(parts) if parts else np.zeros(0, dtype=kind)  # noqa: E731
     cols = PurchaseColumns(ids=ids, start=start, day=join(days, np.int64), amount=join(amounts, np.float64),
                            paid=join(paid, np.float64) if paid_field else None)
-    return SnapshotColumns(cols=cols, nps=join(nps, np.int64), with_items=np.zeros(len(ids), dtype=bool))
+    return SnapshotColumns(cols=cols, nps=join(nps, np.int64), rowid=join(rowids, np.int64))
 
 
 class SnapshotCustomers(Sequence[Customer]):
@@ -128,66 +130,120 @@ class SnapshotCustomers(Sequence[Customer]):
         from connector.feedback import with_answers
 
         at = {self.ids[i]: i for i in indices}
-        return {at[c.id]: c for c in with_answers(self.state.customers(self.account, at, lean=True), self.answers)}
+        found = read_customers(self.state.db, self.account, list(at))
+        return {at[c.id]: c for c in with_answers((found[cid] for cid in at), self.answers)}
 
 
-_ITEMS = ("SELECT p.customer_id, p.rowid, json_extract(p.data, '$.date'), json_extract(j.value, '$.product_id'), "
-          "json_extract(j.value, '$.name'), json_extract(j.value, '$.quantity'), json_extract(j.value, '$.category') "
-          "FROM purchases p, json_each(p.data, '$.items') j WHERE p.account=? AND json_extract(p.data, '$.amount')>0 "
-          "AND json_extract(p.data, '$.date')<=? ORDER BY p.customer_id, json_extract(p.data, '$.date'), "
-          "json_extract(p.data, '$.id'), j.key")
+def read_customers(db: sqlite3.Connection, account: str, ids: Sequence[str]) -> dict[str, Customer]:
+    """Customers by id with their purchases in (date, id) order, as State.customers(lean=True) makes
+    them, without its shared-value caches: a batch is planned and let go, never held."""
+    days: dict[str, date] = {}
+
+    def day(text: str | None) -> date | None:
+        if not text:
+            return None
+        found = days.get(text)
+        if found is None:
+            found = days[text] = date.fromisoformat(text)
+        return found
+
+    bought: dict[str, list[Purchase]] = {}
+    cards: dict[str, str] = {}
+    for k in range(0, len(ids), 500):
+        chunk = ids[k:k + 500]
+        marks = ",".join("?" * len(chunk))
+        for cid, text in db.execute(f"SELECT customer_id, data FROM purchases WHERE account=? AND customer_id IN "
+                                    f"({marks})", (account, *chunk)):
+            d = json.loads(text)
+            items = tuple(LineItem(i["product_id"], i["name"], i["quantity"], i["price"], i.get("category"),
+                                   i.get("discount", 0.0)) for i in d["items"])
+            fields = d.get("fields")
+            bought.setdefault(cid, []).append(Purchase(
+                d["id"], cid if cid == d["customer_id"] else d["customer_id"], day(d["date"]), d["amount"],
+                d["currency"], items, d["manager_id"], "" if items else d["title"],
+                MappingProxyType(fields) if fields else None, d.get("nps"), d.get("referral_code") or "",
+                d.get("promo", "")))
+        cards.update(db.execute(f"SELECT id, data FROM customers WHERE account=? AND id IN ({marks})",
+                                (account, *chunk)))
+    out: dict[str, Customer] = {}
+    for cid in ids:
+        purchases = bought.get(cid, [])
+        purchases.sort(key=lambda p: (p.date, p.id))
+        text = cards.get(cid)
+        if text is None:  # a deal whose contact was not pulled: the history is kept (State._customer)
+            out[cid] = Customer(id=cid, purchases=tuple(purchases))
+            continue
+        d = json.loads(text)
+        out[cid] = Customer(
+            id=d["id"], name=d["name"], kind=d["kind"], emails=tuple(d["emails"]), phones=tuple(d["phones"]),
+            birthday=day(d["birthday"]), manager_id=d["manager_id"], tags=frozenset(d["tags"]),
+            fields=MappingProxyType(d["fields"]), purchases=tuple(purchases),
+            last_contact_activity=day(d["last_contact_activity"]), created=day(d.get("created")))
+    return out
+
+_ITEMS = ("SELECT p.rowid, j.key, json_extract(j.value, '$.product_id'), json_extract(j.value, '$.name'), "
+          "json_extract(j.value, '$.quantity'), json_extract(j.value, '$.category') "
+          "FROM purchases p, json_each(p.data, '$.items') j WHERE p.account=?")
 
 
-def read_items(db: sqlite3.Connection, account: str, today: date, ids: list[str]):
-    """The line items of the counted purchases (playbooks.columnar_learn.ItemColumns), in the order
-    facts.learn_shop walks them; also who has line items on any purchase (the shop learns from those)."""
+def read_items(db: sqlite3.Connection, account: str, snap: SnapshotColumns):
+    """The line items of the counted purchases (playbooks.columnar_learn.ItemColumns), put in the
+    order facts.learn_shop walks them (the purchases' order, then each purchase's listed order)."""
     from playbooks.columnar_learn import ItemColumns
 
-    at = {c: i for i, c in enumerate(ids)}
-    index: dict[str, int] = {}
-    keys: list[str] = []
-    names: list[str] = []
-    categories: list[str | None] = []
-    key_categories: list[set] = []
-    owners, purchases, days, keyed, quantities = [], [], [], [], []
-    number, last_row = -1, None
-    rows = db.execute(_ITEMS, (account, today.isoformat()))
+    by_row = np.argsort(snap.rowid)
+    rows_sorted = snap.rowid[by_row]
+    keys: dict[str, int] = {}
+    names: dict[str, int] = {}
+    categories: dict[str | None, int] = {None: 0, "": 0}
+    places, positions, keyed, named, sorts, quantities = [], [], [], [], [], []
+    rows = db.execute(_ITEMS, (account,))
     while chunk := rows.fetchmany(CHUNK):
-        owner, purchase, key = [], [], []
-        day, qty = [], []
-        for cid, rowid, d, pid, name, q, category in chunk:
-            k = pid or name
-            if not k:
-                continue
-            if rowid != last_row:
-                number += 1
-                last_row = rowid
-            i = index.get(k)
-            if i is None:
-                i = index[k] = len(keys)
-                keys.append(k)
-                names.append(name)
-                categories.append(None)
-                key_categories.append(set())
-            if category:
-                if categories[i] is None:
-                    categories[i] = category
-                key_categories[i].add(category)
-            owner.append(at[cid])
-            purchase.append(number)
-            key.append(i)
-            day.append(d)
-            qty.append(q)
+        rowid, place, pid, name, qty, category = zip(*chunk, strict=True)
         del chunk
-        owners.append(np.array(owner, dtype=np.int64))
-        purchases.append(np.array(purchase, dtype=np.int64))
-        keyed.append(np.array(key, dtype=np.int64))
-        days.append(ordinals(day) if day else np.zeros(0, dtype=np.int64))
-        quantities.append(np.array(qty, dtype=np.float64))
-    join = lambda parts, kind: np.concatenate(parts) if parts else np.zeros(0, dtype=kind)  # noqa: E731
-    return ItemColumns(owner=join(owners, np.int64), purchase=join(purchases, np.int64), day=join(days, np.int64),
-                       key=join(keyed, np.int64), quantity=join(quantities, np.float64), keys=keys, names=names,
-                       categories=categories, key_categories=key_categories)
+        at = np.searchsorted(rows_sorted, np.array(rowid, dtype=np.int64))
+        at = np.minimum(at, max(len(rows_sorted) - 1, 0))
+        counted = (rows_sorted[at] == np.array(rowid, dtype=np.int64)) if len(rows_sorted) else \
+            np.zeros(len(rowid), dtype=bool)
+        k = np.array([keys.setdefault(pid[j] or name[j], len(keys)) if pid[j] or name[j] else -1
+                      for j in range(len(rowid))], dtype=np.int64)
+        keep = counted & (k >= 0)
+        idx = np.flatnonzero(keep).tolist()
+        positions.append(by_row[at[keep]] if len(rows_sorted) else np.zeros(0, dtype=np.int64))
+        places.append(np.array(place, dtype=np.int64)[keep])
+        keyed.append(k[keep])
+        named.append(np.array([names.setdefault(name[j], len(names)) for j in idx], dtype=np.int64))
+        sorts.append(np.array([categories.setdefault(category[j], len(categories) - 1) for j in idx],
+                              dtype=np.int64))
+        quantities.append(np.array([qty[j] for j in idx], dtype=np.float64))
+    join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+    position, place, key, name_of, category_of = (join(x) for x in (positions, places, keyed, named, sorts))
+    quantity = np.concatenate(quantities) if quantities else np.zeros(0)
+    order = np.lexsort((place, position))
+    position, key, name_of, category_of, quantity = (a[order] for a in (position, key, name_of, category_of, quantity))
+    # each product's first line in walking order names it; its first line with a category gives that
+    key_names, key_cats = list(names), [None, *(c for c in categories if c)]
+    all_keys = list(keys)
+    present, first = np.unique(key, return_index=True)
+    used = {int(k): n for k, n in zip(present.tolist(), first.tolist(), strict=True)}
+    with_cat = np.flatnonzero(category_of > 0)
+    cat_keys, cat_first = np.unique(key[with_cat], return_index=True)
+    first_cat = dict(zip(cat_keys.tolist(), category_of[with_cat][cat_first].tolist(), strict=True))
+    pairs = np.unique(key[with_cat] * (len(key_cats) + 1) + category_of[with_cat])
+    seen_cats: dict[int, set] = {}
+    for code in pairs.tolist():
+        seen_cats.setdefault(code // (len(key_cats) + 1), set()).add(key_cats[code % (len(key_cats) + 1)])
+    # products renumbered in the order they are first met (dense, only those of counted purchases)
+    met = sorted(used, key=used.__getitem__)
+    renumber = np.full(len(all_keys), -1, dtype=np.int64)
+    renumber[np.array(met, dtype=np.int64)] = np.arange(len(met))
+    cols = snap.cols
+    owner = cols.owner
+    return ItemColumns(owner=owner[position] if len(position) else position, purchase=position,
+                       day=cols.day[position] if len(position) else position, key=renumber[key], quantity=quantity,
+                       keys=[all_keys[k] for k in met], names=[key_names[int(name_of[used[k]])] for k in met],
+                       categories=[key_cats[first_cat[k]] if k in first_cat else None for k in met],
+                       key_categories=[seen_cats.get(k, set()) for k in met])
 
 
 def read_birthdays(db: sqlite3.Connection, account: str, ids: list[str]) -> np.ndarray:
