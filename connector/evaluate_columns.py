@@ -9,6 +9,7 @@ columns whom it could act on today, and only those customers are read as objects
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -29,13 +30,29 @@ from playbooks.columnar_plan import extras, plan_due
 from playbooks.engine import sort_key
 from playbooks.money import month_of, nps_of
 
-REPORT_FIELDS = frozenset(CustomerReport.__dataclass_fields__) - {"extra"}
+REPORT_KEYS = ("customer_id", "purchases", "first_purchase", "last_purchase", "recency_days", "frequency",
+               "monetary", "rfm", "lifecycle", "value", "trend", "tier", "segment", "holdout")
+assert tuple(CustomerReport.__dataclass_fields__)[:14] == REPORT_KEYS  # the order customer_reports relies on
 
 
 def evaluate_snapshot(state, account: str, today: date, playbook, *, history: PlanHistory | None = None,
                       catalogue: Iterable[Product] | None = None, prospects: int = 0, secret: str = "",
                       newcomers: Sequence[Customer] = (), predict: bool = True) -> Evaluation:
-    """playbooks.evaluate(state.customers(account) with the posted answers, ...), from columns."""
+    """playbooks.evaluate(state.customers(account) with the posted answers, ...), from columns.
+
+    The collector's young generation is made larger meanwhile: the plan and the reports are
+    hundreds of thousands of objects that live on, and each full collection walks them all again."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        return _evaluate(state, account, today, playbook, history=history, catalogue=catalogue,
+                         prospects=prospects, secret=secret, newcomers=newcomers, predict=predict)
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _evaluate(state, account: str, today: date, playbook, *, history, catalogue, prospects, secret, newcomers,
+              predict) -> Evaluation:
     from connector.feedback import FeedbackAnswers
 
     pb = playbook
@@ -77,17 +94,22 @@ def _needs_rows(pb, secret: str) -> bool:
 
 
 def customer_reports(s: Segmented) -> list[CustomerReport]:
-    """engine.report of every customer, from columnar.reports."""
+    """engine.report of every customer, from columnar.reports (its first keys are the report's fields,
+    in order; the rest is `extra`)."""
+    days: dict[str, date] = {}
+
+    def day(text: str | None) -> date | None:
+        if text is None:
+            return None
+        found = days.get(text)
+        if found is None:
+            found = days[text] = date.fromisoformat(text)
+        return found
+
     out = []
     for d in reports(s):
-        extra = {k: v for k, v in d.items() if k not in REPORT_FIELDS}
-        out.append(CustomerReport(
-            customer_id=d["customer_id"], purchases=d["purchases"],
-            first_purchase=date.fromisoformat(d["first_purchase"]) if d["first_purchase"] else None,
-            last_purchase=date.fromisoformat(d["last_purchase"]) if d["last_purchase"] else None,
-            recency_days=d["recency_days"], frequency=d["frequency"], monetary=d["monetary"], rfm=d["rfm"],
-            lifecycle=d["lifecycle"], value=d["value"], trend=d["trend"], tier=d["tier"], segment=d["segment"],
-            holdout=d["holdout"], extra=extra))
+        v = list(d.values())
+        out.append(CustomerReport(v[0], v[1], day(v[2]), day(v[3]), *v[4:14], extra=dict(list(d.items())[14:])))
     return out
 
 

@@ -147,6 +147,15 @@ def read_customers(db: sqlite3.Connection, account: str, ids: Sequence[str]) -> 
             found = days[text] = date.fromisoformat(text)
         return found
 
+    lines: dict[tuple, LineItem] = {}  # most lines repeat (one product, quantity and price): made once
+
+    def line(i: dict) -> LineItem:
+        key = (i["product_id"], i["name"], i["quantity"], i["price"], i.get("category"), i.get("discount", 0.0))
+        found = lines.get(key)
+        if found is None or type(found.quantity) is not type(key[2]) or type(found.price) is not type(key[3]):
+            found = lines[key] = LineItem(*key)
+        return found
+
     bought: dict[str, list[Purchase]] = {}
     cards: dict[str, str] = {}
     for k in range(0, len(ids), 500):
@@ -155,8 +164,7 @@ def read_customers(db: sqlite3.Connection, account: str, ids: Sequence[str]) -> 
         for cid, text in db.execute(f"SELECT customer_id, data FROM purchases WHERE account=? AND customer_id IN "
                                     f"({marks})", (account, *chunk)):
             d = json.loads(text)
-            items = tuple(LineItem(i["product_id"], i["name"], i["quantity"], i["price"], i.get("category"),
-                                   i.get("discount", 0.0)) for i in d["items"])
+            items = tuple(line(i) for i in d["items"])
             fields = d.get("fields")
             bought.setdefault(cid, []).append(Purchase(
                 d["id"], cid if cid == d["customer_id"] else d["customer_id"], day(d["date"]), d["amount"],
@@ -181,14 +189,14 @@ def read_customers(db: sqlite3.Connection, account: str, ids: Sequence[str]) -> 
             last_contact_activity=day(d["last_contact_activity"]), created=day(d.get("created")))
     return out
 
-_ITEMS = ("SELECT p.rowid, j.key, json_extract(j.value, '$.product_id'), json_extract(j.value, '$.name'), "
-          "json_extract(j.value, '$.quantity'), json_extract(j.value, '$.category') "
-          "FROM purchases p, json_each(p.data, '$.items') j WHERE p.account=?")
+_ITEMS = "SELECT p.rowid, j.key, j.value FROM purchases p, json_each(p.data, '$.items') j WHERE p.account=?"
 
 
 def read_items(db: sqlite3.Connection, account: str, snap: SnapshotColumns):
     """The line items of the counted purchases (playbooks.columnar_learn.ItemColumns), put in the
-    order facts.learn_shop walks them (the purchases' order, then each purchase's listed order)."""
+    order facts.learn_shop walks them (the purchases' order, then each purchase's listed order).
+
+    A line's JSON text is parsed once however often it repeats (one product, quantity and price)."""
     from playbooks.columnar_learn import ItemColumns
 
     by_row = np.argsort(snap.rowid)
@@ -196,26 +204,33 @@ def read_items(db: sqlite3.Connection, account: str, snap: SnapshotColumns):
     keys: dict[str, int] = {}
     names: dict[str, int] = {}
     categories: dict[str | None, int] = {None: 0, "": 0}
+    parsed: dict[str, tuple] = {}  # a line's text -> (product key or -1, name, quantity, category)
+
+    def parse(text: str) -> tuple:
+        i = json.loads(text)
+        pid, name = i.get("product_id"), i.get("name")
+        k = pid or name
+        found = parsed[text] = (keys.setdefault(k, len(keys)) if k else -1, names.setdefault(name, len(names)),
+                                float(i.get("quantity", 1.0)), categories.setdefault(i.get("category"), len(categories) - 1))
+        return found
+
     places, positions, keyed, named, sorts, quantities = [], [], [], [], [], []
     rows = db.execute(_ITEMS, (account,))
     while chunk := rows.fetchmany(CHUNK):
-        rowid, place, pid, name, qty, category = zip(*chunk, strict=True)
+        rowid, place, text = zip(*chunk, strict=True)
         del chunk
-        at = np.searchsorted(rows_sorted, np.array(rowid, dtype=np.int64))
-        at = np.minimum(at, max(len(rows_sorted) - 1, 0))
-        counted = (rows_sorted[at] == np.array(rowid, dtype=np.int64)) if len(rows_sorted) else \
-            np.zeros(len(rowid), dtype=bool)
-        k = np.array([keys.setdefault(pid[j] or name[j], len(keys)) if pid[j] or name[j] else -1
-                      for j in range(len(rowid))], dtype=np.int64)
+        lines = [parsed.get(t) or parse(t) for t in text]
+        k, name_of, qty, category_of = (np.array(x) for x in zip(*lines, strict=True))
+        ask = np.array(rowid, dtype=np.int64)
+        at = np.minimum(np.searchsorted(rows_sorted, ask), max(len(rows_sorted) - 1, 0))
+        counted = rows_sorted[at] == ask if len(rows_sorted) else np.zeros(len(ask), dtype=bool)
         keep = counted & (k >= 0)
-        idx = np.flatnonzero(keep).tolist()
         positions.append(by_row[at[keep]] if len(rows_sorted) else np.zeros(0, dtype=np.int64))
         places.append(np.array(place, dtype=np.int64)[keep])
-        keyed.append(k[keep])
-        named.append(np.array([names.setdefault(name[j], len(names)) for j in idx], dtype=np.int64))
-        sorts.append(np.array([categories.setdefault(category[j], len(categories) - 1) for j in idx],
-                              dtype=np.int64))
-        quantities.append(np.array([qty[j] for j in idx], dtype=np.float64))
+        keyed.append(k[keep].astype(np.int64))
+        named.append(name_of[keep].astype(np.int64))
+        sorts.append(category_of[keep].astype(np.int64))
+        quantities.append(qty[keep].astype(np.float64))
     join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
     position, place, key, name_of, category_of = (join(x) for x in (positions, places, keyed, named, sorts))
     quantity = np.concatenate(quantities) if quantities else np.zeros(0)
