@@ -26,7 +26,8 @@ from connector.snapshot_columns import (
 )
 from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed
 from playbooks.columnar import Segmented, metrics, predict_into, reports, segment, segment_counts
-from playbooks.columnar_plan import extras, plan_due
+from playbooks.columnar_plan import extras
+from playbooks.columnar_sync import plan_due
 from playbooks.engine import sort_key
 from playbooks.money import month_of, nps_of
 
@@ -71,8 +72,8 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
     products = {p.id: p for p in catalogue} if catalogue is not None else None
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
-    for kept, dropped in plan_due(s, people, history=history, catalogue=products, secret=secret,
-                                  newcomers=newcomers, items=items, nps=snap.nps,
+    for kept, dropped in plan_due(s, people, items, history=history, catalogue=products, secret=secret,
+                                  newcomers=newcomers, nps=snap.nps,
                                   born=read_birthdays(state.db, account, snap.cols.ids)):
         plan.extend(kept)
         suppressed.extend(dropped)

@@ -7,7 +7,7 @@ how many actions a sync would plan and hold back, never the actions themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -25,8 +25,6 @@ from playbooks.referral import assign_codes, gives_code, referral_bonus_credits,
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier, named_segments
 from playbooks.words import names_for
-
-PREFETCH = 1_000  # customers read ahead at a time when the plan asks for them
 
 
 @dataclass
@@ -91,26 +89,10 @@ class DueColumns:
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
                 birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
-    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids."""
-    planned = suppressed = 0
-    for kept, dropped in plan_due(s, customers, history=history, catalogue=catalogue, with_items=with_items,
-                                  birthdays=birthdays, secret=secret, newcomers=newcomers):
-        planned += len(kept)
-        suppressed += len(dropped)
-    return planned, suppressed
-
-
-def plan_due(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
-             catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
-             birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = (),
-             items=None, born: np.ndarray | None = None, nps: np.ndarray | None = None) -> Iterator[tuple[list[Action], list]]:
-    """Each customer's (kept, suppressed) actions as engine.run plans them, customers without any
-    skipped; `customers` in the order of s.cols.ids.
+    """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
-    and rules asked only for those customers (every customer when the shop is learned from, unless
-    `items` - playbooks.columnar_learn.ItemColumns - lets the shop learn from the line-item columns).
-    A `customers` with a `prefetch(indices)` is told who will be asked for, a batch ahead.
+    and rules asked only for those customers (every customer when the shop is learned from).
     """
     from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
 
@@ -127,9 +109,7 @@ def plan_due(s: Segmented, customers: Sequence[Customer], *, history: PlanHistor
                 yield customer_facts(c, today, pb.currency, pb.rates, history, shop)
 
     everyone: list[CustomerFacts] | None = None
-    if items is not None and not (pb.rule("referral") is not None and secret):
-        learn_in_bulk(items, shop, pb, catalogue)
-    elif pb.rule("referral") is not None and secret:  # who brought whom, and the codes: every customer's facts
+    if pb.rule("referral") is not None and secret:  # who brought whom, and the codes: every customer's facts
         everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
         learn_from_shop(everyone, shop, pb, catalogue)
     else:
@@ -149,8 +129,7 @@ def plan_due(s: Segmented, customers: Sequence[Customer], *, history: PlanHistor
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
                      customers=customers, shop=shop, birthdays=birthdays, start=s.cols.start, day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
-                     bonus_credits=s.bonus_credits or {}, items=items, born=born, nps=nps,
-                     applied=applied, ids=s.cols.ids)
+                     bonus_credits=s.bonus_credits or {})
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():
@@ -160,11 +139,8 @@ def plan_due(s: Segmented, customers: Sequence[Customer], *, history: PlanHistor
         mask = rule.may_fire(due, cfg)
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
-    due_now = np.flatnonzero(anyone).tolist()
-    prefetch = getattr(customers, "prefetch", None) if everyone is None else None
-    for at, i in enumerate(due_now):
-        if prefetch is not None and at % PREFETCH == 0:
-            prefetch(due_now[at:at + PREFETCH])
+    planned = suppressed = 0
+    for i in np.flatnonzero(anyone).tolist():
         if everyone is not None:
             f = everyone[i]
         else:
@@ -178,22 +154,14 @@ def plan_due(s: Segmented, customers: Sequence[Customer], *, history: PlanHistor
                 for action in rule.plan(f, today, cfg):
                     actions.setdefault(action.key, action)
         if actions:
-            yield guard_customer(f.customer, list(actions.values()), today, pb.guards,
-                                 applied.get(f.customer.id, ()), holdout=held_out(f, pb))
-    yield from plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied)
-
-
-def learn_in_bulk(items, shop: ShopFacts, pb, catalogue: Mapping[str, Product] | None) -> None:
-    """engine.learn_from_shop with the shop learned from line-item columns (no referrals: no secret)."""
-    from playbooks.columnar_learn import learn_columns
-    from playbooks.engine import _RULES
-
-    for kind, rule in _RULES.items():
-        cfg = pb.rule(kind)
-        if cfg is not None:
-            rule.learn(shop, cfg)
-    if shop.wants_learning or catalogue:
-        learn_columns(items, shop, catalogue)
+            kept, dropped = guard_customer(f.customer, list(actions.values()), today, pb.guards,
+                                           applied.get(f.customer.id, ()), holdout=held_out(f, pb))
+            planned += len(kept)
+            suppressed += len(dropped)
+    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
+        planned += len(kept)
+        suppressed += len(dropped)
+    return planned, suppressed
 
 
 def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:

@@ -33,6 +33,8 @@ VARIANTS = {
                   "reactivation": {"rhythm_factor": 2.0}}},
 }
 
+REFERRALS = {"rules": {"referral": {"code": {"title": "Код {code}"}, "thanks": {"title": "Спасибо"}}}}
+
 
 def _synced(crm: str, tmp_path):
     """A state after two real syncs a week apart (the second one writes the first one's follow-ups)."""
@@ -61,11 +63,11 @@ def _synced(crm: str, tmp_path):
     return state, account
 
 
-def _reference(state: State, account: str, today: date, book):
+def _reference(state: State, account: str, today: date, book, secret: str = ""):
     answers = FeedbackAnswers(state).scores(account)
     return evaluate(with_answers(state.customers(account, lean=True), answers), today, book,
                     history=PlanHistory(state.applied_dates(account)), catalogue=state.products(account).values(),
-                    prospects=state.prospect_count(account))
+                    prospects=state.prospect_count(account), secret=secret)
 
 
 @pytest.mark.parametrize("crm", ["bitrix", "amocrm"])
@@ -76,13 +78,13 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
     for k, pid in enumerate(ids[::9]):  # posted NPS answers: the nps rule and the director's NPS read them
         answers.record(account, pid, k % 11, SHOP_DAY)
     try:
-        for name, over in VARIANTS.items():
+        for name, over, secret in [(*v, "") for v in VARIANTS.items()] + [("referral_codes", REFERRALS, "s3cret")]:
             book = load_playbook(overrides=over) if over else load_playbook()
             for today in (SHOP_DAY, SHOP_DAY + timedelta(days=9), SHOP_DAY + timedelta(days=45)):
-                ref = _reference(state, account, today, book)
+                ref = _reference(state, account, today, book, secret)
                 got = evaluate_snapshot(state, account, today, book, history=PlanHistory(state.applied_dates(account)),
                                         catalogue=state.products(account).values(),
-                                        prospects=state.prospect_count(account))
+                                        prospects=state.prospect_count(account), secret=secret)
                 assert [c.to_json() for c in got.customers] == [c.to_json() for c in ref.customers], (name, today)
                 assert got.segments == ref.segments
                 assert json.dumps(got.metrics) == json.dumps(ref.metrics), (name, today)
