@@ -1,6 +1,6 @@
 """The webhook app as a Starlette (ASGI) application: checks before the body, the body, the handler.
 
-The order is the stdlib server's: the address (414), the route (404/405/401), the body's framing
+The checks go cheapest first: the address (414), the route (404/405/401), the body's framing
 and size (400/413: a body over 1 MiB is refused from its Content-Length, never read), the body
 itself within a deadline (408), and only then the app's handler, on a worker thread (handlers are
 synchronous: SQLite, the CRM clients). Requests in flight are capped overall and per client address

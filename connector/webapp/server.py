@@ -1,8 +1,8 @@
 """uvicorn under the webhook app: one process in a thread (`WebApp.start`), or `serve --workers N`.
 
 uvicorn gives a connection no deadline before its first request head, so a slow network or a
-slowloris could keep sockets open for ever. `GuardedH11Protocol` adds what the stdlib server's
-waiting room did: a head that does not arrive within `header_timeout` is answered 408 and closed;
+slowloris could keep sockets open for ever. `GuardedH11Protocol` adds one: a head (the first, or
+the next on a kept-alive connection) that does not arrive within `header_timeout` is answered 408;
 one client address may keep at most `max_waiting_per_client` connections waiting for a head (its
 oldest are let go first), and when `max_waiting` are waiting the oldest makes way. Waiting costs a
 socket, never a thread; requests in flight are capped per client in asgi.py.
