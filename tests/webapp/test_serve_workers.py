@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import requests
-from pages_support import open_form, post
+from pages_support import ADMIN_USER, hidden_fields, open_form, post, start
 from web_support import ADMIN, TODAY, admin, touches_by_marker, wait_for
 
 from connector.state import State
+from connector.webapp import WebApp
 
 ROOT = Path(__file__).resolve().parents[2]
 FEEDBACK = "feedback-secret-0123456789"
@@ -106,3 +107,24 @@ def test_two_serve_processes_answer_events_and_pages_and_never_sync_one_portal_a
     assert written and max(written.values()) == 1, "nothing written twice"
     assert "worker sync=waiting reason=locked" in log, "both processes wanted a sync at once (the lock made one wait)"
     assert ADMIN not in log and portal.app.client_secret not in log and "Traceback" not in log
+
+
+def test_a_settings_form_one_process_drew_is_saved_by_the_other_and_both_then_use_it(tmp_path):
+    """Two apps on one state file, as `serve --workers 2`'s processes are: the portal's POSTs land on
+    either, so the form's CSRF token and the saved playbook must hold in both."""
+    emu, first, _ = start(tmp_path)
+    second = WebApp(first.settings, port=0, today=lambda: TODAY).start()
+    try:
+        fields = hidden_fields(post(open_form(emu, user_id=ADMIN_USER)).text)  # drawn by the first
+        form = requests.post(first.url + "/bitrix/app/settings", data=fields, timeout=60)
+        assert form.status_code == 200 and 'name="guards.holdout.percent" value="10' in form.text
+        saved = requests.post(second.url + "/bitrix/app/settings", timeout=60,
+                              data={**fields, "action": "save", "guards.holdout.percent": "7"})
+        assert saved.status_code == 200, saved.text[:300]
+        for app in (first, second):  # the playbook in force for each one's next sync and pages
+            assert app.runtime.playbook.guards.holdout.percent == 7
+            assert app.runtime.playbook_version == second.runtime.playbook_version > 0
+    finally:
+        second.stop(timeout=30)
+        first.stop(timeout=30)
+        emu.stop()
