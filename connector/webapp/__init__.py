@@ -31,6 +31,7 @@ from connector.errors import WebhookRejected
 from connector.redact import register_secret
 from connector.settings import Settings
 from connector.state import State
+from connector.webapp import asgi
 from connector.webapp.http import Request, Route
 from connector.webapp.runtime import Runtime
 from connector.webapp.server import DEFAULT_LIMITS, AppServer
@@ -48,7 +49,6 @@ class WebApp:
         """`listen`: bind host:port now (OSError when taken), for `start`; else `asgi` is served by
         `serve --workers N`'s processes (`watchdog`: such a process exits when its job worker dies)."""
         from connector import clock, registry
-        from connector.webapp import asgi
 
         self.settings = settings
         self.runtime = Runtime(settings, today or (lambda: clock.today(settings.TIMEZONE)))
@@ -260,6 +260,16 @@ def run_serve(host: str, port: int, workers: int = 1) -> int:
     return 0
 
 
+def hosted_app():
+    """The app of one `serve --workers N` process (uvicorn imports it by name in each process)."""
+    from connector.redact import setup_logging
+    from connector.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
+    return WebApp(settings, listen=False, watchdog=True).asgi
+
+
 def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> int:
     import os
 
@@ -286,4 +296,4 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> int:
     return 1
 
 
-__all__ = ["WebApp", "run_serve"]
+__all__ = ["WebApp", "hosted_app", "run_serve"]

@@ -148,24 +148,13 @@ class AppServer(Limits):
             self.socket.close()
 
 
-def hosted_app():
-    """The app of one `serve --workers N` process (uvicorn imports this by name in each process)."""
-    from connector.redact import setup_logging
-    from connector.settings import load_settings
-    from connector.webapp import WebApp, settings_secrets
-
-    settings = load_settings()
-    setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
-    return WebApp(settings, listen=False, watchdog=True).asgi
-
-
 def run_workers(sock: socket.socket, workers: int) -> int:
     """`serve --workers N`: N processes share the socket, each with its own job worker; a process whose
     job worker died exits and is replaced; SIGTERM stops them all after their accepted work."""
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn_config("connector.webapp.server:hosted_app", "connector.webapp.server:GuardedH11Protocol",
+    config = uvicorn_config("connector.webapp:hosted_app", "connector.webapp.server:GuardedH11Protocol",
                             factory=True, workers=workers)
     supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()
@@ -175,4 +164,4 @@ def run_workers(sock: socket.socket, workers: int) -> int:
     return 0
 
 
-__all__ = ["AppServer", "DEFAULT_LIMITS", "GuardedH11Protocol", "Limits", "hosted_app", "listen", "run_workers"]
+__all__ = ["AppServer", "DEFAULT_LIMITS", "GuardedH11Protocol", "Limits", "listen", "run_workers"]
