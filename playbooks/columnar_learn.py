@@ -136,36 +136,21 @@ def _learn_pairs(items: ItemColumns, shop: ShopFacts, owner: np.ndarray, key: np
     shop.co_purchases = out
 
 
-def runout_candidates(items: ItemColumns, shop: ShopFacts, config, today: date, customers: int) -> np.ndarray:
+def runout_candidates(items: ItemColumns, cycles: list[list[float]], days_before: int, fire_within_days: int,
+                      today: date, customers: int) -> np.ndarray:
     """Who could get a replenishment reminder today: some product bought with a cycle whose run-out
-    reminder (purchase day + cycle x quantity - days_before) falls in the firing window. A superset
-    of ReplenishmentRule.plan (it looks at every purchase of a product, not only the last)."""
-    from playbooks.facts import ProductFact
-    from playbooks.rules.replenishment import cycle_days
-
+    reminder (purchase day + cycle x quantity - days_before) falls in the firing window. `cycles`:
+    per product (ItemColumns.keys) every cycle its lines could get. A superset of
+    ReplenishmentRule.plan (it looks at every purchase of a product, not only the last)."""
     owner, key, _purchase, day, qty = _entries(items)
     out = np.zeros(customers, dtype=bool)
     if not len(key):
         return out
-
-    class _Facts:  # what cycle_days reads of a customer's facts: the shop
-        pass
-
-    facts = _Facts()
-    facts.shop = shop
-    # a product's facts carry its line's category (else the catalogue's or the learned one): every
-    # cycle any of its lines could get is tried
-    options: list[list[float]] = []
-    for k, name in enumerate(items.keys):
-        found = {cycle_days(ProductFact(name, name, items.names[k], category, None, 0.0, 0.0), facts, config)
-                 for category in (*items.key_categories[k], None)}
-        options.append(sorted({f[0] for f in found if f is not None}))
-    for j in range(max((len(o) for o in options), default=0)):
-        cycles = np.array([o[j] if j < len(o) else np.nan for o in options])
-        c = cycles[key]
+    for j in range(max((len(o) for o in cycles), default=0)):
+        c = np.array([o[j] if j < len(o) else np.nan for o in cycles])[key]
         has = ~np.isnan(c)
         lasts = np.rint(c[has] * np.maximum(qty[has], 0.0)).astype(np.int64)
-        late = today.toordinal() - (day[has] + lasts - config.days_before)
-        fire = (late >= 0) & (late <= config.fire_within_days)
+        late = today.toordinal() - (day[has] + lasts - days_before)
+        fire = (late >= 0) & (late <= fire_within_days)
         out[owner[has][fire]] = True
     return out

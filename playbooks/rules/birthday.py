@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import numpy as np
-
 from connector.model import Action
 from playbooks.facts import CustomerFacts
 from playbooks.rules.base import Message, Rule, in_segments, make_action, occurrence
@@ -49,6 +47,8 @@ class BirthdayRule(Rule):
 
         born = getattr(due, "born", None)  # month * 100 + day per customer (0: none), when read as a column
         if born is not None:
+            import numpy as np
+
             days = np.unique(born[born > 0])
             return np.isin(born, days[[close(d // 100, d % 100) for d in days.tolist()]]) & (due.n >= config.min_purchases)
         near = due.each(lambda c: c.birthday is not None and close(c.birthday.month, c.birthday.day))
