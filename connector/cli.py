@@ -136,7 +136,7 @@ def cmd_sync(args) -> int:
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     dry_run = args.dry_run or settings.DRY_RUN
     today = written_day(args.as_of, clock.today(settings.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
-    state = State(settings.state_path)  # first: a damaged or read-only file stops the run before any request
+    state = State(settings.state_target)  # first: a damaged or read-only file stops the run before any request
     adapter = registry.make_adapter(settings)
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
@@ -354,8 +354,8 @@ def cmd_state(args) -> int:
     if settings.STATE_KEY is None:
         settings.require("STATE_KEY")
     sealer = settings.sealer()
-    installs = Installs(settings.state_path, sealer).reseal()
-    tokens = reseal_tokens(settings.state_path, sealer)
+    installs = Installs(settings.state_target, sealer).reseal()
+    tokens = reseal_tokens(settings.state_target, sealer)
     print(f"sealed with the first key of STATE_KEY: {installs} app install(s), {tokens} amoCRM token pair(s); "
           "older keys may now be dropped from STATE_KEY")
     return 0

@@ -227,7 +227,7 @@ def run_serve(host: str, port: int) -> int:
 
     settings = load_settings()
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
-    State(settings.state_path).close()  # a damaged or read-only state file stops here, not at the first event
+    State(settings.state_target).close()  # a damaged or read-only state file stops here, not at the first event
     try:
         app = WebApp(settings, host=host, port=port)
     except OSError as exc:

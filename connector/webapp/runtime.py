@@ -36,15 +36,15 @@ class Runtime:
     def __post_init__(self) -> None:
         from connector.webapp.pages.versions import latest_playbook
 
-        self.installs = Installs(self.settings.state_path, self.settings.sealer())
+        self.installs = Installs(self.settings.state_target, self.settings.sealer())
         self.playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
-        saved = latest_playbook(self.settings.state_path)  # what an admin saved on the settings page wins
+        saved = latest_playbook(self.settings.state_target)  # what an admin saved on the settings page wins
         if saved is not None:
             self.playbook_version, self.playbook = saved
 
     def open_state(self) -> State:
         """A State for the calling thread (SQLite connections stay in the thread that made them)."""
-        return State(self.settings.state_path)
+        return State(self.settings.state_target)
 
     def sync(self, state: State, *, full: bool = False) -> SyncReport:
         """One incremental (or full) cycle; raises StateLocked when another run holds the lock."""
