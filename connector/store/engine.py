@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from connector.errors import StateError
 
 PG_PREFIXES = ("postgresql://",)
+STREAM_ROWS = 2000
 DDL = {
     "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
     "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY"},
@@ -61,6 +62,7 @@ class Db:
         self.engine, self.conn, self.where, self._secrets = engine, conn, where, secrets
         self.pg = engine == "postgresql"
         self.scope = ""  # PostgreSQL: the schema; advisory locks are named within it
+        self._streams = 0
 
     # --- SQL text ------------------------------------------------------------------------
 
@@ -71,6 +73,10 @@ class Db:
 
     def ddl(self, text: str) -> str:
         return text.format(**DDL[self.engine])
+
+    def by(self, column: str) -> str:
+        """ORDER BY text as bytes, as SQLite and Python compare it (PostgreSQL would use the locale's collation)."""
+        return f'{column} COLLATE "C"' if self.pg else column
 
     def json_text(self, column: str, *keys: str) -> tuple[str, tuple]:
         """An expression for the text at `keys` inside a JSON column, and its parameters."""
@@ -84,6 +90,26 @@ class Db:
         if not self.pg:
             return self.conn.execute(text, params)
         return self._pg(lambda cur: cur.execute(self.sql(text), params))
+
+    def stream(self, text: str, params: Sequence = ()) -> Iterator[tuple]:
+        """Rows of a big read a few thousand at a time (PostgreSQL: a server-side cursor, so a million
+        purchases never sit in this process at once; SQLite's cursor streams already)."""
+        if not self.pg:
+            yield from self.conn.execute(text, params)
+            return
+        import psycopg
+
+        self._streams += 1
+        cur = self.conn.cursor(name=f"rs_stream_{self._streams}", withhold=True)  # autocommit: WITH HOLD
+        cur.itersize = STREAM_ROWS
+        try:
+            cur.execute(self.sql(text), params)
+            while rows := cur.fetchmany(STREAM_ROWS):
+                yield from rows
+        except psycopg.Error as exc:
+            raise pg_failure(self.where, exc, self._secrets) from None
+        finally:
+            cur.close()
 
     def executemany(self, text: str, rows) -> None:
         rows = list(rows)

@@ -27,7 +27,7 @@ def status(db: Db, account: str, keys: Iterable[str]) -> dict[str, str]:
 def unfinished(db: Db, account: str, max_attempts: int) -> list[tuple[str, str]]:
     """(action json, status) of rows left pending or failed that may still be retried."""
     rows = db.execute("SELECT action, status FROM ledger WHERE account=? AND status IN ('pending', 'failed') "
-                      "AND attempts < ? AND action <> '{}' ORDER BY key", (account, max_attempts))
+                      f"AND attempts < ? AND action <> '{{}}' ORDER BY {db.by('key')}", (account, max_attempts))
     return [(a, s) for a, s in rows]
 
 

@@ -71,15 +71,15 @@ def drop_unseen_purchases(db: Db, account: str, run_id: int) -> int:
 def cards_and_purchases(db: Db, account: str, ids: list[str] | None) -> Iterator[tuple[Iterator, Iterator]]:
     """(customer id, json) ordered by id, and (customer id, purchase json) ordered by customer, per chunk."""
     if ids is None:
-        yield (db.execute("SELECT id, data FROM customers WHERE account=? ORDER BY id", (account,)),
-               db.execute("SELECT customer_id, data FROM purchases WHERE account=? ORDER BY customer_id",
-                          (account,)))
+        yield (db.stream(f"SELECT id, data FROM customers WHERE account=? ORDER BY {db.by('id')}", (account,)),
+               db.stream("SELECT customer_id, data FROM purchases WHERE account=? "
+                         f"ORDER BY {db.by('customer_id')}", (account,)))
         return
     for chunk in chunks(ids):
-        yield (db.execute(f"SELECT id, data FROM customers WHERE account=? AND id IN ({marks(chunk)}) ORDER BY id",
-                          (account, *chunk)),
+        yield (db.execute(f"SELECT id, data FROM customers WHERE account=? AND id IN ({marks(chunk)}) "
+                          f"ORDER BY {db.by('id')}", (account, *chunk)),
                db.execute(f"SELECT customer_id, data FROM purchases WHERE account=? AND customer_id IN "
-                          f"({marks(chunk)}) ORDER BY customer_id", (account, *chunk)))
+                          f"({marks(chunk)}) ORDER BY {db.by('customer_id')}", (account, *chunk)))
 
 
 def prospect_count(db: Db, account: str) -> int:
@@ -93,7 +93,7 @@ def prospects(db: Db, account: str, created_since: str) -> Iterator[str]:
     created, params = db.json_text("c.data", "created")
     rows = db.execute(f"SELECT data FROM customers c WHERE c.account=? AND {created}>=? "
                       "AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.account=c.account AND "
-                      "p.customer_id=c.id) ORDER BY c.id", (account, *params, created_since))
+                      f"p.customer_id=c.id) ORDER BY {db.by('c.id')}", (account, *params, created_since))
     for (data,) in rows:
         yield data
 
