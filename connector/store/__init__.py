@@ -5,6 +5,7 @@ or `postgresql://user:password@host/db` (psycopg 3; the password never appears i
 
 Layout:
     engine.py      the connection (`Db`), and every difference between SQLite and PostgreSQL
+    sqlite_file.py the SQLite file created 0600, and its errors as what to do about them
     migrations.py  the numbered migrations; `meta.schema` holds the last applied (a newer state than
                    this code is refused with StateSchemaError)
     snapshot.py    customers, purchases, products, cursors, meta

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from connector.errors import StateError
+from connector.store.sqlite_file import connect_private
 
 PG_PREFIXES = ("postgresql://",)
 STREAM_ROWS = 2000
@@ -179,8 +180,6 @@ def connect(target: str | Path, *, timeout: float) -> Db:
     """A connection to the state STATE_URL names (a path, `sqlite:///path` or `postgresql://...`)."""
     if is_postgres(target):
         return _connect_pg(str(target), timeout=timeout)
-    from connector.state import connect_private  # the file's creation (0600) stays where it was
-
     path = sqlite_path(target)
     return Db("sqlite", connect_private(path, timeout=timeout), str(path))
 
