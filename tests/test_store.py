@@ -202,3 +202,16 @@ def test_a_second_process_is_refused_the_sync_lock_across_connections(state_targ
         holder.wait(timeout=30)
     with State(state_target).lock("sync"):
         pass
+
+
+def test_processes_opening_a_new_state_at_once_all_get_it(state_at):
+    """Workers starting together on an empty database migrate it once; none sees a half-made schema."""
+    code = "import sys; from connector.state import State; State(sys.argv[1]).close()"
+    target = str(state_at("new"))
+    procs = [subprocess.Popen([sys.executable, "-c", code, target], stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    state = State(target)
+    assert migrations.version(state.db) == migrations.SCHEMA_VERSION
+    state.close()
