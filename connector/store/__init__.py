@@ -20,7 +20,8 @@ How to add a table or a column:
   1. Append `(N + 1, "why", "CREATE TABLE IF NOT EXISTS ...")` to `migrations.MIGRATIONS` (never edit
      one that shipped). Write SQLite's dialect with `{real}` for a float column and `{serial}` for an
      auto-numbered `id` key (a literal brace is doubled: '{{}}'); a column is
-     `ALTER TABLE t ADD COLUMN c TEXT NOT NULL DEFAULT ''` (both engines take it). A new key (installs keyed by tenant) is a new table in the same migration:
+     `ALTER TABLE t ADD COLUMN c TEXT NOT NULL DEFAULT ''` (both engines take it). A new key
+     (installs keyed by tenant) is a new table in the same migration:
      `CREATE TABLE t_new (...); INSERT INTO t_new SELECT ... FROM t; DROP TABLE t;
      ALTER TABLE t_new RENAME TO t` - one transaction, so a kill leaves the old layout whole.
   2. Add query functions taking `db: Db` to the module of that subject (or a new module here):
