@@ -64,3 +64,8 @@ def version_data(db: Db, version: int) -> str | None:
 def latest_version(db: Db) -> tuple[int, str] | None:
     row = db.execute("SELECT id, data FROM playbook_versions ORDER BY id DESC LIMIT 1").fetchone()
     return (int(row[0]), row[1]) if row else None
+
+
+def newest_version_number(db: Db) -> int:
+    row = db.execute("SELECT MAX(id) FROM playbook_versions").fetchone()
+    return int(row[0] or 0)

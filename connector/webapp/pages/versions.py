@@ -8,6 +8,7 @@ Restoring copies an old version as the newest, so the history only grows.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,20 @@ def data_of(state: State, version: int) -> dict | None:
 def latest(state: State) -> tuple[int, dict] | None:
     found = cards.latest_version(state.db)
     return (found[0], json.loads(found[1])) if found else None
+
+
+def newest_number(state_path) -> int:
+    """The newest saved version's number, 0 when none: one cheap query, asked at each use of the playbook
+    so that every process serving the state follows a save made in another."""
+    if not engine.exists(state_path):
+        return 0
+    db = engine.connect(state_path, timeout=30)
+    try:
+        return cards.newest_version_number(db)
+    except sqlite3.OperationalError:  # a state file of an older layout, not migrated yet: nothing saved
+        return 0
+    finally:
+        db.close()
 
 
 def latest_playbook(state_path) -> tuple[int, object] | None:
