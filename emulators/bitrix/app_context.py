@@ -101,14 +101,19 @@ class Installed:
 class AppContext:
     """One local application ("uses API only"); `install(handler_url)` plays the portal's install."""
 
-    def __init__(self, emu: BitrixEmulator, *, clock=time.time) -> None:
+    def __init__(self, emu: BitrixEmulator, *, clock=time.time, client_id: str | None = None,
+                 client_secret: str | None = None) -> None:
         self.emu = emu
         self.clock = clock
         self.lock = threading.Lock()
+        # Doc: settings/oauth/index.md - a marketplace app's client_id/client_secret (partner cabinet) work for
+        # any Bitrix24, a local app's only for its own: given keys make this portal one of many sharing an app.
         # Doc: settings/oauth/auto-renewal.md - client_id like app.573ad8a0346747.09223434 (local.… for local apps)
-        self.client_id = f"local.{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}"
-        self.client_secret = secrets.token_urlsafe(36)
-        self.member_id = hashlib.md5(f"member-{emu.seed}-{emu.webhook_token}".encode()).hexdigest()
+        self.client_id = client_id or f"local.{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}"
+        self.client_secret = client_secret or secrets.token_urlsafe(36)
+        # Doc: settings/oauth/index.md - member_id is the portal's own unique id (kept when its address changes):
+        # never derived from the app or the seed alone, so portals seeded alike still differ
+        self.member_id = hashlib.md5(f"member-{emu.seed}-{emu.webhook_token}-{secrets.token_hex(8)}".encode()).hexdigest()
         self.installed: Installed | None = None
         self._access: dict[str, tuple[float, int]] = {}  # token -> (expires at, user id)
         self._refresh: dict[str, tuple[float, int]] = {}  # live refresh tokens only
