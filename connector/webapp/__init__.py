@@ -22,8 +22,10 @@ import logging
 import signal
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import partial
 
 from pydantic import SecretStr
 
@@ -32,41 +34,51 @@ from connector.redact import register_secret
 from connector.settings import Settings
 from connector.state import State
 from connector.webapp.http import AppHTTPServer, Request, Route
-from connector.webapp.runtime import Runtime
-from connector.webapp.worker import Job, Worker
+from connector.webapp.tenancy import TenantHost, bitrix_tenant
+from connector.webapp.worker import Job
 
 log = logging.getLogger(__name__)
 
 SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
+MAX_UNVERIFIED_TENANTS = 5  # portals whose install the auth server is still to confirm, at once
 
 
 class WebApp:
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
                  today: Callable[[], date] | None = None, public_url: str | None = None) -> None:
-        from connector import clock, registry
+        from connector import clock, tenants
 
         self.settings = settings
-        self.runtime = Runtime(settings, today or (lambda: clock.today(settings.TIMEZONE)))
-        self.installs = self.runtime.installs
-        for crm in registry.NAMES:  # keep stored secrets out of any log line
-            for key, value in (self.installs.get(crm) or {}).items():
+        self.today = today or (lambda: clock.today(settings.TIMEZONE))
+        self.registry = tenants.registry(settings)  # every tenant's installs; bound to the default tenant
+        for row in self.registry.tenants():  # keep stored secrets out of any log line
+            for key, value in (self.registry.for_tenant(row["tenant"]).get(row["crm"]) or {}).items():
                 if key in SECRET_KEYS:
                     register_secret(str(value))
-        self.worker = Worker(self.runtime.sync, self.runtime.open_state,
-                             debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
-        # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
-        self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
+        self.install_checks: deque[float] = deque()  # installs checked with the auth server lately, all tenants
+        self.install_lock = threading.Lock()
         self.server = AppHTTPServer((host, port), self)
         self.host, self.port = self.server.server_address[0], self.server.server_address[1]
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
-        self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
+        self._tenants_lock = threading.Lock()
+        self._unverified: set[str] = set()  # tenants made for an install the auth server has not confirmed yet
+        self.default = TenantHost(self, tenants.DEFAULT)
+        self.tenants: dict[str, TenantHost] = {tenants.DEFAULT: self.default}
+        for row in self.registry.tenants():
+            if row["tenant"] not in self.tenants:
+                self.tenants[row["tenant"]] = TenantHost(self, row["tenant"], row["crm"])
+        # the default tenant's parts under their single-portal names (status, tests, the scheduled job)
+        self.runtime, self.installs = self.default.runtime, self.default.installs
+        self.worker, self.robots, self.apps = self.default.worker, self.default.robots, self.default.apps
         self._routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status}
         self._prefixes: dict[str, Route] = {}  # POST <prefix><param>, e.g. a webhook address with its secret
+        for key in self.default.routes:  # each tenant's own app side answers, once the request names it
+            self._routes[key] = partial(self._tenant_route, key)
         for app in self.apps.values():
-            self._routes.update(app.routes())
             self._prefixes.update(app.prefix_routes())
         self._prefixes[FEEDBACK_PREFIX] = self.feedback
         self._thread: threading.Thread | None = None
+        self._started = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -75,8 +87,10 @@ class WebApp:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> WebApp:
-        self.worker.start()
-        self.robots.start()
+        with self._tenants_lock:
+            for tenant in self.tenants.values():
+                tenant.start()
+            self._started = True
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="repeat-sales-webapp", daemon=True)
         self._thread.start()
@@ -86,14 +100,52 @@ class WebApp:
         """Stop taking requests, then let the worker finish everything it accepted."""
         self.server.shutdown()
         self.server.server_close()
-        self.robots.stop(timeout)
-        self.worker.stop(timeout)
+        with self._tenants_lock:
+            hosts = list(self.tenants.values())
+        for tenant in hosts:
+            tenant.stop(timeout)
 
     def __enter__(self) -> WebApp:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    # --- tenants ------------------------------------------------------------------------------
+
+    def tenant(self, tenant: str, *, unverified: bool = False) -> TenantHost:
+        """The tenant's host, made (and started) the first time a request names it."""
+        with self._tenants_lock:
+            found = self.tenants.get(tenant)
+            if found is not None:
+                return found
+            self._prune_unverified()
+            if unverified and len(self._unverified) >= MAX_UNVERIFIED_TENANTS:
+                raise WebhookRejected(429, "too many installs; try again later")
+            found = self.tenants[tenant] = TenantHost(self, tenant, "bitrix")
+            if unverified:
+                self._unverified.add(tenant)
+            if self._started:
+                found.start()
+            return found
+
+    def _prune_unverified(self) -> None:
+        """Installs the auth server refused leave no tenant behind (called under the tenants' lock)."""
+        for tenant in list(self._unverified):
+            host = self.tenants[tenant]
+            if host.installs.get("bitrix"):
+                self._unverified.discard(tenant)
+            elif host.worker.wait_idle(0):
+                self._unverified.discard(tenant)
+                del self.tenants[tenant]
+                host.stop(5)
+
+    def _tenant_route(self, key: tuple[str, str], request: Request):
+        from connector import tenants
+
+        tenant = bitrix_tenant(self, key[1], request) if key[1].startswith("/bitrix/") else tenants.DEFAULT
+        host = self.tenant(tenant, unverified=tenant not in self.tenants)
+        return host.routes[key](request)
 
     # --- what routes share ----------------------------------------------------------------------
 
@@ -136,7 +188,9 @@ class WebApp:
     # --- routes ---------------------------------------------------------------------------------
 
     def healthz(self, request: Request):
-        if not self.worker.alive() or not self.robots.alive():
+        with self._tenants_lock:
+            hosts = list(self.tenants.values())
+        if not all(t.worker.alive() and t.robots.alive() for t in hosts):
             return 503, {"status": "worker stopped"}
         return 200, {"status": "ok"}
 

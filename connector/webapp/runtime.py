@@ -29,14 +29,15 @@ def build_adapter(settings: Settings, installs: Installs):
 class Runtime:
     settings: Settings
     today: Callable[[], date]
-    installs: Installs = field(init=False)
+    installs: Installs | None = None  # the tenant's installs (connector.tenants); None: the default's
     playbook: object = field(init=False)
     playbook_version: int = field(init=False, default=0)  # the settings page's saved version in force; 0: the file
 
     def __post_init__(self) -> None:
         from connector.webapp.pages.versions import latest_playbook
 
-        self.installs = Installs(self.settings.state_path, self.settings.sealer())
+        if self.installs is None:
+            self.installs = Installs(self.settings.state_path, self.settings.sealer())
         self.playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
         saved = latest_playbook(self.settings.state_path)  # what an admin saved on the settings page wins
         if saved is not None:

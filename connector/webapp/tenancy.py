@@ -1,0 +1,94 @@
+"""One tenant inside `repeat-sales serve`, and how a request finds its tenant.
+
+A `TenantHost` is what a CRM's app side (BitrixApp, AmoApp, the pages) sees as its host: settings, runtime,
+installs, workers and public address - every one of them the tenant's own (connector.tenants). The app
+sides are built once per tenant, so a route runs against exactly one tenant's tokens, state and playbook.
+
+Which tenant a Bitrix24 request is for comes from the portal's signed fields: `auth[member_id]` (install,
+events, robots) or `member_id` (the pages), looked up among the stored installs. A member_id nobody
+installed goes to the default tenant, whose own checks then refuse it (its stored member_id and
+application_token differ), so a forged member_id reaches no tenant's data. An install from a portal not
+yet known becomes a new tenant only once the auth server confirms its tokens (BitrixApp.complete_install).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from connector import registry, tenants
+from connector.errors import WebhookRejected
+from connector.webapp.forms import text_field
+from connector.webapp.runtime import Runtime
+from connector.webapp.worker import Job, Worker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from connector.webapp import WebApp
+    from connector.webapp.http import Request
+
+log = logging.getLogger(__name__)
+
+BITRIX = "bitrix"
+
+
+class TenantHost:
+    """A tenant's settings, runtime, installs and two workers (syncs and jobs; robots' answers apart)."""
+
+    def __init__(self, web: WebApp, tenant: str, crm: str | None = None) -> None:
+        self.web, self.id = web, tenant
+        self.settings = tenants.settings_for(web.settings, tenant, crm)
+        self.installs = web.registry.for_tenant(tenant)
+        self.runtime = Runtime(self.settings, web.today, installs=self.installs)
+        self.public_url = web.public_url
+        self.install_checks, self.install_lock = web.install_checks, web.install_lock  # one budget for all
+        self.worker = Worker(self.runtime.sync, self.runtime.open_state,
+                             debounce_seconds=self.settings.EVENT_DEBOUNCE_SECONDS)
+        # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
+        self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
+        self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
+        self.routes = {key: handler for app in self.apps.values() for key, handler in app.routes().items()}
+
+    def start(self) -> TenantHost:
+        self.worker.start()
+        self.robots.start()
+        return self
+
+    def stop(self, timeout: float) -> None:
+        self.robots.stop(timeout)
+        self.worker.stop(timeout)
+
+    # --- what the CRM app sides call on their host ------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        self.worker.submit(job)
+
+    def submit_robot(self, job: Job) -> None:
+        """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
+        self.robots.submit(job)
+
+    def request_sync(self) -> None:
+        self.worker.request_sync()
+
+    def queue_sync(self) -> None:
+        """The tenant's next sync, queued (the one line a job queue re-points)."""
+        self.worker.request_sync()
+
+    def require_admin(self, request: Request) -> None:
+        self.web.require_admin(request)
+
+
+def bitrix_tenant(web: WebApp, path: str, request: Request) -> str:
+    """The tenant a Bitrix24 request is signed for (see the module's docstring)."""
+    form = request.form()
+    member = text_field(form, "auth", "member_id", max_len=64) or text_field(form, "member_id", max_len=64)
+    found = web.registry.tenant_of(BITRIX, member) if member else None
+    if found is not None:
+        return found
+    if path != "/bitrix/install" or not member:
+        return tenants.DEFAULT
+    default = web.registry.get(BITRIX)
+    if web.settings.CRM == BITRIX and (default is None or default.get("member_id") == member):
+        return tenants.DEFAULT  # the `.env`'s portal: the single-portal app, as before tenants
+    if not tenants.valid_id(member):
+        raise WebhookRejected(400, "auth[member_id] is not a portal id")
+    return member
