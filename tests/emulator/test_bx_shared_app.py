@@ -41,12 +41,26 @@ def test_portals_given_one_apps_keys_share_it_and_stay_apart():
             assert forms[0]["auth[member_id]"] != forms[1]["auth[member_id]"]  # same seed, two portals
             assert forms[0]["auth[application_token]"] != forms[1]["auth[application_token]"]
             assert a.app.snapshot()["client_id"] == b.app.snapshot()["client_id"] == CLIENT_ID
-            for emu, form in zip((a, b), forms, strict=True):
+            # one auth server for the app: each portal's token renews at either address, as that portal's
+            for emu, form in zip((b, a), forms, strict=True):
                 r = renew(emu, form["auth[refresh_token]"])
                 assert r.status_code == 200 and r.json()["member_id"] == form["auth[member_id]"]
-            # another app's keys are refused, and one portal's refresh token does nothing on another
+                assert r.json()["client_endpoint"] == f"http://{form['auth[domain]']}/rest/"
+            # another app's keys are refused; a spent refresh token is spent everywhere
             assert renew(a, "whatever", secret="not-the-apps").json()["error"] == "invalid_client"
-            assert renew(b, forms[0]["auth[refresh_token]"]).json()["error"] == "invalid_grant"
+            assert renew(a, forms[0]["auth[refresh_token]"]).json()["error"] == "invalid_grant"
+    finally:
+        receiver.close()
+
+
+def test_a_portal_with_its_own_app_renews_only_its_own_tokens():
+    receiver = Receiver()
+    try:
+        with BitrixEmulator(customers=10, seed=SEED, today=TODAY) as a, \
+                BitrixEmulator(customers=10, seed=SEED, today=TODAY) as b:
+            a.app.install(receiver.url + "/i")
+            r = renew(b, receiver.got[-1][2]["auth[refresh_token]"], b.app.client_id, b.app.client_secret)
+            assert r.json()["error"] == "invalid_grant"
     finally:
         receiver.close()
 
