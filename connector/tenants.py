@@ -68,7 +68,8 @@ class Tenant:
 
 
 def known(settings, installs: Installs | None = None) -> list[Tenant]:
-    """Every tenant: the default first (always: it is the `.env`'s), then the installed portals by id."""
+    """Every tenant: the default first (when the `.env` names a portal or one installed the app as the
+    default), then the installed portals by id."""
     installs = installs or registry(settings)
     rows = installs.tenants()
     found: dict[str, Tenant] = {}
@@ -78,9 +79,9 @@ def known(settings, installs: Installs | None = None) -> list[Tenant]:
         data = installs.for_tenant(row["tenant"]).get(row["crm"]) or {}
         found[row["tenant"]] = Tenant(row["tenant"], row["crm"], row["ref"], _portal(data),
                                       data.get("installed_at"))
-    if DEFAULT not in found:
+    if DEFAULT not in found and _env_portal(settings):  # the `.env` names a portal (its webhook, its account)
         found[DEFAULT] = Tenant(DEFAULT, settings.CRM, "", _env_portal(settings), None)
-    return [found[DEFAULT]] + [found[k] for k in sorted(found) if k != DEFAULT]
+    return sorted(found.values(), key=lambda t: (t.id != DEFAULT, t.id))
 
 
 def find(settings, tenant: str, installs: Installs | None = None) -> Tenant:
@@ -114,11 +115,12 @@ def _portal(data: dict) -> str:
 
 
 def _env_portal(settings) -> str:
+    """The address of the portal or account the `.env` connects to directly, "" when it names none."""
     from urllib.parse import urlsplit
 
-    for name in ("BITRIX_WEBHOOK_URL", "AMOCRM_BASE_URL"):
-        value = getattr(settings, name, None)
-        if value is not None:
-            text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-            return urlsplit(text).netloc
-    return ""
+    name = {"bitrix": "BITRIX_WEBHOOK_URL", "amocrm": "AMOCRM_BASE_URL"}.get(settings.CRM, "")
+    value = getattr(settings, name, None)
+    if value is None:
+        return ""
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    return urlsplit(text).netloc
