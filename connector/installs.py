@@ -79,6 +79,17 @@ class Installs:
             db.executescript(SCHEMA)
             if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='app_installs'").fetchone():
                 db.executescript(MIGRATE_SINGLE)
+                self._name_refs(db)
+
+    def _name_refs(self, db: sqlite3.Connection) -> None:
+        """Migrated installs get their `ref` (when this key opens them; else the next save names it)."""
+        for tenant, crm, data in db.execute("SELECT tenant, crm, data FROM tenant_installs WHERE ref=''").fetchall():
+            try:
+                ref = install_ref(json.loads(self.sealer.open(data)))
+            except (StateError, ValueError):
+                continue
+            db.execute("UPDATE tenant_installs SET ref=? WHERE tenant=? AND crm=?", (ref, tenant, crm))
+        db.commit()
 
     def for_tenant(self, tenant: str) -> Installs:
         """The same file, bound to `tenant`: every read and write below is that tenant's only."""
