@@ -209,7 +209,9 @@ class WebApp:
                 installs[name] = {**shown, "installed_at": _iso(shown.get("installed_at"))}
         worker = self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
-        return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
+        served = sorted({row["tenant"] for row in self.registry.tenants()} | {"default"})
+        return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs,
+                     "tenants": served}
 
 
     def feedback(self, request: Request):

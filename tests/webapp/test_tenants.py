@@ -143,7 +143,9 @@ def test_pages_and_settings_save_stay_inside_the_tenant(hosted):
     assert forged.status_code == 401 and app.tenants["default"].runtime.playbook_version == 0
 
 
-def test_status_lists_the_default_tenants_runs_only(hosted):
+def test_status_shows_the_default_tenants_runs_and_names_every_tenant(hosted):
     app, (a, b, c) = hosted
     body = requests.get(app.url + "/status", headers=admin(), timeout=10).json()
     assert {r["account"] for r in body["runs"]} == {f"bitrix:{a.app.domain}"}
+    assert body["tenants"] == sorted(["default", b.app.member_id, c.app.member_id])
+    assert body["installs"]["bitrix"]["portal"] == a.app.domain
