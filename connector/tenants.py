@@ -1,5 +1,8 @@
 """Tenants: every portal or account the app serves is one, with its own tokens, state and playbook.
 
+An amoCRM account connected through the OAuth redirect (other than the `.env`'s own) is a tenant too,
+`amo-<its host>`, at its own address.
+
 `default` is the `.env`'s portal - the single-portal mode, its state the file STATE_URL names, exactly as
 before tenants. Every other tenant is a Bitrix24 portal that installed the app (its id is the portal's
 member_id, Doc: settings/oauth/index.md "member_id - the portal's unique id, kept when its address
@@ -41,16 +44,27 @@ def state_path(settings, tenant: str) -> Path:
     return base.parent / f"{base.name}.tenants" / f"{check_id(tenant)}.db"
 
 
-def settings_for(settings, tenant: str, crm: str | None = None):
-    """The settings a tenant runs with: the `.env`'s, its own state, never the default portal's webhook."""
+def settings_for(settings, tenant: str, crm: str | None = None, base_url: str | None = None):
+    """The settings a tenant runs with: the `.env`'s, its own state, never the default portal's credentials
+    (its webhook, its long-lived token or code); an amoCRM account's address is its own (`base_url`, else
+    what its install stored)."""
     if tenant == DEFAULT:
         return settings
     path = state_path(settings, tenant)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    update = {"STATE_URL": f"sqlite:///{path}", "BITRIX_WEBHOOK_URL": None}
+    update = {"STATE_URL": f"sqlite:///{path}", "BITRIX_WEBHOOK_URL": None, "AMOCRM_ACCESS_TOKEN": None,
+              "AMOCRM_AUTH_CODE": None}
     if crm:
         update["CRM"] = crm
+    if crm == "amocrm":
+        stored = registry(settings).for_tenant(tenant).get("amocrm") or {}
+        update["AMOCRM_BASE_URL"] = base_url or stored.get("base_url") or None
     return settings.model_copy(update=update)
+
+
+def amocrm_id(host: str) -> str:
+    """An amoCRM account's tenant id, from its address (known before its first grant; `ref` is its id)."""
+    return "amo-" + re.sub(r"[^A-Za-z0-9-]", "_", host.lower())[:60]
 
 
 def registry(settings) -> Installs:

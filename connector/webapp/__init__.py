@@ -34,7 +34,7 @@ from connector.redact import register_secret
 from connector.settings import Settings
 from connector.state import State
 from connector.webapp.http import AppHTTPServer, Request, Route
-from connector.webapp.tenancy import TenantHost, bitrix_tenant
+from connector.webapp.tenancy import TenantHost, amocrm_tenant, bitrix_tenant
 from connector.webapp.worker import Job
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ class WebApp:
         self._prefixes: dict[str, Route] = {}  # POST <prefix><param>, e.g. a webhook address with its secret
         for key in self.default.routes:  # each tenant's own app side answers, once the request names it
             self._routes[key] = partial(self._tenant_route, key)
-        for app in self.apps.values():
-            self._prefixes.update(app.prefix_routes())
+        for prefix in self.default.prefixes:  # a webhook address: the tenant the delivery names checks it
+            self._prefixes[prefix] = partial(self._tenant_route, ("POST", prefix))
         self._prefixes[FEEDBACK_PREFIX] = self.feedback
         self._thread: threading.Thread | None = None
         self._started = False
@@ -113,7 +113,8 @@ class WebApp:
 
     # --- tenants ------------------------------------------------------------------------------
 
-    def tenant(self, tenant: str, *, unverified: bool = False) -> TenantHost:
+    def tenant(self, tenant: str, *, unverified: bool = False, crm: str = "bitrix",
+               base_url: str | None = None) -> TenantHost:
         """The tenant's host, made (and started) the first time a request names it."""
         with self._tenants_lock:
             found = self.tenants.get(tenant)
@@ -122,7 +123,7 @@ class WebApp:
             self._prune_unverified()
             if unverified and len(self._unverified) >= MAX_UNVERIFIED_TENANTS:
                 raise WebhookRejected(429, "too many installs; try again later")
-            found = self.tenants[tenant] = TenantHost(self, tenant, "bitrix")
+            found = self.tenants[tenant] = TenantHost(self, tenant, crm, base_url)
             if unverified:
                 self._unverified.add(tenant)
             if self._started:
@@ -133,7 +134,7 @@ class WebApp:
         """Installs the auth server refused leave no tenant behind (called under the tenants' lock)."""
         for tenant in list(self._unverified):
             host = self.tenants[tenant]
-            if host.installs.get("bitrix"):
+            if host.installs.get(host.crm):
                 self._unverified.discard(tenant)
             elif host.worker.wait_idle(0):
                 self._unverified.discard(tenant)
@@ -143,9 +144,16 @@ class WebApp:
     def _tenant_route(self, key: tuple[str, str], request: Request):
         from connector import tenants
 
-        tenant = bitrix_tenant(self, key[1], request) if key[1].startswith("/bitrix/") else tenants.DEFAULT
-        host = self.tenant(tenant, unverified=tenant not in self.tenants)
-        return host.routes[key](request)
+        crm, base_url, tenant = "bitrix", None, tenants.DEFAULT
+        if key[1].startswith("/bitrix/"):
+            tenant = bitrix_tenant(self, key[1], request)
+        elif key[1].startswith("/amocrm/"):
+            crm = "amocrm"
+            tenant, base_url = amocrm_tenant(self, key[1], request)
+        host = self.tenant(tenant, unverified=tenant not in self.tenants, crm=crm, base_url=base_url)
+        if key in host.routes:
+            return host.routes[key](request)
+        return host.prefixes[key[1]](request)
 
     # --- what routes share ----------------------------------------------------------------------
 

@@ -13,8 +13,12 @@ yet known becomes a new tenant only once the auth server confirms its tokens (Bi
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import re
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from connector import registry, tenants
 from connector.errors import WebhookRejected
@@ -28,15 +32,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-BITRIX = "bitrix"
+BITRIX, AMOCRM = "bitrix", "amocrm"
+_HOST = re.compile(r"^[a-z0-9.-]{1,200}(:\d{1,5})?$")
 
 
 class TenantHost:
     """A tenant's settings, runtime, installs and two workers (syncs and jobs; robots' answers apart)."""
 
-    def __init__(self, web: WebApp, tenant: str, crm: str | None = None) -> None:
-        self.web, self.id = web, tenant
-        self.settings = tenants.settings_for(web.settings, tenant, crm)
+    def __init__(self, web: WebApp, tenant: str, crm: str | None = None, base_url: str | None = None) -> None:
+        self.web, self.id, self.crm = web, tenant, crm or web.settings.CRM
+        self.settings = tenants.settings_for(web.settings, tenant, crm, base_url)
         self.installs = web.registry.for_tenant(tenant)
         self.runtime = Runtime(self.settings, web.today, installs=self.installs)
         self.public_url = web.public_url
@@ -47,6 +52,7 @@ class TenantHost:
         self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
         self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
         self.routes = {key: handler for app in self.apps.values() for key, handler in app.routes().items()}
+        self.prefixes = {p: handler for app in self.apps.values() for p, handler in app.prefix_routes().items()}
 
     def start(self) -> TenantHost:
         self.worker.start()
@@ -92,3 +98,63 @@ def bitrix_tenant(web: WebApp, path: str, request: Request) -> str:
     if not tenants.valid_id(member):
         raise WebhookRejected(400, "auth[member_id] is not a portal id")
     return member
+
+
+def amocrm_tenant(web: WebApp, path: str, request: Request) -> tuple[str, str | None]:
+    """The tenant an amoCRM request is for, and a new account's address (the OAuth redirect only).
+
+    The redirect names its account (`referer`): the `.env`'s account is the default tenant, another account
+    of the same amoCRM (the same parent domain as AMOCRM_BASE_URL: the integration's secret is only ever
+    sent there) is a tenant of its own. The widget's session names its account in the one-time token's
+    issuer, a page address in its signed `account`, a webhook delivery in `account[id]`; each tenant's own
+    checks then verify the signature, secret and account, so a name nobody connected reaches the default
+    tenant's checks and is refused there."""
+    settings = web.settings
+    if path == "/amocrm/oauth":
+        referer = str(request.query.get("referer") or "").strip().lower()
+        base = urlsplit((settings.AMOCRM_BASE_URL or "").strip())
+        if not referer or (settings.CRM == AMOCRM and referer == base.netloc.lower()) \
+                or not _same_amocrm(referer, base.hostname or ""):
+            return tenants.DEFAULT, None  # a foreign address: the default's checks spend the state and refuse
+        return tenants.amocrm_id(referer), f"{base.scheme}://{referer}"
+    if path.startswith("/amocrm/webhook/"):
+        found = web.registry.tenant_of(AMOCRM, text_field(request.form(), "account", "id", max_len=20))
+        return found or tenants.DEFAULT, None
+    if path == "/amocrm/widget/session":
+        host = _issuer(request.headers.get("x-auth-token", ""))
+        tenant = tenants.amocrm_id(host) if host else ""
+        known = tenant and web.registry.for_tenant(tenant).get(AMOCRM)
+        return (tenant if known else tenants.DEFAULT), None
+    if path.startswith("/amocrm/widget/"):
+        given = dict(request.query) if request.method == "GET" else request.form()
+        found = web.registry.tenant_of(AMOCRM, text_field(given, "account", max_len=20))
+        return found or tenants.DEFAULT, None
+    return tenants.DEFAULT, None
+
+
+def _same_amocrm(referer: str, base_host: str) -> bool:
+    """Whether `referer` is an account of the same amoCRM as AMOCRM_BASE_URL (`*.amocrm.ru`; a local
+    emulator's loopback address for a loopback one)."""
+    from connector.settings import is_loopback
+
+    if not _HOST.match(referer) or not base_host:
+        return False
+    host = referer.rsplit(":", 1)[0]
+    if is_loopback(base_host):
+        return is_loopback(host)
+    parent = base_host.lower().split(".", 1)[1] if "." in base_host else ""
+    return "." in parent and host.endswith("." + parent)
+
+
+def _issuer(token: str) -> str:
+    """The account host a widget's one-time token claims (unverified: it only picks whose checks run)."""
+    parts = (token or "").split(".")
+    if len(parts) != 3 or len(token) > 4096:
+        return ""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    issuer = str(claims.get("iss") or "") if isinstance(claims, dict) else ""
+    host = (urlsplit(issuer).netloc or issuer).lower()
+    return host if _HOST.match(host) else ""
