@@ -125,7 +125,10 @@ def forget(settings, tenant: str) -> list[str]:
 
 
 def _portal(data: dict) -> str:
-    return str(data.get("domain") or data.get("subdomain") or data.get("base_url") or "")
+    """The portal's or account's address: Bitrix24's domain, amoCRM's host (its subdomain before addresses)."""
+    from urllib.parse import urlsplit
+
+    return str(data.get("domain") or urlsplit(str(data.get("base_url") or "")).netloc or data.get("subdomain") or "")
 
 
 def _env_portal(settings) -> str:

@@ -111,3 +111,26 @@ def test_a_widget_token_opens_its_own_accounts_pages_only(two):
                         timeout=10).status_code == 401
     forged = requests.post(session, data=form, headers={"X-Auth-Token": b.widget_token(secret="x" * 40)}, timeout=5)
     assert forged.status_code == 401 and a_url != b_url
+
+
+def test_the_cli_lists_and_syncs_an_amocrm_tenant_on_its_own_tokens(two):
+    import json
+    import os
+
+    from tests.conftest import ROOT, run_cli
+
+    app, (a, b) = two
+    b_id = tenants.amocrm_id(urlparse(b.base_url).netloc)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
+    env.update(CRM="amocrm", AMOCRM_BASE_URL=a.base_url, AMOCRM_CLIENT_ID=CLIENT_ID, AMOCRM_CLIENT_SECRET=SECRET,
+               AMOCRM_REDIRECT_URI=a.redirect_uri, STATE_URL=app.settings.STATE_URL, PLAYBOOK=app.settings.PLAYBOOK,
+               PLAYBOOK_LANG="en", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
+    listed = run_cli(["tenants", "list", "--format", "json"], env)
+    assert [(t["tenant"], t["portal"]) for t in json.loads(listed.stdout)["tenants"]] == [
+        ("default", urlparse(a.base_url).netloc), (b_id, urlparse(b.base_url).netloc)]
+    before = runs(app, b_id), runs(app, "default")
+    done = run_cli(["sync", "--tenant", b_id, "--format", "json"], env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tenants"][0]["tenant"] == b_id
+    assert (runs(app, b_id), runs(app, "default")) == (before[0] + 1, before[1])
+    assert b.stats()["token_exchanges"] == 1  # B's stored grant, no new code
