@@ -122,9 +122,8 @@ class BitrixApp:
         self.host = host
         self.settings = host.settings
         self.installs = host.installs
-        # installs checked with the auth server: one budget for every tenant of the deployment
-        self._install_checks: deque[float] = getattr(host, "install_checks", None) or deque()
-        self._install_lock = getattr(host, "install_lock", None) or threading.Lock()
+        self._install_checks: deque[float] = deque()
+        self._install_lock = threading.Lock()
         self._confirmed: dict[str, float] = {}  # digests of robot tokens app.info confirmed, and when
         from connector.webapp.pages import BitrixPages
 

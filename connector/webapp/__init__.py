@@ -22,6 +22,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
 MAX_UNVERIFIED_TENANTS = 5  # portals whose install the auth server is still to confirm, at once
+NEW_TENANTS_PER_WINDOW, NEW_TENANT_WINDOW_SECONDS = 120, 600  # new portals' installs checked, per window
 
 
 class WebApp:
@@ -55,8 +57,7 @@ class WebApp:
             for key, value in (self.registry.for_tenant(row["tenant"]).get(row["crm"]) or {}).items():
                 if key in SECRET_KEYS:
                     register_secret(str(value))
-        self.install_checks: deque[float] = deque()  # installs checked with the auth server lately, all tenants
-        self.install_lock = threading.Lock()
+        self.install_checks: deque[float] = deque()  # when new tenants' installs were taken lately
         self.server = AppHTTPServer((host, port), self)
         self.host, self.port = self.server.server_address[0], self.server.server_address[1]
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
@@ -121,7 +122,7 @@ class WebApp:
             if found is not None:
                 return found
             self._prune_unverified()
-            if unverified and len(self._unverified) >= MAX_UNVERIFIED_TENANTS:
+            if unverified and not self._may_add_tenant():
                 raise WebhookRejected(429, "too many installs; try again later")
             found = self.tenants[tenant] = TenantHost(self, tenant, crm, base_url)
             if unverified:
@@ -129,6 +130,17 @@ class WebApp:
             if self._started:
                 found.start()
             return found
+
+    def _may_add_tenant(self) -> bool:
+        """A portal not yet known costs a check with the auth server: a few at once, a bounded number per
+        window, whoever sends them (called under the tenants' lock)."""
+        now = time.monotonic()
+        while self.install_checks and now - self.install_checks[0] > NEW_TENANT_WINDOW_SECONDS:
+            self.install_checks.popleft()
+        if len(self._unverified) >= MAX_UNVERIFIED_TENANTS or len(self.install_checks) >= NEW_TENANTS_PER_WINDOW:
+            return False
+        self.install_checks.append(now)
+        return True
 
     def _prune_unverified(self) -> None:
         """Installs the auth server refused leave no tenant behind (called under the tenants' lock)."""

@@ -45,7 +45,6 @@ class TenantHost:
         self.installs = web.registry.for_tenant(tenant)
         self.runtime = Runtime(self.settings, web.today, installs=self.installs)
         self.public_url = web.public_url
-        self.install_checks, self.install_lock = web.install_checks, web.install_lock  # one budget for all
         self.worker = Worker(self.runtime.sync, self.runtime.open_state,
                              debounce_seconds=self.settings.EVENT_DEBOUNCE_SECONDS)
         # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
