@@ -74,10 +74,6 @@ class TenantHost:
     def request_sync(self) -> None:
         self.worker.request_sync()
 
-    def queue_sync(self) -> None:
-        """The tenant's next sync, queued (the one line a job queue re-points)."""
-        self.worker.request_sync()
-
     def require_admin(self, request: Request) -> None:
         self.web.require_admin(request)
 
