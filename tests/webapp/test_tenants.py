@@ -149,3 +149,20 @@ def test_status_shows_the_default_tenants_runs_and_names_every_tenant(hosted):
     assert {r["account"] for r in body["runs"]} == {f"bitrix:{a.app.domain}"}
     assert body["tenants"] == sorted(["default", b.app.member_id, c.app.member_id])
     assert body["installs"]["bitrix"]["portal"] == a.app.domain
+
+
+def test_installs_from_portals_not_yet_known_are_few_at_once(portal, installed):
+    """Made-up member_ids cost a check with the auth server each: at most five wait for it at once."""
+    portal.set_latency(1500, call="oauth.token")  # the auth server is slow to answer: the checks are still running
+    try:
+        answers = []
+        for i in range(7):
+            made_up = {"event": "ONAPPINSTALL", "auth": {"access_token": "a" * 32, "refresh_token": f"{i}" * 32,
+                                                          "member_id": f"{i}" * 32, "application_token": "c" * 32}}
+            answers.append(post_form(installed.url + "/bitrix/install", php_form(made_up)).status_code)
+        assert answers == [200] * 5 + [429] * 2
+    finally:
+        portal.set_latency(0, call="oauth.token")
+    for i in range(5):
+        assert installed.tenants[f"{i}" * 32].worker.wait_idle(30)
+    assert [t["tenant"] for t in installed.registry.tenants()] == ["default"]  # none confirmed, none kept
