@@ -133,6 +133,7 @@ class WebApp:
             if found is not None:
                 return found
             self._prune_unverified()
+            unverified = unverified and not self.registry.for_tenant(tenant).get(crm)  # another process's: known
             if unverified and not self._may_add_tenant():
                 raise WebhookRejected(429, "too many installs; try again later")
             found = self.tenants[tenant] = TenantHost(self, tenant, crm, base_url)
