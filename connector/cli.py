@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from datetime import date
 
-from connector import clock, registry
+from connector import clock, registry, tenant_commands
 from connector.errors import InputError, RepeatSalesError
 from connector.render import render_segments, render_sync
 from connector.tables import table
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-blank-cards", action="store_true",
                    help="write even when the plan would clear the values on most customer cards")
     s.add_argument("--format", choices=["table", "json"], default="table")
+    tenant_commands.add_sync_flags(s)
+    tenant_commands.add_parsers(sub)
 
     a = sub.add_parser("analyze", help="segments and metrics from a CSV of transactions, no CRM needed")
     a.add_argument("file")
@@ -139,6 +141,8 @@ def cmd_sync(args) -> int:
     from connector.sync import run_sync
     from playbooks import load_playbook
 
+    if args.tenant or args.all_tenants:
+        return tenant_commands.cmd_sync_tenants(args, written_day, progress_printer)
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING" if args.format == "json" else settings.LOG_LEVEL)
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
@@ -370,6 +374,7 @@ def cmd_state(args) -> int:
 
 
 COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
-            "emulator": cmd_emulator, "state": cmd_state, "amocrm": cmd_amocrm}
+            "emulator": cmd_emulator, "state": cmd_state, "amocrm": cmd_amocrm,
+            "tenants": tenant_commands.cmd_tenants}
 
 __all__ = ["main", "InputError"]

@@ -1,5 +1,10 @@
-"""What the webhook app keeps in the state file: one install per CRM (tokens, verification
+"""What the webhook app keeps in the state file: one install per CRM and tenant (tokens, verification
 secrets), deliveries already seen (CRMs resend), and pending OAuth `state` values.
+
+A tenant is one portal or account the app serves (connector.tenants): `default` is the `.env`'s; every
+other install is filed under its own tenant id, with `ref` - the portal's member_id, the account's id -
+in the clear, so a signed request finds its tenant without opening anyone's tokens. An `Installs` is bound
+to one tenant (`for_tenant`): what it reads and writes is that tenant's only.
 
 Each call opens its own short connection, so HTTP handler threads and the worker can share the
 state safely; `locked()` holds the write lock for read-modify-write (token rotation). SQL: connector/store/app.py.
@@ -16,12 +21,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from connector.errors import StateError
 from connector.sealing import Sealer
 from connector.state import state_failure
 from connector.store import app, engine, migrations
 
 SEEN_KEEP_SECONDS = 3 * 86400  # a delivery resent later than this is treated as new (sync is idempotent anyway)
 LOCK_TIMEOUT_SECONDS = 30
+
+DEFAULT_TENANT = "default"
+
+
+def install_ref(data: dict) -> str:
+    """What names the install's portal or account in the clear: Bitrix24's member_id, amoCRM's account id."""
+    return str(data.get("member_id") or data.get("account_id") or "")
+
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -30,25 +44,42 @@ def _sha(text: str) -> str:
 class Slot:
     """One install row inside a `locked()` transaction: read `data`, `save()` a new value."""
 
-    def __init__(self, db: engine.Db, crm: str, data: dict | None, sealer: Sealer) -> None:
-        self.db, self.crm, self.data, self.sealer = db, crm, data, sealer
+    def __init__(self, db: engine.Db, tenant: str, crm: str, data: dict | None, sealer: Sealer) -> None:
+        self.db, self.tenant, self.crm, self.data, self.sealer = db, tenant, crm, data, sealer
 
     def save(self, data: dict) -> None:
         text = self.sealer.seal(json.dumps(data, separators=(",", ":")))  # tokens inside: sealed at rest
-        app.save_install(self.db, self.crm, text)
+        app.save_install(self.db, self.tenant, self.crm, install_ref(data), text)
         self.data = data
 
     def delete(self) -> None:
-        app.delete_install(self.db, self.crm)
+        app.delete_install(self.db, self.tenant, self.crm)
         self.data = None
 
 
 class Installs:
-    def __init__(self, path: str | Path, sealer: Sealer | None = None) -> None:
+    def __init__(self, path: str | Path, sealer: Sealer | None = None, tenant: str = DEFAULT_TENANT) -> None:
         self.path = path if engine.is_postgres(path) else engine.sqlite_path(path)
         self.sealer = sealer or Sealer()
+        self.tenant = tenant
         with self._connect() as db:
-            migrations.prepare(db)
+            migrations.prepare(db)  # migration 3 files a pre-tenants install as the tenant `default`'s
+            self._name_refs(db)
+
+    def _name_refs(self, db: engine.Db) -> None:
+        """Migrated installs get their `ref` (when this key opens them; else the next save names it)."""
+        for tenant, crm, data in app.unnamed_installs(db):
+            try:
+                ref = install_ref(json.loads(self.sealer.open(data)))
+            except (StateError, ValueError):
+                continue
+            app.name_install(db, tenant, crm, ref)
+
+    def for_tenant(self, tenant: str) -> Installs:
+        """The same file, bound to `tenant`: every read and write below is that tenant's only."""
+        bound = object.__new__(Installs)
+        bound.path, bound.sealer, bound.tenant = self.path, self.sealer, tenant
+        return bound
 
     @contextmanager
     def _connect(self) -> Iterator[engine.Db]:
@@ -65,15 +96,35 @@ class Installs:
 
     def get(self, crm: str) -> dict | None:
         with self._connect() as db:
-            sealed = app.install(db, crm)
+            sealed = app.install(db, self.tenant, crm)
         return json.loads(self.sealer.open(sealed)) if sealed else None
+
+    # --- tenants ------------------------------------------------------------------------------
+
+    def tenant_of(self, crm: str, ref: str) -> str | None:
+        """The tenant whose `crm` install is the portal or account `ref` (member_id, account id), if any."""
+        if not ref:
+            return None
+        with self._connect() as db:
+            return app.tenant_of(db, crm, ref, DEFAULT_TENANT)
+
+    def tenants(self) -> list[dict]:
+        """Every install of every tenant: {tenant, crm, ref, updated_at}, no secret."""
+        with self._connect() as db:
+            rows = app.tenant_installs(db)
+        return [{"tenant": t, "crm": c, "ref": r, "updated_at": u} for t, c, r, u in rows]
+
+    def remove_tenant(self, tenant: str) -> int:
+        """Every install of `tenant` gone (its tokens with them); how many."""
+        with self._connect() as db:
+            return app.remove_tenant(db, tenant)
 
     @contextmanager
     def locked(self, crm: str) -> Iterator[Slot]:
         """One writer across threads, processes and machines; committed on leaving, rolled back on error."""
-        with self._connect() as db, db.tx(lock=f"install:{crm}"):
-            sealed = app.install(db, crm)
-            yield Slot(db, crm, json.loads(self.sealer.open(sealed)) if sealed else None, self.sealer)
+        with self._connect() as db, db.tx(lock=f"install:{self.tenant}:{crm}"):
+            sealed = app.install(db, self.tenant, crm)
+            yield Slot(db, self.tenant, crm, json.loads(self.sealer.open(sealed)) if sealed else None, self.sealer)
 
     def put(self, crm: str, data: dict) -> None:
         with self.locked(crm) as slot:
@@ -116,7 +167,7 @@ class Installs:
     def reseal(self) -> int:
         """Every install sealed with STATE_KEY's first key (key rotation); how many were sealed anew."""
         with self._connect() as db, db.tx(lock="installs"):
-            rows = app.installs(db)
-            for crm, data in rows:
-                app.save_install(db, crm, self.sealer.reseal(data))
+            rows = app.all_installs(db)
+            for tenant, crm, data in rows:
+                app.reseal_install(db, tenant, crm, self.sealer.reseal(data))
         return len(rows)

@@ -9,25 +9,56 @@ import time
 
 from connector.store.engine import Db
 
-# --- installs ---------------------------------------------------------------------------------
+# --- installs (one per tenant and CRM; `ref` names the portal or account in the clear) ------------
 
 
-def install(db: Db, crm: str) -> str | None:
-    row = db.execute("SELECT data FROM app_installs WHERE crm=?", (crm,)).fetchone()
+def install(db: Db, tenant: str, crm: str) -> str | None:
+    row = db.execute("SELECT data FROM tenant_installs WHERE tenant=? AND crm=?", (tenant, crm)).fetchone()
     return row[0] if row else None
 
 
-def save_install(db: Db, crm: str, sealed: str) -> None:
-    db.execute("INSERT INTO app_installs VALUES (?, ?, ?) ON CONFLICT(crm) DO UPDATE SET data=excluded.data, "
-               "updated_at=excluded.updated_at", (crm, sealed, time.time()))
+def save_install(db: Db, tenant: str, crm: str, ref: str, sealed: str) -> None:
+    db.execute("INSERT INTO tenant_installs VALUES (?, ?, ?, ?, ?) ON CONFLICT(tenant, crm) DO UPDATE SET "
+               "ref=excluded.ref, data=excluded.data, updated_at=excluded.updated_at",
+               (tenant, crm, ref, sealed, time.time()))
 
 
-def delete_install(db: Db, crm: str) -> None:
-    db.execute("DELETE FROM app_installs WHERE crm=?", (crm,))
+def delete_install(db: Db, tenant: str, crm: str) -> None:
+    db.execute("DELETE FROM tenant_installs WHERE tenant=? AND crm=?", (tenant, crm))
 
 
-def installs(db: Db) -> list[tuple[str, str]]:
-    return db.execute("SELECT crm, data FROM app_installs").fetchall()
+def tenant_of(db: Db, crm: str, ref: str, default: str) -> str | None:
+    """The tenant whose `crm` install is `ref` (the default tenant first when several are)."""
+    row = db.execute("SELECT tenant FROM tenant_installs WHERE crm=? AND ref=? ORDER BY tenant=? DESC",
+                     (crm, ref, default)).fetchone()
+    return row[0] if row else None
+
+
+def tenant_installs(db: Db) -> list[tuple[str, str, str, float]]:
+    """(tenant, crm, ref, updated at) of every install, no secret."""
+    return db.execute(f"SELECT tenant, crm, ref, updated_at FROM tenant_installs ORDER BY {db.by('tenant')}, "
+                      f"{db.by('crm')}").fetchall()
+
+
+def remove_tenant(db: Db, tenant: str) -> int:
+    return db.execute("DELETE FROM tenant_installs WHERE tenant=?", (tenant,)).rowcount
+
+
+def unnamed_installs(db: Db) -> list[tuple[str, str, str]]:
+    """(tenant, crm, sealed data) of installs migrated from before tenants, whose `ref` is not known yet."""
+    return db.execute("SELECT tenant, crm, data FROM tenant_installs WHERE ref=''").fetchall()
+
+
+def name_install(db: Db, tenant: str, crm: str, ref: str) -> None:
+    db.execute("UPDATE tenant_installs SET ref=? WHERE tenant=? AND crm=?", (ref, tenant, crm))
+
+
+def all_installs(db: Db) -> list[tuple[str, str, str]]:
+    return db.execute("SELECT tenant, crm, data FROM tenant_installs").fetchall()
+
+
+def reseal_install(db: Db, tenant: str, crm: str, sealed: str) -> None:
+    db.execute("UPDATE tenant_installs SET data=? WHERE tenant=? AND crm=?", (sealed, tenant, crm))
 
 
 # --- deliveries and OAuth states ---------------------------------------------------------------

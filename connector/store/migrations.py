@@ -3,7 +3,8 @@
 Version 1 is the layout `connector/state.py` created up to now (a file of that time says schema 1).
 Version 2 adds the tables other modules used to create on first use (installs, amoCRM tokens, card
 fields, feedback answers, saved playbooks), with IF NOT EXISTS, so a file that already has some of
-them keeps their rows. Never edit a migration that has shipped: add the next one.
+them keeps their rows. Version 3 files installs per tenant (connector/tenants.py). Never edit a migration that has shipped:
+add the next one.
 `{real}` and `{serial}` are the engine's types for a float and an auto-numbered key (engine.DDL).
 """
 
@@ -53,6 +54,14 @@ CREATE TABLE IF NOT EXISTS feedback (account TEXT NOT NULL, purchase_id TEXT NOT
     answered_on TEXT NOT NULL, received_at {real} NOT NULL, PRIMARY KEY (account, purchase_id));
 CREATE TABLE IF NOT EXISTS playbook_versions (id {serial},
     saved_at {real} NOT NULL, user_id TEXT NOT NULL, user_name TEXT NOT NULL, note TEXT NOT NULL, data TEXT NOT NULL)
+"""),
+    (3, "installs per tenant: the single install of before is the tenant `default`'s", """
+CREATE TABLE IF NOT EXISTS tenant_installs (tenant TEXT NOT NULL, crm TEXT NOT NULL, ref TEXT NOT NULL,
+    data TEXT NOT NULL, updated_at {real} NOT NULL, PRIMARY KEY (tenant, crm));
+CREATE INDEX IF NOT EXISTS tenant_installs_ref ON tenant_installs (crm, ref);
+INSERT INTO tenant_installs SELECT 'default', crm, '', data, updated_at FROM app_installs WHERE true
+    ON CONFLICT DO NOTHING;
+DROP TABLE app_installs
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -29,12 +29,13 @@ def build_adapter(settings: Settings, installs: Installs):
 class Runtime:
     settings: Settings
     today: Callable[[], date]
-    installs: Installs = field(init=False)
+    installs: Installs | None = None  # the tenant's installs (connector.tenants); None: the default's
     playbook_version: int = field(init=False, default=0)  # the settings page's saved version in force; 0: the file
     _playbook: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.installs = Installs(self.settings.state_target, self.settings.sealer())
+        if self.installs is None:
+            self.installs = Installs(self.settings.state_target, self.settings.sealer())
         self._playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
         self._follow_saved()
 
