@@ -1,6 +1,6 @@
-"""The local snapshot read as columns for the columnar evaluation: purchases and their line items
-fetched in chunks straight out of SQLite (json_extract does the parsing in C), never a Customer
-object per customer. A customer's object is made only when the plan asks for it (`SnapshotCustomers`).
+"""The local snapshot (a SQLite state, through connector.store's Db) read as columns for the
+columnar evaluation: purchases and their line items fetched in chunks straight out of SQLite
+(json_extract does the parsing in C), never a Customer object per customer. A customer's object is made only when the plan asks for it (`SnapshotCustomers`).
 
 The figures equal playbooks.columns.purchase_columns over State.customers() to the bit: the same
 purchases counted (dated on or before today, amount above 0), in the same (date, id) order.
@@ -9,7 +9,6 @@ purchases counted (dated on or before today, amount above 0), in the same (date,
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -43,7 +42,7 @@ class SnapshotColumns:
     rowid: np.ndarray  # each counted purchase's row in the snapshot (its line items are read by it)
 
 
-def read_purchases(db: sqlite3.Connection, account: str, today: date, currency: str, rates: Mapping[str, float],
+def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[str, float],
                    *, paid_field: str | None = None, answers: Mapping[str, int] | None = None) -> SnapshotColumns:
     """Every customer with a purchase in the snapshot, in id order, and its counted purchases."""
     from playbooks.bonus import parse_paid
@@ -134,7 +133,7 @@ class SnapshotCustomers(Sequence[Customer]):
         return {at[c.id]: c for c in with_answers((found[cid] for cid in at), self.answers)}
 
 
-def read_customers(db: sqlite3.Connection, account: str, ids: Sequence[str]) -> dict[str, Customer]:
+def read_customers(db, account: str, ids: Sequence[str]) -> dict[str, Customer]:
     """Customers by id with their purchases in (date, id) order, as State.customers(lean=True) makes
     them, without its shared-value caches: a batch is planned and let go, never held."""
     days: dict[str, date] = {}
@@ -192,7 +191,7 @@ def read_customers(db: sqlite3.Connection, account: str, ids: Sequence[str]) -> 
 _ITEMS = "SELECT p.rowid, j.key, j.value FROM purchases p, json_each(p.data, '$.items') j WHERE p.account=?"
 
 
-def read_items(db: sqlite3.Connection, account: str, snap: SnapshotColumns):
+def read_items(db, account: str, snap: SnapshotColumns):
     """The line items of the counted purchases (playbooks.columnar_learn.ItemColumns), put in the
     order facts.learn_shop walks them (the purchases' order, then each purchase's listed order).
 
@@ -261,7 +260,7 @@ def read_items(db: sqlite3.Connection, account: str, snap: SnapshotColumns):
                        key_categories=[seen_cats.get(k, set()) for k in met])
 
 
-def read_birthdays(db: sqlite3.Connection, account: str, ids: list[str]) -> np.ndarray:
+def read_birthdays(db, account: str, ids: list[str]) -> np.ndarray:
     """Each customer's birthday as month * 100 + day (0: none known), in the order of `ids`."""
     at = {c: i for i, c in enumerate(ids)}
     out = np.zeros(len(ids), dtype=np.int64)
