@@ -184,14 +184,16 @@ def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | No
                        history: PlanHistory | None = None, catalogue: Sequence[Product] | None = None,
                        cac: float | None = None, predict: bool = True, prospects: int = 0,
                        with_items: np.ndarray | None = None, birthdays: bool = True, secret: str = "",
-                       plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                       plan: bool = True, scored: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """evaluate_columns from purchase columns; `customers` (in the columns' order, None: no plan)
     are asked for one by one, and only the ones the plan needs. `with_items` says who has line
-    items (None: unknown), `birthdays` whether any customer can have one."""
+    items (None: unknown), `birthdays` whether any customer can have one, `scored` whether any
+    purchase can carry an NPS answer (a CSV's cannot)."""
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)
-    out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret)
+    out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret,
+                  scored=scored)
     s.extras = extras(s, customers if customers is not None else (), secret)
     if customers is not None and plan:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
