@@ -17,6 +17,7 @@ from connector.model import Action, Customer, Product
 from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
+from playbooks.columnar_bonus import balance_of, bonus_columns
 from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
@@ -39,6 +40,7 @@ class DueColumns:
     customers: Sequence[Customer]
     shop: ShopFacts
     birthdays: bool = True  # some customer may have a birthday (a CSV has none)
+    answers: bool = True  # some purchase may carry an NPS answer (a CSV's cannot)
     start: np.ndarray | None = None  # the counted purchases' columns (PurchaseColumns.start/.day), when known
     day: np.ndarray | None = None
     bonus_days: int | None = None  # days an accrual lives (0: bonuses never burn, -1: no bonus account; None: unknown)
@@ -74,7 +76,8 @@ class DueColumns:
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
-                birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
+                birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = (),
+                answers: bool = True) -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
@@ -113,7 +116,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
-                     customers=customers, shop=shop, birthdays=birthdays, start=s.cols.start, day=s.cols.day,
+                     customers=customers, shop=shop, birthdays=birthdays, answers=answers, start=s.cols.start,
+                     day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
                      bonus_credits=s.bonus_credits or {})
     rules = []
@@ -126,13 +130,17 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
+    # the balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)
+    balances = bonus_columns(s) if pb.bonuses_on and s.cols.paid is not None else None
     for i in np.flatnonzero(anyone).tolist():
         if everyone is not None:
             f = everyone[i]
         else:
             f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
             fill_one(s, f, i)
-        if pb.bonuses_on:  # as engine.fill_bonuses fills it
+        if balances is not None and not balances.slow[i]:
+            f.bonus = balance_of(balances, i)
+        elif pb.bonuses_on:  # as engine.fill_bonuses fills it
             f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
         actions: dict[str, Action] = {}
         for rule, cfg, mask in rules:
@@ -198,7 +206,8 @@ def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | No
     if customers is not None and plan:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
         out["planned"], out["suppressed"] = plan_counts(s, customers, history=history, catalogue=products,
-                                                        with_items=with_items, birthdays=birthdays, secret=secret)
+                                                        with_items=with_items, birthdays=birthdays, secret=secret,
+                                                        answers=scored)
     if s.model_note:
         out["model_note"] = s.model_note
     return s, segment_counts(s), out
