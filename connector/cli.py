@@ -202,7 +202,8 @@ def cmd_analyze(args) -> int:
     cols = purchases.columns(today, playbook.currency, playbook.rates,
                              paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
     segmented, segments, metrics = evaluate_purchases(cols, purchases.customers, today, playbook,
-                                                      with_items=purchases.with_items, birthdays=False, scored=False)
+                                                      with_items=purchases.with_items, birthdays=False, scored=False,
+                                                      bare=True)
     del purchases
     if args.format == "json":
         write_json_stream(sys.stdout, today, reports(segmented), segments, metrics, segmented.model, read)
