@@ -259,3 +259,27 @@ def test_a_csv_with_a_header_only_reads_as_no_purchases(tmp_path):
     table, summary = read_transaction_table(path)
     cols = table.columns(date(2026, 7, 1), "RUB", {})
     assert (table.last_day(), summary.customers, summary.purchases, cols.ids, len(cols.day)) == (None, 0, 0, [], 0)
+
+
+def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_path):
+    """Rows without an order on one day are purchases "day", "day#2" ... "day#12" in the reader's order
+    (amount, product, quantity, then the file's), beside orders of that day - one named like the day
+    itself; the columns order them by id ("day#10" before "day#2"), as purchase_columns does."""
+    from connector.transactions_columns import read_transaction_table
+    from playbooks.columns import purchase_columns
+
+    lines = ["customer_id,date,amount,product,quantity,order_id,category"]
+    for k in range(12):  # equal amount, product and quantity, other categories: the file's order decides
+        lines.append(f"A,2026-03-01,{100 + (k % 2) * 10},{'PQ'[k % 2 if k < 8 else 0]},1,,K{(7 * k) % 12}")
+    lines += ["A,2026-03-01,55,P,1,2026-03-01,", "A,2026-03-01,70,Q,1,Z9,", "A,2026-03-01,20,P,1,Z9,",
+              "A,2026-02-20,300,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-02-01,5,,,,"]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    customers = read_transactions(path)
+    assert "2026-03-01#12" in {p.id for p in customers[0].purchases}
+    table, _ = read_transaction_table(path)
+    assert list(table.customers) == customers
+    today = date(2026, 3, 2)
+    want, got = purchase_columns(customers, today, "RUB", {}), table.columns(today, "RUB", {})
+    for name in ("start", "day", "amount"):
+        assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
