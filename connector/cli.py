@@ -191,7 +191,7 @@ def cmd_analyze(args) -> int:
 
     from connector.transactions_columns import read_transaction_table
     from playbooks import load_playbook
-    from playbooks.columnar import reports
+    from playbooks.columnar_json import report_texts
     from playbooks.columnar_plan import evaluate_purchases
 
     settings = analyze_settings()
@@ -206,7 +206,7 @@ def cmd_analyze(args) -> int:
                                                       bare=True)
     del purchases
     if args.format == "json":
-        write_json_stream(sys.stdout, today, reports(segmented), segments, metrics, segmented.model, read)
+        write_json_stream(sys.stdout, today, report_texts(segmented), segments, metrics, segmented.model, read)
         return 0
     w = ANALYZE_WORDS.get(playbook.lang, ANALYZE_WORDS["en"])
     out = [w["as_of"].format(day=today.isoformat(), n=len(segmented.cols.ids))]
@@ -237,7 +237,8 @@ def analyze_settings():
 
 def write_json_stream(out, today, customers, segments, metrics, model, read) -> None:
     """The `analyze --format json` object of design.md, written 1,000 customers at a time (strict JSON):
-    one json.dumps per batch costs a fraction of one per customer, and the text is the same."""
+    one json.dumps per batch costs a fraction of one per customer, and the text is the same. A customer
+    may come as its JSON text already (playbooks.columnar_json)."""
     out.write(f'{{"as_of": {strict_json(today.isoformat())}, "customers": [')
     batch: list = []
     sep = ""
@@ -245,7 +246,8 @@ def write_json_stream(out, today, customers, segments, metrics, model, read) -> 
         if c is not None:
             batch.append(c)
         if batch and (c is None or len(batch) == 1000):
-            out.write(sep + strict_json(batch)[1:-1])
+            texts = isinstance(batch[0], str)
+            out.write(sep + (", ".join(batch) if texts else strict_json(batch)[1:-1]))
             sep, batch = ", ", []
     out.write(f'], "segments": {strict_json(segments)}, "metrics": {strict_json(metrics)}')
     if model is not None:

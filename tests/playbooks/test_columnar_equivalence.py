@@ -22,6 +22,7 @@ from connector.sync import run_sync
 from connector.transactions_csv import read_transactions
 from playbooks import PlanHistory, evaluate, load_playbook
 from playbooks.columnar import reports
+from playbooks.columnar_json import report_texts
 from playbooks.columnar_plan import evaluate_columns
 
 
@@ -31,8 +32,8 @@ def assert_same(customers, today, book, **kw):
     want = [c.to_json() for c in ref.customers]
     got = list(reports(s))
     assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert json.dumps(g, ensure_ascii=False) == json.dumps(w, ensure_ascii=False)
+    for g, w, text in zip(got, want, report_texts(s), strict=True):
+        assert json.dumps(g, ensure_ascii=False) == json.dumps(w, ensure_ascii=False) == text
     assert segments == ref.segments
     assert json.dumps(metrics) == json.dumps(ref.metrics)
     assert json.dumps(s.model) == json.dumps(ref.model)
@@ -247,6 +248,7 @@ def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
             s, segments, metrics = evaluate_purchases(got, table.customers, today, book, with_items=table.with_items,
                                                       birthdays=False, scored=False, bare=True)
             assert [json.dumps(r) for r in reports(s)] == [json.dumps(c.to_json()) for c in ref.customers]
+            assert list(report_texts(s)) == [json.dumps(c.to_json(), ensure_ascii=False) for c in ref.customers]
             assert segments == ref.segments
             assert json.dumps(metrics) == json.dumps(ref.metrics)
 
