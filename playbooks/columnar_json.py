@@ -13,14 +13,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date
+from json.encoder import encode_basestring
 
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented
-from playbooks.columnar_bonus import bonus_columns, bonus_of
+from playbooks.columnar_bonus import NEVER, bonus_columns, bonus_of
 from playbooks.segments import LEVELS
 
 
 def _text(value) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+_quoted = encode_basestring  # json.dumps(a str, ensure_ascii=False), without the encoder around it
 
 
 def report_texts(s: Segmented) -> Iterator[str]:
@@ -57,16 +61,22 @@ def report_texts(s: Segmented) -> Iterator[str]:
             steps.append("null")
         else:
             metric = n if tiers.by == "purchases" else (m if k else 0)
-            steps.append(_text(round(getattr(specs[nxt], attr) - metric, 2)))
+            steps.append(repr(round(getattr(specs[nxt], attr) - metric, 2)))  # an int or a float
     head = '"currency": ' + _text(pb.currency)
     pred = s.prediction
     lists = {k: v.tolist() for k, v in pred.items()}
     bonuses = bonus_columns(s) if s.cols.paid is not None else None
+    if bonuses is not None:  # bonus_of's keys of the customers it reads from the arrays
+        plain = [f', "bonus_balance": {round(b / 100, 2)!r}, "bonus_expires": '
+                 f'{"null" if x == NEVER else day(x)}, "bonus_expiring": {round(e / 100, 2)!r}'
+                 for b, x, e in zip(bonuses.balance.tolist(), bonuses.next_expiry.tolist(),
+                                    bonuses.expiring.tolist(), strict=True)]
+        slow = bonuses.slow.tolist()
     holds = s.holdout.tolist()
     for i, (cid, n, seg, stage, value, trend, tier) in enumerate(zip(
             s.cols.ids, n_list, s.segment.tolist(), s.lifecycle.tolist(), s.value.tolist(), s.trend.tolist(),
             s.tier.tolist(), strict=True)):
-        text = (f'{{"customer_id": {_text(cid)}, "purchases": {n}, "first_purchase": {firsts[i]}, '
+        text = (f'{{"customer_id": {_quoted(cid)}, "purchases": {n}, "first_purchase": {firsts[i]}, '
                 f'"last_purchase": {lasts[i]}, "recency_days": {rec[i]}, "frequency": {n}, '
                 f'"monetary": {monetary[i]}, "rfm": {codes[i]}, "lifecycle": {stages[stage]}, '
                 f'"value": {levels[value]}, "trend": {trends[trend]}, "tier": {tier_names[tier]}, '
@@ -83,7 +93,10 @@ def report_texts(s: Segmented) -> Iterator[str]:
 
                 more["prediction_note"] = UNCOMPUTABLE_NOTE
         if bonuses is not None:
-            more.update(bonus_of(s, bonuses, i, cid))
+            if more or slow[i]:
+                more.update(bonus_of(s, bonuses, i, cid))
+            else:
+                text += plain[i]
         if n - known[i]:
             more["excluded_other_currency"] = n - known[i]
         if i in s.extras:
