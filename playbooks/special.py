@@ -53,24 +53,33 @@ def expit(x) -> np.ndarray:
 
 def hyp2f1_series(a, b, c, z, *, max_terms: int = 3000) -> np.ndarray:
     """2F1(a, b; c; z) by its Gauss series for 0 <= z < 1, NaN where the series does not settle
-    within max_terms or its terms grew so large against the sum that rounding could show."""
+    within max_terms or its terms grew so large against the sum that rounding could show. Each
+    distinct (a, b, c, z) is summed once (a shop's customers share a few thousand), and only the
+    series not yet settled are carried on."""
     a, b, c, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, c, z)))
-    term = np.ones(a.shape)
-    total = np.ones(a.shape)
-    biggest = np.ones(a.shape)
-    done = np.zeros(a.shape, dtype=bool)
-    bad = ~((z >= 0) & (z < 1)) | (c <= 0)
+    shape = a.shape
+    rows, back = np.unique(np.column_stack([v.ravel() for v in (a, b, c, z)]), axis=0, return_inverse=True)
+    a, b, c, z = rows.T
+    out = np.full(len(a), np.nan)
+    live = np.flatnonzero(((z >= 0) & (z < 1)) & (c > 0))
+    term, total, biggest = np.ones(len(live)), np.ones(len(live)), np.ones(len(live))
+    la, lb, lc, lz = a[live], b[live], c[live], z[live]
     with np.errstate(all="ignore"):
         for n in range(max_terms):
-            term = term * (a + n) * (b + n) / ((c + n) * (n + 1)) * z
+            term = term * (la + n) * (lb + n) / ((lc + n) * (n + 1)) * lz
             total = total + term
             biggest = np.maximum(biggest, np.abs(term))
-            done |= np.abs(term) <= 1e-17 * np.abs(total)
-            bad |= ~np.isfinite(total)
-            if (done | bad).all():
-                break
-    bad |= ~done | (biggest > 1e4 * np.abs(total))
-    return np.where(bad, np.nan, total)
+            done = np.abs(term) <= 1e-17 * np.abs(total)
+            bad = ~np.isfinite(total)
+            if done.any() or bad.any():
+                good = done & ~bad & (biggest <= 1e4 * np.abs(total))
+                out[live[good]] = total[good]
+                keep = ~(done | bad)
+                live, term, total, biggest = live[keep], term[keep], total[keep], biggest[keep]
+                la, lb, lc, lz = la[keep], lb[keep], lc[keep], lz[keep]
+                if not len(live):
+                    break
+    return out[back.ravel()].reshape(shape)
 
 
 def minimise(fun_grad, start: np.ndarray, *, bound: float, gtol: float = 1e-10,
