@@ -82,14 +82,16 @@ def hyp2f1_series(a, b, c, z, *, max_terms: int = 3000) -> np.ndarray:
     return out[back.ravel()].reshape(shape)
 
 
-def minimise(fun_grad, start: np.ndarray, *, bound: float, gtol: float = 1e-10,
+def minimise(fun_grad, start: np.ndarray, *, bound: float, gtol: float = 1e-10, flat: float = 1e-7,
              max_iter: int = 500) -> tuple[np.ndarray, float, np.ndarray] | None:
     """BFGS on a box [-bound, bound] (the step is cut to stay inside), with a backtracking line search;
-    (x, f, gradient) once the largest gradient entry is below gtol, None when it stalls or meets a bound."""
+    (x, f, gradient) once the largest gradient entry is below gtol - or below `flat` where the line search
+    finds no lower value (the objective's rounding reached) - None when it stalls elsewhere or meets a bound."""
     x = np.array(start, dtype=float)
     f, g = fun_grad(x)
     k = len(x)
     h = np.eye(k)
+    still = 0
     for _ in range(max_iter):
         if np.max(np.abs(g)) < gtol:
             return x, f, g
@@ -101,14 +103,17 @@ def minimise(fun_grad, start: np.ndarray, *, bound: float, gtol: float = 1e-10,
         room = np.where(d > 0, (bound - x) / np.where(d > 0, d, 1.0),
                         np.where(d < 0, (-bound - x) / np.where(d < 0, d, -1.0), np.inf))
         step = min(step, float(np.min(room)))
-        for _ in range(60):
+        for _ in range(40):
             x_new = x + step * d
             f_new, g_new = fun_grad(x_new)
             if math.isfinite(f_new) and f_new <= f + 1e-4 * step * (g @ d):
                 break
             step *= 0.5
         else:
-            return None
+            return (x, f, g) if np.max(np.abs(g)) < flat else None
+        still = still + 1 if f_new >= f else 0  # steps that found nothing lower: the rounding is reached
+        if still > 10:
+            return (x, f, g) if np.max(np.abs(g)) < flat else None
         s, y = x_new - x, g_new - g
         sy = float(s @ y)
         x, f, g = x_new, f_new, g_new

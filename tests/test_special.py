@@ -56,3 +56,17 @@ def test_the_optimiser_stops_where_the_gradient_vanishes_and_gives_up_at_a_bound
     x, f, g = special.minimise(rosen, np.array(start), bound=12.0)
     assert np.allclose(x, [1.0, 1.0], atol=1e-8) and np.max(np.abs(g)) < 1e-10
     assert special.minimise(lambda v: (float(-v[0]), np.array([-1.0])), np.array([0.0]), bound=12.0) is None
+
+
+def test_the_optimiser_accepts_a_flat_gradient_where_the_objective_no_longer_changes():
+    """A likelihood summed over a million customers stops changing (rounding) before its gradient is
+    below 1e-10: a gradient below 1e-7 there is the maximum (scipy's fallback asked the same)."""
+    calls = []
+
+    def plateau(v):
+        calls.append(1)
+        gap = v[0] - 1.0  # the gradient never drops below 5e-8: only the flat rule can stop
+        return 1.0 + float(np.round(gap ** 2, 15)), np.array([2 * gap + (5e-8 if gap >= 0 else -5e-8)])
+
+    got = special.minimise(plateau, np.array([4.0]), bound=12.0)
+    assert got is not None and abs(got[0][0] - 1.0) < 1e-7 and len(calls) < 2000
