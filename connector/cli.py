@@ -37,6 +37,12 @@ def _port(value: str) -> int:
     return port
 
 
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a number of processes from 1 to 64, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="repeat-sales", description="Turn one-time buyers into returning "
                                 "customers, inside " + " and ".join(c.brand for c in registry.CRMS.values()) + ".")
@@ -78,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="the webhook app: install callbacks, CRM events, robots, OAuth redirect")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=_port, default=8080, help="0-65535; 0 picks a free port")
+    sv.add_argument("--workers", type=_workers, default=1,
+                    help="processes serving the port (uvicorn), each with its own job worker; default 1")
 
     sc = sub.add_parser("schedule", help="run the full cycle now and then every N minutes, one run at a time")
     sc.add_argument("--every", type=float, metavar="MINUTES", help="default: SCHEDULE_EVERY_MINUTES (60)")
@@ -307,7 +315,7 @@ def cmd_emulator(args) -> int:
 def cmd_serve(args) -> int:
     from connector.webapp import run_serve
 
-    return run_serve(args.host, args.port)
+    return run_serve(args.host, args.port, args.workers)
 
 
 def cmd_schedule(args) -> int:

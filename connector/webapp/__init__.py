@@ -31,8 +31,10 @@ from connector.errors import WebhookRejected
 from connector.redact import register_secret
 from connector.settings import Settings
 from connector.state import State
-from connector.webapp.http import AppHTTPServer, Request, Route
+from connector.webapp import asgi
+from connector.webapp.http import Request, Route
 from connector.webapp.runtime import Runtime
+from connector.webapp.server import DEFAULT_LIMITS, AppServer
 from connector.webapp.worker import Job, Worker
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,10 @@ SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
 
 class WebApp:
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
-                 today: Callable[[], date] | None = None, public_url: str | None = None) -> None:
+                 today: Callable[[], date] | None = None, public_url: str | None = None, listen: bool = True,
+                 watchdog: bool = False) -> None:
+        """`listen`: bind host:port now (OSError when taken), for `start`; else `asgi` is served by
+        `serve --workers N`'s processes (`watchdog`: such a process exits when its job worker dies)."""
         from connector import clock, registry
 
         self.settings = settings
@@ -56,8 +61,8 @@ class WebApp:
                              debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
         # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
         self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
-        self.server = AppHTTPServer((host, port), self)
-        self.host, self.port = self.server.server_address[0], self.server.server_address[1]
+        self.server = AppServer(host, port) if listen else DEFAULT_LIMITS  # the limits live on it
+        self.host, self.port = self.server.server_address if listen else (host, port)
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
         self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
         self._routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status}
@@ -66,7 +71,8 @@ class WebApp:
             self._routes.update(app.routes())
             self._prefixes.update(app.prefix_routes())
         self._prefixes[FEEDBACK_PREFIX] = self.feedback
-        self._thread: threading.Thread | None = None
+        self._stop_timeout = 60.0
+        self.asgi = asgi.build(self, self.server, watchdog=watchdog)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -75,19 +81,22 @@ class WebApp:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> WebApp:
-        self.worker.start()
-        self.robots.start()
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="repeat-sales-webapp", daemon=True)
-        self._thread.start()
+        """Serve on host:port from a thread (the job workers start with the app)."""
+        self.server.start(self.asgi)
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop taking requests, then let the worker finish everything it accepted."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.robots.stop(timeout)
-        self.worker.stop(timeout)
+        self._stop_timeout = timeout
+        self.server.stop(timeout)
+
+    def start_workers(self) -> None:
+        self.worker.start()
+        self.robots.start()
+
+    def stop_workers(self) -> None:
+        self.robots.stop(self._stop_timeout)
+        self.worker.stop(self._stop_timeout)
 
     def __enter__(self) -> WebApp:
         return self.start()
@@ -220,21 +229,21 @@ def settings_secrets(settings: Settings) -> tuple[str, ...]:
     return tuple(v.get_secret_value() for v in values if isinstance(v, SecretStr))
 
 
-def run_serve(host: str, port: int) -> int:
-    """`repeat-sales serve`: serve until SIGTERM/SIGINT, then finish the accepted work and exit 0."""
+def run_serve(host: str, port: int, workers: int = 1) -> int:
+    """`repeat-sales serve`: serve until SIGTERM/SIGINT, then finish the accepted work and exit 0;
+    `workers` > 1: that many processes on one socket (uvicorn's supervisor), each with its job worker."""
     from connector.redact import setup_logging
     from connector.settings import load_settings
 
     settings = load_settings()
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
     State(settings.state_path).close()  # a damaged or read-only state file stops here, not at the first event
+    if workers > 1:
+        return _serve_processes(settings, host, port, workers)
     try:
         app = WebApp(settings, host=host, port=port)
     except OSError as exc:
-        hint = ("another process listens there: stop it or choose another --port"
-                if exc.errno == errno.EADDRINUSE else "check --host and --port")
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})", file=sys.stderr)
-        return 1
+        return _cannot_listen(host, port, exc)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -251,4 +260,40 @@ def run_serve(host: str, port: int) -> int:
     return 0
 
 
-__all__ = ["WebApp", "run_serve"]
+def hosted_app():
+    """The app of one `serve --workers N` process (uvicorn imports it by name in each process)."""
+    from connector.redact import setup_logging
+    from connector.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
+    return WebApp(settings, listen=False, watchdog=True).asgi
+
+
+def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> int:
+    import os
+
+    from connector.webapp.server import listen, run_workers
+
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        return _cannot_listen(host, port, exc)
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    if not settings.APP_PUBLIC_URL:  # the processes load the settings anew: tell them where they are seen
+        os.environ["APP_PUBLIC_URL"] = url
+    log.info("serving url=%s public_url=%s crm=%s workers=%s", url, settings.APP_PUBLIC_URL or url, settings.CRM,
+             workers)
+    print(f"serving on {url} (public {settings.APP_PUBLIC_URL or url}, {workers} processes)", file=sys.stderr,
+          flush=True)
+    return run_workers(sock, workers)
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> int:
+    hint = ("another process listens there: stop it or choose another --port"
+            if exc.errno == errno.EADDRINUSE else "check --host and --port")
+    print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})", file=sys.stderr)
+    return 1
+
+
+__all__ = ["WebApp", "hosted_app", "run_serve"]
