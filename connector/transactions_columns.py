@@ -58,6 +58,7 @@ class TransactionTable:
         # each customer's purchases in the reader's order (Customer.purchases), as indexes into the arrays
         self._reader = np.lexsort((pos, self.cust))
         self._start = np.concatenate(([0], np.cumsum(np.bincount(self.cust, minlength=len(ids)))))
+        self._iso: dict[int, str] = {}  # a day's ISO text, the id of its purchases without an order
         summary.customers = len(ids)
         summary.purchases = len(self.cust)
 
@@ -97,7 +98,11 @@ class TransactionTable:
             d = rows._date(day)
             order = rows.order[group[0]]
             items = tuple(rows._item(m) for m in group if rows.product[m] and rows.amount[m] >= 0)
-            pid = strings[order] if order else d.isoformat() if k == 1 else f"{d.isoformat()}#{k}"
+            if order:
+                pid = strings[order]
+            else:
+                pid = self._iso.get(day) or self._iso.setdefault(day, d.isoformat())
+                pid = pid if k == 1 else f"{pid}#{k}"
             purchases.append(Purchase(id=pid, customer_id=cid, date=d, amount=amount, currency=strings[cur],
                                       items=items))
         name, email, phone = rows.profile.get(ci, ("", "", ""))
