@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from datetime import date
 
-from connector import clock, registry
+from connector import clock, registry, tenant_commands
 from connector.errors import InputError, RepeatSalesError
 from connector.render import render_segments, render_sync
 from connector.tables import table
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-blank-cards", action="store_true",
                    help="write even when the plan would clear the values on most customer cards")
     s.add_argument("--format", choices=["table", "json"], default="table")
+    tenant_commands.add_sync_flags(s)
+    tenant_commands.add_parsers(sub)
 
     a = sub.add_parser("analyze", help="segments and metrics from a CSV of transactions, no CRM needed")
     a.add_argument("file")
@@ -139,12 +141,14 @@ def cmd_sync(args) -> int:
     from connector.sync import run_sync
     from playbooks import load_playbook
 
+    if args.tenant or args.all_tenants:
+        return tenant_commands.cmd_sync_tenants(args, written_day, progress_printer)
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING" if args.format == "json" else settings.LOG_LEVEL)
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     dry_run = args.dry_run or settings.DRY_RUN
     today = written_day(args.as_of, clock.today(settings.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
-    state = State(settings.state_path)  # first: a damaged or read-only file stops the run before any request
+    state = State(settings.state_target)  # first: a damaged or read-only file stops the run before any request
     adapter = registry.make_adapter(settings)
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
@@ -380,14 +384,15 @@ def cmd_state(args) -> int:
     if settings.STATE_KEY is None:
         settings.require("STATE_KEY")
     sealer = settings.sealer()
-    installs = Installs(settings.state_path, sealer).reseal()
-    tokens = reseal_tokens(settings.state_path, sealer)
+    installs = Installs(settings.state_target, sealer).reseal()
+    tokens = reseal_tokens(settings.state_target, sealer)
     print(f"sealed with the first key of STATE_KEY: {installs} app install(s), {tokens} amoCRM token pair(s); "
           "older keys may now be dropped from STATE_KEY")
     return 0
 
 
 COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
-            "emulator": cmd_emulator, "state": cmd_state, "amocrm": cmd_amocrm}
+            "emulator": cmd_emulator, "state": cmd_state, "amocrm": cmd_amocrm,
+            "tenants": tenant_commands.cmd_tenants}
 
 __all__ = ["main", "InputError"]

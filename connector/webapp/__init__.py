@@ -22,8 +22,11 @@ import logging
 import signal
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import partial
 
 from pydantic import SecretStr
 
@@ -33,13 +36,15 @@ from connector.settings import Settings
 from connector.state import State
 from connector.webapp import asgi
 from connector.webapp.http import Request, Route
-from connector.webapp.runtime import Runtime
 from connector.webapp.server import DEFAULT_LIMITS, AppServer
-from connector.webapp.worker import Job, Worker
+from connector.webapp.tenancy import TenantHost, amocrm_tenant, bitrix_tenant
+from connector.webapp.worker import Job
 
 log = logging.getLogger(__name__)
 
 SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
+MAX_UNVERIFIED_TENANTS = 5  # portals whose install the auth server is still to confirm, at once
+NEW_TENANTS_PER_WINDOW, NEW_TENANT_WINDOW_SECONDS = 120, 600  # new portals' installs checked, per window
 
 
 class WebApp:
@@ -48,29 +53,37 @@ class WebApp:
                  watchdog: bool = False) -> None:
         """`listen`: bind host:port now (OSError when taken), for `start`; else `asgi` is served by
         `serve --workers N`'s processes (`watchdog`: such a process exits when its job worker dies)."""
-        from connector import clock, registry
+        from connector import clock, tenants
 
         self.settings = settings
-        self.runtime = Runtime(settings, today or (lambda: clock.today(settings.TIMEZONE)))
-        self.installs = self.runtime.installs
-        for crm in registry.NAMES:  # keep stored secrets out of any log line
-            for key, value in (self.installs.get(crm) or {}).items():
+        self.today = today or (lambda: clock.today(settings.TIMEZONE))
+        self.registry = tenants.registry(settings)  # every tenant's installs; bound to the default tenant
+        for row in self.registry.tenants():  # keep stored secrets out of any log line
+            for key, value in (self.registry.for_tenant(row["tenant"]).get(row["crm"]) or {}).items():
                 if key in SECRET_KEYS:
                     register_secret(str(value))
-        self.worker = Worker(self.runtime.sync, self.runtime.open_state,
-                             debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
-        # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
-        self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
+        self.install_checks: deque[float] = deque()  # when new tenants' installs were taken lately
         self.server = AppServer(host, port) if listen else DEFAULT_LIMITS  # the limits live on it
         self.host, self.port = self.server.server_address if listen else (host, port)
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
-        self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
+        self._tenants_lock = threading.Lock()
+        self._unverified: set[str] = set()  # tenants made for an install the auth server has not confirmed yet
+        self.default = TenantHost(self, tenants.DEFAULT)
+        self.tenants: dict[str, TenantHost] = {tenants.DEFAULT: self.default}
+        for row in self.registry.tenants():
+            if row["tenant"] not in self.tenants:
+                self.tenants[row["tenant"]] = TenantHost(self, row["tenant"], row["crm"])
+        # the default tenant's parts under their single-portal names (status, tests, the scheduled job)
+        self.runtime, self.installs = self.default.runtime, self.default.installs
+        self.worker, self.robots, self.apps = self.default.worker, self.default.robots, self.default.apps
         self._routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status}
         self._prefixes: dict[str, Route] = {}  # POST <prefix><param>, e.g. a webhook address with its secret
-        for app in self.apps.values():
-            self._routes.update(app.routes())
-            self._prefixes.update(app.prefix_routes())
+        for key in self.default.routes:  # each tenant's own app side answers, once the request names it
+            self._routes[key] = partial(self._tenant_route, key)
+        for prefix in self.default.prefixes:  # a webhook address: the tenant the delivery names checks it
+            self._prefixes[prefix] = partial(self._tenant_route, ("POST", prefix))
         self._prefixes[FEEDBACK_PREFIX] = self.feedback
+        self._started = False
         self._stop_timeout = 60.0
         self.asgi = asgi.build(self, self.server, watchdog=watchdog)
 
@@ -91,18 +104,80 @@ class WebApp:
         self.server.stop(timeout)
 
     def start_workers(self) -> None:
-        self.worker.start()
-        self.robots.start()
+        """Every known tenant's workers; a tenant met later starts its own (`tenant`)."""
+        with self._tenants_lock:
+            for tenant in self.tenants.values():
+                tenant.start()
+            self._started = True
 
     def stop_workers(self) -> None:
-        self.robots.stop(self._stop_timeout)
-        self.worker.stop(self._stop_timeout)
+        with self._tenants_lock:
+            hosts = list(self.tenants.values())
+            self._started = False
+        for tenant in hosts:
+            tenant.stop(self._stop_timeout)
 
     def __enter__(self) -> WebApp:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    # --- tenants ------------------------------------------------------------------------------
+
+    def tenant(self, tenant: str, *, unverified: bool = False, crm: str = "bitrix",
+               base_url: str | None = None) -> TenantHost:
+        """The tenant's host, made (and started) the first time a request names it."""
+        with self._tenants_lock:
+            found = self.tenants.get(tenant)
+            if found is not None:
+                return found
+            self._prune_unverified()
+            unverified = unverified and not self.registry.for_tenant(tenant).get(crm)  # another process's: known
+            if unverified and not self._may_add_tenant():
+                raise WebhookRejected(429, "too many installs; try again later")
+            found = self.tenants[tenant] = TenantHost(self, tenant, crm, base_url)
+            if unverified:
+                self._unverified.add(tenant)
+            if self._started:
+                found.start()
+            return found
+
+    def _may_add_tenant(self) -> bool:
+        """A portal not yet known costs a check with the auth server: a few at once, a bounded number per
+        window, whoever sends them (called under the tenants' lock)."""
+        now = time.monotonic()
+        while self.install_checks and now - self.install_checks[0] > NEW_TENANT_WINDOW_SECONDS:
+            self.install_checks.popleft()
+        if len(self._unverified) >= MAX_UNVERIFIED_TENANTS or len(self.install_checks) >= NEW_TENANTS_PER_WINDOW:
+            return False
+        self.install_checks.append(now)
+        return True
+
+    def _prune_unverified(self) -> None:
+        """Installs the auth server refused leave no tenant behind (called under the tenants' lock)."""
+        for tenant in list(self._unverified):
+            host = self.tenants[tenant]
+            if host.installs.get(host.crm):
+                self._unverified.discard(tenant)
+            elif host.worker.wait_idle(0):
+                self._unverified.discard(tenant)
+                del self.tenants[tenant]
+                host.stop(5)
+
+    def _tenant_route(self, key: tuple[str, str], request: Request):
+        from connector import tenants
+
+        crm, base_url, tenant = "bitrix", None, tenants.DEFAULT
+        if key[1].startswith("/bitrix/"):
+            tenant = bitrix_tenant(self, key[1], request)
+        elif key[1].startswith("/amocrm/"):
+            crm = "amocrm"
+            tenant, base_url = amocrm_tenant(self, key[1], request)
+        host = self.tenant(tenant, unverified=tenant not in self.tenants, crm=crm, base_url=base_url)
+        if key in host.routes:
+            return host.routes[key](request)
+        return host.prefixes[key[1]](request)
 
     # --- what routes share ----------------------------------------------------------------------
 
@@ -145,7 +220,9 @@ class WebApp:
     # --- routes ---------------------------------------------------------------------------------
 
     def healthz(self, request: Request):
-        if not self.worker.alive() or not self.robots.alive():
+        with self._tenants_lock:
+            hosts = list(self.tenants.values())
+        if not all(t.worker.alive() and t.robots.alive() for t in hosts):
             return 503, {"status": "worker stopped"}
         return 200, {"status": "ok"}
 
@@ -164,7 +241,9 @@ class WebApp:
                 installs[name] = {**shown, "installed_at": _iso(shown.get("installed_at"))}
         worker = self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
-        return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
+        served = sorted({row["tenant"] for row in self.registry.tenants()} | {"default"})
+        return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs,
+                     "tenants": served}
 
 
     def feedback(self, request: Request):
@@ -237,7 +316,7 @@ def run_serve(host: str, port: int, workers: int = 1) -> int:
 
     settings = load_settings()
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
-    State(settings.state_path).close()  # a damaged or read-only state file stops here, not at the first event
+    State(settings.state_target).close()  # a damaged or read-only state file stops here, not at the first event
     if workers > 1:
         return _serve_processes(settings, host, port, workers)
     try:

@@ -29,12 +29,13 @@ def build_adapter(settings: Settings, installs: Installs):
 class Runtime:
     settings: Settings
     today: Callable[[], date]
-    installs: Installs = field(init=False)
+    installs: Installs | None = None  # the tenant's installs (connector.tenants); None: the default's
     playbook_version: int = field(init=False, default=0)  # the settings page's saved version in force; 0: the file
     _playbook: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.installs = Installs(self.settings.state_path, self.settings.sealer())
+        if self.installs is None:
+            self.installs = Installs(self.settings.state_target, self.settings.sealer())
         self._playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
         self._follow_saved()
 
@@ -52,14 +53,14 @@ class Runtime:
     def _follow_saved(self) -> None:
         from connector.webapp.pages.versions import latest_playbook, newest_number
 
-        if newest_number(self.settings.state_path) > self.playbook_version:
-            saved = latest_playbook(self.settings.state_path)
+        if newest_number(self.settings.state_target) > self.playbook_version:
+            saved = latest_playbook(self.settings.state_target)
             if saved is not None:
                 self.playbook_version, self._playbook = saved
 
     def open_state(self) -> State:
         """A State for the calling thread (SQLite connections stay in the thread that made them)."""
-        return State(self.settings.state_path)
+        return State(self.settings.state_target)
 
     def sync(self, state: State, *, full: bool = False) -> SyncReport:
         """One incremental (or full) cycle; raises StateLocked when another run holds the lock."""
