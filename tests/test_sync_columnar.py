@@ -19,6 +19,7 @@ from connector.feedback import FeedbackAnswers, with_answers
 from connector.state import State
 from connector.sync import run_sync
 from playbooks import PlanHistory, evaluate, load_playbook
+from tests.store_engines import fresh_schema
 
 SHOP_DAY = date(2026, 6, 15)
 VARIANTS = {
@@ -36,7 +37,7 @@ VARIANTS = {
 REFERRALS = {"rules": {"referral": {"code": {"title": "Код {code}"}, "thanks": {"title": "Спасибо"}}}}
 
 
-def _synced(crm: str, tmp_path):
+def _synced(crm: str, target):
     """A state after two real syncs a week apart (the second one writes the first one's follow-ups)."""
     if crm == "bitrix":
         from connector.bitrix import BitrixAdapter
@@ -50,7 +51,7 @@ def _synced(crm: str, tmp_path):
 
         emu = AmoEmulator(customers=300, seed=42, today=SHOP_DAY)
         make = lambda: AmoAdapter(emu.base_url, access_token=emu.access_token)  # noqa: E731
-    state = State(tmp_path / "s.db")
+    state = State(target)
     with emu:
         for day in (SHOP_DAY - timedelta(days=7), SHOP_DAY):
             adapter = make()
@@ -70,9 +71,14 @@ def _reference(state: State, account: str, today: date, book, secret: str = ""):
                     prospects=state.prospect_count(account), secret=secret)
 
 
-@pytest.mark.parametrize("crm", ["bitrix", "amocrm"])
-def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(crm, tmp_path):
-    state, account = _synced(crm, tmp_path)
+@pytest.mark.parametrize(("crm", "engine"), [("bitrix", "sqlite"), ("amocrm", "sqlite"), ("bitrix", "postgresql")])
+def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(crm, engine, tmp_path, request):
+    """On PostgreSQL too: the purchases' day, amount and currency are columns of their own there as well."""
+    if engine == "postgresql":
+        target = fresh_schema(request.getfixturevalue("pg_url"), "columnar")
+    else:
+        target = tmp_path / "s.db"
+    state, account = _synced(crm, target)
     ids = [r[0] for r in state.db.execute("SELECT id FROM purchases WHERE account=? ORDER BY id", (account,))]
     answers = FeedbackAnswers(state)
     for k, pid in enumerate(ids[::9]):  # posted NPS answers: the nps rule and the director's NPS read them

@@ -22,9 +22,25 @@ from connector.store.sqlite_file import connect_private
 
 PG_PREFIXES = ("postgresql://",)
 STREAM_ROWS = 2000
+class _DataField(dict):
+    """`{data[date]}` in a migration: the text of a top-level field of the row's `data` JSON."""
+
+    def __init__(self, pg: bool) -> None:
+        super().__init__()
+        self.pg = pg
+
+    def __missing__(self, key: str) -> str:
+        return data_field(self.pg, "data", key)
+
+
+def data_field(pg: bool, column: str, key: str) -> str:
+    """The text (SQLite: the value) of top-level field `key` (a name from the code) of a JSON column."""
+    return f"(({column})::jsonb ->> '{key}')" if pg else f"json_extract({column}, '$.{key}')"
+
+
 DDL = {
-    "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
-    "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY"},
+    "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "data": _DataField(False)},
+    "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY", "data": _DataField(True)},
 }
 
 
