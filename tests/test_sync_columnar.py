@@ -10,12 +10,16 @@ plan (every action, in order) and what the guards held back.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
+from itertools import islice
 
 import pytest
 
+from connector.crm import PullPage
 from connector.evaluate_columns import evaluate_snapshot
 from connector.feedback import FeedbackAnswers, with_answers
+from connector.fields import CardFacts, card_facts, snapshot_card_facts
 from connector.state import State
 from connector.sync import run_sync
 from playbooks import PlanHistory, evaluate, load_playbook
@@ -79,6 +83,13 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
     else:
         target = tmp_path / "s.db"
     state, account = _synced(crm, target)
+    some = [replace(c, tags=frozenset({"rs-segment:new", "vip"} if k % 2 else {"vip"}))
+            for k, c in enumerate(islice(state.customers(account), 6))]  # cards holding the segment tag
+    state.absorb(account, PullPage(customers=some), state.start_run(account, "sync", False))
+    facts = {c.id: card_facts(c) for c in state.customers(account)}  # the card fields' pass, from columns
+    assert snapshot_card_facts(state.db, account) == {k: f for k, f in facts.items() if f != CardFacts(frozenset(), "")}
+    assert any(f.next_purchase for f in facts.values())
+    assert sum(1 for f in facts.values() if f.segment_tags) == 3
     ids = [r[0] for r in state.db.execute("SELECT id FROM purchases WHERE account=? ORDER BY id", (account,))]
     answers = FeedbackAnswers(state)
     for k, pid in enumerate(ids[::9]):  # posted NPS answers: the nps rule and the director's NPS read them

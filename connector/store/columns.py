@@ -62,3 +62,16 @@ def birthdays(db: Db, account: str) -> Iterator[tuple[str, str]]:
     born, params = db.json_text("data", "birthday")
     yield from db.execute(f"SELECT id, {born} FROM customers WHERE account=? AND {born} IS NOT NULL",
                           (*params, account, *params))
+
+
+def purchase_days(db: Db, account: str) -> Iterator[tuple[str, str | None]]:
+    """(customer id, day) of every purchase, grouped by customer (the card fields' next purchase)."""
+    yield from db.stream(f"SELECT customer_id, day FROM purchases WHERE account=? ORDER BY {db.by('customer_id')}",
+                         (account,))
+
+
+def tags_holding(db: Db, account: str, text: str) -> Iterator[tuple[str, str]]:
+    """(customer id, JSON list of its card's tags) of the cards with a tag containing `text`."""
+    tags, params = db.json_text("data", "tags")
+    yield from db.execute(f"SELECT id, {tags} FROM customers WHERE account=? AND {tags} LIKE ?",
+                          (*params, account, *params, f"%{text}%"))
