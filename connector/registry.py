@@ -32,7 +32,12 @@ class Crm:
         return f"{self.brand} {self.place}"
 
     def make_adapter(self, settings, installs=None):
-        return checked(importlib.import_module(self.adapter).make_adapter(settings, installs))
+        adapter = checked(importlib.import_module(self.adapter).make_adapter(settings, installs))
+        if getattr(settings, "QUEUE_URL", None) is not None:  # many workers: one request budget per portal
+            from connector.jobs.budget import share
+
+            share(adapter.client, settings, self.name)
+        return adapter
 
     def emulated(self, emu):
         """The real adapter pointed at a running emulator of this CRM (the demo)."""

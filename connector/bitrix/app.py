@@ -108,9 +108,14 @@ def bind_tabs(client: BitrixClient, handler: str) -> list[str]:
 
 
 def app_client(settings: Settings, installs: Installs) -> BitrixClient:
+    from connector.jobs.budget import share
+
     tokens = app_tokens(settings, installs)
-    return BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
-                        requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND, request_pool=settings.BITRIX_REQUEST_POOL)
+    client = BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
+                          requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
+                          request_pool=settings.BITRIX_REQUEST_POOL)
+    share(client, settings, CRM)  # QUEUE_URL set: the portal's budget shared by all workers
+    return client
 
 
 def _same(given: str, stored: str) -> bool:

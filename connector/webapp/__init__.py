@@ -56,6 +56,11 @@ class WebApp:
                              debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
         # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
         self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
+        self.queued = None  # QUEUE_URL: each job kept in the inbox before the answer, run by `repeat-sales worker`
+        if settings.QUEUE_URL is not None:
+            from connector.jobs.serving import QueuedWork
+
+            self.queued = QueuedWork(self, settings)
         self.server = AppHTTPServer((host, port), self)
         self.host, self.port = self.server.server_address[0], self.server.server_address[1]
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
@@ -75,8 +80,9 @@ class WebApp:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> WebApp:
-        self.worker.start()
-        self.robots.start()
+        if self.queued is None:
+            self.worker.start()
+            self.robots.start()
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="repeat-sales-webapp", daemon=True)
         self._thread.start()
@@ -114,14 +120,21 @@ class WebApp:
         raise WebhookRejected(404, "not found")
 
     def submit(self, job: Job) -> None:
-        self.worker.submit(job)
+        (self.queued or self.worker).submit(job)
 
     def submit_robot(self, job: Job) -> None:
         """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
-        self.robots.submit(job)
+        if self.queued is not None:
+            self.queued.submit_robot(job)
+        else:
+            self.robots.submit(job)
 
     def request_sync(self) -> None:
-        self.worker.request_sync()
+        (self.queued or self.worker).request_sync()
+
+    def worker_alive(self) -> bool:
+        """The in-process workers run (with QUEUE_URL the workers are other processes: always True here)."""
+        return self.queued is not None or (self.worker.alive() and self.robots.alive())
 
     def require_admin(self, request: Request) -> None:
         """`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; unset ADMIN_TOKEN locks the route."""
@@ -136,7 +149,7 @@ class WebApp:
     # --- routes ---------------------------------------------------------------------------------
 
     def healthz(self, request: Request):
-        if not self.worker.alive() or not self.robots.alive():
+        if not self.worker_alive():
             return 503, {"status": "worker stopped"}
         return 200, {"status": "ok"}
 
@@ -153,7 +166,7 @@ class WebApp:
             if stored:
                 shown = app.install_status(stored)
                 installs[name] = {**shown, "installed_at": _iso(shown.get("installed_at"))}
-        worker = self.worker.snapshot()
+        worker = self.queued.snapshot() if self.queued else self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
         return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
 
@@ -242,7 +255,7 @@ def run_serve(host: str, port: int) -> int:
     log.info("serving url=%s public_url=%s crm=%s", app.url, app.public_url, settings.CRM)
     print(f"serving on {app.url} (public {app.public_url})", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
-        if not app.worker.alive():
+        if not app.worker_alive():
             log.error("the worker stopped; exiting")
             app.stop()
             return 1

@@ -1,0 +1,80 @@
+"""One schedule for all tenants, through the queue (`repeat-sales worker --beat`).
+
+Each tenant has its interval (SCHEDULE_EVERY_MINUTES) and quiet hours (SCHEDULE_QUIET_HOURS, on
+TIMEZONE's clock: no scheduled run starts then; events still sync). A tick queues a sync request
+for every tenant that is due; "due" is a Redis key set NX for the tenant's interval, so two
+schedulers started by mistake still queue one run per interval, and the tenant lock (tenant_lock.py)
+keeps a run that outlasts its interval from overlapping the next: the next waits, then runs.
+Beat's fixed crontab cannot read intervals and quiet hours that each tenant keeps for itself, so
+this is Celery beat's job done by a loop of our own that only queues.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class TenantSchedule:
+    tenant: str
+    every_minutes: float
+    quiet: tuple[int, int] | None = None  # (from hour, to hour), may wrap midnight
+    timezone: str | None = None
+
+
+def in_quiet_hours(hour: int, quiet: tuple[int, int] | None) -> bool:
+    if quiet is None:
+        return False
+    start, end = quiet
+    return start <= hour < end if start < end else (hour >= start or hour < end)
+
+
+def tenant_schedules(settings) -> list[TenantSchedule]:
+    """Every tenant's schedule; the .env portal is the one tenant until tenants keep overrides of their own."""
+    from connector import clock
+    from connector.jobs.serving import tenant_of
+    from connector.webapp.runtime import Runtime
+
+    tenant = tenant_of(Runtime(settings, lambda: clock.today(settings.TIMEZONE)))
+    return [TenantSchedule(tenant, settings.SCHEDULE_EVERY_MINUTES, settings.quiet_hours(), settings.TIMEZONE)]
+
+
+class Scheduler:
+    def __init__(self, redis: Redis, request_sync: Callable[[str, str], object],
+                 schedules: Callable[[], list[TenantSchedule]], *, now: Callable[[], float] = time.time) -> None:
+        self.redis, self.request_sync, self.schedules, self.now = redis, request_sync, schedules, now
+
+    def tick(self) -> dict[str, str]:
+        """Queue every due tenant's sync: {tenant: "queued" | "quiet" | "not due" | "failed"}."""
+        outcome: dict[str, str] = {}
+        for plan in self.schedules():
+            local = datetime.fromtimestamp(self.now(), ZoneInfo(plan.timezone) if plan.timezone else None)
+            if in_quiet_hours(local.hour, plan.quiet):
+                outcome[plan.tenant] = "quiet"
+                continue
+            try:
+                due = self.redis.set(f"rs:due:{plan.tenant}", str(self.now()), nx=True,
+                                     ex=max(1, int(plan.every_minutes * 60)))
+            except RedisError as exc:
+                log.warning("schedule tenant=%s not queued: %s", plan.tenant, exc)
+                outcome[plan.tenant] = "failed"
+                continue
+            if not due:
+                outcome[plan.tenant] = "not due"
+                continue
+            self.request_sync(plan.tenant, "schedule")
+            outcome[plan.tenant] = "queued"
+            log.info("schedule tenant=%s sync=queued every_minutes=%g", plan.tenant, plan.every_minutes)
+        return outcome
