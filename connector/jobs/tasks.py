@@ -18,6 +18,7 @@ from celery import Celery
 from connector import clock, registry
 from connector.errors import RepeatSalesError, StateLocked
 from connector.jobs.broker import ROBOTS, TASKS, JobQueue, lock_seconds, redis_client
+from connector.jobs.serving import tenant_of
 from connector.jobs.tenant_lock import TenantLock
 from connector.webapp.runtime import Runtime
 
@@ -49,10 +50,10 @@ class JobHost:
         return self.apps[crm]
 
     def request_sync(self) -> None:
-        self.queue.request_sync(self.tenant, "job")
+        self.queue.request_sync(tenant_of(self.runtime), "job")
 
     def submit(self, job) -> None:  # a job's own follow-up (none today) goes through the queue too
-        from connector.jobs.serving import job_payload
+        from connector.jobs.serving import job_payload  # noqa: PLC0415
 
         self.queue.put(self.tenant, job.name, "jobs", job_payload(self, job))
 
@@ -139,8 +140,8 @@ class Runner:
             return "failed"
         finally:
             state.close()
-        if payload.get("sync"):
-            self.queue.request_sync(tenant, entry.kind)  # kept before this job is done: never lost in between
+        if payload.get("sync"):  # kept before this job is done: never lost in between; an install names its tenant now
+            self.queue.request_sync(tenant_of(host.runtime), entry.kind)
         self.inbox.done([entry.id])
         log.info("worker job=%s id=%s done", entry.kind, entry.id)
         return "done"
@@ -158,5 +159,8 @@ def register(app: Celery, settings) -> Runner:
 
     for name in set(TASKS.values()):
         app.task(name=name, bind=True, acks_late=True)(task)
-    app.task(name="repeat_sales.sweep")(lambda: runner.queue.sweep())
+    def sweep() -> int:
+        return runner.queue.sweep()
+
+    app.task(name="repeat_sales.sweep")(sweep)
     return runner
