@@ -2,8 +2,8 @@
 
 Each tenant has its interval (SCHEDULE_EVERY_MINUTES) and quiet hours (SCHEDULE_QUIET_HOURS, on
 TIMEZONE's clock: no scheduled run starts then; events still sync). A tick queues a sync request
-for every tenant that is due; "due" is a Redis key set NX for the tenant's interval, so two
-schedulers started by mistake still queue one run per interval, and the tenant lock (tenant_lock.py)
+for every tenant that is due; the next due time is kept in Redis and moved on by one atomic call, so
+two schedulers started by mistake still queue one run per interval, and the tenant lock (tenant_lock.py)
 keeps a run that outlasts its interval from overlapping the next: the next waits, then runs.
 Beat's fixed crontab cannot read intervals and quiet hours that each tenant keeps for itself, so
 this is Celery beat's job done by a loop of our own that only queues.
@@ -24,6 +24,13 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 5.0
+# 1 and the next due time stored when the tenant is due at ARGV[1] (one caller wins), else 0
+DUE = """
+local due = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) < due then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -55,18 +62,20 @@ class Scheduler:
     def __init__(self, redis: Redis, request_sync: Callable[[str, str], object],
                  schedules: Callable[[], list[TenantSchedule]], *, now: Callable[[], float] = time.time) -> None:
         self.redis, self.request_sync, self.schedules, self.now = redis, request_sync, schedules, now
+        self._due = redis.register_script(DUE)
 
     def tick(self) -> dict[str, str]:
         """Queue every due tenant's sync: {tenant: "queued" | "quiet" | "not due" | "failed"}."""
         outcome: dict[str, str] = {}
         for plan in self.schedules():
-            local = datetime.fromtimestamp(self.now(), ZoneInfo(plan.timezone) if plan.timezone else None)
+            now = self.now()
+            local = datetime.fromtimestamp(now, ZoneInfo(plan.timezone) if plan.timezone else None)
             if in_quiet_hours(local.hour, plan.quiet):
                 outcome[plan.tenant] = "quiet"
                 continue
+            interval = plan.every_minutes * 60
             try:
-                due = self.redis.set(f"rs:due:{plan.tenant}", str(self.now()), nx=True,
-                                     ex=max(1, int(plan.every_minutes * 60)))
+                due = self._due(keys=[f"rs:due:{plan.tenant}"], args=[now, now + interval, int(2 * interval) + 60])
             except RedisError as exc:
                 log.warning("schedule tenant=%s not queued: %s", plan.tenant, exc)
                 outcome[plan.tenant] = "failed"

@@ -117,3 +117,13 @@ def test_a_robot_call_is_answered_before_a_backlog_of_syncs(redis_server, portal
     wait_for(lambda: portal.app.returned(token) and all_done(state_db(values)), timeout=60)
     rows = {r["id"]: r for r in inbox_rows(state_db(values))}
     assert all(rows[robot["id"]]["started_at"] < rows[r["id"]]["started_at"] for r in backlog), rows
+
+
+def test_a_worker_with_beat_queues_the_tenants_scheduled_sync(redis_server, portal, webapp, workers, values):
+    workers.start()
+    install(portal, webapp, values)
+    syncs = sum(r["kind"] == "sync" for r in inbox_rows(state_db(values)))
+    workers.start("--beat")  # the tenant is due at once, then every SCHEDULE_EVERY_MINUTES
+    wait_for(lambda: sum(r["kind"] == "sync" for r in inbox_rows(state_db(values))) == syncs + 1
+             and all_done(state_db(values)), timeout=60)
+    assert max(markers(portal).values()) == 1, workers.logs()
