@@ -32,12 +32,7 @@ class Crm:
         return f"{self.brand} {self.place}"
 
     def make_adapter(self, settings, installs=None):
-        adapter = checked(importlib.import_module(self.adapter).make_adapter(settings, installs))
-        if getattr(settings, "QUEUE_URL", None) is not None:  # many workers: one request budget per portal
-            from connector.jobs.budget import share
-
-            share(adapter.client, settings, self.name)
-        return adapter
+        return checked(importlib.import_module(self.adapter).make_adapter(settings, installs))
 
     def emulated(self, emu):
         """The real adapter pointed at a running emulator of this CRM (the demo)."""

@@ -108,14 +108,12 @@ def bind_tabs(client: BitrixClient, handler: str) -> list[str]:
 
 
 def app_client(settings: Settings, installs: Installs) -> BitrixClient:
-    from connector.jobs.budget import share
+    from connector.bitrix import share_budget
 
     tokens = app_tokens(settings, installs)
-    client = BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
-                          requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
-                          request_pool=settings.BITRIX_REQUEST_POOL)
-    share(client, settings, CRM)  # QUEUE_URL set: the portal's budget shared by all workers
-    return client
+    return share_budget(BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
+                                     requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
+                                     request_pool=settings.BITRIX_REQUEST_POOL), settings)
 
 
 def _same(given: str, stored: str) -> bool:

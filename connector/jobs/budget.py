@@ -5,8 +5,9 @@ Bitrix24 counts requests in a leaky bucket - 50 in a burst, draining 2 a second 
 that overflows it is answered 503 QUERY_LIMIT_EXCEEDED. amoCRM allows 7 requests in any second
 (AMOCRM_REQUESTS_PER_SECOND). Each client's own limiter counts only its process; with ten workers on
 one portal they would send ten times the budget. With QUEUE_URL set every client takes its turn from
-one bucket per portal in Redis (one Lua call, Redis' own clock), a few requests under the portal's
-size so that network jitter never tips it over.
+one bucket per portal in Redis (one Lua call, Redis' own clock). Each adapter names its shape
+(connector/bitrix, connector/amocrm `shared_budget`), a few requests under the portal's size so
+that network jitter never tips it over.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-BITRIX_SAFETY = 2  # requests kept free in the portal's bucket: two arriving closer than they left us
 AMOCRM_WINDOW_SECONDS = 1.1  # the adapter's own margin (WINDOW_MARGIN_SECONDS) on the one-second window
 KEY_TTL_MS = 120_000
 
@@ -85,18 +85,12 @@ class SharedBudget:
             self.sleep(wait_ms / 1000)
 
 
-def share(client, settings, crm: str) -> None:
-    """Put a CRM client on its portal's shared budget when QUEUE_URL is set (nothing otherwise)."""
+def shared(settings, key: str, *, shape: str, size: int, per_second: float = 0, fallback=None) -> SharedBudget | None:
+    """The bucket `key` (a CRM and its portal) every worker shares when QUEUE_URL is set; None otherwise.
+    `shape`: "leaky" (`size` in a burst, draining `per_second`) or "window" (`size` in any second)."""
     if settings.QUEUE_URL is None:
-        return
+        return None
     from connector.jobs.broker import redis_client
 
-    redis = redis_client(settings)
-    if crm == "bitrix":
-        size = max(1, settings.BITRIX_REQUEST_POOL - BITRIX_SAFETY)
-        client.gate = SharedBudget(redis, f"rs:budget:bitrix:{client.portal}", shape="leaky", size=size,
-                                   per_second=settings.BITRIX_REQUESTS_PER_SECOND)
-    elif crm == "amocrm":
-        client.limiter = SharedBudget(redis, f"rs:budget:amocrm:{client.host}", shape="window",
-                                      size=max(1, int(settings.AMOCRM_REQUESTS_PER_SECOND)), per_second=0,
-                                      fallback=client.limiter)
+    return SharedBudget(redis_client(settings), f"rs:budget:{key}", shape=shape, size=max(1, size),
+                        per_second=per_second, fallback=fallback)

@@ -10,6 +10,7 @@ import time
 
 from queue_support import QUEUE_URL, ROOT, wait_for
 
+from emulators.amocrm import AmoEmulator
 from emulators.bitrix import BitrixEmulator
 
 CALLS = 20
@@ -25,15 +26,22 @@ here = pathlib.Path(sys.argv[2])
 while not (here / "go").exists():
     time.sleep(0.01)
 for _ in range(int(sys.argv[1])):
-    adapter.client.call("crm.deal.fields")
+    if hasattr(adapter.client, "call"):
+        adapter.client.call("crm.deal.fields")
+    else:
+        adapter.client.request("GET", "/api/v4/account")
 adapter.close()
 """
 
 
 def run_processes(portal, tmp_path, queue_url: str | None) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_", "QUEUE_"))}
-    env.update(CRM="bitrix", BITRIX_WEBHOOK_URL=portal.webhook_url, BITRIX_REQUEST_POOL="10",
-               BITRIX_REQUESTS_PER_SECOND="10", STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT))
+    env.update(STATE_URL=f"sqlite:///{tmp_path / 'state.db'}", PYTHONPATH=str(ROOT))
+    if isinstance(portal, AmoEmulator):
+        env.update(CRM="amocrm", AMOCRM_BASE_URL=portal.base_url, AMOCRM_ACCESS_TOKEN=portal.access_token)
+    else:
+        env.update(CRM="bitrix", BITRIX_WEBHOOK_URL=portal.webhook_url, BITRIX_REQUEST_POOL="10",
+                   BITRIX_REQUESTS_PER_SECOND="10")
     if queue_url:
         env["QUEUE_URL"] = queue_url
     procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(CALLS), str(tmp_path), str(i)], env=env,
@@ -57,6 +65,14 @@ def test_processes_sharing_a_portal_never_make_it_answer_503(redis_server, tmp_p
         stats = portal.stats()
     assert stats["requests"].get("crm.deal.fields") == CALLS * PROCESSES
     assert stats["rate_limited"] == 0, f"{stats['rate_limited']} answers 503 in {seconds:.1f} s"
+
+
+def test_processes_sharing_an_amocrm_account_stay_within_its_requests_per_second(redis_server, tmp_path):
+    with AmoEmulator(customers=5, seed=3, rate_limit=True) as account:
+        run_processes(account, tmp_path, QUEUE_URL)
+        stats = account.stats()
+    assert stats["requests"].get("GET /api/v4/account") == CALLS * PROCESSES
+    assert stats["rate_limited"] == 0 and stats["blocked"] == 0
 
 
 def test_without_the_shared_budget_the_same_processes_overflow_the_portal(tmp_path):
