@@ -58,7 +58,8 @@ class RedisServer:
                                      stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)
         client = redis_lib.Redis(port=REDIS_PORT, socket_connect_timeout=0.5)
         try:
-            wait_for(lambda: self._ping(client), timeout=10, step=0.05)
+            wait_for(lambda: self.proc.poll() is not None or self._ping(client), timeout=10, step=0.05)
+            assert client.info("server")["process_id"] == self.proc.pid  # ours, not another server on the port
         except AssertionError:
             raise AssertionError(f"redis-server did not start on {REDIS_PORT} (busy port?): "
                                  f"{(self.dir / 'redis.log').read_text()[-500:]}") from None
