@@ -17,8 +17,8 @@ from celery import Celery
 
 from connector import clock, registry
 from connector.errors import RepeatSalesError, StateLocked
-from connector.jobs.broker import ROBOTS, TASKS, JobQueue, lock_seconds, redis_client
-from connector.jobs.serving import tenant_of
+from connector.jobs.broker import JOBS, ROBOTS, TASKS, JobQueue, lock_seconds, redis_client
+from connector.jobs.serving import job_payload, tenant_of
 from connector.jobs.tenant_lock import TenantLock
 from connector.webapp.runtime import Runtime
 
@@ -53,9 +53,10 @@ class JobHost:
         self.queue.request_sync(tenant_of(self.runtime), "job")
 
     def submit(self, job) -> None:  # a job's own follow-up (none today) goes through the queue too
-        from connector.jobs.serving import job_payload  # noqa: PLC0415
+        self.queue.put(self.tenant, job.name, JOBS, job_payload(self, job))
 
-        self.queue.put(self.tenant, job.name, "jobs", job_payload(self, job))
+    def submit_robot(self, job) -> None:
+        self.queue.put(self.tenant, job.name, ROBOTS, job_payload(self, job))
 
 
 class Busy(Exception):
