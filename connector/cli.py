@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from datetime import date
 
-from connector import clock, registry
+from connector import clock, registry, tenant_commands
 from connector.errors import InputError, RepeatSalesError
 from connector.render import render_segments, render_sync
 from connector.tables import table
@@ -35,6 +35,12 @@ def _port(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, got {value!r}")
     return port
+
+
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a number of processes from 1 to 64, got {value!r}")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-blank-cards", action="store_true",
                    help="write even when the plan would clear the values on most customer cards")
     s.add_argument("--format", choices=["table", "json"], default="table")
+    tenant_commands.add_sync_flags(s)
+    tenant_commands.add_parsers(sub)
 
     a = sub.add_parser("analyze", help="segments and metrics from a CSV of transactions, no CRM needed")
     a.add_argument("file")
@@ -78,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="the webhook app: install callbacks, CRM events, robots, OAuth redirect")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=_port, default=8080, help="0-65535; 0 picks a free port")
+    sv.add_argument("--workers", type=_workers, default=1,
+                    help="processes serving the port (uvicorn), each with its own job worker; default 1")
 
     sc = sub.add_parser("schedule", help="run the full cycle now and then every N minutes, one run at a time")
     sc.add_argument("--every", type=float, metavar="MINUTES", help="default: SCHEDULE_EVERY_MINUTES (60)")
@@ -140,6 +150,8 @@ def cmd_sync(args) -> int:
     from connector.sync import run_sync
     from playbooks import load_playbook
 
+    if args.tenant or args.all_tenants:
+        return tenant_commands.cmd_sync_tenants(args, written_day, progress_printer)
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING" if args.format == "json" else settings.LOG_LEVEL)
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
@@ -298,7 +310,7 @@ def cmd_emulator(args) -> int:
 def cmd_serve(args) -> int:
     from connector.webapp import run_serve
 
-    return run_serve(args.host, args.port)
+    return run_serve(args.host, args.port, args.workers)
 
 
 def cmd_schedule(args) -> int:
@@ -379,6 +391,7 @@ def cmd_state(args) -> int:
 
 
 COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "worker": cmd_worker, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
-            "emulator": cmd_emulator, "state": cmd_state, "amocrm": cmd_amocrm}
+            "emulator": cmd_emulator, "state": cmd_state, "amocrm": cmd_amocrm,
+            "tenants": tenant_commands.cmd_tenants}
 
 __all__ = ["main", "InputError"]

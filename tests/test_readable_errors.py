@@ -116,6 +116,24 @@ def test_serve_with_an_impossible_port_is_bad_usage_naming_the_flag(port, cli_en
     assert_one_line_error(result, "--port", "65535")
 
 
+@pytest.mark.parametrize("workers", ["0", "65", "two"])
+def test_serve_with_an_impossible_number_of_workers_is_bad_usage_naming_the_flag(workers, cli_env, tmp_path):
+    result = run(["serve", "--workers", workers], env_for(cli_env, tmp_path / "state.db"), tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result, "--workers", "1 to 64")
+
+
+def test_serve_with_workers_on_a_port_in_use_exits_1_naming_it(cli_env, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(["serve", "--port", str(port), "--workers", "2"], env_for(cli_env, tmp_path / "state.db"),
+                     tmp_path)
+    assert result.returncode == 1
+    assert_one_line_error(result, f"127.0.0.1:{port}", "another process listens there")
+
+
 def test_serve_on_a_port_in_use_exits_1_naming_it(cli_env, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

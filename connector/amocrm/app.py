@@ -118,7 +118,8 @@ class AmoApp:
             previous = self.installs.get(CRM)
             # stored before the webhook exists, so its first delivery already finds the secret
             self.installs.put(CRM, {"account_id": int(account["id"]), "subdomain": str(account["subdomain"]),
-                                    "secret": secret, "destination": destination, "installed_at": time.time()})
+                                    "secret": secret, "destination": destination, "installed_at": time.time(),
+                                    "base_url": self.settings.AMOCRM_BASE_URL.strip()})
             adapter.client.request("POST", "/api/v4/webhooks", kind="write",
                                    json_body={"destination": destination, "settings": WEBHOOK_EVENTS})
             if previous and previous.get("destination") and previous["destination"] != destination:

@@ -53,8 +53,11 @@ class WidgetRoutes:
         return secret.get_secret_value().encode()
 
     def _sign(self, fields: dict[str, str]) -> str:
+        """Signed with a key of this account's own (the integration's secret and the account's address): accounts
+        sharing the integration (tenants) never accept each other's page addresses."""
         text = "&".join(f"{k}={fields[k]}" for k in sorted(fields))
-        return hmac.new(hmac.new(self._key(), b"rs-widget-page", hashlib.sha256).digest(), text.encode(),
+        label = b"rs-widget-page:" + urlparse(self.settings.AMOCRM_BASE_URL.strip()).netloc.lower().encode()
+        return hmac.new(hmac.new(self._key(), label, hashlib.sha256).digest(), text.encode(),
                         hashlib.sha256).hexdigest()
 
     def preflight(self, request):

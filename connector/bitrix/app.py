@@ -27,9 +27,9 @@ from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from connector.bitrix import sms
 from connector.bitrix.app_auth import CRM, app_tokens
 from connector.bitrix.client import BitrixClient
+from connector.bitrix.install import install as prepare_portal
 from connector.bitrix.mapping import GenderSource, customer_ref, text
 from connector.bitrix.rights import read_rights
 from connector.bitrix.robot import read_customer
@@ -183,7 +183,8 @@ class BitrixApp:
         if not self._may_check_install():
             self.installs.forget_seen(key)
             return 429, {"error": "too many installs; try again later"}, {"Retry-After": str(INSTALL_WINDOW_SECONDS)}
-        try:  # the tokens are checked with the auth server by the worker; until then nothing is stored
+        try:  # the tokens are checked with the auth server by the worker; until then nothing is stored.
+            # `sync=True`: once the portal is prepared, the tenant's first sync follows on its own worker
             self.host.submit(Job("bitrix.install", run=partial(self.complete_install, auth), sync=True))
         except Exception:
             self.installs.forget_seen(key)
@@ -220,16 +221,18 @@ class BitrixApp:
                     else:
                         client.call("bizproc.robot.add", {"CODE": code, **fields})
                 robots = [CLASSIFY, CALENDAR]
-                trigger = sms.register_trigger(client)  # the admin binds the robot "Send SMS" to it (README)
-                if trigger:
-                    log.warning("bitrix app install: SMS trigger not registered: %s", trigger)
             tabs = bind_tabs(client, f"{self.host.public_url}/bitrix/tab") if rights.allows("tabs") else []
+            # the portal prepared as `repeat-sales install` does: card fields, and the SMS trigger the admin binds
+            # the robot "Send SMS" to (README); a portal whose installer is no admin says what is missing
+            prepared = prepare_portal(client, rights=rights)
         finally:
             client.close()
         missing = [gap["message"] for gap in rights.missing(["robots", "tasks", "workflows", "tabs"])]
+        missing += [line for line in prepared.missing if line not in missing]
         with self.installs.locked(CRM) as slot:
             if slot.data:
                 slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": robots, "tabs": tabs, "missing": missing,
+                           "fields": prepared.created + prepared.existing,
                            "app": {"ID": app.get("ID"), "CODE": app.get("CODE")}, "public_url": self.host.public_url})
         for line in missing:
             log.warning("bitrix app install: %s", line)

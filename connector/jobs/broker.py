@@ -69,8 +69,10 @@ class JobQueue:
         self.send(entry_id, tenant, kind, lane, countdown=countdown)
         return entry_id
 
-    def request_sync(self, tenant: str, reason: str = "event") -> int:
-        return self.put(tenant, "sync", JOBS, {"reason": reason}, countdown=self.settings.EVENT_DEBOUNCE_SECONDS)
+    def request_sync(self, tenant: str, reason: str = "event", where: dict | None = None) -> int:
+        """`where`: the tenant's CRM and address, for the worker to rebuild its host (serving.where)."""
+        return self.put(tenant, "sync", JOBS, {"reason": reason, **(where or {})},
+                        countdown=self.settings.EVENT_DEBOUNCE_SECONDS)
 
     def send(self, entry_id: int, tenant: str, kind: str, lane: str, *, countdown: float = 0) -> bool:
         task = TASKS["sync"] if kind == "sync" else TASKS[lane]

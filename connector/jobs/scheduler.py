@@ -39,6 +39,7 @@ class TenantSchedule:
     every_minutes: float
     quiet: tuple[int, int] | None = None  # (from hour, to hour), may wrap midnight
     timezone: str | None = None
+    crm: str | None = None  # the tenant's CRM, for the worker that runs its sync
 
 
 def in_quiet_hours(hour: int, quiet: tuple[int, int] | None) -> bool:
@@ -49,17 +50,22 @@ def in_quiet_hours(hour: int, quiet: tuple[int, int] | None) -> bool:
 
 
 def tenant_schedules(settings) -> list[TenantSchedule]:
-    """Every tenant's schedule; the .env portal is the one tenant until tenants keep overrides of their own."""
-    from connector import clock
-    from connector.jobs.serving import tenant_of
-    from connector.webapp.runtime import Runtime
+    """Every tenant's schedule (the `.env`'s portal is the tenant `default`), each from its own settings."""
+    from connector import tenants
 
-    tenant = tenant_of(Runtime(settings, lambda: clock.today(settings.TIMEZONE)))
-    return [TenantSchedule(tenant, settings.SCHEDULE_EVERY_MINUTES, settings.quiet_hours(), settings.TIMEZONE)]
+    own_portal = settings.BITRIX_WEBHOOK_URL if settings.CRM == "bitrix" else settings.AMOCRM_BASE_URL
+    found = {tenants.DEFAULT: settings.CRM} if own_portal else {}  # the `.env`'s own portal, if it names one
+    for row in tenants.registry(settings).tenants():
+        found.setdefault(row["tenant"], row["crm"])
+    plans = []
+    for tenant, crm in found.items():
+        own = tenants.settings_for(settings, tenant, crm)
+        plans.append(TenantSchedule(tenant, own.SCHEDULE_EVERY_MINUTES, own.quiet_hours(), own.TIMEZONE, crm))
+    return plans
 
 
 class Scheduler:
-    def __init__(self, redis: Redis, request_sync: Callable[[str, str], object],
+    def __init__(self, redis: Redis, request_sync: Callable[[str, str, dict], object],
                  schedules: Callable[[], list[TenantSchedule]], *, now: Callable[[], float] = time.time) -> None:
         self.redis, self.request_sync, self.schedules, self.now = redis, request_sync, schedules, now
         self._due = redis.register_script(DUE)
@@ -83,7 +89,7 @@ class Scheduler:
             if not due:
                 outcome[plan.tenant] = "not due"
                 continue
-            self.request_sync(plan.tenant, "schedule")
+            self.request_sync(plan.tenant, "schedule", {"tenant_crm": plan.crm})
             outcome[plan.tenant] = "queued"
             log.info("schedule tenant=%s sync=queued every_minutes=%g", plan.tenant, plan.every_minutes)
         return outcome

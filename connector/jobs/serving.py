@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from connector.errors import RepeatSalesError
 from connector.jobs.broker import JOBS, ROBOTS, JobQueue
+
+
+def where(host) -> dict:
+    """How a worker rebuilds the tenant's host (connector.tenants.settings_for): its CRM, an amoCRM account's
+    address."""
+    crm = getattr(host, "crm", None) or host.settings.CRM
+    return {"tenant_crm": crm, "base_url": host.settings.AMOCRM_BASE_URL if crm == "amocrm" else None}
 
 
 def job_payload(host, job) -> dict:
@@ -19,33 +25,24 @@ def job_payload(host, job) -> dict:
         raise TypeError(f"job {job.name}: a queued job is a CRM app's method with JSON arguments")
     crm = next((name for name, app in host.apps.items() if app is run.func.__self__), None)
     return {"crm": crm, "method": run.func.__name__, "args": list(run.args), "sync": job.sync,
-            "public_url": host.public_url}
-
-
-def tenant_of(runtime) -> str:
-    """The tenant a request belongs to: the state's account of the configured CRM (until tenants have ids
-    of their own); `default` before the CRM is installed."""
-    try:
-        return runtime.account()
-    except (RepeatSalesError, ValueError):
-        return "default"
+            "public_url": host.public_url, **where(host)}
 
 
 class QueuedWork:
-    """The three hooks the routes call (`submit`, `submit_robot`, `request_sync`), on the queue."""
+    """A tenant's three hooks the routes call (`submit`, `submit_robot`, `request_sync`), on the queue."""
 
     def __init__(self, host, settings) -> None:
-        self.host = host
+        self.host = host  # a TenantHost: its `id` is the tenant every task names
         self.queue = JobQueue(settings)
 
     def submit(self, job) -> None:
-        self.queue.put(tenant_of(self.host.runtime), job.name, JOBS, job_payload(self.host, job))
+        self.queue.put(self.host.id, job.name, JOBS, job_payload(self.host, job))
 
     def submit_robot(self, job) -> None:
-        self.queue.put(tenant_of(self.host.runtime), job.name, ROBOTS, job_payload(self.host, job))
+        self.queue.put(self.host.id, job.name, ROBOTS, job_payload(self.host, job))
 
     def request_sync(self) -> None:
-        self.queue.request_sync(tenant_of(self.host.runtime))
+        self.queue.request_sync(self.host.id, "event", where(self.host))
 
     def snapshot(self) -> dict:
         return {"queue": "redis", **self.queue.inbox.counts()}

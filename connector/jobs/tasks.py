@@ -15,10 +15,10 @@ import time
 
 from celery import Celery
 
-from connector import clock, registry
+from connector import clock, registry, tenants
 from connector.errors import RepeatSalesError, StateLocked
 from connector.jobs.broker import JOBS, ROBOTS, TASKS, JobQueue, lock_seconds, redis_client
-from connector.jobs.serving import job_payload, tenant_of
+from connector.jobs.serving import job_payload, where
 from connector.jobs.tenant_lock import TenantLock
 from connector.webapp.runtime import Runtime
 
@@ -33,16 +33,17 @@ class JobHost:
     """What a CRM app's job method needs of the webhook app, in a worker: settings, runtime, installs,
     the public address the job was accepted at, and a way to queue follow-up work."""
 
-    def __init__(self, settings, queue: JobQueue, tenant: str, public_url: str | None = None) -> None:
-        self.settings, self.queue, self.tenant = settings, queue, tenant
-        self.refresh()
+    def __init__(self, settings, queue: JobQueue, tenant: str, where: dict, public_url: str | None = None) -> None:
+        self.id, self.queue, self.crm = tenant, queue, where.get("tenant_crm") or settings.CRM
+        self.settings = tenants.settings_for(settings, tenant, self.crm, where.get("base_url"))
+        self.installs = tenants.registry(settings).for_tenant(tenant)
         self.public_url = (public_url or settings.APP_PUBLIC_URL or "").rstrip("/")
         self.apps: dict = {}
+        self.refresh()
 
     def refresh(self) -> None:
         """A fresh runtime for each job: a playbook saved on the settings page since counts."""
-        self.runtime = Runtime(self.settings, lambda: clock.today(self.settings.TIMEZONE))
-        self.installs = self.runtime.installs
+        self.runtime = Runtime(self.settings, lambda: clock.today(self.settings.TIMEZONE), installs=self.installs)
 
     def app(self, crm: str):
         if crm not in self.apps:
@@ -50,13 +51,13 @@ class JobHost:
         return self.apps[crm]
 
     def request_sync(self) -> None:
-        self.queue.request_sync(tenant_of(self.runtime), "job")
+        self.queue.request_sync(self.id, "job", where(self))
 
     def submit(self, job) -> None:  # a job's own follow-up (none today) goes through the queue too
-        self.queue.put(self.tenant, job.name, JOBS, job_payload(self, job))
+        self.queue.put(self.id, job.name, JOBS, job_payload(self, job))
 
     def submit_robot(self, job) -> None:
-        self.queue.put(self.tenant, job.name, ROBOTS, job_payload(self, job))
+        self.queue.put(self.id, job.name, ROBOTS, job_payload(self, job))
 
 
 class Busy(Exception):
@@ -69,13 +70,13 @@ class Runner:
         self.queue = JobQueue(settings)
         self.inbox = self.queue.inbox
         self.redis = redis_client(settings)
-        self._hosts: dict[tuple[str, str | None], JobHost] = {}
+        self._hosts: dict[tuple, JobHost] = {}
 
-    def host(self, tenant: str, public_url: str | None = None) -> JobHost:
+    def host(self, tenant: str, where: dict, public_url: str | None = None) -> JobHost:
         """One host per tenant and address, its CRM apps built once (their pages warm a view when built)."""
-        key = (tenant, public_url)
+        key = (tenant, where.get("tenant_crm"), where.get("base_url"), public_url)
         if key not in self._hosts:
-            self._hosts[key] = JobHost(self.settings, self.queue, tenant, public_url)
+            self._hosts[key] = JobHost(self.settings, self.queue, tenant, where, public_url)
         else:
             self._hosts[key].refresh()
         return self._hosts[key]
@@ -85,7 +86,7 @@ class Runner:
         if entry is None or entry.done:
             return "done already"  # answered by a sync that ran for a later request, or a redelivery
         if kind == "sync":
-            return self._locked(tenant, lambda: self._sync(tenant))
+            return self._locked(tenant, lambda: self._sync(tenant, entry.payload))
         if entry.lane == ROBOTS:
             return self._job(tenant, entry)
         return self._locked(tenant, lambda: self._job(tenant, entry))
@@ -96,13 +97,13 @@ class Runner:
                 raise Busy(tenant)
             return work()
 
-    def _sync(self, tenant: str) -> str:
+    def _sync(self, tenant: str, where: dict) -> str:
         ids = self.inbox.open_syncs(tenant)  # every request so far; one arriving from now on gets a sync of its own
         if not ids:
             return "done already"
         for i in ids:
             self.inbox.started(i)
-        host = self.host(tenant)
+        host = self.host(tenant, where)
         state = host.runtime.open_state()
         started = time.monotonic()
         try:
@@ -127,7 +128,7 @@ class Runner:
             log.error("worker job=%s id=%s: unknown method %r", entry.kind, entry.id, payload.get("method"))
             return "failed"
         self.inbox.started(entry.id)
-        host = self.host(tenant, payload.get("public_url"))
+        host = self.host(tenant, payload, payload.get("public_url"))
         state = host.runtime.open_state()
         try:
             getattr(host.app(payload["crm"]), payload["method"])(*payload.get("args", []), state)
@@ -141,8 +142,8 @@ class Runner:
             return "failed"
         finally:
             state.close()
-        if payload.get("sync"):  # kept before this job is done: never lost in between; an install names its tenant now
-            self.queue.request_sync(tenant_of(host.runtime), entry.kind)
+        if payload.get("sync"):  # kept before this job is done: never lost in between
+            self.queue.request_sync(tenant, entry.kind, where(host))
         self.inbox.done([entry.id])
         log.info("worker job=%s id=%s done", entry.kind, entry.id)
         return "done"

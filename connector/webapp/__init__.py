@@ -22,8 +22,11 @@ import logging
 import signal
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import partial
 
 from pydantic import SecretStr
 
@@ -31,47 +34,58 @@ from connector.errors import WebhookRejected
 from connector.redact import register_secret
 from connector.settings import Settings
 from connector.state import State
-from connector.webapp.http import AppHTTPServer, Request, Route
-from connector.webapp.runtime import Runtime
-from connector.webapp.worker import Job, Worker
+from connector.webapp import asgi
+from connector.webapp.http import Request, Route
+from connector.webapp.server import DEFAULT_LIMITS, AppServer
+from connector.webapp.tenancy import TenantHost, amocrm_tenant, bitrix_tenant
+from connector.webapp.worker import Job
 
 log = logging.getLogger(__name__)
 
 SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
+MAX_UNVERIFIED_TENANTS = 5  # portals whose install the auth server is still to confirm, at once
+NEW_TENANTS_PER_WINDOW, NEW_TENANT_WINDOW_SECONDS = 120, 600  # new portals' installs checked, per window
 
 
 class WebApp:
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
-                 today: Callable[[], date] | None = None, public_url: str | None = None) -> None:
-        from connector import clock, registry
+                 today: Callable[[], date] | None = None, public_url: str | None = None, listen: bool = True,
+                 watchdog: bool = False) -> None:
+        """`listen`: bind host:port now (OSError when taken), for `start`; else `asgi` is served by
+        `serve --workers N`'s processes (`watchdog`: such a process exits when its job worker dies)."""
+        from connector import clock, tenants
 
         self.settings = settings
-        self.runtime = Runtime(settings, today or (lambda: clock.today(settings.TIMEZONE)))
-        self.installs = self.runtime.installs
-        for crm in registry.NAMES:  # keep stored secrets out of any log line
-            for key, value in (self.installs.get(crm) or {}).items():
+        self.today = today or (lambda: clock.today(settings.TIMEZONE))
+        self.registry = tenants.registry(settings)  # every tenant's installs; bound to the default tenant
+        for row in self.registry.tenants():  # keep stored secrets out of any log line
+            for key, value in (self.registry.for_tenant(row["tenant"]).get(row["crm"]) or {}).items():
                 if key in SECRET_KEYS:
                     register_secret(str(value))
-        self.worker = Worker(self.runtime.sync, self.runtime.open_state,
-                             debounce_seconds=settings.EVENT_DEBOUNCE_SECONDS)
-        # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
-        self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
-        self.queued = None  # QUEUE_URL: each job kept in the inbox before the answer, run by `repeat-sales worker`
-        if settings.QUEUE_URL is not None:
-            from connector.jobs.serving import QueuedWork
-
-            self.queued = QueuedWork(self, settings)
-        self.server = AppHTTPServer((host, port), self)
-        self.host, self.port = self.server.server_address[0], self.server.server_address[1]
+        self.install_checks: deque[float] = deque()  # when new tenants' installs were taken lately
+        self.server = AppServer(host, port) if listen else DEFAULT_LIMITS  # the limits live on it
+        self.host, self.port = self.server.server_address if listen else (host, port)
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
-        self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
+        self._tenants_lock = threading.Lock()
+        self._unverified: set[str] = set()  # tenants made for an install the auth server has not confirmed yet
+        self.default = TenantHost(self, tenants.DEFAULT)
+        self.tenants: dict[str, TenantHost] = {tenants.DEFAULT: self.default}
+        for row in self.registry.tenants():
+            if row["tenant"] not in self.tenants:
+                self.tenants[row["tenant"]] = TenantHost(self, row["tenant"], row["crm"])
+        # the default tenant's parts under their single-portal names (status, tests, the scheduled job)
+        self.runtime, self.installs = self.default.runtime, self.default.installs
+        self.worker, self.robots, self.apps = self.default.worker, self.default.robots, self.default.apps
         self._routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz, ("GET", "/status"): self.status}
         self._prefixes: dict[str, Route] = {}  # POST <prefix><param>, e.g. a webhook address with its secret
-        for app in self.apps.values():
-            self._routes.update(app.routes())
-            self._prefixes.update(app.prefix_routes())
+        for key in self.default.routes:  # each tenant's own app side answers, once the request names it
+            self._routes[key] = partial(self._tenant_route, key)
+        for prefix in self.default.prefixes:  # a webhook address: the tenant the delivery names checks it
+            self._prefixes[prefix] = partial(self._tenant_route, ("POST", prefix))
         self._prefixes[FEEDBACK_PREFIX] = self.feedback
-        self._thread: threading.Thread | None = None
+        self._started = False
+        self._stop_timeout = 60.0
+        self.asgi = asgi.build(self, self.server, watchdog=watchdog)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -80,26 +94,90 @@ class WebApp:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> WebApp:
-        if self.queued is None:
-            self.worker.start()
-            self.robots.start()
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="repeat-sales-webapp", daemon=True)
-        self._thread.start()
+        """Serve on host:port from a thread (the job workers start with the app)."""
+        self.server.start(self.asgi)
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop taking requests, then let the worker finish everything it accepted."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.robots.stop(timeout)
-        self.worker.stop(timeout)
+        self._stop_timeout = timeout
+        self.server.stop(timeout)
+
+    def start_workers(self) -> None:
+        """Every known tenant's workers; a tenant met later starts its own (`tenant`)."""
+        with self._tenants_lock:
+            for tenant in self.tenants.values():
+                tenant.start()
+            self._started = True
+
+    def stop_workers(self) -> None:
+        with self._tenants_lock:
+            hosts = list(self.tenants.values())
+            self._started = False
+        for tenant in hosts:
+            tenant.stop(self._stop_timeout)
 
     def __enter__(self) -> WebApp:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    # --- tenants ------------------------------------------------------------------------------
+
+    def tenant(self, tenant: str, *, unverified: bool = False, crm: str = "bitrix",
+               base_url: str | None = None) -> TenantHost:
+        """The tenant's host, made (and started) the first time a request names it."""
+        with self._tenants_lock:
+            found = self.tenants.get(tenant)
+            if found is not None:
+                return found
+            self._prune_unverified()
+            unverified = unverified and not self.registry.for_tenant(tenant).get(crm)  # another process's: known
+            if unverified and not self._may_add_tenant():
+                raise WebhookRejected(429, "too many installs; try again later")
+            found = self.tenants[tenant] = TenantHost(self, tenant, crm, base_url)
+            if unverified:
+                self._unverified.add(tenant)
+            if self._started:
+                found.start()
+            return found
+
+    def _may_add_tenant(self) -> bool:
+        """A portal not yet known costs a check with the auth server: a few at once, a bounded number per
+        window, whoever sends them (called under the tenants' lock)."""
+        now = time.monotonic()
+        while self.install_checks and now - self.install_checks[0] > NEW_TENANT_WINDOW_SECONDS:
+            self.install_checks.popleft()
+        if len(self._unverified) >= MAX_UNVERIFIED_TENANTS or len(self.install_checks) >= NEW_TENANTS_PER_WINDOW:
+            return False
+        self.install_checks.append(now)
+        return True
+
+    def _prune_unverified(self) -> None:
+        """Installs the auth server refused leave no tenant behind (called under the tenants' lock)."""
+        for tenant in list(self._unverified):
+            host = self.tenants[tenant]
+            if host.installs.get(host.crm):
+                self._unverified.discard(tenant)
+            elif host.worker.wait_idle(0):
+                self._unverified.discard(tenant)
+                del self.tenants[tenant]
+                host.stop(5)
+
+    def _tenant_route(self, key: tuple[str, str], request: Request):
+        from connector import tenants
+
+        crm, base_url, tenant = "bitrix", None, tenants.DEFAULT
+        if key[1].startswith("/bitrix/"):
+            tenant = bitrix_tenant(self, key[1], request)
+        elif key[1].startswith("/amocrm/"):
+            crm = "amocrm"
+            tenant, base_url = amocrm_tenant(self, key[1], request)
+        host = self.tenant(tenant, unverified=tenant not in self.tenants, crm=crm, base_url=base_url)
+        if key in host.routes:
+            return host.routes[key](request)
+        return host.prefixes[key[1]](request)
 
     # --- what routes share ----------------------------------------------------------------------
 
@@ -120,21 +198,14 @@ class WebApp:
         raise WebhookRejected(404, "not found")
 
     def submit(self, job: Job) -> None:
-        (self.queued or self.worker).submit(job)
+        self.default.submit(job)
 
     def submit_robot(self, job: Job) -> None:
         """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
-        if self.queued is not None:
-            self.queued.submit_robot(job)
-        else:
-            self.robots.submit(job)
+        self.default.submit_robot(job)
 
     def request_sync(self) -> None:
-        (self.queued or self.worker).request_sync()
-
-    def worker_alive(self) -> bool:
-        """The in-process workers run (with QUEUE_URL the workers are other processes: always True here)."""
-        return self.queued is not None or (self.worker.alive() and self.robots.alive())
+        self.default.request_sync()
 
     def require_admin(self, request: Request) -> None:
         """`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; unset ADMIN_TOKEN locks the route."""
@@ -149,7 +220,9 @@ class WebApp:
     # --- routes ---------------------------------------------------------------------------------
 
     def healthz(self, request: Request):
-        if not self.worker_alive():
+        with self._tenants_lock:
+            hosts = list(self.tenants.values())
+        if not all(t.alive() for t in hosts):
             return 503, {"status": "worker stopped"}
         return 200, {"status": "ok"}
 
@@ -166,9 +239,11 @@ class WebApp:
             if stored:
                 shown = app.install_status(stored)
                 installs[name] = {**shown, "installed_at": _iso(shown.get("installed_at"))}
-        worker = self.queued.snapshot() if self.queued else self.worker.snapshot()
+        worker = self.default.queued.snapshot() if self.default.queued else self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
-        return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs}
+        served = sorted({row["tenant"] for row in self.registry.tenants()} | {"default"})
+        return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs,
+                     "tenants": served}
 
 
     def feedback(self, request: Request):
@@ -233,21 +308,21 @@ def settings_secrets(settings: Settings) -> tuple[str, ...]:
     return tuple(v.get_secret_value() for v in values if isinstance(v, SecretStr))
 
 
-def run_serve(host: str, port: int) -> int:
-    """`repeat-sales serve`: serve until SIGTERM/SIGINT, then finish the accepted work and exit 0."""
+def run_serve(host: str, port: int, workers: int = 1) -> int:
+    """`repeat-sales serve`: serve until SIGTERM/SIGINT, then finish the accepted work and exit 0;
+    `workers` > 1: that many processes on one socket (uvicorn's supervisor), each with its job worker."""
     from connector.redact import setup_logging
     from connector.settings import load_settings
 
     settings = load_settings()
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
     State(settings.state_path).close()  # a damaged or read-only state file stops here, not at the first event
+    if workers > 1:
+        return _serve_processes(settings, host, port, workers)
     try:
         app = WebApp(settings, host=host, port=port)
     except OSError as exc:
-        hint = ("another process listens there: stop it or choose another --port"
-                if exc.errno == errno.EADDRINUSE else "check --host and --port")
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})", file=sys.stderr)
-        return 1
+        return _cannot_listen(host, port, exc)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -255,7 +330,7 @@ def run_serve(host: str, port: int) -> int:
     log.info("serving url=%s public_url=%s crm=%s", app.url, app.public_url, settings.CRM)
     print(f"serving on {app.url} (public {app.public_url})", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
-        if not app.worker_alive():
+        if not app.default.alive():
             log.error("the worker stopped; exiting")
             app.stop()
             return 1
@@ -264,4 +339,40 @@ def run_serve(host: str, port: int) -> int:
     return 0
 
 
-__all__ = ["WebApp", "run_serve"]
+def hosted_app():
+    """The app of one `serve --workers N` process (uvicorn imports it by name in each process)."""
+    from connector.redact import setup_logging
+    from connector.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
+    return WebApp(settings, listen=False, watchdog=True).asgi
+
+
+def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> int:
+    import os
+
+    from connector.webapp.server import listen, run_workers
+
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        return _cannot_listen(host, port, exc)
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    if not settings.APP_PUBLIC_URL:  # the processes load the settings anew: tell them where they are seen
+        os.environ["APP_PUBLIC_URL"] = url
+    log.info("serving url=%s public_url=%s crm=%s workers=%s", url, settings.APP_PUBLIC_URL or url, settings.CRM,
+             workers)
+    print(f"serving on {url} (public {settings.APP_PUBLIC_URL or url}, {workers} processes)", file=sys.stderr,
+          flush=True)
+    return run_workers(sock, workers)
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> int:
+    hint = ("another process listens there: stop it or choose another --port"
+            if exc.errno == errno.EADDRINUSE else "check --host and --port")
+    print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})", file=sys.stderr)
+    return 1
+
+
+__all__ = ["WebApp", "hosted_app", "run_serve"]

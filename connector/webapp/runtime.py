@@ -29,18 +29,34 @@ def build_adapter(settings: Settings, installs: Installs):
 class Runtime:
     settings: Settings
     today: Callable[[], date]
-    installs: Installs = field(init=False)
-    playbook: object = field(init=False)
+    installs: Installs | None = None  # the tenant's installs (connector.tenants); None: the default's
     playbook_version: int = field(init=False, default=0)  # the settings page's saved version in force; 0: the file
+    _playbook: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from connector.webapp.pages.versions import latest_playbook
+        if self.installs is None:
+            self.installs = Installs(self.settings.state_path, self.settings.sealer())
+        self._playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
+        self._follow_saved()
 
-        self.installs = Installs(self.settings.state_path, self.settings.sealer())
-        self.playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
-        saved = latest_playbook(self.settings.state_path)  # what an admin saved on the settings page wins
-        if saved is not None:
-            self.playbook_version, self.playbook = saved
+    @property
+    def playbook(self):
+        """What an admin saved last on a settings page wins over the file, whichever `serve` process
+        (`--workers N`) saved it."""
+        self._follow_saved()
+        return self._playbook
+
+    @playbook.setter
+    def playbook(self, value) -> None:
+        self._playbook = value
+
+    def _follow_saved(self) -> None:
+        from connector.webapp.pages.versions import latest_playbook, newest_number
+
+        if newest_number(self.settings.state_path) > self.playbook_version:
+            saved = latest_playbook(self.settings.state_path)
+            if saved is not None:
+                self.playbook_version, self._playbook = saved
 
     def open_state(self) -> State:
         """A State for the calling thread (SQLite connections stay in the thread that made them)."""

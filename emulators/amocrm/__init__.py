@@ -42,11 +42,20 @@ class AmoEmulator(Emulator):
                  requests_per_second: float = 7, access_token_ttl: int = 86400, *, block_after: int = 20,
                  block_seconds: float = 60.0, retry_after_seconds: float = 1.0,
                  gateway_timeout_over: int | None = None, api_filter: bool = True, admin: bool = True,
-                 customers_mode: str = "disabled", chat_share: float = 0.6) -> None:
+                 customers_mode: str = "disabled", chat_share: float = 0.6, account_id: int | None = None,
+                 subdomain: str | None = None, client_id: str | None = None,
+                 client_secret: str | None = None) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port)
         self.today = today or clock.today()
         self.shop = generate_shop(customers, seed, self.today)
         self.store = AccountStore(api_filter=api_filter, customers_mode=customers_mode)
+        # several accounts, one integration: each its own id and subdomain, the integration's keys shared
+        # (Doc: developers.kommo.com/docs/oauth-20 - one integration's client_id/secret, an account's own address)
+        if account_id is not None:
+            self.store.account_id = account_id
+        if subdomain is not None:
+            self.store.subdomain = subdomain
+        self._keys = (client_id, client_secret)
         seed_account(self.store, self.shop)
         seed_customers(self.store)  # Customers mode: repeat purchases as customers' transactions
         seed_chats(self.store, seed, chat_share)  # messenger chats for a share of the contacts
@@ -71,6 +80,10 @@ class AmoEmulator(Emulator):
         """The OAuth server and the webhooks name the account's own address."""
         self.auth = AuthServer(account_id=self.store.account_id, user_id=self.store.current_user_id,
                                host=f"{self.host}:{self.port}", access_ttl=self._access_ttl)
+        if self._keys[0] is not None:
+            self.auth.client_id = self._keys[0]
+        if self._keys[1] is not None:
+            self.auth.client_secret = self._keys[1]
         self.webhooks = WebhookSender(self.store, self.base_url)
         self.store.on_event = self.webhooks.on_event
 

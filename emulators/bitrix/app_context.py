@@ -21,6 +21,7 @@ import json
 import secrets
 import threading
 import time
+import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,6 +40,8 @@ ROBOT_TIMEOUT_SECONDS = 660  # `timeout_duration` of a robot call (captured requ
 KNOWN_EVENTS = frozenset({"ONAPPINSTALL", "ONAPPUNINSTALL", "ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE",
                           "ONCRMCONTACTADD", "ONCRMCONTACTUPDATE", "ONCRMCONTACTDELETE", "ONCRMCOMPANYADD",
                           "ONCRMCOMPANYUPDATE", "ONCRMCOMPANYDELETE"})
+_SHARED: dict[tuple[str, str], weakref.WeakSet] = {}  # (client_id, client_secret) -> the portals sharing that app
+_SHARED_LOCK = threading.Lock()
 DOCUMENT_TYPES = {"DEAL": "CCrmDocumentDeal", "LEAD": "CCrmDocumentLead", "CONTACT": "CCrmDocumentContact",
                   "COMPANY": "CCrmDocumentCompany"}
 
@@ -101,14 +104,19 @@ class Installed:
 class AppContext:
     """One local application ("uses API only"); `install(handler_url)` plays the portal's install."""
 
-    def __init__(self, emu: BitrixEmulator, *, clock=time.time) -> None:
+    def __init__(self, emu: BitrixEmulator, *, clock=time.time, client_id: str | None = None,
+                 client_secret: str | None = None) -> None:
         self.emu = emu
         self.clock = clock
         self.lock = threading.Lock()
+        # Doc: settings/oauth/index.md - a marketplace app's client_id/client_secret (partner cabinet) work for
+        # any Bitrix24, a local app's only for its own: given keys make this portal one of many sharing an app.
         # Doc: settings/oauth/auto-renewal.md - client_id like app.573ad8a0346747.09223434 (local.… for local apps)
-        self.client_id = f"local.{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}"
-        self.client_secret = secrets.token_urlsafe(36)
-        self.member_id = hashlib.md5(f"member-{emu.seed}-{emu.webhook_token}".encode()).hexdigest()
+        self.client_id = client_id or f"local.{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}"
+        self.client_secret = client_secret or secrets.token_urlsafe(36)
+        # Doc: settings/oauth/index.md - member_id is the portal's own unique id (kept when its address changes):
+        # never derived from the app or the seed alone, so portals seeded alike still differ
+        self.member_id = hashlib.md5(f"member-{emu.seed}-{emu.webhook_token}-{secrets.token_hex(8)}".encode()).hexdigest()
         self.installed: Installed | None = None
         self._access: dict[str, tuple[float, int]] = {}  # token -> (expires at, user id)
         self._refresh: dict[str, tuple[float, int]] = {}  # live refresh tokens only
@@ -116,6 +124,9 @@ class AppContext:
         self.returns: list[dict] = []  # what bizproc.event.send delivered, in order
         self.refreshes = 0
         self.outbound = Outbound()
+        if client_id is not None:  # one app on many portals: they answer for each other's tokens
+            with _SHARED_LOCK:
+                _SHARED.setdefault((self.client_id, self.client_secret), weakref.WeakSet()).add(self)
 
     # ---- endpoints the app sees ----
     @property
@@ -162,21 +173,40 @@ class AppContext:
             self._access = {t: (0.0, user) for t, (_, user) in self._access.items()}
 
     def token_endpoint(self, params: dict) -> tuple[int, dict]:
-        """`/oauth/token/`: renew a pair. Doc: settings/oauth/auto-renewal.md, error-codes.md."""
+        """`/oauth/token/`: renew a pair. Doc: settings/oauth/auto-renewal.md, error-codes.md.
+
+        Portals sharing an app's keys share one auth server too (Doc: settings/oauth/index.md - the auth
+        server oauth.bitrix24.tech alone issues and renews every portal's tokens): any of them renews a
+        refresh token of any other, as the one real server would."""
         if params.get("grant_type") != "refresh_token":
             return 400, {"error": "invalid_request", "error_description": "Unsupported grant_type"}
         client_id, secret = str(params.get("client_id") or ""), str(params.get("client_secret") or "")
         if not (hmac.compare_digest(client_id, self.client_id) and hmac.compare_digest(secret, self.client_secret)):
             return 401, {"error": "invalid_client", "error_description": "Invalid client"}
+        refresh = str(params.get("refresh_token") or "")
+        for app in self._sharing():
+            answer = app._renew(refresh)
+            if answer is not None:
+                return 200, answer
+        return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
+
+    def _sharing(self) -> list[AppContext]:
+        """This portal's app first, then the other live portals given the same keys."""
+        with _SHARED_LOCK:
+            others = [a for a in _SHARED.get((self.client_id, self.client_secret), ()) if a is not self]
+        return [self, *others]
+
+    def _renew(self, refresh: str) -> dict | None:
         with self.lock:
-            entry = self._refresh.pop(str(params.get("refresh_token") or ""), None)  # single use: rotation
+            entry = self._refresh.get(refresh)
             if entry is None or entry[0] <= self.clock() or self.installed is None:
-                return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
+                return None
+            del self._refresh[refresh]  # single use: rotation
             self.refreshes += 1
             pair = self._issue(entry[1])
-        return 200, {**pair, "client_endpoint": self.client_endpoint, "domain": self.domain,
-                     "member_id": self.member_id, "scope": self.scope, "server_endpoint": self.server_endpoint,
-                     "status": "L", "user_id": entry[1]}
+        return {**pair, "client_endpoint": self.client_endpoint, "domain": self.domain,
+                "member_id": self.member_id, "scope": self.scope, "server_endpoint": self.server_endpoint,
+                "status": "L", "user_id": entry[1]}
 
     @property
     def scope(self) -> str:
@@ -384,3 +414,5 @@ class AppContext:
 
     def close(self) -> None:
         self.outbound.stop()
+        with _SHARED_LOCK:
+            _SHARED.get((self.client_id, self.client_secret), set()).discard(self)

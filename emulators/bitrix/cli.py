@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "a seed (default 0: no open lines connected)")
     p.add_argument("--sms-automation", type=standalone.on_off, default=False,
                    help="yes|no: the admin bound the robot \"Send SMS\" to the app's trigger")
+    # Doc: settings/oauth/index.md - a marketplace app's keys work for any Bitrix24
+    p.add_argument("--app-client-id", default=None,
+                   help="the app's client_id, shared by every portal started with it (default: a new local app)")
+    p.add_argument("--app-client-secret", default=None,
+                   help="the app's client_secret, with --app-client-id (default: a new one)")
     return p
 
 
@@ -42,11 +47,15 @@ def run_standalone(argv: list[str] | None = None, out=None) -> int:
     """Serve until SIGTERM/SIGINT (0); 2 for bad flags, 1 when the port cannot be bound."""
     from .service import BitrixEmulator
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.app_client_id is None) != (args.app_client_secret is None):
+        parser.error("give --app-client-id and --app-client-secret together")
     return standalone.serve(args, lambda: BitrixEmulator(
         customers=args.customers, seed=args.seed, today=args.today, rate_limit=args.rate_limit,
         latency_ms=args.latency_ms, faults=args.faults, host=args.host, port=args.port,
         time_scale=args.time_scale, operating_limit_seconds=args.operating_limit, cost_model=args.cost_model,
         batch_billing=args.batch_billing, webhook_admin=args.webhook_admin, scopes=args.scopes,
-        mailbox=args.mailbox, chat_share=args.chat_share, sms_automation=args.sms_automation),
+        mailbox=args.mailbox, chat_share=args.chat_share, sms_automation=args.sms_automation,
+        app_client_id=args.app_client_id, app_client_secret=args.app_client_secret),
         settings, "Bitrix24 emulator", out)

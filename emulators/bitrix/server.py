@@ -65,7 +65,10 @@ class Handler(EmulatorHandler):
         parts = [p for p in url.path.split("/") if p]
         if parts[:2] == ["oauth", "token"]:  # this host also plays the OAuth server (app_context.py)
             self.emu.requests.count_request("oauth.token")
-            self.reply(*self.emu.app.token_endpoint(self._params(url.query, body)))
+            started = time.monotonic()
+            answer = self.emu.app.token_endpoint(self._params(url.query, body))
+            self.wait_until(started, self.emu.faults.latency(["oauth.token"]))  # set_latency(ms, call="oauth.token")
+            self.reply(*answer)
             return
         if parts[:1] != ["rest"]:
             self.reply(404, {"error": "NOT_FOUND", "error_description": "Not found"})

@@ -56,6 +56,9 @@ class BitrixEmulator(Emulator):
             default: a fresh portal has no open lines connected.
         sms_automation: whether the admin bound the robot "Send SMS" to the app's trigger
             (`--sms-automation yes|no`, `set_sms_automation`; triggers.py).
+        app_client_id, app_client_secret: the keys of the app installed here (`--app-client-id`,
+            `--app-client-secret`); several portals given the same keys share one app, as real portals share a
+            marketplace app, each with its own member_id and domain (generated keys when not given).
     """
 
     thread_name = "bitrix-emulator"
@@ -69,7 +72,8 @@ class BitrixEmulator(Emulator):
                  cost_model: str = "real", batch_billing: str = "inner",
                  shop: Shop | None = None, keep_shop: bool = True, webhook_admin: bool = True,
                  scopes: str | Iterable[str] | None = None, mailbox: bool = True, chat_share: float = 0.0,
-                 sms_automation: bool = False) -> None:
+                 sms_automation: bool = False, app_client_id: str | None = None,
+                 app_client_secret: str | None = None) -> None:
         super().__init__(seed=seed, faults=faults, latency_ms=latency_ms, host=host, port=port,
                          count_commands=True)
         shop = shop if shop is not None else generate_shop(customers, seed, today)
@@ -98,7 +102,7 @@ class BitrixEmulator(Emulator):
         self.shop: Shop | None = shop if keep_shop else None
         self.dispatcher = Dispatcher(self.store, self.meter, self.faults, self.requests, self.cost, batch_billing)
         # a local application's side of the portal: OAuth, install callback, events, robots
-        self.app = AppContext(self)
+        self.app = AppContext(self, client_id=app_client_id, client_secret=app_client_secret)
         self.store.listeners.append(self.app.on_change)
 
     def on_stop(self) -> None:

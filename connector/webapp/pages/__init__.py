@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from connector.errors import WebhookRejected
+from connector.settings import secret_text
 from connector.webapp.forms import text_field
 from connector.webapp.pages import settings_page, versions
 from connector.webapp.pages.main_page import render_main
-from connector.webapp.pages.portal import PortalCheck, Visitor
+from connector.webapp.pages.portal import PortalCheck, Visitor, form_key
 from connector.webapp.pages.snapshot import Views
 from connector.webapp.pages.tab import render_tab
 from connector.webapp.pages.view import esc, page
@@ -42,7 +43,7 @@ class BitrixPages:
         self.host = host
         self.app_client = app_client  # () -> the installed app's BitrixClient (the portal's own token)
         self.runtime = host.runtime
-        self.check = PortalCheck()
+        self.check = PortalCheck(form_key(secret_text(host.settings.BITRIX_APP_CLIENT_SECRET)))
         self.views = Views(self.runtime.open_state, self._task_counts)
         self._save_lock = threading.Lock()
         stored = host.installs.get(CRM)

@@ -39,11 +39,19 @@ def _same(given: str, stored: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), stored.encode())
 
 
+def form_key(client_secret: str) -> bytes:
+    """The key of the forms' CSRF tokens, from the app's client secret: every `serve` process (and one
+    restarted) accepts a form another drew; random per process when there is no secret."""
+    if not client_secret:
+        return secrets.token_bytes(32)
+    return hmac.new(client_secret.encode(), b"rs-pages-csrf", "sha256").digest()
+
+
 class PortalCheck:
     """Confirms visitors with the portal and signs their forms (CSRF tokens bound to the token and user)."""
 
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._confirmed: dict[str, tuple[float, Visitor]] = {}
         self._names: tuple[float, dict[str, str]] = (0.0, {})

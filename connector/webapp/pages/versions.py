@@ -8,11 +8,12 @@ Restoring copies an old version as the newest, so the history only grows.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-from connector.state import State
+from connector.state import State, connect_private
 from playbooks.schema import BUNDLED, HERE, _parse, _read, playbook_from_dict
 from playbooks.validation import deep_merge
 
@@ -62,6 +63,21 @@ def latest(state: State) -> tuple[int, dict] | None:
     _ensure(state)
     row = state.db.execute("SELECT id, data FROM playbook_versions ORDER BY id DESC LIMIT 1").fetchone()
     return (int(row[0]), json.loads(row[1])) if row else None
+
+
+def newest_number(state_path) -> int:
+    """The newest saved version's number, 0 when none: one cheap query, asked at each use of the playbook
+    so that every process serving the state file follows a save made in another."""
+    if not Path(state_path).exists():
+        return 0
+    db = connect_private(Path(state_path), timeout=30)
+    try:
+        row = db.execute("SELECT MAX(id) FROM playbook_versions").fetchone()
+    except sqlite3.OperationalError:  # no version saved yet: the table is made at the first save
+        return 0
+    finally:
+        db.close()
+    return int(row[0] or 0)
 
 
 def latest_playbook(state_path) -> tuple[int, object] | None:

@@ -1,0 +1,106 @@
+"""`repeat-sales tenants list|show|remove` and `sync --tenant ID | --all-tenants` on two portals that installed
+one app through `serve` (real HTTP); the CLI runs as a user runs it, in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+import pytest
+import requests
+from web_support import CUSTOMERS, TODAY, bitrix_settings, tasks_by_marker, wait_for, write_playbook
+
+from connector import tenants
+from connector.webapp import WebApp
+from emulators.bitrix import BitrixEmulator
+from tests.conftest import ROOT, run_cli
+
+CLIENT_ID, SECRET = "app.1a2b3c4d5e6f70.81726354", "another-marketplace-apps-secret-xyz789"
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """Portals A (the default tenant) and B installed the app; `serve` stopped, the portals still up."""
+    tmp = tmp_path_factory.mktemp("tenants-cli")
+    portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
+                              app_client_secret=SECRET).start() for _ in range(2)]
+    settings = bitrix_settings(portals[0], tmp)
+    app = WebApp(settings, port=0, today=lambda: TODAY).start()
+    try:
+        for emu in portals:
+            requests.post(f"{emu.base_url}/_emulator/app/install", json={"handler": app.url + "/bitrix/install"},
+                          timeout=30).raise_for_status()
+            wait_for(lambda emu=emu: app.registry.tenant_of("bitrix", emu.app.member_id), timeout=60)
+        for host in app.tenants.values():
+            assert host.worker.wait_idle(60), host.worker.last_error
+    finally:
+        app.stop(timeout=30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
+    env.update(CRM="bitrix", BITRIX_WEBHOOK_URL="", BITRIX_APP_CLIENT_ID=CLIENT_ID, BITRIX_APP_CLIENT_SECRET=SECRET,
+               BITRIX_OAUTH_URL=portals[0].base_url, STATE_URL=settings.STATE_URL, PLAYBOOK=write_playbook(tmp),
+               PLAYBOOK_LANG="en", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
+    yield portals, settings, env
+    for emu in portals:
+        emu.stop()
+
+
+def cli(env, *args):
+    result = run_cli(list(args), env)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_tenants_list_and_show_name_every_portal_without_a_secret(two):
+    (a, b), settings, env = two
+    code, out, err = cli(env, "tenants", "list", "--format", "json")
+    assert code == 0, err
+    listed = json.loads(out)["tenants"]
+    assert [(t["tenant"], t["portal"]) for t in listed] == [("default", a.app.domain), (b.app.member_id, b.app.domain)]
+    code, out, _ = cli(env, "tenants", "list")
+    assert code == 0 and "Tenants: 2" in out and b.app.member_id in out and a.app.domain in out
+    code, out, err = cli(env, "tenants", "show", b.app.member_id, "--format", "json")
+    shown = json.loads(out)
+    assert code == 0 and shown["portal"] == b.app.domain and shown["fields"] > 0 and shown["runs"]
+    assert "ONCRMDEALADD" in shown["events"] and shown["runs"][-1]["written"] > 0
+    stored = tenants.registry(settings).for_tenant(b.app.member_id).get("bitrix")
+    for secret in (stored["access_token"], stored["refresh_token"], stored["application_token"]):
+        assert secret not in out
+    for bad, words in (("f" * 32, "no tenant"), ("../state", "not a tenant id")):
+        code, _, err = cli(env, "tenants", "show", bad)
+        assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_sync_one_tenant_or_all_of_them(two):
+    (a, b), settings, env = two
+    contact = sorted(b.store.contacts.rows)[3]
+    deal = b.add_deal(contact, won=True, amount=4200, closed=datetime(2026, 6, 13, 12, 0))
+    key = f"v1:{contact}:calendar:{deal}:thanks"
+    a_tasks = dict(tasks_by_marker(a))
+    code, out, err = cli(env, "sync", "--tenant", b.app.member_id, "--format", "json")
+    assert code == 0, err
+    (only,) = json.loads(out)["tenants"]
+    assert only["tenant"] == b.app.member_id and only["stats"]["written"] >= 1
+    assert tasks_by_marker(b)[key] == 1 and dict(tasks_by_marker(a)) == a_tasks  # B's deal, B's task only
+    code, out, err = cli(env, "sync", "--all-tenants", "--format", "json")
+    assert code == 0, err
+    done = json.loads(out)["tenants"]
+    assert [t["tenant"] for t in done] == ["default", b.app.member_id]
+    assert [t["stats"]["written"] for t in done] == [0, 0]  # each ran before: nothing doubled
+    code, out, err = cli(env, "sync", "--all-tenants")
+    assert code == 0 and f"tenant {b.app.member_id} ({b.app.domain})" in out
+
+
+def test_remove_asks_for_yes_then_deletes_the_tenants_tokens_and_state(two):
+    (a, b), settings, env = two
+    path = tenants.state_path(settings, b.app.member_id)
+    assert path.exists()
+    code, _, err = cli(env, "tenants", "remove", b.app.member_id)
+    assert code == 2 and "--yes" in err and path.exists()
+    code, _, err = cli(env, "tenants", "remove", "default", "--yes")
+    assert code == 2 and "default" in err
+    code, out, err = cli(env, "tenants", "remove", b.app.member_id, "--yes")
+    assert code == 0 and "tokens" in out, err
+    assert not path.exists() and tenants.registry(settings).for_tenant(b.app.member_id).get("bitrix") is None
+    code, out, _ = cli(env, "tenants", "list", "--format", "json")
+    assert [t["tenant"] for t in json.loads(out)["tenants"]] == ["default"]
+    assert tenants.registry(settings).get("bitrix")["member_id"] == a.app.member_id  # the default untouched
