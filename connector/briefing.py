@@ -14,6 +14,7 @@ from datetime import date
 
 from connector.model import Action, ActionKind, Customer
 from connector.state import State
+from connector.store import ledger
 from playbooks.words import Names
 
 LAST_PURCHASES = 3
@@ -39,20 +40,15 @@ def _qty(x: float) -> str:
 def touches_by_customer(state: State, account: str, customers: set[str]) -> dict[str, list[tuple[date, str, str]]]:
     """(applied on, rule, title) of every action applied to these customers, newest first."""
     out: dict[str, list[tuple[date, str, str]]] = {}
-    wanted = sorted(customers)
-    for i in range(0, len(wanted), 500):  # by the ledger's customer index: a write batch reads its own rows
-        chunk = wanted[i:i + 500]
-        rows = state.db.execute("SELECT customer_id, rule, action, applied_on FROM ledger WHERE account=? AND "
-                                f"customer_id IN ({','.join('?' * len(chunk))}) AND status='done' AND "
-                                "applied_on IS NOT NULL AND action <> '{}'", (account, *chunk))
-        for customer_id, rule, text, applied_on in rows:
-            if rule == "segment":
-                continue
-            try:
-                title = str(json.loads(text).get("title") or "")
-            except ValueError:
-                continue
-            out.setdefault(customer_id, []).append((date.fromisoformat(applied_on), rule, title))
+    # by the ledger's customer index: a write batch reads its own rows
+    for customer_id, rule, text, applied_on in ledger.touches_of(state.db, account, list(customers)):
+        if rule == "segment":
+            continue
+        try:
+            title = str(json.loads(text).get("title") or "")
+        except ValueError:
+            continue
+        out.setdefault(customer_id, []).append((date.fromisoformat(applied_on), rule, title))
     for touches in out.values():
         touches.sort(reverse=True)
     return out

@@ -8,17 +8,12 @@ posted here fills a purchase whose deal field is empty, and a later answer repla
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 
 from connector.model import Customer
 from connector.state import State
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (account TEXT NOT NULL, purchase_id TEXT NOT NULL, score INTEGER NOT NULL,
-    answered_on TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (account, purchase_id));
-"""
+from connector.store import cards
 
 
 def parse_score(value: object) -> int | None:
@@ -32,16 +27,12 @@ class FeedbackAnswers:
 
     def __init__(self, state: State) -> None:
         self.db = state.db
-        self.db.executescript(SCHEMA)
 
     def record(self, account: str, purchase_id: str, score: int, answered_on: date) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?)",
-                            (account, purchase_id, score, answered_on.isoformat(), time.time()))
+        cards.record_feedback(self.db, account, purchase_id, score, answered_on.isoformat())
 
     def scores(self, account: str) -> dict[str, int]:
-        rows = self.db.execute("SELECT purchase_id, score FROM feedback WHERE account=?", (account,))
-        return {pid: score for pid, score in rows}
+        return cards.feedback_scores(self.db, account)
 
 
 def with_answers(customers: Iterable[Customer], scores: Mapping[str, int]) -> Iterator[Customer]:
@@ -59,7 +50,6 @@ def answers_of(state: State, account: str) -> dict[str, int]:
     import sqlite3
 
     try:
-        rows = state.db.execute("SELECT purchase_id, score FROM feedback WHERE account=?", (account,))
-        return {pid: score for pid, score in rows}
+        return cards.feedback_scores(state.db, account)
     except sqlite3.OperationalError:
         return {}

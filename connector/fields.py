@@ -22,6 +22,7 @@ from statistics import median
 
 from connector.model import Action, ActionKind, Channel, Customer, action_key
 from connector.state import State
+from connector.store import cards
 
 RULE = "segment"  # the rule part of a field action's key; not a playbook rule
 STEP = "fields"
@@ -58,13 +59,6 @@ NUMBER_FIELDS = frozenset(f.name for f in CARD_FIELDS if f.kind == "number")
 # empty, so a card written before they existed is not rewritten for them
 LATER_FIELDS = frozenset({"named_segments", "referral_code"})
 REQUIRED_FIELDS = tuple(n for n in FIELD_NAMES if n not in LATER_FIELDS)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS card_fields (account TEXT NOT NULL, customer_id TEXT NOT NULL,
-    generation INTEGER NOT NULL, digest TEXT NOT NULL, card_values TEXT NOT NULL, key TEXT NOT NULL,
-    written_at REAL NOT NULL, PRIMARY KEY (account, customer_id));
-"""
-
 
 def is_field_key(key: str) -> bool:
     return key.startswith("v1:") and f":{RULE}:" in key and key.endswith(f":{STEP}")
@@ -177,32 +171,28 @@ class WrittenCards:
 
     def __init__(self, state: State) -> None:
         self.db = state.db
-        self.db.executescript(SCHEMA)
 
     def last(self, account: str) -> dict[str, tuple[int, str]]:
-        rows = self.db.execute("SELECT customer_id, generation, digest FROM card_fields WHERE account=?", (account,))
-        return {c: (g, d) for c, g, d in rows}
+        return {c: (int(g), d) for c, g, d in cards.written_cards(self.db, account)}
 
     def codes(self, account: str, customers: Iterable[str]) -> dict[str, dict]:
         """The codes each of these cards was last written with (a card never written is missing)."""
         wanted, out = set(customers), {}
-        rows = self.db.execute("SELECT customer_id, card_values FROM card_fields WHERE account=?", (account,))
-        for customer_id, values in rows:
+        for customer_id, values in cards.card_values(self.db, account):
             if customer_id in wanted:
                 out[customer_id] = json.loads(values)
         return out
 
     def holding_values(self, account: str) -> set[str]:
         """Customers whose card was last written with a purchase history (not a prospect's blank)."""
-        rows = self.db.execute("SELECT customer_id, card_values FROM card_fields WHERE account=?", (account,))
-        return {c for c, values in rows if json.loads(values).get("lifecycle") not in (None, "", BLANK_LIFECYCLE)}
+        return {c for c, values in cards.card_values(self.db, account) if json.loads(values).get("lifecycle") not in (None, "", BLANK_LIFECYCLE)}
 
     def record(self, account: str, actions: Iterable[Action]) -> int:
         rows = [(account, a.customer_id, int(a.payload.get("generation", 1)), key_digest(a.key),  # codes: see holding_values
                  json.dumps(dict(a.payload.get("codes") or a.payload.get("fields") or {}), ensure_ascii=False), a.key,
                  time.time())
                 for a in actions]
-        self.db.executemany("INSERT OR REPLACE INTO card_fields VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        cards.record_cards(self.db, rows)
         return len(rows)
 
 

@@ -6,8 +6,8 @@ other install is filed under its own tenant id, with `ref` - the portal's member
 in the clear, so a signed request finds its tenant without opening anyone's tokens. An `Installs` is bound
 to one tenant (`for_tenant`): what it reads and writes is that tenant's only.
 
-Each call opens its own short SQLite connection, so HTTP handler threads and the worker can share
-the file safely; `locked()` is `BEGIN IMMEDIATE` for read-modify-write (token rotation).
+Each call opens its own short connection, so HTTP handler threads and the worker can share the
+state safely; `locked()` holds the write lock for read-modify-write (token rotation). SQL: connector/store/app.py.
 """
 
 from __future__ import annotations
@@ -23,23 +23,12 @@ from pathlib import Path
 
 from connector.errors import StateError
 from connector.sealing import Sealer
-from connector.state import connect_private, state_failure
+from connector.state import state_failure
+from connector.store import app, engine, migrations
 
 SEEN_KEEP_SECONDS = 3 * 86400  # a delivery resent later than this is treated as new (sync is idempotent anyway)
 LOCK_TIMEOUT_SECONDS = 30
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenant_installs (tenant TEXT NOT NULL, crm TEXT NOT NULL, ref TEXT NOT NULL,
-    data TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (tenant, crm));
-CREATE INDEX IF NOT EXISTS tenant_installs_ref ON tenant_installs (crm, ref);
-CREATE TABLE IF NOT EXISTS app_seen (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS app_oauth_states (state_sha TEXT PRIMARY KEY, crm TEXT NOT NULL, expires_at REAL NOT NULL);
-"""
-# before tenants: one install per CRM, the `.env`'s portal - now the tenant `default`
-MIGRATE_SINGLE = """
-INSERT OR IGNORE INTO tenant_installs SELECT 'default', crm, '', data, updated_at FROM app_installs;
-DROP TABLE app_installs;
-"""
 DEFAULT_TENANT = "default"
 
 
@@ -55,41 +44,36 @@ def _sha(text: str) -> str:
 class Slot:
     """One install row inside a `locked()` transaction: read `data`, `save()` a new value."""
 
-    def __init__(self, db: sqlite3.Connection, tenant: str, crm: str, data: dict | None, sealer: Sealer) -> None:
+    def __init__(self, db: engine.Db, tenant: str, crm: str, data: dict | None, sealer: Sealer) -> None:
         self.db, self.tenant, self.crm, self.data, self.sealer = db, tenant, crm, data, sealer
 
     def save(self, data: dict) -> None:
         text = self.sealer.seal(json.dumps(data, separators=(",", ":")))  # tokens inside: sealed at rest
-        self.db.execute("INSERT OR REPLACE INTO tenant_installs VALUES (?, ?, ?, ?, ?)",
-                        (self.tenant, self.crm, install_ref(data), text, time.time()))
+        app.save_install(self.db, self.tenant, self.crm, install_ref(data), text)
         self.data = data
 
     def delete(self) -> None:
-        self.db.execute("DELETE FROM tenant_installs WHERE tenant=? AND crm=?", (self.tenant, self.crm))
+        app.delete_install(self.db, self.tenant, self.crm)
         self.data = None
 
 
 class Installs:
     def __init__(self, path: str | Path, sealer: Sealer | None = None, tenant: str = DEFAULT_TENANT) -> None:
-        self.path = Path(path)
+        self.path = path if engine.is_postgres(path) else engine.sqlite_path(path)
         self.sealer = sealer or Sealer()
         self.tenant = tenant
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='app_installs'").fetchone():
-                db.executescript(MIGRATE_SINGLE)
-                self._name_refs(db)
+            migrations.prepare(db)  # migration 3 files a pre-tenants install as the tenant `default`'s
+            self._name_refs(db)
 
-    def _name_refs(self, db: sqlite3.Connection) -> None:
+    def _name_refs(self, db: engine.Db) -> None:
         """Migrated installs get their `ref` (when this key opens them; else the next save names it)."""
-        for tenant, crm, data in db.execute("SELECT tenant, crm, data FROM tenant_installs WHERE ref=''").fetchall():
+        for tenant, crm, data in app.unnamed_installs(db):
             try:
                 ref = install_ref(json.loads(self.sealer.open(data)))
             except (StateError, ValueError):
                 continue
-            db.execute("UPDATE tenant_installs SET ref=? WHERE tenant=? AND crm=?", (ref, tenant, crm))
-        db.commit()
+            app.name_install(db, tenant, crm, ref)
 
     def for_tenant(self, tenant: str) -> Installs:
         """The same file, bound to `tenant`: every read and write below is that tenant's only."""
@@ -98,9 +82,9 @@ class Installs:
         return bound
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[engine.Db]:
         """A short connection; a damaged or read-only file surfaces as a StateError saying the fix."""
-        db = connect_private(self.path, timeout=LOCK_TIMEOUT_SECONDS)
+        db = engine.connect(self.path, timeout=LOCK_TIMEOUT_SECONDS)
         try:
             yield db
         except sqlite3.Error as exc:
@@ -112,8 +96,8 @@ class Installs:
 
     def get(self, crm: str) -> dict | None:
         with self._connect() as db:
-            row = db.execute("SELECT data FROM tenant_installs WHERE tenant=? AND crm=?", (self.tenant, crm)).fetchone()
-        return json.loads(self.sealer.open(row[0])) if row else None
+            sealed = app.install(db, self.tenant, crm)
+        return json.loads(self.sealer.open(sealed)) if sealed else None
 
     # --- tenants ------------------------------------------------------------------------------
 
@@ -122,37 +106,25 @@ class Installs:
         if not ref:
             return None
         with self._connect() as db:
-            row = db.execute("SELECT tenant FROM tenant_installs WHERE crm=? AND ref=? ORDER BY tenant='default' DESC",
-                             (crm, ref)).fetchone()
-        return row[0] if row else None
+            return app.tenant_of(db, crm, ref, DEFAULT_TENANT)
 
     def tenants(self) -> list[dict]:
         """Every install of every tenant: {tenant, crm, ref, updated_at}, no secret."""
         with self._connect() as db:
-            rows = db.execute("SELECT tenant, crm, ref, updated_at FROM tenant_installs ORDER BY tenant, crm").fetchall()
+            rows = app.tenant_installs(db)
         return [{"tenant": t, "crm": c, "ref": r, "updated_at": u} for t, c, r, u in rows]
 
     def remove_tenant(self, tenant: str) -> int:
         """Every install of `tenant` gone (its tokens with them); how many."""
         with self._connect() as db:
-            return db.execute("DELETE FROM tenant_installs WHERE tenant=?", (tenant,)).rowcount
+            return app.remove_tenant(db, tenant)
 
     @contextmanager
     def locked(self, crm: str) -> Iterator[Slot]:
-        """BEGIN IMMEDIATE: one writer across threads and processes; committed on leaving, rolled back on error."""
-        with self._connect() as db:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StateError(f"the state file is locked: {exc}", hint="another process is writing; retry") from None
-            try:
-                row = db.execute("SELECT data FROM tenant_installs WHERE tenant=? AND crm=?",
-                                 (self.tenant, crm)).fetchone()
-                yield Slot(db, self.tenant, crm, json.loads(self.sealer.open(row[0])) if row else None, self.sealer)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        """One writer across threads, processes and machines; committed on leaving, rolled back on error."""
+        with self._connect() as db, db.tx(lock=f"install:{self.tenant}:{crm}"):
+            sealed = app.install(db, self.tenant, crm)
+            yield Slot(db, self.tenant, crm, json.loads(self.sealer.open(sealed)) if sealed else None, self.sealer)
 
     def put(self, crm: str, data: dict) -> None:
         with self.locked(crm) as slot:
@@ -168,14 +140,12 @@ class Installs:
         """True the first time `key` is offered (within SEEN_KEEP_SECONDS), False for a resend."""
         now = time.time() if now is None else now
         with self._connect() as db:
-            db.execute("DELETE FROM app_seen WHERE seen_at < ?", (now - SEEN_KEEP_SECONDS,))
-            cur = db.execute("INSERT OR IGNORE INTO app_seen VALUES (?, ?)", (_sha(key), now))
-            return cur.rowcount == 1
+            return app.first_seen(db, _sha(key), now, SEEN_KEEP_SECONDS)
 
     def forget_seen(self, key: str) -> None:
         """Undo `first_seen` when the delivery could not be queued (so a resend is not lost)."""
         with self._connect() as db:
-            db.execute("DELETE FROM app_seen WHERE key=?", (_sha(key),))
+            app.forget_seen(db, _sha(key))
 
     # --- OAuth state --------------------------------------------------------------------------
 
@@ -183,27 +153,21 @@ class Installs:
         state = secrets.token_urlsafe(32)
         now = time.time()
         with self._connect() as db:
-            db.execute("DELETE FROM app_oauth_states WHERE expires_at < ?", (now,))
-            db.execute("INSERT INTO app_oauth_states VALUES (?, ?, ?)", (_sha(state), crm, now + ttl_seconds))
+            app.add_oauth_state(db, _sha(state), crm, now, ttl_seconds)
         return state
 
     def take_oauth_state(self, crm: str, state: str) -> bool:
         """Single use: a known, unexpired state is consumed and True; anything else False.
         Looked up by its hash, so no comparison of the secret itself can leak timing."""
         with self._connect() as db:
-            cur = db.execute("DELETE FROM app_oauth_states WHERE state_sha=? AND crm=? AND expires_at >= ?",
-                             (_sha(state), crm, time.time()))
-            return cur.rowcount == 1
+            return app.take_oauth_state(db, _sha(state), crm, time.time())
 
     # --- keys ---------------------------------------------------------------------------------
 
     def reseal(self) -> int:
         """Every install sealed with STATE_KEY's first key (key rotation); how many were sealed anew."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            rows = db.execute("SELECT tenant, crm, data FROM tenant_installs").fetchall()
+        with self._connect() as db, db.tx(lock="installs"):
+            rows = app.all_installs(db)
             for tenant, crm, data in rows:
-                db.execute("UPDATE tenant_installs SET data=? WHERE tenant=? AND crm=?",
-                           (self.sealer.reseal(data), tenant, crm))
-            db.execute("COMMIT")
+                app.reseal_install(db, tenant, crm, self.sealer.reseal(data))
         return len(rows)

@@ -12,6 +12,7 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import is_dataclass
 
 from connector.state import State
+from connector.store import snapshot
 
 MESSAGES = {
     "ru": ("Правило {rule} ({step}) не сработает: ни у одного клиента нет поля «{field}». ",
@@ -53,10 +54,7 @@ def _conditions(node, step: str) -> Iterator[tuple[str, str]]:
 
 def has_field(state: State, account: str, name: str) -> bool:
     """Whether any customer in the snapshot carries card field `name` (the scan stops at the first one)."""
-    path = '$.fields."' + name.replace('"', "") + '"'
-    row = state.db.execute("SELECT 1 FROM customers WHERE account=? AND json_extract(data, ?) IS NOT NULL LIMIT 1",
-                           (account, path)).fetchone()
-    return row is not None
+    return snapshot.has_card_field(state.db, account, name)
 
 
 def rules_cannot_run(state: State, account: str, playbook, adapter) -> list[dict]:

@@ -208,8 +208,9 @@ class Settings(BaseSettings):
     @field_validator("STATE_URL")
     @classmethod
     def _state_url(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("only sqlite:///PATH is supported, e.g. sqlite:///./repeat-sales.db")
+        if not value.startswith(("sqlite:///", "postgresql://")):  # the value may hold a password: never echoed
+            raise ValueError("must be sqlite:///PATH (e.g. sqlite:///./repeat-sales.db) or "
+                             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
         return value
 
     @field_validator("STATE_KEY")
@@ -244,7 +245,13 @@ class Settings(BaseSettings):
 
     @property
     def state_path(self) -> Path:
+        """The SQLite file (only meaningful when STATE_URL is sqlite:///; see `state_target`)."""
         return Path(self.STATE_URL.removeprefix("sqlite:///"))
+
+    @property
+    def state_target(self) -> Path | str:
+        """What State, Installs and TokenStore open: the SQLite file's path, or the postgresql:// URL."""
+        return self.STATE_URL if self.STATE_URL.startswith("postgresql://") else self.state_path
 
     def require(self, *names: str) -> None:
         """Fail with the variable's name when a setting the chosen CRM needs is missing."""

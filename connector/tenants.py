@@ -69,7 +69,7 @@ def amocrm_id(host: str) -> str:
 
 def registry(settings) -> Installs:
     """The installs of every tenant (in the default state file), bound to the default tenant."""
-    return Installs(settings.state_path, settings.sealer())
+    return Installs(settings.state_target, settings.sealer())
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from connector import briefing, fields
 from connector.errors import PlanRefused
 from connector.model import Action, ActionKind
 from connector.state import MAX_ATTEMPTS, State
+from connector.store import ledger
 from playbooks.words import names_for
 
 BLANKING_SHARE = 0.5  # a plan clearing more than this share of the cards that hold values is stopped
@@ -67,9 +68,7 @@ class WritebackPlanner:
                      "sync --allow-blank-cards writes it anyway")
 
     def _given_up(self) -> set[str]:
-        rows = self.state.db.execute("SELECT key FROM ledger WHERE account=? AND status='failed' AND attempts>=? "
-                                     "AND rule=?", (self.account, MAX_ATTEMPTS, fields.RULE))
-        return {k for (k,) in rows}
+        return ledger.given_up(self.state.db, self.account, fields.RULE, MAX_ATTEMPTS)
 
     def _deal_target(self, action: Action) -> Action:
         if action.kind != ActionKind.DEAL or not (self.config.deal_pipeline or self.config.deal_stage):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from emulators.bitrix import BitrixEmulator
+from tests.store_engines import pg_url, state_at, state_target  # noqa: F401  (the state's two engines)
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 6, 15)  # the shop's history is anchored here, so plans are reproducible

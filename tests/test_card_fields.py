@@ -32,8 +32,8 @@ def test_next_purchase_is_the_last_day_plus_the_median_interval():
     assert fields.predicted_next_purchase(customer("2", [date(2026, 1, 1)])) == ""
 
 
-def test_the_key_follows_the_values_and_a_flip_back_is_written_again(tmp_path):
-    state = State(tmp_path / "s.db")
+def test_the_key_follows_the_values_and_a_flip_back_is_written_again(state_at):
+    state = State(state_at("s.db"))
     cards = fields.WrittenCards(state)
     facts = {"1": fields.card_facts(customer("1", [date(2026, 5, 1)], tags=["rs-segment:new", "vip"]))}
     first = fields.field_actions([report("1")], facts, cards.last("a"), TODAY)

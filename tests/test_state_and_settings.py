@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import date
 
 import pytest
@@ -20,8 +21,8 @@ def action(key: str) -> Action:
                   due=date(2026, 1, 2), title="Thank the customer")
 
 
-def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
-    first, second = State(tmp_path / "s.db"), State(tmp_path / "s.db")
+def test_a_second_run_is_refused_while_the_first_holds_the_lock(state_target):
+    first, second = State(state_target), State(state_target)
     with first.lock("sync"):
         with pytest.raises(StateLocked) as err:
             with second.lock("sync"):
@@ -31,17 +32,32 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
         pass
 
 
-def test_the_lock_of_a_killed_run_frees_itself(tmp_path):
-    path = tmp_path / "s.db"
-    code = ("import os,sys; from connector.state import State; s=State(sys.argv[1]); "
-            "cm=s.lock('sync'); cm.__enter__(); os._exit(0)")
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
-    with State(path).lock("sync"):  # the holder's process is gone
-        pass
+HOLD_LOCK = ("import sys,time; from connector.state import State; s=State(sys.argv[1]); "
+             "cm=s.lock('sync'); cm.__enter__(); print('held', flush=True); time.sleep(600)")
 
 
-def test_ledger_moves_pending_to_done_and_keeps_failed_for_retry(tmp_path):
-    state = State(tmp_path / "s.db")
+def test_the_lock_of_a_killed_run_frees_itself(state_target):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(state_target)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StateLocked) as err, State(state_target).lock("sync"):
+            pass
+        assert f":{holder.pid})" in str(err.value), "the message names the holding process"
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs in the holder
+        holder.wait()
+    state = State(state_target)
+    for _ in range(100):  # PostgreSQL ends the killed session's lock as soon as it sees the socket close
+        try:
+            with state.lock("sync"):  # the holder's process is gone
+                return
+        except StateLocked:
+            time.sleep(0.05)
+    pytest.fail("the killed run's lock was never freed")
+
+
+def test_ledger_moves_pending_to_done_and_keeps_failed_for_retry(state_target):
+    state = State(state_target)
     a, b = action("v1:5:calendar:9:thanks"), action("v1:5:calendar:9:feedback")
     state.mark_pending("acc", [a, b])
     assert state.ledger_status("acc", [a.key, b.key]) == {a.key: "pending", b.key: "pending"}
@@ -74,11 +90,11 @@ def test_a_missing_webhook_is_named_when_the_crm_needs_it():
     assert err.value.exit_code == 2 and "BITRIX_WEBHOOK_URL" in str(err.value)
 
 
-def test_the_snapshot_reads_back_what_was_pulled_and_lean_reads_drop_only_redundant_titles(tmp_path):
+def test_the_snapshot_reads_back_what_was_pulled_and_lean_reads_drop_only_redundant_titles(state_target):
     from connector.crm import PullPage
     from connector.model import Customer, LineItem, Purchase
 
-    state = State(tmp_path / "s.db")
+    state = State(state_target)
     coffee = (LineItem("3", "Кофе 1 кг", 2.0, 1590.0, "Кофе"),)
     page = PullPage(customers=[Customer("7", name="Ольга", phones=("+79000000007",))],
                     purchases=[Purchase("11", "7", date(2026, 5, 1), 3180.0, items=coffee, title="Заказ #11"),

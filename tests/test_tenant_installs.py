@@ -25,8 +25,8 @@ def test_a_state_file_from_before_tenants_keeps_its_install_as_the_default_tenan
     assert Installs(path).get("bitrix")["member_id"] == "m-old"  # opened again: migrated once, nothing lost
 
 
-def test_each_tenants_view_sees_its_own_install_only(tmp_path):
-    installs = Installs(tmp_path / "state.db")
+def test_each_tenants_view_sees_its_own_install_only(state_target):
+    installs = Installs(state_target)
     installs.for_tenant("b" * 32).put("bitrix", {"member_id": "b" * 32, "access_token": "tb"})
     installs.put("bitrix", {"member_id": "a" * 32, "access_token": "ta"})
     assert installs.get("bitrix")["access_token"] == "ta"

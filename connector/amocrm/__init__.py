@@ -316,7 +316,7 @@ def make_adapter(settings, installs=None) -> AmoAdapter:
     app = OAuthApp(settings.AMOCRM_CLIENT_ID, settings.AMOCRM_CLIENT_SECRET.get_secret_value(),
                    settings.AMOCRM_REDIRECT_URI)
     code = settings.AMOCRM_AUTH_CODE.get_secret_value() if settings.AMOCRM_AUTH_CODE is not None else None
-    return share_budget(AmoAdapter(base, oauth=app, auth_code=code, state_path=settings.state_path,
+    return share_budget(AmoAdapter(base, oauth=app, auth_code=code, state_path=settings.state_target,
                                    sealer=settings.sealer(), **common), settings)
 
 

@@ -1,7 +1,7 @@
 """amoCRM tokens in the state file: rotated safely, shared safely between processes.
 
-A refresh token works once; so the new pair is committed to SQLite before its access token is
-used, and refreshing happens inside `BEGIN IMMEDIATE`: a second process that wanted to refresh
+A refresh token works once; so the new pair is committed to the state before its access token is
+used, and refreshing happens under the state's write lock: a second process that wanted to refresh
 waits, re-reads, and uses the pair the first one stored instead of burning it with a refresh of
 its own. A process killed between amoCRM's answer and the commit loses nothing: the old refresh
 token stays valid until the new pair is first used (Doc: developers.kommo.com/docs/oauth-20).
@@ -14,25 +14,20 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from connector.amocrm.client import CRM, AmoClient
 from connector.amocrm.oauth import REGRANT_HINT, OAuthApp, TokenPair, exchange_code, refresh_pair
 from connector.errors import CrmAuthError, StateError
 from connector.sealing import Sealer
-from connector.state import connect_private, state_failure
+from connector.state import state_failure
+from connector.store import app, engine, migrations
 
 log = logging.getLogger(__name__)
 
 REFRESH_AHEAD_SECONDS = 300  # refresh a little before expiry rather than spend a request on a 401
 LOCK_TIMEOUT_SECONDS = 60
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS amocrm_tokens (
-    account TEXT PRIMARY KEY, access_token TEXT NOT NULL, refresh_token TEXT NOT NULL,
-    expires_at REAL NOT NULL, auth_code_sha TEXT, rotated_at REAL NOT NULL, generation INTEGER NOT NULL)
-"""
 
 LONG_LIVED_HINT = ("amoCRM refused AMOCRM_ACCESS_TOKEN (expired, revoked, or mistyped): an admin generates a "
                    "new long-lived token in the integration's \"Keys and scopes\" tab and sets AMOCRM_ACCESS_TOKEN")
@@ -46,54 +41,46 @@ class TokenStore:
     """The `amocrm_tokens` table of the state file; its own connection, short transactions."""
 
     def __init__(self, path: str | Path, account: str, sealer: Sealer | None = None) -> None:
-        self.path, self.account = Path(path), account
+        self.path = path if engine.is_postgres(path) else engine.sqlite_path(path)
+        self.account = account
         self.sealer = sealer or Sealer()  # STATE_KEY: the tokens are sealed at rest
-        self.db = connect_private(self.path, timeout=LOCK_TIMEOUT_SECONDS)  # tokens: created owner-only
+        self.db = engine.connect(self.path, timeout=LOCK_TIMEOUT_SECONDS)  # tokens: created owner-only
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(SCHEMA)
+            migrations.prepare(self.db)
         except sqlite3.Error as exc:
             self.db.close()
             raise state_failure(self.path, exc) from None
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
 
     def load(self) -> tuple[TokenPair, str | None] | None:
-        row = self.db.execute("SELECT access_token, refresh_token, expires_at, auth_code_sha FROM amocrm_tokens "
-                              "WHERE account=?", (self.account,)).fetchone()
+        row = app.tokens(self.db, self.account)
         if not row:
             return None
         return TokenPair(self.sealer.open(row[0]), self.sealer.open(row[1]), row[2]), row[3]
 
     def save(self, pair: TokenPair, *, auth_code_sha: str | None = None) -> None:
         """Inside `locked()`: the caller's transaction commits it."""
-        self.db.execute(
-            "INSERT INTO amocrm_tokens VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT(account) DO UPDATE SET "
-            "access_token=excluded.access_token, refresh_token=excluded.refresh_token, "
-            "expires_at=excluded.expires_at, auth_code_sha=COALESCE(excluded.auth_code_sha, auth_code_sha), "
-            "rotated_at=excluded.rotated_at, generation=generation+1",
-            (self.account, self.sealer.seal(pair.access_token), self.sealer.seal(pair.refresh_token),
-             pair.expires_at, auth_code_sha, time.time()))
+        app.save_tokens(self.db, self.account, self.sealer.seal(pair.access_token),
+                        self.sealer.seal(pair.refresh_token), pair.expires_at, auth_code_sha)
 
     def generation(self) -> int:
-        row = self.db.execute("SELECT generation FROM amocrm_tokens WHERE account=?", (self.account,)).fetchone()
-        return int(row[0]) if row else 0
+        return app.token_generation(self.db, self.account)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE: one writer at a time across processes; rolled back if we fail or die."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StateError(f"the token table is locked by another process: {exc}",
-                             hint="another run is refreshing the amoCRM token; try again") from None
-        try:
+        """One writer at a time across processes (and machines); rolled back if we fail or die."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self.db.tx(lock=f"amocrm_tokens:{self.account}"))
+            except sqlite3.OperationalError as exc:
+                raise StateError(f"the token table is locked by another process: {exc}",
+                                 hint="another run is refreshing the amoCRM token; try again") from None
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
 
 def reseal_tokens(path: str | Path, sealer: Sealer) -> int:
@@ -101,10 +88,9 @@ def reseal_tokens(path: str | Path, sealer: Sealer) -> int:
     store = TokenStore(path, "", sealer)
     try:
         with store.locked():
-            rows = store.db.execute("SELECT account, access_token, refresh_token FROM amocrm_tokens").fetchall()
+            rows = app.all_tokens(store.db)
             for account, access, refresh in rows:
-                store.db.execute("UPDATE amocrm_tokens SET access_token=?, refresh_token=? WHERE account=?",
-                                 (sealer.reseal(access), sealer.reseal(refresh), account))
+                app.reseal_tokens(store.db, account, sealer.reseal(access), sealer.reseal(refresh))
     finally:
         store.close()
     return len(rows)

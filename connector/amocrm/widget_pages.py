@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from connector.errors import CrmError, WebhookRejected
+from connector.store import snapshot as store_snapshot
 from connector.webapp.forms import text_field
 from connector.webapp.pages import settings_page, versions
 from connector.webapp.pages.main_page import render_main
@@ -144,9 +145,7 @@ class WidgetPages:
         card = fields["id"]
         if fields["entity"] != "lcard" or not card:
             return card
-        row = state.db.execute("SELECT customer_id FROM purchases WHERE account=? AND id=?",
-                               (self.account, card)).fetchone()
-        return str(row[0]) if row else card
+        return store_snapshot.customer_of_purchase(state.db, self.account, card) or card
 
     def _origin(self) -> str:
         base = urlsplit((self.runtime.settings.AMOCRM_BASE_URL or "").strip())

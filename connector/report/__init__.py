@@ -29,6 +29,7 @@ from connector.report.html import CHART_NAMES, render_html
 from connector.report.text import render_text
 from connector.report.uplift import WINDOW_DAYS, rule_uplift
 from connector.state import State
+from connector.store import engine, snapshot
 from playbooks import PlanHistory, evaluate
 from playbooks.words import names_for
 
@@ -87,8 +88,7 @@ def latest_account(state: State) -> str:
     for run in state.last_runs(100):
         if run["account"]:
             return run["account"]
-    accounts = sorted({row[0] for table in ("ledger", "purchases")
-                       for row in state.db.execute(f"SELECT DISTINCT account FROM {table}")})
+    accounts = snapshot.accounts(state.db)
     if not accounts:
         raise InputError(NO_SYNC)
     if len(accounts) > 1:
@@ -104,11 +104,11 @@ def run_report(*, as_of: date | None = None, html: str | None = None) -> int:
     from playbooks import load_playbook
 
     settings = load_settings()
-    if not settings.state_path.exists():
+    if not engine.exists(settings.state_target):
         raise InputError(NO_SYNC, hint=f"no state file at {settings.state_path} (STATE_URL)")
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     today = as_of or clock.today(settings.TIMEZONE)
-    state = State(settings.state_path, writable=False)  # a report only reads: a read-only file will do
+    state = State(settings.state_target, writable=False)  # a report only reads: a read-only file will do
     try:
         account = latest_account(state)
         if not state.counts(account)["purchases"]:

@@ -316,7 +316,7 @@ def run_serve(host: str, port: int, workers: int = 1) -> int:
 
     settings = load_settings()
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
-    State(settings.state_path).close()  # a damaged or read-only state file stops here, not at the first event
+    State(settings.state_target).close()  # a damaged or read-only state file stops here, not at the first event
     if workers > 1:
         return _serve_processes(settings, host, port, workers)
     try:

@@ -35,7 +35,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         if self.installs is None:
-            self.installs = Installs(self.settings.state_path, self.settings.sealer())
+            self.installs = Installs(self.settings.state_target, self.settings.sealer())
         self._playbook = load_playbook(self.settings.PLAYBOOK, lang=self.settings.PLAYBOOK_LANG)
         self._follow_saved()
 
@@ -53,14 +53,14 @@ class Runtime:
     def _follow_saved(self) -> None:
         from connector.webapp.pages.versions import latest_playbook, newest_number
 
-        if newest_number(self.settings.state_path) > self.playbook_version:
-            saved = latest_playbook(self.settings.state_path)
+        if newest_number(self.settings.state_target) > self.playbook_version:
+            saved = latest_playbook(self.settings.state_target)
             if saved is not None:
                 self.playbook_version, self._playbook = saved
 
     def open_state(self) -> State:
         """A State for the calling thread (SQLite connections stay in the thread that made them)."""
-        return State(self.settings.state_path)
+        return State(self.settings.state_target)
 
     def sync(self, state: State, *, full: bool = False) -> SyncReport:
         """One incremental (or full) cycle; raises StateLocked when another run holds the lock."""

@@ -24,8 +24,8 @@ def stored(emu, state_path):
         store.close()
 
 
-def test_the_first_run_exchanges_the_code_and_later_runs_reuse_the_stored_pair(account, tmp_path):
-    db = tmp_path / "state.db"
+def test_the_first_run_exchanges_the_code_and_later_runs_reuse_the_stored_pair(account, state_target):
+    db = state_target
     code = account.issue_auth_code()
     first = oauth_adapter(account, db, code=code)
     try:
@@ -42,8 +42,8 @@ def test_the_first_run_exchanges_the_code_and_later_runs_reuse_the_stored_pair(a
     assert stored(account, db).refresh_token in account.auth.current_refresh_tokens()
 
 
-def test_token_expiry_in_the_middle_of_a_pull_refreshes_and_loses_nothing(account, tmp_path):
-    db = tmp_path / "state.db"
+def test_token_expiry_in_the_middle_of_a_pull_refreshes_and_loses_nothing(account, state_target):
+    db = state_target
     adapter = oauth_adapter(account, db, code=account.issue_auth_code())
     try:
         purchases = {}
@@ -59,8 +59,8 @@ def test_token_expiry_in_the_middle_of_a_pull_refreshes_and_loses_nothing(accoun
     assert stored(account, db).refresh_token in account.auth.current_refresh_tokens()
 
 
-def test_a_crash_right_after_a_refresh_leaves_the_new_refresh_token_stored(account, tmp_path):
-    db = tmp_path / "state.db"
+def test_a_crash_right_after_a_refresh_leaves_the_new_refresh_token_stored(account, state_target):
+    db = state_target
     first = oauth_adapter(account, db, code=account.issue_auth_code())
     first.client.request("GET", "/api/v4/account")
     account.expire_access_tokens()
@@ -77,8 +77,8 @@ def test_a_crash_right_after_a_refresh_leaves_the_new_refresh_token_stored(accou
     assert purchases and account.stats()["token_refreshes"] == 1, "the second process needed no refresh"
 
 
-def test_a_lost_refresh_answer_is_survived_with_the_old_refresh_token(account, tmp_path):
-    db = tmp_path / "state.db"
+def test_a_lost_refresh_answer_is_survived_with_the_old_refresh_token(account, state_target):
+    db = state_target
     adapter = oauth_adapter(account, db, code=account.issue_auth_code())
     try:
         adapter.client.request("GET", "/api/v4/account")
@@ -107,8 +107,8 @@ adapter.close()
 """
 
 
-def test_two_processes_refreshing_at_once_do_not_burn_each_others_token(account, tmp_path):
-    db = tmp_path / "state.db"
+def test_two_processes_refreshing_at_once_do_not_burn_each_others_token(account, state_target):
+    db = state_target
     setup = oauth_adapter(account, db, code=account.issue_auth_code())
     setup.client.request("GET", "/api/v4/account")
     setup.close()
@@ -132,8 +132,8 @@ def test_two_processes_refreshing_at_once_do_not_burn_each_others_token(account,
     assert account.stats()["token_refreshes"] == 2
 
 
-def test_a_revoked_grant_is_a_clear_auth_error_that_names_the_fix(account, tmp_path):
-    db = tmp_path / "state.db"
+def test_a_revoked_grant_is_a_clear_auth_error_that_names_the_fix(account, state_target):
+    db = state_target
     adapter = oauth_adapter(account, db, code=account.issue_auth_code())
     try:
         adapter.client.request("GET", "/api/v4/account")
@@ -164,8 +164,8 @@ def test_a_revoked_long_lived_token_asks_for_a_new_one(account):
     assert "AMOCRM_ACCESS_TOKEN" in str(caught.value) and account.access_token not in str(caught.value)
 
 
-def test_the_oauth_redirects_code_is_accepted_and_stored_for_later_runs(account, tmp_path):
-    db = tmp_path / "state.db"
+def test_the_oauth_redirects_code_is_accepted_and_stored_for_later_runs(account, state_target):
+    db = state_target
     callback = oauth_adapter(account, db)  # what the webapp's /amocrm/oauth builds from the settings
     try:
         with pytest.raises(CrmAuthError) as caught:

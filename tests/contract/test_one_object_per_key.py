@@ -22,7 +22,7 @@ def assert_one_object_per_key(crm, plan) -> None:
     assert {a.key for a in plan if a.kind != ActionKind.TAG} <= set(written)
 
 
-def test_two_state_files_syncing_at_once_leave_one_object_per_key(crm, tmp_path):
+def test_two_state_files_syncing_at_once_leave_one_object_per_key(crm, state_at):
     crm.install()
     crm.automation("rs_winback_email")
     reports, errors = {}, []
@@ -31,7 +31,7 @@ def test_two_state_files_syncing_at_once_leave_one_object_per_key(crm, tmp_path)
     def run(name: str) -> None:
         try:
             start.wait()
-            reports[name] = crm.sync(State(tmp_path / f"{name}.db"), playbook=automation_playbook())
+            reports[name] = crm.sync(State(state_at(f"{name}.db")), playbook=automation_playbook())
         except Exception as exc:  # noqa: BLE001 - the test reports it below
             errors.append(exc)
 
@@ -43,7 +43,7 @@ def test_two_state_files_syncing_at_once_leave_one_object_per_key(crm, tmp_path)
     assert not errors and reports["a"].error is None and reports["b"].error is None
     plan = reports["a"].plan
     assert {a.kind for a in plan} >= {ActionKind.TASK, ActionKind.DEAL, ActionKind.WORKFLOW}
-    third = crm.sync(State(tmp_path / "a.db"), playbook=automation_playbook())
+    third = crm.sync(State(state_at("a.db")), playbook=automation_playbook())
     assert third.stats["written"] == 0
     assert_one_object_per_key(crm, plan)
     started = [a for a in plan if a.kind == ActionKind.WORKFLOW and a.payload["template"] == "rs_winback_email"]
@@ -55,24 +55,24 @@ def test_two_state_files_syncing_at_once_leave_one_object_per_key(crm, tmp_path)
         assert max(runs.values()) <= 2
 
 
-def test_a_fresh_state_after_uninstall_writes_no_task_for_a_key_written_as_a_deal(crm, tmp_path):
+def test_a_fresh_state_after_uninstall_writes_no_task_for_a_key_written_as_a_deal(crm, state_at):
     crm.install()
-    first = crm.sync(State(tmp_path / "a.db"))
+    first = crm.sync(State(state_at("a.db")))
     deals = {a.key for a in first.plan if a.kind == ActionKind.DEAL}
     assert deals
     crm.install(uninstall=True)  # the fields go, and with them what the deals held in them
     crm.emulator.reset_stats()
-    again = crm.sync(State(tmp_path / "b.db"))  # the state file is gone too
+    again = crm.sync(State(state_at("b.db")))  # the state file is gone too
     assert {a.key for a in again.plan} >= deals  # the same actions, now planned as tasks
     assert again.stats["written"] == 0
     assert crm.call_count(crm.calls.task_write) == 0
     assert_one_object_per_key(crm, first.plan)
 
 
-def test_a_full_sync_removes_duplicates_left_by_earlier_runs(crm, tmp_path):
+def test_a_full_sync_removes_duplicates_left_by_earlier_runs(crm, state_at):
     crm.install()
     crm.automation("rs_winback_email")
-    state = State(tmp_path / "s.db")
+    state = State(state_at("s.db"))
     first = crm.sync(state, playbook=automation_playbook())
     task = next(a for a in first.plan if a.kind == ActionKind.TASK)
     deal = next(a for a in first.plan if a.kind == ActionKind.DEAL)

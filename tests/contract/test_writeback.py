@@ -33,9 +33,9 @@ def test_install_twice_creates_nothing_twice_and_uninstall_removes_only_what_it_
     assert crm.custom_fields() == before
 
 
-def test_cards_hold_the_segment_and_only_changed_cards_are_overwritten(crm, tmp_path):
+def test_cards_hold_the_segment_and_only_changed_cards_are_overwritten(crm, state_at):
     crm.install()
-    state = State(tmp_path / "s.db")
+    state = State(state_at("s.db"))
     fixed = load_playbook(overrides={"segments": {"rfm": {"method": "fixed"}}})  # so that time moves segments
     first = crm.sync(state, playbook=fixed)
     reports = {c.customer_id: c for c in first.evaluation.customers}
@@ -69,9 +69,9 @@ def shown(crm, c) -> tuple[str, str, str, str]:
         zip(names, (c.segment, c.rfm, c.lifecycle, c.tier), strict=True)))
 
 
-def test_card_values_are_in_the_team_language_with_the_code_where_a_filter_needs_it(crm, tmp_path):
+def test_card_values_are_in_the_team_language_with_the_code_where_a_filter_needs_it(crm, state_at):
     crm.install()
-    report = crm.sync(State(tmp_path / "s.db"))
+    report = crm.sync(State(state_at("s.db")))
     held = crm.card_values(c.customer_id for c in report.evaluation.customers)
     champion = next(c for c in report.evaluation.customers if c.segment == "champions" and c.tier == "gold")
     segment, _rfm, _lifecycle, tier = held[champion.customer_id]
@@ -83,9 +83,9 @@ def test_card_values_are_in_the_team_language_with_the_code_where_a_filter_needs
     assert not [v for v in values if v in ("champions", "gold", "active", "lost_champions")]
 
 
-def test_repeat_deals_carry_products_stage_manager_and_a_note_with_the_marker(crm, tmp_path):
+def test_repeat_deals_carry_products_stage_manager_and_a_note_with_the_marker(crm, state_at):
     crm.install()
-    report = crm.sync(State(tmp_path / "s.db"))
+    report = crm.sync(State(state_at("s.db")))
     planned = {a.key: a for a in report.plan if a.kind == ActionKind.DEAL}
     assert planned and not report.failed
     deals = crm.repeat_deals()
@@ -100,22 +100,22 @@ def test_repeat_deals_carry_products_stage_manager_and_a_note_with_the_marker(cr
         assert deal.note_keys == ((action.key,),)
 
 
-def test_a_fired_managers_deal_goes_to_the_fallback_user(crm, tmp_path):
+def test_a_fired_managers_deal_goes_to_the_fallback_user(crm, state_at):
     crm.install()
     fired = crm.fired_managers()
     assert fired
     fallback = sorted(crm.active_users() - {"1"}, key=int)[0]
-    report = crm.sync(State(tmp_path / "s.db"), adapter_kw={"fallback_user_id": int(fallback)})
+    report = crm.sync(State(state_at("s.db")), adapter_kw={"fallback_user_id": int(fallback)})
     by_key = {d.key: d for d in crm.repeat_deals()}
     theirs = [a for a in report.plan if a.kind == ActionKind.DEAL and a.manager_id in fired]
     assert theirs, "the shop's fired manager still owns customers who are due a repeat deal"
     assert {by_key[a.key].responsible for a in theirs} == {fallback}
 
 
-def test_automation_starts_on_the_customer_with_a_marker_and_steps_without_one_become_tasks(crm, tmp_path):
+def test_automation_starts_on_the_customer_with_a_marker_and_steps_without_one_become_tasks(crm, state_at):
     crm.install()
     crm.automation("rs_feedback", "rs_winback_email")
-    report = crm.sync(State(tmp_path / "s.db"), playbook=automation_playbook())
+    report = crm.sync(State(state_at("s.db")), playbook=automation_playbook())
     flows = [a for a in report.plan if a.kind == ActionKind.WORKFLOW]
     started = [a for a in flows if a.payload["template"] in ("rs_feedback", "rs_winback_email")]
     by_hand = [a for a in flows if a not in started]
@@ -126,13 +126,13 @@ def test_automation_starts_on_the_customer_with_a_marker_and_steps_without_one_b
     for action in by_hand:
         assert tasks[action.key].text.startswith("[workflow]")
         assert action.payload["template"] in tasks[action.key].text
-    assert crm.sync(State(tmp_path / "b.db"), playbook=automation_playbook()).stats["written"] == 0  # a lost ledger: markers found again
+    assert crm.sync(State(state_at("b.db")), playbook=automation_playbook()).stats["written"] == 0  # a lost ledger: markers found again
 
 
-def test_a_lost_answer_for_deals_and_automation_starts_leaves_one_of_each_per_key(crm, tmp_path):
+def test_a_lost_answer_for_deals_and_automation_starts_leaves_one_of_each_per_key(crm, state_at):
     crm.install()
     crm.automation("rs_winback_email")
-    state = State(tmp_path / "s.db")
+    state = State(state_at("s.db"))
     crm.emulator.drop_next(1, call=crm.calls.deal_write)  # applied, then the answer is lost
     crm.emulator.drop_next(1, call=crm.calls.workflow_write)
     runs = [crm.sync(state, playbook=automation_playbook())]
@@ -150,12 +150,12 @@ def test_a_lost_answer_for_deals_and_automation_starts_leaves_one_of_each_per_ke
     assert crm.sync(state, playbook=automation_playbook()).stats["written"] == 0
 
 
-def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retried(crm, tmp_path):
+def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retried(crm, state_at):
     crm.install()
     tier = crm.card_fields[3]
     crm.delete_card_field(tier)  # someone deleted a card field
     crm.emulator.fail_next(1, status=400, call=crm.calls.deal_write)  # validation refuses the first deal
-    state = State(tmp_path / "s.db")
+    state = State(state_at("s.db"))
     first = crm.sync(state)
     cards = [a for a in first.plan if a.kind == ActionKind.TAG]
     deals = [a for a in first.plan if a.kind == ActionKind.DEAL]
@@ -169,20 +169,20 @@ def test_refused_writes_are_reported_per_action_the_rest_lands_and_they_are_retr
     assert crm.sync(state).stats["written"] == 0
 
 
-def test_deals_go_to_the_pipeline_and_stage_the_playbook_names(crm, tmp_path):
+def test_deals_go_to_the_pipeline_and_stage_the_playbook_names(crm, state_at):
     crm.install()
     pipeline, stage, held_as = crm.named_stage()
     book = load_playbook(overrides={"writeback": {"deal_pipeline": pipeline, "deal_stage": stage}})
-    report = crm.sync(State(tmp_path / "s.db"), playbook=book)
+    report = crm.sync(State(state_at("s.db")), playbook=book)
     assert not report.failed
     deals = crm.repeat_deals()
     assert len(deals) == sum(a.kind == ActionKind.DEAL for a in report.plan) > 0
     assert {d.stage for d in deals} == {held_as}
 
 
-def test_a_deleted_contacts_card_is_refused_and_reported_while_the_other_cards_land(crm, tmp_path):
+def test_a_deleted_contacts_card_is_refused_and_reported_while_the_other_cards_land(crm, state_at):
     crm.install()
-    state = State(tmp_path / "s.db")
+    state = State(state_at("s.db"))
     dry = crm.sync(state, dry_run=True)
     gone = next(a.customer_id for a in dry.plan if a.kind == ActionKind.TAG)
     crm.delete_customer(gone)  # a manager deletes the contact; its deals stay
@@ -192,10 +192,10 @@ def test_a_deleted_contacts_card_is_refused_and_reported_while_the_other_cards_l
     assert report.stats["fields_written"] == sum(a.kind == ActionKind.TAG for a in report.plan) - 1
 
 
-def test_a_run_killed_after_the_crm_took_the_writes_is_settled_without_writing_again(crm, tmp_path):
+def test_a_run_killed_after_the_crm_took_the_writes_is_settled_without_writing_again(crm, state_at):
     crm.install()
     crm.automation("rs_winback_email")
-    state = State(tmp_path / "s.db")
+    state = State(state_at("s.db"))
     plan = crm.sync(state, playbook=automation_playbook(), dry_run=True).plan
     bots = [x for x in plan if x.kind == ActionKind.WORKFLOW and x.payload["template"] == "rs_winback_email"]
     picked = [x for x in plan if x.kind == ActionKind.TAG][:10] + [x for x in plan if x.kind == ActionKind.DEAL][:3]
@@ -215,15 +215,15 @@ def test_a_run_killed_after_the_crm_took_the_writes_is_settled_without_writing_a
     assert crm.sync(state, playbook=automation_playbook()).stats["written"] == 0
 
 
-def test_a_lost_state_file_finds_cards_deals_and_automation_starts_instead_of_writing_them_again(crm, tmp_path):
+def test_a_lost_state_file_finds_cards_deals_and_automation_starts_instead_of_writing_them_again(crm, state_at):
     crm.install()
     crm.automation("rs_winback_email")
-    first = crm.sync(State(tmp_path / "a.db"), playbook=automation_playbook())
+    first = crm.sync(State(state_at("a.db")), playbook=automation_playbook())
     assert {k: first.stats["written_by_kind"].get(k, 0) > 0 for k in ("task", "tag", "deal", "workflow")} == {
         "task": True, "tag": True, "deal": True, "workflow": True}
     crm.emulator.reset_stats()
     cards = crm.card_writes()
-    again = crm.sync(State(tmp_path / "b.db"), playbook=automation_playbook())  # a brand-new state file
+    again = crm.sync(State(state_at("b.db")), playbook=automation_playbook())  # a brand-new state file
     assert again.stats["written"] == 0 and again.stats["pulled"]["ledger_rebuilt"] > 0
     assert crm.card_writes() == cards
     assert not any(crm.call_count(call) for call in (crm.calls.task_write, crm.calls.deal_write,
@@ -235,9 +235,9 @@ CODES_IN_TEXT = re.compile(r"(уровень|уровня|сегмент|ста�
 
 
 @pytest.mark.parametrize("lang, tiers", [("ru", ("Золото", "Серебро", "Бронза")), ("en", ("Gold", "Silver", "Bronze"))])
-def test_task_texts_name_tiers_and_segments_in_the_playbook_language(crm, tmp_path, lang, tiers):
+def test_task_texts_name_tiers_and_segments_in_the_playbook_language(crm, state_at, lang, tiers):
     crm.install()
-    crm.sync(State(tmp_path / "s.db"), playbook=load_playbook(lang=lang))
+    crm.sync(State(state_at("s.db")), playbook=load_playbook(lang=lang))
     texts = [t.text for t in crm.tasks().values()]
     assert texts
     assert not [m.group(0) for t in texts for m in [CODES_IN_TEXT.search(t)] if m]  # "уровень gold" is gone

@@ -20,6 +20,7 @@ from connector.model import Action, Customer
 from connector.report.data import lifetime_view, rfm_grid, segment_sizes
 from connector.report.uplift import rule_uplift
 from connector.state import State, action_from_json
+from connector.store import ledger
 from connector.webapp.classify import classification
 from connector.webapp.pages.task_states import recent_task_ids
 from playbooks import PlanHistory, evaluate
@@ -148,10 +149,8 @@ def tomorrow_plan(customers: dict[str, Customer], today: date, playbook, applied
 
 def written_today(state: State, account: str, today: date) -> list[Action]:
     """Calls and tasks the plugin set today: the managers' list for the day."""
-    rows = state.db.execute("SELECT action FROM ledger WHERE account=? AND status='done' AND applied_on=? AND "
-                            "action <> '{}'", (account, today.isoformat()))
     out = []
-    for (text,) in rows:
+    for text in ledger.applied_on_day(state.db, account, today.isoformat()):
         action = action_from_json(text)
         if action.channel.value in CALL_CHANNELS:
             out.append(action)
@@ -166,9 +165,7 @@ def week_summary(state: State, account: str, today: date, customers: dict[str, C
     by_channel: Counter = Counter()
     by_manager: Counter = Counter()
     tasks_by_manager: Counter = Counter()
-    rows = state.db.execute("SELECT rule, action, kind FROM ledger WHERE account=? AND status='done' AND "
-                            "applied_on >= ? AND applied_on <= ?", (account, since, today.isoformat()))
-    for rule, action, kind in rows:
+    for rule, action, kind in ledger.applied_between(state.db, account, since, today.isoformat()):
         data = json.loads(action or "{}") if action and action != "{}" else {}
         channel = data.get("channel") or kind
         manager = str(data.get("manager_id") or "")
@@ -177,8 +174,7 @@ def week_summary(state: State, account: str, today: date, customers: dict[str, C
         by_manager[manager] += 1
         if kind == "task":
             tasks_by_manager[manager] += 1
-    deal_ids = [d for (d,) in state.db.execute("SELECT crm_id FROM ledger WHERE account=? AND status='done' AND "
-                                               "crm_kind='deal' AND crm_id IS NOT NULL", (account,))]
+    deal_ids = ledger.done_crm_ids(state.db, account, "deal")
     bought = {p.id: p.amount for c in customers.values() for p in c.purchases}
     won = [bought[d] for d in deal_ids if d in bought]
     return {"since": since, "rules": by_rule, "channels": by_channel, "managers": by_manager,

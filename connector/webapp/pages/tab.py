@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from connector.state import State
+from connector.store import ledger
 from connector.webapp.pages.snapshot import View, next_purchase
 from connector.webapp.pages.view import esc, table
 from connector.webapp.pages.words import Words
@@ -40,9 +41,7 @@ def touches(state: State, account: str, customer_id: str, view: View, w: Words) 
     rows = []
     for a in sorted(view.plan_by_customer.get(customer_id, []), key=lambda a: a.due):
         rows.append([w.day(a.due.isoformat()), w.rule(a.rule), w.channel(a.channel.value), a.title, w["planned"]])
-    done = state.db.execute("SELECT rule, kind, action, status, applied_on, reason FROM ledger WHERE account=? "
-                            "AND customer_id=? ORDER BY COALESCE(applied_on, '') DESC LIMIT ?",
-                            (account, customer_id, TOUCHES_SHOWN))
+    done = ledger.customer_rows(state.db, account, customer_id, TOUCHES_SHOWN)
     for rule, kind, action, status, applied_on, _reason in done:
         data = json.loads(action) if action and action != "{}" else {}
         rows.append([w.day(applied_on or data.get("due")), w.rule(rule or data.get("rule", "")),

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 
 from connector.errors import CrmError
 from connector.state import State
+from connector.store import ledger
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,7 @@ DONE = {"4", "5"}
 
 def recent_task_ids(state: State, account: str, today: date) -> list[str]:
     since = (today - timedelta(days=RECENT_DAYS)).isoformat()
-    rows = state.db.execute("SELECT crm_id FROM ledger WHERE account=? AND status='done' AND crm_kind='task' AND "
-                            "applied_on >= ? AND crm_id IS NOT NULL", (account, since))
-    return [str(r[0]) for r in rows if str(r[0]).isdigit()]
+    return [str(r) for r in ledger.done_crm_ids(state.db, account, "task", since) if str(r).isdigit()]
 
 
 def task_counts(client, ids: list[str], today: date) -> dict[str, Counter]:

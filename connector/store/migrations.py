@@ -1,0 +1,132 @@
+"""The state's one schema as numbered migrations; `meta.schema` holds the last one applied.
+
+Version 1 is the layout `connector/state.py` created up to now (a file of that time says schema 1).
+Version 2 adds the tables other modules used to create on first use (installs, amoCRM tokens, card
+fields, feedback answers, saved playbooks), with IF NOT EXISTS, so a file that already has some of
+them keeps their rows. Version 3 files installs per tenant (connector/tenants.py). Never edit a migration that has shipped:
+add the next one.
+`{real}` and `{serial}` are the engine's types for a float and an auto-numbered key (engine.DDL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from connector.errors import StateSchemaError
+from connector.store.engine import Db
+
+OPEN_ATTEMPTS = 20  # tries to set up a state file another thread or process is creating right now
+OPEN_RETRY_SECONDS = 0.02
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "the snapshot, cursors, ledger, runs and run locks", """
+CREATE TABLE IF NOT EXISTS cursors (account TEXT PRIMARY KEY, value TEXT NOT NULL, saved_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (account TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (account, id));
+CREATE TABLE IF NOT EXISTS purchases (account TEXT NOT NULL, id TEXT NOT NULL, customer_id TEXT NOT NULL,
+    data TEXT NOT NULL, seen_run INTEGER, PRIMARY KEY (account, id));
+CREATE INDEX IF NOT EXISTS purchases_by_customer ON purchases (account, customer_id);
+CREATE TABLE IF NOT EXISTS products (account TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (account, id));
+CREATE TABLE IF NOT EXISTS ledger (account TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
+    kind TEXT NOT NULL, customer_id TEXT NOT NULL, rule TEXT NOT NULL, action TEXT NOT NULL,
+    crm_kind TEXT, crm_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, reason TEXT,
+    updated_at {real} NOT NULL, applied_on TEXT, PRIMARY KEY (account, key));
+CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (account, status);
+CREATE INDEX IF NOT EXISTS ledger_by_customer ON ledger (account, customer_id);
+CREATE TABLE IF NOT EXISTS runs (id {serial}, account TEXT, kind TEXT,
+    started {real} NOT NULL, finished {real}, dry_run INTEGER, stats TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired {real} NOT NULL)
+"""),
+    (2, "tables once created on first use: installs, amoCRM tokens, card fields, feedback, saved playbooks", """
+CREATE TABLE IF NOT EXISTS app_installs (crm TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS app_seen (key TEXT PRIMARY KEY, seen_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS app_oauth_states (state_sha TEXT PRIMARY KEY, crm TEXT NOT NULL,
+    expires_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS amocrm_tokens (
+    account TEXT PRIMARY KEY, access_token TEXT NOT NULL, refresh_token TEXT NOT NULL,
+    expires_at {real} NOT NULL, auth_code_sha TEXT, rotated_at {real} NOT NULL, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS card_fields (account TEXT NOT NULL, customer_id TEXT NOT NULL,
+    generation INTEGER NOT NULL, digest TEXT NOT NULL, card_values TEXT NOT NULL, key TEXT NOT NULL,
+    written_at {real} NOT NULL, PRIMARY KEY (account, customer_id));
+CREATE TABLE IF NOT EXISTS feedback (account TEXT NOT NULL, purchase_id TEXT NOT NULL, score INTEGER NOT NULL,
+    answered_on TEXT NOT NULL, received_at {real} NOT NULL, PRIMARY KEY (account, purchase_id));
+CREATE TABLE IF NOT EXISTS playbook_versions (id {serial},
+    saved_at {real} NOT NULL, user_id TEXT NOT NULL, user_name TEXT NOT NULL, note TEXT NOT NULL, data TEXT NOT NULL)
+"""),
+    (3, "installs per tenant: the single install of before is the tenant `default`'s", """
+CREATE TABLE IF NOT EXISTS tenant_installs (tenant TEXT NOT NULL, crm TEXT NOT NULL, ref TEXT NOT NULL,
+    data TEXT NOT NULL, updated_at {real} NOT NULL, PRIMARY KEY (tenant, crm));
+CREATE INDEX IF NOT EXISTS tenant_installs_ref ON tenant_installs (crm, ref);
+INSERT INTO tenant_installs SELECT 'default', crm, '', data, updated_at FROM app_installs WHERE true
+    ON CONFLICT DO NOTHING;
+DROP TABLE app_installs
+"""),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def version(db: Db) -> int | None:
+    row = db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+    return int(row[0]) if row else None
+
+
+def prepare(db: Db, *, writable: bool = True) -> None:
+    """Bring the state to SCHEMA_VERSION (a state newer than this code is a StateSchemaError).
+
+    SQLite: WAL first; a new file being set up by another thread or process at this moment answers
+    "locked" without waiting, so wait a little and look again.
+    """
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            _prepare(db, writable)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) and attempt < OPEN_ATTEMPTS:
+                time.sleep(OPEN_RETRY_SECONDS * attempt)
+                continue
+            raise
+
+
+def _prepare(db: Db, writable: bool) -> None:
+    if not db.pg:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+    found = version(db) if _has_meta(db) else None
+    if found is None or found < SCHEMA_VERSION:
+        try:
+            _migrate(db)
+        except sqlite3.OperationalError as exc:
+            if writable or "readonly" not in str(exc):
+                raise
+            return  # a report reads an older read-only file as it is
+        found = version(db)
+    elif writable and not db.pg:
+        with db.tx():  # a write that changes nothing: SQLite refuses it on a read-only file
+            db.execute("UPDATE meta SET value=value WHERE name='schema'")
+    if found is not None and found > SCHEMA_VERSION:
+        raise StateSchemaError(f"state {db.where} has schema {found}, this version needs {SCHEMA_VERSION}",
+                               hint="use a new STATE_URL or the matching version")
+
+
+def _has_meta(db: Db) -> bool:
+    if db.pg:
+        return db.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
+
+
+def _migrate(db: Db) -> None:
+    """Every migration after the state's version, in one transaction (re-read under the lock: another
+    process may have migrated while we waited)."""
+    with db.tx(lock="schema"):
+        db.execute(META)
+        found = version(db) or 0
+        if found > SCHEMA_VERSION:
+            return
+        for number, _about, text in MIGRATIONS:
+            if number > found:
+                db.script(db.ddl(text))
+        db.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                   (str(SCHEMA_VERSION),))
