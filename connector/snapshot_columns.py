@@ -51,13 +51,12 @@ def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[
     for chunk in queries.purchase_rows(db, account, paid_field, CHUNK):
         cid, day, amount, cur, fields, score, pid, ref = zip(*chunk, strict=True)
         del chunk
-        owner = np.empty(len(cid), dtype=np.int64)
-        last = ids[-1] if ids else None
-        for k, c in enumerate(cid):  # rows come grouped by customer
-            if c != last:
-                ids.append(c)
-                last = c
-            owner[k] = len(ids) - 1
+        who = np.array(cid, dtype=object)  # rows come grouped by customer: a new one where the id changes
+        new = np.empty(len(who), dtype=bool)
+        new[0] = not ids or who[0] != ids[-1]
+        np.not_equal(who[1:], who[:-1], out=new[1:])
+        owner = len(ids) - 1 + np.cumsum(new)
+        ids.extend(who[new].tolist())
         d = ordinals(day)
         a = np.array(amount, dtype=np.float64)
         keep = (d <= t) & (a > 0)

@@ -10,7 +10,6 @@ while it is evaluated).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from itertools import islice
 
 from connector.store.engine import Db, data_field
 from connector.store.snapshot import chunks, marks
@@ -20,32 +19,24 @@ def _in_order(db: Db) -> str:
     return f"{db.by('customer_id')}, day, {db.by('id')}"
 
 
-def _batches(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
-    while batch := list(islice(rows, size)):
-        yield batch
-
-
 def purchase_rows(db: Db, account: str, paid_field: str | None, size: int) -> Iterator[list[tuple]]:
     """(customer id, day, amount, currency, paid field's value or None, posted score or None, id, ref)
     of every purchase, grouped by customer in (day, id) order, `size` rows at a time."""
     paid, params = db.json_text("data", "fields", paid_field) if paid_field else ("NULL", ())
     ref = f"row_number() OVER (ORDER BY {_in_order(db)})" if db.pg else "rowid"
-    rows = db.stream(f"SELECT customer_id, day, amount, currency, {paid}, nps, id, {ref} FROM purchases "
-                     f"WHERE account=? ORDER BY {_in_order(db)}", (*params, account))
-    return _batches(rows, size)
+    return db.batches(f"SELECT customer_id, day, amount, currency, {paid}, nps, id, {ref} FROM purchases "
+                      f"WHERE account=? ORDER BY {_in_order(db)}", (*params, account), size)
 
 
 def item_rows(db: Db, account: str, size: int) -> Iterator[list[tuple]]:
     """(purchase ref, place in its list, the line's JSON text) of every purchase's line items."""
     if db.pg:
-        rows = db.stream(f"WITH p AS (SELECT data, row_number() OVER (ORDER BY {_in_order(db)}) AS ref "
-                         "FROM purchases WHERE account=?) SELECT p.ref, j.place - 1, j.line::text FROM p, "
-                         f"jsonb_array_elements({data_field(True, 'p.data', 'items')}::jsonb) "
-                         "WITH ORDINALITY AS j(line, place)", (account,))
-    else:
-        rows = db.stream("SELECT p.rowid, j.key, j.value FROM purchases p, json_each(p.data, '$.items') j "
-                         "WHERE p.account=?", (account,))
-    return _batches(rows, size)
+        return db.batches(f"WITH p AS (SELECT data, row_number() OVER (ORDER BY {_in_order(db)}) AS ref "
+                          "FROM purchases WHERE account=?) SELECT p.ref, j.place - 1, j.line::text FROM p, "
+                          f"jsonb_array_elements({data_field(True, 'p.data', 'items')}::jsonb) "
+                          "WITH ORDINALITY AS j(line, place)", (account,), size)
+    return db.batches("SELECT p.rowid, j.key, j.value FROM purchases p, json_each(p.data, '$.items') j "
+                      "WHERE p.account=?", (account,), size)
 
 
 def purchases_and_cards(db: Db, account: str, ids: Sequence[str]) -> Iterator[tuple[list, list]]:
