@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from connector import csv_fast
 from connector.errors import CsvInputError
 from connector.transactions_columns import read_transaction_table
 from connector.transactions_csv import read_transactions_with_summary
@@ -34,7 +35,9 @@ def _both(tmp_path, lines: list[str]):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_plain_file_read_in_bulk_gives_the_line_readers_customers(tmp_path, seed):
+@pytest.mark.parametrize("chunk", [csv_fast.CHUNK, 997])  # one piece, or many cut at line ends
+def test_a_plain_file_read_in_bulk_gives_the_line_readers_customers(tmp_path, seed, chunk, monkeypatch):
+    monkeypatch.setattr(csv_fast, "CHUNK", chunk)
     plain, crlf = _both(tmp_path, _plain(3000, seed))
     fast, slow = read_transactions_with_summary(plain), read_transactions_with_summary(crlf)
     assert fast == slow
@@ -60,7 +63,9 @@ def test_a_plain_file_read_in_bulk_gives_the_line_readers_customers(tmp_path, se
     "2024-03-01,1,00007,5,6",  # more cells than the header
     "yesterday,1,00007,5",
 ])
-def test_a_bad_cell_in_a_plain_file_is_named_as_the_line_reader_names_it(tmp_path, bad):
+@pytest.mark.parametrize("chunk", [csv_fast.CHUNK, 500])
+def test_a_bad_cell_in_a_plain_file_is_named_as_the_line_reader_names_it(tmp_path, bad, chunk, monkeypatch):
+    monkeypatch.setattr(csv_fast, "CHUNK", chunk)
     lines = [line.rsplit(",", 1)[0] for line in _plain(200, 3)]  # without the ignored column
     lines.insert(120, bad)
     plain, crlf = _both(tmp_path, lines)
