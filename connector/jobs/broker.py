@@ -61,7 +61,7 @@ class JobQueue:
 
     def __init__(self, settings, inbox: Inbox | None = None, app: Celery | None = None) -> None:
         self.settings = settings
-        self.inbox = inbox or Inbox(settings.state_path, settings.sealer())
+        self.inbox = inbox or Inbox(settings.state_target, settings.sealer())
         self.app = app or celery_app(settings)
 
     def put(self, tenant: str, kind: str, lane: str, payload: dict, *, countdown: float = 0) -> int:

@@ -13,9 +13,11 @@ Layout:
     app.py         the webhook app's installs, deliveries seen, OAuth states; amoCRM tokens
     cards.py       card fields written, feedback answers, saved playbooks
     columns.py     the snapshot read in big chunks as columns for the columnar evaluation
+    inbox.py       the queue's inbox: jobs kept before the webapp answers; the sweep claims what it requeues
 
 The classes callers use (connector.state.State, connector.installs.Installs,
-connector.amocrm.tokens.TokenStore, ...) hold no SQL: they call the query functions here with their `db`.
+connector.amocrm.tokens.TokenStore, connector.webapp.inbox.Inbox, ...) hold no SQL: they call the query
+functions here with their `db`.
 
 How to add a table or a column:
   1. Append `(N + 1, "why", "CREATE TABLE IF NOT EXISTS ...")` to `migrations.MIGRATIONS` (never edit

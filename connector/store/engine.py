@@ -101,6 +101,11 @@ class Db:
             return f"(({column})::jsonb #>> ?::text[])", ("{" + ",".join(f'"{k}"' for k in keys) + "}",)
         return f"json_extract({column}, ?)", ("$." + ".".join(f'"{k}"' for k in keys),)
 
+    def skip_locked(self) -> str:
+        """A SELECT's tail that locks the rows it claims and skips those another transaction holds
+        (PostgreSQL); SQLite's transaction already holds the whole file's write lock."""
+        return " FOR UPDATE SKIP LOCKED" if self.pg else ""
+
     # --- running it ------------------------------------------------------------------------
 
     def execute(self, text: str, params: Sequence = ()):

@@ -3,8 +3,9 @@
 Version 1 is the layout `connector/state.py` created up to now (a file of that time says schema 1).
 Version 2 adds the tables other modules used to create on first use (installs, amoCRM tokens, card
 fields, feedback answers, saved playbooks), with IF NOT EXISTS, so a file that already has some of
-them keeps their rows. Version 3 files installs per tenant (connector/tenants.py). Never edit a migration that has shipped:
-add the next one.
+them keeps their rows. Version 3 files installs per tenant (connector/tenants.py). Version 5 adds the
+queue's inbox (connector/webapp/inbox.py created it itself before; IF NOT EXISTS keeps its rows).
+Never edit a migration that has shipped: add the next one.
 `{real}` and `{serial}` are the engine's types for a float and an auto-numbered key (engine.DDL).
 """
 
@@ -71,6 +72,12 @@ ALTER TABLE purchases ADD COLUMN currency TEXT;
 ALTER TABLE purchases ADD COLUMN nps INTEGER;
 UPDATE purchases SET day={data[date]}, amount=CAST({data[amount]} AS {real}), currency={data[currency]},
     nps=CAST({data[nps]} AS INTEGER)
+"""),
+    (5, "the queue's inbox: each event, robot call and install kept before the answer (QUEUE_URL)", """
+CREATE TABLE IF NOT EXISTS app_inbox (id {serial}, tenant TEXT NOT NULL, kind TEXT NOT NULL,
+    lane TEXT NOT NULL, payload TEXT NOT NULL, created_at {real} NOT NULL, enqueued_at {real},
+    started_at {real}, done_at {real}, attempts INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE INDEX IF NOT EXISTS app_inbox_open ON app_inbox (done_at, tenant, kind)
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

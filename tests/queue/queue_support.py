@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+
+from connector.store import engine
 
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_PORT = 56379
@@ -140,18 +141,21 @@ class Workers:
                     p.wait(5)
 
 
-def inbox_rows(state_db: Path) -> list[dict]:
-    db = sqlite3.connect(state_db)
+INBOX_COLUMNS = ("id", "kind", "lane", "started_at", "done_at", "attempts", "error")
+
+
+def inbox_rows(state) -> list[dict]:
+    """The inbox as it lies in the state: a SQLite file's path, or a postgresql:// URL."""
+    db = engine.connect(state, timeout=10)
     try:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT id, kind, lane, started_at, done_at, attempts, error "
-                                            "FROM app_inbox ORDER BY id")]
+        return [dict(zip(INBOX_COLUMNS, r, strict=True))
+                for r in db.execute(f"SELECT {', '.join(INBOX_COLUMNS)} FROM app_inbox ORDER BY id")]
     finally:
         db.close()
 
 
-def all_done(state_db: Path) -> bool:
-    rows = inbox_rows(state_db)
+def all_done(state) -> bool:
+    rows = inbox_rows(state)
     return bool(rows) and all(r["done_at"] is not None for r in rows)
 
 

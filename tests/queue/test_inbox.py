@@ -1,31 +1,45 @@
-"""The inbox in the state file: kept before the answer, sealed at rest, swept when a job was never finished."""
+"""The inbox in the state (SQLite or PostgreSQL): kept before the answer, sealed at rest, swept when a job
+was never finished, and claimed by one sweep only when several run at once."""
 
 from __future__ import annotations
 
+import threading
+
 from connector.sealing import Sealer, new_key
+from connector.store import engine
 from connector.webapp.inbox import Inbox
 
 
-def test_a_job_is_kept_sealed_and_read_back(tmp_path):
-    inbox = Inbox(tmp_path / "state.db", Sealer(new_key()))
+def stored_payloads(target) -> list[str]:
+    """The payload column as it lies in the state, read past the Inbox."""
+    db = engine.connect(target, timeout=10)
+    try:
+        return [row[0] for row in db.execute("SELECT payload FROM app_inbox")]
+    finally:
+        db.close()
+
+
+def test_a_job_is_kept_sealed_and_read_back(state_target):
+    inbox = Inbox(state_target, Sealer(new_key()))
     entry_id = inbox.put("bitrix:a.example", "bitrix.install", "jobs", {"args": [{"refresh_token": "r-secret-1"}]})
-    assert b"r-secret-1" not in (tmp_path / "state.db").read_bytes()  # tokens in a payload are sealed
+    assert stored_payloads(state_target) and not any("r-secret-1" in p for p in stored_payloads(state_target))
     entry = inbox.get(entry_id)
     assert entry.payload == {"args": [{"refresh_token": "r-secret-1"}]} and not entry.done
 
 
-def test_one_sync_answers_every_open_request_of_its_tenant(tmp_path):
-    inbox = Inbox(tmp_path / "state.db")
+def test_one_sync_answers_every_open_request_of_its_tenant(state_target):
+    inbox = Inbox(state_target)
     a = [inbox.put("bitrix:a", "sync", "jobs", {}) for _ in range(3)]
     inbox.put("bitrix:b", "sync", "jobs", {})
     inbox.put("bitrix:a", "bitrix.robot.rs_classify_customer", "robots", {})
     assert inbox.open_syncs("bitrix:a") == a
     inbox.done(a)
     assert inbox.open_syncs("bitrix:a") == [] and inbox.counts() == {"open": 2, "done": 3}
+    assert inbox.get(a[0]).done and not inbox.get(a[0] + 3).done
 
 
-def test_the_sweep_finds_jobs_never_queued_or_left_by_a_dead_worker(tmp_path):
-    inbox = Inbox(tmp_path / "state.db")
+def test_the_sweep_finds_jobs_never_queued_or_left_by_a_dead_worker(state_target):
+    inbox = Inbox(state_target)
     never = inbox.put("t", "sync", "jobs", {}, now=1000.0)  # Redis was down: never queued
     taken = inbox.put("t", "bitrix.install", "jobs", {}, now=1000.0)
     inbox.enqueued(taken, now=1001.0)
@@ -36,3 +50,32 @@ def test_the_sweep_finds_jobs_never_queued_or_left_by_a_dead_worker(tmp_path):
     done = inbox.put("t", "sync", "jobs", {}, now=1000.0)
     inbox.done([done], now=1003.0)
     assert [row[0] for row in inbox.overdue(60, now=1100.0)] == [never, taken]
+    assert inbox.get(taken).attempts == 1
+
+
+def test_a_swept_job_is_not_swept_again_before_its_timeout(state_target):
+    inbox = Inbox(state_target)
+    lost = inbox.put("t", "sync", "jobs", {}, now=1000.0)
+    assert [row[0] for row in inbox.overdue(60, now=1100.0)] == [lost]
+    assert inbox.overdue(60, now=1101.0) == []  # queued again a second ago: give it its time
+    assert [row[0] for row in inbox.overdue(60, now=1170.0)] == [lost]  # lost again: swept again
+
+
+def test_sweeps_running_at_once_on_several_workers_queue_each_job_once(state_target):
+    first = Inbox(state_target)
+    lost = [first.put(f"tenant-{i % 5}", "sync", "jobs", {}, now=1000.0) for i in range(200)]
+    sweepers = [Inbox(state_target) for _ in range(4)]
+    start = threading.Barrier(len(sweepers))
+    found: list[list] = [[] for _ in sweepers]
+
+    def sweep(i: int) -> None:
+        start.wait()
+        found[i] = [row[0] for row in sweepers[i].overdue(60, now=1100.0)]
+
+    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(len(sweepers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    swept = [entry_id for ids in found for entry_id in ids]
+    assert sorted(swept) == lost  # every lost job queued again, none by two sweeps
