@@ -169,6 +169,11 @@ class Redis:
             self.proc.wait(15)
         self.proc = None
 
+    def client(self):
+        import redis
+
+        return redis.Redis(port=self.port)
+
     def restart(self, down_seconds: float = 1.0) -> None:
         self.stop()
         time.sleep(down_seconds)
@@ -408,7 +413,8 @@ def _runs_of(settings, tenant) -> list[dict]:
         state.close()
 
 
-def single_portal_state(workdir: Path, customers: int, crm: str = "bitrix", runs: int = 2) -> dict:
+def single_portal_state(workdir: Path, customers: int, crm: str = "bitrix", runs: int = 2, *, install: bool = True,
+                        extra: dict | None = None) -> dict:
     """The same shop synced by the one-machine setup (a webhook or a long-lived token, `repeat-sales install`
     and `sync`, SQLite): what every hosted portal (`crm="bitrix"`) or account (`"amocrm"`) must end as."""
     from emulators.amocrm import AmoEmulator
@@ -426,7 +432,8 @@ def single_portal_state(workdir: Path, customers: int, crm: str = "bitrix", runs
             env.update(BITRIX_WEBHOOK_URL=emu.webhook_url)
         else:
             env.update(AMOCRM_BASE_URL=emu.base_url, AMOCRM_ACCESS_TOKEN=emu.access_token)
-        for args in (["install"], *[["sync"]] * runs):
+        env.update({k: str(v) for k, v in (extra or {}).items()})
+        for args in ([["install"]] if install else []) + [["sync"]] * runs:
             done = subprocess.run([sys.executable, "-m", "connector", *args], env=env, cwd=workdir,
                                   capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, done.stderr[-2000:]
