@@ -41,6 +41,7 @@ def kill_a_worker_mid_write(h: Hosting, portal, expected: int) -> int:
     return pid
 
 
+@pytest.mark.timeout(900)
 def test_many_portals_on_postgresql_redis_and_two_workers(pg_url, tmp_path):
     need_redis()
     single = single_portal_state(tmp_path / "single-bitrix", CUSTOMERS, extra=SMALL_WRITES)
@@ -66,10 +67,12 @@ def test_many_portals_on_postgresql_redis_and_two_workers(pg_url, tmp_path):
         # Redis restarts while a portal's event comes in: the event was answered (kept in the state), its sync
         # runs once Redis is back
         portal = h.portals[1]
+        for emu in h.portals:  # the events about what the syncs wrote are delivered first
+            assert emu.app.outbound.wait_idle(180)
         h.redis.stop()
         contact = sorted(portal.store.contacts.rows)[3]
         deal = portal.add_deal(contact, won=True, amount=4200, closed=datetime(2026, 6, 13, 12, 0))
-        assert portal.app.outbound.wait_idle(30)
+        assert portal.app.outbound.wait_idle(120)
         answered = [d for d in portal.app.outbound.sent("event") if d["data"]["data"]["FIELDS"]["ID"] == str(deal)]
         assert answered and all(d["status"] == 200 for d in answered), h.log("serve")
         h.redis.start()
