@@ -405,7 +405,12 @@ class Hosting:
         return found
 
     def finished_runs(self) -> dict[str, int]:
+        """Each tenant's finished runs among its last 100."""
         return {t: sum(1 for r in rows if r.get("finished")) for t, rows in self.runs().items()}
+
+    def newest_runs(self) -> dict[str, int]:
+        """Each tenant's newest finished run's id (0 before its first): grows with every sync."""
+        return {t: max((r["id"] for r in rows if r.get("finished")), default=0) for t, rows in self.runs().items()}
 
     def wait_runs(self, at_least: int, tenants_expected: int, timeout: float = 600) -> dict[str, int]:
         """Until every tenant has `at_least` finished runs (the install's first sync, then a sync...)."""
