@@ -9,7 +9,7 @@ import argparse
 import itertools
 import json
 import math
-import sqlite3
+import os
 import sys
 from datetime import date
 
@@ -132,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     except RepeatSalesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except sqlite3.Error as exc:  # the state file failed mid-run (a damaged page, a full disk): the fix, no traceback
+    except BrokenPipeError:  # `analyze | head`: the reader has what it wanted; no traceback, no error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # the state file failed mid-run (a damaged page, a full disk): the fix, no traceback
+        sqlite3 = sys.modules.get("sqlite3")  # not imported by commands without a state (analyze): none raised
+        if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+            raise
         from connector.state import state_failure
 
         error = state_failure(None, exc)

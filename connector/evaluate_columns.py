@@ -2,7 +2,7 @@
 State.customers() (the reference; tests/test_sync_columnar.py compares them), in seconds for
 hundreds of thousands of customers.
 
-Purchases and line items come out of SQLite as columns (connector.snapshot_columns); segments,
+Purchases and line items come out of the state as columns (connector.snapshot_columns); segments,
 metrics, the lifetime model and the shop's learning are computed in bulk; each rule says from the
 columns whom it could act on today, and only those customers are read as objects and planned.
 """

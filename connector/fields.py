@@ -143,6 +143,32 @@ def card_facts(customer: Customer) -> CardFacts:
                      predicted_next_purchase(customer))
 
 
+def snapshot_card_facts(db, account: str) -> dict[str, CardFacts]:
+    """card_facts of every customer with a purchase, read from the snapshot's columns (purchase days,
+    the cards' segment tags) without a Customer object each; a customer with neither a next purchase
+    nor a segment tag is left out (field_actions reads a missing one the same way)."""
+    from itertools import groupby
+
+    from connector.store import columns
+
+    tagged = {cid: frozenset(t for t in json.loads(text) if t.startswith(SEGMENT_TAG_PREFIX))
+              for cid, text in columns.tags_holding(db, account, SEGMENT_TAG_PREFIX)}
+    out: dict[str, CardFacts] = {}
+    days: dict[str, date] = {}
+    for cid, rows in groupby(columns.purchase_days(db, account), key=lambda r: r[0]):
+        seen = sorted({d for _c, d in rows if d})
+        tags = tagged.get(cid, frozenset())
+        if len(seen) < 2 and not tags:
+            continue
+        next_purchase = ""
+        if len(seen) >= 2:
+            dated = [days.get(d) or days.setdefault(d, date.fromisoformat(d)) for d in seen]
+            gap = median((b - a).days for a, b in zip(dated, dated[1:], strict=False))
+            next_purchase = date.fromordinal(dated[-1].toordinal() + round(gap)).isoformat()
+        out[cid] = CardFacts(tags, next_purchase)
+    return out
+
+
 def card_codes(report, facts: CardFacts | None) -> dict[str, str]:
     """The codes for one customer's card from its evaluation report (`CustomerReport`)."""
     extra = getattr(report, "extra", None) or {}

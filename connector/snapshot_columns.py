@@ -1,6 +1,7 @@
-"""The local snapshot (a SQLite state, through connector.store's Db) read as columns for the
-columnar evaluation: purchases and their line items fetched in chunks straight out of SQLite
-(json_extract does the parsing in C), never a Customer object per customer. A customer's object is made only when the plan asks for it (`SnapshotCustomers`).
+"""The local snapshot (SQLite or PostgreSQL, queries in connector.store.columns) read as columns for
+the columnar evaluation: purchases (day, amount, currency are columns of their own) and their line
+items fetched in chunks, never a Customer object per customer. A customer's object is made only
+when the plan asks for it (`SnapshotCustomers`).
 
 The figures equal playbooks.columns.purchase_columns over State.customers() to the bit: the same
 purchases counted (dated on or before today, amount above 0), in the same (date, id) order.
@@ -17,16 +18,11 @@ from types import MappingProxyType
 import numpy as np
 
 from connector.model import Customer, LineItem, Purchase
+from connector.store import columns as queries
 from playbooks.columns import PurchaseColumns
 
 CHUNK = 50_000  # rows fetched at a time: a chunk's tuples are let go once they are arrays
 EPOCH = date(1970, 1, 1).toordinal()
-
-_PURCHASES = ("SELECT customer_id, json_extract(data, '$.date'), json_extract(data, '$.amount'), "
-              "json_extract(data, '$.currency'), json_extract(data, '$.fields'), json_extract(data, '$.nps'), id, "
-              "rowid FROM purchases WHERE account=? ORDER BY customer_id, json_extract(data, '$.date'), "
-              "json_extract(data, '$.id')")
-
 
 def ordinals(days: Sequence[str]) -> np.ndarray:
     """ISO days ("2026-06-15") as date ordinals, in bulk."""
@@ -39,7 +35,7 @@ class SnapshotColumns:
 
     cols: PurchaseColumns
     nps: np.ndarray  # each counted purchase's answer (the deal's, else the posted one), -1 without
-    rowid: np.ndarray  # each counted purchase's row in the snapshot (its line items are read by it)
+    ref: np.ndarray  # each counted purchase's number in the snapshot (its line items are read by it)
 
 
 def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[str, float],
@@ -49,20 +45,18 @@ def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[
 
     answers = answers or {}
     ids: list[str] = []
-    owners, days, amounts, paid, nps, rowids = [], [], [], [], [], []
+    owners, days, amounts, paid, nps, refs = [], [], [], [], [], []
     t = today.toordinal()
     factor_of: dict[str | None, float] = {}
-    rows = db.execute(_PURCHASES, (account,))
-    while chunk := rows.fetchmany(CHUNK):
-        cid, day, amount, cur, fields, score, pid, rowid = zip(*chunk, strict=True)
+    for chunk in queries.purchase_rows(db, account, paid_field, CHUNK):
+        cid, day, amount, cur, fields, score, pid, ref = zip(*chunk, strict=True)
         del chunk
-        owner = np.empty(len(cid), dtype=np.int64)
-        last = ids[-1] if ids else None
-        for k, c in enumerate(cid):  # rows come grouped by customer
-            if c != last:
-                ids.append(c)
-                last = c
-            owner[k] = len(ids) - 1
+        who = np.array(cid, dtype=object)  # rows come grouped by customer: a new one where the id changes
+        new = np.empty(len(who), dtype=bool)
+        new[0] = not ids or who[0] != ids[-1]
+        np.not_equal(who[1:], who[:-1], out=new[1:])
+        owner = len(ids) - 1 + np.cumsum(new)
+        ids.extend(who[new].tolist())
         d = ordinals(day)
         a = np.array(amount, dtype=np.float64)
         keep = (d <= t) & (a > 0)
@@ -70,15 +64,15 @@ def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[
             factor_of[c] = 1.0 if c == currency or not c else rates.get(c, np.nan)
         factor = np.array([factor_of[c] for c in cur], dtype=np.float64)
         owners.append(owner[keep])
-        rowids.append(np.array(rowid, dtype=np.int64)[keep])
+        refs.append(np.array(ref, dtype=np.int64)[keep])
         days.append(d[keep])
         amounts.append((a * factor)[keep])
         kept = np.flatnonzero(keep).tolist()
         if paid_field:
             p = np.zeros(len(kept))
             for j, k in enumerate(kept):
-                if fields[k]:
-                    value = parse_paid(json.loads(fields[k]).get(paid_field))
+                if fields[k] is not None:
+                    value = parse_paid(fields[k])
                     if value and not np.isnan(factor[k]):
                         value = value * (amount[k] * factor[k]) / amount[k]
                     p[j] = value
@@ -91,7 +85,7 @@ def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[
     join = lambda parts, kind: np.concatenate(parts) if parts else np.zeros(0, dtype=kind)  # noqa: E731
     cols = PurchaseColumns(ids=ids, start=start, day=join(days, np.int64), amount=join(amounts, np.float64),
                            paid=join(paid, np.float64) if paid_field else None)
-    return SnapshotColumns(cols=cols, nps=join(nps, np.int64), rowid=join(rowids, np.int64))
+    return SnapshotColumns(cols=cols, nps=join(nps, np.int64), ref=join(refs, np.int64))
 
 
 class SnapshotCustomers(Sequence[Customer]):
@@ -157,11 +151,8 @@ def read_customers(db, account: str, ids: Sequence[str]) -> dict[str, Customer]:
 
     bought: dict[str, list[Purchase]] = {}
     cards: dict[str, str] = {}
-    for k in range(0, len(ids), 500):
-        chunk = ids[k:k + 500]
-        marks = ",".join("?" * len(chunk))
-        for cid, text in db.execute(f"SELECT customer_id, data FROM purchases WHERE account=? AND customer_id IN "
-                                    f"({marks})", (account, *chunk)):
+    for found, found_cards in queries.purchases_and_cards(db, account, ids):
+        for cid, text in found:
             d = json.loads(text)
             items = tuple(line(i) for i in d["items"])
             fields = d.get("fields")
@@ -170,8 +161,7 @@ def read_customers(db, account: str, ids: Sequence[str]) -> dict[str, Customer]:
                 d["currency"], items, d["manager_id"], "" if items else d["title"],
                 MappingProxyType(fields) if fields else None, d.get("nps"), d.get("referral_code") or "",
                 d.get("promo", "")))
-        cards.update(db.execute(f"SELECT id, data FROM customers WHERE account=? AND id IN ({marks})",
-                                (account, *chunk)))
+        cards.update(found_cards)
     out: dict[str, Customer] = {}
     for cid in ids:
         purchases = bought.get(cid, [])
@@ -188,9 +178,6 @@ def read_customers(db, account: str, ids: Sequence[str]) -> dict[str, Customer]:
             last_contact_activity=day(d["last_contact_activity"]), created=day(d.get("created")))
     return out
 
-_ITEMS = "SELECT p.rowid, j.key, j.value FROM purchases p, json_each(p.data, '$.items') j WHERE p.account=?"
-
-
 def read_items(db, account: str, snap: SnapshotColumns):
     """The line items of the counted purchases (playbooks.columnar_learn.ItemColumns), put in the
     order facts.learn_shop walks them (the purchases' order, then each purchase's listed order).
@@ -198,8 +185,8 @@ def read_items(db, account: str, snap: SnapshotColumns):
     A line's JSON text is parsed once however often it repeats (one product, quantity and price)."""
     from playbooks.columnar_learn import ItemColumns
 
-    by_row = np.argsort(snap.rowid)
-    rows_sorted = snap.rowid[by_row]
+    by_row = np.argsort(snap.ref)
+    rows_sorted = snap.ref[by_row]
     keys: dict[str, int] = {}
     names: dict[str, int] = {}
     categories: dict[str | None, int] = {None: 0, "": 0}
@@ -214,13 +201,12 @@ def read_items(db, account: str, snap: SnapshotColumns):
         return found
 
     places, positions, keyed, named, sorts, quantities = [], [], [], [], [], []
-    rows = db.execute(_ITEMS, (account,))
-    while chunk := rows.fetchmany(CHUNK):
-        rowid, place, text = zip(*chunk, strict=True)
+    for chunk in queries.item_rows(db, account, CHUNK):
+        ref, place, text = zip(*chunk, strict=True)
         del chunk
         lines = [parsed.get(t) or parse(t) for t in text]
         k, name_of, qty, category_of = (np.array(x) for x in zip(*lines, strict=True))
-        ask = np.array(rowid, dtype=np.int64)
+        ask = np.array(ref, dtype=np.int64)
         at = np.minimum(np.searchsorted(rows_sorted, ask), max(len(rows_sorted) - 1, 0))
         counted = rows_sorted[at] == ask if len(rows_sorted) else np.zeros(len(ask), dtype=bool)
         keep = counted & (k >= 0)
@@ -264,9 +250,7 @@ def read_birthdays(db, account: str, ids: list[str]) -> np.ndarray:
     """Each customer's birthday as month * 100 + day (0: none known), in the order of `ids`."""
     at = {c: i for i, c in enumerate(ids)}
     out = np.zeros(len(ids), dtype=np.int64)
-    rows = db.execute("SELECT id, json_extract(data, '$.birthday') FROM customers WHERE account=? "
-                      "AND json_extract(data, '$.birthday') IS NOT NULL", (account,))
-    for cid, day in rows:
+    for cid, day in queries.birthdays(db, account):
         i = at.get(cid)
         if i is not None and day:
             out[i] = int(day[5:7]) * 100 + int(day[8:10])

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from connector import clock, registry, tenants
+from connector import clock, registry
 from connector.errors import InputError, RepeatSalesError
 from connector.tables import table
+
+if TYPE_CHECKING:
+    from connector import tenants
 
 
 def add_parsers(sub) -> None:
@@ -33,6 +37,7 @@ def add_sync_flags(s) -> None:
 
 
 def cmd_tenants(args) -> int:
+    from connector import tenants
     from connector.settings import load_settings
 
     settings = load_settings()
@@ -57,6 +62,8 @@ def _iso(ts) -> str | None:
 
 
 def _list(settings, fmt: str) -> int:
+    from connector import tenants
+
     found = tenants.known(settings)
     if fmt == "json":
         print(json.dumps({"tenants": [{"tenant": t.id, "crm": t.crm, "portal": t.portal, "ref": t.ref,
@@ -69,6 +76,7 @@ def _list(settings, fmt: str) -> int:
 
 
 def _show(settings, tenant: tenants.Tenant, fmt: str) -> int:
+    from connector import tenants
     from connector.state import State
     from connector.webapp.pages.versions import latest
 
@@ -114,6 +122,7 @@ def _cell(value) -> str:
 def cmd_sync_tenants(args, written_day, progress) -> int:
     """`sync --tenant ID` / `--all-tenants`: each tenant's sync with its own tokens, state and playbook; a
     failing tenant is reported and the others still run (exit 1 if any failed)."""
+    from connector import tenants
     from connector.redact import setup_logging
     from connector.render import render_sync
     from connector.settings import load_settings
@@ -150,6 +159,7 @@ def cmd_sync_tenants(args, written_day, progress) -> int:
 
 def sync_tenant(settings, tenant: tenants.Tenant, args, written_day, progress):
     """One tenant's sync, now, in this process (the call a job queue re-points to queue it instead)."""
+    from connector import tenants
     from connector.settings import secret_text
     from connector.state import State
     from connector.sync import run_sync

@@ -197,7 +197,11 @@ def read_rows(path: str | Path, *, default_currency: str = "RUB") -> tuple[_Rows
             header = next(csv.reader([first], delimiter=sep))
             cols, summary.ignored_columns = _columns(header)
             rows = _Rows()
-            rows.load(csv.reader(fh, delimiter=sep, strict=True), header, cols, default_currency, summary)
+            from connector.csv_fast import plain_rows  # plain cells in bulk; else (or any doubt) line by line
+
+            if plain_rows(path, header, cols, sep, encoding, default_currency, summary, rows) is None:
+                rows = _Rows()
+                rows.load(csv.reader(fh, delimiter=sep, strict=True), header, cols, default_currency, summary)
         except UnicodeDecodeError as exc:
             raise bad_byte_error(path, encoding, exc) from None
     return rows, summary

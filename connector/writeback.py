@@ -38,8 +38,8 @@ class WritebackPlanner:
         self.reports = {r.customer_id: r for r in evaluation.customers}
         if self.cards is None:
             return plan
-        # one pass over the snapshot, keeping only what a card needs, not the whole history
-        cards = {customer.id: fields.card_facts(customer) for customer in self.state.customers(self.account)}
+        # what a card needs from the snapshot, from its columns: no customer object, not the whole history
+        cards = fields.snapshot_card_facts(self.state.db, self.account)
         last = self.cards.last(self.account)
         spent = self._given_up()  # a card the CRM kept refusing (a deleted contact) waits for new values
         changed = [a for a in fields.field_actions(evaluation.customers, cards, last, today, lang=self.lang,

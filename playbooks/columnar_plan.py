@@ -18,6 +18,7 @@ from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
 from playbooks.columnar_bonus import balance_of, bonus_columns
+from playbooks.columnar_counts import counted_from_columns
 from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
@@ -96,8 +97,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
     and rules asked only for those customers (every customer when the shop is learned from). `bare`:
-    the customers carry no card fields or tags (a CSV), so the reactivation's first step alone is
-    counted without its facts (reactivation_alone).
+    the customers carry no card fields or tags (a CSV), so a customer for whom only the calendar and
+    the reactivation are due is counted without facts (columnar_counts).
     """
     from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
 
@@ -146,11 +147,9 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
-    alone = reactivation_alone(due, rules, pb) if bare else None
-    if alone is not None:  # counted from the columns: one action each, held back for the hold-out group
-        held = int((alone & s.holdout).sum())
-        planned += int(alone.sum()) - held
-        suppressed += held
+    counted = counted_from_columns(due, rules, pb, s.holdout) if bare else None
+    if counted is not None:  # the calendar's and reactivation's actions counted by date arithmetic
+        alone, planned, suppressed = counted
         anyone &= ~alone
     # the balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)
     balances = bonus_columns(s) if pb.bonuses_on and s.cols.paid is not None else None

@@ -78,6 +78,19 @@ def test_analyze_prints_design_json(tmp_path):
     assert result.returncode == 2 and "line 2" in result.stderr and "amount" in result.stderr
 
 
+def test_analyze_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    """`repeat-sales analyze big.csv | head`: the closed pipe is the reader's choice, not a crash."""
+    csv = tmp_path / "orders.csv"
+    rows = "".join(f"{i},2026-0{1 + i % 3}-1{i % 10},{100 + i},tea\n" for i in range(3000))
+    csv.write_text("customer_id,date,amount,product\n" + rows, encoding="utf-8")
+    reader = subprocess.Popen([sys.executable, "-m", "connector", "analyze", str(csv), "--format", "json",
+                               "--as-of", "2026-04-01"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.read(10)
+    reader.stdout.close()  # what `head -c 10` does
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
 def test_report_after_a_sync_writes_one_self_contained_html_file(cli_env, portal, tmp_path):
     from tests.conftest import TODAY, run_cli
 

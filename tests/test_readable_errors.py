@@ -62,7 +62,8 @@ def test_a_damaged_state_file_names_the_file_and_says_move_it_aside(command, cli
 def test_a_page_found_damaged_mid_run_is_one_line_too(cli_env, tmp_path):
     path = tmp_path / "state.db"
     state = State(path)
-    state.db.executemany("INSERT INTO purchases VALUES (?, ?, ?, ?, ?)",
+    state.db.executemany("INSERT INTO purchases (account, id, customer_id, data, seen_run) "
+                         "VALUES (?, ?, ?, ?, ?)",
                          [("acc", str(i), str(i % 50), "{}", 1) for i in range(20000)])
     state.close()
     pages = path.stat().st_size // 4096

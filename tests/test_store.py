@@ -18,6 +18,7 @@ from connector.installs import Installs
 from connector.model import Customer, Purchase
 from connector.settings import load_settings
 from connector.snapshot import customer_to_json, purchase_to_json
+from connector.snapshot_columns import read_purchases
 from connector.state import State
 from connector.store import migrations
 from connector.webapp.pages import versions
@@ -94,6 +95,9 @@ def test_a_state_file_of_the_previous_layout_opens_with_every_row(tmp_path):
     assert state.applied_dates("acc") == {"v1:7:calendar:11:thanks": date(2026, 6, 1)}
     assert state.last_runs()[0]["stats"] == {"written": 1}
     assert FeedbackAnswers(state).scores("acc") == {"11": 9}
+    snap = read_purchases(state.db, "acc", date(2026, 6, 10), "RUB", {})  # the day and amount columns filled
+    assert (snap.cols.ids, snap.cols.day.tolist(), snap.cols.amount.tolist()) == (
+        ["7"], [date(2026, 5, 1).toordinal()], [3180.0])
     assert versions.latest(state) == (1, {"lang": "ru"})
     assert versions.save(state, {"lang": "en"}, user_id="2", user_name="Bob") == 2, "numbering goes on"
     state.close()

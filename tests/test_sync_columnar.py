@@ -10,15 +10,20 @@ plan (every action, in order) and what the guards held back.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
+from itertools import islice
 
 import pytest
 
+from connector.crm import PullPage
 from connector.evaluate_columns import evaluate_snapshot
 from connector.feedback import FeedbackAnswers, with_answers
+from connector.fields import CardFacts, card_facts, snapshot_card_facts
 from connector.state import State
 from connector.sync import run_sync
 from playbooks import PlanHistory, evaluate, load_playbook
+from tests.store_engines import fresh_schema
 
 SHOP_DAY = date(2026, 6, 15)
 VARIANTS = {
@@ -36,7 +41,7 @@ VARIANTS = {
 REFERRALS = {"rules": {"referral": {"code": {"title": "Код {code}"}, "thanks": {"title": "Спасибо"}}}}
 
 
-def _synced(crm: str, tmp_path):
+def _synced(crm: str, target):
     """A state after two real syncs a week apart (the second one writes the first one's follow-ups)."""
     if crm == "bitrix":
         from connector.bitrix import BitrixAdapter
@@ -50,7 +55,7 @@ def _synced(crm: str, tmp_path):
 
         emu = AmoEmulator(customers=300, seed=42, today=SHOP_DAY)
         make = lambda: AmoAdapter(emu.base_url, access_token=emu.access_token)  # noqa: E731
-    state = State(tmp_path / "s.db")
+    state = State(target)
     with emu:
         for day in (SHOP_DAY - timedelta(days=7), SHOP_DAY):
             adapter = make()
@@ -70,9 +75,21 @@ def _reference(state: State, account: str, today: date, book, secret: str = ""):
                     prospects=state.prospect_count(account), secret=secret)
 
 
-@pytest.mark.parametrize("crm", ["bitrix", "amocrm"])
-def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(crm, tmp_path):
-    state, account = _synced(crm, tmp_path)
+@pytest.mark.parametrize(("crm", "engine"), [("bitrix", "sqlite"), ("amocrm", "sqlite"), ("bitrix", "postgresql")])
+def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(crm, engine, tmp_path, request):
+    """On PostgreSQL too: the purchases' day, amount and currency are columns of their own there as well."""
+    if engine == "postgresql":
+        target = fresh_schema(request.getfixturevalue("pg_url"), "columnar")
+    else:
+        target = tmp_path / "s.db"
+    state, account = _synced(crm, target)
+    some = [replace(c, tags=frozenset({"rs-segment:new", "vip"} if k % 2 else {"vip"}))
+            for k, c in enumerate(islice(state.customers(account), 6))]  # cards holding the segment tag
+    state.absorb(account, PullPage(customers=some), state.start_run(account, "sync", False))
+    facts = {c.id: card_facts(c) for c in state.customers(account)}  # the card fields' pass, from columns
+    assert snapshot_card_facts(state.db, account) == {k: f for k, f in facts.items() if f != CardFacts(frozenset(), "")}
+    assert any(f.next_purchase for f in facts.values())
+    assert sum(1 for f in facts.values() if f.segment_tags) == 3
     ids = [r[0] for r in state.db.execute("SELECT id FROM purchases WHERE account=? ORDER BY id", (account,))]
     answers = FeedbackAnswers(state)
     for k, pid in enumerate(ids[::9]):  # posted NPS answers: the nps rule and the director's NPS read them

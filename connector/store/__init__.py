@@ -12,6 +12,7 @@ Layout:
     ledger.py      the applied-action ledger, runs, run locks
     app.py         the webhook app's installs, deliveries seen, OAuth states; amoCRM tokens
     cards.py       card fields written, feedback answers, saved playbooks
+    columns.py     the snapshot read in big chunks as columns for the columnar evaluation
 
 The classes callers use (connector.state.State, connector.installs.Installs,
 connector.amocrm.tokens.TokenStore, ...) hold no SQL: they call the query functions here with their `db`.
@@ -19,7 +20,8 @@ connector.amocrm.tokens.TokenStore, ...) hold no SQL: they call the query functi
 How to add a table or a column:
   1. Append `(N + 1, "why", "CREATE TABLE IF NOT EXISTS ...")` to `migrations.MIGRATIONS` (never edit
      one that shipped). Write SQLite's dialect with `{real}` for a float column and `{serial}` for an
-     auto-numbered `id` key (a literal brace is doubled: '{{}}'); a column is
+     auto-numbered `id` key and `{data[name]}` for a top-level field of the row's `data` JSON (a
+     backfill; a literal brace is doubled: '{{}}'); a column is
      `ALTER TABLE t ADD COLUMN c TEXT NOT NULL DEFAULT ''` (both engines take it). A new key
      (installs keyed by tenant) is a new table in the same migration:
      `CREATE TABLE t_new (...); INSERT INTO t_new SELECT ... FROM t; DROP TABLE t;

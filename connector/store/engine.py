@@ -22,9 +22,25 @@ from connector.store.sqlite_file import connect_private
 
 PG_PREFIXES = ("postgresql://",)
 STREAM_ROWS = 2000
+class _DataField(dict):
+    """`{data[date]}` in a migration: the text of a top-level field of the row's `data` JSON."""
+
+    def __init__(self, pg: bool) -> None:
+        super().__init__()
+        self.pg = pg
+
+    def __missing__(self, key: str) -> str:
+        return data_field(self.pg, "data", key)
+
+
+def data_field(pg: bool, column: str, key: str) -> str:
+    """The text (SQLite: the value) of top-level field `key` (a name from the code) of a JSON column."""
+    return f"(({column})::jsonb ->> '{key}')" if pg else f"json_extract({column}, '$.{key}')"
+
+
 DDL = {
-    "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
-    "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY"},
+    "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "data": _DataField(False)},
+    "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY", "data": _DataField(True)},
 }
 
 
@@ -107,6 +123,27 @@ class Db:
             cur.execute(self.sql(text), params)
             while rows := cur.fetchmany(STREAM_ROWS):
                 yield from rows
+        except psycopg.Error as exc:
+            raise pg_failure(self.where, exc, self._secrets) from None
+        finally:
+            cur.close()
+
+    def batches(self, text: str, params: Sequence = (), size: int = STREAM_ROWS) -> Iterator[list[tuple]]:
+        """A big read as lists of `size` rows (a columnar reader turns each into arrays; no generator
+        step per row). PostgreSQL: a server-side cursor, as `stream`."""
+        if not self.pg:
+            cur = self.conn.execute(text, params)
+            while rows := cur.fetchmany(size):
+                yield rows
+            return
+        import psycopg
+
+        self._streams += 1
+        cur = self.conn.cursor(name=f"rs_stream_{self._streams}", withhold=True)
+        try:
+            cur.execute(self.sql(text), params)
+            while rows := cur.fetchmany(size):
+                yield rows
         except psycopg.Error as exc:
             raise pg_failure(self.where, exc, self._secrets) from None
         finally:

@@ -63,6 +63,15 @@ INSERT INTO tenant_installs SELECT 'default', crm, '', data, updated_at FROM app
     ON CONFLICT DO NOTHING;
 DROP TABLE app_installs
 """),
+    (4, "a purchase's day, amount, currency and posted score as columns: the columnar evaluation reads them "
+        "on both engines without parsing each purchase's JSON", """
+ALTER TABLE purchases ADD COLUMN day TEXT;
+ALTER TABLE purchases ADD COLUMN amount {real};
+ALTER TABLE purchases ADD COLUMN currency TEXT;
+ALTER TABLE purchases ADD COLUMN nps INTEGER;
+UPDATE purchases SET day={data[date]}, amount=CAST({data[amount]} AS {real}), currency={data[currency]},
+    nps=CAST({data[nps]} AS INTEGER)
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 
-from connector.store.engine import Db
+from connector.store.engine import DDL, Db, data_field
 
 CHUNK = 500  # ids per IN (...) list
 
@@ -52,12 +52,24 @@ def absorb(db: Db, account: str, customers: list[tuple[str, str]], purchases: li
     with db.tx():
         db.executemany("INSERT INTO customers VALUES (?, ?, ?) ON CONFLICT(account, id) DO UPDATE SET "
                        "data=excluded.data", [(account, i, d) for i, d in customers])
-        db.executemany("INSERT INTO purchases VALUES (?, ?, ?, ?, ?) ON CONFLICT(account, id) DO UPDATE SET "
-                       "customer_id=excluded.customer_id, data=excluded.data, seen_run=excluded.seen_run",
-                       [(account, i, c, d, run_id) for i, c, d in purchases])
+        db.executemany(purchase_upsert(db), [(account, i, c, d, run_id) for i, c, d in purchases])
         db.executemany("INSERT INTO products VALUES (?, ?, ?) ON CONFLICT(account, id) DO UPDATE SET "
                        "data=excluded.data", [(account, i, d) for i, d in products])
         db.executemany("DELETE FROM purchases WHERE account=? AND id=?", [(account, i) for i in removed])
+
+
+def purchase_upsert(db: Db) -> str:
+    """A purchase row from (account, id, customer, json, run): the day, amount, currency and posted
+    score are kept as columns too (migration 4), taken from the JSON by the database."""
+    field = lambda key: data_field(db.pg, "x.d", key)  # noqa: E731
+    real = DDL[db.engine]["real"]
+    return ("INSERT INTO purchases (account, id, customer_id, data, seen_run, day, amount, currency, nps) "
+            f"SELECT x.a, x.i, x.c, x.d, x.r, {field('date')}, CAST({field('amount')} AS {real}), "
+            f"{field('currency')}, CAST({field('nps')} AS INTEGER) "
+            "FROM (SELECT ? AS a, ? AS i, ? AS c, ? AS d, ? AS r) x WHERE true "
+            "ON CONFLICT(account, id) DO UPDATE SET customer_id=excluded.customer_id, data=excluded.data, "
+            "seen_run=excluded.seen_run, day=excluded.day, amount=excluded.amount, currency=excluded.currency, "
+            "nps=excluded.nps")
 
 
 def drop_unseen_purchases(db: Db, account: str, run_id: int) -> int:
