@@ -73,10 +73,9 @@ def _show(settings, tenant: tenants.Tenant, fmt: str) -> int:
     from connector.webapp.pages.versions import latest
 
     stored = tenants.registry(settings).for_tenant(tenant.id).get(tenant.crm) or {}
-    path = tenants.state_path(settings, tenant.id)
     runs, version = [], None
-    if path.exists():
-        state = State(path)
+    if tenants.state_exists(settings, tenant.id):
+        state = State(tenants.state_target(settings, tenant.id))
         try:
             runs = state.last_runs(5)
             saved = latest(state)
@@ -84,7 +83,7 @@ def _show(settings, tenant: tenants.Tenant, fmt: str) -> int:
         finally:
             state.close()
     shown = {"tenant": tenant.id, "crm": tenant.crm, "portal": tenant.portal, "ref": tenant.ref,
-             "installed_at": _iso(tenant.installed_at), "state": str(path), "playbook_version": version,
+             "installed_at": _iso(tenant.installed_at), "state": tenants.where(settings, tenant.id), "playbook_version": version,
              "events": stored.get("events", []), "robots": stored.get("robots", []),
              "fields": len(stored.get("fields", [])), "missing": stored.get("missing", []),
              "runs": [{"id": r["id"], "kind": r["kind"], "started": _iso(r["started"]),
@@ -157,11 +156,11 @@ def sync_tenant(settings, tenant: tenants.Tenant, args, written_day, progress):
     from playbooks import load_playbook
 
     own = tenants.settings_for(settings, tenant.id, None if tenant.id == tenants.DEFAULT else tenant.crm)
-    saved = latest_playbook(own.state_path)  # what the tenant's admin saved on the settings page wins
+    saved = latest_playbook(own.state_target)  # what the tenant's admin saved on the settings page wins
     playbook = saved[1] if saved else load_playbook(own.PLAYBOOK, lang=own.PLAYBOOK_LANG)
     dry_run = args.dry_run or own.DRY_RUN
     today = written_day(args.as_of, clock.today(own.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
-    state = State(own.state_path)
+    state = State(own.state_target)
     adapter = registry.make_adapter(own, tenants.registry(settings).for_tenant(tenant.id))
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
