@@ -12,20 +12,30 @@ import requests
 from web_support import CUSTOMERS, TODAY, bitrix_settings, tasks_by_marker, wait_for, write_playbook
 
 from connector import tenants
+from connector.state import State
 from connector.webapp import WebApp
 from emulators.bitrix import BitrixEmulator
 from tests.conftest import ROOT, run_cli
+from tests.store_engines import ENGINES, fresh_schema
 
 CLIENT_ID, SECRET = "app.1a2b3c4d5e6f70.81726354", "another-marketplace-apps-secret-xyz789"
 
 
+BOTH = pytest.mark.parametrize("two", ENGINES, indirect=True)
+SQLITE = pytest.mark.parametrize("two", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(scope="module")
-def two(tmp_path_factory):
-    """Portals A (the default tenant) and B installed the app; `serve` stopped, the portals still up."""
+def two(request, tmp_path_factory):
+    """Portals A (the default tenant) and B installed the app; `serve` stopped, the portals still up.
+    Its param is the state's engine (PostgreSQL: each tenant a schema)."""
     tmp = tmp_path_factory.mktemp("tenants-cli")
+    extra = {}
+    if request.param == "postgresql":
+        extra["STATE_URL"] = fresh_schema(request.getfixturevalue("pg_url"), "tenantscli")
     portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
                               app_client_secret=SECRET).start() for _ in range(2)]
-    settings = bitrix_settings(portals[0], tmp)
+    settings = bitrix_settings(portals[0], tmp, **extra)
     app = WebApp(settings, port=0, today=lambda: TODAY).start()
     try:
         for emu in portals:
@@ -50,6 +60,7 @@ def cli(env, *args):
     return result.returncode, result.stdout, result.stderr
 
 
+@BOTH
 def test_tenants_list_and_show_name_every_portal_without_a_secret(two):
     (a, b), settings, env = two
     code, out, err = cli(env, "tenants", "list", "--format", "json")
@@ -60,8 +71,13 @@ def test_tenants_list_and_show_name_every_portal_without_a_secret(two):
     assert code == 0 and "Tenants: 2" in out and b.app.member_id in out and a.app.domain in out
     code, out, err = cli(env, "tenants", "show", b.app.member_id, "--format", "json")
     shown = json.loads(out)
+    state = State(tenants.state_target(settings, b.app.member_id))
+    all_runs = state.last_runs(50)
+    state.close()
     assert code == 0 and shown["portal"] == b.app.domain and shown["fields"] > 0 and shown["runs"]
-    assert "ONCRMDEALADD" in shown["events"] and shown["runs"][-1]["written"] > 0
+    assert ("schema rs_" in shown["state"] or "_tenant_" in shown["state"]) == settings.STATE_URL.startswith("postgresql")
+    assert "ONCRMDEALADD" in shown["events"] and [r["id"] for r in shown["runs"]] == [r["id"] for r in all_runs][:5]
+    assert all_runs[-1]["stats"]["written"] > 0  # its first sync wrote its plan
     stored = tenants.registry(settings).for_tenant(b.app.member_id).get("bitrix")
     for secret in (stored["access_token"], stored["refresh_token"], stored["application_token"]):
         assert secret not in out
@@ -70,6 +86,7 @@ def test_tenants_list_and_show_name_every_portal_without_a_secret(two):
         assert code == 2 and words in err and "Traceback" not in err
 
 
+@SQLITE
 def test_sync_one_tenant_or_all_of_them(two):
     (a, b), settings, env = two
     contact = sorted(b.store.contacts.rows)[3]
@@ -90,17 +107,19 @@ def test_sync_one_tenant_or_all_of_them(two):
     assert code == 0 and f"tenant {b.app.member_id} ({b.app.domain})" in out
 
 
+@BOTH
 def test_remove_asks_for_yes_then_deletes_the_tenants_tokens_and_state(two):
     (a, b), settings, env = two
-    path = tenants.state_path(settings, b.app.member_id)
-    assert path.exists()
+    assert tenants.state_exists(settings, b.app.member_id)
+    assert tenants.stored_tenants(settings) == [b.app.member_id]
     code, _, err = cli(env, "tenants", "remove", b.app.member_id)
-    assert code == 2 and "--yes" in err and path.exists()
+    assert code == 2 and "--yes" in err and tenants.state_exists(settings, b.app.member_id)
     code, _, err = cli(env, "tenants", "remove", "default", "--yes")
     assert code == 2 and "default" in err
     code, out, err = cli(env, "tenants", "remove", b.app.member_id, "--yes")
     assert code == 0 and "tokens" in out, err
-    assert not path.exists() and tenants.registry(settings).for_tenant(b.app.member_id).get("bitrix") is None
+    assert not tenants.state_exists(settings, b.app.member_id) and tenants.stored_tenants(settings) == []
+    assert tenants.registry(settings).for_tenant(b.app.member_id).get("bitrix") is None
     code, out, _ = cli(env, "tenants", "list", "--format", "json")
     assert [t["tenant"] for t in json.loads(out)["tenants"]] == ["default"]
     assert tenants.registry(settings).get("bitrix")["member_id"] == a.app.member_id  # the default untouched
