@@ -205,10 +205,13 @@ def settings_for(settings, tenant: str, crm: str | None = None, base_url: str | 
               "AMOCRM_AUTH_CODE": None}
     if crm:
         update["CRM"] = crm
+    installs = registry(settings)
     if crm == "amocrm":
-        stored = registry(settings).for_tenant(tenant).get("amocrm") or {}
+        stored = installs.for_tenant(tenant).get("amocrm") or {}
         update["AMOCRM_BASE_URL"] = base_url or stored.get("base_url") or None
-    return settings.model_copy(update=update)
+    from connector import tenant_settings
+
+    return tenant_settings.apply(settings.model_copy(update=update), installs, tenant)
 
 
 def amocrm_id(host: str) -> str:

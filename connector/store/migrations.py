@@ -3,7 +3,7 @@
 Version 1 is the layout `connector/state.py` created up to now (a file of that time says schema 1).
 Version 2 adds the tables other modules used to create on first use (installs, amoCRM tokens, card
 fields, feedback answers, saved playbooks), with IF NOT EXISTS, so a file that already has some of
-them keeps their rows. Version 3 files installs per tenant (connector/tenants.py). Never edit a migration that has shipped:
+them keeps their rows. Version 3 files installs per tenant (connector/tenants.py); 4 adds their settings overrides. Never edit a migration that has shipped:
 add the next one.
 `{real}` and `{serial}` are the engine's types for a float and an auto-numbered key (engine.DDL).
 """
@@ -62,6 +62,10 @@ CREATE INDEX IF NOT EXISTS tenant_installs_ref ON tenant_installs (crm, ref);
 INSERT INTO tenant_installs SELECT 'default', crm, '', data, updated_at FROM app_installs WHERE true
     ON CONFLICT DO NOTHING;
 DROP TABLE app_installs
+"""),
+    (4, "each tenant's own settings overrides (`repeat-sales tenants set`), a secret one sealed", """
+CREATE TABLE IF NOT EXISTS tenant_settings (tenant TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    sealed INTEGER NOT NULL, updated_at {real} NOT NULL, PRIMARY KEY (tenant, name))
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

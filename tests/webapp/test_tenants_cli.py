@@ -107,6 +107,57 @@ def test_sync_one_tenant_or_all_of_them(two):
     assert code == 0 and f"tenant {b.app.member_id} ({b.app.domain})" in out
 
 
+def new_task_titles(emu, before: set[int]) -> list[str]:
+    with emu.store.lock:
+        return [t.title for t in emu.store.tasks.rows.values() if t.id not in before]
+
+
+def task_ids(emu) -> set[int]:
+    with emu.store.lock:
+        return set(emu.store.tasks.rows)
+
+
+@SQLITE
+def test_each_tenant_has_its_own_settings_overrides_and_its_own_language(two):
+    (a, b), settings, env = two
+    member = b.app.member_id
+    for pair, words in (("TIMEZONE=Mars/Base", "TIMEZONE: must be an IANA zone"),
+                        ("PLAYBOOK_LANG=de", "PLAYBOOK_LANG:"), ("SCHEDULE_EVERY_MINUTES=0", "SCHEDULE_EVERY_MINUTES:"),
+                        ("STATE_URL=sqlite:///other.db", "STATE_URL: is the app's own setting"),
+                        ("BITRIX_APP_CLIENT_SECRET=x", "BITRIX_APP_CLIENT_SECRET: is the app's own setting"),
+                        ("NO_SUCH=1", "NO_SUCH: is not a setting"), ("TIMEZONE", "KEY=VALUE")):
+        code, _, err = cli(env, "tenants", "set", member, "PLAYBOOK_LANG=ru", pair)
+        assert code == 2 and words in err and "Traceback" not in err, (pair, err)
+    assert json.loads(cli(env, "tenants", "show", member, "--format", "json")[1])["settings"] == {}  # none kept
+    code, _, err = cli(env, "tenants", "set", "default", "TIMEZONE=Europe/Berlin")
+    assert code == 2 and ".env" in err
+    feedback = "a-feedback-secret-of-portal-b-only"
+    code, out, err = cli(env, "tenants", "set", member, "PLAYBOOK=", "PLAYBOOK_LANG=ru", "TIMEZONE=Asia/Vladivostok",
+                         f"FEEDBACK_SECRET={feedback}")
+    assert code == 0 and "PLAYBOOK_LANG=ru" in out and feedback not in out, err
+    code, out, err = cli(env, "tenants", "show", member, "--format", "json")
+    assert json.loads(out)["settings"] == {"FEEDBACK_SECRET": "***", "PLAYBOOK": "", "PLAYBOOK_LANG": "ru",
+                                           "TIMEZONE": "Asia/Vladivostok"}
+    own = tenants.settings_for(settings, member, "bitrix")
+    assert (own.PLAYBOOK, own.PLAYBOOK_LANG, own.TIMEZONE) == (None, "ru", "Asia/Vladivostok")
+    assert own.FEEDBACK_SECRET.get_secret_value() == feedback and settings.PLAYBOOK_LANG == "en"
+    # a new purchase in each portal: B's manager reads Russian, A's English (the .env's)
+    before = {emu: task_ids(emu) for emu in (a, b)}
+    for emu in (a, b):
+        for contact in sorted(emu.store.contacts.rows)[10:16]:
+            emu.add_deal(contact, won=True, amount=5100, closed=datetime(2026, 6, 13, 12, 0))
+    code, out, err = cli(env, "sync", "--all-tenants", "--format", "json")
+    assert code == 0, err
+    b_titles, a_titles = new_task_titles(b, before[b]), new_task_titles(a, before[a])
+    assert b_titles and all(t.startswith("Поблагодарить") for t in b_titles), b_titles
+    assert a_titles and all(t.startswith("Thank") for t in a_titles), a_titles
+    code, out, err = cli(env, "tenants", "unset", member, "TIMEZONE")
+    assert code == 0 and "TIMEZONE" in out
+    assert tenants.settings_for(settings, member, "bitrix").TIMEZONE is None
+    code, _, err = cli(env, "tenants", "unset", member, "STATE_KEY")
+    assert code == 2 and "STATE_KEY: is the app's own setting" in err
+
+
 @BOTH
 def test_remove_asks_for_yes_then_deletes_the_tenants_tokens_and_state(two):
     (a, b), settings, env = two
