@@ -358,17 +358,14 @@ def cmd_state(args) -> int:
     if args.state_command == "new-key":
         print(sealing.new_key())
         return 0
-    from connector.amocrm.tokens import reseal_tokens
-    from connector.installs import Installs
     from connector.settings import load_settings
 
     settings = load_settings()
     if settings.STATE_KEY is None:
         settings.require("STATE_KEY")
-    sealer = settings.sealer()
-    installs = Installs(settings.state_target, sealer).reseal()
-    tokens = reseal_tokens(settings.state_target, sealer)
-    print(f"sealed with the first key of STATE_KEY: {installs} app install(s), {tokens} amoCRM token pair(s); "
+    done = tenant_commands.rotate_key(settings)
+    print(f"sealed with the first key of STATE_KEY: {done['installs']} app install(s), {done['tokens']} amoCRM "
+          f"token pair(s), {done['settings']} secret tenant setting(s) in {done['states']} tenant state(s); "
           "older keys may now be dropped from STATE_KEY")
     return 0
 

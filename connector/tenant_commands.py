@@ -137,6 +137,24 @@ def _cell(value) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def rotate_key(settings) -> dict[str, int]:
+    """`state rotate-key`: every tenant's secrets sealed with STATE_KEY's first key - the installs and the
+    settings overrides (all in the registry) and the amoCRM token pairs in each tenant's own state."""
+    from connector import tenant_settings
+    from connector.amocrm.tokens import reseal_tokens
+
+    sealer = settings.sealer()
+    installs = tenants.registry(settings)
+    done = {"installs": installs.reseal(), "settings": tenant_settings.reseal(installs), "tokens": 0, "states": 0}
+    ids = {tenants.DEFAULT, *tenants.stored_tenants(settings), *(t.id for t in tenants.known(settings, installs))}
+    for tenant in sorted(ids, key=lambda t: (t != tenants.DEFAULT, t)):
+        if not tenants.state_exists(settings, tenant):
+            continue
+        done["tokens"] += reseal_tokens(tenants.state_target(settings, tenant), sealer)
+        done["states"] += 1
+    return done
+
+
 # --- sync ------------------------------------------------------------------------------------------
 
 

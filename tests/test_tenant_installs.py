@@ -6,8 +6,14 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from connector import sealing, tenant_settings, tenants
+from connector.amocrm.oauth import TokenPair
+from connector.amocrm.tokens import TokenStore
+from connector.cli import main
 from connector.installs import Installs
 from connector.sealing import Sealer
+from connector.settings import load_settings
+from tests.store_engines import state_url
 
 
 def test_a_state_file_from_before_tenants_keeps_its_install_as_the_default_tenants(tmp_path):
@@ -36,3 +42,34 @@ def test_each_tenants_view_sees_its_own_install_only(state_target):
     assert installs.tenant_of("bitrix", "c" * 32) is None and installs.tenant_of("amocrm", "b" * 32) is None
     assert installs.remove_tenant("b" * 32) == 1 and installs.for_tenant("b" * 32).get("bitrix") is None
     assert installs.get("bitrix")["access_token"] == "ta"
+
+
+def test_rotate_key_reseals_every_tenants_tokens_and_secret_settings(state_target, monkeypatch, tmp_path, capsys):
+    """Tenant B's amoCRM tokens live in B's own state (file or schema), its install and its sealed settings in
+    the registry: `state rotate-key` reseals all of them, so the old key can go."""
+    old, new = sealing.new_key(), sealing.new_key()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STATE_URL", state_url(state_target))
+    monkeypatch.setenv("STATE_KEY", old)
+    settings = load_settings(CRM="amocrm")
+    registry = tenants.registry(settings)
+    registry.for_tenant("amo-b").put("amocrm", {"account_id": 22, "access_token": "b-install-secret"})
+    tenant_settings.set_values(settings, registry, "amo-b", ["REFERRAL_SECRET=b-referral-secret-0123456789"])
+    store = TokenStore(tenants.state_target(settings, "amo-b"), "22", Sealer(old))
+    with store.locked():
+        store.save(TokenPair("b-access", "b-refresh", 2e9))
+    store.close()
+    monkeypatch.setenv("STATE_KEY", f"{new},{old}")
+    assert main(["state", "rotate-key"]) == 0
+    out = capsys.readouterr().out
+    assert "1 app install(s), 1 amoCRM token pair(s), 1 secret tenant setting(s)" in out
+    monkeypatch.setenv("STATE_KEY", new)  # the old key dropped: everything still opens
+    settings = load_settings(CRM="amocrm")
+    store = TokenStore(tenants.state_target(settings, "amo-b"), "22", Sealer(new))
+    try:
+        assert store.load()[0].refresh_token == "b-refresh"
+    finally:
+        store.close()
+    assert tenants.registry(settings).for_tenant("amo-b").get("amocrm")["access_token"] == "b-install-secret"
+    own = tenants.settings_for(settings, "amo-b", "amocrm")
+    assert own.REFERRAL_SECRET.get_secret_value() == "b-referral-secret-0123456789"
