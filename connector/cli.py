@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="metrics, segments, cohorts and rule uplift from the last sync")
     r.add_argument("--as-of", type=_as_of)
     r.add_argument("--html", help="write one self-contained HTML file here")
+    r.add_argument("--tenant", metavar="ID", help="report this tenant (`repeat-sales tenants list`); default: default")
 
     pb = sub.add_parser("playbook", help="playbook tools")
     pb_sub = pb.add_subparsers(dest="playbook_command", required=True)
@@ -349,7 +350,7 @@ def cmd_amocrm(args) -> int:
 def cmd_report(args) -> int:
     from connector.report import run_report
 
-    return run_report(as_of=args.as_of, html=args.html)
+    return run_report(as_of=args.as_of, html=args.html, tenant=args.tenant)
 
 
 def cmd_state(args) -> int:

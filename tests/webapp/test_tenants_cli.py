@@ -107,6 +107,19 @@ def test_sync_one_tenant_or_all_of_them(two):
     assert code == 0 and f"tenant {b.app.member_id} ({b.app.domain})" in out
 
 
+@SQLITE
+def test_report_of_one_tenant_reads_its_own_state(two):
+    (a, b), settings, env = two
+    code, out, err = cli(env, "report", "--tenant", b.app.member_id, "--as-of", TODAY.isoformat())
+    assert code == 0, err
+    assert f"bitrix:{b.app.domain}" in out and a.app.domain not in out
+    code, out, err = cli(env, "report", "--as-of", TODAY.isoformat())
+    assert code == 0 and f"bitrix:{a.app.domain}" in out and b.app.domain not in out, err
+    for bad, words in (("f" * 32, "no tenant"), ("../x", "not a tenant id")):
+        code, _, err = cli(env, "report", "--tenant", bad)
+        assert code == 2 and words in err and "Traceback" not in err
+
+
 def new_task_titles(emu, before: set[int]) -> list[str]:
     with emu.store.lock:
         return [t.title for t in emu.store.tasks.rows.values() if t.id not in before]
