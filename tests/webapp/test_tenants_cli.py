@@ -9,9 +9,11 @@ from datetime import datetime
 
 import pytest
 import requests
+from pydantic import SecretStr
 from web_support import CUSTOMERS, TODAY, bitrix_settings, tasks_by_marker, wait_for, write_playbook
 
-from connector import tenants
+from connector import tenant_settings, tenants
+from connector.feedback import answers_of
 from connector.state import State
 from connector.webapp import WebApp
 from emulators.bitrix import BitrixEmulator
@@ -118,6 +120,33 @@ def test_report_of_one_tenant_reads_its_own_state(two):
     for bad, words in (("f" * 32, "no tenant"), ("../x", "not a tenant id")):
         code, _, err = cli(env, "report", "--tenant", bad)
         assert code == 2 and words in err and "Traceback" not in err
+
+
+@SQLITE
+def test_a_feedback_answer_goes_to_the_tenant_whose_address_it_was_sent_to(two):
+    """A tenant with its own FEEDBACK_SECRET has its own /feedback/<secret> address on the shared `serve`."""
+    (a, b), settings, env = two
+    a_secret, b_secret = "feedback-address-of-portal-a-0123", "feedback-address-of-portal-b-4567"
+    registry = tenants.registry(settings)
+    tenant_settings.set_values(settings, registry, b.app.member_id, [f"FEEDBACK_SECRET={b_secret}"])
+    app = WebApp(settings.model_copy(update={"FEEDBACK_SECRET": SecretStr(a_secret)}), port=0,
+                 today=lambda: TODAY).start()
+    try:
+        deal = str(min(b.store.deals.rows))
+        for secret, score in ((b_secret, 9), (a_secret, 3)):
+            r = requests.post(f"{app.url}/feedback/{secret}", json={"purchase_id": deal, "score": score}, timeout=30)
+            assert r.status_code == 200, r.text
+        assert requests.post(f"{app.url}/feedback/not-{b_secret}", json={"purchase_id": deal, "score": 1},
+                             timeout=30).status_code == 403
+    finally:
+        app.stop(timeout=30)
+        tenant_settings.unset(settings, registry, b.app.member_id, "FEEDBACK_SECRET")
+    for tenant, emu, score in ((b.app.member_id, b, 9), ("default", a, 3)):
+        state = State(tenants.state_target(settings, tenant))
+        try:
+            assert answers_of(state, f"bitrix:{emu.app.domain}") == {deal: score}, tenant
+        finally:
+            state.close()
 
 
 def new_task_titles(emu, before: set[int]) -> list[str]:
