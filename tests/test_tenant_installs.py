@@ -13,7 +13,8 @@ from connector.cli import main
 from connector.installs import Installs
 from connector.sealing import Sealer
 from connector.settings import load_settings
-from tests.store_engines import state_url
+from connector.store import engine
+from tests.store_engines import fresh_schema, state_url
 
 
 def test_a_state_file_from_before_tenants_keeps_its_install_as_the_default_tenants(tmp_path):
@@ -73,3 +74,25 @@ def test_rotate_key_reseals_every_tenants_tokens_and_secret_settings(state_targe
     assert tenants.registry(settings).for_tenant("amo-b").get("amocrm")["access_token"] == "b-install-secret"
     own = tenants.settings_for(settings, "amo-b", "amocrm")
     assert own.REFERRAL_SECRET.get_secret_value() == "b-referral-secret-0123456789"
+
+
+def test_installs_reuse_their_postgresql_connections_and_outlive_a_dropped_one(pg_url, monkeypatch):
+    """A webhook request makes several short calls: on PostgreSQL they share one pooled connection, and one
+    the server dropped while it sat idle (a restart, an idle timeout) is replaced, never handed out."""
+    import psycopg
+
+    state_target = fresh_schema(pg_url, "pool")  # PostgreSQL only: a SQLite connection is a file open, not pooled
+    installs = Installs(state_target)
+    installs.put("bitrix", {"member_id": "a" * 32, "access_token": "ta"})
+    with installs._connect() as db:
+        first = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    for _ in range(5):
+        assert installs.get("bitrix")["access_token"] == "ta"
+    with installs._connect() as db:
+        assert db.execute("SELECT pg_backend_pid()").fetchone()[0] == first  # no new connection per call
+    with psycopg.connect(state_target, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(?)".replace("?", "%s"), (first,))
+    monkeypatch.setattr(engine, "POOL_PING_AFTER_SECONDS", 0.0)  # as if it sat idle for a while
+    assert installs.get("bitrix")["access_token"] == "ta"
+    with installs._connect() as db:
+        assert db.execute("SELECT pg_backend_pid()").fetchone()[0] != first
