@@ -183,6 +183,21 @@ def _drop_schema(url: str, tenant: str) -> bool:
     return True
 
 
+def drop_if_unused(settings, tenant: str) -> bool:
+    """PostgreSQL: drop the schema made for an install the auth server then refused - only while the tenant
+    has no install and its state holds no run and no customer (nothing anyone could miss)."""
+    if tenant == DEFAULT or not engine.is_postgres(settings.STATE_URL) or not state_exists(settings, tenant):
+        return False
+    if any(row["tenant"] == tenant for row in registry(settings).tenants()):
+        return False
+    db = engine.connect(with_search_path(settings.STATE_URL, schema_name(settings.STATE_URL, tenant)), timeout=30)
+    try:
+        used = db.execute("SELECT EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM customers)").fetchone()[0]
+    finally:
+        db.close()
+    return False if used else _drop_schema(settings.STATE_URL, tenant)
+
+
 def stored_tenants(settings) -> list[str]:
     """Tenants with a state of their own (a file or a schema), installed or not."""
     if engine.is_postgres(settings.STATE_URL):

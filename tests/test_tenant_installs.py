@@ -13,6 +13,7 @@ from connector.cli import main
 from connector.installs import Installs
 from connector.sealing import Sealer
 from connector.settings import load_settings
+from connector.state import State
 from connector.store import engine
 from tests.store_engines import fresh_schema, state_url
 
@@ -96,3 +97,21 @@ def test_installs_reuse_their_postgresql_connections_and_outlive_a_dropped_one(p
     assert installs.get("bitrix")["access_token"] == "ta"
     with installs._connect() as db:
         assert db.execute("SELECT pg_backend_pid()").fetchone()[0] != first
+
+
+def test_a_refused_installs_empty_schema_is_dropped_a_used_one_kept(pg_url, tmp_path):
+    """A made-up member_id gets a TenantHost (and on PostgreSQL a schema) until the auth server answers; once
+    refused, its empty schema goes - a tenant with an install or with data never loses its state here."""
+    settings = load_settings(CRM="bitrix", STATE_URL=fresh_schema(pg_url, "refused"))
+    made_up, real = "1" * 32, "2" * 32
+    for tenant in (made_up, real):
+        tenants.settings_for(settings, tenant, "bitrix")
+    assert tenants.stored_tenants(settings) == [made_up, real]
+    state = State(tenants.state_target(settings, real))
+    state.finish_run(state.start_run("bitrix:b.example", "sync", False), {})
+    state.close()
+    assert tenants.drop_if_unused(settings, made_up) and not tenants.drop_if_unused(settings, real)
+    assert tenants.stored_tenants(settings) == [real]
+    tenants.registry(settings).for_tenant(made_up).put("bitrix", {"member_id": made_up, "access_token": "t"})
+    tenants.settings_for(settings, made_up, "bitrix")  # installed after all: its schema is made again, and kept
+    assert not tenants.drop_if_unused(settings, made_up) and tenants.stored_tenants(settings) == [made_up, real]

@@ -156,6 +156,8 @@ class WebApp:
 
     def _prune_unverified(self) -> None:
         """Installs the auth server refused leave no tenant behind (called under the tenants' lock)."""
+        from connector import tenants
+
         for tenant in list(self._unverified):
             host = self.tenants[tenant]
             if host.installs.get(host.crm):
@@ -164,6 +166,7 @@ class WebApp:
                 self._unverified.discard(tenant)
                 del self.tenants[tenant]
                 host.stop(5)
+                tenants.drop_if_unused(self.settings, tenant)  # PostgreSQL: its empty schema goes too
 
     def _tenant_route(self, key: tuple[str, str], request: Request):
         from connector import tenants
