@@ -5,8 +5,9 @@ install lifetimes`); its package ships datasets/CDNOW_master.txt (customer, YYYY
 which is turned into a transactions CSV (one purchase a row, no order id). Each side runs in a child
 under /usr/bin/time -v, imports included: `analyze --format json`, and lifetimes'
 summary_data_from_transaction_data + BetaGeoFitter + GammaGammaFitter + p_alive, expected purchases
-over 90 days and expected spend x purchases over 365 days for every customer. Prints both walls and
-peaks (medians of --runs) and the largest relative difference of the seven parameters.
+over 90 days and expected spend x purchases over 365 days for every customer. The two run in turn;
+prints both walls and peaks (medians of --runs), the median CPU ratio (user + system, pair by pair:
+the figure to quote on a loaded machine) and the largest relative difference of the seven parameters.
 Usage: python benchmarks/cdnow_lifetimes.py [--lifetimes-python /tmp/lt/bin/python] [--runs 3]
 """
 
@@ -67,13 +68,15 @@ def cdnow_csv(lifetimes_python: str, out: Path) -> int:
     return rows
 
 
-def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
+def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, str, float]:
+    """(wall s, peak MB, stdout, cpu s = user + system) of one child."""
     done = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(done.stderr[-2000:])
     h, m, s = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", done.stderr).groups()
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)) / 1024
-    return int(h or 0) * 3600 + int(m) * 60 + float(s), peak, done.stdout
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", done.stderr).group(1)) for k in ("User", "System"))
+    return int(h or 0) * 3600 + int(m) * 60 + float(s), peak, done.stdout, cpu
 
 
 def main() -> None:
@@ -86,12 +89,13 @@ def main() -> None:
         path = Path(tmp) / "cdnow.csv"
         rows = cdnow_csv(args.lifetimes_python, path)
         env = {"PYTHONPATH": str(args.code), "PATH": "/usr/bin:/bin"}
-        ours = [timed([sys.executable, "-m", "connector", "analyze", str(path), "--format", "json", "--as-of", AS_OF],
-                      args.code, env) for _ in range(args.runs)]
         script = Path(tmp) / "lt.py"
         script.write_text(LIFETIMES, encoding="utf-8")
-        theirs = [timed([args.lifetimes_python, str(script), str(path), AS_OF], ROOT, {"PATH": "/usr/bin:/bin"})
-                  for _ in range(args.runs)]
+        ours, theirs = [], []
+        for _ in range(args.runs):  # in turn: a loaded machine's drift hits both
+            ours.append(timed([sys.executable, "-m", "connector", "analyze", str(path), "--format", "json",
+                               "--as-of", AS_OF], args.code, env))
+            theirs.append(timed([args.lifetimes_python, str(script), str(path), AS_OF], ROOT, {"PATH": "/usr/bin:/bin"}))
     model = json.loads(ours[0][2])["model"]
     mine = {**{k: model["bgnbd"][k] for k in ("r", "alpha", "a", "b")}, **model["gamma_gamma"]}
     lt = json.loads(theirs[0][2])
@@ -101,7 +105,9 @@ def main() -> None:
                       "analyze_seconds": round(a_wall, 2), "analyze_peak_mb": round(statistics.median(r[1] for r in ours), 1),
                       "lifetimes_seconds": round(l_wall, 2),
                       "lifetimes_peak_mb": round(statistics.median(r[1] for r in theirs), 1),
-                      "ratio": round(a_wall / l_wall, 2), "analyze_runs": [round(r[0], 2) for r in ours],
+                      "ratio": round(a_wall / l_wall, 2),
+                      "cpu_ratio_median": round(statistics.median(a[3] / b[3] for a, b in zip(ours, theirs, strict=True)), 2),
+                      "analyze_runs": [round(r[0], 2) for r in ours],
                       "lifetimes_runs": [round(r[0], 2) for r in theirs], "params_analyze": mine,
                       "params_lifetimes": {k: round(v, 6) for k, v in lt["params"].items()},
                       "max_relative_param_difference": max(diff.values())}))

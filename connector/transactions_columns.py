@@ -2,10 +2,9 @@
 
 connector.transactions_csv reads and checks every line into per-row arrays; here the rows become
 purchases in bulk, by the same rules (an order is one purchase dated by its earliest row, summed
-over its rows sorted as the reader sorts them; a row without an order is one purchase). Customers
-with a refund row outside any order (it is matched to an earlier purchase, one after the other)
-and the rare same-day purchases whose order depends on their ids go through the reader's own
-code. A customer's object (for the rules) is made only when asked for: `customers[i]`.
+over its rows sorted as the reader sorts them; a row without an order is one purchase, named by
+its day, "day#k" for the k-th of a day). Customers with a refund row outside any order (it is
+matched to an earlier purchase, one after the other) go through the reader's own code. A customer's object (for the rules) is made only when asked for: `customers[i]`.
 The result is playbooks.columns.PurchaseColumns equal, to the bit, to purchase_columns() over
 read_transactions() (a test compares them).
 """
@@ -43,19 +42,23 @@ class TransactionTable:
         loose_refund = (np.frombuffer(rows.order, dtype=np.int32) == 0) & (amount < 0)
         slow = np.zeros(len(ids), dtype=bool)
         slow[cust[loose_refund]] = True
-        (p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end), self._members, p_slow = \
+        (p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end, p_pos, p_k), self._members, p_slow = \
             _bulk_purchases(rows, cust, ~slow[cust])
         self._slow = slow | p_slow
         slow_parts = self._slow_purchases(np.flatnonzero(self._slow), summary)
         keep = ~p_slow[p_cust] if len(p_cust) else np.zeros(0, dtype=bool)
         none = np.full(len(slow_parts[0]), -1)
-        self.cust, self.day, self.amount, self.currency, rank, begin, end = (
-            np.concatenate((a[keep], b)) for a, b in zip((p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end),
-                                                         (*slow_parts, none, none), strict=True))
+        self.cust, self.day, self.amount, self.currency, rank, begin, end, pos, k = (
+            np.concatenate((a[keep], b)) for a, b in zip(
+                (p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end, p_pos, p_k),
+                (*slow_parts, none, none, slow_parts[-1], none), strict=True))
         order = np.lexsort((rank, self.day, self.cust))
-        self.cust, self.day, self.amount, self.currency, self._begin, self._end = (
-            a[order] for a in (self.cust, self.day, self.amount, self.currency, begin, end))
+        self.cust, self.day, self.amount, self.currency, self._begin, self._end, pos, self._k = (
+            a[order] for a in (self.cust, self.day, self.amount, self.currency, begin, end, pos, k))
+        # each customer's purchases in the reader's order (Customer.purchases), as indexes into the arrays
+        self._reader = np.lexsort((pos, self.cust))
         self._start = np.concatenate(([0], np.cumsum(np.bincount(self.cust, minlength=len(ids)))))
+        self._iso: dict[int, str] = {}  # a day's ISO text, the id of its purchases without an order
         summary.customers = len(ids)
         summary.purchases = len(self.cust)
 
@@ -82,22 +85,26 @@ class TransactionTable:
         return self.rows.customer(int(self._interned[i]), rows, summary)
 
     def _made(self, i: int) -> Customer:
-        """Customer i from the arrays (a customer of the bulk path: one purchase a day at most), the
-        objects the reader would make: same ids, dates, rounded totals, currencies and line items."""
+        """Customer i from the arrays (a customer of the bulk path), the objects the reader would make,
+        in its order: same ids, dates, rounded totals, currencies and line items."""
         rows, members = self.rows, self._members
         ci = int(self._interned[i])
         cid, strings = rows.customers_ids.values[ci], rows.strings.values
-        a, b = int(self._start[i]), int(self._start[i + 1])
+        mine = self._reader[int(self._start[i]):int(self._start[i + 1])]
         purchases = []
-        for day, amount, cur, begin, end in zip(self.day[a:b].tolist(), self.amount[a:b].tolist(),
-                                                self.currency[a:b].tolist(), self._begin[a:b].tolist(),
-                                                self._end[a:b].tolist(), strict=True):
+        for day, amount, cur, begin, end, k in zip(*(a[mine].tolist() for a in (
+                self.day, self.amount, self.currency, self._begin, self._end, self._k)), strict=True):
             group = members[begin:end].tolist()
             d = rows._date(day)
             order = rows.order[group[0]]
             items = tuple(rows._item(m) for m in group if rows.product[m] and rows.amount[m] >= 0)
-            purchases.append(Purchase(id=strings[order] if order else d.isoformat(), customer_id=cid, date=d,
-                                      amount=amount, currency=strings[cur], items=items))
+            if order:
+                pid = strings[order]
+            else:
+                pid = self._iso.get(day) or self._iso.setdefault(day, d.isoformat())
+                pid = pid if k == 1 else f"{pid}#{k}"
+            purchases.append(Purchase(id=pid, customer_id=cid, date=d, amount=amount, currency=strings[cur],
+                                      items=items))
         name, email, phone = rows.profile.get(ci, ("", "", ""))
         return Customer(id=cid, name=name, emails=(email,) if email else (), phones=(phone,) if phone else (),
                         purchases=tuple(purchases))
@@ -140,7 +147,8 @@ class _Customers(Sequence[Customer]):
 
 
 def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(customer, day, rounded total, currency, rank within its day, customers to redo) of the
+    """(customer, day, rounded total, currency, rank within its day by id, first and past-last member,
+    place in the reader's order, k of "day#k"), the members and the customers to redo (none) of the
     purchases of the `fast` rows: grouped by order (else one a row), summed in the reader's order."""
     idx = np.flatnonzero(fast)
     amount = np.frombuffer(rows.amount, dtype=np.float64)[idx]
@@ -155,24 +163,62 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     rank_of = np.empty(len(strings), dtype=np.int64)  # a string's place in Python's sort
     rank_of[np.array(sorted(range(len(strings)), key=strings.__getitem__), dtype=np.int64)] = np.arange(len(strings))
     key = np.where(order > 0, order.astype(np.int64), -1 - np.arange(len(idx)))
-    _, group = np.unique(key, return_inverse=True)
+    group = np.unique(key, return_inverse=True)[1]
+    del key  # the temporaries go as soon as used: at 5M rows each is 40 MB
     # members sorted as the reader sorts them: product, amount, quantity, category (then file order)
     s = np.lexsort((np.arange(len(idx)), rank_of[category], qty, amount, rank_of[product], group))
     g = group[s]
+    del group, category
     heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if len(g) else np.zeros(0, dtype=np.int64)
     total = np.bincount(g, weights=amount[s])  # left to right, as sum() adds
-    rounded = np.array([round(t, 2) for t in total.tolist()], dtype=np.float64)
+    del g
+    rounded = np.empty(len(total))
+    for lo in range(0, len(total), 1 << 16):  # Python's round() (numpy's may differ in the last digit), by parts
+        rounded[lo:lo + (1 << 16)] = [round(t, 2) for t in total[lo:lo + (1 << 16)].tolist()]
+    del total
     members = idx[s]  # row numbers, each purchase's rows together in the reader's order
     p_day = np.minimum.reduceat(day[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)
     first = s[heads]
     p_cust, p_cur = owner[first], currency[first]
-    # purchases sharing a customer and a day are ordered by id: their customers go the reader's way
-    o = np.lexsort((p_day, p_cust))
-    same = (p_cust[o][1:] == p_cust[o][:-1]) & (p_day[o][1:] == p_day[o][:-1])
-    redo = np.zeros(int(cust.max()) + 1 if len(cust) else 0, dtype=bool)
-    redo[p_cust[o][1:][same]] = True
     ends = np.append(heads[1:], len(s)).astype(np.int64)
-    return (p_cust, p_day, rounded, p_cur, np.zeros(len(p_cust), dtype=np.int64), heads, ends), members, redo
+    # the reader's order of a customer's purchases: day, rows without an order first, order id, then the
+    # first row's amount, product and quantity, then where the purchase first appears in the file
+    p_order = order[first]
+    seen = np.minimum.reduceat(idx[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)
+    reader = np.lexsort((seen, qty[first], rank_of[product[first]], amount[first], rank_of[p_order], p_order > 0,
+                         p_day, p_cust))
+    position = np.empty(len(reader), dtype=np.int64)
+    position[reader] = np.arange(len(reader))
+    # a purchase without an order is named by its day, the k-th of that day "day#k" (k from 2)
+    loose = p_order[reader] == 0
+    key_c, key_d = p_cust[reader], p_day[reader]
+    new_group = np.ones(len(reader), dtype=bool)
+    new_group[1:] = (key_c[1:] != key_c[:-1]) | (key_d[1:] != key_d[:-1])
+    count = np.cumsum(loose)
+    before = np.maximum.accumulate(np.where(new_group, np.arange(len(reader)), 0))
+    k_sorted = count - np.where(before > 0, count[before - 1], 0)
+    k = np.empty(len(reader), dtype=np.int64)
+    k[reader] = np.where(loose, k_sorted, 0)
+    # the columns order a customer's purchases by (day, id): where a day has several, by their ids
+    rank = np.zeros(len(reader), dtype=np.int64)
+    starts = np.flatnonzero(new_group)
+    ends_g = np.append(starts[1:], len(reader))
+    several = ends_g - starts > 1
+    if several.any():
+        strings = rows.strings.values
+        for lo, hi in zip(starts[several].tolist(), ends_g[several].tolist(), strict=True):
+            which = reader[lo:hi]
+            ids = [strings[o] if o else _day_id(d, kk) for o, d, kk in
+                   zip(p_order[which].tolist(), p_day[which].tolist(), k[which].tolist(), strict=True)]
+            by_id = sorted(range(len(ids)), key=ids.__getitem__)
+            rank[which[by_id]] = np.arange(len(ids))
+    redo = np.zeros(int(cust.max()) + 1 if len(cust) else 0, dtype=bool)
+    return (p_cust, p_day, rounded, p_cur, rank, heads, ends, position, k), members, redo
+
+
+def _day_id(ordinal: int, k: int) -> str:
+    d = date.fromordinal(ordinal).isoformat()
+    return d if k == 1 else f"{d}#{k}"
 
 
 def read_transaction_table(path: str | Path, *, default_currency: str = "RUB") -> tuple[TransactionTable, CsvSummary]:

@@ -9,6 +9,7 @@ metrics summed in Python's own order. Nothing here makes an object per purchase.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -21,7 +22,7 @@ from playbooks.columns import Figures, PurchaseColumns, figures, group_sum, pyth
 from playbooks.facts import convert_amount
 from playbooks.guards import is_holdout
 from playbooks.metrics import YEAR_DAYS, ltv_3f
-from playbooks.money import Row, director_metrics
+from playbooks.money import Row, director_metrics, month_of, unscored_director_metrics
 from playbooks.schema import Playbook
 from playbooks.segments import LEVELS, quantile_edges, rfm_segment
 
@@ -203,9 +204,10 @@ def segment_counts(s: Segmented) -> dict[str, int]:
 
 
 def metrics(s: Segmented, customers: Iterable[Customer] = (), *, cac: float | None = None, prospects: int = 0,
-            secret: str = "") -> dict[str, object]:
+            secret: str = "", scored: bool = True) -> dict[str, object]:
     """metrics.compute_metrics from the columns (the plan's counts are added by the caller); the
-    director's figures (playbooks.money) read `customers` (any order) once more."""
+    director's figures (playbooks.money) read `customers` (any order) once more, unless no purchase
+    carries an NPS answer (`scored` False: a CSV) and neither a margin nor a referral secret is set."""
     fig, cols, pb = s.fig, s.cols, s.playbook
     today = s.today
     has = fig.n > 0
@@ -250,7 +252,14 @@ def metrics(s: Segmented, customers: Iterable[Customer] = (), *, cac: float | No
         "returning_revenue_share": round(python_sum(later) / revenue, 4) if revenue else 0.0,
         "returning_orders_share": round((purchases - n_customers) / purchases, 4) if purchases else 0.0,
     }
-    out.update(director_metrics(_rows(s, customers), today, pb, ltv3=ltv3, cac=cac, secret=secret))
+    if not scored and pb.metrics.margin is None and not secret:
+        days, counts = np.unique(fig.first[has], return_counts=True)
+        new_by_month: Counter[str] = Counter()
+        for d, k in zip(days.tolist(), counts.tolist(), strict=True):
+            new_by_month[month_of(date.fromordinal(d))] += k
+        out.update(unscored_director_metrics(new_by_month, today, pb, ltv3=ltv3, cac=cac))
+    else:
+        out.update(director_metrics(_rows(s, customers), today, pb, ltv3=ltv3, cac=cac, secret=secret))
     return out
 
 

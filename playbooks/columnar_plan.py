@@ -17,6 +17,7 @@ from connector.model import Action, Customer, Product
 from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
+from playbooks.columnar_bonus import balance_of, bonus_columns
 from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.guards import guard_customer
@@ -39,6 +40,7 @@ class DueColumns:
     customers: Sequence[Customer]
     shop: ShopFacts
     birthdays: bool = True  # some customer may have a birthday (a CSV has none)
+    answers: bool = True  # some purchase may carry an NPS answer (a CSV's cannot)
     start: np.ndarray | None = None  # the counted purchases' columns (PurchaseColumns.start/.day), when known
     day: np.ndarray | None = None
     bonus_days: int | None = None  # days an accrual lives (0: bonuses never burn, -1: no bonus account; None: unknown)
@@ -74,11 +76,14 @@ class DueColumns:
 
 def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHistory | None = None,
                 catalogue: Mapping[str, Product] | None = None, with_items: np.ndarray | None = None,
-                birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = ()) -> tuple[int, int]:
+                birthdays: bool = True, secret: str = "", newcomers: Sequence[Customer] = (),
+                answers: bool = True, bare: bool = False) -> tuple[int, int]:
     """(planned, suppressed) as engine.run counts them; `customers` in the order of s.cols.ids.
 
     Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
-    and rules asked only for those customers (every customer when the shop is learned from).
+    and rules asked only for those customers (every customer when the shop is learned from). `bare`:
+    the customers carry no card fields or tags (a CSV), so the reactivation's first step alone is
+    counted without its facts (reactivation_alone).
     """
     from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
 
@@ -113,7 +118,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
-                     customers=customers, shop=shop, birthdays=birthdays, start=s.cols.start, day=s.cols.day,
+                     customers=customers, shop=shop, birthdays=birthdays, answers=answers, start=s.cols.start,
+                     day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
                      bonus_credits=s.bonus_credits or {})
     rules = []
@@ -126,13 +132,23 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
+    alone = reactivation_alone(due, rules, pb) if bare else None
+    if alone is not None:  # counted from the columns: one action each, held back for the hold-out group
+        held = int((alone & s.holdout).sum())
+        planned += int(alone.sum()) - held
+        suppressed += held
+        anyone &= ~alone
+    # the balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)
+    balances = bonus_columns(s) if pb.bonuses_on and s.cols.paid is not None else None
     for i in np.flatnonzero(anyone).tolist():
         if everyone is not None:
             f = everyone[i]
         else:
             f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
             fill_one(s, f, i)
-        if pb.bonuses_on:  # as engine.fill_bonuses fills it
+        if balances is not None and not balances.slow[i]:
+            f.bonus = balance_of(balances, i)
+        elif pb.bonuses_on:  # as engine.fill_bonuses fills it
             f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
         actions: dict[str, Action] = {}
         for rule, cfg, mask in rules:
@@ -148,6 +164,33 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         planned += len(kept)
         suppressed += len(dropped)
     return planned, suppressed
+
+
+def reactivation_alone(due: DueColumns, rules: list, pb) -> np.ndarray | None:
+    """Customers for whom only the reactivation is due and who have no history: its plan() gives them
+    exactly the first step (may_fire is its very condition when the silence is not stretched by
+    rhythm and the step has no window of its own), and no guard but the hold-out can drop it - not
+    opt-out (no card fields or tags: the caller's word), not the channel (the step falls back to a
+    manager task), not a quiet day (shifted), not the cap (one touch, none before). None when the
+    playbook leaves any of that in doubt: then every customer goes through the rules."""
+    masks = {rule.kind: mask for rule, _cfg, mask in rules}
+    cfg = pb.rule("reactivation")
+    if cfg is None or masks.get("reactivation") is None or cfg.rhythm_factor is not None \
+            or cfg.first_step_within_days is not None or not cfg.steps:
+        return None
+    g = pb.guards
+    step = cfg.steps[0]
+    if g.no_channel.mode != "task" or (step.channels and "task" not in step.channels):
+        return None
+    if g.quiet.mode != "shift" or len(set(g.quiet.weekdays)) >= 7 or len(g.quiet.dates) >= 50:
+        return None
+    if g.cap.enabled and g.cap.max_touches < 1 and "reactivation" not in g.cap.exempt_rules:
+        return None
+    others = due.nobody()
+    for kind, mask in masks.items():
+        if kind != "reactivation":
+            others |= True if mask is None else mask
+    return masks["reactivation"] & ~others & ~due.history
 
 
 def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:
@@ -184,19 +227,24 @@ def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | No
                        history: PlanHistory | None = None, catalogue: Sequence[Product] | None = None,
                        cac: float | None = None, predict: bool = True, prospects: int = 0,
                        with_items: np.ndarray | None = None, birthdays: bool = True, secret: str = "",
-                       plan: bool = True) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                       plan: bool = True, scored: bool = True, bare: bool = False,
+                       ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """evaluate_columns from purchase columns; `customers` (in the columns' order, None: no plan)
     are asked for one by one, and only the ones the plan needs. `with_items` says who has line
-    items (None: unknown), `birthdays` whether any customer can have one."""
+    items (None: unknown), `birthdays` whether any customer can have one, `scored` whether any
+    purchase can carry an NPS answer (a CSV's cannot), `bare` whether the customers carry no card
+    fields or tags (a CSV)."""
     s = segment(cols, today, playbook)
     if predict:
         predict_into(s)
-    out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret)
+    out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret,
+                  scored=scored)
     s.extras = extras(s, customers if customers is not None else (), secret)
     if customers is not None and plan:
         products = {p.id: p for p in catalogue} if catalogue is not None else None
         out["planned"], out["suppressed"] = plan_counts(s, customers, history=history, catalogue=products,
-                                                        with_items=with_items, birthdays=birthdays, secret=secret)
+                                                        with_items=with_items, birthdays=birthdays, secret=secret,
+                                                        answers=scored, bare=bare)
     if s.model_note:
         out["model_note"] = s.model_note
     return s, segment_counts(s), out

@@ -9,7 +9,8 @@ and needs a fifth of the likelihood evaluations. Vectorised over (compressed) cu
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, digamma, gammaln
+
+from playbooks.special import betaln, digamma, gammaln
 
 
 def wsum(w: np.ndarray, values: np.ndarray) -> float:

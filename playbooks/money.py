@@ -88,6 +88,27 @@ def director_metrics(rows: Iterable[Row], today: date, playbook: Playbook, *, lt
     }
     if cfg.margin is not None:
         out["ltv_profit"] = round(profit / buyers, 2) if buyers else 0.0
+    out.update(cac_metrics(cfg, new_by_month, today, ltv3=ltv3, cac=cac))
+    if secret:
+        out.update(referral_metrics(find_referrals(people, secret, today), revenue))
+    return out
+
+
+def unscored_director_metrics(new_by_month: Mapping[str, int], today: date, playbook: Playbook, *, ltv3: float,
+                              cac: float | None = None) -> dict[str, object]:
+    """director_metrics of customers whose purchases carry no NPS answer (a CSV), without a margin or a
+    referral secret: what is left needs only how many customers first bought in each month."""
+    cfg = playbook.metrics
+    assert cfg.margin is None
+    out: dict[str, object] = {"nps": None, "nps_answers": 0, "nps_by_month": {}, "nps_by_segment": {}}
+    out.update(cac_metrics(cfg, new_by_month, today, ltv3=ltv3, cac=cac))
+    return out
+
+
+def cac_metrics(cfg: MetricsConfig, new_by_month: Mapping[str, int], today: date, *, ltv3: float,
+                cac: float | None) -> dict[str, object]:
+    """`cac` (given, else the spend's), its months and `ltv_cac` against the benchmark."""
+    out: dict[str, object] = {}
     cac_value = cac if cac is not None else cfg.cac
     if cfg.spend:
         by_month_cac = spend_cac(cfg, new_by_month, today)
@@ -100,8 +121,6 @@ def director_metrics(rows: Iterable[Row], today: date, playbook: Playbook, *, lt
         out["ltv_cac"] = round(ratio, 4) if ratio is not None else None
         out["ltv_cac_benchmark"] = cfg.ltv_cac_benchmark
         out["ltv_cac_healthy"] = ratio is not None and ratio >= cfg.ltv_cac_benchmark
-    if secret:
-        out.update(referral_metrics(find_referrals(people, secret, today), revenue))
     return out
 
 

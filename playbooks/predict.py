@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, hyp2f1
 
+from playbooks import special
 from playbooks.likelihood import bgnbd_ll, bgnbd_ll_grad, gg_ll, gg_ll_grad, wsum
+from playbooks.special import expit
 
 # Weeks, as in the paper: parameters come out in familiar magnitudes (alpha ~ weeks between
 # purchases), the optimiser is well scaled for histories of months to years, and one unit is
@@ -101,8 +101,15 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _minimise(nll, start: np.ndarray, nll_grad=None) -> np.ndarray:
-    """L-BFGS-B on log-parameters within LOG_BOUND (with the exact gradient when given, stopped
-    only where it vanishes), else polished by Nelder-Mead when it stalls."""
+    """BFGS in numpy on log-parameters within LOG_BOUND with the exact gradient, stopped only where
+    it vanishes (playbooks.special); where it stalls or meets a bound, scipy's L-BFGS-B (same
+    stopping rule), else polished by Nelder-Mead."""
+    if nll_grad is not None:
+        got = special.minimise(nll_grad, start, bound=LOG_BOUND)
+        if got is not None and np.all(np.isfinite(got[0])) and math.isfinite(got[1]) and got[1] < 1e100:
+            return got[0]
+    from scipy.optimize import minimize
+
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
     if nll_grad is not None:
         res = minimize(nll_grad, start, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -209,7 +216,7 @@ def expected_purchases(m: BgNbd, t: float, x, t_x, T) -> np.ndarray:
     """E[purchases in the next t units | x, t_x, T] (paper eq. 10); NaN where it cannot be computed.
 
     The paper's (1-z)^(r+x) 2F1(r+x, b+x; c; z), c = a+b+x-1, is taken in log space from the first
-    of three equal forms that scipy evaluates finitely: Euler's transformation (1-z)^(a-1)
+    of three equal forms that evaluates finitely (the Gauss series where it settles, else scipy's 2F1): Euler's transformation (1-z)^(a-1)
     2F1(a+b-1-r, a-1; c; z) (stable for heavy buyers), the form as written (a degenerate fit with
     huge a and b overflows Euler's), and Pfaff's 2F1(r+x, a-1; c; -t/(alpha+T)). A customer none
     of them fits gets NaN alone. a = 1 exactly is nudged (the formula has a removable 0/0).
@@ -219,24 +226,31 @@ def expected_purchases(m: BgNbd, t: float, x, t_x, T) -> np.ndarray:
     if abs(a - 1.0) < 1e-6:
         a = 1.0 + 1e-6
     forms = (
-        lambda x, T: (a - 1.0) * _log_rest(alpha, T, t) + np.log(hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0,
-                                                                         t / (alpha + T + t))),
-        lambda x, T: (r + x) * _log_rest(alpha, T, t) + np.log(hyp2f1(r + x, b + x, a + b + x - 1.0,
-                                                                       t / (alpha + T + t))),
-        lambda x, T: np.log(hyp2f1(r + x, a - 1.0, a + b + x - 1.0, -t / (alpha + T))),
+        lambda x, T, f: (a - 1.0) * _log_rest(alpha, T, t) + np.log(f(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0,
+                                                                      t / (alpha + T + t))),
+        lambda x, T, f: (r + x) * _log_rest(alpha, T, t) + np.log(f(r + x, b + x, a + b + x - 1.0,
+                                                                    t / (alpha + T + t))),
+        lambda x, T, f: np.log(f(r + x, a - 1.0, a + b + x - 1.0, -t / (alpha + T))),
     )
     log_term = np.full(x.shape, np.nan)
     with np.errstate(all="ignore"):
-        for form in forms:
-            todo = np.isnan(log_term)
-            if not todo.any():
-                break
-            value = form(x[todo], T[todo])
-            # the term is a mean of numbers in (0, 1] when a > 1, and above 1 when a < 1
-            usable = np.isfinite(value) & ((value <= 1e-12) if a > 1.0 else (value >= -1e-12))
-            log_term[todo] = np.where(usable, value, np.nan)
+        for hyp2f1 in (special.hyp2f1_series, _scipy_hyp2f1):  # the series where it settles, then scipy's
+            for form in forms:
+                todo = np.isnan(log_term)
+                if not todo.any():
+                    break
+                value = form(x[todo], T[todo], hyp2f1)
+                # the term is a mean of numbers in (0, 1] when a > 1, and above 1 when a < 1
+                usable = np.isfinite(value) & ((value <= 1e-12) if a > 1.0 else (value >= -1e-12))
+                log_term[todo] = np.where(usable, value, np.nan)
         numerator = ((a + b + x - 1.0) / (a - 1.0)) * -np.expm1(log_term)
     return numerator * p_alive(m, x, t_x, T)
+
+
+def _scipy_hyp2f1(a, b, c, z):
+    from scipy.special import hyp2f1
+
+    return hyp2f1(a, b, c, z)
 
 
 def _log_rest(alpha: float, T: np.ndarray, t: float) -> np.ndarray:

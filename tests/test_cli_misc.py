@@ -97,10 +97,10 @@ def test_report_after_a_sync_writes_one_self_contained_html_file(cli_env, portal
     assert "Did the rules sell?" not in html and "ltv_3f" not in html
 
 
-def analyze(args: list[str], **env: str) -> subprocess.CompletedProcess:
+def analyze(args: list[str], cwd=ROOT, **env: str) -> subprocess.CompletedProcess:
     """`repeat-sales analyze` with no CRM and no playbook settings but those given."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_", "PLAYBOOK", "CRM"))}
-    return subprocess.run([sys.executable, "-m", "connector", "analyze", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "connector", "analyze", *args], cwd=cwd, capture_output=True,
                           text=True, env={**base, "PYTHONPATH": str(ROOT), **env})
 
 
@@ -178,6 +178,17 @@ def test_analyze_uses_the_playbook_of_the_settings_and_no_crm_setting(tmp_path):
     assert missing.returncode == 2 and "PLAYBOOK" in missing.stderr
     english = analyze([str(csv), "--as-of", "2026-04-01"], PLAYBOOK_LANG="en")
     assert english.returncode == 0 and english.stdout.startswith("As of 2026-04-01")
+    unknown = analyze([str(csv)], PLAYBOOK_LANG="de")
+    assert unknown.returncode == 2 and "PLAYBOOK_LANG" in unknown.stderr and "Traceback" not in unknown.stderr
+    # a .env next to where it runs counts as the environment does (analyze reads the environment itself
+    # when nothing can add to it)
+    (tmp_path / ".env").write_text("PLAYBOOK_LANG=en\n", encoding="utf-8")
+    dotenv = analyze([str(csv), "--as-of", "2026-04-01"], cwd=tmp_path)
+    assert dotenv.returncode == 0 and dotenv.stdout.startswith("As of 2026-04-01"), dotenv.stderr
+    playbook.write_text('extends = "default"\ncurrency = "EUR"\n', encoding="utf-8")
+    (tmp_path / ".env").write_text(f"PLAYBOOK={playbook}\n", encoding="utf-8")
+    in_json = analyze([str(csv), "--format", "json", "--as-of", "2026-04-01"], cwd=tmp_path)
+    assert json.loads(in_json.stdout)["metrics"]["currency"] == "EUR"
 
 
 def orders_csv(path) -> str:

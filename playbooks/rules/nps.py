@@ -44,8 +44,8 @@ class NpsRule(Rule):
     def may_fire(self, due, config: NpsConfig):
         """A customer with an answered purchase whose question was due (`ask_day` + 1 days after it)
         and that is at most `answer_within_days` old; no column holds the answer, so each who bought then
-        is asked."""
-        if config.detractor is None and config.promoter is None:
+        is asked (none where no purchase can carry one: `due.answers`)."""
+        if (config.detractor is None and config.promoter is None) or not due.answers:
             return due.nobody()
         today, first, last = due.today, config.ask_day + 1, config.answer_within_days
         return due.each(lambda c: any(p.nps is not None and first <= (today - p.date).days <= last

@@ -22,6 +22,7 @@ from connector.sync import run_sync
 from connector.transactions_csv import read_transactions
 from playbooks import PlanHistory, evaluate, load_playbook
 from playbooks.columnar import reports
+from playbooks.columnar_json import report_texts
 from playbooks.columnar_plan import evaluate_columns
 
 
@@ -31,8 +32,8 @@ def assert_same(customers, today, book, **kw):
     want = [c.to_json() for c in ref.customers]
     got = list(reports(s))
     assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert json.dumps(g, ensure_ascii=False) == json.dumps(w, ensure_ascii=False)
+    for g, w, text in zip(got, want, report_texts(s), strict=True):
+        assert json.dumps(g, ensure_ascii=False) == json.dumps(w, ensure_ascii=False) == text
     assert segments == ref.segments
     assert json.dumps(metrics) == json.dumps(ref.metrics)
     assert json.dumps(s.model) == json.dumps(ref.model)
@@ -230,7 +231,11 @@ def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
     assert summary.purchases == sum(len(c.purchases) for c in customers)
     assert table.last_day() == max(c.purchases[-1].date for c in customers if c.purchases)
     assert list(table.customers) == customers  # made from the arrays or by the reader: the same objects
-    for over in ({}, {"rates": {"USD": 90.5}}):
+    spend = {"metrics": {"spend": [{"month": "2023-09", "amount": 5000.0}, {"month": "2024-11", "amount": 120.5},
+                                   {"month": "2026-06", "amount": 700.0}]}}  # cac from the first purchases' months
+    doubtful = {"rules": {"reactivation": {"rhythm_factor": 1.5}}, "guards": {"no_channel": {"mode": "drop"}},
+                "metrics": {"margin": 0.3}}  # the reactivation not counted from the columns alone
+    for over in ({}, {"rates": {"USD": 90.5}}, spend, doubtful):
         book = load_playbook(overrides=over) if over else load_playbook()
         for today in (date(2026, 7, 1), date(2025, 1, 1)):
             paid = book.bonuses.paid_field if book.bonuses_on else None
@@ -241,8 +246,9 @@ def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
                 assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
             ref = evaluate(customers, today, book)
             s, segments, metrics = evaluate_purchases(got, table.customers, today, book, with_items=table.with_items,
-                                                      birthdays=False)
+                                                      birthdays=False, scored=False, bare=True)
             assert [json.dumps(r) for r in reports(s)] == [json.dumps(c.to_json()) for c in ref.customers]
+            assert list(report_texts(s)) == [json.dumps(c.to_json(), ensure_ascii=False) for c in ref.customers]
             assert segments == ref.segments
             assert json.dumps(metrics) == json.dumps(ref.metrics)
 
@@ -255,3 +261,27 @@ def test_a_csv_with_a_header_only_reads_as_no_purchases(tmp_path):
     table, summary = read_transaction_table(path)
     cols = table.columns(date(2026, 7, 1), "RUB", {})
     assert (table.last_day(), summary.customers, summary.purchases, cols.ids, len(cols.day)) == (None, 0, 0, [], 0)
+
+
+def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_path):
+    """Rows without an order on one day are purchases "day", "day#2" ... "day#12" in the reader's order
+    (amount, product, quantity, then the file's), beside orders of that day - one named like the day
+    itself; the columns order them by id ("day#10" before "day#2"), as purchase_columns does."""
+    from connector.transactions_columns import read_transaction_table
+    from playbooks.columns import purchase_columns
+
+    lines = ["customer_id,date,amount,product,quantity,order_id,category"]
+    for k in range(12):  # equal amount, product and quantity, other categories: the file's order decides
+        lines.append(f"A,2026-03-01,{100 + (k % 2) * 10},{'PQ'[k % 2 if k < 8 else 0]},1,,K{(7 * k) % 12}")
+    lines += ["A,2026-03-01,55,P,1,2026-03-01,", "A,2026-03-01,70,Q,1,Z9,", "A,2026-03-01,20,P,1,Z9,",
+              "A,2026-02-20,300,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-02-01,5,,,,"]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    customers = read_transactions(path)
+    assert "2026-03-01#12" in {p.id for p in customers[0].purchases}
+    table, _ = read_transaction_table(path)
+    assert list(table.customers) == customers
+    today = date(2026, 3, 2)
+    want, got = purchase_columns(customers, today, "RUB", {}), table.columns(today, "RUB", {})
+    for name in ("start", "day", "amount"):
+        assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
