@@ -65,7 +65,7 @@ def sync_child(args: argparse.Namespace) -> None:
 
     setup_logging("WARNING")
     marks: dict[str, float] = {}
-    real_pull, real_evaluate = sync.pull_into_state, sync.evaluate
+    real_pull, real_evaluate = sync.pull_into_state, sync.evaluate_snapshot
 
     def pull_into_state(*a, **kw):
         t = time.perf_counter()
@@ -79,7 +79,7 @@ def sync_child(args: argparse.Namespace) -> None:
         marks.update(evaluate_seconds=time.perf_counter() - t, rss_after_evaluate_mb=_peak_mb())
         return out
 
-    sync.pull_into_state, sync.evaluate = pull_into_state, evaluate
+    sync.pull_into_state, sync.evaluate_snapshot = pull_into_state, evaluate
     emulator = Emulator(args.crm, process=None, settings=json.loads(args.settings))  # type: ignore[arg-type]
     adapter = make_adapter(emulator, args.time_scale)
     state = State(args.state)

@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schedule", help="run the full cycle now and then every N minutes, one run at a time")
     sc.add_argument("--every", type=float, metavar="MINUTES", help="default: SCHEDULE_EVERY_MINUTES (60)")
 
+    wk = sub.add_parser("worker", help="run queued jobs (QUEUE_URL=redis://...): events, robots, installs and "
+                        "syncs of every tenant; start any number, on any machines sharing the state",
+                        description="A Celery worker on QUEUE_URL. Robots' answers are taken before other jobs; "
+                        "one sync per tenant at a time across all workers; every portal's request budget shared. "
+                        "--beat also keeps the one schedule of all tenants (each tenant's SCHEDULE_EVERY_MINUTES "
+                        "and SCHEDULE_QUIET_HOURS): run it in one worker (a second only queues nothing twice).")
+    wk.add_argument("--concurrency", type=int, default=1, metavar="N", help="jobs at once in this process (default 1)")
+    wk.add_argument("--beat", action="store_true", help="also queue each tenant's scheduled syncs")
+
     i = sub.add_parser("install", help="prepare the CRM once (idempotent): the fields for card values and "
                        "repeat-deal markers")
     i.add_argument("--crm", choices=registry.NAMES)
@@ -331,6 +340,14 @@ def cmd_schedule(args) -> int:
     return run_schedule(args.every)
 
 
+def cmd_worker(args) -> int:
+    from connector.jobs.worker import run_worker
+
+    if args.concurrency < 1:
+        raise InputError("--concurrency must be 1 or more")
+    return run_worker(args.concurrency, args.beat)
+
+
 def cmd_install(args) -> int:
     """Create (or with --uninstall remove) what the plugin needs in the CRM; print what it did."""
     from connector.redact import setup_logging
@@ -389,7 +406,7 @@ def cmd_state(args) -> int:
     return 0
 
 
-COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
+COMMANDS = {"install": cmd_install, "serve": cmd_serve, "schedule": cmd_schedule, "worker": cmd_worker, "report": cmd_report, "sync": cmd_sync, "demo": cmd_demo, "analyze": cmd_analyze, "playbook": cmd_playbook,
             "emulator": cmd_emulator, "state": cmd_state, "amocrm": cmd_amocrm,
             "tenants": tenant_commands.cmd_tenants}
 

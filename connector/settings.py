@@ -44,6 +44,17 @@ def name_ids(text: str | None) -> dict[str, int]:
     return out
 
 
+def parse_hours(text: str) -> tuple[int, int]:
+    """`22-07` -> (22, 7): the hours from the first (inclusive) to the second (exclusive); may wrap midnight."""
+    start, sep, end = text.strip().partition("-")
+    if not sep or not start.strip().isdigit() or not end.strip().isdigit():
+        raise ValueError(f"expected hours like 22-07 (from 22:00 to 07:00), got {text.strip()!r}")
+    first, last = int(start), int(end)
+    if not (0 <= first <= 23 and 0 <= last <= 24) or first == last % 24:
+        raise ValueError(f"hours run 0-23 and the two must differ, got {text.strip()!r}")
+    return first, last % 24
+
+
 class Settings(BaseSettings):
     """Every setting the plugin reads; `settings.example.env` documents each one."""
 
@@ -89,6 +100,9 @@ class Settings(BaseSettings):
     REFERRAL_SECRET: SecretStr | None = None  # keys the customers' referral codes; never change it once given out
     SCHEDULE_EVERY_MINUTES: float = Field(60.0, gt=0, le=7 * 24 * 60)
     EVENT_DEBOUNCE_SECONDS: float = Field(1.0, ge=0, le=60)
+    SCHEDULE_QUIET_HOURS: str | None = None  # 22-07: no scheduled run starts then (TIMEZONE's clock)
+    QUEUE_URL: SecretStr | None = None  # redis://host:port/db: jobs go to `repeat-sales worker` processes
+    QUEUE_REDELIVER_SECONDS: float = Field(600.0, ge=2, le=86400)  # a job unfinished this long runs again
 
     @field_validator("CRM")
     @classmethod
@@ -169,6 +183,27 @@ class Settings(BaseSettings):
     def gender_values(self, name: str) -> dict[str, str]:
         """BITRIX_GENDER_VALUES / AMOCRM_GENDER_VALUES as raw value -> "M" | "F"."""
         return gender.parse_values(getattr(self, name))
+
+    @field_validator("QUEUE_URL")
+    @classmethod
+    def _queue_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        url = urlparse(value.get_secret_value().strip())
+        if url.scheme not in ("redis", "rediss") or not url.hostname:
+            raise ValueError("must be a Redis address like redis://127.0.0.1:6379/0 (rediss:// for TLS)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("SCHEDULE_QUIET_HOURS")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_hours(value)  # a bad range is named in the ValueError
+        return value.strip()
+
+    def quiet_hours(self) -> tuple[int, int] | None:
+        return parse_hours(self.SCHEDULE_QUIET_HOURS) if self.SCHEDULE_QUIET_HOURS else None
 
     @field_validator("STATE_URL")
     @classmethod

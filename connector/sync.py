@@ -214,13 +214,21 @@ def read_markers(run: Run, *, sweep: bool) -> int:
 
 
 def evaluate_snapshot(run: Run, playbook) -> Evaluation:
-    """The playbook over the local snapshot, with what earlier runs applied and when."""
+    """The playbook over the local snapshot, with what earlier runs applied and when. On SQLite in
+    columns (connector.evaluate_columns: the same Evaluation as playbooks.evaluate over
+    state.customers(), which a PostgreSQL state still goes through: its SQL reads SQLite's JSON)."""
     from connector.feedback import FeedbackAnswers, with_answers
 
     state, account = run.state, run.account
+    history, catalogue = PlanHistory(state.applied_dates(account)), state.products(account).values()
+    if not getattr(state.db, "pg", False):
+        from connector.evaluate_columns import evaluate_snapshot as in_columns
+
+        return in_columns(state, account, run.today, playbook, history=history, catalogue=catalogue,
+                          prospects=state.prospect_count(account), secret=run.referral_secret,
+                          newcomers=newcomers(run, playbook))
     customers = with_answers(state.customers(account, lean=True), FeedbackAnswers(state).scores(account))
-    return evaluate(customers, run.today, playbook,
-                    history=PlanHistory(state.applied_dates(account)), catalogue=state.products(account).values(),
+    return evaluate(customers, run.today, playbook, history=history, catalogue=catalogue,
                     prospects=state.prospect_count(account), secret=run.referral_secret,
                     newcomers=newcomers(run, playbook))
 

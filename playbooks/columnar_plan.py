@@ -45,12 +45,25 @@ class DueColumns:
     day: np.ndarray | None = None
     bonus_days: int | None = None  # days an accrual lives (0: bonuses never burn, -1: no bonus account; None: unknown)
     bonus_credits: Mapping[str, Sequence] = field(default_factory=dict)  # extra credits (engine.fill_bonuses)
+    items: object = None  # playbooks.columnar_learn.ItemColumns of the line items, when read as columns
+    born: np.ndarray | None = None  # per customer: birthday as month * 100 + day (0: none), when read
+    nps: np.ndarray | None = None  # per counted purchase: its answer (-1: none), when read
+    applied: Mapping[str, Sequence] | None = None  # keys.applied_by_customer of the history
+    ids: Sequence[str] | None = None  # the customers' ids
+
+    def had(self, rule: str) -> np.ndarray:
+        """Who had an action of `rule` applied before (`history` when the keys are not at hand)."""
+        if self.applied is None or self.ids is None:
+            return self.history
+        return np.fromiter((any(r == rule for _k, r, _d in self.applied.get(c, ())) for c in self.ids),
+                           dtype=bool, count=len(self.ids))
 
     def nobody(self) -> np.ndarray:
         return np.zeros(len(self.n), dtype=bool)
 
-    def bought_between(self, oldest: int, newest: int) -> np.ndarray:
-        """Who has a counted purchase between `oldest` and `newest` days ago (inclusive)."""
+    def bought_between(self, oldest: int, newest: int, only: np.ndarray | None = None) -> np.ndarray:
+        """Who has a counted purchase between `oldest` and `newest` days ago (inclusive); `only`: of
+        the counted purchases (a mask over `day`) those that count."""
         if newest < 0:
             newest = 0  # a purchase after today is not counted
         if oldest < newest:
@@ -60,7 +73,8 @@ class DueColumns:
         if self.start is None or self.day is None:
             return self.each(lambda c: any(first <= p.date.toordinal() <= last and p.amount > 0 for p in c.purchases),
                              self.n > 0)
-        hit = np.concatenate(([0], np.cumsum((self.day >= first) & (self.day <= last))))
+        inside = (self.day >= first) & (self.day <= last)
+        hit = np.concatenate(([0], np.cumsum(inside if only is None else inside & only)))
         return (hit[self.start[1:]] - hit[self.start[:-1]]) > 0
 
     def each(self, test: Callable[[Customer], bool], among: np.ndarray | None = None) -> np.ndarray:

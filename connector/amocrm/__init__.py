@@ -310,13 +310,25 @@ def make_adapter(settings, installs=None) -> AmoAdapter:
               "gender_field": settings.AMOCRM_GENDER_FIELD, "gender_values": settings.gender_values("AMOCRM_GENDER_VALUES")}
     base = settings.AMOCRM_BASE_URL.strip()
     if settings.AMOCRM_ACCESS_TOKEN is not None:
-        return AmoAdapter(base, access_token=settings.AMOCRM_ACCESS_TOKEN.get_secret_value(), **common)
+        return share_budget(AmoAdapter(base, access_token=settings.AMOCRM_ACCESS_TOKEN.get_secret_value(), **common),
+                            settings)
     settings.require("AMOCRM_CLIENT_ID", "AMOCRM_CLIENT_SECRET", "AMOCRM_REDIRECT_URI")
     app = OAuthApp(settings.AMOCRM_CLIENT_ID, settings.AMOCRM_CLIENT_SECRET.get_secret_value(),
                    settings.AMOCRM_REDIRECT_URI)
     code = settings.AMOCRM_AUTH_CODE.get_secret_value() if settings.AMOCRM_AUTH_CODE is not None else None
-    return AmoAdapter(base, oauth=app, auth_code=code, state_path=settings.state_target, sealer=settings.sealer(),
-                      **common)
+    return share_budget(AmoAdapter(base, oauth=app, auth_code=code, state_path=settings.state_target,
+                                   sealer=settings.sealer(), **common), settings)
+
+
+def share_budget(adapter: AmoAdapter, settings) -> AmoAdapter:
+    """QUEUE_URL set: the account's 7 requests in any second (AMOCRM_REQUESTS_PER_SECOND) shared by every
+    worker in Redis (connector/jobs/budget.py); the client's own limiter stands in while Redis is away."""
+    if settings.QUEUE_URL is not None:
+        from connector.jobs.budget import shared
+
+        adapter.client.limiter = shared(settings, f"amocrm:{adapter.client.host}", shape="window",
+                                        size=int(settings.AMOCRM_REQUESTS_PER_SECOND), fallback=adapter.client.limiter)
+    return adapter
 
 
 __all__ = ["AmoAdapter", "make_adapter"]

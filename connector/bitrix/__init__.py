@@ -149,6 +149,21 @@ def _with_categories(purchase: Purchase, products: dict[str, Product]) -> Purcha
     return replace(purchase, items=items)
 
 
+SHARED_BUDGET_SPARE = 2  # requests kept free in the portal's bucket: two may arrive closer than they left us
+
+
+def share_budget(client: BitrixClient, settings) -> BitrixClient:
+    """QUEUE_URL set: the portal's leaky bucket (BITRIX_REQUEST_POOL in a burst, BITRIX_REQUESTS_PER_SECOND
+    draining; Doc: settings/performance/limits.md) shared by every worker in Redis (connector/jobs/budget.py)."""
+    if settings.QUEUE_URL is not None:
+        from connector.jobs.budget import shared
+
+        client.gate = shared(settings, f"bitrix:{client.portal}", shape="leaky",
+                             size=settings.BITRIX_REQUEST_POOL - SHARED_BUDGET_SPARE,
+                             per_second=settings.BITRIX_REQUESTS_PER_SECOND)
+    return client
+
+
 def make_adapter(settings, installs=None) -> BitrixAdapter:
     """The incoming webhook when set; without it, the installed local app's OAuth grant (`serve`)."""
     common = {"customer_key": settings.CUSTOMER_KEY, "timezone": settings.TIMEZONE,
@@ -160,9 +175,12 @@ def make_adapter(settings, installs=None) -> BitrixAdapter:
         from connector.bitrix.app_auth import app_tokens
 
         tokens = app_tokens(settings, installs)  # the app's OAuth grant: `/rest/` + `auth`
-        return BitrixAdapter(tokens.grant().client_endpoint, oauth_token=tokens.token_func, **common)
-    settings.require("BITRIX_WEBHOOK_URL")
-    return BitrixAdapter(settings.BITRIX_WEBHOOK_URL.get_secret_value(), **common)
+        adapter = BitrixAdapter(tokens.grant().client_endpoint, oauth_token=tokens.token_func, **common)
+    else:
+        settings.require("BITRIX_WEBHOOK_URL")
+        adapter = BitrixAdapter(settings.BITRIX_WEBHOOK_URL.get_secret_value(), **common)
+    share_budget(adapter.client, settings)
+    return adapter
 
 
 __all__ = ["BitrixAdapter", "Customer", "make_adapter"]

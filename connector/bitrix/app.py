@@ -108,9 +108,12 @@ def bind_tabs(client: BitrixClient, handler: str) -> list[str]:
 
 
 def app_client(settings: Settings, installs: Installs) -> BitrixClient:
+    from connector.bitrix import share_budget
+
     tokens = app_tokens(settings, installs)
-    return BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
-                        requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND, request_pool=settings.BITRIX_REQUEST_POOL)
+    return share_budget(BitrixClient(tokens.grant().client_endpoint, oauth_token=tokens.token_func,
+                                     requests_per_second=settings.BITRIX_REQUESTS_PER_SECOND,
+                                     request_pool=settings.BITRIX_REQUEST_POOL), settings)
 
 
 def _same(given: str, stored: str) -> bool:

@@ -179,6 +179,7 @@ class BitrixClient:
         self.requests = 0
         self.requests_by_method: Counter[str] = Counter()
         self.budget = budget or OperatingBudget()
+        self.gate = None  # QUEUE_URL: the portal's request bucket shared by all workers (connector/jobs/budget.py)
         self._loop = asyncio.new_event_loop()
         self._session = self._loop.run_until_complete(self._open_session())
         # operating_time_limit: fast-bitrix24's per-method throttle off (see the module docstring)
@@ -225,6 +226,8 @@ class BitrixClient:
         refusals = 0
         while True:
             self.budget.pace([method, *inner.values()])
+            if self.gate is not None:
+                self.gate.acquire()
             try:
                 answer = self._loop.run_until_complete(self._bx.call(method, params, raw=True))
             except PortalUnreachable as exc:

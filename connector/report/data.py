@@ -74,15 +74,34 @@ def trend_days(today: date, count: int = TREND_MONTHS) -> list[date]:
 
 def metric_trend(customers: Sequence[Customer], today: date, playbook) -> dict:
     """Each TREND_METRICS value as of each of the last TREND_MONTHS - 1 month ends and today."""
+    from playbooks.columns import purchase_columns
+
     days = trend_days(today)
     series: dict[str, list] = {k: [] for k in TREND_METRICS}
+    # the purchases as columns once; each month end is a cut of them (playbooks.columnar, the
+    # same figures as compute_metrics over that day's facts), not the playbook evaluated again
+    cols = purchase_columns(customers, today, playbook.currency, playbook.rates)
     for day in days:
-        metrics = evaluation_as_of(customers, day, playbook).metrics
+        metrics = metrics_as_of(cols, day, playbook)
         for key in TREND_METRICS:
             series[key].append(metrics.get(key))
     names = names_for(playbook)
     return {"months": [d.isoformat() for d in days], "series": series,
             "labels": {k: {"label": names.metric(k), "unit": unit} for k, unit in TREND_METRICS.items()}}
+
+
+def metrics_as_of(cols, day: date, playbook) -> dict:
+    """compute_metrics as of `day` (without the director's figures) from the counted purchases of
+    a later day (playbooks.columns.PurchaseColumns): those after `day` are left out."""
+    import numpy as np
+
+    from playbooks.columnar import metrics, segment
+    from playbooks.columns import PurchaseColumns
+
+    kept = cols.day <= day.toordinal()
+    start = np.concatenate(([0], np.cumsum(kept)))[cols.start]
+    cut = PurchaseColumns(ids=cols.ids, start=start, day=cols.day[kept], amount=cols.amount[kept])
+    return metrics(segment(cut, day, playbook))
 
 
 def segment_order(playbook) -> list[str]:

@@ -201,14 +201,14 @@ class WebApp:
         raise WebhookRejected(404, "not found")
 
     def submit(self, job: Job) -> None:
-        self.worker.submit(job)
+        self.default.submit(job)
 
     def submit_robot(self, job: Job) -> None:
         """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
-        self.robots.submit(job)
+        self.default.submit_robot(job)
 
     def request_sync(self) -> None:
-        self.worker.request_sync()
+        self.default.request_sync()
 
     def require_admin(self, request: Request) -> None:
         """`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; unset ADMIN_TOKEN locks the route."""
@@ -225,7 +225,7 @@ class WebApp:
     def healthz(self, request: Request):
         with self._tenants_lock:
             hosts = list(self.tenants.values())
-        if not all(t.worker.alive() and t.robots.alive() for t in hosts):
+        if not all(t.alive() for t in hosts):
             return 503, {"status": "worker stopped"}
         return 200, {"status": "ok"}
 
@@ -242,7 +242,7 @@ class WebApp:
             if stored:
                 shown = app.install_status(stored)
                 installs[name] = {**shown, "installed_at": _iso(shown.get("installed_at"))}
-        worker = self.worker.snapshot()
+        worker = self.default.queued.snapshot() if self.default.queued else self.worker.snapshot()
         worker["last_sync_at"] = _iso(worker.get("last_sync_at"))
         served = sorted({row["tenant"] for row in self.registry.tenants()} | {"default"})
         return 200, {"crm": self.settings.CRM, "runs": runs, "worker": worker, "installs": installs,
@@ -349,7 +349,7 @@ def run_serve(host: str, port: int, workers: int = 1) -> int:
     log.info("serving url=%s public_url=%s crm=%s", app.url, app.public_url, settings.CRM)
     print(f"serving on {app.url} (public {app.public_url})", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
-        if not app.worker.alive():
+        if not app.default.alive():
             log.error("the worker stopped; exiting")
             app.stop()
             return 1

@@ -65,7 +65,7 @@ def build(webapp: WebApp, limits: Limits, *, watchdog: bool = False) -> Starlett
 
 async def _watch(webapp: WebApp) -> None:
     """A `serve --workers N` process whose job worker died stops (its supervisor starts a new one)."""
-    while webapp.worker.alive() and webapp.robots.alive():
+    while webapp.default.alive():
         await asyncio.sleep(WATCHDOG_SECONDS)
     log.error("the worker stopped; exiting")
     os.kill(os.getpid(), signal.SIGTERM)

@@ -49,14 +49,24 @@ class TenantHost:
                              debounce_seconds=self.settings.EVENT_DEBOUNCE_SECONDS)
         # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
         self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
+        self.queued = None  # QUEUE_URL: each job kept in the inbox before the answer, run by `repeat-sales worker`
+        if web.settings.QUEUE_URL is not None:
+            from connector.jobs.serving import QueuedWork
+
+            self.queued = QueuedWork(self, web.settings)
         self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
         self.routes = {key: handler for app in self.apps.values() for key, handler in app.routes().items()}
         self.prefixes = {p: handler for app in self.apps.values() for p, handler in app.prefix_routes().items()}
 
     def start(self) -> TenantHost:
-        self.worker.start()
-        self.robots.start()
+        if self.queued is None:  # with QUEUE_URL the workers are `repeat-sales worker` processes
+            self.worker.start()
+            self.robots.start()
         return self
+
+    def alive(self) -> bool:
+        """The tenant's in-process workers run (always, with QUEUE_URL: they are other processes)."""
+        return self.queued is not None or (self.worker.alive() and self.robots.alive())
 
     def stop(self, timeout: float) -> None:
         self.robots.stop(timeout)
@@ -65,14 +75,17 @@ class TenantHost:
     # --- what the CRM app sides call on their host ------------------------------------------------
 
     def submit(self, job: Job) -> None:
-        self.worker.submit(job)
+        (self.queued or self.worker).submit(job)
 
     def submit_robot(self, job: Job) -> None:
         """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
-        self.robots.submit(job)
+        if self.queued is not None:
+            self.queued.submit_robot(job)
+        else:
+            self.robots.submit(job)
 
     def request_sync(self) -> None:
-        self.worker.request_sync()
+        (self.queued or self.worker).request_sync()
 
     def require_admin(self, request: Request) -> None:
         self.web.require_admin(request)

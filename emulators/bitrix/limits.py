@@ -64,6 +64,7 @@ class LeakyBucket:
         self.level = 0.0
         self.stamp = time.monotonic()
         self.lock = threading.Lock()
+        self.rejected = 0  # requests answered 503 QUERY_LIMIT_EXCEEDED (stats: `rate_limited`)
 
     def admit(self) -> bool:
         """Count one request; False when it would overflow the bucket (it is then not counted)."""
@@ -72,6 +73,7 @@ class LeakyBucket:
             self.level = max(0.0, self.level - (now - self.stamp) * self.drain)
             self.stamp = now
             if self.level + 1 > self.size:
+                self.rejected += 1
                 return False
             self.level += 1
             return True
@@ -80,6 +82,7 @@ class LeakyBucket:
         with self.lock:
             self.level = 0.0
             self.stamp = time.monotonic()
+            self.rejected = 0
 
 
 class CostModel:

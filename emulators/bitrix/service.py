@@ -127,9 +127,11 @@ class BitrixEmulator(Emulator):
     def extra_stats(self) -> dict:
         """`list_calls` (keyset / counted / offset / unordered calls and rows served, per list method),
         `operating` (per method: the highest 10-minute sum and all time booked) and `refused`
-        (OPERATION_TIME_LIMIT answers, requests cut at 60 s) since the last reset."""
+        (OPERATION_TIME_LIMIT answers, requests cut at 60 s) and `rate_limited` (requests the leaky bucket
+        answered 503 QUERY_LIMIT_EXCEEDED; Doc: settings/performance/limits.md) since the last reset."""
+        bucket = self.bucket
         return {"list_calls": self.dispatcher.lists.snapshot(), "operating": self.meter.snapshot(),
-                "refused": dict(self.dispatcher.refused)}
+                "refused": dict(self.dispatcher.refused), "rate_limited": bucket.rejected if bucket else 0}
 
     # ---- a busy portal, and answers that are not the portal's JSON ----
     def add_operating(self, seconds: float, call: str | None = None) -> None:

@@ -40,9 +40,18 @@ class BirthdayRule(Rule):
             return due.nobody()
         today = due.today
         windows = [(today.year, config.days_before), (today.year + 1, config.days_before)]
-        near = due.each(lambda c: c.birthday is not None and any(
-            occurrence(y, c.birthday.month, c.birthday.day) - timedelta(days=before) <= today
-            <= occurrence(y, c.birthday.month, c.birthday.day) for y, before in windows))
+
+        def close(month: int, day: int) -> bool:
+            return any(occurrence(y, month, day) - timedelta(days=before) <= today <= occurrence(y, month, day)
+                       for y, before in windows)
+
+        born = getattr(due, "born", None)  # month * 100 + day per customer (0: none), when read as a column
+        if born is not None:
+            import numpy as np
+
+            days = np.unique(born[born > 0])
+            return np.isin(born, days[[close(d // 100, d % 100) for d in days.tolist()]]) & (due.n >= config.min_purchases)
+        near = due.each(lambda c: c.birthday is not None and close(c.birthday.month, c.birthday.day))
         return near & (due.n >= config.min_purchases)
 
     def plan(self, facts: CustomerFacts, today: date, config: BirthdayConfig) -> Iterator[Action]:

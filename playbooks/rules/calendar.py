@@ -51,10 +51,12 @@ class CalendarRule(Rule):
     Config = CalendarConfig
 
     def may_fire(self, due, config: CalendarConfig):
-        """Only a purchase within the longest step's reach can make a step due."""
-        if not config.steps:
-            return due.nobody()
-        return (due.n > 0) & (due.recency <= _horizon(config))
+        """Only a purchase made a step's offset ago (within its firing window) can make it due."""
+        out = due.nobody()
+        for s in config.steps:
+            within = s.fire_within_days if s.fire_within_days is not None else config.fire_within_days
+            out |= due.bought_between(s.day + within, s.day)
+        return out
 
     def plan(self, facts: CustomerFacts, today: date, config: CalendarConfig) -> Iterator[Action]:
         if not facts.purchases or not config.steps:

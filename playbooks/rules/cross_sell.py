@@ -75,13 +75,14 @@ class CrossSellRule(Rule):
 
     def may_fire(self, due, config: CrossSellConfig):
         """A trigger is a purchase no later than the last one: the last must be within reach."""
-        reach = [o.after_days + (o.fire_within_days if o.fire_within_days is not None else config.fire_within_days)
-                 for o in config.offers]
-        if config.learned is not None:
-            reach.append(config.learned.after_days + config.fire_within_days)
-        if not reach:
-            return due.nobody()
-        return (due.n > 0) & (due.recency <= max(reach))
+        out = due.nobody()
+        for o in config.offers:  # the trigger is a purchase made `after_days` ago, within the window
+            within = o.fire_within_days if o.fire_within_days is not None else config.fire_within_days
+            out |= due.bought_between(o.after_days + within, o.after_days)
+        if config.learned is not None:  # the last purchase
+            late = due.recency - config.learned.after_days
+            out |= (late >= 0) & (late <= config.fire_within_days)
+        return out & (due.n > 0)
 
     def plan(self, facts: CustomerFacts, today: date, config: CrossSellConfig) -> Iterator[Action]:
         if not facts.purchases:

@@ -48,6 +48,9 @@ class NpsRule(Rule):
         if (config.detractor is None and config.promoter is None) or not due.answers:
             return due.nobody()
         today, first, last = due.today, config.ask_day + 1, config.answer_within_days
+        rated = getattr(due, "nps", None)  # each counted purchase's answer (-1: none), when read as a column
+        if rated is not None:
+            return due.bought_between(last, first, only=rated >= 0)
         return due.each(lambda c: any(p.nps is not None and first <= (today - p.date).days <= last
                                       for p in c.purchases), due.bought_between(last, first))
 

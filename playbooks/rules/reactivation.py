@@ -64,7 +64,8 @@ class ReactivationRule(Rule):
             first = due.recency <= due.lost_after
         else:
             first = due.recency - config.silence_days <= config.first_step_within_days
-        return silent & (first | due.history)
+        had = due.had(self.kind) if hasattr(due, "had") else due.history  # a chain's later steps follow its own
+        return silent & (first | had)
 
     def plan(self, facts: CustomerFacts, today: date, config: ReactivationConfig) -> Iterator[Action]:
         if not facts.purchases or not config.steps:

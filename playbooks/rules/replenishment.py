@@ -75,6 +75,24 @@ def cycle_days(fact: ProductFact, facts: CustomerFacts, config: ReplenishmentCon
     return None
 
 
+def cycle_options(items, shop: ShopFacts, config: ReplenishmentConfig) -> list[list[float]]:
+    """Per product of the line-item columns (playbooks.columnar_learn.ItemColumns), every cycle
+    cycle_days could give it: a product's facts carry its line's category, else the catalogue's or
+    the learned one, so each category its lines carry is tried, and none."""
+
+    class _Facts:  # what cycle_days reads of a customer's facts: the shop
+        pass
+
+    facts = _Facts()
+    facts.shop = shop
+    out = []
+    for k, name in enumerate(items.keys):
+        found = {cycle_days(ProductFact(name, name, items.names[k], category, None, 0.0, 0.0), facts, config)
+                 for category in (*items.key_categories[k], None)}
+        out.append(sorted({f[0] for f in found if f is not None}))
+    return out
+
+
 def cycle_reason(source: str, cycle: float, fact: ProductFact, facts: CustomerFacts,
                  config: ReplenishmentConfig) -> str:
     """The playbook's sentence on why this cycle: "8 customers re-bought it every ~30 days"."""
@@ -115,6 +133,11 @@ class ReplenishmentRule(Rule):
         shop = due.shop
         if config.products or config.categories or (config.use_catalogue and shop.catalogue_has_cycles) \
                 or (config.learn and shop.cycles):
+            if getattr(due, "items", None) is not None:  # line items as columns: only who runs out now
+                from playbooks.columnar_learn import runout_candidates
+
+                return runout_candidates(due.items, cycle_options(due.items, shop, config), config.days_before,
+                                         config.fire_within_days, due.today, len(due.n))
             return due.n > 0
         return due.nobody()
 

@@ -1,0 +1,134 @@
+"""The sync's evaluation of the snapshot in columns: the same Evaluation as playbooks.evaluate over
+State.customers() (the reference; tests/test_sync_columnar.py compares them), in seconds for
+hundreds of thousands of customers.
+
+Purchases and line items come out of SQLite as columns (connector.snapshot_columns); segments,
+metrics, the lifetime model and the shop's learning are computed in bulk; each rule says from the
+columns whom it could act on today, and only those customers are read as objects and planned.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+import numpy as np
+
+from connector.model import Action, Customer, Product
+from connector.snapshot_columns import (
+    SnapshotColumns,
+    SnapshotCustomers,
+    read_birthdays,
+    read_items,
+    read_purchases,
+)
+from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed
+from playbooks.columnar import Segmented, metrics, predict_into, reports, segment, segment_counts
+from playbooks.columnar_plan import extras
+from playbooks.columnar_sync import plan_due
+from playbooks.engine import sort_key
+from playbooks.money import month_of, nps_of
+
+REPORT_KEYS = ("customer_id", "purchases", "first_purchase", "last_purchase", "recency_days", "frequency",
+               "monetary", "rfm", "lifecycle", "value", "trend", "tier", "segment", "holdout")
+assert tuple(CustomerReport.__dataclass_fields__)[:14] == REPORT_KEYS  # the order customer_reports relies on
+
+
+def evaluate_snapshot(state, account: str, today: date, playbook, *, history: PlanHistory | None = None,
+                      catalogue: Iterable[Product] | None = None, prospects: int = 0, secret: str = "",
+                      newcomers: Sequence[Customer] = (), predict: bool = True) -> Evaluation:
+    """playbooks.evaluate(state.customers(account) with the posted answers, ...), from columns.
+
+    The collector's young generation is made larger meanwhile: the plan and the reports are
+    hundreds of thousands of objects that live on, and each full collection walks them all again."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        return _evaluate(state, account, today, playbook, history=history, catalogue=catalogue,
+                         prospects=prospects, secret=secret, newcomers=newcomers, predict=predict)
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _evaluate(state, account: str, today: date, playbook, *, history, catalogue, prospects, secret, newcomers,
+              predict) -> Evaluation:
+    from connector.feedback import FeedbackAnswers
+
+    pb = playbook
+    answers = FeedbackAnswers(state).scores(account)
+    snap = read_purchases(state.db, account, today, pb.currency, pb.rates,
+                          paid_field=pb.bonuses.paid_field if pb.bonuses_on else None, answers=answers)
+    people = SnapshotCustomers(state, account, snap.cols.ids, answers)
+    s = segment(snap.cols, today, pb)
+    if predict:
+        predict_into(s)
+    out = metrics(s, people if _needs_rows(pb, secret) else (), prospects=prospects, secret=secret)
+    if not _needs_rows(pb, secret):
+        out.update(director_from_columns(s, snap))
+    s.extras = extras(s, people, secret)
+    items = read_items(state.db, account, snap)
+    products = {p.id: p for p in catalogue} if catalogue is not None else None
+    plan: list[Action] = []
+    suppressed: list[Suppressed] = []
+    for kept, dropped in plan_due(s, people, items, history=history, catalogue=products, secret=secret,
+                                  newcomers=newcomers, nps=snap.nps,
+                                  born=read_birthdays(state.db, account, snap.cols.ids)):
+        plan.extend(kept)
+        suppressed.extend(dropped)
+    del items
+    plan.sort(key=sort_key)
+    suppressed.sort(key=lambda x: (x.customer_id, x.rule, x.key))
+    out["planned"], out["suppressed"] = len(plan), len(suppressed)
+    if s.model_note:
+        out["model_note"] = s.model_note
+    return Evaluation(as_of=today, customers=customer_reports(s), plan=plan, segments=segment_counts(s),
+                      metrics=out, suppressed=suppressed, model=s.model)
+
+
+def _needs_rows(pb, secret: str) -> bool:
+    """The director's figures that need each purchase's line items (margins) or every customer's
+    referral codes, or the new customers of each spend month: read from customer objects
+    (playbooks.money), the rest from columns."""
+    return pb.metrics.margin is not None or bool(pb.metrics.spend) or bool(secret)
+
+
+def customer_reports(s: Segmented) -> list[CustomerReport]:
+    """engine.report of every customer, from columnar.reports (its first keys are the report's fields,
+    in order; the rest is `extra`)."""
+    days: dict[str, date] = {}
+
+    def day(text: str | None) -> date | None:
+        if text is None:
+            return None
+        found = days.get(text)
+        if found is None:
+            found = days[text] = date.fromisoformat(text)
+        return found
+
+    out = []
+    for d in reports(s):
+        v = list(d.values())
+        out.append(CustomerReport(v[0], v[1], day(v[2]), day(v[3]), *v[4:14], extra=dict(list(d.items())[14:])))
+    return out
+
+
+def director_from_columns(s: Segmented, snap: SnapshotColumns) -> dict[str, object]:
+    """The NPS figures of playbooks.money.director_metrics (overall, by month of the purchase rated,
+    by segment); columnar.metrics gave the rest (CAC, LTV:CAC) from no rows, which they do not read."""
+    cols = s.cols
+    owner = cols.owner
+    rated = np.flatnonzero(snap.nps >= 0)
+    scores = snap.nps[rated].tolist()
+    by_month: dict[str, list[int]] = defaultdict(list)
+    by_segment: dict[str, list[int]] = defaultdict(list)
+    for score, day, who in zip(scores, cols.day[rated].tolist(), owner[rated].tolist(), strict=True):
+        by_month[month_of(date.fromordinal(day))].append(score)
+        by_segment[s.names[s.segment[who]]].append(score)
+    out: dict[str, object] = {
+        "nps": nps_of(scores), "nps_answers": len(scores),
+        "nps_by_month": {m: nps_of(v) for m, v in sorted(by_month.items())},
+        "nps_by_segment": {k: nps_of(v) for k, v in sorted(by_segment.items())},
+    }
+    return out

@@ -1,0 +1,108 @@
+"""The Celery app on Redis, and the serving side of the queue: keep the job in the inbox, then queue it.
+
+Delivery is at least once: acks_late (a message leaves Redis only when its task finished), a worker
+process lost mid-task gives its message back (task_reject_on_worker_lost), and Redis hands a message
+taken by a worker that died to another after QUEUE_REDELIVER_SECONDS (visibility_timeout). What Redis
+itself loses (a restart without its append-only file) the inbox sweep queues again. Workers read the
+`robots` queue before `jobs` (queue_order_strategy "priority": BRPOP over the queues in that order).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+
+from celery import Celery
+from redis import Redis
+
+from connector.webapp.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+ROBOTS, JOBS = "robots", "jobs"  # queue names, read in this order
+TASKS = {"sync": "repeat_sales.sync", JOBS: "repeat_sales.job", ROBOTS: "repeat_sales.robot"}
+SWEEP_TASK = "repeat_sales.sweep"
+PUBLISH_RETRIES = 2  # Redis away while answering a portal: the job waits in the inbox for the sweep
+
+
+def celery_app(settings) -> Celery:
+    url = settings.QUEUE_URL.get_secret_value()
+    app = Celery("repeat_sales", broker=url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_serializer="json", accept_content=["json"], task_ignore_result=True, result_backend=None,
+        task_default_queue=JOBS, broker_connection_retry_on_startup=True, broker_connection_max_retries=None,
+        worker_hijack_root_logger=False, worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_transport_options={"visibility_timeout": settings.QUEUE_REDELIVER_SECONDS,
+                                  "queue_order_strategy": "priority", "socket_connect_timeout": 2},
+        task_publish_retry_policy={"max_retries": PUBLISH_RETRIES, "interval_start": 0.1, "interval_step": 0.2},
+    )
+    return app
+
+
+@lru_cache(maxsize=8)
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=10)
+
+
+def redis_client(settings) -> Redis:
+    return _redis(settings.QUEUE_URL.get_secret_value())
+
+
+def lock_seconds(settings) -> float:
+    """The tenant lock's TTL: short enough that a killed worker's lock frees long before its job comes back."""
+    return max(2.0, min(30.0, settings.QUEUE_REDELIVER_SECONDS / 2))
+
+
+class JobQueue:
+    """The serving side: `put` keeps a job in the inbox (committed), then queues its id; a queue that
+    cannot take it now only delays it - the inbox has it, the sweep queues it again."""
+
+    def __init__(self, settings, inbox: Inbox | None = None, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.inbox = inbox or Inbox(settings.state_path, settings.sealer())
+        self.app = app or celery_app(settings)
+
+    def put(self, tenant: str, kind: str, lane: str, payload: dict, *, countdown: float = 0) -> int:
+        entry_id = self.inbox.put(tenant, kind, lane, payload)
+        self.send(entry_id, tenant, kind, lane, countdown=countdown)
+        return entry_id
+
+    def request_sync(self, tenant: str, reason: str = "event", where: dict | None = None) -> int:
+        """`where`: the tenant's CRM and address, for the worker to rebuild its host (serving.where)."""
+        return self.put(tenant, "sync", JOBS, {"reason": reason, **(where or {})},
+                        countdown=self.settings.EVENT_DEBOUNCE_SECONDS)
+
+    def send(self, entry_id: int, tenant: str, kind: str, lane: str, *, countdown: float = 0) -> bool:
+        task = TASKS["sync"] if kind == "sync" else TASKS[lane]
+        try:
+            self.app.send_task(task, args=[tenant, kind, entry_id], queue=lane, countdown=countdown or None,
+                               retry=True, retry_policy=self.app.conf.task_publish_retry_policy)
+        except Exception as exc:  # noqa: BLE001 - any broker failure: kept in the inbox, swept later
+            log.warning("queue job=%s id=%s not queued now (%s); the sweep queues it", kind, entry_id,
+                        type(exc).__name__)
+            return False
+        self.inbox.enqueued(entry_id)
+        return True
+
+    def sweep(self) -> int:
+        """Queue again every job not done within QUEUE_REDELIVER_SECONDS; how many."""
+        sent = 0
+        for entry_id, tenant, kind, lane in self.inbox.overdue(self.settings.QUEUE_REDELIVER_SECONDS):
+            log.info("queue sweep job=%s id=%s tenant=%s: queued again", kind, entry_id, tenant)
+            sent += self.send(entry_id, tenant, kind, lane)
+        return sent
+
+
+def sweep_once(redis: Redis, queue: JobQueue, every_seconds: float, *, now=time.time) -> int | None:
+    """One sweep per `every_seconds` across all workers (a Redis key taken NX); None when another did it."""
+    try:
+        if not redis.set("rs:sweep", str(now()), nx=True, ex=max(1, int(every_seconds))):
+            return None
+    except Exception as exc:  # noqa: BLE001 - Redis away: sweep anyway, the inbox is the truth
+        log.info("queue sweep without the Redis key (%s)", type(exc).__name__)
+    return queue.sweep()
+
+
+__all__ = ["JobQueue", "celery_app", "redis_client", "sweep_once"]

@@ -1,0 +1,110 @@
+"""The sync's plan on top of a columnar segmentation: every action kept and held back, as
+engine.run plans them, made only for the customers some rule could act on today.
+
+playbooks.columnar_plan.plan_counts counts the same plan for `analyze` and lets it go; the sync
+needs the actions themselves, and reads the snapshot's line items as columns (ItemColumns), so
+the shop is learned from them instead of from every customer's facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from connector.model import Action, Customer, Product
+from playbooks import bonus
+from playbooks.api import PlanHistory
+from playbooks.columnar import Segmented
+from playbooks.columnar_plan import DueColumns, fill_one
+from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
+from playbooks.guards import guard_customer
+from playbooks.keys import applied_by_customer
+from playbooks.referral import assign_codes, referral_bonus_credits
+from playbooks.rules import REGISTRY
+from playbooks.words import names_for
+
+PREFETCH = 1_000  # customers read ahead at a time when the plan asks for them
+
+
+def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: PlanHistory | None = None,
+             catalogue: Mapping[str, Product] | None = None, secret: str = "", newcomers: Sequence[Customer] = (),
+             born: np.ndarray | None = None, nps: np.ndarray | None = None) -> Iterator[tuple[list[Action], list]]:
+    """Each customer's (kept, suppressed) actions, customers without any skipped; `customers` in the
+    order of s.cols.ids, `items` (playbooks.columnar_learn.ItemColumns) their line items.
+
+    Each rule first says from the columns who it could act on today (Rule.may_fire); facts are made
+    and rules asked only for those customers. A `customers` with a `prefetch(indices)` is told who
+    will be asked for, a batch ahead. Every customer's facts are made only where the reference
+    needs them all: the referral programme (with its secret) and the bonus credits other rules give.
+    """
+    from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
+
+    pb, today = s.playbook, s.today
+    history = history or PlanHistory()
+    shop = ShopFacts(words=names_for(pb), referral_secret=secret)
+    everyone: list[CustomerFacts] | None = None
+    if pb.rule("referral") is not None and secret:  # who brought whom, and the codes: every customer's facts
+        everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
+        learn_from_shop(everyone, shop, pb, catalogue)
+    else:
+        learn_in_bulk(items, shop, pb, catalogue)
+    # credits from every customer's facts; the referral's need the secret (without it, shop.referrals is empty)
+    credit_sources = [src for src in bonus.CREDIT_SOURCES if src is not referral_bonus_credits or everyone is not None]
+    if everyone is not None or (pb.bonuses_on and credit_sources):
+        if everyone is None:
+            everyone = [customer_facts(c, today, pb.currency, pb.rates, history, shop) for c in customers]
+        for i, f in enumerate(everyone):
+            fill_one(s, f, i)
+        assign_codes(everyone, pb, secret)
+        s.bonus_credits = bonus.extra_credits(everyone, today, pb) if pb.bonuses_on and bonus.CREDIT_SOURCES else {}
+    applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
+    due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
+                     history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
+                     customers=customers, shop=shop, start=s.cols.start, day=s.cols.day,
+                     bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
+                     bonus_credits=s.bonus_credits or {}, items=items, born=born, nps=nps,
+                     applied=applied, ids=s.cols.ids)
+    rules = []
+    anyone = due.nobody()
+    for kind, rule in _RULES.items():
+        cfg = pb.rule(kind)
+        if cfg is None:
+            continue
+        mask = rule.may_fire(due, cfg)
+        anyone |= True if mask is None else mask
+        rules.append((rule, cfg, mask))
+    due_now = np.flatnonzero(anyone).tolist()
+    prefetch = getattr(customers, "prefetch", None) if everyone is None else None
+    for at, i in enumerate(due_now):
+        if prefetch is not None and at % PREFETCH == 0:
+            prefetch(due_now[at:at + PREFETCH])
+        if everyone is not None:
+            f = everyone[i]
+        else:
+            f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
+            fill_one(s, f, i)
+        if pb.bonuses_on:  # as engine.fill_bonuses fills it
+            f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
+        actions: dict[str, Action] = {}
+        for rule, cfg, mask in rules:
+            if mask is None or mask[i]:
+                for action in rule.plan(f, today, cfg):
+                    actions.setdefault(action.key, action)
+        if actions:
+            yield guard_customer(f.customer, list(actions.values()), today, pb.guards,
+                                 applied.get(f.customer.id, ()), holdout=held_out(f, pb))
+    yield from plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied)
+
+
+def learn_in_bulk(items, shop: ShopFacts, pb, catalogue: Mapping[str, Product] | None) -> None:
+    """engine.learn_from_shop with the shop learned from line-item columns (no referrals: no secret)."""
+    from playbooks.columnar_learn import learn_columns
+    from playbooks.engine import _RULES
+
+    for kind, rule in _RULES.items():
+        cfg = pb.rule(kind)
+        if cfg is not None:
+            rule.learn(shop, cfg)
+    if shop.wants_learning or catalogue:
+        learn_columns(items, shop, catalogue)

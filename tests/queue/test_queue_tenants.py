@@ -1,0 +1,51 @@
+"""Two portals sharing one app, one `serve` with QUEUE_URL and two workers: each portal is a tenant whose
+install and syncs run on the workers, named in the tasks by tenant id, and each ends as the other (the same
+shop, the same playbook), nothing written twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+from queue_support import CUSTOMERS, TODAY, Workers, all_done, bitrix_app_values, markers, wait_for
+
+from connector import tenants
+from connector.settings import load_settings
+from connector.state import State
+from connector.webapp import WebApp
+from emulators.bitrix import BitrixEmulator
+
+CLIENT_ID, SECRET = "app.6a7b8c9d0e1f23.45678901", "one-marketplace-apps-secret-abcdef0123"
+
+
+def test_two_portals_are_two_tenants_synced_by_the_workers(redis_server, tmp_path):
+    portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
+                              app_client_secret=SECRET).start() for _ in range(2)]
+    values = bitrix_app_values(portals[0], tmp_path)
+    db = Path(values["STATE_URL"].removeprefix("sqlite:///"))
+    workers = Workers(values, tmp_path)
+    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
+    try:
+        workers.start()
+        workers.start()
+        for emu in portals:
+            r = requests.post(f"{emu.base_url}/_emulator/app/install", timeout=30,
+                              json={"handler": app.url + "/bitrix/install", "app_url": app.url + "/bitrix/app"})
+            assert r.status_code == 200 and r.json()["status"] == 200
+            wait_for(lambda emu=emu: app.registry.tenant_of("bitrix", emu.app.member_id), timeout=90)
+        wait_for(lambda: all(markers(emu) for emu in portals) and all_done(db), timeout=120)
+        second = app.registry.tenant_of("bitrix", portals[1].app.member_id)
+        assert second != tenants.DEFAULT
+        state = State(tenants.state_path(app.settings, second))
+        try:
+            assert state.last_runs(10)  # its syncs ran on its own state
+        finally:
+            state.close()
+        assert dict(markers(portals[0])) == dict(markers(portals[1])), workers.logs()
+        assert max(markers(portals[1]).values()) == 1
+        assert portals[0].stats()["objects"] == portals[1].stats()["objects"]
+    finally:
+        app.stop(timeout=30)
+        workers.stop()
+        for emu in portals:
+            emu.stop()

@@ -1,0 +1,97 @@
+"""The sync's columnar evaluation of the snapshot gives the reference engine's answer.
+
+Both emulator shops are pulled and written to over HTTP by real syncs (so the ledger holds what
+was applied, and the reactivation chains move on), a few purchases get posted NPS answers, and on
+several days and playbook variants connector.evaluate_columns must give what playbooks.evaluate
+over state.customers() gives: every customer's report, the segments, the metrics, the model, the
+plan (every action, in order) and what the guards held back.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from connector.evaluate_columns import evaluate_snapshot
+from connector.feedback import FeedbackAnswers, with_answers
+from connector.state import State
+from connector.sync import run_sync
+from playbooks import PlanHistory, evaluate, load_playbook
+
+SHOP_DAY = date(2026, 6, 15)
+VARIANTS = {
+    "default": {},
+    "spend_tiers_rhythm_burning_bonuses_learned_cycles": {
+        "segments": {"lifecycle": {"relative_to_rhythm": True},
+                     "tiers": {"by": "spend", "tiers": [{"name": "bronze", "min_spend": 0, "cashback_percent": 1},
+                                                        {"name": "silver", "min_spend": 15000, "cashback_percent": 2},
+                                                        {"name": "gold", "min_spend": 50000, "cashback_percent": 4}]}},
+        "bonuses": {"bonus_expiry_days": 120},
+        "rules": {"replenishment": {"categories": {"Кофе": 20.0}, "use_catalogue": False},  # and learned cycles
+                  "reactivation": {"rhythm_factor": 2.0}}},
+}
+
+REFERRALS = {"rules": {"referral": {"code": {"title": "Код {code}"}, "thanks": {"title": "Спасибо"}}}}
+
+
+def _synced(crm: str, tmp_path):
+    """A state after two real syncs a week apart (the second one writes the first one's follow-ups)."""
+    if crm == "bitrix":
+        from connector.bitrix import BitrixAdapter
+        from emulators.bitrix import BitrixEmulator
+
+        emu = BitrixEmulator(customers=300, seed=42, today=SHOP_DAY)
+        make = lambda: BitrixAdapter(emu.webhook_url)  # noqa: E731
+    else:
+        from connector.amocrm import AmoAdapter
+        from emulators.amocrm import AmoEmulator
+
+        emu = AmoEmulator(customers=300, seed=42, today=SHOP_DAY)
+        make = lambda: AmoAdapter(emu.base_url, access_token=emu.access_token)  # noqa: E731
+    state = State(tmp_path / "s.db")
+    with emu:
+        for day in (SHOP_DAY - timedelta(days=7), SHOP_DAY):
+            adapter = make()
+            try:
+                report = run_sync(adapter, state, load_playbook(), today=day)
+                account = adapter.account
+            finally:
+                adapter.close()
+            assert report.stats["written"] > 0
+    return state, account
+
+
+def _reference(state: State, account: str, today: date, book, secret: str = ""):
+    answers = FeedbackAnswers(state).scores(account)
+    return evaluate(with_answers(state.customers(account, lean=True), answers), today, book,
+                    history=PlanHistory(state.applied_dates(account)), catalogue=state.products(account).values(),
+                    prospects=state.prospect_count(account), secret=secret)
+
+
+@pytest.mark.parametrize("crm", ["bitrix", "amocrm"])
+def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(crm, tmp_path):
+    state, account = _synced(crm, tmp_path)
+    ids = [r[0] for r in state.db.execute("SELECT id FROM purchases WHERE account=? ORDER BY id", (account,))]
+    answers = FeedbackAnswers(state)
+    for k, pid in enumerate(ids[::9]):  # posted NPS answers: the nps rule and the director's NPS read them
+        answers.record(account, pid, k % 11, SHOP_DAY)
+    try:
+        for name, over, secret in [(*v, "") for v in VARIANTS.items()] + [("referral_codes", REFERRALS, "s3cret")]:
+            book = load_playbook(overrides=over) if over else load_playbook()
+            for today in (SHOP_DAY, SHOP_DAY + timedelta(days=9), SHOP_DAY + timedelta(days=45)):
+                ref = _reference(state, account, today, book, secret)
+                got = evaluate_snapshot(state, account, today, book, history=PlanHistory(state.applied_dates(account)),
+                                        catalogue=state.products(account).values(),
+                                        prospects=state.prospect_count(account), secret=secret)
+                assert [c.to_json() for c in got.customers] == [c.to_json() for c in ref.customers], (name, today)
+                assert got.segments == ref.segments
+                assert json.dumps(got.metrics) == json.dumps(ref.metrics), (name, today)
+                assert json.dumps(got.model) == json.dumps(ref.model)
+                assert [a.key for a in got.plan] == [a.key for a in ref.plan], (name, today)
+                assert got.plan == ref.plan
+                assert got.suppressed == ref.suppressed
+                assert ref.metrics["planned"] > 0 and ref.metrics["nps_answers"] > 0
+    finally:
+        state.close()
