@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="metrics, segments, cohorts and rule uplift from the last sync")
     r.add_argument("--as-of", type=_as_of)
     r.add_argument("--html", help="write one self-contained HTML file here")
+    r.add_argument("--tenant", metavar="ID", help="report this tenant (`repeat-sales tenants list`); default: default")
 
     pb = sub.add_parser("playbook", help="playbook tools")
     pb_sub = pb.add_subparsers(dest="playbook_command", required=True)
@@ -390,7 +391,7 @@ def cmd_amocrm(args) -> int:
 def cmd_report(args) -> int:
     from connector.report import run_report
 
-    return run_report(as_of=args.as_of, html=args.html)
+    return run_report(as_of=args.as_of, html=args.html, tenant=args.tenant)
 
 
 def cmd_state(args) -> int:
@@ -399,17 +400,14 @@ def cmd_state(args) -> int:
     if args.state_command == "new-key":
         print(sealing.new_key())
         return 0
-    from connector.amocrm.tokens import reseal_tokens
-    from connector.installs import Installs
     from connector.settings import load_settings
 
     settings = load_settings()
     if settings.STATE_KEY is None:
         settings.require("STATE_KEY")
-    sealer = settings.sealer()
-    installs = Installs(settings.state_target, sealer).reseal()
-    tokens = reseal_tokens(settings.state_target, sealer)
-    print(f"sealed with the first key of STATE_KEY: {installs} app install(s), {tokens} amoCRM token pair(s); "
+    done = tenant_commands.rotate_key(settings)
+    print(f"sealed with the first key of STATE_KEY: {done['installs']} app install(s), {done['tokens']} amoCRM "
+          f"token pair(s), {done['settings']} secret tenant setting(s) in {done['states']} tenant state(s); "
           "older keys may now be dropped from STATE_KEY")
     return 0
 

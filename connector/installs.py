@@ -6,8 +6,8 @@ other install is filed under its own tenant id, with `ref` - the portal's member
 in the clear, so a signed request finds its tenant without opening anyone's tokens. An `Installs` is bound
 to one tenant (`for_tenant`): what it reads and writes is that tenant's only.
 
-Each call opens its own short connection, so HTTP handler threads and the worker can share the
-state safely; `locked()` holds the write lock for read-modify-write (token rotation). SQL: connector/store/app.py.
+Each call takes its own short connection (on PostgreSQL one reused from the process's pool), so HTTP
+handler threads and the worker can share the state safely; `locked()` holds the write lock for read-modify-write (token rotation). SQL: connector/store/app.py.
 """
 
 from __future__ import annotations
@@ -83,14 +83,13 @@ class Installs:
 
     @contextmanager
     def _connect(self) -> Iterator[engine.Db]:
-        """A short connection; a damaged or read-only file surfaces as a StateError saying the fix."""
-        db = engine.connect(self.path, timeout=LOCK_TIMEOUT_SECONDS)
-        try:
-            yield db
-        except sqlite3.Error as exc:
-            raise state_failure(self.path, exc) from None
-        finally:
-            db.close()
+        """A short connection (PostgreSQL: reused from the process's pool, engine.pooled); a damaged or
+        read-only file surfaces as a StateError saying the fix."""
+        with engine.pooled(self.path, timeout=LOCK_TIMEOUT_SECONDS) as db:
+            try:
+                yield db
+            except sqlite3.Error as exc:
+                raise state_failure(self.path, exc) from None
 
     # --- installs ----------------------------------------------------------------------------
 

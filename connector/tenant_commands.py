@@ -1,4 +1,4 @@
-"""`repeat-sales tenants list|show|remove` and `sync --tenant ID | --all-tenants`: the portals a hosted app
+"""`repeat-sales tenants list|show|set|unset|remove` and `sync --tenant ID | --all-tenants`: the portals a hosted app
 serves, seen and synced from the command line (tables for people, `--format json` for machines)."""
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ def add_parsers(sub) -> None:
     show = t_sub.add_parser("show", help="one tenant: its install, state and last runs")
     show.add_argument("id")
     show.add_argument("--format", choices=["table", "json"], default="table")
+    st = t_sub.add_parser("set", help="override settings for one tenant (TIMEZONE, PLAYBOOK_LANG, ...)")
+    st.add_argument("id")
+    st.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+    un = t_sub.add_parser("unset", help="drop a tenant's override: the .env's value applies again")
+    un.add_argument("id")
+    un.add_argument("key")
     rm = t_sub.add_parser("remove", help="delete a tenant's tokens and state (asks for --yes)")
     rm.add_argument("id")
     rm.add_argument("--yes", action="store_true", help="yes, delete this tenant's tokens and state")
@@ -46,6 +52,8 @@ def cmd_tenants(args) -> int:
     tenants.check_id(args.id)
     if args.tenants_command == "show":
         return _show(settings, tenants.find(settings, args.id), args.format)
+    if args.tenants_command in ("set", "unset"):
+        return _override(settings, args)
     if not args.yes:
         raise InputError(f"removing tenant {args.id} deletes its tokens and state for good",
                          hint=f"run `repeat-sales tenants remove {args.id} --yes` to go ahead")
@@ -54,6 +62,24 @@ def cmd_tenants(args) -> int:
         print(json.dumps({"tenant": args.id, "removed": gone}, ensure_ascii=False, indent=1))
     else:
         print(f"tenant {args.id} removed: {', '.join(gone) or 'nothing was stored'}")
+    return 0
+
+
+def _override(settings, args) -> int:
+    """`tenants set ID KEY=VALUE...` / `tenants unset ID KEY` (connector/tenant_settings.py)."""
+    from connector import tenant_settings
+
+    if args.id == tenants.DEFAULT:
+        raise InputError("the tenant default's settings are the .env's", hint="change them in the .env")
+    tenants.find(settings, args.id)
+    installs = tenants.registry(settings)
+    if args.tenants_command == "set":
+        done = tenant_settings.set_values(settings, installs, args.id, args.pairs)
+        print(f"tenant {args.id}: " + ", ".join(f"{k}={v}" for k, v in done.items()))
+    elif tenant_settings.unset(settings, installs, args.id, args.key):
+        print(f"tenant {args.id}: {args.key.strip()} is the .env's again")
+    else:
+        print(f"tenant {args.id}: {args.key.strip()} was not overridden")
     return 0
 
 
@@ -76,15 +102,14 @@ def _list(settings, fmt: str) -> int:
 
 
 def _show(settings, tenant: tenants.Tenant, fmt: str) -> int:
-    from connector import tenants
+    from connector import tenant_settings, tenants
     from connector.state import State
     from connector.webapp.pages.versions import latest
 
     stored = tenants.registry(settings).for_tenant(tenant.id).get(tenant.crm) or {}
-    path = tenants.state_path(settings, tenant.id)
     runs, version = [], None
-    if path.exists():
-        state = State(path)
+    if tenants.state_exists(settings, tenant.id):
+        state = State(tenants.state_target(settings, tenant.id))
         try:
             runs = state.last_runs(5)
             saved = latest(state)
@@ -92,9 +117,10 @@ def _show(settings, tenant: tenants.Tenant, fmt: str) -> int:
         finally:
             state.close()
     shown = {"tenant": tenant.id, "crm": tenant.crm, "portal": tenant.portal, "ref": tenant.ref,
-             "installed_at": _iso(tenant.installed_at), "state": str(path), "playbook_version": version,
+             "installed_at": _iso(tenant.installed_at), "state": tenants.where(settings, tenant.id), "playbook_version": version,
              "events": stored.get("events", []), "robots": stored.get("robots", []),
              "fields": len(stored.get("fields", [])), "missing": stored.get("missing", []),
+             "settings": tenant_settings.shown(settings, tenants.registry(settings), tenant.id),
              "runs": [{"id": r["id"], "kind": r["kind"], "started": _iso(r["started"]),
                        "finished": _iso(r["finished"]), "written": (r.get("stats") or {}).get("written"),
                        "error": r.get("error")} for r in runs]}
@@ -104,6 +130,8 @@ def _show(settings, tenant: tenants.Tenant, fmt: str) -> int:
     about = [(k, _cell(shown[k])) for k in ("crm", "portal", "ref", "installed_at", "state", "playbook_version",
                                             "events", "robots", "fields", "missing")]
     print(table(["", "value"], about, title=f"Tenant {tenant.id}"))
+    if shown["settings"]:
+        print(table(["setting", "value"], list(shown["settings"].items()), title="\nOwn settings (the .env's else)"))
     print(table(["run", "kind", "started", "written", "error"],
                 [(r["id"], r["kind"], r["started"], r["written"], r["error"] or "") for r in shown["runs"]],
                 title="\nLast runs") if runs else "\nNo runs yet")
@@ -114,6 +142,24 @@ def _cell(value) -> str:
     if value is None or value == [] or value == "":
         return "-"
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def rotate_key(settings) -> dict[str, int]:
+    """`state rotate-key`: every tenant's secrets sealed with STATE_KEY's first key - the installs and the
+    settings overrides (all in the registry) and the amoCRM token pairs in each tenant's own state."""
+    from connector import tenant_settings
+    from connector.amocrm.tokens import reseal_tokens
+
+    sealer = settings.sealer()
+    installs = tenants.registry(settings)
+    done = {"installs": installs.reseal(), "settings": tenant_settings.reseal(installs), "tokens": 0, "states": 0}
+    ids = {tenants.DEFAULT, *tenants.stored_tenants(settings), *(t.id for t in tenants.known(settings, installs))}
+    for tenant in sorted(ids, key=lambda t: (t != tenants.DEFAULT, t)):
+        if not tenants.state_exists(settings, tenant):
+            continue
+        done["tokens"] += reseal_tokens(tenants.state_target(settings, tenant), sealer)
+        done["states"] += 1
+    return done
 
 
 # --- sync ------------------------------------------------------------------------------------------
@@ -167,11 +213,11 @@ def sync_tenant(settings, tenant: tenants.Tenant, args, written_day, progress):
     from playbooks import load_playbook
 
     own = tenants.settings_for(settings, tenant.id, None if tenant.id == tenants.DEFAULT else tenant.crm)
-    saved = latest_playbook(own.state_path)  # what the tenant's admin saved on the settings page wins
+    saved = latest_playbook(own.state_target)  # what the tenant's admin saved on the settings page wins
     playbook = saved[1] if saved else load_playbook(own.PLAYBOOK, lang=own.PLAYBOOK_LANG)
     dry_run = args.dry_run or own.DRY_RUN
     today = written_day(args.as_of, clock.today(own.TIMEZONE), dry_run=dry_run, write_as_of=args.write_as_of)
-    state = State(own.state_path)
+    state = State(own.state_target)
     adapter = registry.make_adapter(own, tenants.registry(settings).for_tenant(tenant.id))
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,

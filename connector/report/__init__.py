@@ -97,16 +97,25 @@ def latest_account(state: State) -> str:
     return accounts[0]
 
 
-def run_report(*, as_of: date | None = None, html: str | None = None) -> int:
-    """`repeat-sales report [--as-of DATE] [--html FILE]`: the page to FILE, else a text summary."""
-    from connector import clock
+def run_report(*, as_of: date | None = None, html: str | None = None, tenant: str | None = None) -> int:
+    """`repeat-sales report [--as-of DATE] [--html FILE] [--tenant ID]`: the page to FILE, else a text summary;
+    a tenant's from its own state, settings and saved playbook."""
+    from connector import clock, tenants
     from connector.settings import load_settings, secret_text
+    from connector.webapp.pages.versions import latest_playbook
     from playbooks import load_playbook
 
     settings = load_settings()
+    if tenant is not None and tenant != tenants.DEFAULT:
+        found = tenants.find(settings, tenants.check_id(tenant))
+        if not tenants.state_exists(settings, found.id):
+            raise InputError(NO_SYNC, hint=f"tenant {found.id} has no state yet: "
+                                           f"run `repeat-sales sync --tenant {found.id}` first")
+        settings = tenants.settings_for(settings, found.id, found.crm)
     if not engine.exists(settings.state_target):
         raise InputError(NO_SYNC, hint=f"no state file at {settings.state_path} (STATE_URL)")
-    playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
+    saved = latest_playbook(settings.state_target) if tenant not in (None, tenants.DEFAULT) else None
+    playbook = saved[1] if saved else load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     today = as_of or clock.today(settings.TIMEZONE)
     state = State(settings.state_target, writable=False)  # a report only reads: a read-only file will do
     try:

@@ -41,7 +41,35 @@ def tenant_installs(db: Db) -> list[tuple[str, str, str, float]]:
 
 
 def remove_tenant(db: Db, tenant: str) -> int:
+    db.execute("DELETE FROM tenant_settings WHERE tenant=?", (tenant,))
     return db.execute("DELETE FROM tenant_installs WHERE tenant=?", (tenant,)).rowcount
+
+
+# --- a tenant's settings overrides (a secret one sealed) -----------------------------------------
+
+def tenant_settings(db: Db, tenant: str) -> list[tuple[str, str, bool]]:
+    """(name, value, sealed) of the tenant's overrides, by name."""
+    rows = db.execute(f"SELECT name, value, sealed FROM tenant_settings WHERE tenant=? ORDER BY {db.by('name')}",
+                      (tenant,)).fetchall()
+    return [(n, v, bool(s)) for n, v, s in rows]
+
+
+def set_tenant_setting(db: Db, tenant: str, name: str, value: str, sealed: bool) -> None:
+    db.execute("INSERT INTO tenant_settings VALUES (?, ?, ?, ?, ?) ON CONFLICT(tenant, name) DO UPDATE SET "
+               "value=excluded.value, sealed=excluded.sealed, updated_at=excluded.updated_at",
+               (tenant, name, value, int(sealed), time.time()))
+
+
+def unset_tenant_setting(db: Db, tenant: str, name: str) -> int:
+    return db.execute("DELETE FROM tenant_settings WHERE tenant=? AND name=?", (tenant, name)).rowcount
+
+
+def sealed_tenant_settings(db: Db) -> list[tuple[str, str, str]]:
+    return db.execute("SELECT tenant, name, value FROM tenant_settings WHERE sealed=1").fetchall()
+
+
+def reseal_tenant_setting(db: Db, tenant: str, name: str, sealed: str) -> None:
+    db.execute("UPDATE tenant_settings SET value=? WHERE tenant=? AND name=?", (sealed, tenant, name))
 
 
 def unnamed_installs(db: Db) -> list[tuple[str, str, str]]:

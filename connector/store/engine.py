@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -224,6 +225,72 @@ def connect(target: str | Path, *, timeout: float) -> Db:
         return _connect_pg(str(target), timeout=timeout)
     path = sqlite_path(target)
     return Db("sqlite", connect_private(path, timeout=timeout), str(path))
+
+
+# --- PostgreSQL: connections reused within a process -------------------------------------------------
+# A webhook request makes a few short transactions (its tenant, its install, the delivery seen); a new
+# PostgreSQL connection for each costs a fork on the server and a handshake. `pooled()` lends an idle one
+# of this process (keyed by pid and URL - the URL names the tenant's schema, so a connection never changes
+# tenant) and takes it back when it is clean: no transaction open, no error. A connection idle for long is
+# asked `SELECT 1` before it is lent (a restarted server left it dead).
+
+POOL_IDLE = 8  # idle connections kept per process and URL (each thread holds one only while it runs SQL)
+POOL_PING_AFTER_SECONDS = 1.0  # a server restart takes longer: a connection it killed is never lent
+_pool: dict[tuple[int, str], list[tuple[float, Db]]] = {}
+_pool_lock = threading.Lock()
+
+
+@contextmanager
+def pooled(target: str | Path, *, timeout: float) -> Iterator[Db]:
+    """A connection for one short use: PostgreSQL's from this process's pool, SQLite's new (a file open
+    costs little, and its connections stay in the thread that made them)."""
+    if not is_postgres(target):
+        db = connect(target, timeout=timeout)
+        try:
+            yield db
+        finally:
+            db.close()
+        return
+    key = (os.getpid(), str(target))
+    db = _lend(key)
+    if db is None:
+        db = _connect_pg(str(target), timeout=timeout)
+    clean = False
+    try:
+        yield db
+        clean = True
+    finally:
+        _take_back(key, db, clean)
+
+
+def _lend(key: tuple[int, str]) -> Db | None:
+    import psycopg
+
+    while True:
+        with _pool_lock:
+            idle = _pool.get(key)
+            if not idle:
+                return None
+            since, db = idle.pop()
+        if time.monotonic() - since < POOL_PING_AFTER_SECONDS:
+            return db
+        try:
+            db.conn.execute("SELECT 1")
+            return db
+        except psycopg.Error:
+            db.conn.close()  # dead: try the next idle one, else a new connection
+
+
+def _take_back(key: tuple[int, str], db: Db, clean: bool) -> None:
+    from psycopg.pq import TransactionStatus
+
+    if clean and not db.conn.closed and db.conn.info.transaction_status == TransactionStatus.IDLE:
+        with _pool_lock:
+            idle = _pool.setdefault(key, [])
+            if len(idle) < POOL_IDLE:
+                idle.append((time.monotonic(), db))
+                return
+    db.close()
 
 
 def _connect_pg(url: str, *, timeout: float) -> Db:

@@ -4,8 +4,8 @@ Version 1 is the layout `connector/state.py` created up to now (a file of that t
 Version 2 adds the tables other modules used to create on first use (installs, amoCRM tokens, card
 fields, feedback answers, saved playbooks), with IF NOT EXISTS, so a file that already has some of
 them keeps their rows. Version 3 files installs per tenant (connector/tenants.py). Version 5 adds the
-queue's inbox (connector/webapp/inbox.py created it itself before; IF NOT EXISTS keeps its rows).
-Never edit a migration that has shipped: add the next one.
+queue's inbox (connector/webapp/inbox.py created it itself before; IF NOT EXISTS keeps its rows); 6 adds
+the tenants' settings overrides. Never edit a migration that has shipped: add the next one.
 `{real}` and `{serial}` are the engine's types for a float and an auto-numbered key (engine.DDL).
 """
 
@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS app_inbox (id {serial}, tenant TEXT NOT NULL, kind TE
     lane TEXT NOT NULL, payload TEXT NOT NULL, created_at {real} NOT NULL, enqueued_at {real},
     started_at {real}, done_at {real}, attempts INTEGER NOT NULL DEFAULT 0, error TEXT);
 CREATE INDEX IF NOT EXISTS app_inbox_open ON app_inbox (done_at, tenant, kind)
+"""),
+    (6, "each tenant's own settings overrides (`repeat-sales tenants set`), a secret one sealed", """
+CREATE TABLE IF NOT EXISTS tenant_settings (tenant TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    sealed INTEGER NOT NULL, updated_at {real} NOT NULL, PRIMARY KEY (tenant, name))
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -156,6 +156,8 @@ class WebApp:
 
     def _prune_unverified(self) -> None:
         """Installs the auth server refused leave no tenant behind (called under the tenants' lock)."""
+        from connector import tenants
+
         for tenant in list(self._unverified):
             host = self.tenants[tenant]
             if host.installs.get(host.crm):
@@ -164,6 +166,7 @@ class WebApp:
                 self._unverified.discard(tenant)
                 del self.tenants[tenant]
                 host.stop(5)
+                tenants.drop_if_unused(self.settings, tenant)  # PostgreSQL: its empty schema goes too
 
     def _tenant_route(self, key: tuple[str, str], request: Request):
         from connector import tenants
@@ -250,24 +253,40 @@ class WebApp:
         """Record one answer (0-10) for the purchase it rates; the next sync plans on it."""
         from connector.feedback import FeedbackAnswers, parse_score
 
-        expected = self.settings.FEEDBACK_SECRET
-        if expected is None:
+        given = [h.settings.FEEDBACK_SECRET for h in self._all_tenants()]
+        if all(expected is None for expected in given):
             raise WebhookRejected(404, "not found")
-        if not hmac.compare_digest(request.param.encode(), expected.get_secret_value().encode()):
+        host = self._feedback_tenant(request.param)
+        if host is None:
             raise WebhookRejected(403, "unknown feedback address")
         form = _json_or_form(request)
         purchase_id = str(form.get("purchase_id") or "").strip()
         score = parse_score(form.get("score", ""))
         if not purchase_id or len(purchase_id) > 64 or score is None:
             raise WebhookRejected(400, "send purchase_id (the deal id) and score (an integer 0-10)")
-        account = self.runtime.account()
-        state = self.runtime.open_state()
+        account = host.runtime.account()
+        state = host.runtime.open_state()
         try:
-            FeedbackAnswers(state).record(account, purchase_id, score, self.runtime.today())
+            FeedbackAnswers(state).record(account, purchase_id, score, host.runtime.today())
         finally:
             state.close()
-        self.request_sync()
+        host.request_sync()
         return 200, {"status": "recorded", "purchase_id": purchase_id, "score": score}
+
+    def _all_tenants(self) -> list[TenantHost]:
+        with self._tenants_lock:
+            return [self.default, *(h for _, h in sorted(self.tenants.items()) if h is not self.default)]
+
+    def _feedback_tenant(self, given: str) -> TenantHost | None:
+        """The tenant whose FEEDBACK_SECRET the address carries (`tenants set ID FEEDBACK_SECRET=...` gives a
+        tenant its own; one that keeps the .env's shares the default's address, and the default wins).
+        Every secret is compared, in constant time each, so the answer's timing names no tenant."""
+        found = None
+        for host in self._all_tenants():
+            expected = host.settings.FEEDBACK_SECRET
+            if expected is not None and hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+                found = found or host
+        return found
 
 
 FEEDBACK_PREFIX = "/feedback/"

@@ -1,7 +1,8 @@
 """Three portals sharing one app, one `serve`: each is a tenant with its own tokens, state and playbook, and
 a request signed for one tenant never reads or writes another. Real HTTP only: the emulated portals install
 the app through their control API (`POST /_emulator/app/install`) and send their own events, robot calls
-and page openings."""
+and page openings. The tests that prove isolation run on both engines of the state (SQLite files, PostgreSQL
+schemas); the others on SQLite."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from connector.webapp import WebApp
 from connector.webapp.pages import versions
 from emulators.bitrix import BitrixEmulator
 from emulators.bitrix.outbound import php_form
+from tests.store_engines import ENGINES, fresh_schema
 
 CLIENT_ID, SECRET = "app.6a7b8c9d0e1f23.45678901", "one-marketplace-apps-secret-abcdef0123"
 
 
 def state_of(app: WebApp, tenant: str) -> State:
-    return State(tenants.state_path(app.settings, tenant))
+    return State(tenants.state_target(app.settings, tenant))
 
 
 def runs_of(app: WebApp, tenant: str) -> list[dict]:
@@ -40,13 +42,21 @@ def settled(app: WebApp, portals) -> None:
 
 
 
+BOTH = pytest.mark.parametrize("hosted", ENGINES, indirect=True)  # isolation: proven on each engine
+SQLITE = pytest.mark.parametrize("hosted", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    """Portals A, B, C (seeded alike: one shop, three portals) with one app; A is the `.env`'s (default)."""
+def hosted(request, tmp_path_factory):
+    """Portals A, B, C (seeded alike: one shop, three portals) with one app; A is the `.env`'s (default).
+    Its param is the state's engine: on PostgreSQL every tenant is a schema of one database."""
     tmp = tmp_path_factory.mktemp("tenants")
+    extra = {}
+    if request.param == "postgresql":
+        extra["STATE_URL"] = fresh_schema(request.getfixturevalue("pg_url"), "tenants")
     portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
                               app_client_secret=SECRET).start() for _ in range(3)]
-    app = WebApp(bitrix_settings(portals[0], tmp), port=0, today=lambda: TODAY).start()
+    app = WebApp(bitrix_settings(portals[0], tmp, **extra), port=0, today=lambda: TODAY).start()
     try:
         for emu in portals:
             r = requests.post(f"{emu.base_url}/_emulator/app/install", timeout=30,
@@ -61,6 +71,7 @@ def hosted(tmp_path_factory):
             emu.stop()
 
 
+@BOTH
 def test_each_portal_is_a_tenant_with_its_own_tokens_state_and_first_sync(hosted):
     app, (a, b, c) = hosted
     ids = [app.registry.tenant_of("bitrix", emu.app.member_id) for emu in (a, b, c)]
@@ -74,9 +85,10 @@ def test_each_portal_is_a_tenant_with_its_own_tokens_state_and_first_sync(hosted
         assert runs[-1]["stats"]["written"] > 0 and sum(tasks_by_marker(emu).values()) > 0
     # one shop, three portals: each got the same plan, written once
     assert tasks_by_marker(a) == tasks_by_marker(b) == tasks_by_marker(c)
-    assert len({tenants.state_path(app.settings, t) for t in ids}) == 3
+    assert len({str(tenants.state_target(app.settings, t)) for t in ids}) == 3
 
 
+@BOTH
 def test_an_event_signed_for_one_tenant_never_reaches_another(hosted):
     app, (a, b, c) = hosted
     b.touch_purchase(2, comments="a real event of portal B")
@@ -105,6 +117,7 @@ def test_an_event_signed_for_one_tenant_never_reaches_another(hosted):
     assert after["default"] == before["default"] and after[c.app.member_id] == before[c.app.member_id]
 
 
+@SQLITE
 def test_a_robot_of_one_portal_is_answered_from_its_own_data_on_its_own_portal(hosted):
     app, (a, b, c) = hosted
     with c.store.lock:
@@ -118,6 +131,7 @@ def test_a_robot_of_one_portal_is_answered_from_its_own_data_on_its_own_portal(h
     assert [len(emu.app.returns) for emu in (a, b)] == returns
 
 
+@BOTH
 def test_pages_and_settings_save_stay_inside_the_tenant(hosted):
     app, (a, b, c) = hosted
     opened = open_form(b, user_id=ADMIN_USER)
@@ -143,6 +157,7 @@ def test_pages_and_settings_save_stay_inside_the_tenant(hosted):
     assert forged.status_code == 401 and app.tenants["default"].runtime.playbook_version == 0
 
 
+@SQLITE
 def test_status_shows_the_default_tenants_runs_and_names_every_tenant(hosted):
     app, (a, b, c) = hosted
     body = requests.get(app.url + "/status", headers=admin(), timeout=10).json()
