@@ -67,7 +67,7 @@ def cmd_tenants(args) -> int:
 
 def _override(settings, args) -> int:
     """`tenants set ID KEY=VALUE...` / `tenants unset ID KEY` (connector/tenant_settings.py)."""
-    from connector import tenant_settings
+    from connector import tenant_settings, tenants
 
     if args.id == tenants.DEFAULT:
         raise InputError("the tenant default's settings are the .env's", hint="change them in the .env")
@@ -147,7 +147,7 @@ def _cell(value) -> str:
 def rotate_key(settings) -> dict[str, int]:
     """`state rotate-key`: every tenant's secrets sealed with STATE_KEY's first key - the installs and the
     settings overrides (all in the registry) and the amoCRM token pairs in each tenant's own state."""
-    from connector import tenant_settings
+    from connector import tenant_settings, tenants
     from connector.amocrm.tokens import reseal_tokens
 
     sealer = settings.sealer()
