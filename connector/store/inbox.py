@@ -37,6 +37,10 @@ def open_syncs(db: Db, tenant: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def has_open(db: Db, tenant: str) -> bool:
+    return db.execute("SELECT 1 FROM app_inbox WHERE done_at IS NULL AND tenant=? LIMIT 1", (tenant,)).fetchone() is not None
+
+
 def done(db: Db, ids: list[int], error: str | None, now: float) -> None:
     db.executemany("UPDATE app_inbox SET done_at=?, error=? WHERE id=? AND done_at IS NULL",
                    [(now, error, i) for i in ids])

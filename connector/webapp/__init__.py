@@ -162,6 +162,8 @@ class WebApp:
             host = self.tenants[tenant]
             if host.installs.get(host.crm):
                 self._unverified.discard(tenant)
+            elif host.queued is not None and host.queued.queue.inbox.has_open(tenant):
+                continue  # QUEUE_URL: a worker has its install still to do; dropping its schema now loses it
             elif host.worker.wait_idle(0):
                 self._unverified.discard(tenant)
                 del self.tenants[tenant]

@@ -84,6 +84,11 @@ class Inbox:
         with self._connect() as db:
             return rows.open_syncs(db, tenant)
 
+    def has_open(self, tenant: str) -> bool:
+        """Whether a job of the tenant (its install, an event...) still waits for a worker."""
+        with self._connect() as db:
+            return rows.has_open(db, tenant)
+
     def done(self, ids: list[int], *, error: str | None = None, now: float | None = None) -> None:
         if not ids:
             return

@@ -4,6 +4,8 @@ them done, and nothing of the state lands in a local file."""
 
 from __future__ import annotations
 
+import time
+
 from queue_support import TODAY, Workers, all_done, bitrix_app_values, inbox_rows, markers, wait_for
 
 from connector.settings import load_settings
@@ -36,3 +38,38 @@ def test_on_postgresql_the_install_and_its_first_sync_run_on_a_worker(redis_serv
     finally:
         state.close()
     assert not [p.name for p in tmp_path.iterdir() if p.suffix == ".db" or p.name.startswith("postgresql")]
+
+
+def test_serve_keeps_the_schema_of_a_portal_whose_install_still_waits_for_a_worker(redis_server, tmp_path, pg_url):
+    """Installs arriving while every worker is busy (or none runs yet): `serve` must not take a portal it has
+    queued for an unverified one the auth server refused and drop its schema under the worker that then
+    installs it (seen in CI as a tenant whose install failed on every retry)."""
+    from connector import tenants
+    from emulators.bitrix import BitrixEmulator
+
+    client_id, secret = "app.0a1b2c3d4e5f67.89012345", "one-marketplace-apps-secret-0123456789"
+    portals = [BitrixEmulator(customers=40, seed=7, today=TODAY, app_client_id=client_id,
+                              app_client_secret=secret).start() for _ in range(3)]
+    url = fresh_schema(pg_url, "queued_installs")
+    values = bitrix_app_values(portals[0], tmp_path, STATE_URL=url)
+    workers = Workers(values, tmp_path)
+    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
+    try:
+        assert portals[0].app.install(app.url + "/bitrix/install") == 200
+        workers.start()  # the default portal's install is stored before the others come (a known race)
+        wait_for(lambda: app.registry.tenant_of("bitrix", portals[0].app.member_id), timeout=90)
+        workers.stop()
+        for emu in portals[1:]:  # no worker runs: both installs wait in the inbox
+            assert emu.app.install(app.url + "/bitrix/install") == 200
+        wait_for(lambda: len(tenants.stored_tenants(app.settings)) >= 2, timeout=30)
+        time.sleep(1)  # what serve may still do with the two it has queued (before: drop the first one's schema)
+        assert len(tenants.stored_tenants(app.settings)) == 2, "a queued portal's schema was dropped"
+        workers.start()
+        wait_for(lambda: all(app.registry.tenant_of("bitrix", emu.app.member_id) for emu in portals), timeout=120)
+        wait_for(lambda: all(markers(emu) for emu in portals) and all_done(url), timeout=180)
+        assert all(max(markers(emu).values()) == 1 for emu in portals), workers.logs()
+    finally:
+        app.stop(timeout=30)
+        workers.stop()
+        for emu in portals:
+            emu.stop()
