@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import threading
-import time
 
 from connector.jobs.broker import JOBS, ROBOTS, redis_client, sweep_once
 from connector.jobs.scheduler import TICK_SECONDS, Scheduler, tenant_schedules
@@ -49,22 +48,8 @@ def run_worker(concurrency: int, beat: bool) -> int:
     argv = ["worker", "-Q", f"{ROBOTS},{JOBS}", "--concurrency", str(concurrency),
             "--pool", "solo" if concurrency == 1 else "prefork", "--loglevel", settings.LOG_LEVEL,
             "-n", f"repeat-sales-{os.getpid()}@{socket.gethostname()}", "--without-gossip", "--without-mingle"]
-    from celery.signals import worker_shutting_down
-
-    asked = threading.Event()  # SIGTERM / SIGINT: Celery's own handlers fire this before a warm shutdown
-    worker_shutting_down.connect(lambda **_: asked.set(), weak=False)
     try:
-        while True:
-            try:
-                app.worker_main(argv)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            if asked.is_set() or code == 0:
-                return code
-            # Celery gives up on some broker losses (a Redis restart while a message is unacknowledged):
-            # the inbox still holds every job, so start consuming again rather than leave the queue unserved
-            log.warning("worker: Celery stopped on an error (exit %s); starting it again", code)
-            time.sleep(1)
+        app.worker_main(argv)
     finally:
         stop.set()
+    return 0
