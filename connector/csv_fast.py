@@ -68,7 +68,7 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
 def _chunk(body: bytes, width: int, sepb: bytes, cols: dict[str, int], known: dict[bytes, int],
            ordinals: dict[bytes, int]) -> tuple[np.ndarray, ...] | None:
     """Whole lines: (customer index, day ordinal, amount, quantity) arrays, or None at any doubt."""
-    from connector.transactions_csv import parse_date
+    from connector.csv_text import parse_date
 
     raw = np.frombuffer(body, dtype=np.uint8)
     ends = np.flatnonzero(raw == 10)

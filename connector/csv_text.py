@@ -13,6 +13,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 from connector.errors import CsvInputError
@@ -100,3 +101,23 @@ def runaway_quote(rec: list[str], line: int, end: int, header: list[str], used: 
             column = header[i].strip() if i < len(header) else None
             raise CsvInputError(line, column, f"a quoted cell runs on to line {end}: is a closing quote missing?",
                                 hint=QUOTE_HINT)
+
+
+_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_RU = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?: \d{1,2}:\d{2}(?::\d{2})?)?$")
+
+
+def parse_date(text: str, row: int, column: str = "date") -> date:
+    """ISO date or datetime (the date as written), or DD.MM.YYYY."""
+    s = text.strip()
+    m = _ISO.match(s)
+    try:
+        if m:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        m = _RU.match(s)
+        if m:
+            return date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+    except ValueError:
+        raise CsvInputError(row, column, f"no such date: {shown(text)}", hint="check day and month") from None
+    raise CsvInputError(row, column, f"not a date: {shown(text)}",
+                        hint="use YYYY-MM-DD (a time after it is fine) or DD.MM.YYYY")

@@ -39,6 +39,7 @@ from connector.csv_text import (
     SHIFT_HINT,
     bad_byte_error,
     open_text,
+    parse_date,
     records,
     runaway_quote,
     separator_of,
@@ -58,8 +59,6 @@ ALIASES = {
 ITEM_CACHE_SIZE = 200_000
 MAX_AMOUNT = 1e15  # more is a broken cell (1e999, a card number), not money; it keeps every sum finite
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
-_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
-_RU = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?: \d{1,2}:\d{2}(?::\d{2})?)?$")
 
 
 @dataclass
@@ -118,22 +117,6 @@ def _written_amount(text: str) -> float:
         return float(s)
     except ValueError:
         return float("nan")
-
-
-def parse_date(text: str, row: int, column: str = "date") -> date:
-    """ISO date or datetime (the date as written), or DD.MM.YYYY."""
-    s = text.strip()
-    m = _ISO.match(s)
-    try:
-        if m:
-            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        m = _RU.match(s)
-        if m:
-            return date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
-    except ValueError:
-        raise CsvInputError(row, column, f"no such date: {shown(text)}", hint="check day and month") from None
-    raise CsvInputError(row, column, f"not a date: {shown(text)}",
-                        hint="use YYYY-MM-DD (a time after it is fine) or DD.MM.YYYY")
 
 
 def _columns(header: list[str]) -> tuple[dict[str, int], list[str]]:
