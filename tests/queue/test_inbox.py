@@ -79,3 +79,19 @@ def test_sweeps_running_at_once_on_several_workers_queue_each_job_once(state_tar
         t.join(60)
     swept = [entry_id for ids in found for entry_id in ids]
     assert sorted(swept) == lost  # every lost job queued again, none by two sweeps
+
+
+def test_workers_read_the_robots_queue_first_in_whatever_order_kombu_lists_the_queues():
+    """kombu hands the queue order a set (its order changes with each process's string hashing)."""
+    from kombu.utils.scheduling import cycle_by_name
+
+    from connector.jobs.broker import celery_app
+    from connector.settings import load_settings
+
+    app = celery_app(load_settings(QUEUE_URL="redis://127.0.0.1:1/0"))
+    order = cycle_by_name(app.conf.broker_transport_options["queue_order_strategy"])()
+    for listed in (["jobs", "robots"], ["robots", "jobs"], {"jobs", "robots"}):
+        order.update(listed)
+        assert order.consume(2) == ["robots", "jobs"]
+        order.rotate("robots")  # the transport calls this after each message: the order stays
+        assert order.consume(2) == ["robots", "jobs"]
