@@ -19,7 +19,7 @@ import redis as redis_lib
 from connector.store import engine
 
 REDIS_SERVER = "/usr/bin/redis-server"
-REDIS_PORT = 56379
+REDIS_PORT = int(os.environ.get("RS_TEST_REDIS_PORT", "56379"))  # another port: two runs side by side
 QUEUE_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 6, 15)  # the shop's history is anchored here
