@@ -7,7 +7,7 @@ how many actions a sync would plan and hold back, never the actions themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -27,6 +27,8 @@ from playbooks.referral import assign_codes, gives_code, referral_bonus_credits,
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier, named_segments
 from playbooks.words import names_for
+
+PREFETCH = 1_000  # customers read ahead at a time when the plan asks for them (a lazy `customers`)
 
 
 @dataclass
@@ -100,7 +102,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     the customers carry no card fields or tags (a CSV), so a customer for whom only the calendar and
     the reactivation are due is counted without facts (columnar_counts).
     """
-    from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
+    from playbooks.engine import _RULES, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -151,9 +153,33 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     if counted is not None:  # the calendar's and reactivation's actions counted by date arithmetic
         alone, planned, suppressed = counted
         anyone &= ~alone
-    # the balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)
+    for kept, dropped in plan_each(s, customers, np.flatnonzero(anyone).tolist(), rules, everyone=everyone,
+                                   history=history, shop=shop, applied=applied):
+        planned += len(kept)
+        suppressed += len(dropped)
+    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
+        planned += len(kept)
+        suppressed += len(dropped)
+    return planned, suppressed
+
+
+def plan_each(s: Segmented, customers: Sequence[Customer], due_now: list[int], rules: list, *,
+              everyone: list[CustomerFacts] | None, history: PlanHistory, shop: ShopFacts,
+              applied: Mapping[str, Sequence], prefetch: Callable[[list[int]], None] | None = None,
+              ) -> Iterator[tuple[list[Action], list]]:
+    """(kept, suppressed) of each customer in `due_now` some rule gives an action, as engine.run plans
+    them: facts (every customer's when made already), the bonus account, the rules whose may_fire
+    mask holds the customer, then the guards. `prefetch` is told who will be asked for, a batch ahead.
+
+    Balances of customers who neither paid with bonuses nor got a credit come from arrays
+    (columnar_bonus), the others' from their facts (as engine.fill_bonuses)."""
+    from playbooks.engine import held_out
+
+    pb, today = s.playbook, s.today
     balances = bonus_columns(s) if pb.bonuses_on and s.cols.paid is not None else None
-    for i in np.flatnonzero(anyone).tolist():
+    for at, i in enumerate(due_now):
+        if prefetch is not None and at % PREFETCH == 0:
+            prefetch(due_now[at:at + PREFETCH])
         if everyone is not None:
             f = everyone[i]
         else:
@@ -161,7 +187,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
             fill_one(s, f, i)
         if balances is not None and not balances.slow[i]:
             f.bonus = balance_of(balances, i)
-        elif pb.bonuses_on:  # as engine.fill_bonuses fills it
+        elif pb.bonuses_on:
             f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
         actions: dict[str, Action] = {}
         for rule, cfg, mask in rules:
@@ -169,14 +195,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                 for action in rule.plan(f, today, cfg):
                     actions.setdefault(action.key, action)
         if actions:
-            kept, dropped = guard_customer(f.customer, list(actions.values()), today, pb.guards,
-                                           applied.get(f.customer.id, ()), holdout=held_out(f, pb))
-            planned += len(kept)
-            suppressed += len(dropped)
-    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
-        planned += len(kept)
-        suppressed += len(dropped)
-    return planned, suppressed
+            yield guard_customer(f.customer, list(actions.values()), today, pb.guards,
+                                 applied.get(f.customer.id, ()), holdout=held_out(f, pb))
 
 
 def reactivation_alone(due: DueColumns, rules: list, pb) -> np.ndarray | None:
