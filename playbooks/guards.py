@@ -50,7 +50,21 @@ def is_opted_out(customer: Customer, cfg: OptOutConfig) -> bool:
     return any(t.casefold() in tags for t in cfg.tags)
 
 
+_QUIET: dict[tuple[int, date], tuple[QuietConfig, bool]] = {}  # (config, day) -> answer: one plan asks about few days
+
+
 def is_quiet(day: date, cfg: QuietConfig) -> bool:
+    known = _QUIET.get((id(cfg), day))
+    if known is not None and known[0] is cfg:
+        return known[1]
+    if len(_QUIET) >= 4096:
+        _QUIET.clear()
+    quiet = _is_quiet(day, cfg)
+    _QUIET[(id(cfg), day)] = (cfg, quiet)
+    return quiet
+
+
+def _is_quiet(day: date, cfg: QuietConfig) -> bool:
     if WEEKDAYS[day.weekday()] in cfg.weekdays:
         return True
     for text in cfg.dates:
