@@ -53,6 +53,8 @@ class DueColumns:
     nps: np.ndarray | None = None  # per counted purchase: its answer (-1: none), when read
     applied: Mapping[str, Sequence] | None = None  # keys.applied_by_customer of the history
     ids: Sequence[str] | None = None  # the customers' ids
+    tier: np.ndarray | None = None  # per customer: the tier index (-1: none), when segmented
+    tiers: object = None  # the playbook's segments.tiers (schema.TierConfig) that `tier` indexes
 
     def had(self, rule: str) -> np.ndarray:
         """Who had an action of `rule` applied before (`history` when the keys are not at hand)."""
@@ -138,7 +140,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                      customers=customers, shop=shop, birthdays=birthdays, answers=answers, start=s.cols.start,
                      day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
-                     bonus_credits=s.bonus_credits or {})
+                     bonus_credits=s.bonus_credits or {}, tier=s.tier, tiers=pb.segments.tiers)
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():

@@ -61,7 +61,7 @@ def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: Pla
                      customers=customers, shop=shop, start=s.cols.start, day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
                      bonus_credits=s.bonus_credits or {}, items=items, born=born, nps=nps,
-                     applied=applied, ids=s.cols.ids)
+                     applied=applied, ids=s.cols.ids, tier=s.tier, tiers=pb.segments.tiers)
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():
