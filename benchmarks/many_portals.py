@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -97,6 +98,9 @@ def main() -> int:
     parser.add_argument("--state", default=None, help="a PostgreSQL server URL to use (default: a private one "
                         "started here), or `sqlite` for one SQLite file")
     args = parser.parse_args()
+    # a kill (SIGTERM) unwinds the `with Hosting`: its serve, workers, PostgreSQL and Redis stop too; left
+    # running, a worker of this run consumed the next run's jobs from a Redis on the same port
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     counts = [int(x) for x in args.workers.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="rs-many-portals-"))
     single = single_portal_state(workdir / "single", args.customers, runs=1)
