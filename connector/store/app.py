@@ -45,6 +45,17 @@ def remove_tenant(db: Db, tenant: str) -> int:
     return db.execute("DELETE FROM tenant_installs WHERE tenant=?", (tenant,)).rowcount
 
 
+def claim_default(db: Db, crm: str, ref: str, now: float, keep_seconds: float) -> str:
+    """Claim the default tenant's `crm` install for `ref` unless another claimed it lately; who holds it."""
+    db.execute("DELETE FROM tenant_claims WHERE crm=? AND claimed_at < ?", (crm, now - keep_seconds))
+    db.execute("INSERT INTO tenant_claims VALUES (?, ?, ?) ON CONFLICT(crm) DO NOTHING", (crm, ref, now))
+    return db.execute("SELECT ref FROM tenant_claims WHERE crm=?", (crm,)).fetchone()[0]
+
+
+def release_default(db: Db, crm: str, ref: str) -> None:
+    db.execute("DELETE FROM tenant_claims WHERE crm=? AND ref=?", (crm, ref))
+
+
 # --- a tenant's settings overrides (a secret one sealed) -----------------------------------------
 
 def tenant_settings(db: Db, tenant: str) -> list[tuple[str, str, bool]]:

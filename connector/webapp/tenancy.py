@@ -9,6 +9,8 @@ events, robots) or `member_id` (the pages), looked up among the stored installs.
 installed goes to the default tenant, whose own checks then refuse it (its stored member_id and
 application_token differ), so a forged member_id reaches no tenant's data. An install from a portal not
 yet known becomes a new tenant only once the auth server confirms its tokens (BitrixApp.complete_install).
+With no install of its own, the default is the first portal whose install arrives: it is claimed at once
+(Installs.claim_default), so another portal installing before a worker stored the first is its own tenant.
 """
 
 from __future__ import annotations
@@ -101,8 +103,9 @@ def bitrix_tenant(web: WebApp, path: str, request: Request) -> str:
     if path != "/bitrix/install" or not member:
         return tenants.DEFAULT
     default = web.registry.get(BITRIX)
-    if web.settings.CRM == BITRIX and (default is None or default.get("member_id") == member):
-        return tenants.DEFAULT  # the `.env`'s portal: the single-portal app, as before tenants
+    if web.settings.CRM == BITRIX and (default.get("member_id") == member if default is not None
+                                       else web.registry.claim_default(BITRIX, member)):
+        return tenants.DEFAULT  # the `.env`'s portal (the first to install): the single-portal app, as before
     if not tenants.valid_id(member):
         raise WebhookRejected(400, "auth[member_id] is not a portal id")
     return member
