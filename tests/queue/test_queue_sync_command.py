@@ -8,7 +8,16 @@ import json
 from pathlib import Path
 
 import requests
-from queue_support import CUSTOMERS, TODAY, Workers, all_done, bitrix_app_values, inbox_rows, markers, wait_for
+from queue_support import (
+    CUSTOMERS,
+    TODAY,
+    Workers,
+    all_done,
+    bitrix_app_values,
+    inbox_rows,
+    markers,
+    wait_for,
+)
 
 from connector import tenants
 from connector.settings import load_settings
