@@ -66,6 +66,12 @@ def overrides(installs: Installs, tenant: str) -> dict[str, str]:
     return {name: installs.sealer.open(value) if sealed else value for name, value, sealed in rows}
 
 
+def stamp(installs: Installs) -> tuple[int, float]:
+    """What changes whenever any tenant's overrides change: one cheap query, for a running `serve` to notice."""
+    with installs._connect() as db:
+        return app.settings_stamp(db)
+
+
 def shown(settings, installs: Installs, tenant: str) -> dict[str, str]:
     """The overrides as `tenants show` prints them: a secret one as ***."""
     return {name: HIDDEN if is_secret(settings, name) else value

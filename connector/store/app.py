@@ -75,6 +75,12 @@ def unset_tenant_setting(db: Db, tenant: str, name: str) -> int:
     return db.execute("DELETE FROM tenant_settings WHERE tenant=? AND name=?", (tenant, name)).rowcount
 
 
+def settings_stamp(db: Db) -> tuple[int, float]:
+    """(how many overrides, when the newest was set): changes with every `tenants set`, `unset` or `remove`."""
+    count, newest = db.execute("SELECT COUNT(*), MAX(updated_at) FROM tenant_settings").fetchone()
+    return int(count), float(newest or 0)
+
+
 def sealed_tenant_settings(db: Db) -> list[tuple[str, str, str]]:
     return db.execute("SELECT tenant, name, value FROM tenant_settings WHERE sealed=1").fetchall()
 
