@@ -146,6 +146,16 @@ def _cell(value) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def tenant_install(settings, tenant_id: str):
+    """`install --tenant ID`: the tenant's settings and installs, for preparing its portal or account again (an
+    admin deleted a field; the app's fields grew) on its own tokens."""
+    from connector import tenants
+
+    tenant = tenants.find(settings, tenants.check_id(tenant_id))
+    own = tenants.settings_for(settings, tenant.id, None if tenant.id == tenants.DEFAULT else tenant.crm)
+    return own, tenants.registry(settings).for_tenant(tenant.id)
+
+
 def rotate_key(settings) -> dict[str, int]:
     """`state rotate-key`: every tenant's secrets sealed with STATE_KEY's first key - the installs and the
     settings overrides (all in the registry) and the amoCRM token pairs in each tenant's own state."""

@@ -46,8 +46,8 @@ def kill_a_worker_mid_write(h: Hosting, portal, expected: int) -> int:
 def test_many_portals_on_postgresql_redis_and_two_workers(pg_url, tmp_path):
     need_redis()
     single = single_portal_state(tmp_path / "single-bitrix", CUSTOMERS, extra=SMALL_WRITES)
-    # an account connected through the OAuth redirect is synced without `repeat-sales install` (tasks only)
-    single_amo = single_portal_state(tmp_path / "single-amocrm", CUSTOMERS, crm="amocrm", install=False)
+    # an account connected through the OAuth redirect is prepared as `repeat-sales install` does, then synced
+    single_amo = single_portal_state(tmp_path / "single-amocrm", CUSTOMERS, crm="amocrm")
     with Hosting(tmp_path / "hosted", portals=3, customers=CUSTOMERS, amocrm=True, workers=2, pg_url=pg_url,
                  extra=SMALL_WRITES) as h:
         for emu in h.portals:
