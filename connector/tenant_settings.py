@@ -66,10 +66,11 @@ def overrides(installs: Installs, tenant: str) -> dict[str, str]:
     return {name: installs.sealer.open(value) if sealed else value for name, value, sealed in rows}
 
 
-def stamp(installs: Installs) -> tuple[int, float]:
-    """What changes whenever any tenant's overrides change: one cheap query, for a running `serve` to notice."""
+def stamps(installs: Installs) -> dict[str, tuple[int, float]]:
+    """What changes whenever a tenant's overrides change, per tenant: one cheap query, for a running `serve`
+    to notice which tenants' settings to read again."""
     with installs._connect() as db:
-        return app.settings_stamp(db)
+        return app.settings_stamps(db)
 
 
 def shown(settings, installs: Installs, tenant: str) -> dict[str, str]:

@@ -75,10 +75,11 @@ def unset_tenant_setting(db: Db, tenant: str, name: str) -> int:
     return db.execute("DELETE FROM tenant_settings WHERE tenant=? AND name=?", (tenant, name)).rowcount
 
 
-def settings_stamp(db: Db) -> tuple[int, float]:
-    """(how many overrides, when the newest was set): changes with every `tenants set`, `unset` or `remove`."""
-    count, newest = db.execute("SELECT COUNT(*), MAX(updated_at) FROM tenant_settings").fetchone()
-    return int(count), float(newest or 0)
+def settings_stamps(db: Db) -> dict[str, tuple[int, float]]:
+    """Each tenant with overrides -> (how many, when the newest was set): changes with every `tenants set`,
+    `unset` or `remove` of that tenant."""
+    rows = db.execute("SELECT tenant, COUNT(*), MAX(updated_at) FROM tenant_settings GROUP BY tenant").fetchall()
+    return {tenant: (int(count), float(newest or 0)) for tenant, count, newest in rows}
 
 
 def sealed_tenant_settings(db: Db) -> list[tuple[str, str, str]]:

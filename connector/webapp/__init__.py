@@ -88,7 +88,7 @@ class WebApp:
         self._prefixes[FEEDBACK_PREFIX] = self.feedback
         self._started = False
         self._stop_timeout = 60.0
-        self._settings_seen, self._settings_checked = tenant_settings.stamp(self.registry), time.monotonic()
+        self._settings_seen, self._settings_checked = tenant_settings.stamps(self.registry), time.monotonic()
         self.asgi = asgi.build(self, self.server, watchdog=watchdog)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -177,17 +177,19 @@ class WebApp:
     def follow_settings(self, *, now: float | None = None) -> None:
         """Tenants' settings changed by `repeat-sales tenants set/unset` come into force here without a
         restart: one cheap query at most every SETTINGS_RECHECK_SECONDS per process (not one per event),
-        and each known tenant's settings read again only when it shows a change."""
+        and the settings read again only of the tenants whose overrides changed."""
         now = time.monotonic() if now is None else now
         if now - self._settings_checked < SETTINGS_RECHECK_SECONDS:
             return
         self._settings_checked = now
-        seen = tenant_settings.stamp(self.registry)
-        if seen == self._settings_seen:
+        seen, before = tenant_settings.stamps(self.registry), self._settings_seen
+        if seen == before:
             return
         self._settings_seen = seen
+        changed = {t for t in seen.keys() | before.keys() if seen.get(t) != before.get(t)}
         for host in self._all_tenants():
-            host.follow_settings()
+            if host.id in changed:
+                host.follow_settings()
 
     def _tenant_route(self, key: tuple[str, str], request: Request):
         from connector import tenants
