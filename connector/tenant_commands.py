@@ -230,10 +230,12 @@ def queue_syncs(settings, chosen: list[tenants.Tenant], fmt: str) -> int:
     queue = JobQueue(settings)
     done = []
     for tenant in chosen:
-        entry = queue.inbox.put(tenant.id, "sync", JOBS, {"reason": "cli", "tenant_crm": tenant.crm})
-        sent = queue.send(entry, tenant.id, "sync", JOBS)
+        entry, new = queue.inbox.put_sync(tenant.id, {"reason": "cli", "tenant_crm": tenant.crm})
+        status = "joins a sync already waiting for a worker"
+        if new:
+            status = "queued" if queue.send(entry, tenant.id, "sync", JOBS) else "kept; the workers' sweep queues it"
         done.append({"tenant": tenant.id, "crm": tenant.crm, "portal": tenant.portal, "queued": True, "job": entry,
-                     "status": "queued" if sent else "kept; the workers' sweep queues it"})
+                     "status": status})
     if fmt == "json":
         print(json.dumps({"tenants": done}, ensure_ascii=False, indent=1))
     else:
