@@ -81,8 +81,10 @@ class JobQueue:
 
     def request_sync(self, tenant: str, reason: str = "event", where: dict | None = None) -> int:
         """`where`: the tenant's CRM and address, for the worker to rebuild its host (serving.where)."""
-        return self.put(tenant, "sync", JOBS, {"reason": reason, **(where or {})},
-                        countdown=self.settings.EVENT_DEBOUNCE_SECONDS)
+        entry_id, new = self.inbox.put_sync(tenant, {"reason": reason, **(where or {})})
+        if new:  # else it joined a request still waiting for a worker, whose message is queued (or swept)
+            self.send(entry_id, tenant, "sync", JOBS, countdown=self.settings.EVENT_DEBOUNCE_SECONDS)
+        return entry_id
 
     def send(self, entry_id: int, tenant: str, kind: str, lane: str, *, countdown: float = 0) -> bool:
         task = TASKS["sync"] if kind == "sync" else TASKS[lane]
@@ -98,8 +100,12 @@ class JobQueue:
 
     def sweep(self) -> int:
         """Queue again every job not done within QUEUE_REDELIVER_SECONDS; how many."""
-        sent = 0
+        sent, syncs = 0, set()
         for entry_id, tenant, kind, lane in self.inbox.overdue(self.settings.QUEUE_REDELIVER_SECONDS):
+            if kind == "sync":
+                if tenant in syncs:
+                    continue  # one sync answers every open request of its tenant: one message is enough
+                syncs.add(tenant)
             log.info("queue sweep job=%s id=%s tenant=%s: queued again", kind, entry_id, tenant)
             sent += self.send(entry_id, tenant, kind, lane)
         return sent
