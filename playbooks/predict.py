@@ -95,9 +95,8 @@ def _check_bgnbd_input(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
 
 def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Unique rows and their counts: customers sharing (x, t_x, T) are one weighted term."""
-    stacked = np.column_stack(columns)
-    rows, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [rows[:, i] for i in range(rows.shape[1])], counts.astype(float)
+    rows, _, counts = special.unique_rows(*(np.ascontiguousarray(c, dtype=float) for c in columns))
+    return rows, counts.astype(float)
 
 
 def _minimise(nll, start: np.ndarray, nll_grad=None) -> np.ndarray:
