@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import date
 from json.encoder import encode_basestring
 
+import numpy as np
+
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented
 from playbooks.columnar_bonus import NEVER, bonus_columns, bonus_of
 from playbooks.segments import LEVELS
@@ -27,6 +29,23 @@ def _text(value) -> str:
 _quoted = encode_basestring  # json.dumps(a str, ensure_ascii=False), without the encoder around it
 
 
+def rounded(values, digits: int) -> list[str]:
+    """[repr(round(v, digits)) for v in values], the rounding done on the whole column: round() gives the
+    double nearest to the decimal k / 10^digits, k the exact value times 10^digits rounded half to even,
+    which is rint(v * 10^digits) / 10^digits wherever v * 10^digits is not within rounding of a half
+    (those few, and anything not finite or too large, go through round() itself)."""
+    values = np.asarray(values, dtype=float)
+    scale = 10.0 ** digits
+    with np.errstate(all="ignore"):
+        y = values * scale
+        sure = np.abs(np.abs(y - np.floor(y)) - 0.5) > 8 * np.spacing(np.abs(y))
+        sure &= np.isfinite(y) & (np.abs(y) < 2.0 ** 52)
+        out = (np.rint(y) / scale).tolist()
+    for i in np.flatnonzero(~sure).tolist():
+        out[i] = round(float(values[i]), digits)
+    return list(map(repr, out))
+
+
 def report_texts(s: Segmented) -> Iterator[str]:
     """json.dumps(report, ensure_ascii=False) of each of columnar.reports(s), in id order."""
     fig, pb = s.fig, s.playbook
@@ -34,8 +53,8 @@ def report_texts(s: Segmented) -> Iterator[str]:
     attr = "min_purchases" if tiers.by == "purchases" else "min_spend"
     specs = tiers.tiers
     n_list, known = fig.n.tolist(), fig.known.tolist()
-    monetary = [repr(round(m, 2)) if k else "0" for m, k in zip(fig.monetary.tolist(), known, strict=True)]
-    aov = [repr(round(v, 2)) for v in fig.aov.tolist()]
+    monetary = [m if k else "0" for m, k in zip(rounded(fig.monetary, 2), known, strict=True)]
+    aov = rounded(fig.aov, 2)
     days: dict[int, str] = {}
 
     def day(ordinal: int) -> str:
@@ -64,13 +83,15 @@ def report_texts(s: Segmented) -> Iterator[str]:
             steps.append(repr(round(getattr(specs[nxt], attr) - metric, 2)))  # an int or a float
     head = '"currency": ' + _text(pb.currency)
     pred = s.prediction
-    lists = {k: v.tolist() for k, v in pred.items()}
+    ok = pred["ok"].tolist() if pred else None
+    if ok is not None:
+        alive, next_90, ltv = (rounded(pred[k], d) for k, d in (("p_alive", 4), ("expected_purchases_90d", 4),
+                                                                ("predicted_ltv", 2)))
     bonuses = bonus_columns(s) if s.cols.paid is not None else None
     if bonuses is not None:  # bonus_of's keys of the customers it reads from the arrays
-        plain = [f', "bonus_balance": {round(b / 100, 2)!r}, "bonus_expires": '
-                 f'{"null" if x == NEVER else day(x)}, "bonus_expiring": {round(e / 100, 2)!r}'
-                 for b, x, e in zip(bonuses.balance.tolist(), bonuses.next_expiry.tolist(),
-                                    bonuses.expiring.tolist(), strict=True)]
+        plain = [f', "bonus_balance": {b}, "bonus_expires": {"null" if x == NEVER else day(x)}, "bonus_expiring": {e}'
+                 for b, x, e in zip(rounded(bonuses.balance / 100, 2), bonuses.next_expiry.tolist(),
+                                    rounded(bonuses.expiring / 100, 2), strict=True)]
         slow = bonuses.slow.tolist()
     holds = s.holdout.tolist()
     for i, (cid, n, seg, stage, value, trend, tier) in enumerate(zip(
@@ -83,11 +104,9 @@ def report_texts(s: Segmented) -> Iterator[str]:
                 f'"segment": {names[seg]}, "holdout": {"true" if holds[i] else "false"}, {head}, '
                 f'"aov": {aov[i]}, "next_tier": {next_names[tier + 1]}, "to_next_tier": {steps[i]}')
         more: dict = {}
-        if n and lists:
-            if lists["ok"][i]:
-                text += (f', "p_alive": {round(lists["p_alive"][i], 4)!r}, "expected_purchases_90d": '
-                         f'{round(lists["expected_purchases_90d"][i], 4)!r}, '
-                         f'"predicted_ltv": {round(lists["predicted_ltv"][i], 2)!r}')
+        if n and ok is not None:
+            if ok[i]:
+                text += f', "p_alive": {alive[i]}, "expected_purchases_90d": {next_90[i]}, "predicted_ltv": {ltv[i]}'
             else:
                 from playbooks.predict import UNCOMPUTABLE_NOTE
 

@@ -285,3 +285,17 @@ def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_p
     want, got = purchase_columns(customers, today, "RUB", {}), table.columns(today, "RUB", {})
     for name in ("start", "day", "amount"):
         assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+
+
+def test_figures_rounded_as_a_column_print_as_round_prints_them():
+    """analyze's JSON rounds money to 2 places and probabilities to 4 a column at a time: the text of
+    each number is repr(round(v, digits)), also on halves, ties, tiny and huge values."""
+    from playbooks.columnar_json import rounded
+
+    rng = np.random.default_rng(11)
+    values = np.concatenate((rng.uniform(0, 5000, 20000), rng.integers(0, 10**6, 20000) / 200,
+                             rng.integers(0, 10**7, 20000) / 20000, np.exp(rng.uniform(-40, 60, 5000)),
+                             -rng.uniform(0, 1e-3, 1000), [0.0, -0.0, 2.675, 1.005, 0.125, 0.00005, 1e300,
+                                                           float("nan"), float("inf"), 2.0**60 + 0.5]))
+    for digits in (2, 4):
+        assert rounded(values, digits) == [repr(round(v, digits)) for v in values.tolist()]
