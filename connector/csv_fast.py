@@ -1,7 +1,7 @@
 """The plain transactions CSV read in bulk: the reader's arrays without a Python loop per line.
 
-A file of plain cells (ASCII, no quotes, spaces, tabs or carriage returns, no blank line, every line
-as many cells as the header) with only customer_id, date, amount and quantity among the known
+A file of plain cells (ASCII, no quotes, spaces, tabs or NULs, no blank line, LF or CRLF line ends,
+every line as many cells as the header) with only customer_id, date, amount and quantity among the known
 columns - what CDNOW-like exports are - is split once, its distinct dates parsed once each and its
 amounts by float() (parse_amount's own first try). Anything else, or anything the checks doubt
 (an empty cell, a bad date or amount, a zero quantity), returns None: the line-by-line reader then
@@ -28,7 +28,12 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     if encoding not in ("utf-8", "utf-8-sig") or sep not in ",;|" or not set(cols) <= PLAIN:
         return None
     data = path.read_bytes()
-    if not data.isascii() or any(b in data for b in (b'"', b" ", b"\t", b"\r", b"\n\n")):
+    if b"\r" in data:  # CRLF line ends (Windows, Python's csv.writer) read as LF; any other CR: line by line
+        crlf = data.count(b"\r\n")
+        if crlf != data.count(b"\r") or crlf != data.count(b"\n"):
+            return None
+        data = data.replace(b"\r\n", b"\n")
+    if not data.isascii() or any(b in data for b in (b'"', b" ", b"\t", b"\r", b"\n\n", b"\0")):
         return None
     body = data[data.index(b"\n") + 1:] if b"\n" in data else b""
     if not body:
