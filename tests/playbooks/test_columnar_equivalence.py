@@ -299,3 +299,16 @@ def test_figures_rounded_as_a_column_print_as_round_prints_them():
                                                            float("nan"), float("inf"), 2.0**60 + 0.5]))
     for digits in (2, 4):
         assert rounded(values, digits) == [repr(round(v, digits)) for v in values.tolist()]
+
+
+@pytest.mark.parametrize("percent", [10.0, 0.0, 33.3333, 99.99999])
+def test_the_hold_out_taken_as_a_column_is_each_customers_own(percent):
+    """guards.holdout_column (analyze's hold-out of a million customers at once) holds out exactly the
+    customers is_holdout holds out, at any share, also right at a bucket's edge."""
+    from playbooks.guards import holdout_bucket, holdout_column, is_holdout
+    from playbooks.schema import HoldoutConfig
+
+    ids = [f"{k:06d}~{k % 7}" for k in range(30000)] + ["", "клиент", "a:b"]
+    for cfg in (HoldoutConfig(percent=percent), HoldoutConfig(percent=percent, salt="other"),
+                HoldoutConfig(enabled=False), HoldoutConfig(percent=holdout_bucket("000123~4", "repeat-sales"))):
+        assert holdout_column(ids, cfg).tolist() == [is_holdout(c, cfg) for c in ids]
