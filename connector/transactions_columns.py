@@ -19,7 +19,7 @@ import numpy as np
 
 from connector.model import Customer, Purchase
 from connector.transactions_csv import CsvSummary, _Rows, read_rows
-from playbooks.columns import PurchaseColumns
+from playbooks.columns import PurchaseColumns, round_column
 
 
 class TransactionTable:
@@ -172,9 +172,7 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if len(g) else np.zeros(0, dtype=np.int64)
     total = np.bincount(g, weights=amount[s])  # left to right, as sum() adds
     del g
-    rounded = np.empty(len(total))
-    for lo in range(0, len(total), 1 << 16):  # Python's round() (numpy's may differ in the last digit), by parts
-        rounded[lo:lo + (1 << 16)] = [round(t, 2) for t in total[lo:lo + (1 << 16)].tolist()]
+    rounded = round_column(total, 2)  # Python's round() (numpy's may differ in the last digit)
     del total
     members = idx[s]  # row numbers, each purchase's rows together in the reader's order
     p_day = np.minimum.reduceat(day[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)

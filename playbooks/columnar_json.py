@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from datetime import date
 from json.encoder import encode_basestring
 
-import numpy as np
-
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented
 from playbooks.columnar_bonus import NEVER, bonus_columns, bonus_of
+from playbooks.columns import round_column
 from playbooks.segments import LEVELS
 
 
@@ -30,20 +29,12 @@ _quoted = encode_basestring  # json.dumps(a str, ensure_ascii=False), without th
 
 
 def rounded(values, digits: int) -> list[str]:
-    """[repr(round(v, digits)) for v in values], the rounding done on the whole column: round() gives the
-    double nearest to the decimal k / 10^digits, k the exact value times 10^digits rounded half to even,
-    which is rint(v * 10^digits) / 10^digits wherever v * 10^digits is not within rounding of a half
-    (those few, and anything not finite or too large, go through round() itself)."""
-    values = np.asarray(values, dtype=float)
-    scale = 10.0 ** digits
-    with np.errstate(all="ignore"):
-        y = values * scale
-        sure = np.abs(np.abs(y - np.floor(y)) - 0.5) > 8 * np.spacing(np.abs(y))
-        sure &= np.isfinite(y) & (np.abs(y) < 2.0 ** 52)
-        out = (np.rint(y) / scale).tolist()
-    for i in np.flatnonzero(~sure).tolist():
-        out[i] = round(float(values[i]), digits)
-    return list(map(repr, out))
+    """[repr(round(v, digits)) for v in values], rounded a column at a time (columns.round_column)."""
+    return list(map(repr, round_column(values, digits).tolist()))
+
+
+BLOCK = 1 << 15  # customers whose texts' pieces are made at once: the pieces of all of them would hold
+# a dozen lists of strings as long as the customers (230 MB at a million rows)
 
 
 def report_texts(s: Segmented) -> Iterator[str]:
@@ -52,9 +43,6 @@ def report_texts(s: Segmented) -> Iterator[str]:
     tiers = pb.segments.tiers
     attr = "min_purchases" if tiers.by == "purchases" else "min_spend"
     specs = tiers.tiers
-    n_list, known = fig.n.tolist(), fig.known.tolist()
-    monetary = [m if k else "0" for m, k in zip(rounded(fig.monetary, 2), known, strict=True)]
-    aov = rounded(fig.aov, 2)
     days: dict[int, str] = {}
 
     def day(ordinal: int) -> str:
@@ -63,61 +51,69 @@ def report_texts(s: Segmented) -> Iterator[str]:
             text = days[ordinal] = f'"{date.fromordinal(ordinal).isoformat()}"'
         return text
 
-    firsts = [day(d) if n else "null" for d, n in zip(fig.first.tolist(), n_list, strict=True)]
-    lasts = [day(d) if n else "null" for d, n in zip(fig.last.tolist(), n_list, strict=True)]
-    rec = [str(r) if n else "null" for r, n in zip(fig.recency.tolist(), n_list, strict=True)]
-    codes = [f'"{r}{f}{m}"' if n else '"000"'
-             for r, f, m, n in zip(s.r.tolist(), s.f.tolist(), s.m.tolist(), n_list, strict=True)]
     names = [_text(x) for x in s.names]
     stages, levels, trends = [_text(x) for x in LIFECYCLE], [_text(x) for x in LEVELS], [_text(x) for x in TRENDS]
     tier_names = [_text(t.name) for t in specs] + [_text(tiers.none)]  # index -1: no tier
     next_names = [_text(t.name) for t in specs[1:]] + ["null", "null"]  # next of tier i is i + 1; -1 -> 0
     next_names = [_text(specs[0].name) if specs else "null"] + next_names
-    steps = []
-    for tier, n, m, k in zip(s.tier.tolist(), n_list, fig.monetary.tolist(), known, strict=True):
-        nxt = tier + 1
-        if nxt >= len(specs):
-            steps.append("null")
-        else:
-            metric = n if tiers.by == "purchases" else (m if k else 0)
-            steps.append(repr(round(getattr(specs[nxt], attr) - metric, 2)))  # an int or a float
+    codes = {r * 36 + f * 6 + m: f'"{r}{f}{m}"' for r in range(6) for f in range(6) for m in range(6)}
     head = '"currency": ' + _text(pb.currency)
     pred = s.prediction
-    ok = pred["ok"].tolist() if pred else None
-    if ok is not None:
-        alive, next_90, ltv = (rounded(pred[k], d) for k, d in (("p_alive", 4), ("expected_purchases_90d", 4),
-                                                                ("predicted_ltv", 2)))
     bonuses = bonus_columns(s) if s.cols.paid is not None else None
-    if bonuses is not None:  # bonus_of's keys of the customers it reads from the arrays
-        plain = [f', "bonus_balance": {b}, "bonus_expires": {"null" if x == NEVER else day(x)}, "bonus_expiring": {e}'
-                 for b, x, e in zip(rounded(bonuses.balance / 100, 2), bonuses.next_expiry.tolist(),
-                                    rounded(bonuses.expiring / 100, 2), strict=True)]
-        slow = bonuses.slow.tolist()
-    holds = s.holdout.tolist()
-    for i, (cid, n, seg, stage, value, trend, tier) in enumerate(zip(
-            s.cols.ids, n_list, s.segment.tolist(), s.lifecycle.tolist(), s.value.tolist(), s.trend.tolist(),
-            s.tier.tolist(), strict=True)):
-        text = (f'{{"customer_id": {_quoted(cid)}, "purchases": {n}, "first_purchase": {firsts[i]}, '
-                f'"last_purchase": {lasts[i]}, "recency_days": {rec[i]}, "frequency": {n}, '
-                f'"monetary": {monetary[i]}, "rfm": {codes[i]}, "lifecycle": {stages[stage]}, '
-                f'"value": {levels[value]}, "trend": {trends[trend]}, "tier": {tier_names[tier]}, '
-                f'"segment": {names[seg]}, "holdout": {"true" if holds[i] else "false"}, {head}, '
-                f'"aov": {aov[i]}, "next_tier": {next_names[tier + 1]}, "to_next_tier": {steps[i]}')
-        more: dict = {}
-        if n and ok is not None:
-            if ok[i]:
-                text += f', "p_alive": {alive[i]}, "expected_purchases_90d": {next_90[i]}, "predicted_ltv": {ltv[i]}'
+    for lo in range(0, len(s.cols.ids), BLOCK):
+        part = slice(lo, lo + BLOCK)
+        n_list, known = fig.n[part].tolist(), fig.known[part].tolist()
+        monetary = [m if k else "0" for m, k in zip(rounded(fig.monetary[part], 2), known, strict=True)]
+        aov = rounded(fig.aov[part], 2)
+        firsts = [day(d) if n else "null" for d, n in zip(fig.first[part].tolist(), n_list, strict=True)]
+        lasts = [day(d) if n else "null" for d, n in zip(fig.last[part].tolist(), n_list, strict=True)]
+        rec = [str(r) if n else "null" for r, n in zip(fig.recency[part].tolist(), n_list, strict=True)]
+        rfm = [codes[k] if n else '"000"'
+               for k, n in zip((s.r[part] * 36 + s.f[part] * 6 + s.m[part]).tolist(), n_list, strict=True)]
+        steps = []
+        for tier, n, m, k in zip(s.tier[part].tolist(), n_list, fig.monetary[part].tolist(), known, strict=True):
+            nxt = tier + 1
+            if nxt >= len(specs):
+                steps.append("null")
             else:
-                from playbooks.predict import UNCOMPUTABLE_NOTE
+                metric = n if tiers.by == "purchases" else (m if k else 0)
+                steps.append(repr(round(getattr(specs[nxt], attr) - metric, 2)))  # an int or a float
+        ok = pred["ok"][part].tolist() if pred else None
+        if ok is not None:
+            alive, next_90, ltv = (rounded(pred[k][part], d) for k, d in (
+                ("p_alive", 4), ("expected_purchases_90d", 4), ("predicted_ltv", 2)))
+        if bonuses is not None:  # bonus_of's keys of the customers it reads from the arrays
+            plain = [f', "bonus_balance": {b}, "bonus_expires": {"null" if x == NEVER else day(x)}, '
+                     f'"bonus_expiring": {e}'
+                     for b, x, e in zip(rounded(bonuses.balance[part] / 100, 2), bonuses.next_expiry[part].tolist(),
+                                        rounded(bonuses.expiring[part] / 100, 2), strict=True)]
+            slow = bonuses.slow[part].tolist()
+        holds = s.holdout[part].tolist()
+        for j, (cid, n, seg, stage, value, trend, tier) in enumerate(zip(
+                s.cols.ids[part], n_list, s.segment[part].tolist(), s.lifecycle[part].tolist(),
+                s.value[part].tolist(), s.trend[part].tolist(), s.tier[part].tolist(), strict=True)):
+            text = (f'{{"customer_id": {_quoted(cid)}, "purchases": {n}, "first_purchase": {firsts[j]}, '
+                    f'"last_purchase": {lasts[j]}, "recency_days": {rec[j]}, "frequency": {n}, '
+                    f'"monetary": {monetary[j]}, "rfm": {rfm[j]}, "lifecycle": {stages[stage]}, '
+                    f'"value": {levels[value]}, "trend": {trends[trend]}, "tier": {tier_names[tier]}, '
+                    f'"segment": {names[seg]}, "holdout": {"true" if holds[j] else "false"}, {head}, '
+                    f'"aov": {aov[j]}, "next_tier": {next_names[tier + 1]}, "to_next_tier": {steps[j]}')
+            more: dict = {}
+            i = lo + j
+            if n and ok is not None:
+                if ok[j]:
+                    text += f', "p_alive": {alive[j]}, "expected_purchases_90d": {next_90[j]}, "predicted_ltv": {ltv[j]}'
+                else:
+                    from playbooks.predict import UNCOMPUTABLE_NOTE
 
-                more["prediction_note"] = UNCOMPUTABLE_NOTE
-        if bonuses is not None:
-            if more or slow[i]:
-                more.update(bonus_of(s, bonuses, i, cid))
-            else:
-                text += plain[i]
-        if n - known[i]:
-            more["excluded_other_currency"] = n - known[i]
-        if i in s.extras:
-            more.update(s.extras[i])
-        yield text + (", " + _text(more)[1:-1] + "}" if more else "}")
+                    more["prediction_note"] = UNCOMPUTABLE_NOTE
+            if bonuses is not None:
+                if more or slow[j]:
+                    more.update(bonus_of(s, bonuses, i, cid))
+                else:
+                    text += plain[j]
+            if n - known[j]:
+                more["excluded_other_currency"] = n - known[j]
+            if i in s.extras:
+                more.update(s.extras[i])
+            yield text + (", " + _text(more)[1:-1] + "}" if more else "}")
