@@ -162,13 +162,18 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     strings = rows.strings.values
     rank_of = np.empty(len(strings), dtype=np.int64)  # a string's place in Python's sort
     rank_of[np.array(sorted(range(len(strings)), key=strings.__getitem__), dtype=np.int64)] = np.arange(len(strings))
-    key = np.where(order > 0, order.astype(np.int64), -1 - np.arange(len(idx)))
-    group = np.unique(key, return_inverse=True)[1]
-    del key  # the temporaries go as soon as used: at 5M rows each is 40 MB
-    # members sorted as the reader sorts them: product, amount, quantity, category (then file order)
-    s = np.lexsort((np.arange(len(idx)), rank_of[category], qty, amount, rank_of[product], group))
-    g = group[s]
-    del group, category
+    if (order > 0).any():
+        key = np.where(order > 0, order.astype(np.int64), -1 - np.arange(len(idx)))
+        group = np.unique(key, return_inverse=True)[1]
+        del key  # the temporaries go as soon as used: at 5M rows each is 40 MB
+        # members sorted as the reader sorts them: product, amount, quantity, category (then file order)
+        s = np.lexsort((np.arange(len(idx)), rank_of[category], qty, amount, rank_of[product], group))
+        g = group[s]
+        del group
+    else:  # no orders: each row its own purchase, the keys -1 - row sort the rows backwards
+        s = np.arange(len(idx) - 1, -1, -1)
+        g = np.arange(len(idx))
+    del category
     heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if len(g) else np.zeros(0, dtype=np.int64)
     total = np.bincount(g, weights=amount[s])  # left to right, as sum() adds
     del g
@@ -183,8 +188,11 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     # first row's amount, product and quantity, then where the purchase first appears in the file
     p_order = order[first]
     seen = np.minimum.reduceat(idx[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)
-    reader = np.lexsort((seen, qty[first], rank_of[product[first]], amount[first], rank_of[p_order], p_order > 0,
-                         p_day, p_cust))
+    if p_order.any() or product.any():
+        reader = np.lexsort((seen, qty[first], rank_of[product[first]], amount[first], rank_of[p_order], p_order > 0,
+                             p_day, p_cust))
+    else:  # the keys that are the same for every purchase left out
+        reader = np.lexsort((seen, qty[first], amount[first], p_day, p_cust))
     position = np.empty(len(reader), dtype=np.int64)
     position[reader] = np.arange(len(reader))
     # a purchase without an order is named by its day, the k-th of that day "day#k" (k from 2)
@@ -203,6 +211,7 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     ends_g = np.append(starts[1:], len(reader))
     several = ends_g - starts > 1
     if several.any():
+        several &= ~_rank_loose_days(rank, reader, new_group, starts, several, p_order, k)
         strings = rows.strings.values
         for lo, hi in zip(starts[several].tolist(), ends_g[several].tolist(), strict=True):
             which = reader[lo:hi]
@@ -212,6 +221,27 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
             rank[which[by_id]] = np.arange(len(ids))
     redo = np.zeros(int(cust.max()) + 1 if len(cust) else 0, dtype=bool)
     return (p_cust, p_day, rounded, p_cur, rank, heads, ends, position, k), members, redo
+
+
+def _rank_loose_days(rank: np.ndarray, reader: np.ndarray, new_group: np.ndarray, starts: np.ndarray,
+                     several: np.ndarray, p_order: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Fill `rank` for the customer-days whose purchases all lack an order (ids "day", "day#2", ...): by
+    the ids' string order, which is the order of their suffixes ("" < "#10" < "#2"); which days it did."""
+    gid = np.cumsum(new_group) - 1  # the customer-day of each place in the reader's order
+    ordered = np.add.reduceat((p_order[reader] > 0).astype(np.int64), starts) > 0
+    done = several & ~ordered
+    at = np.flatnonzero(done[gid])
+    if not len(at):
+        return done
+    kk = k[reader[at]]
+    suffix = ["" if j == 1 else f"#{j}" for j in range(int(kk.max()) + 1)]
+    by_text = np.empty(len(suffix), dtype=np.int64)
+    by_text[sorted(range(1, len(suffix)), key=suffix.__getitem__)] = np.arange(len(suffix) - 1)
+    o = np.lexsort((by_text[kk], gid[at]))
+    g = gid[at][o]
+    heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    rank[reader[at[o]]] = np.arange(len(o)) - np.repeat(heads, np.diff(np.append(heads, len(o))))
+    return done
 
 
 def _day_id(ordinal: int, k: int) -> str:

@@ -268,10 +268,11 @@ def test_a_csv_with_a_header_only_reads_as_no_purchases(tmp_path):
     assert (table.last_day(), summary.customers, summary.purchases, cols.ids, len(cols.day)) == (None, 0, 0, [], 0)
 
 
-def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_path):
+@pytest.mark.parametrize("orders", [True, False])
+def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_path, orders):
     """Rows without an order on one day are purchases "day", "day#2" ... "day#12" in the reader's order
     (amount, product, quantity, then the file's), beside orders of that day - one named like the day
-    itself; the columns order them by id ("day#10" before "day#2"), as purchase_columns does."""
+    itself - or alone; the columns order them by id ("day#10" before "day#2"), as purchase_columns does."""
     from connector.transactions_columns import read_transaction_table
     from playbooks.columns import purchase_columns
 
@@ -280,6 +281,8 @@ def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_p
         lines.append(f"A,2026-03-01,{100 + (k % 2) * 10},{'PQ'[k % 2 if k < 8 else 0]},1,,K{(7 * k) % 12}")
     lines += ["A,2026-03-01,55,P,1,2026-03-01,", "A,2026-03-01,70,Q,1,Z9,", "A,2026-03-01,20,P,1,Z9,",
               "A,2026-02-20,300,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-02-01,5,,,,"]
+    if not orders:
+        lines = [line for line in lines if line.split(",")[5] == ""]
     path = tmp_path / "t.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     customers = read_transactions(path)
