@@ -72,43 +72,106 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
 
 def _chunk(body: bytes, width: int, sepb: bytes, cols: dict[str, int], known: dict[bytes, int],
            ordinals: dict[bytes, int]) -> tuple[np.ndarray, ...] | None:
-    """Whole lines: (customer index, day ordinal, amount, quantity) arrays, or None at any doubt."""
+    """Whole lines: (customer index, day ordinal, amount, quantity) arrays, or None at any doubt. The
+    cells are cut from the bytes by their separators' places, never made one object each: the ids and
+    dates as fixed-width keys (each distinct one decoded once), the numbers by their digits."""
     from connector.csv_text import parse_date
 
     raw = np.frombuffer(body, dtype=np.uint8)
     ends = np.flatnonzero(raw == 10)
     seps = np.flatnonzero(raw == sepb[0])
-    if len(seps) != len(ends) * (width - 1):  # a line with more or fewer cells: the reader says which
-        return None
-    if width > 1:  # each line's separators between its own start and end
-        seps = seps.reshape(len(ends), width - 1)
-        if not ((seps[:, 0] > np.concatenate(([-1], ends[:-1]))) & (seps[:, -1] < ends)).all():
-            return None
-    del raw, seps
-    cells = body.replace(b"\n", sepb).split(sepb)[:-1]
     lines = len(ends)
-    ids, days = cells[cols["customer_id"]::width], cells[cols["date"]::width]
-    amounts = cells[cols["amount"]::width]
-    quantities = cells[cols["quantity"]::width] if "quantity" in cols else None
-    del cells
-    for cid in dict.fromkeys(ids):
-        if cid not in known:
-            known[cid] = len(known)
-    try:
-        for raw_day in dict.fromkeys(days):
-            if raw_day not in ordinals:
-                ordinals[raw_day] = parse_date(raw_day.decode(), 0).toordinal()
-        amount = np.fromiter(map(float, amounts), dtype=np.float64, count=lines)
-        qty = np.fromiter(map(float, quantities), dtype=np.float64, count=lines) if quantities else np.ones(lines)
-    except (ValueError, CsvInputError):  # an empty or bad date, amount or quantity
+    if len(seps) != lines * (width - 1):  # a line with more or fewer cells: the reader says which
         return None
-    if b"" in known:
+    begins = np.concatenate(([0], ends[:-1] + 1))
+    if width > 1:  # each line's separators between its own start and end
+        seps = seps.reshape(lines, width - 1)
+        if not ((seps[:, 0] >= begins) & (seps[:, -1] < ends)).all():
+            return None
+
+    def cell(name: str) -> tuple[np.ndarray, np.ndarray]:  # (first byte, length) of a column's cells
+        j = cols[name]
+        lo = begins if j == 0 else seps[:, j - 1] + 1
+        return lo, (ends if j == width - 1 else seps[:, j]) - lo
+
+    found = [cell(name) for name in ("customer_id", "date", "amount")]
+    if any(not len(length) or length.min() == 0 for _lo, length in found):  # an empty cell
+        return None
+    try:
+        cust = _interned(raw, *found[0], known, bytes)
+        day = _interned(raw, *found[1], ordinals, lambda b: parse_date(b.decode(), 0).toordinal())
+        amount = _numbers(body, raw, *found[2])
+        qty = _numbers(body, raw, *cell("quantity")) if "quantity" in cols else np.ones(lines)
+    except (ValueError, CsvInputError):  # a bad date, amount or quantity
         return None
     for column in (amount, qty):
         if not (np.abs(column) < MAX_AMOUNT).all():  # nan and inf too
             return None
     if (qty == 0).any():
         return None
-    cust = np.fromiter(map(known.__getitem__, ids), dtype=np.int32, count=lines)
-    day = np.fromiter(map(ordinals.__getitem__, days), dtype=np.int32, count=lines)
     return cust, day, amount, qty
+
+
+def _fixed(raw: np.ndarray, lo: np.ndarray, length: np.ndarray, width: int) -> np.ndarray:
+    """The cells as rows of `width` bytes, zero-padded (the file holds no NUL)."""
+    at = np.arange(width)
+    idx = lo[:, None] + at
+    np.minimum(idx, len(raw) - 1, out=idx)
+    out = raw[idx]
+    out[at >= length[:, None]] = 0
+    return out
+
+
+def _interned(raw: np.ndarray, lo: np.ndarray, length: np.ndarray, index: dict, value) -> np.ndarray:
+    """Each cell's entry in `index` (a new cell text gets value(text), ids their place of first appearance),
+    the texts found as distinct fixed-width keys (a cell over 64 bytes: the texts one by one)."""
+    width = -(-int(length.max()) // 8) * 8
+    if width > 64:
+        body = raw.tobytes()
+        cells = [body[a:b] for a, b in zip(lo.tolist(), (lo + length).tolist(), strict=True)]
+        for text in dict.fromkeys(cells):
+            if text not in index:
+                index[text] = len(index) if value is bytes else value(text)
+        return np.fromiter(map(index.__getitem__, cells), dtype=np.int32, count=len(cells))
+    keys = _fixed(raw, lo, length, width)
+    keys = keys.view(">u8").ravel() if width == 8 else keys.view(f"S{width}").ravel()
+    distinct, first, back = np.unique(keys, return_index=True, return_inverse=True)
+    texts = distinct.tolist()
+    code = np.empty(len(texts), dtype=np.int32)
+    for j in np.argsort(first, kind="stable").tolist():  # new ones in the order they first appear
+        text = texts[j]
+        if width == 8:
+            text = text.to_bytes(8, "big").rstrip(b"\0")
+        got = index.get(text)
+        if got is None:
+            got = index[text] = len(index) if value is bytes else value(text)
+        code[j] = got
+    return code[back.ravel()]
+
+
+POWERS = np.array([float(10 ** k) for k in range(16)])
+
+
+def _numbers(body: bytes, raw: np.ndarray, lo: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """float() of each cell: a plain decimal (-?digits[.digits], at most 15 digits) is its digits as an
+    integer divided by a power of ten - one correctly rounded division of two exact doubles, which is
+    float()'s own correctly rounded answer; anything else goes through float() (ValueError as float's)."""
+    most = int(length.max())
+    if most <= 17:
+        m = _fixed(raw, lo, length, most)
+        inside = np.arange(most) < length[:, None]
+        digit = (m >= 48) & (m <= 57)
+        dot = m == 46
+        neg = m[:, 0] == 45
+        allowed = digit | dot | ~inside
+        allowed[:, 0] |= neg
+        places = digit.sum(axis=1)
+        if allowed.all() and (dot.sum(axis=1) <= 1).all() and places.min() > 0 and places.max() <= 15:
+            frac = (digit & (np.cumsum(dot, axis=1) > 0)).sum(axis=1)
+            whole = np.zeros(len(lo), dtype=np.int64)
+            for j in range(most):
+                whole = np.where(digit[:, j], whole * 10 + (m[:, j].astype(np.int64) - 48), whole)
+            out = whole / POWERS[frac]
+            return np.where(neg, -out, out)
+    return np.fromiter((float(body[a:b]) for a, b in zip(lo.tolist(), (lo + length).tolist(), strict=True)),
+                       dtype=np.float64, count=len(lo))

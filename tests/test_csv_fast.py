@@ -92,3 +92,22 @@ def test_a_bad_cell_in_a_plain_file_is_named_as_the_line_reader_names_it(tmp_pat
         errors.append(info.value)
     assert errors[0].row == errors[1].row == errors[2].row == 121 and errors[0].exit_code == 2
     assert str(errors[0]) == str(errors[1]) == str(errors[2])
+
+
+def test_numbers_and_ids_of_any_shape_read_in_bulk_as_the_line_reader_reads_them(tmp_path):
+    """Amounts and quantities as float() reads them (signs, a bare point, leading zeros, 15 digits and
+    more, exponents, underscores) and ids of 1 to 80 characters: the same customers and figures."""
+    amounts = ["-.5", "5.", "007", "+3", "1_000", "1e2", "-0", "0.1", "123456789012.345", "123456789012345.67",
+               "0.30000000000000004", "99999999999999.9", "2.675", "-12.50", "3.14159265358979"]
+    lines = ["customer_id,date,amount,quantity"]
+    for k in range(300):
+        cid = ("c" * (1 + k % 80)) + str(k % 37)
+        lines.append(f"{cid},2024-0{1 + k % 9}-1{k % 10},{amounts[k % len(amounts)]},{['1', '2.5', '03'][k % 3]}")
+    plain, crlf, quoted = _both(tmp_path, lines)
+    assert _read_in_bulk(plain)
+    want = read_transaction_table(quoted)
+    for path in (plain, crlf):
+        got = read_transaction_table(path)
+        assert got[1] == want[1] and list(got[0].customers) == list(want[0].customers)
+        for name in ("cust", "day", "amount"):
+            assert getattr(got[0], name).tobytes() == getattr(want[0], name).tobytes(), name
