@@ -8,6 +8,8 @@ and needs a fifth of the likelihood evaluations. Vectorised over (compressed) cu
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from playbooks.special import betaln, digamma, gammaln
@@ -71,25 +73,36 @@ def _bgnbd(log_params, x, t_x, T, *, grad: bool):
     return ll, (r * d_r, alpha * d_alpha, a * d_a, b * d_b)
 
 
-def gg_ll(log_params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+def gg_terms(x: np.ndarray, m: np.ndarray) -> SimpleNamespace:
+    """What the Gamma-Gamma likelihood takes of the data on every call, taken once per fit (the same
+    numbers: log m, log x, m * x, the distinct purchase counts)."""
+    xs, at = distinct(x)
+    return SimpleNamespace(x=x, mx=m * x, log_m=np.log(m), log_x=np.log(x), xs=xs, at=at)
+
+
+def gg_ll(log_params: np.ndarray, x: np.ndarray, m: np.ndarray, terms: SimpleNamespace | None = None) -> np.ndarray:
     """Per-customer log density of the mean spend m of x purchases (Fader, Hardie & Lee 2005b, eq. 3)."""
+    t = terms or gg_terms(x, m)
     p, q, v = np.exp(log_params)
-    px = p * x
-    xs, at = distinct(x)
-    pxs = p * xs
-    return ((gammaln(pxs + q) - gammaln(pxs))[at] - gammaln(q) + q * np.log(v) + (px - 1.0) * np.log(m)
-            + px * np.log(x) - (px + q) * np.log(v + m * x))
+    return _gg_ll(p, q, v, t, p * t.x, p * t.xs, np.log(v + t.mx))
 
 
-def gg_ll_grad(log_params: np.ndarray, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+def _gg_ll(p, q, v, t: SimpleNamespace, px: np.ndarray, pxs: np.ndarray, log_vmx: np.ndarray) -> np.ndarray:
+    return ((gammaln(pxs + q) - gammaln(pxs))[t.at] - gammaln(q) + q * np.log(v) + (px - 1.0) * t.log_m
+            + px * t.log_x - (px + q) * log_vmx)
+
+
+def gg_ll_grad(log_params: np.ndarray, x: np.ndarray, m: np.ndarray, w: np.ndarray,
+               terms: SimpleNamespace | None = None) -> tuple[float, np.ndarray]:
     """sum(w * ll) and its gradient in (log p, log q, log v)."""
+    t = terms or gg_terms(x, m)
     p, q, v = np.exp(log_params)
-    px = p * x
-    log_vmx = np.log(v + m * x)
-    xs, at = distinct(x)
-    psis = digamma(p * xs + q)
-    d_p = x * ((psis - digamma(p * xs))[at] + np.log(m) + np.log(x) - log_vmx)
-    d_q = (psis - digamma(q))[at] + np.log(v) - log_vmx
-    d_v = q / v - (px + q) / (v + m * x)
-    return (wsum(w, gg_ll(log_params, x, m)),
+    px, pxs = p * t.x, p * t.xs
+    vmx = v + t.mx
+    log_vmx = np.log(vmx)
+    psis = digamma(pxs + q)
+    d_p = t.x * ((psis - digamma(pxs))[t.at] + t.log_m + t.log_x - log_vmx)
+    d_q = (psis - digamma(q))[t.at] + np.log(v) - log_vmx
+    d_v = q / v - (px + q) / vmx
+    return (wsum(w, _gg_ll(p, q, v, t, px, pxs, log_vmx)),
             np.array([p * wsum(w, d_p), q * wsum(w, d_q), v * wsum(w, d_v)]))
