@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import date
 from json.encoder import encode_basestring
 
+import numpy as np
+
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented
 from playbooks.columnar_bonus import NEVER, bonus_columns, bonus_of
 from playbooks.columns import round_column
@@ -35,6 +37,12 @@ def rounded(values, digits: int) -> list[str]:
 
 BLOCK = 1 << 15  # customers whose texts' pieces are made at once: the pieces of all of them would hold
 # a dozen lists of strings as long as the customers (230 MB at a million rows)
+
+
+def _lookup(key: np.ndarray, render) -> list[str]:
+    """[render(k) for k in key], each distinct key rendered once."""
+    distinct, back = np.unique(key, return_inverse=True)
+    return np.array([render(k) for k in distinct.tolist()] + [None], dtype=object)[:-1][back.ravel()].tolist()
 
 
 def report_texts(s: Segmented) -> Iterator[str]:
@@ -60,24 +68,55 @@ def report_texts(s: Segmented) -> Iterator[str]:
     head = '"currency": ' + _text(pb.currency)
     pred = s.prediction
     bonuses = bonus_columns(s) if s.cols.paid is not None else None
+    by_count = tiers.by == "purchases" and all(isinstance(t.min_purchases, int) for t in specs)
+    T, S = len(specs) + 1, len(names)
+
+    def middle(k: int) -> str:  # the categorical fields of a combined key (see below)
+        k, hold = divmod(k, 2)
+        k, seg = divmod(k, S)
+        k, tier = divmod(k, T)
+        k, trend = divmod(k, 3)
+        k, value = divmod(k, 3)
+        k, stage = divmod(k, 5)
+        return (f'"rfm": {codes[k]}, "lifecycle": {stages[stage]}, "value": {levels[value]}, '
+                f'"trend": {trends[trend]}, "tier": {tier_names[tier - 1]}, "segment": {names[seg]}, '
+                f'"holdout": {"true" if hold else "false"}, {head}, ')
+
     for lo in range(0, len(s.cols.ids), BLOCK):
         part = slice(lo, lo + BLOCK)
-        n_list, known = fig.n[part].tolist(), fig.known[part].tolist()
+        n_arr = fig.n[part]
+        has = n_arr > 0
+        n_list, known = n_arr.tolist(), fig.known[part].tolist()
         monetary = [m if k else "0" for m, k in zip(rounded(fig.monetary[part], 2), known, strict=True)]
         aov = rounded(fig.aov[part], 2)
-        firsts = [day(d) if n else "null" for d, n in zip(fig.first[part].tolist(), n_list, strict=True)]
-        lasts = [day(d) if n else "null" for d, n in zip(fig.last[part].tolist(), n_list, strict=True)]
-        rec = [str(r) if n else "null" for r, n in zip(fig.recency[part].tolist(), n_list, strict=True)]
-        rfm = [codes[k] if n else '"000"'
-               for k, n in zip((s.r[part] * 36 + s.f[part] * 6 + s.m[part]).tolist(), n_list, strict=True)]
-        steps = []
-        for tier, n, m, k in zip(s.tier[part].tolist(), n_list, fig.monetary[part].tolist(), known, strict=True):
-            nxt = tier + 1
-            if nxt >= len(specs):
-                steps.append("null")
-            else:
-                metric = n if tiers.by == "purchases" else (m if k else 0)
-                steps.append(repr(round(getattr(specs[nxt], attr) - metric, 2)))  # an int or a float
+        firsts = _lookup(np.where(has, fig.first[part], -1), lambda d: day(d) if d >= 0 else "null")
+        lasts = _lookup(np.where(has, fig.last[part], -1), lambda d: day(d) if d >= 0 else "null")
+        rec = _lookup(np.where(has, fig.recency[part], -1), lambda r: str(r) if r >= 0 else "null")
+        key = s.r[part] * 36 + s.f[part] * 6 + s.m[part]
+        for column, size in ((s.lifecycle, 5), (s.value, 3), (s.trend, 3), (s.tier + 1, T), (s.segment, S),
+                             (s.holdout, 2)):
+            key = key * size + column[part]
+        mid = _lookup(key, middle)
+        tier_part = s.tier[part]
+        if by_count:  # next tier and the purchases to it: a few distinct (tier, purchases)
+            most = int(n_arr.max()) + 1 if len(n_arr) else 1
+
+            def tail(k: int, most: int = most) -> str:
+                nxt, n = divmod(k, most)
+                step = str(specs[nxt].min_purchases - n) if nxt < len(specs) else "null"
+                return f'"next_tier": {next_names[nxt]}, "to_next_tier": {step}'
+
+            tails = _lookup((tier_part + 1) * most + n_arr, tail)
+        else:
+            tails = []
+            for tier, n, m, k in zip(tier_part.tolist(), n_list, fig.monetary[part].tolist(), known, strict=True):
+                nxt = tier + 1
+                if nxt >= len(specs):
+                    step = "null"
+                else:
+                    metric = n if tiers.by == "purchases" else (m if k else 0)
+                    step = repr(round(getattr(specs[nxt], attr) - metric, 2))  # an int or a float
+                tails.append(f'"next_tier": {next_names[nxt]}, "to_next_tier": {step}')
         ok = pred["ok"][part].tolist() if pred else None
         if ok is not None:
             alive, next_90, ltv = (rounded(pred[k][part], d) for k, d in (
@@ -88,16 +127,10 @@ def report_texts(s: Segmented) -> Iterator[str]:
                      for b, x, e in zip(rounded(bonuses.balance[part] / 100, 2), bonuses.next_expiry[part].tolist(),
                                         rounded(bonuses.expiring[part] / 100, 2), strict=True)]
             slow = bonuses.slow[part].tolist()
-        holds = s.holdout[part].tolist()
-        for j, (cid, n, seg, stage, value, trend, tier) in enumerate(zip(
-                s.cols.ids[part], n_list, s.segment[part].tolist(), s.lifecycle[part].tolist(),
-                s.value[part].tolist(), s.trend[part].tolist(), s.tier[part].tolist(), strict=True)):
+        for j, (cid, n) in enumerate(zip(s.cols.ids[part], n_list, strict=True)):
             text = (f'{{"customer_id": {_quoted(cid)}, "purchases": {n}, "first_purchase": {firsts[j]}, '
                     f'"last_purchase": {lasts[j]}, "recency_days": {rec[j]}, "frequency": {n}, '
-                    f'"monetary": {monetary[j]}, "rfm": {rfm[j]}, "lifecycle": {stages[stage]}, '
-                    f'"value": {levels[value]}, "trend": {trends[trend]}, "tier": {tier_names[tier]}, '
-                    f'"segment": {names[seg]}, "holdout": {"true" if holds[j] else "false"}, {head}, '
-                    f'"aov": {aov[j]}, "next_tier": {next_names[tier + 1]}, "to_next_tier": {steps[j]}')
+                    f'"monetary": {monetary[j]}, {mid[j]}"aov": {aov[j]}, {tails[j]}')
             more: dict = {}
             i = lo + j
             if n and ok is not None:
