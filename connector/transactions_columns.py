@@ -191,8 +191,8 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     if p_order.any() or product.any():
         reader = np.lexsort((seen, qty[first], rank_of[product[first]], amount[first], rank_of[p_order], p_order > 0,
                              p_day, p_cust))
-    else:  # the keys that are the same for every purchase left out
-        reader = np.lexsort((seen, qty[first], amount[first], p_day, p_cust))
+    else:  # the keys that are the same for every purchase left out; the amounts sorted only where they decide
+        reader = _lexsort_ties((seen, qty[first], amount[first]), (p_day, p_cust))
     position = np.empty(len(reader), dtype=np.int64)
     position[reader] = np.arange(len(reader))
     # a purchase without an order is named by its day, the k-th of that day "day#k" (k from 2)
@@ -221,6 +221,25 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
             rank[which[by_id]] = np.arange(len(ids))
     redo = np.zeros(int(cust.max()) + 1 if len(cust) else 0, dtype=bool)
     return (p_cust, p_day, rounded, p_cur, rank, heads, ends, position, k), members, redo
+
+
+def _lexsort_ties(minor: tuple[np.ndarray, ...], major: tuple[np.ndarray, ...]) -> np.ndarray:
+    """np.lexsort(minor + major) where the minor keys (the last of them unique) matter only between rows
+    equal in every major key: sorting a million amounts costs 0.35 s, the few ties next to nothing."""
+    o = np.lexsort(major)
+    if len(o) < 2:
+        return o
+    same = np.ones(len(o) - 1, dtype=bool)
+    for key in major:
+        k = key[o]
+        same &= k[1:] == k[:-1]
+    if not same.any():
+        return o
+    group = np.cumsum(np.concatenate(([True], ~same))) - 1
+    tied = np.bincount(group)[group] > 1
+    rows = o[tied]
+    o[tied] = rows[np.lexsort((*(key[rows] for key in minor), group[tied]))]
+    return o
 
 
 def _rank_loose_days(rank: np.ndarray, reader: np.ndarray, new_group: np.ndarray, starts: np.ndarray,

@@ -111,3 +111,18 @@ def test_numbers_and_ids_of_any_shape_read_in_bulk_as_the_line_reader_reads_them
         assert got[1] == want[1] and list(got[0].customers) == list(want[0].customers)
         for name in ("cust", "day", "amount"):
             assert getattr(got[0], name).tobytes() == getattr(want[0], name).tobytes(), name
+
+
+def test_purchases_are_ordered_as_a_full_sort_orders_them_with_the_amounts_sorted_only_among_ties():
+    """The reader's order of purchases (customer, day, then amount, quantity, place in the file) with the
+    amounts compared only between purchases of one customer and day: the same order as sorting all."""
+    import numpy as np
+
+    from connector.transactions_columns import _lexsort_ties
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 500, 20000):
+        cust, day = rng.integers(0, max(n // 3, 1), n), rng.integers(0, 30, n)
+        amount, qty, seen = rng.choice([5.0, 7.5, -0.0, 0.0, 12.25], n), rng.integers(1, 3, n) * 1.0, rng.permutation(n)
+        want = np.lexsort((seen, qty, amount, day, cust))
+        assert _lexsort_ties((seen, qty, amount), (day, cust)).tolist() == want.tolist()
