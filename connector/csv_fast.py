@@ -133,19 +133,32 @@ def _interned(raw: np.ndarray, lo: np.ndarray, length: np.ndarray, index: dict, 
             if text not in index:
                 index[text] = len(index) if value is bytes else value(text)
         return np.fromiter(map(index.__getitem__, cells), dtype=np.int32, count=len(cells))
+    if length.min() == length.max() == 10 and value is not bytes:  # ISO dates: distinct by their digits
+        m = _fixed(raw, lo, length, 10)
+        digits = np.delete(m, (4, 7), axis=1)
+        if (m[:, 4] == 45).all() and (m[:, 7] == 45).all() and ((digits >= 48) & (digits <= 57)).all():
+            keys = (digits.astype(np.int64) - 48) @ (10 ** np.arange(7, -1, -1))
+            distinct, first, back = np.unique(keys, return_index=True, return_inverse=True)
+            texts = [raw[a:a + 10].tobytes() for a in lo[first].tolist()]
+            return _codes(texts, first, back, index, value)
     keys = _fixed(raw, lo, length, width)
     keys = keys.view(">u8").ravel() if width == 8 else keys.view(f"S{width}").ravel()
     distinct, first, back = np.unique(keys, return_index=True, return_inverse=True)
-    texts = distinct.tolist()
+    return _codes(distinct.view(f"S{width}").tolist(), first, back, index, value)
+
+
+def _codes(texts: list[bytes], first: np.ndarray, back: np.ndarray, index: dict, value) -> np.ndarray:
+    """The distinct texts' entries in `index`, new ones added in the order they first appear."""
+    order = np.argsort(first, kind="stable")
+    ordered = np.array(texts + [b""], dtype=object)[:-1][order].tolist()
+    new = [t for t, got in zip(ordered, map(index.get, ordered), strict=True) if got is None]
+    if value is bytes:
+        index.update(zip(new, range(len(index), len(index) + len(new)), strict=True))
+    else:
+        for text in new:
+            index[text] = value(text)
     code = np.empty(len(texts), dtype=np.int32)
-    for j in np.argsort(first, kind="stable").tolist():  # new ones in the order they first appear
-        text = texts[j]
-        if width == 8:
-            text = text.to_bytes(8, "big").rstrip(b"\0")
-        got = index.get(text)
-        if got is None:
-            got = index[text] = len(index) if value is bytes else value(text)
-        code[j] = got
+    code[order] = list(map(index.__getitem__, ordered))
     return code[back.ravel()]
 
 
