@@ -31,8 +31,15 @@ _quoted = encode_basestring  # json.dumps(a str, ensure_ascii=False), without th
 
 
 def rounded(values, digits: int) -> list[str]:
-    """[repr(round(v, digits)) for v in values], rounded a column at a time (columns.round_column)."""
-    return list(map(repr, round_column(values, digits).tolist()))
+    """[repr(round(v, digits)) for v in values], rounded a column at a time (columns.round_column), each
+    distinct value written once (equal doubles have one repr; a zero's sign is kept apart)."""
+    r = round_column(values, digits)
+    distinct, back = np.unique(r, return_inverse=True)
+    texts = np.array(list(map(repr, distinct.tolist())) + [None], dtype=object)[:-1][back.ravel()]
+    minus_zero = np.flatnonzero((r == 0) & np.signbit(r))
+    texts[minus_zero] = "-0.0"
+    texts[np.flatnonzero((r == 0) & ~np.signbit(r))] = "0.0"
+    return texts.tolist()
 
 
 BLOCK = 1 << 15  # customers whose texts' pieces are made at once: the pieces of all of them would hold
