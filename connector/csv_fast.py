@@ -28,11 +28,8 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     if encoding not in ("utf-8", "utf-8-sig") or sep not in ",;|" or not set(cols) <= PLAIN:
         return None
     data = path.read_bytes()
-    if b"\r" in data:  # CRLF line ends (Windows, Python's csv.writer) read as LF; any other CR: line by line
-        crlf = data.count(b"\r\n")
-        if crlf != data.count(b"\r") or crlf != data.count(b"\n"):
-            return None
-        data = data.replace(b"\r\n", b"\n")
+    if b"\r" in data:  # CRLF line ends (Windows, Python's csv.writer) read as LF, as the line reader reads
+        data = data.replace(b"\r\n", b"\n")  # them; a CR left alone is checked below: line by line
     if not data.isascii() or any(b in data for b in (b'"', b" ", b"\t", b"\r", b"\n\n", b"\0")):
         return None
     body = data[data.index(b"\n") + 1:] if b"\n" in data else b""
@@ -61,7 +58,7 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     rows.cust, rows.day = array("i", cust.tobytes()), array("i", day.tobytes())
     rows.amount = array("d", amount.tobytes())
     rows.qty = array("d", qty.tobytes())
-    zeros = np.zeros(lines, dtype=np.int32).tobytes()
+    zeros = bytes(4 * lines)
     rows.product, rows.category, rows.order = array("i", zeros), array("i", zeros), array("i", zeros)
     rows.currency = array("i", np.full(lines, cur, dtype=np.int32).tobytes())
     rows.line = array("i", np.arange(2, lines + 2, dtype=np.int32).tobytes())

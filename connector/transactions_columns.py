@@ -170,9 +170,9 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
         s = np.lexsort((np.arange(len(idx)), rank_of[category], qty, amount, rank_of[product], group))
         g = group[s]
         del group
-    else:  # no orders: each row its own purchase, the keys -1 - row sort the rows backwards
-        s = np.arange(len(idx) - 1, -1, -1)
-        g = np.arange(len(idx))
+    else:  # no orders: each row its own purchase (numbered in file order: any numbering gives the same
+        s = np.arange(len(idx))  # purchases, and this one is sorted by customer already)
+        g = s
     del category
     heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if len(g) else np.zeros(0, dtype=np.int64)
     total = np.bincount(g, weights=amount[s])  # left to right, as sum() adds

@@ -62,10 +62,12 @@ def test_a_plain_file_read_in_bulk_gives_the_line_readers_customers(tmp_path, se
         assert c1.ids == c2.ids
         for name in ("start", "day", "amount"):
             assert getattr(c1, name).tobytes() == getattr(c2, name).tobytes(), name
-    mixed = tmp_path / "mixed.csv"  # LF and CRLF in one file: left to the line reader, read the same
-    lines = _plain(3000, seed)
+    lines = _plain(3000, seed)  # LF and CRLF in one file, a lone CR (left to the line reader): read the same
+    mixed, lone = tmp_path / "mixed.csv", tmp_path / "lone.csv"
     mixed.write_bytes("".join(line + ("\r\n" if i % 2 else "\n") for i, line in enumerate(lines)).encode())
-    assert not _read_in_bulk(mixed) and read_transactions_with_summary(mixed) == slow
+    lone.write_bytes(("\n".join(lines[:40]) + "\r" + "\n".join(lines[40:]) + "\n").encode())
+    assert _read_in_bulk(mixed) and not _read_in_bulk(lone)
+    assert read_transactions_with_summary(mixed) == slow
 
 
 @pytest.mark.parametrize("bad", [
