@@ -125,24 +125,41 @@ def report_texts(s: Segmented) -> Iterator[str]:
                     step = repr(round(getattr(specs[nxt], attr) - metric, 2))  # an int or a float
                 tails.append(f'"next_tier": {next_names[nxt]}, "to_next_tier": {step}')
         ok = pred["ok"][part].tolist() if pred else None
+        size = len(n_list)
+        special = fig.n[part] != fig.known[part]  # these customers' texts carry keys of their own (`more`)
+        pred_text: list[str] | np.ndarray = [""] * size
         if ok is not None:
             alive, next_90, ltv = (rounded(pred[k][part], d) for k, d in (
                 ("p_alive", 4), ("expected_purchases_90d", 4), ("predicted_ltv", 2)))
+            fine = has & pred["ok"][part]
+            special |= has & ~fine
+            pred_text = np.array([f', "p_alive": {a}, "expected_purchases_90d": {b}, "predicted_ltv": {c}'
+                                  for a, b, c in zip(alive, next_90, ltv, strict=True)] + [None], dtype=object)[:-1]
+            pred_text[~fine] = ""
+        bonus_text: list[str] = [""] * size
         if bonuses is not None:  # bonus_of's keys of the customers it reads from the arrays
-            plain = [f', "bonus_balance": {b}, "bonus_expires": {"null" if x == NEVER else day(x)}, '
-                     f'"bonus_expiring": {e}'
-                     for b, x, e in zip(rounded(bonuses.balance[part] / 100, 2), bonuses.next_expiry[part].tolist(),
-                                        rounded(bonuses.expiring[part] / 100, 2), strict=True)]
+            expires = _lookup(bonuses.next_expiry[part], lambda x: "null" if x == NEVER else day(x))
+            bonus_text = [f', "bonus_balance": {b}, "bonus_expires": {x}, "bonus_expiring": {e}'
+                          for b, x, e in zip(rounded(bonuses.balance[part] / 100, 2), expires,
+                                             rounded(bonuses.expiring[part] / 100, 2), strict=True)]
             slow = bonuses.slow[part].tolist()
-        for j, (cid, n) in enumerate(zip(s.cols.ids[part], n_list, strict=True)):
-            text = (f'{{"customer_id": {_quoted(cid)}, "purchases": {n}, "first_purchase": {firsts[j]}, '
-                    f'"last_purchase": {lasts[j]}, "recency_days": {rec[j]}, "frequency": {n}, '
-                    f'"monetary": {monetary[j]}, {mid[j]}"aov": {aov[j]}, {tails[j]}')
+            special |= bonuses.slow[part]
+        if s.extras:
+            special[[i - lo for i in s.extras if lo <= i < lo + size]] = True
+        ids = s.cols.ids[part]
+        texts = [f'{{"customer_id": {q}, "purchases": {n}, "first_purchase": {fp}, "last_purchase": {lp}, '
+                 f'"recency_days": {r}, "frequency": {n}, "monetary": {m}, {md}"aov": {a}, {t}{p}{b}}}'
+                 for q, n, fp, lp, r, m, md, a, t, p, b in zip(
+                     map(_quoted, ids), n_list, firsts, lasts, rec, monetary, mid, aov, tails, pred_text, bonus_text,
+                     strict=True)]
+        for j in np.flatnonzero(special).tolist():  # the few with keys of their own, as columnar.reports has them
+            cid, n = ids[j], n_list[j]
+            text = texts[j][:-1 - len(pred_text[j]) - len(bonus_text[j])]
             more: dict = {}
             i = lo + j
             if n and ok is not None:
                 if ok[j]:
-                    text += f', "p_alive": {alive[j]}, "expected_purchases_90d": {next_90[j]}, "predicted_ltv": {ltv[j]}'
+                    text += pred_text[j]
                 else:
                     from playbooks.predict import UNCOMPUTABLE_NOTE
 
@@ -151,9 +168,10 @@ def report_texts(s: Segmented) -> Iterator[str]:
                 if more or slow[j]:
                     more.update(bonus_of(s, bonuses, i, cid))
                 else:
-                    text += plain[j]
+                    text += bonus_text[j]
             if n - known[j]:
                 more["excluded_other_currency"] = n - known[j]
             if i in s.extras:
                 more.update(s.extras[i])
-            yield text + (", " + _text(more)[1:-1] + "}" if more else "}")
+            texts[j] = text + (", " + _text(more)[1:-1] + "}" if more else "}")
+        yield from texts
