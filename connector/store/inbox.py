@@ -18,6 +18,13 @@ def put(db: Db, tenant: str, kind: str, lane: str, sealed: str, now: float) -> i
                           "RETURNING id", (tenant, kind, lane, sealed, now)).fetchone()[0])
 
 
+def waiting_sync(db: Db, tenant: str) -> int | None:
+    """The tenant's sync request that no worker has started yet, if any: a new request joins it."""
+    row = db.execute("SELECT id FROM app_inbox WHERE done_at IS NULL AND started_at IS NULL AND tenant=? "
+                     "AND kind='sync' ORDER BY id LIMIT 1", (tenant,)).fetchone()
+    return int(row[0]) if row else None
+
+
 def get(db: Db, entry_id: int) -> tuple | None:
     """(id, tenant, kind, lane, sealed payload, attempts, done at)."""
     return db.execute(f"SELECT {COLUMNS} FROM app_inbox WHERE id=?", (entry_id,)).fetchone()

@@ -64,6 +64,18 @@ class Inbox:
         with self._connect() as db:
             return rows.put(db, tenant, kind, lane, text, time.time() if now is None else now)
 
+    def put_sync(self, tenant: str, payload: dict, *, now: float | None = None) -> tuple[int, bool]:
+        """Keep a sync request: (its id, whether it is new). A request while another of the tenant waits
+        for a worker joins that one - the sync a worker starts later reads the CRM after both - so a burst
+        of events (a portal echoes every write the app makes: thousands after a first sync) is one row and
+        one message, not one each for the queue to carry and the sweep to send again."""
+        text = self.sealer.seal(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+        with self._connect() as db, db.tx(lock=f"inbox-sync:{tenant}"):
+            waiting = rows.waiting_sync(db, tenant)
+            if waiting is not None:
+                return waiting, False
+            return rows.put(db, tenant, "sync", "jobs", text, time.time() if now is None else now), True
+
     def get(self, entry_id: int) -> Entry | None:
         with self._connect() as db:
             row = rows.get(db, entry_id)

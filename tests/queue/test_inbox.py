@@ -95,3 +95,16 @@ def test_workers_read_the_robots_queue_first_in_whatever_order_kombu_lists_the_q
         assert order.consume(2) == ["robots", "jobs"]
         order.rotate("robots")  # the transport calls this after each message: the order stays
         assert order.consume(2) == ["robots", "jobs"]
+
+
+def test_a_sync_request_joins_the_one_still_waiting_for_a_worker(state_target):
+    inbox = Inbox(state_target)
+    first, new = inbox.put_sync("bitrix:a", {"reason": "event"})
+    assert new
+    assert inbox.put_sync("bitrix:a", {"reason": "event"}) == (first, False)  # a burst is one request
+    other, new = inbox.put_sync("bitrix:b", {"reason": "event"})
+    assert new and other != first  # another tenant's is its own
+    inbox.started(first)  # a worker began: it may have read the CRM already, so a later event asks again
+    second, new = inbox.put_sync("bitrix:a", {"reason": "event"})
+    assert new and second != first
+    assert inbox.open_syncs("bitrix:a") == [first, second] and inbox.counts() == {"open": 3, "done": 0}
