@@ -17,7 +17,7 @@ from connector.model import Action, Customer, Product
 from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
-from playbooks.columnar_bonus import balance_of, bonus_columns
+from playbooks.columnar_bonus import BonusColumns, balance_of, bonus_columns
 from playbooks.columnar_counts import counted_from_columns
 from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
@@ -151,12 +151,14 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
-    counted = counted_from_columns(due, rules, pb, s.holdout) if bare else None
-    if counted is not None:  # the calendar's and reactivation's actions counted by date arithmetic
+    balances = balances_of(s)
+    counted = counted_from_columns(due, rules, pb, s.holdout, with_items=with_items,
+                                   balances=balances) if bare else None
+    if counted is not None:  # the actions of customers whose every due rule is counted by date arithmetic
         alone, planned, suppressed = counted
         anyone &= ~alone
     for kept, dropped in plan_each(s, customers, np.flatnonzero(anyone).tolist(), rules, everyone=everyone,
-                                   history=history, shop=shop, applied=applied):
+                                   history=history, shop=shop, applied=applied, balances=balances):
         planned += len(kept)
         suppressed += len(dropped)
     for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
@@ -165,20 +167,24 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     return planned, suppressed
 
 
+def balances_of(s: Segmented) -> BonusColumns | None:
+    """The balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)."""
+    return bonus_columns(s) if s.playbook.bonuses_on and s.cols.paid is not None else None
+
+
 def plan_each(s: Segmented, customers: Sequence[Customer], due_now: list[int], rules: list, *,
               everyone: list[CustomerFacts] | None, history: PlanHistory, shop: ShopFacts,
-              applied: Mapping[str, Sequence], prefetch: Callable[[list[int]], None] | None = None,
-              ) -> Iterator[tuple[list[Action], list]]:
+              applied: Mapping[str, Sequence], balances: BonusColumns | None,
+              prefetch: Callable[[list[int]], None] | None = None) -> Iterator[tuple[list[Action], list]]:
     """(kept, suppressed) of each customer in `due_now` some rule gives an action, as engine.run plans
     them: facts (every customer's when made already), the bonus account, the rules whose may_fire
     mask holds the customer, then the guards. `prefetch` is told who will be asked for, a batch ahead.
 
-    Balances of customers who neither paid with bonuses nor got a credit come from arrays
-    (columnar_bonus), the others' from their facts (as engine.fill_bonuses)."""
+    `balances` (balances_of) gives the balance of a customer not `slow` there; the others' come from
+    their facts (as engine.fill_bonuses)."""
     from playbooks.engine import held_out
 
     pb, today = s.playbook, s.today
-    balances = bonus_columns(s) if pb.bonuses_on and s.cols.paid is not None else None
     for at, i in enumerate(due_now):
         if prefetch is not None and at % PREFETCH == 0:
             prefetch(due_now[at:at + PREFETCH])
@@ -199,33 +205,6 @@ def plan_each(s: Segmented, customers: Sequence[Customer], due_now: list[int], r
         if actions:
             yield guard_customer(f.customer, list(actions.values()), today, pb.guards,
                                  applied.get(f.customer.id, ()), holdout=held_out(f, pb))
-
-
-def reactivation_alone(due: DueColumns, rules: list, pb) -> np.ndarray | None:
-    """Customers for whom only the reactivation is due and who have no history: its plan() gives them
-    exactly the first step (may_fire is its very condition when the silence is not stretched by
-    rhythm and the step has no window of its own), and no guard but the hold-out can drop it - not
-    opt-out (no card fields or tags: the caller's word), not the channel (the step falls back to a
-    manager task), not a quiet day (shifted), not the cap (one touch, none before). None when the
-    playbook leaves any of that in doubt: then every customer goes through the rules."""
-    masks = {rule.kind: mask for rule, _cfg, mask in rules}
-    cfg = pb.rule("reactivation")
-    if cfg is None or masks.get("reactivation") is None or cfg.rhythm_factor is not None \
-            or cfg.first_step_within_days is not None or not cfg.steps:
-        return None
-    g = pb.guards
-    step = cfg.steps[0]
-    if g.no_channel.mode != "task" or (step.channels and "task" not in step.channels):
-        return None
-    if g.quiet.mode != "shift" or len(set(g.quiet.weekdays)) >= 7 or len(g.quiet.dates) >= 50:
-        return None
-    if g.cap.enabled and g.cap.max_touches < 1 and "reactivation" not in g.cap.exempt_rules:
-        return None
-    others = due.nobody()
-    for kind, mask in masks.items():
-        if kind != "reactivation":
-            others |= True if mask is None else mask
-    return masks["reactivation"] & ~others & ~due.history
 
 
 def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:

@@ -16,7 +16,7 @@ from connector.model import Action, Customer, Product
 from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import Segmented
-from playbooks.columnar_plan import DueColumns, fill_one, plan_each
+from playbooks.columnar_plan import DueColumns, balances_of, fill_one, plan_each
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
 from playbooks.keys import applied_by_customer
 from playbooks.referral import assign_codes, referral_bonus_credits
@@ -74,7 +74,7 @@ def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: Pla
     due_now = np.flatnonzero(anyone).tolist()
     prefetch = getattr(customers, "prefetch", None) if everyone is None else None
     yield from plan_each(s, customers, due_now, rules, everyone=everyone, history=history, shop=shop,
-                         applied=applied, prefetch=prefetch)
+                         applied=applied, balances=balances_of(s), prefetch=prefetch)
     yield from plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied)
 
 
