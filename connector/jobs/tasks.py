@@ -81,7 +81,13 @@ class Runner:
             self._hosts[key].refresh()
         return self._hosts[key]
 
-    def run(self, tenant: str, kind: str, entry_id: int) -> str:
+    def run(self, tenant: str, kind: str, entry_id: int, deployment: str | None = None) -> str:
+        if deployment is not None and deployment != self.queue.deployment:
+            # Never run, never marked: its own deployment's sweep sends it again to its own workers.
+            log.error("worker of deployment %s refused job=%s id=%s tenant=%s of deployment %s: two deployments "
+                      "share this Redis and this message reached the wrong one; it is dropped, its own sweep "
+                      "queues it again", self.queue.deployment, kind, entry_id, tenant, deployment)
+            return "refused"
         entry = self.inbox.get(entry_id)
         if entry is None or entry.done:
             return "done already"  # answered by a sync that ran for a later request, or a redelivery
@@ -92,7 +98,7 @@ class Runner:
         return self._locked(tenant, lambda: self._job(tenant, entry))
 
     def _locked(self, tenant: str, work) -> str:
-        with TenantLock(self.redis, tenant, lock_seconds(self.settings)) as held:
+        with TenantLock(self.redis, tenant, lock_seconds(self.settings), self.queue.deployment) as held:
             if not held:
                 raise Busy(tenant)
             return work()
@@ -150,12 +156,12 @@ class Runner:
 
 
 def register(app: Celery, settings) -> Runner:
-    """The named tasks on `app`; each takes JSON only: (tenant, kind, inbox id)."""
+    """The named tasks on `app`; each takes JSON only: (tenant, kind, inbox id, deployment id)."""
     runner = Runner(settings)
 
-    def task(self, tenant: str, kind: str, entry_id: int) -> str:
+    def task(self, tenant: str, kind: str, entry_id: int, deployment: str | None = None) -> str:
         try:
-            return runner.run(tenant, kind, entry_id)
+            return runner.run(tenant, kind, entry_id, deployment)
         except Busy:
             raise self.retry(countdown=BUSY_RETRY_SECONDS, max_retries=BUSY_RETRIES) from None
 
