@@ -35,6 +35,7 @@ class JobHost:
 
     def __init__(self, settings, queue: JobQueue, tenant: str, where: dict, public_url: str | None = None) -> None:
         self.id, self.queue, self.crm = tenant, queue, where.get("tenant_crm") or settings.CRM
+        self.base = settings
         self.settings = tenants.settings_for(settings, tenant, self.crm, where.get("base_url"))
         self.installs = tenants.registry(settings).for_tenant(tenant)
         self.public_url = (public_url or settings.APP_PUBLIC_URL or "").rstrip("/")
@@ -42,7 +43,9 @@ class JobHost:
         self.refresh()
 
     def refresh(self) -> None:
-        """A fresh runtime for each job: a playbook saved on the settings page since counts."""
+        """A fresh runtime for each job: a playbook saved on the settings page since counts; the tenant's state
+        made again if `tenants remove` dropped it since (the portal installs again)."""
+        tenants.state_target(self.base, self.id)
         self.runtime = Runtime(self.settings, lambda: clock.today(self.settings.TIMEZONE), installs=self.installs)
 
     def app(self, crm: str):
