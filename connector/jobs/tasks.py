@@ -164,12 +164,15 @@ def register(app: Celery, settings) -> Runner:
 
     def task(self, tenant: str, kind: str, entry_id: int, deployment: str | None = None) -> str:
         try:
-            return runner.run(tenant, kind, entry_id, deployment)
+            result = runner.run(tenant, kind, entry_id, deployment)
         except Busy:
             raise self.retry(countdown=BUSY_RETRY_SECONDS, max_retries=BUSY_RETRIES) from None
+        runner.queue.forget(entry_id, deployment if result == "refused" else None)
+        return result
 
     for name in set(TASKS.values()):
         app.task(name=name, bind=True, acks_late=True)(task)
+
     def sweep() -> int:
         return runner.queue.sweep()
 
