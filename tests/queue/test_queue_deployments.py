@@ -61,6 +61,9 @@ def test_a_message_of_another_deployment_is_refused_loudly_and_left_to_its_own_s
     try:
         workers.start()
         wait_for(lambda: ready(workers), timeout=60)
+        redis = redis_server.client()
+        mark = broker.queued_key("0123456789", entry)  # the other deployment's sweep takes it for still queued
+        redis.set(mark, "1")
         app = broker.celery_app(settings, inbox.deployment)  # a message in our queue claiming another deployment
         app.send_task("repeat_sales.sync", args=["default", "sync", entry, "0123456789"],
                       queue=broker.queue_name(broker.JOBS, inbox.deployment))
@@ -69,6 +72,7 @@ def test_a_message_of_another_deployment_is_refused_loudly_and_left_to_its_own_s
         workers.stop()
     line = next(x for x in workers.logs().splitlines() if "0123456789" in x)
     assert "ERROR" in line and inbox.deployment in line and f"id={entry}" in line, line
+    assert not redis.exists(mark)  # so the other deployment's sweep sends it again to its own workers
     [row] = inbox_rows(state_db(values))
     assert row["started_at"] is None and row["done_at"] is None  # never run, never marked: its own sweep sends it
 
