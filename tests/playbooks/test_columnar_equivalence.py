@@ -316,7 +316,10 @@ def test_the_hold_out_taken_as_a_column_is_each_customers_own(percent):
     from playbooks.guards import holdout_bucket, holdout_column, is_holdout
     from playbooks.schema import HoldoutConfig
 
-    ids = [f"{k:06d}~{k % 7}" for k in range(30000)] + ["", "клиент", "a:b"]
+    ids = [f"{k:06d}~{k % 7}" for k in range(30000)] + ["", "клиент", "a:b", "two\nlines", "\r\n"]
+    assert holdout_column(ids[:3] + ids[-3:], HoldoutConfig(percent=percent)).tolist() == [
+        is_holdout(c, HoldoutConfig(percent=percent)) for c in ids[:3] + ids[-3:]]
+    assert holdout_column([], HoldoutConfig(percent=percent)).tolist() == []
     for cfg in (HoldoutConfig(percent=percent), HoldoutConfig(percent=percent, salt="other"),
                 HoldoutConfig(enabled=False), HoldoutConfig(percent=holdout_bucket("000123~4", "repeat-sales"))):
         assert holdout_column(ids, cfg).tolist() == [is_holdout(c, cfg) for c in ids]
