@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from connector.errors import CsvInputError
+from connector.transactions_csv import _Interner
 
 PLAIN = frozenset(("customer_id", "date", "amount", "quantity"))
 MAX_AMOUNT = 1e15
@@ -49,8 +50,8 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     cust, day, amount, qty = (np.concatenate([part[k] for part in parts]) for k in range(4))
     del parts
     lines = len(cust)
-    rows.customers_ids.values[:] = [cid.decode() for cid in known]
-    rows.customers_ids.index.update(zip(rows.customers_ids.values, range(len(known)), strict=True))
+    rows.customers_ids = _ReadIds([cid.decode() for cid in known])
+    del known
     cur = rows.strings(default_currency)
     rows.cust, rows.day, rows.amount, rows.qty = (_array(code, column) for code, column in (
         ("i", cust), ("i", day), ("d", amount), ("d", qty)))
@@ -62,6 +63,21 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     summary.zero_amount_rows = int((amount == 0).sum())
     summary.rows = lines
     return rows
+
+
+class _ReadIds(_Interner):
+    """The customer ids as read in bulk. Their index (id -> number) serves only the line reader's
+    interning: made if ever asked for, not held beside the table (at 5M rows a dict of 1.7M ids)."""
+
+    def __init__(self, values: list[str]) -> None:  # not the base's: its index is the property below
+        self.values = values
+        self._index: dict[str, int] | None = None
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {v: i for i, v in enumerate(self.values)}
+        return self._index
 
 
 def _lines(piece: bytes) -> bytes | None:

@@ -152,3 +152,17 @@ def test_blank_lines_and_stray_carriage_returns_are_left_to_the_line_reader_wher
     for text in (crlf[:-1], crlf.replace("quantity", "quan\rtity"), crlf.replace("\r\n", "\r\r\n", 7)):
         path.write_bytes(text.encode())
         assert not _read_in_bulk(path)
+
+
+def test_the_ids_read_in_bulk_still_intern_as_the_line_reader_interns(tmp_path):
+    """The bulk read keeps no id -> number index beside the table; asked for one, it answers as the
+    line reader's own would."""
+    path = tmp_path / "t.csv"
+    lines = [line.rsplit(",", 1)[0] for line in _plain(60, 5)]
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    header = lines[0].split(",")
+    rows = _Rows()
+    assert csv_fast.plain_rows(path, header, _columns(header)[0], ",", "utf-8", "RUB", CsvSummary(), rows) is rows
+    ids = rows.customers_ids
+    assert [ids(v) for v in ids.values] == list(range(len(ids.values)))
+    assert ids("no such customer") == len(ids.values) - 1 and ids.values[-1] == "no such customer"
