@@ -108,3 +108,17 @@ def test_a_sync_request_joins_the_one_still_waiting_for_a_worker(state_target):
     second, new = inbox.put_sync("bitrix:a", {"reason": "event"})
     assert new and second != first
     assert inbox.open_syncs("bitrix:a") == [first, second] and inbox.counts() == {"open": 3, "done": 0}
+
+
+def test_each_state_is_one_deployment_whose_id_is_made_once_and_names_its_queues(state_at):
+    from connector.jobs.broker import JOBS, ROBOTS, RobotsFirst, queue_name
+
+    first = Inbox(state_at("a.db")).deployment
+    assert Inbox(state_at("a.db")).deployment == first  # every process of the deployment reads the same id
+    other = Inbox(state_at("b.db")).deployment
+    assert other != first
+    names = [queue_name(JOBS, first), queue_name(ROBOTS, first)]
+    assert names == [f"jobs.{first}", f"robots.{first}"]
+    order = RobotsFirst([])
+    order.update(names)  # as the Redis transport hands it its queues
+    assert order.consume(2) == [f"robots.{first}", f"jobs.{first}"]  # robots first, also under their own names
