@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from connector.csv_text import Interner as _Interner
 from connector.errors import CsvInputError
-from connector.transactions_csv import _Interner
 
 PLAIN = frozenset(("customer_id", "date", "amount", "quantity"))
 MAX_AMOUNT = 1e15

@@ -121,3 +121,18 @@ def parse_date(text: str, row: int, column: str = "date") -> date:
         raise CsvInputError(row, column, f"no such date: {shown(text)}", hint="check day and month") from None
     raise CsvInputError(row, column, f"not a date: {shown(text)}",
                         hint="use YYYY-MM-DD (a time after it is fine) or DD.MM.YYYY")
+
+
+class Interner:
+    """Each distinct text once, numbered in order of first sight (customer ids, products, orders...)."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def __call__(self, value: str) -> int:
+        i = self.index.get(value)
+        if i is None:
+            i = self.index[value] = len(self.values)
+            self.values.append(value)
+        return i

@@ -45,6 +45,9 @@ from connector.csv_text import (
     separator_of,
     shown,
 )
+from connector.csv_text import (
+    Interner as _Interner,
+)
 from connector.errors import CsvInputError
 from connector.model import Customer, LineItem, Purchase
 
@@ -136,19 +139,6 @@ def _columns(header: list[str]) -> tuple[dict[str, int], list[str]]:
         raise CsvInputError(1, missing[0], "missing required column",
                             hint=f"the header must name {', '.join(REQUIRED)}; found: {', '.join(header)}")
     return index, ignored
-
-
-class _Interner:
-    def __init__(self) -> None:
-        self.values: list[str] = []
-        self.index: dict[str, int] = {}
-
-    def __call__(self, value: str) -> int:
-        i = self.index.get(value)
-        if i is None:
-            i = self.index[value] = len(self.values)
-            self.values.append(value)
-        return i
 
 
 def read_transactions(path: str | Path, *, default_currency: str = "RUB") -> list[Customer]:
