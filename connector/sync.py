@@ -111,12 +111,14 @@ class Due:
 
 def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
              full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False,
-             referral_secret: str = "") -> SyncReport:
+             referral_secret: str = "", playbook_as: str = "") -> SyncReport:
     """pull -> rebuild a lost ledger -> evaluate -> plan -> write what is due, once -> record the run.
 
-    `referral_secret` (settings REFERRAL_SECRET) keys the referral codes; without it none is given."""
+    `referral_secret` (settings REFERRAL_SECRET) keys the referral codes; without it none is given.
+    `playbook_as` names the playbook in force (its saved version), kept with the run's settled mark."""
     run = Run(adapter, state, today, dry_run, progress or (lambda _msg: None), referral_secret=referral_secret)
     with state.lock("sync"):
+        state.settle(run.account, None)  # until this run ends clean, an event's sync never skips (connector.quiet)
         run.id = state.start_run(run.account, "sync", dry_run)
         try:
             pulled = pull_into_state(run, full=full)
@@ -133,7 +135,15 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             raise
         run.stats["crm_notices"] = crm_notices(playbook, adapter)  # e.g. amoCRM's Customers mode, said not silent
         run.finish(str(report.error) if report.error else None)
+        if not dry_run and report.error is None:
+            state.settle(run.account, settled_mark(state, run.account, today, playbook_as))
         return report
+
+
+def settled_mark(state: State, account: str, today: date, playbook_as: str) -> dict:
+    """What a complete run planned from: the snapshot up to its cursor, the day, the playbook."""
+    cursor = state.cursor(account)
+    return {"cursor": cursor.modified_since if cursor else None, "day": today.isoformat(), "playbook": playbook_as}
 
 
 def pull_into_state(run: Run, *, full: bool) -> dict:

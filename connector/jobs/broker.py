@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ROBOTS, JOBS = "robots", "jobs"  # queue names, read in this order
 TASKS = {"sync": "repeat_sales.sync", JOBS: "repeat_sales.job", ROBOTS: "repeat_sales.robot"}
 SWEEP_TASK = "repeat_sales.sweep"
+CRM_EVENT = "crm_event"  # a sync request's reason: a record changed in the CRM (maybe by the app's own write)
 PUBLISH_RETRIES = 2  # Redis away while answering a portal: the job waits in the inbox for the sweep
 
 

@@ -37,6 +37,11 @@ def open_syncs(db: Db, tenant: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def sync_waiting(db: Db, tenant: str) -> bool:
+    return db.execute("SELECT 1 FROM app_inbox WHERE done_at IS NULL AND started_at IS NULL AND tenant=? "
+                      "AND kind='sync' LIMIT 1", (tenant,)).fetchone() is not None
+
+
 def has_open(db: Db, tenant: str) -> bool:
     return db.execute("SELECT 1 FROM app_inbox WHERE done_at IS NULL AND tenant=? LIMIT 1", (tenant,)).fetchone() is not None
 

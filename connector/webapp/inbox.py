@@ -84,6 +84,16 @@ class Inbox:
         with self._connect() as db:
             return rows.open_syncs(db, tenant)
 
+    def sync_waiting(self, tenant: str) -> bool:
+        """Whether a sync request of the tenant waits for a worker that has not taken it yet: the sync it
+        brings pulls after anything that happened before now."""
+        with self._connect() as db:
+            return rows.sync_waiting(db, tenant)
+
+    def reasons(self, ids: list[int]) -> list[str]:
+        """Why each of these sync requests was made ("crm_event", "event", "job", "schedule", a job's kind)."""
+        return [str(e.payload.get("reason", "")) if e else "" for e in map(self.get, ids)]
+
     def has_open(self, tenant: str) -> bool:
         """Whether a job of the tenant (its install, an event...) still waits for a worker."""
         with self._connect() as db:
