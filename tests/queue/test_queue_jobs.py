@@ -10,6 +10,7 @@ from pathlib import Path
 
 from queue_support import CUSTOMERS, SEED, TODAY, all_done, bitrix_app_values, inbox_rows, markers, wait_for
 
+from connector.jobs.broker import JobQueue
 from connector.settings import load_settings
 from connector.webapp import WebApp
 from emulators.bitrix import BitrixEmulator
@@ -102,9 +103,9 @@ def test_a_robot_call_is_answered_before_a_backlog_of_syncs(redis_server, portal
     first = workers.start()
     install(portal, webapp, values)
     workers.stop(first)
-    for deal_id in (1, 2, 3):  # three syncs queued while no worker runs
-        portal.touch_purchase(deal_id, comments=f"edit {deal_id}")
-        assert portal.app.outbound.wait_idle(10)
+    queue = JobQueue(load_settings(**values))
+    for _ in range(3):  # three syncs queued while no worker runs, as `worker --beat` queues them (CRM events
+        queue.request_sync("default", "schedule", {"tenant_crm": "bitrix"})  # would join one waiting request)
     contact = sorted(portal.store.contacts.rows)[5]
     deal = portal.add_deal(contact, won=True, amount=3100, closed=datetime(2026, 6, 13, 10, 0))
     assert portal.app.outbound.wait_idle(10)
