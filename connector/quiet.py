@@ -25,13 +25,18 @@ from connector.errors import CrmError
 from connector.fields import FIELD_NAMES, SEGMENT_TAG_PREFIX
 from connector.snapshot import customer_to_json, purchase_to_json
 from connector.state import State
-from connector.sync import settled_mark
 
 log = logging.getLogger(__name__)
 
 # the values the app writes on cards, as each CRM's pull names them: Bitrix24 `UF_CRM_RS_SEGMENT`
 # (connector/bitrix/fields.py), amoCRM the field code `RS_SEGMENT` in lower case (connector/amocrm/fields.py)
 OWN_FIELDS = frozenset({f"UF_CRM_RS_{n.upper()}" for n in FIELD_NAMES} | {f"rs_{n}" for n in FIELD_NAMES})
+
+
+def settled_mark(state: State, account: str, today: date, playbook_as: str) -> dict:
+    """What a complete run planned from (run_sync keeps it): the snapshot up to its cursor, the day, the playbook."""
+    cursor = state.cursor(account)
+    return {"cursor": cursor.modified_since if cursor else None, "day": today.isoformat(), "playbook": playbook_as}
 
 
 def nothing_to_do(adapter: CrmAdapter, state: State, today: date, playbook_as: str) -> bool:

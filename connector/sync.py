@@ -24,6 +24,7 @@ from connector.crm import CrmAdapter, CrmRef
 from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
 from connector.notices import crm_notices, rules_cannot_run
+from connector.quiet import settled_mark
 from connector.state import State
 from connector.writeback import WritebackPlanner
 from playbooks import Evaluation, PlanHistory
@@ -138,12 +139,6 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
         if not dry_run and report.error is None:
             state.settle(run.account, settled_mark(state, run.account, today, playbook_as))
         return report
-
-
-def settled_mark(state: State, account: str, today: date, playbook_as: str) -> dict:
-    """What a complete run planned from: the snapshot up to its cursor, the day, the playbook."""
-    cursor = state.cursor(account)
-    return {"cursor": cursor.modified_since if cursor else None, "day": today.isoformat(), "playbook": playbook_as}
 
 
 def pull_into_state(run: Run, *, full: bool) -> dict:
