@@ -12,9 +12,9 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from datetime import date
 from pathlib import Path
 
@@ -34,13 +34,25 @@ LOCK_STALE_SECONDS = 6 * 3600
 MAX_ATTEMPTS = 5  # a write the CRM refused this often is reported, not retried forever
 
 
+_ACTION_FIELDS = tuple(f.name for f in fields(Action))
+
+
+def _payload_value(value: object) -> object:
+    """What json cannot write itself: a dataclass as its fields (as asdict would), anything else as text."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
 def action_to_json(a: Action) -> str:
-    d = asdict(a)
+    """The ledger's copy of an action. Field by field, not asdict: asdict deep-copies every payload, a
+    second of a 2,000-customer first sync's 7 s of CPU."""
+    d = {name: getattr(a, name) for name in _ACTION_FIELDS}
     d["due"] = a.due.isoformat()
     d["kind"] = a.kind.value
     d["channel"] = a.channel.value
     d["payload"] = dict(a.payload)
-    return json.dumps(d, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"), default=_payload_value)
 
 
 def action_from_json(text: str) -> Action:

@@ -17,14 +17,13 @@ from celery import Celery
 from kombu.utils.scheduling import priority_cycle
 from redis import Redis
 
-from connector.webapp.inbox import Inbox
+from connector.webapp.inbox import CRM_EVENT, Inbox  # noqa: F401  (CRM_EVENT: the reason serving and tasks use)
 
 log = logging.getLogger(__name__)
 
 ROBOTS, JOBS = "robots", "jobs"  # queue names, read in this order
 TASKS = {"sync": "repeat_sales.sync", JOBS: "repeat_sales.job", ROBOTS: "repeat_sales.robot"}
 SWEEP_TASK = "repeat_sales.sweep"
-CRM_EVENT = "crm_event"  # a sync request's reason: a record changed in the CRM (maybe by the app's own write)
 PUBLISH_RETRIES = 2  # Redis away while answering a portal: the job waits in the inbox for the sweep
 
 
@@ -82,8 +81,10 @@ class JobQueue:
 
     def request_sync(self, tenant: str, reason: str = "event", where: dict | None = None) -> int:
         """`where`: the tenant's CRM and address, for the worker to rebuild its host (serving.where)."""
-        return self.put(tenant, "sync", JOBS, {"reason": reason, **(where or {})},
-                        countdown=self.settings.EVENT_DEBOUNCE_SECONDS)
+        entry_id, new = self.inbox.put_sync(tenant, {"reason": reason, **(where or {})})
+        if new:  # else it joined a request still waiting for a worker, whose message is queued (or swept)
+            self.send(entry_id, tenant, "sync", JOBS, countdown=self.settings.EVENT_DEBOUNCE_SECONDS)
+        return entry_id
 
     def send(self, entry_id: int, tenant: str, kind: str, lane: str, *, countdown: float = 0) -> bool:
         task = TASKS["sync"] if kind == "sync" else TASKS[lane]
@@ -99,8 +100,12 @@ class JobQueue:
 
     def sweep(self) -> int:
         """Queue again every job not done within QUEUE_REDELIVER_SECONDS; how many."""
-        sent = 0
+        sent, syncs = 0, set()
         for entry_id, tenant, kind, lane in self.inbox.overdue(self.settings.QUEUE_REDELIVER_SECONDS):
+            if kind == "sync":
+                if tenant in syncs:
+                    continue  # one sync answers every open request of its tenant: one message is enough
+                syncs.add(tenant)
             log.info("queue sweep job=%s id=%s tenant=%s: queued again", kind, entry_id, tenant)
             sent += self.send(entry_id, tenant, kind, lane)
         return sent

@@ -42,10 +42,8 @@ class QueuedWork:
         self.queue.put(self.host.id, job.name, ROBOTS, job_payload(self.host, job))
 
     def request_sync(self, *, crm_event: bool = False) -> None:
-        """A CRM event's request joins one still waiting for a worker (that sync pulls after this event);
-        the others keep their own row: their reason decides whether the sync may end early (tasks.py)."""
-        if crm_event and self.queue.inbox.sync_waiting(self.host.id):
-            return
+        """`crm_event`: a record changed in the CRM (maybe by the app's own write): its sync may end early
+        (connector.quiet); any other reason joining the same waiting request makes it a full sync."""
         self.queue.request_sync(self.host.id, CRM_EVENT if crm_event else "event", where(self.host))
 
     def snapshot(self) -> dict:

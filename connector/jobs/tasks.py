@@ -101,9 +101,10 @@ class Runner:
         ids = self.inbox.open_syncs(tenant)  # every request so far; one arriving from now on gets a sync of its own
         if not ids:
             return "done already"
-        quiet = all(r == CRM_EVENT for r in self.inbox.reasons(ids))  # only CRM events: maybe the app's own writes
         for i in ids:
             self.inbox.started(i)
+        # read once started: a request joining from now on gets a row of its own (Inbox.put_sync)
+        quiet = all(r == CRM_EVENT for r in self.inbox.reasons(ids))  # only CRM events: maybe the app's own writes
         host = self.host(tenant, where)
         state = host.runtime.open_state()
         started = time.monotonic()

@@ -18,6 +18,20 @@ def put(db: Db, tenant: str, kind: str, lane: str, sealed: str, now: float) -> i
                           "RETURNING id", (tenant, kind, lane, sealed, now)).fetchone()[0])
 
 
+def waiting_sync(db: Db, tenant: str) -> int | None:
+    """The tenant's sync request that no worker has started yet, if any: a new request joins it."""
+    row = db.execute("SELECT id FROM app_inbox WHERE done_at IS NULL AND started_at IS NULL AND tenant=? "
+                     "AND kind='sync' ORDER BY id LIMIT 1", (tenant,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def replace_waiting(db: Db, entry_id: int, sealed: str) -> bool:
+    """A waiting request takes a joining request's payload (a full sync's reason outranks a CRM event's);
+    False when a worker started it meanwhile."""
+    return db.execute("UPDATE app_inbox SET payload=? WHERE id=? AND started_at IS NULL",
+                      (sealed, entry_id)).rowcount == 1
+
+
 def get(db: Db, entry_id: int) -> tuple | None:
     """(id, tenant, kind, lane, sealed payload, attempts, done at)."""
     return db.execute(f"SELECT {COLUMNS} FROM app_inbox WHERE id=?", (entry_id,)).fetchone()
@@ -35,11 +49,6 @@ def open_syncs(db: Db, tenant: str) -> list[int]:
     rows = db.execute("SELECT id FROM app_inbox WHERE done_at IS NULL AND tenant=? AND kind='sync' ORDER BY id",
                       (tenant,)).fetchall()
     return [int(r[0]) for r in rows]
-
-
-def sync_waiting(db: Db, tenant: str) -> bool:
-    return db.execute("SELECT 1 FROM app_inbox WHERE done_at IS NULL AND started_at IS NULL AND tenant=? "
-                      "AND kind='sync' LIMIT 1", (tenant,)).fetchone() is not None
 
 
 def has_open(db: Db, tenant: str) -> bool:

@@ -25,6 +25,7 @@ from connector.store import inbox as rows
 
 LOCK_TIMEOUT_SECONDS = 30
 DONE_KEEP_SECONDS = 7 * 86400  # done jobs are kept a week (what happened, for /status), then dropped
+CRM_EVENT = "crm_event"  # a sync request's reason: a record changed in the CRM (maybe by the app's own write)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,19 @@ class Inbox:
         with self._connect() as db:
             return rows.put(db, tenant, kind, lane, text, time.time() if now is None else now)
 
+    def put_sync(self, tenant: str, payload: dict, *, now: float | None = None) -> tuple[int, bool]:
+        """Keep a sync request: (its id, whether it is new). A request while another of the tenant waits
+        for a worker joins that one - the sync a worker starts later reads the CRM after both - so a burst
+        of events (a portal echoes every write the app makes: thousands after a first sync) is one row and
+        one message, not one each for the queue to carry and the sweep to send again."""
+        text = self.sealer.seal(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+        with self._connect() as db, db.tx(lock=f"inbox-sync:{tenant}"):
+            waiting = rows.waiting_sync(db, tenant)
+            # a CRM event's request may end early (connector.quiet); any other reason joining makes it a full sync
+            if waiting is not None and (payload.get("reason") == CRM_EVENT or rows.replace_waiting(db, waiting, text)):
+                return waiting, False
+            return rows.put(db, tenant, "sync", "jobs", text, time.time() if now is None else now), True
+
     def get(self, entry_id: int) -> Entry | None:
         with self._connect() as db:
             row = rows.get(db, entry_id)
@@ -83,12 +97,6 @@ class Inbox:
         """The tenant's sync requests not done yet: one sync answers all of them."""
         with self._connect() as db:
             return rows.open_syncs(db, tenant)
-
-    def sync_waiting(self, tenant: str) -> bool:
-        """Whether a sync request of the tenant waits for a worker that has not taken it yet: the sync it
-        brings pulls after anything that happened before now."""
-        with self._connect() as db:
-            return rows.sync_waiting(db, tenant)
 
     def reasons(self, ids: list[int]) -> list[str]:
         """Why each of these sync requests was made ("crm_event", "event", "job", "schedule", a job's kind)."""

@@ -348,9 +348,16 @@ class Hosting:
     # --- installs ------------------------------------------------------------------------------------
 
     def install(self, emu) -> None:
-        """The portal's admin installs the app: the emulator posts the install to serve's handler."""
-        r = requests.post(f"{emu.base_url}/_emulator/app/install", timeout=120,
-                          json={"handler": self.serve_url + "/bitrix/install", "app_url": self.serve_url + "/bitrix/app"})
+        """The portal's admin installs the app: the emulator posts the install to serve's handler. A 429
+        (serve checks only a few new portals' installs at once) is tried again, as the admin would."""
+        deadline = time.monotonic() + 900
+        while True:
+            r = requests.post(f"{emu.base_url}/_emulator/app/install", timeout=120,
+                              json={"handler": self.serve_url + "/bitrix/install",
+                                    "app_url": self.serve_url + "/bitrix/app"})
+            if r.status_code != 200 or r.json()["status"] != 429 or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
         assert r.status_code == 200 and r.json()["status"] == 200, (r.text, self.log("serve"))
 
     def connect_amocrm(self) -> None:

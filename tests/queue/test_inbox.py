@@ -7,7 +7,7 @@ import threading
 
 from connector.sealing import Sealer, new_key
 from connector.store import engine
-from connector.webapp.inbox import Inbox
+from connector.webapp.inbox import CRM_EVENT, Inbox
 
 
 def stored_payloads(target) -> list[str]:
@@ -95,3 +95,27 @@ def test_workers_read_the_robots_queue_first_in_whatever_order_kombu_lists_the_q
         assert order.consume(2) == ["robots", "jobs"]
         order.rotate("robots")  # the transport calls this after each message: the order stays
         assert order.consume(2) == ["robots", "jobs"]
+
+
+def test_a_sync_request_joins_the_one_still_waiting_for_a_worker(state_target):
+    inbox = Inbox(state_target)
+    first, new = inbox.put_sync("bitrix:a", {"reason": "event"})
+    assert new
+    assert inbox.put_sync("bitrix:a", {"reason": "event"}) == (first, False)  # a burst is one request
+    other, new = inbox.put_sync("bitrix:b", {"reason": "event"})
+    assert new and other != first  # another tenant's is its own
+    inbox.started(first)  # a worker began: it may have read the CRM already, so a later event asks again
+    second, new = inbox.put_sync("bitrix:a", {"reason": "event"})
+    assert new and second != first
+    assert inbox.open_syncs("bitrix:a") == [first, second] and inbox.counts() == {"open": 3, "done": 0}
+
+
+def test_a_full_sync_request_joining_a_crm_events_one_makes_it_a_full_sync(state_target):
+    """CRM events' syncs may end early when the changes are the app's own writes (connector.quiet); a
+    schedule's, a robot's or a feedback answer's request that joins one must not end early with it."""
+    inbox = Inbox(state_target)
+    first, _ = inbox.put_sync("bitrix:a", {"reason": CRM_EVENT})
+    assert inbox.reasons([first]) == [CRM_EVENT]
+    assert inbox.put_sync("bitrix:a", {"reason": "schedule"}) == (first, False)
+    assert inbox.put_sync("bitrix:a", {"reason": CRM_EVENT}) == (first, False)  # a later event keeps it full
+    assert inbox.reasons([first]) == ["schedule"]
