@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "repeat-deal markers")
     i.add_argument("--crm", choices=registry.NAMES)
     i.add_argument("--uninstall", action="store_true", help="remove what install created, and only that")
+    i.add_argument("--tenant", metavar="ID", help="prepare this tenant's portal or account (`repeat-sales tenants "
+                   "list`) on its own tokens; default: the .env's")
     i.add_argument("--format", choices=["table", "json"], default="table")
 
     am = sub.add_parser("amocrm", help="amoCRM tools")
@@ -361,7 +363,8 @@ def cmd_install(args) -> int:
 
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING")
-    adapter = registry.make_adapter(settings)
+    settings, installs = tenant_commands.tenant_install(settings, args.tenant) if args.tenant else (settings, None)
+    adapter = registry.make_adapter(settings, installs)
     try:
         report = adapter.install(uninstall=args.uninstall)
     finally:

@@ -28,6 +28,7 @@ from connector.store import app, engine, migrations
 
 SEEN_KEEP_SECONDS = 3 * 86400  # a delivery resent later than this is treated as new (sync is idempotent anyway)
 LOCK_TIMEOUT_SECONDS = 30
+CLAIM_KEEP_SECONDS = 3600  # an install claiming the default that never completes (a crash) frees it after this
 
 DEFAULT_TENANT = "default"
 
@@ -106,6 +107,19 @@ class Installs:
             return None
         with self._connect() as db:
             return app.tenant_of(db, crm, ref, DEFAULT_TENANT)
+
+    def claim_default(self, crm: str, ref: str, *, now: float | None = None) -> bool:
+        """Whether the portal `ref` is (or now becomes) the one the tenant `default` is being installed for:
+        the first install to arrive takes it, before any worker stored it, so a second portal's install
+        arriving meanwhile is never taken for the default's. A claim whose install never came lapses."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            return app.claim_default(db, crm, ref, now, CLAIM_KEEP_SECONDS) == ref
+
+    def release_default(self, crm: str, ref: str) -> None:
+        """The auth server refused `ref`'s install: the default is free for the next one."""
+        with self._connect() as db:
+            app.release_default(db, crm, ref)
 
     def tenants(self) -> list[dict]:
         """Every install of every tenant: {tenant, crm, ref, updated_at}, no secret."""

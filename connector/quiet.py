@@ -41,27 +41,27 @@ def settled_mark(state: State, account: str, today: date, playbook_as: str) -> d
 
 def nothing_to_do(adapter: CrmAdapter, state: State, today: date, playbook_as: str) -> bool:
     """True when the changes since the last complete run are the app's own (the caller holds the
-    state's sync lock). What the pull read is kept either way; a change found leaves the snapshot
-    unsettled, so the full sync that follows (or the next one, should it fail) plans from it."""
+    state's sync lock). At the first page holding anything else it stops, the cursor where it was, so
+    the full sync that follows reads the change itself (its run says what it pulled); a page it kept
+    leaves the snapshot unsettled, so no later check skips before a run planned from it."""
     account = adapter.account
     cursor = state.cursor(account)
     if cursor is None or state.settled(account) != settled_mark(state, account, today, playbook_as):
         return False
     if state.pull_position(account) is not None or state.unfinished(account):
         return False  # a pull to finish, a write to retry: the full sync's work
-    changed, last = False, None
+    last = None
     try:
         for page in adapter.pull(cursor):
-            changed = changed or _differs(state, account, page)
-            state.absorb(account, page, run_id=0)
+            if _differs(state, account, page):  # the full sync reads it again from the same cursor, and plans
+                return False
+            state.absorb(account, page, run_id=0)  # the app's own values, kept as the CRM holds them
             last = page.cursor or last
-    except CrmError as exc:  # what was read is kept; the full sync reads the rest and says what failed
+    except CrmError as exc:  # the full sync reads it all again and says what failed
         log.info("quiet check account=%s: the pull stopped (%s); a full sync follows", account, exc)
         return False
     if last is not None:
         state.save_cursor(account, last)
-    if changed:
-        return False
     state.settle(account, settled_mark(state, account, today, playbook_as))
     return True
 

@@ -38,8 +38,10 @@ def add_parsers(sub) -> None:
 
 def add_sync_flags(s) -> None:
     which = s.add_mutually_exclusive_group()
-    which.add_argument("--tenant", metavar="ID", help="sync this tenant (`repeat-sales tenants list`)")
-    which.add_argument("--all-tenants", action="store_true", help="sync every tenant, one after another")
+    which.add_argument("--tenant", metavar="ID", help="sync this tenant (`repeat-sales tenants list`); with "
+                       "QUEUE_URL queued for the workers")
+    which.add_argument("--all-tenants", action="store_true", help="sync every tenant, one after another; with "
+                       "QUEUE_URL a sync of each queued for the workers")
 
 
 def cmd_tenants(args) -> int:
@@ -144,6 +146,16 @@ def _cell(value) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def tenant_install(settings, tenant_id: str):
+    """`install --tenant ID`: the tenant's settings and installs, for preparing its portal or account again (an
+    admin deleted a field; the app's fields grew) on its own tokens."""
+    from connector import tenants
+
+    tenant = tenants.find(settings, tenants.check_id(tenant_id))
+    own = tenants.settings_for(settings, tenant.id, None if tenant.id == tenants.DEFAULT else tenant.crm)
+    return own, tenants.registry(settings).for_tenant(tenant.id)
+
+
 def rotate_key(settings) -> dict[str, int]:
     """`state rotate-key`: every tenant's secrets sealed with STATE_KEY's first key - the installs and the
     settings overrides (all in the registry) and the amoCRM token pairs in each tenant's own state."""
@@ -165,9 +177,14 @@ def rotate_key(settings) -> dict[str, int]:
 # --- sync ------------------------------------------------------------------------------------------
 
 
+HERE_ONLY = ("dry_run", "full", "as_of", "write_as_of", "allow_blank_cards")  # what a queued sync cannot carry
+
+
 def cmd_sync_tenants(args, written_day, progress) -> int:
     """`sync --tenant ID` / `--all-tenants`: each tenant's sync with its own tokens, state and playbook; a
-    failing tenant is reported and the others still run (exit 1 if any failed)."""
+    failing tenant is reported and the others still run (exit 1 if any failed). With QUEUE_URL each sync is
+    queued for the workers (one at a time per tenant, the portal's budget shared) and the command returns;
+    a preview or a one-off (--dry-run, --full, --as-of, --allow-blank-cards) still runs here."""
     from connector import tenants
     from connector.redact import setup_logging
     from connector.render import render_sync
@@ -179,6 +196,8 @@ def cmd_sync_tenants(args, written_day, progress) -> int:
     chosen = tenants.known(settings) if args.all_tenants else [tenants.find(settings, tenants.check_id(args.tenant))]
     if args.crm:
         chosen = [t for t in chosen if t.crm == args.crm]
+    if settings.QUEUE_URL is not None and not any(getattr(args, flag, None) for flag in HERE_ONLY):
+        return queue_syncs(settings, chosen, args.format)
     done, failed = [], False
     for tenant in chosen:
         try:
@@ -201,6 +220,29 @@ def cmd_sync_tenants(args, written_day, progress) -> int:
     if args.format == "json":
         print(json.dumps({"tenants": done}, ensure_ascii=False, indent=1))
     return 1 if failed else 0
+
+
+def queue_syncs(settings, chosen: list[tenants.Tenant], fmt: str) -> int:
+    """A sync of each tenant kept in the inbox and queued for `repeat-sales worker`; what was queued. A queue
+    away now only delays it: the inbox has it and the workers' sweep queues it (exit 0 either way)."""
+    from connector.jobs.broker import JOBS, JobQueue
+
+    queue = JobQueue(settings)
+    done = []
+    for tenant in chosen:
+        entry, new = queue.inbox.put_sync(tenant.id, {"reason": "cli", "tenant_crm": tenant.crm})
+        status = "joins a sync already waiting for a worker"
+        if new:
+            status = "queued" if queue.send(entry, tenant.id, "sync", JOBS) else "kept; the workers' sweep queues it"
+        done.append({"tenant": tenant.id, "crm": tenant.crm, "portal": tenant.portal, "queued": True, "job": entry,
+                     "status": status})
+    if fmt == "json":
+        print(json.dumps({"tenants": done}, ensure_ascii=False, indent=1))
+    else:
+        rows = [(d["tenant"], d["crm"], d["portal"] or "-", d["job"], d["status"]) for d in done]
+        print(table(["tenant", "crm", "portal", "job", "status"], rows,
+                    title=f"Syncs queued for the workers: {len(done)}"))
+    return 0
 
 
 def sync_tenant(settings, tenant: tenants.Tenant, args, written_day, progress):

@@ -66,6 +66,13 @@ def overrides(installs: Installs, tenant: str) -> dict[str, str]:
     return {name: installs.sealer.open(value) if sealed else value for name, value, sealed in rows}
 
 
+def stamps(installs: Installs) -> dict[str, tuple[int, float]]:
+    """What changes whenever a tenant's overrides change, per tenant: one cheap query, for a running `serve`
+    to notice which tenants' settings to read again."""
+    with installs._connect() as db:
+        return app.settings_stamps(db)
+
+
 def shown(settings, installs: Installs, tenant: str) -> dict[str, str]:
     """The overrides as `tenants show` prints them: a secret one as ***."""
     return {name: HIDDEN if is_secret(settings, name) else value

@@ -50,8 +50,8 @@ def test_a_managers_edit_is_planned_from_even_when_the_run_after_the_check_never
         r = requests.post(portal.webhook_url + "crm.contact.update", timeout=10, json={
             "id": contact, "fields": {"EMAIL": [{"VALUE": "manager-typed@example.org", "VALUE_TYPE": "WORK"}]}})
         assert r.status_code == 200, r.text
-        assert nothing_to_do(adapter, state, TODAY, "") is False  # read, kept in the snapshot, not planned yet
-        assert nothing_to_do(adapter, state, TODAY, "") is False  # the pull is empty now: still not skipped
+        assert nothing_to_do(adapter, state, TODAY, "") is False  # the change, not planned from yet
+        assert nothing_to_do(adapter, state, TODAY, "") is False  # and again, until a run plans from it
         run_sync(adapter, state, load_playbook(), today=TODAY)
         assert nothing_to_do(adapter, state, TODAY, "") is True
     finally:

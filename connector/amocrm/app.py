@@ -128,9 +128,27 @@ class AmoApp:
                                            json_body={"destination": previous["destination"]})
                 except CrmError as exc:  # an old hook left behind only gets 401s from us
                     log.warning("amocrm old webhook not removed: %s", exc)
+            self._prepare(adapter)
             log.info("amocrm app=connected account=%s", account.get("subdomain"))
         finally:
             adapter.close()
+
+    def _prepare(self, adapter) -> None:
+        """The account prepared as `repeat-sales install` does (its fields), before the first sync the connect
+        queues; what was made is kept with the install (`tenants show`). A refusal is said, never fatal: the
+        account stays connected and `repeat-sales install --tenant ID` prepares it again."""
+        try:
+            prepared = adapter.install()
+            fields, missing = prepared.created + prepared.existing, list(prepared.missing)
+        except CrmError as exc:
+            fields, missing, prepared = [], [f"the fields were not created: {exc}"], None
+        with self.installs.locked(CRM) as slot:
+            if slot.data:
+                slot.save({**slot.data, "fields": fields, "missing": missing})
+        for line in missing:
+            log.warning("amocrm app install: %s", line)
+        for line in (prepared.admin_steps if prepared else []):
+            log.info("amocrm app install, for the admin: %s", line)
 
     # --- POST /amocrm/webhook/<secret> ------------------------------------------------------
 

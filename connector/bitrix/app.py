@@ -34,8 +34,8 @@ from connector.bitrix.mapping import GenderSource, customer_ref, text
 from connector.bitrix.rights import read_rights
 from connector.bitrix.robot import read_customer
 from connector.crm import PullPage
-from connector.errors import CrmError, CrmRequestRejected, WebhookRejected
-from connector.installs import Installs
+from connector.errors import CrmAuthError, CrmError, CrmRequestRejected, WebhookRejected
+from connector.installs import DEFAULT_TENANT, Installs
 from connector.state import State
 from connector.webapp.classify import calendar, classification
 from connector.webapp.forms import text_field
@@ -202,7 +202,12 @@ class BitrixApp:
             return True
 
     def complete_install(self, auth: dict, state: State) -> None:
-        grant = app_tokens(self.settings, self.installs).adopt(auth)
+        try:
+            grant = app_tokens(self.settings, self.installs).adopt(auth)
+        except CrmAuthError:  # refused: a claim on the default tenant (tenancy.bitrix_tenant) lapses now
+            if self.installs.tenant == DEFAULT_TENANT:
+                self.installs.release_default(CRM, str(auth.get("member_id") or ""))
+            raise
         events_url, robot_url = f"{self.host.public_url}/bitrix/events", f"{self.host.public_url}/bitrix/robot"
         client = app_client(self.settings, self.installs)
         try:

@@ -145,6 +145,9 @@ class AppTokens:
                          expires_at=_expires(answer, self.now()), user_id=_int(answer.get("user_id"), 1),
                          scope=str(answer.get("scope") or install_auth.get("scope") or ""))
         with self.installs.locked(CRM) as slot:
+            if slot.data and str(slot.data.get("member_id") or member) != member:  # never over another portal's
+                raise CrmAuthError("the app is installed in another portal of this tenant", crm=CRM,
+                                   hint="uninstall it there first")
             slot.save({**grant.to_json(), "installed_at": self.now()})
         register_secret(grant.access_token)
         return grant

@@ -73,6 +73,7 @@ class JobQueue:
         self.settings = settings
         self.inbox = inbox or Inbox(settings.state_target, settings.sealer())
         self.app = app or celery_app(settings)
+        self.redis = redis_client(settings)
 
     def put(self, tenant: str, kind: str, lane: str, payload: dict, *, countdown: float = 0) -> int:
         entry_id = self.inbox.put(tenant, kind, lane, payload)
@@ -96,12 +97,42 @@ class JobQueue:
                         type(exc).__name__)
             return False
         self.inbox.enqueued(entry_id)
+        try:  # the message is in Redis (queued, or taken and given back by Redis if its worker dies)
+            self.redis.set(queued_key(entry_id), "1", ex=queued_seconds(self.settings))
+        except Exception:  # noqa: BLE001 - without the mark the sweep sends it again: at least once holds
+            pass
         return True
 
+    def forget(self, entry_id: int) -> None:
+        """The job ran (done or failed): its message is gone from Redis."""
+        try:
+            self.redis.delete(queued_key(entry_id))
+        except Exception:  # noqa: BLE001 - the mark expires on its own
+            pass
+
+    def _in_redis(self, ids: list[int]) -> set[int]:
+        """Which of these jobs' messages Redis still holds (a Redis that lost its data lost the marks too)."""
+        if not ids:
+            return set()
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for i in ids:
+                pipe.exists(queued_key(i))
+            return {i for i, there in zip(ids, pipe.execute(), strict=True) if there}
+        except Exception:  # noqa: BLE001 - Redis away: send them all again, the workers skip what is done
+            return set()
+
     def sweep(self) -> int:
-        """Queue again every job not done within QUEUE_REDELIVER_SECONDS; how many."""
+        """Queue again every job not done within QUEUE_REDELIVER_SECONDS whose message Redis no longer holds
+        (lost with a Redis restart, or never queued); how many. A job still waiting its turn in a long queue
+        is not sent twice: a backlog longer than QUEUE_REDELIVER_SECONDS (100 portals' first syncs on one
+        worker) had every waiting job sent again at each sweep."""
         sent, syncs = 0, set()
-        for entry_id, tenant, kind, lane in self.inbox.overdue(self.settings.QUEUE_REDELIVER_SECONDS):
+        overdue = self.inbox.overdue(self.settings.QUEUE_REDELIVER_SECONDS)
+        queued = self._in_redis([row[0] for row in overdue])
+        for entry_id, tenant, kind, lane in overdue:
+            if entry_id in queued:
+                continue
             if kind == "sync":
                 if tenant in syncs:
                     continue  # one sync answers every open request of its tenant: one message is enough
@@ -109,6 +140,15 @@ class JobQueue:
             log.info("queue sweep job=%s id=%s tenant=%s: queued again", kind, entry_id, tenant)
             sent += self.send(entry_id, tenant, kind, lane)
         return sent
+
+
+def queued_key(entry_id: int) -> str:
+    return f"rs:queued:{entry_id}"
+
+
+def queued_seconds(settings) -> int:
+    """How long a queued mark lives: past any wait in the queue, so a lost mark only delays a job."""
+    return int(max(600, 6 * settings.QUEUE_REDELIVER_SECONDS))
 
 
 def sweep_once(redis: Redis, queue: JobQueue, every_seconds: float, *, now=time.time) -> int | None:

@@ -160,12 +160,15 @@ def register(app: Celery, settings) -> Runner:
 
     def task(self, tenant: str, kind: str, entry_id: int) -> str:
         try:
-            return runner.run(tenant, kind, entry_id)
+            result = runner.run(tenant, kind, entry_id)
         except Busy:
             raise self.retry(countdown=BUSY_RETRY_SECONDS, max_retries=BUSY_RETRIES) from None
+        runner.queue.forget(entry_id)
+        return result
 
     for name in set(TASKS.values()):
         app.task(name=name, bind=True, acks_late=True)(task)
+
     def sweep() -> int:
         return runner.queue.sweep()
 

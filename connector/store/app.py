@@ -45,6 +45,17 @@ def remove_tenant(db: Db, tenant: str) -> int:
     return db.execute("DELETE FROM tenant_installs WHERE tenant=?", (tenant,)).rowcount
 
 
+def claim_default(db: Db, crm: str, ref: str, now: float, keep_seconds: float) -> str:
+    """Claim the default tenant's `crm` install for `ref` unless another claimed it lately; who holds it."""
+    db.execute("DELETE FROM tenant_claims WHERE crm=? AND claimed_at < ?", (crm, now - keep_seconds))
+    db.execute("INSERT INTO tenant_claims VALUES (?, ?, ?) ON CONFLICT(crm) DO NOTHING", (crm, ref, now))
+    return db.execute("SELECT ref FROM tenant_claims WHERE crm=?", (crm,)).fetchone()[0]
+
+
+def release_default(db: Db, crm: str, ref: str) -> None:
+    db.execute("DELETE FROM tenant_claims WHERE crm=? AND ref=?", (crm, ref))
+
+
 # --- a tenant's settings overrides (a secret one sealed) -----------------------------------------
 
 def tenant_settings(db: Db, tenant: str) -> list[tuple[str, str, bool]]:
@@ -62,6 +73,13 @@ def set_tenant_setting(db: Db, tenant: str, name: str, value: str, sealed: bool)
 
 def unset_tenant_setting(db: Db, tenant: str, name: str) -> int:
     return db.execute("DELETE FROM tenant_settings WHERE tenant=? AND name=?", (tenant, name)).rowcount
+
+
+def settings_stamps(db: Db) -> dict[str, tuple[int, float]]:
+    """Each tenant with overrides -> (how many, when the newest was set): changes with every `tenants set`,
+    `unset` or `remove` of that tenant."""
+    rows = db.execute("SELECT tenant, COUNT(*), MAX(updated_at) FROM tenant_settings GROUP BY tenant").fetchall()
+    return {tenant: (int(count), float(newest or 0)) for tenant, count, newest in rows}
 
 
 def sealed_tenant_settings(db: Db) -> list[tuple[str, str, str]]:

@@ -83,6 +83,10 @@ CREATE INDEX IF NOT EXISTS app_inbox_open ON app_inbox (done_at, tenant, kind)
 CREATE TABLE IF NOT EXISTS tenant_settings (tenant TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
     sealed INTEGER NOT NULL, updated_at {real} NOT NULL, PRIMARY KEY (tenant, name))
 """),
+    (7, "which portal the tenant `default` is being installed for, taken when its install arrives: a second "
+        "portal's install arriving before a worker stored the first is that portal's own tenant", """
+CREATE TABLE IF NOT EXISTS tenant_claims (crm TEXT PRIMARY KEY, ref TEXT NOT NULL, claimed_at {real} NOT NULL)
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"

@@ -30,6 +30,7 @@ from functools import partial
 
 from pydantic import SecretStr
 
+from connector import tenant_settings
 from connector.errors import WebhookRejected
 from connector.redact import register_secret
 from connector.settings import Settings
@@ -43,6 +44,7 @@ from connector.webapp.worker import Job
 log = logging.getLogger(__name__)
 
 SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
+SETTINGS_RECHECK_SECONDS = 1.0  # a `tenants set` is in force in a running `serve` this soon
 MAX_UNVERIFIED_TENANTS = 5  # portals whose install the auth server is still to confirm, at once
 NEW_TENANTS_PER_WINDOW, NEW_TENANT_WINDOW_SECONDS = 120, 600  # new portals' installs checked, per window
 
@@ -56,6 +58,7 @@ class WebApp:
         from connector import clock, tenants
 
         self.settings = settings
+        self.given_today = today  # tests fix the day; else each tenant's today is in its own TIMEZONE
         self.today = today or (lambda: clock.today(settings.TIMEZONE))
         self.registry = tenants.registry(settings)  # every tenant's installs; bound to the default tenant
         for row in self.registry.tenants():  # keep stored secrets out of any log line
@@ -85,6 +88,7 @@ class WebApp:
         self._prefixes[FEEDBACK_PREFIX] = self.feedback
         self._started = False
         self._stop_timeout = 60.0
+        self._settings_seen, self._settings_checked = tenant_settings.stamps(self.registry), time.monotonic()
         self.asgi = asgi.build(self, self.server, watchdog=watchdog)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -170,9 +174,27 @@ class WebApp:
                 host.stop(5)
                 tenants.drop_if_unused(self.settings, tenant)  # PostgreSQL: its empty schema goes too
 
+    def follow_settings(self, *, now: float | None = None) -> None:
+        """Tenants' settings changed by `repeat-sales tenants set/unset` come into force here without a
+        restart: one cheap query at most every SETTINGS_RECHECK_SECONDS per process (not one per event),
+        and the settings read again only of the tenants whose overrides changed."""
+        now = time.monotonic() if now is None else now
+        if now - self._settings_checked < SETTINGS_RECHECK_SECONDS:
+            return
+        self._settings_checked = now
+        seen, before = tenant_settings.stamps(self.registry), self._settings_seen
+        if seen == before:
+            return
+        self._settings_seen = seen
+        changed = {t for t in seen.keys() | before.keys() if seen.get(t) != before.get(t)}
+        for host in self._all_tenants():
+            if host.id in changed:
+                host.follow_settings()
+
     def _tenant_route(self, key: tuple[str, str], request: Request):
         from connector import tenants
 
+        self.follow_settings()
         crm, base_url, tenant = "bitrix", None, tenants.DEFAULT
         if key[1].startswith("/bitrix/"):
             tenant = bitrix_tenant(self, key[1], request)
@@ -255,6 +277,7 @@ class WebApp:
         """Record one answer (0-10) for the purchase it rates; the next sync plans on it."""
         from connector.feedback import FeedbackAnswers, parse_score
 
+        self.follow_settings()
         given = [h.settings.FEEDBACK_SECRET for h in self._all_tenants()]
         if all(expected is None for expected in given):
             raise WebhookRejected(404, "not found")

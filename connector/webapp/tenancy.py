@@ -9,6 +9,8 @@ events, robots) or `member_id` (the pages), looked up among the stored installs.
 installed goes to the default tenant, whose own checks then refuse it (its stored member_id and
 application_token differ), so a forged member_id reaches no tenant's data. An install from a portal not
 yet known becomes a new tenant only once the auth server confirms its tokens (BitrixApp.complete_install).
+With no install of its own, the default is the first portal whose install arrives: it is claimed at once
+(Installs.claim_default), so another portal installing before a worker stored the first is its own tenant.
 """
 
 from __future__ import annotations
@@ -40,23 +42,48 @@ class TenantHost:
     """A tenant's settings, runtime, installs and two workers (syncs and jobs; robots' answers apart)."""
 
     def __init__(self, web: WebApp, tenant: str, crm: str | None = None, base_url: str | None = None) -> None:
-        self.web, self.id, self.crm = web, tenant, crm or web.settings.CRM
-        self.settings = tenants.settings_for(web.settings, tenant, crm, base_url)
+        self.web, self.id, self.crm, self.base_url = web, tenant, crm or web.settings.CRM, base_url
         self.installs = web.registry.for_tenant(tenant)
-        self.runtime = Runtime(self.settings, web.today, installs=self.installs)
         self.public_url = web.public_url
-        self.worker = Worker(self.runtime.sync, self.runtime.open_state,
-                             debounce_seconds=self.settings.EVENT_DEBOUNCE_SECONDS)
+        self._build(tenants.settings_for(web.settings, tenant, crm, base_url))
+        # the workers run what the runtime in force runs (`follow_settings` may replace it)
+        self.worker = Worker(self._sync, self._open_state, debounce_seconds=self.settings.EVENT_DEBOUNCE_SECONDS)
         # robots' answers on their own lane: a robot waits seconds, never behind a sync (issue 15, item 5)
-        self.robots = Worker(self.runtime.sync, self.runtime.open_state, debounce_seconds=0)
+        self.robots = Worker(self._sync, self._open_state, debounce_seconds=0)
         self.queued = None  # QUEUE_URL: each job kept in the inbox before the answer, run by `repeat-sales worker`
         if web.settings.QUEUE_URL is not None:
             from connector.jobs.serving import QueuedWork
 
             self.queued = QueuedWork(self, web.settings)
+
+    def _build(self, settings) -> None:
+        """The settings and everything made from them: the runtime and each CRM's app side with its routes."""
+        from connector import clock
+
+        self.settings = settings
+        today = self.web.given_today or (lambda: clock.today(settings.TIMEZONE))  # the tenant's own zone
+        self.runtime = Runtime(settings, today, installs=self.installs)
         self.apps = {crm.name: crm.webapp_class()(self) for crm in registry.CRMS.values()}  # each CRM's side
         self.routes = {key: handler for app in self.apps.values() for key, handler in app.routes().items()}
         self.prefixes = {p: handler for app in self.apps.values() for p, handler in app.prefix_routes().items()}
+
+    def follow_settings(self) -> bool:
+        """`repeat-sales tenants set/unset` while `serve` runs: the tenant's settings read again, and its
+        runtime and app sides made anew when they changed (requests already running finish on the old)."""
+        if self.id == tenants.DEFAULT:
+            return False  # the `.env`'s: read at start, as ever
+        fresh = tenants.settings_for(self.web.settings, self.id, self.crm, self.base_url)
+        if fresh == self.settings:
+            return False
+        self._build(fresh)
+        log.info("tenant=%s settings changed: in force from now on", self.id)
+        return True
+
+    def _sync(self, state, **kw):
+        return self.runtime.sync(state, **kw)
+
+    def _open_state(self):
+        return self.runtime.open_state()
 
     def start(self) -> TenantHost:
         if self.queued is None:  # with QUEUE_URL the workers are `repeat-sales worker` processes
@@ -101,8 +128,9 @@ def bitrix_tenant(web: WebApp, path: str, request: Request) -> str:
     if path != "/bitrix/install" or not member:
         return tenants.DEFAULT
     default = web.registry.get(BITRIX)
-    if web.settings.CRM == BITRIX and (default is None or default.get("member_id") == member):
-        return tenants.DEFAULT  # the `.env`'s portal: the single-portal app, as before tenants
+    if web.settings.CRM == BITRIX and (default.get("member_id") == member if default is not None
+                                       else web.registry.claim_default(BITRIX, member)):
+        return tenants.DEFAULT  # the `.env`'s portal (the first to install): the single-portal app, as before
     if not tenants.valid_id(member):
         raise WebhookRejected(400, "auth[member_id] is not a portal id")
     return member

@@ -8,7 +8,17 @@ import signal
 from datetime import datetime
 from pathlib import Path
 
-from queue_support import CUSTOMERS, SEED, TODAY, all_done, bitrix_app_values, inbox_rows, markers, wait_for
+from queue_support import (
+    CUSTOMERS,
+    QUEUE_URL,
+    SEED,
+    TODAY,
+    all_done,
+    bitrix_app_values,
+    inbox_rows,
+    markers,
+    wait_for,
+)
 
 from connector.settings import load_settings
 from connector.webapp import WebApp
@@ -133,3 +143,23 @@ def test_a_worker_with_beat_queues_the_tenants_scheduled_sync(redis_server, port
     wait_for(lambda: sum(r["kind"] == "sync" for r in inbox_rows(state_db(values))) == syncs + 1
              and all_done(state_db(values)), timeout=60)
     assert max(markers(portal).values()) == 1, workers.logs()
+
+
+def test_the_sweep_sends_again_only_jobs_redis_no_longer_holds(redis_server, tmp_path):
+    """A job waiting its turn in a long queue is not sent twice; one Redis lost (restart without its
+    append-only file) is."""
+    import time
+
+    from connector.jobs.broker import JobQueue
+
+    settings = load_settings(STATE_URL=f"sqlite:///{tmp_path / 'sweep.db'}", QUEUE_URL=QUEUE_URL,
+                             QUEUE_REDELIVER_SECONDS=2)
+    queue = JobQueue(settings)
+    redis = redis_server.client()
+    waiting = queue.put("default", "bitrix.install", "jobs", {"method": "complete_install"})
+    time.sleep(2.5)  # older than QUEUE_REDELIVER_SECONDS, still in Redis: nobody took it yet
+    assert queue.sweep() == 0 and redis.llen("jobs") == 1
+    redis.flushall()  # Redis lost the message (and everything else)
+    time.sleep(2.5)
+    assert queue.sweep() == 1 and redis.llen("jobs") == 1
+    assert queue.inbox.get(waiting) is not None and not queue.inbox.get(waiting).done

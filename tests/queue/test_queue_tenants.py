@@ -49,3 +49,32 @@ def test_two_portals_are_two_tenants_synced_by_the_workers(redis_server, tmp_pat
         workers.stop()
         for emu in portals:
             emu.stop()
+
+
+def test_installs_of_two_portals_before_any_worker_ran_are_two_tenants(redis_server, tmp_path):
+    """Both portals install at once, while no worker has stored either install yet: each install (and the
+    syncs after it) is its own portal's - the first the default, the second a tenant of its own - and both
+    portals end with their actions written, nothing of one in the other's tenant."""
+    portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
+                              app_client_secret=SECRET).start() for _ in range(2)]
+    values = bitrix_app_values(portals[0], tmp_path)
+    db = Path(values["STATE_URL"].removeprefix("sqlite:///"))
+    workers = Workers(values, tmp_path)
+    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
+    try:
+        for emu in portals:  # back to back: the inbox holds both installs, no worker runs yet
+            r = requests.post(f"{emu.base_url}/_emulator/app/install", timeout=30,
+                              json={"handler": app.url + "/bitrix/install", "app_url": app.url + "/bitrix/app"})
+            assert r.status_code == 200 and r.json()["status"] == 200, r.text
+        workers.start()
+        wait_for(lambda: all(markers(emu) for emu in portals) and all_done(db), timeout=120)
+        owners = [app.registry.tenant_of("bitrix", emu.app.member_id) for emu in portals]
+        assert owners == [tenants.DEFAULT, portals[1].app.member_id], workers.logs()
+        assert sorted(t.id for t in tenants.known(app.settings)) == sorted(owners)
+        assert dict(markers(portals[0])) == dict(markers(portals[1])), workers.logs()
+        assert max(markers(portals[1]).values()) == 1
+    finally:
+        app.stop(timeout=30)
+        workers.stop()
+        for emu in portals:
+            emu.stop()

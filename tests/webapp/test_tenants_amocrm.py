@@ -10,6 +10,7 @@ import requests
 from web_support import ADMIN, CUSTOMERS, TODAY, admin, post_form, wait_for, write_playbook
 
 from connector import tenants
+from connector.amocrm import install as amo_install
 from connector.settings import load_settings
 from connector.state import State
 from connector.webapp import WebApp
@@ -68,6 +69,19 @@ def test_each_account_is_a_tenant_at_its_own_address(two):
         assert stored["account_id"] == account.store.account_id and stored["base_url"] == account.base_url
         assert account.stats()["token_exchanges"] == 1 and runs(app, tenant) == 1
     assert a.store.webhooks and b.store.webhooks
+
+
+def test_each_account_is_prepared_on_connect_as_install_does(two):
+    """Connecting an account creates the fields `repeat-sales install` creates (card values, the repeat-deal
+    marker), before its first sync; `tenants show` counts them."""
+    app, (a, b) = two
+    wanted = {"contacts": {f["code"] for f in amo_install.card_fields()}, "leads": {amo_install.KEY_FIELD["code"]}}
+    for tenant, account in (("default", a), (tenants.amocrm_id(urlparse(b.base_url).netloc), b)):
+        for entity, codes in wanted.items():
+            made = {f.get("code") for f in account.store.custom_fields.get(entity, [])}
+            assert codes <= made, (tenant, entity, codes - made)
+        stored = app.tenants[tenant].installs.get("amocrm")
+        assert len(stored["fields"]) >= len(wanted["contacts"]), stored.get("missing")
 
 
 def test_a_delivery_reaches_the_account_it_names_and_only_with_that_accounts_secret(two):
@@ -134,3 +148,31 @@ def test_the_cli_lists_and_syncs_an_amocrm_tenant_on_its_own_tokens(two):
     assert json.loads(done.stdout)["tenants"][0]["tenant"] == b_id
     assert (runs(app, b_id), runs(app, "default")) == (before[0] + 1, before[1])
     assert b.stats()["token_exchanges"] == 1  # B's stored grant, no new code
+
+
+def test_install_of_one_tenant_prepares_its_own_account_again(two):
+    """An admin deleted a field in account B: `install --tenant B` makes it again there, on B's tokens, and
+    leaves A alone; an unknown tenant is refused (exit 2)."""
+    import json
+    import os
+
+    from tests.conftest import ROOT, run_cli
+
+    app, (a, b) = two
+    b_id = tenants.amocrm_id(urlparse(b.base_url).netloc)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
+    env.update(CRM="amocrm", AMOCRM_BASE_URL=a.base_url, AMOCRM_CLIENT_ID=CLIENT_ID, AMOCRM_CLIENT_SECRET=SECRET,
+               AMOCRM_REDIRECT_URI=a.redirect_uri, STATE_URL=app.settings.STATE_URL, PLAYBOOK=app.settings.PLAYBOOK,
+               PLAYBOOK_LANG="en", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
+    with b.store.lock:
+        b.store.custom_fields["contacts"] = [f for f in b.store.custom_fields["contacts"] if f.get("code") != "RS_RFM"]
+    a_requests = a.stats()["requests_total"]
+    done = run_cli(["install", "--tenant", b_id, "--format", "json"], env)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["created"] == ["contacts field RS_RFM"] and "contacts field RS_SEGMENT" in said["existing"], said
+    assert any(f.get("code") == "RS_RFM" for f in b.store.custom_fields["contacts"])
+    assert a.stats()["requests_total"] == a_requests  # A was not asked anything
+    assert b.stats()["token_exchanges"] == 1  # B's stored grant, no new code
+    done = run_cli(["install", "--tenant", "amo-no-such-account"], env)
+    assert done.returncode == 2 and "no tenant" in done.stderr and "Traceback" not in done.stderr

@@ -200,6 +200,47 @@ def test_each_tenant_has_its_own_settings_overrides_and_its_own_language(two):
     assert code == 2 and "STATE_KEY: is the app's own setting" in err
 
 
+@SQLITE
+def test_a_running_serve_follows_tenants_set_and_unset_without_a_restart(two):
+    """`tenants set` / `unset` typed while `serve` runs: the tenant's new feedback address answers, its next sync
+    speaks the language set, and after `unset` the address is gone - no restart."""
+    (a, b), settings, env = two
+    member, secret = b.app.member_id, "feedback-address-set-while-serving-89ab"
+    registry = tenants.registry(settings)
+    for name in ("FEEDBACK_SECRET", "PLAYBOOK", "PLAYBOOK_LANG"):  # what earlier tests left
+        tenant_settings.unset(settings, registry, member, name)
+    deal = str(min(b.store.deals.rows))
+
+    def answer(score: int) -> int:
+        return requests.post(f"{app.url}/feedback/{secret}", json={"purchase_id": deal, "score": score},
+                             timeout=30).status_code
+
+    app = WebApp(settings, port=0, today=lambda: TODAY).start()
+    try:
+        assert answer(5) == 404  # no tenant has a feedback address
+        code, out, err = cli(env, "tenants", "set", member, f"FEEDBACK_SECRET={secret}", "PLAYBOOK=",
+                             "PLAYBOOK_LANG=ru")
+        assert code == 0, err
+        before = task_ids(b)
+        for contact in sorted(b.store.contacts.rows)[20:24]:
+            b.add_deal(contact, won=True, amount=5300, closed=datetime(2026, 6, 13, 12, 0))
+        wait_for(lambda: answer(8) == 200, timeout=15)  # recorded in B; B's sync follows
+        titles = wait_for(lambda: new_task_titles(b, before), timeout=60)
+        assert all(t.startswith("Поблагодарить") for t in titles), titles
+        code, out, err = cli(env, "tenants", "unset", member, "FEEDBACK_SECRET")
+        assert code == 0, err
+        wait_for(lambda: answer(2) == 404, timeout=15)
+    finally:
+        app.stop(timeout=30)
+        for name in ("FEEDBACK_SECRET", "PLAYBOOK", "PLAYBOOK_LANG"):
+            tenant_settings.unset(settings, registry, member, name)
+    state = State(tenants.state_target(settings, member))
+    try:
+        assert answers_of(state, f"bitrix:{b.app.domain}") == {deal: 8}
+    finally:
+        state.close()
+
+
 @BOTH
 def test_remove_asks_for_yes_then_deletes_the_tenants_tokens_and_state(two):
     (a, b), settings, env = two
