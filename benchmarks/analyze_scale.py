@@ -7,7 +7,8 @@ times; the median is printed with the growth exponents of time and memory in row
 between the smallest and the largest size). `--code DIR` runs another checkout (e.g. /work/main) for
 a paired before/after. `--polars` runs, in turn with each analyze, the issue's yardstick: a plain
 polars script computing only RFM quintiles and the lifecycle per customer (written as JSON lines),
-and prints the ratio analyze / polars pair by pair (polars: `pip install polars`, the `bench` extra).
+and prints the ratio analyze / polars pair by pair, of the walls and of the CPU times (user + system; polars
+runs several threads) (polars: `pip install polars`, the `bench` extra).
 Usage: python benchmarks/analyze_scale.py [--rows 100000 1000000] [--runs 3] [--base FILE] [--code DIR]
        [--polars]
 """
@@ -75,8 +76,9 @@ c.sort("customer_id").write_ndjson(sys.stdout)
 """
 
 
-def run(code: Path, path: Path, as_of: str, script: Path | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one `analyze --format json` in a child (or of the polars script)."""
+def run(code: Path, path: Path, as_of: str, script: Path | None = None) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, CPU seconds = user + system) of one `analyze --format json` in a child
+    (or of the polars script, whose threads' CPU adds up: on a shared machine the CPU ratio is the steadier)."""
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "connector", "analyze", str(path), "--format", "json",
            "--as-of", as_of]
     if script is not None:
@@ -89,7 +91,8 @@ def run(code: Path, path: Path, as_of: str, script: Path | None = None) -> tuple
     h, m, s = wall.groups()
     seconds = int(h or 0) * 3600 + int(m) * 60 + float(s)
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)) / 1024
-    return seconds, peak
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", done.stderr).group(1)) for k in ("User", "System"))
+    return seconds, peak, cpu
 
 
 def main() -> None:
@@ -120,12 +123,16 @@ def main() -> None:
             line = {"bench": "analyze_scale", "code": str(args.code), "rows": rows, "runs": len(runs),
                     "seconds_median": round(statistics.median(r[0] for r in runs), 2),
                     "peak_rss_mb_median": round(statistics.median(r[1] for r in runs), 1),
-                    "seconds": [round(r[0], 2) for r in runs]}
+                    "seconds": [round(r[0], 2) for r in runs],
+                    "cpu_seconds_median": round(statistics.median(r[2] for r in runs), 2)}
             if yardstick:
                 line.update({"polars_seconds_median": round(statistics.median(r[0] for r in yardstick), 2),
                              "polars_peak_rss_mb_median": round(statistics.median(r[1] for r in yardstick), 1),
                              "ratio_to_polars_median": round(statistics.median(
-                                 a[0] / b[0] for a, b in zip(runs, yardstick, strict=True)), 2)})
+                                 a[0] / b[0] for a, b in zip(runs, yardstick, strict=True)), 2),
+                             "polars_cpu_seconds_median": round(statistics.median(r[2] for r in yardstick), 2),
+                             "cpu_ratio_to_polars_median": round(statistics.median(
+                                 a[2] / b[2] for a, b in zip(runs, yardstick, strict=True)), 2)})
             results.append(line)
             print(json.dumps(line), flush=True)
             path.unlink()

@@ -364,11 +364,13 @@ def cmd_install(args) -> int:
     settings = load_settings(**({"CRM": args.crm} if args.crm else {}))
     setup_logging("WARNING")
     settings, installs = tenant_commands.tenant_install(settings, args.tenant) if args.tenant else (settings, None)
-    adapter = registry.make_adapter(settings, installs)
-    try:
-        report = adapter.install(uninstall=args.uninstall)
-    finally:
-        adapter.close()
+    report = None if args.uninstall else tenant_commands.prepare_app_install(settings, installs)
+    if report is None:
+        adapter = registry.make_adapter(settings, installs)
+        try:
+            report = adapter.install(uninstall=args.uninstall)
+        finally:
+            adapter.close()
     rows = [(what, status) for status, items in (("created", report.created), ("already there", report.existing),
                                                  ("removed", report.removed), ("skipped", report.missing))
             for what in items]

@@ -1,7 +1,7 @@
 """The plain transactions CSV read in bulk: the reader's arrays without a Python loop per line.
 
-A file of plain cells (ASCII, no quotes, spaces, tabs or carriage returns, no blank line, every line
-as many cells as the header) with only customer_id, date, amount and quantity among the known
+A file of plain cells (ASCII, no quotes, spaces, tabs or NULs, no blank line, LF or CRLF line ends,
+every line as many cells as the header) with only customer_id, date, amount and quantity among the known
 columns - what CDNOW-like exports are - is split once, its distinct dates parsed once each and its
 amounts by float() (parse_amount's own first try). Anything else, or anything the checks doubt
 (an empty cell, a bad date or amount, a zero quantity), returns None: the line-by-line reader then
@@ -28,7 +28,9 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     if encoding not in ("utf-8", "utf-8-sig") or sep not in ",;|" or not set(cols) <= PLAIN:
         return None
     data = path.read_bytes()
-    if not data.isascii() or any(b in data for b in (b'"', b" ", b"\t", b"\r", b"\n\n")):
+    if b"\r" in data:  # CRLF line ends (Windows, Python's csv.writer) read as LF, as the line reader reads
+        data = data.replace(b"\r\n", b"\n")  # them; a CR left alone is checked below: line by line
+    if not data.isascii() or any(b in data for b in (b'"', b" ", b"\t", b"\r", b"\n\n", b"\0")):
         return None
     body = data[data.index(b"\n") + 1:] if b"\n" in data else b""
     if not body:
@@ -56,7 +58,7 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     rows.cust, rows.day = array("i", cust.tobytes()), array("i", day.tobytes())
     rows.amount = array("d", amount.tobytes())
     rows.qty = array("d", qty.tobytes())
-    zeros = np.zeros(lines, dtype=np.int32).tobytes()
+    zeros = bytes(4 * lines)
     rows.product, rows.category, rows.order = array("i", zeros), array("i", zeros), array("i", zeros)
     rows.currency = array("i", np.full(lines, cur, dtype=np.int32).tobytes())
     rows.line = array("i", np.arange(2, lines + 2, dtype=np.int32).tobytes())
@@ -67,43 +69,117 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
 
 def _chunk(body: bytes, width: int, sepb: bytes, cols: dict[str, int], known: dict[bytes, int],
            ordinals: dict[bytes, int]) -> tuple[np.ndarray, ...] | None:
-    """Whole lines: (customer index, day ordinal, amount, quantity) arrays, or None at any doubt."""
+    """Whole lines: (customer index, day ordinal, amount, quantity) arrays, or None at any doubt. The
+    cells are cut from the bytes by their separators' places, never made one object each: the ids and
+    dates as fixed-width keys (each distinct one decoded once), the numbers by their digits."""
     from connector.csv_text import parse_date
 
-    raw = np.frombuffer(body, dtype=np.uint8)
+    raw = np.frombuffer(body + bytes(64), dtype=np.uint8)  # padded for _fixed
     ends = np.flatnonzero(raw == 10)
     seps = np.flatnonzero(raw == sepb[0])
-    if len(seps) != len(ends) * (width - 1):  # a line with more or fewer cells: the reader says which
-        return None
-    if width > 1:  # each line's separators between its own start and end
-        seps = seps.reshape(len(ends), width - 1)
-        if not ((seps[:, 0] > np.concatenate(([-1], ends[:-1]))) & (seps[:, -1] < ends)).all():
-            return None
-    del raw, seps
-    cells = body.replace(b"\n", sepb).split(sepb)[:-1]
     lines = len(ends)
-    ids, days = cells[cols["customer_id"]::width], cells[cols["date"]::width]
-    amounts = cells[cols["amount"]::width]
-    quantities = cells[cols["quantity"]::width] if "quantity" in cols else None
-    del cells
-    for cid in dict.fromkeys(ids):
-        if cid not in known:
-            known[cid] = len(known)
-    try:
-        for raw_day in dict.fromkeys(days):
-            if raw_day not in ordinals:
-                ordinals[raw_day] = parse_date(raw_day.decode(), 0).toordinal()
-        amount = np.fromiter(map(float, amounts), dtype=np.float64, count=lines)
-        qty = np.fromiter(map(float, quantities), dtype=np.float64, count=lines) if quantities else np.ones(lines)
-    except (ValueError, CsvInputError):  # an empty or bad date, amount or quantity
+    if len(seps) != lines * (width - 1):  # a line with more or fewer cells: the reader says which
         return None
-    if b"" in known:
+    begins = np.concatenate(([0], ends[:-1] + 1))
+    if width > 1:  # each line's separators between its own start and end
+        seps = seps.reshape(lines, width - 1)
+        if not ((seps[:, 0] >= begins) & (seps[:, -1] < ends)).all():
+            return None
+
+    def cell(name: str) -> tuple[np.ndarray, np.ndarray]:  # (first byte, length) of a column's cells
+        j = cols[name]
+        lo = begins if j == 0 else seps[:, j - 1] + 1
+        return lo, (ends if j == width - 1 else seps[:, j]) - lo
+
+    found = [cell(name) for name in ("customer_id", "date", "amount")]
+    if any(not len(length) or length.min() == 0 for _lo, length in found):  # an empty cell
+        return None
+    try:
+        cust = _interned(raw, *found[0], known, bytes)
+        day = _interned(raw, *found[1], ordinals, lambda b: parse_date(b.decode(), 0).toordinal())
+        amount = _numbers(body, raw, *found[2])
+        qty = _numbers(body, raw, *cell("quantity")) if "quantity" in cols else np.ones(lines)
+    except (ValueError, CsvInputError):  # a bad date, amount or quantity
         return None
     for column in (amount, qty):
         if not (np.abs(column) < MAX_AMOUNT).all():  # nan and inf too
             return None
     if (qty == 0).any():
         return None
-    cust = np.fromiter(map(known.__getitem__, ids), dtype=np.int32, count=lines)
-    day = np.fromiter(map(ordinals.__getitem__, days), dtype=np.int32, count=lines)
     return cust, day, amount, qty
+
+
+def _fixed(raw: np.ndarray, lo: np.ndarray, length: np.ndarray, width: int) -> np.ndarray:
+    """The cells as rows of `width` bytes, zero-padded (the file holds no NUL): rows taken from a view of
+    every `width` bytes from each place (`raw` ends in 64 zero bytes of padding, so each has as many)."""
+    out = np.lib.stride_tricks.sliding_window_view(raw, width)[lo]
+    out[np.arange(width) >= length[:, None]] = 0
+    return out
+
+
+def _interned(raw: np.ndarray, lo: np.ndarray, length: np.ndarray, index: dict, value) -> np.ndarray:
+    """Each cell's entry in `index` (a new cell text gets value(text), ids their place of first appearance),
+    the texts found as distinct fixed-width keys (a cell over 64 bytes: the texts one by one)."""
+    width = -(-int(length.max()) // 8) * 8
+    if width > 64:
+        body = raw.tobytes()
+        cells = [body[a:b] for a, b in zip(lo.tolist(), (lo + length).tolist(), strict=True)]
+        for text in dict.fromkeys(cells):
+            if text not in index:
+                index[text] = len(index) if value is bytes else value(text)
+        return np.fromiter(map(index.__getitem__, cells), dtype=np.int32, count=len(cells))
+    if length.min() == length.max() == 10 and value is not bytes:  # ISO dates: distinct by their digits
+        m = _fixed(raw, lo, length, 10)
+        digits = np.delete(m, (4, 7), axis=1)
+        if (m[:, 4] == 45).all() and (m[:, 7] == 45).all() and ((digits >= 48) & (digits <= 57)).all():
+            keys = (digits.astype(np.int64) - 48) @ (10 ** np.arange(7, -1, -1))
+            distinct, first, back = np.unique(keys, return_index=True, return_inverse=True)
+            texts = [raw[a:a + 10].tobytes() for a in lo[first].tolist()]
+            return _codes(texts, first, back, index, value)
+    keys = _fixed(raw, lo, length, width)
+    keys = keys.view(">u8").ravel() if width == 8 else keys.view(f"S{width}").ravel()
+    distinct, first, back = np.unique(keys, return_index=True, return_inverse=True)
+    return _codes(distinct.view(f"S{width}").tolist(), first, back, index, value)
+
+
+def _codes(texts: list[bytes], first: np.ndarray, back: np.ndarray, index: dict, value) -> np.ndarray:
+    """The distinct texts' entries in `index`, new ones added in the order they first appear."""
+    order = np.argsort(first, kind="stable")
+    ordered = np.array(texts + [b""], dtype=object)[:-1][order].tolist()
+    new = [t for t, got in zip(ordered, map(index.get, ordered), strict=True) if got is None]
+    if value is bytes:
+        index.update(zip(new, range(len(index), len(index) + len(new)), strict=True))
+    else:
+        for text in new:
+            index[text] = value(text)
+    code = np.empty(len(texts), dtype=np.int32)
+    code[order] = list(map(index.__getitem__, ordered))
+    return code[back.ravel()]
+
+
+POWERS = np.array([float(10 ** k) for k in range(16)])
+
+
+def _numbers(body: bytes, raw: np.ndarray, lo: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """float() of each cell: a plain decimal (-?digits[.digits], at most 15 digits) is its digits as an
+    integer divided by a power of ten - one correctly rounded division of two exact doubles, which is
+    float()'s own correctly rounded answer; anything else goes through float() (ValueError as float's)."""
+    most = int(length.max())
+    if most <= 17:
+        m = _fixed(raw, lo, length, most)
+        inside = np.arange(most) < length[:, None]
+        digit = (m >= 48) & (m <= 57)
+        dot = m == 46
+        neg = m[:, 0] == 45
+        allowed = digit | dot | ~inside
+        allowed[:, 0] |= neg
+        places = digit.sum(axis=1)
+        if allowed.all() and (dot.sum(axis=1) <= 1).all() and places.min() > 0 and places.max() <= 15:
+            frac = (digit & (np.cumsum(dot, axis=1) > 0)).sum(axis=1)
+            whole = np.zeros(len(lo), dtype=np.int64)
+            for j in range(most):
+                whole = np.where(digit[:, j], whole * 10 + (m[:, j].astype(np.int64) - 48), whole)
+            out = whole / POWERS[frac]
+            return np.where(neg, -out, out)
+    return np.fromiter((float(body[a:b]) for a, b in zip(lo.tolist(), (lo + length).tolist(), strict=True)),
+                       dtype=np.float64, count=len(lo))

@@ -156,6 +156,25 @@ def tenant_install(settings, tenant_id: str):
     return own, tenants.registry(settings).for_tenant(tenant.id)
 
 
+def prepare_app_install(settings, installs):
+    """`install --tenant ID` of a portal that installed the app: prepared again as its install did (events,
+    robots, tabs, card fields, the SMS trigger) and what its install keeps refreshed (the field list `tenants
+    show` counts). The card fields' InstallReport, robots and tabs in its `created`/`existing`; None when
+    the tenant is no Bitrix24 app install (amoCRM, a webhook's portal: the adapter's install prepares it)."""
+    from connector.bitrix.app import prepare_installed
+    from connector.bitrix.app_auth import AppGrant
+
+    stored = (installs.get("bitrix") or {}) if installs is not None and settings.CRM == "bitrix" else {}
+    public_url = str(stored.get("public_url") or settings.APP_PUBLIC_URL or "").rstrip("/")
+    if not stored.get("member_id") or not public_url:
+        return None
+    done = prepare_installed(settings, installs, public_url, AppGrant.from_json(stored).user_id)
+    report = done["report"]
+    for robot in done["robots"]:
+        (report.created if robot in done["robots_added"] else report.existing).append(f"robot {robot}")
+    return report
+
+
 def rotate_key(settings) -> dict[str, int]:
     """`state rotate-key`: every tenant's secrets sealed with STATE_KEY's first key - the installs and the
     settings overrides (all in the registry) and the amoCRM token pairs in each tenant's own state."""

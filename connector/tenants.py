@@ -123,8 +123,9 @@ def _admin_db(url: str):
 
 
 def _create_schema(url: str, schema: str, tenant: str) -> None:
-    """CREATE SCHEMA IF NOT EXISTS and its migrations, once per process and schema; its comment names the
-    tenant (`stored_tenants`)."""
+    """CREATE SCHEMA IF NOT EXISTS and its migrations, once per process and schema while it stays; its comment
+    names the tenant (`stored_tenants`). `tenants remove` in another process drops it: the next use here
+    finds it gone (one catalog lookup) and makes it again - the portal installing again gets a new state."""
     import psycopg
     from psycopg import sql
 
@@ -132,7 +133,7 @@ def _create_schema(url: str, schema: str, tenant: str) -> None:
 
     key = (url, schema)
     with _made_lock:
-        if key in _made:
+        if key in _made and _schema_there(url, schema):
             return
         db = _admin_db(url)
         try:
@@ -149,6 +150,11 @@ def _create_schema(url: str, schema: str, tenant: str) -> None:
         finally:
             db.close()
         _made.add(key)
+
+
+def _schema_there(url: str, schema: str) -> bool:
+    with engine.pooled(url, timeout=30) as db:
+        return db.execute("SELECT 1 FROM pg_namespace WHERE nspname=?", (schema,)).fetchone() is not None
 
 
 def _schemas(url: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from connector.model import Customer, Purchase
 from connector.transactions_csv import CsvSummary, _Rows, read_rows
-from playbooks.columns import PurchaseColumns
+from playbooks.columns import PurchaseColumns, round_column
 
 
 class TransactionTable:
@@ -162,19 +162,22 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     strings = rows.strings.values
     rank_of = np.empty(len(strings), dtype=np.int64)  # a string's place in Python's sort
     rank_of[np.array(sorted(range(len(strings)), key=strings.__getitem__), dtype=np.int64)] = np.arange(len(strings))
-    key = np.where(order > 0, order.astype(np.int64), -1 - np.arange(len(idx)))
-    group = np.unique(key, return_inverse=True)[1]
-    del key  # the temporaries go as soon as used: at 5M rows each is 40 MB
-    # members sorted as the reader sorts them: product, amount, quantity, category (then file order)
-    s = np.lexsort((np.arange(len(idx)), rank_of[category], qty, amount, rank_of[product], group))
-    g = group[s]
-    del group, category
+    if (order > 0).any():
+        key = np.where(order > 0, order.astype(np.int64), -1 - np.arange(len(idx)))
+        group = np.unique(key, return_inverse=True)[1]
+        del key  # the temporaries go as soon as used: at 5M rows each is 40 MB
+        # members sorted as the reader sorts them: product, amount, quantity, category (then file order)
+        s = np.lexsort((np.arange(len(idx)), rank_of[category], qty, amount, rank_of[product], group))
+        g = group[s]
+        del group
+    else:  # no orders: each row its own purchase (numbered in file order: any numbering gives the same
+        s = np.arange(len(idx))  # purchases, and this one is sorted by customer already)
+        g = s
+    del category
     heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if len(g) else np.zeros(0, dtype=np.int64)
     total = np.bincount(g, weights=amount[s])  # left to right, as sum() adds
     del g
-    rounded = np.empty(len(total))
-    for lo in range(0, len(total), 1 << 16):  # Python's round() (numpy's may differ in the last digit), by parts
-        rounded[lo:lo + (1 << 16)] = [round(t, 2) for t in total[lo:lo + (1 << 16)].tolist()]
+    rounded = round_column(total, 2)  # Python's round() (numpy's may differ in the last digit)
     del total
     members = idx[s]  # row numbers, each purchase's rows together in the reader's order
     p_day = np.minimum.reduceat(day[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)
@@ -185,8 +188,11 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     # first row's amount, product and quantity, then where the purchase first appears in the file
     p_order = order[first]
     seen = np.minimum.reduceat(idx[s], heads) if len(heads) else np.zeros(0, dtype=np.int64)
-    reader = np.lexsort((seen, qty[first], rank_of[product[first]], amount[first], rank_of[p_order], p_order > 0,
-                         p_day, p_cust))
+    if p_order.any() or product.any():
+        reader = np.lexsort((seen, qty[first], rank_of[product[first]], amount[first], rank_of[p_order], p_order > 0,
+                             p_day, p_cust))
+    else:  # the keys that are the same for every purchase left out; the amounts sorted only where they decide
+        reader = _lexsort_ties((seen, qty[first], amount[first]), (p_day, p_cust))
     position = np.empty(len(reader), dtype=np.int64)
     position[reader] = np.arange(len(reader))
     # a purchase without an order is named by its day, the k-th of that day "day#k" (k from 2)
@@ -205,6 +211,7 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
     ends_g = np.append(starts[1:], len(reader))
     several = ends_g - starts > 1
     if several.any():
+        several &= ~_rank_loose_days(rank, reader, new_group, starts, several, p_order, k)
         strings = rows.strings.values
         for lo, hi in zip(starts[several].tolist(), ends_g[several].tolist(), strict=True):
             which = reader[lo:hi]
@@ -214,6 +221,46 @@ def _bulk_purchases(rows: _Rows, cust: np.ndarray, fast: np.ndarray) -> tuple[np
             rank[which[by_id]] = np.arange(len(ids))
     redo = np.zeros(int(cust.max()) + 1 if len(cust) else 0, dtype=bool)
     return (p_cust, p_day, rounded, p_cur, rank, heads, ends, position, k), members, redo
+
+
+def _lexsort_ties(minor: tuple[np.ndarray, ...], major: tuple[np.ndarray, ...]) -> np.ndarray:
+    """np.lexsort(minor + major) where the minor keys (the last of them unique) matter only between rows
+    equal in every major key: sorting a million amounts costs 0.35 s, the few ties next to nothing."""
+    o = np.lexsort(major)
+    if len(o) < 2:
+        return o
+    same = np.ones(len(o) - 1, dtype=bool)
+    for key in major:
+        k = key[o]
+        same &= k[1:] == k[:-1]
+    if not same.any():
+        return o
+    group = np.cumsum(np.concatenate(([True], ~same))) - 1
+    tied = np.bincount(group)[group] > 1
+    rows = o[tied]
+    o[tied] = rows[np.lexsort((*(key[rows] for key in minor), group[tied]))]
+    return o
+
+
+def _rank_loose_days(rank: np.ndarray, reader: np.ndarray, new_group: np.ndarray, starts: np.ndarray,
+                     several: np.ndarray, p_order: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Fill `rank` for the customer-days whose purchases all lack an order (ids "day", "day#2", ...): by
+    the ids' string order, which is the order of their suffixes ("" < "#10" < "#2"); which days it did."""
+    gid = np.cumsum(new_group) - 1  # the customer-day of each place in the reader's order
+    ordered = np.add.reduceat((p_order[reader] > 0).astype(np.int64), starts) > 0
+    done = several & ~ordered
+    at = np.flatnonzero(done[gid])
+    if not len(at):
+        return done
+    kk = k[reader[at]]
+    suffix = ["" if j == 1 else f"#{j}" for j in range(int(kk.max()) + 1)]
+    by_text = np.empty(len(suffix), dtype=np.int64)
+    by_text[sorted(range(1, len(suffix)), key=suffix.__getitem__)] = np.arange(len(suffix) - 1)
+    o = np.lexsort((by_text[kk], gid[at]))
+    g = gid[at][o]
+    heads = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    rank[reader[at[o]]] = np.arange(len(o)) - np.repeat(heads, np.diff(np.append(heads, len(o))))
+    return done
 
 
 def _day_id(ordinal: int, k: int) -> str:

@@ -20,7 +20,7 @@ from connector.model import Customer
 from playbooks.columnar_bonus import bonus_columns, bonus_of
 from playbooks.columns import Figures, PurchaseColumns, figures, group_sum, python_sum
 from playbooks.facts import convert_amount
-from playbooks.guards import is_holdout
+from playbooks.guards import holdout_column
 from playbooks.metrics import YEAR_DAYS, ltv_3f
 from playbooks.money import Row, director_metrics, month_of, unscored_director_metrics
 from playbooks.schema import Playbook
@@ -148,8 +148,7 @@ def segment(cols: PurchaseColumns, today: date, playbook: Playbook) -> Segmented
     return Segmented(cols=cols, today=today, playbook=playbook, fig=fig, r=r, f=f, m=m, segment=segment_idx,
                      names=names, lifecycle=stage, sleeping_after=sleeping, lost_after=lost, value=level,
                      trend=_trends(cols, fig, today, playbook), tier=_tiers(fig, playbook),
-                     holdout=np.array([bool(k) and is_holdout(cid, playbook.guards.holdout)
-                                       for cid, k in zip(cols.ids, n.tolist(), strict=True)], dtype=bool))
+                     holdout=holdout_column(cols.ids, playbook.guards.holdout) & has)
 
 
 def _trends(cols: PurchaseColumns, fig: Figures, today: date, playbook: Playbook) -> np.ndarray:

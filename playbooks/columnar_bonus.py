@@ -26,7 +26,18 @@ class BonusColumns:
 
 
 def bonus_columns(s) -> BonusColumns:
-    """The arrays for `s` (a columnar.Segmented whose columns carry `paid`)."""
+    """The arrays for `s` (a columnar.Segmented whose columns carry `paid`), made once for the plan and the
+    JSON (again if other rules' credits were set since)."""
+    key = (id(s.bonus_credits), len(s.bonus_credits))
+    made = getattr(s, "_bonus_columns", None)
+    if made is not None and made[0] == key:
+        return made[1]
+    out = _bonus_columns(s)
+    s._bonus_columns = (key, out)
+    return out
+
+
+def _bonus_columns(s) -> BonusColumns:
     cols, pb = s.cols, s.playbook
     n_cust = len(cols.ids)
     owner = cols.owner

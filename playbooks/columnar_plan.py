@@ -147,12 +147,13 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
-    counted = counted_from_columns(due, rules, pb, s.holdout) if bare else None
-    if counted is not None:  # the calendar's and reactivation's actions counted by date arithmetic
-        alone, planned, suppressed = counted
-        anyone &= ~alone
     # the balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)
     balances = bonus_columns(s) if pb.bonuses_on and s.cols.paid is not None else None
+    counted = counted_from_columns(due, rules, pb, s.holdout, with_items=with_items,
+                                   balances=balances) if bare else None
+    if counted is not None:  # the actions of customers whose every due rule is counted by date arithmetic
+        alone, planned, suppressed = counted
+        anyone &= ~alone
     for i in np.flatnonzero(anyone).tolist():
         if everyone is not None:
             f = everyone[i]
@@ -177,33 +178,6 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         planned += len(kept)
         suppressed += len(dropped)
     return planned, suppressed
-
-
-def reactivation_alone(due: DueColumns, rules: list, pb) -> np.ndarray | None:
-    """Customers for whom only the reactivation is due and who have no history: its plan() gives them
-    exactly the first step (may_fire is its very condition when the silence is not stretched by
-    rhythm and the step has no window of its own), and no guard but the hold-out can drop it - not
-    opt-out (no card fields or tags: the caller's word), not the channel (the step falls back to a
-    manager task), not a quiet day (shifted), not the cap (one touch, none before). None when the
-    playbook leaves any of that in doubt: then every customer goes through the rules."""
-    masks = {rule.kind: mask for rule, _cfg, mask in rules}
-    cfg = pb.rule("reactivation")
-    if cfg is None or masks.get("reactivation") is None or cfg.rhythm_factor is not None \
-            or cfg.first_step_within_days is not None or not cfg.steps:
-        return None
-    g = pb.guards
-    step = cfg.steps[0]
-    if g.no_channel.mode != "task" or (step.channels and "task" not in step.channels):
-        return None
-    if g.quiet.mode != "shift" or len(set(g.quiet.weekdays)) >= 7 or len(g.quiet.dates) >= 50:
-        return None
-    if g.cap.enabled and g.cap.max_touches < 1 and "reactivation" not in g.cap.exempt_rules:
-        return None
-    others = due.nobody()
-    for kind, mask in masks.items():
-        if kind != "reactivation":
-            others |= True if mask is None else mask
-    return masks["reactivation"] & ~others & ~due.history
 
 
 def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:

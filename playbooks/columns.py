@@ -101,6 +101,23 @@ def _neumaier(values: np.ndarray, owner: np.ndarray, groups: int) -> np.ndarray:
     return total
 
 
+def round_column(values, digits: int) -> np.ndarray:
+    """[round(v, digits) for v in values] on the whole column: round() gives the double nearest to the
+    decimal k / 10^digits, k the exact value times 10^digits rounded half to even - which is
+    rint(v * 10^digits) / 10^digits wherever v * 10^digits is not within rounding of a half (those
+    few, and anything not finite or too large, go through round() itself)."""
+    values = np.asarray(values, dtype=float)
+    scale = 10.0 ** digits
+    with np.errstate(all="ignore"):
+        y = values * scale
+        sure = np.abs(np.abs(y - np.floor(y)) - 0.5) > 8 * np.spacing(np.abs(y))
+        sure &= np.isfinite(y) & (np.abs(y) < 2.0 ** 52)
+        out = np.rint(y) / scale
+    for i in np.flatnonzero(~sure).tolist():
+        out[i] = round(float(values[i]), digits)
+    return out
+
+
 def python_sum(values: np.ndarray) -> float:
     """sum() over a column, exactly as Python adds the same list."""
     return sum(values.tolist())

@@ -40,6 +40,18 @@ def is_holdout(customer_id: str, cfg: HoldoutConfig) -> bool:
     return cfg.enabled and cfg.percent > 0 and holdout_bucket(customer_id, cfg.salt) < cfg.percent
 
 
+def holdout_column(customer_ids: Sequence[str], cfg: HoldoutConfig):
+    """[is_holdout(c, cfg) for c in customer_ids] as a numpy bool array: one sha256 per customer, the
+    bucket arithmetic on the column (a uint64 to a double rounds as int / 2**64 does)."""
+    import numpy as np
+
+    if not (cfg.enabled and cfg.percent > 0):
+        return np.zeros(len(customer_ids), dtype=bool)
+    sha, prefix = hashlib.sha256, f"{cfg.salt}:"
+    first = b"".join([sha(f"{prefix}{c}".encode()).digest()[:8] for c in customer_ids])
+    return np.frombuffer(first, dtype=">u8").astype(np.float64) / 2.0**64 * 100.0 < cfg.percent
+
+
 def is_opted_out(customer: Customer, cfg: OptOutConfig) -> bool:
     truthy = {t.casefold() for t in cfg.truthy}
     for name in cfg.fields:

@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 
 from playbooks import special
-from playbooks.likelihood import bgnbd_ll, bgnbd_ll_grad, gg_ll, gg_ll_grad, wsum
+from playbooks.likelihood import bgnbd_ll, bgnbd_ll_grad, gg_ll, gg_ll_grad, gg_terms, wsum
 from playbooks.special import expit
 
 # Weeks, as in the paper: parameters come out in familiar magnitudes (alpha ~ weeks between
@@ -95,9 +95,8 @@ def _check_bgnbd_input(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
 
 def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Unique rows and their counts: customers sharing (x, t_x, T) are one weighted term."""
-    stacked = np.column_stack(columns)
-    rows, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [rows[:, i] for i in range(rows.shape[1])], counts.astype(float)
+    rows, _, counts = special.unique_rows(*(np.ascontiguousarray(c, dtype=float) for c in columns))
+    return rows, counts.astype(float)
 
 
 def _minimise(nll, start: np.ndarray, nll_grad=None) -> np.ndarray:
@@ -279,14 +278,15 @@ def fit_gamma_gamma(x, m, *, with_stderr: bool = False) -> Fit:
     scale = float(np.mean(m))
     (ux, um), w = _compress(x, m / scale)
     total = float(w.sum())
+    terms = gg_terms(ux, um)
 
     def nll(log_params: np.ndarray) -> float:
-        value = -wsum(w, _gg_ll(log_params, ux, um)) / total
+        value = -wsum(w, _gg_ll(log_params, ux, um, terms)) / total
         return value if math.isfinite(value) else 1e100
 
     def nll_grad(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         with np.errstate(all="ignore"):
-            value, grad = gg_ll_grad(log_params, ux, um, w)
+            value, grad = gg_ll_grad(log_params, ux, um, w, terms)
         return _finite_objective(-value / total, -grad / total)
 
     log_x = _minimise(nll, np.log(np.array([1.0, 2.0, 1.0])), nll_grad)

@@ -1,6 +1,7 @@
-"""A plain transactions CSV (CDNOW-like) read in bulk (connector.csv_fast): the same customers, summary
-and columns as the line-by-line reader, and every bad cell still named with its line and fix - the
-same file with CRLF line ends, which the bulk read leaves to the line reader, is the reference."""
+"""A plain transactions CSV (CDNOW-like, with LF or CRLF line ends) read in bulk (connector.csv_fast):
+the same customers, summary and columns as the line-by-line reader, and every bad cell still named
+with its line and fix - the same file with its header's first cell quoted, which the bulk read
+leaves to the line reader, is the reference."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from connector import csv_fast
 from connector.errors import CsvInputError
 from connector.transactions_columns import read_transaction_table
-from connector.transactions_csv import read_transactions_with_summary
+from connector.transactions_csv import CsvSummary, _columns, _Rows, read_transactions_with_summary
 
 
 def _plain(rows: int, seed: int) -> list[str]:
@@ -28,27 +29,45 @@ def _plain(rows: int, seed: int) -> list[str]:
 
 
 def _both(tmp_path, lines: list[str]):
-    plain, crlf = tmp_path / "plain.csv", tmp_path / "crlf.csv"
+    """(LF file, CRLF file, the reference: LF with a quoted header cell - read line by line)."""
+    plain, crlf, quoted = tmp_path / "plain.csv", tmp_path / "crlf.csv", tmp_path / "quoted.csv"
     plain.write_bytes(("\n".join(lines) + "\n").encode())
     crlf.write_bytes(("\r\n".join(lines) + "\r\n").encode())
-    return plain, crlf
+    first, rest = lines[0].split(",", 1)
+    quoted.write_bytes(("\n".join([f'"{first}",{rest}', *lines[1:]]) + "\n").encode())
+    return plain, crlf, quoted
+
+
+def _read_in_bulk(path) -> bool:
+    header = path.read_bytes().split(b"\n", 1)[0].decode().rstrip("\r").split(",")
+    return csv_fast.plain_rows(path, header, _columns(header)[0], ",", "utf-8", "RUB", CsvSummary(), _Rows()) is not None
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("chunk", [csv_fast.CHUNK, 997])  # one piece, or many cut at line ends
 def test_a_plain_file_read_in_bulk_gives_the_line_readers_customers(tmp_path, seed, chunk, monkeypatch):
     monkeypatch.setattr(csv_fast, "CHUNK", chunk)
-    plain, crlf = _both(tmp_path, _plain(3000, seed))
-    fast, slow = read_transactions_with_summary(plain), read_transactions_with_summary(crlf)
-    assert fast == slow
-    assert fast[1].zero_amount_rows > 0
-    (t1, s1), (t2, s2) = read_transaction_table(plain), read_transaction_table(crlf)
-    assert s1 == s2
-    assert list(t1.customers) == list(t2.customers) == fast[0]
-    c1, c2 = t1.columns(date(2025, 1, 1), "RUB", {}), t2.columns(date(2025, 1, 1), "RUB", {})
-    assert c1.ids == c2.ids
-    for name in ("start", "day", "amount"):
-        assert getattr(c1, name).tobytes() == getattr(c2, name).tobytes(), name
+    plain, crlf, quoted = _both(tmp_path, _plain(3000, seed))
+    assert _read_in_bulk(plain) and _read_in_bulk(crlf) and not _read_in_bulk(quoted)
+    slow = read_transactions_with_summary(quoted)
+    assert slow[1].zero_amount_rows > 0
+    t2, s2 = read_transaction_table(quoted)
+    c2 = t2.columns(date(2025, 1, 1), "RUB", {})
+    for path in (plain, crlf):
+        assert read_transactions_with_summary(path) == slow
+        t1, s1 = read_transaction_table(path)
+        assert s1 == s2
+        assert list(t1.customers) == list(t2.customers) == slow[0]
+        c1 = t1.columns(date(2025, 1, 1), "RUB", {})
+        assert c1.ids == c2.ids
+        for name in ("start", "day", "amount"):
+            assert getattr(c1, name).tobytes() == getattr(c2, name).tobytes(), name
+    lines = _plain(3000, seed)  # LF and CRLF in one file, a lone CR (left to the line reader): read the same
+    mixed, lone = tmp_path / "mixed.csv", tmp_path / "lone.csv"
+    mixed.write_bytes("".join(line + ("\r\n" if i % 2 else "\n") for i, line in enumerate(lines)).encode())
+    lone.write_bytes(("\n".join(lines[:40]) + "\r" + "\n".join(lines[40:]) + "\n").encode())
+    assert _read_in_bulk(mixed) and not _read_in_bulk(lone)
+    assert read_transactions_with_summary(mixed) == slow
 
 
 @pytest.mark.parametrize("bad", [
@@ -68,11 +87,44 @@ def test_a_bad_cell_in_a_plain_file_is_named_as_the_line_reader_names_it(tmp_pat
     monkeypatch.setattr(csv_fast, "CHUNK", chunk)
     lines = [line.rsplit(",", 1)[0] for line in _plain(200, 3)]  # without the ignored column
     lines.insert(120, bad)
-    plain, crlf = _both(tmp_path, lines)
     errors = []
-    for path in (plain, crlf):
+    for path in _both(tmp_path, lines):
         with pytest.raises(CsvInputError) as info:
             read_transaction_table(path)
         errors.append(info.value)
-    assert errors[0].row == errors[1].row == 121 and errors[0].exit_code == 2
-    assert str(errors[0]) == str(errors[1])
+    assert errors[0].row == errors[1].row == errors[2].row == 121 and errors[0].exit_code == 2
+    assert str(errors[0]) == str(errors[1]) == str(errors[2])
+
+
+def test_numbers_and_ids_of_any_shape_read_in_bulk_as_the_line_reader_reads_them(tmp_path):
+    """Amounts and quantities as float() reads them (signs, a bare point, leading zeros, 15 digits and
+    more, exponents, underscores) and ids of 1 to 80 characters: the same customers and figures."""
+    amounts = ["-.5", "5.", "007", "+3", "1_000", "1e2", "-0", "0.1", "123456789012.345", "123456789012345.67",
+               "0.30000000000000004", "99999999999999.9", "2.675", "-12.50", "3.14159265358979"]
+    lines = ["customer_id,date,amount,quantity"]
+    for k in range(300):
+        cid = ("c" * (1 + k % 80)) + str(k % 37)
+        lines.append(f"{cid},2024-0{1 + k % 9}-1{k % 10},{amounts[k % len(amounts)]},{['1', '2.5', '03'][k % 3]}")
+    plain, crlf, quoted = _both(tmp_path, lines)
+    assert _read_in_bulk(plain)
+    want = read_transaction_table(quoted)
+    for path in (plain, crlf):
+        got = read_transaction_table(path)
+        assert got[1] == want[1] and list(got[0].customers) == list(want[0].customers)
+        for name in ("cust", "day", "amount"):
+            assert getattr(got[0], name).tobytes() == getattr(want[0], name).tobytes(), name
+
+
+def test_purchases_are_ordered_as_a_full_sort_orders_them_with_the_amounts_sorted_only_among_ties():
+    """The reader's order of purchases (customer, day, then amount, quantity, place in the file) with the
+    amounts compared only between purchases of one customer and day: the same order as sorting all."""
+    import numpy as np
+
+    from connector.transactions_columns import _lexsort_ties
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 500, 20000):
+        cust, day = rng.integers(0, max(n // 3, 1), n), rng.integers(0, 30, n)
+        amount, qty, seen = rng.choice([5.0, 7.5, -0.0, 0.0, 12.25], n), rng.integers(1, 3, n) * 1.0, rng.permutation(n)
+        want = np.lexsort((seen, qty, amount, day, cust))
+        assert _lexsort_ties((seen, qty, amount), (day, cust)).tolist() == want.tolist()

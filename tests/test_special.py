@@ -70,3 +70,19 @@ def test_the_optimiser_accepts_a_flat_gradient_where_the_objective_no_longer_cha
 
     got = special.minimise(plateau, np.array([4.0]), bound=12.0)
     assert got is not None and abs(got[0][0] - 1.0) < 1e-7 and len(calls) < 2000
+
+
+def test_rows_are_grouped_as_numpy_groups_them_so_the_fit_adds_in_the_same_order():
+    """The compressed customers (x, t_x, T) and the 2F1 arguments keep np.unique's order and
+    counts: the likelihood's sums, and so the fitted parameters, stay the same to the last bit."""
+    from playbooks.likelihood import distinct
+
+    rng = np.random.default_rng(3)
+    cols = [rng.integers(0, 4, 500).astype(float), rng.integers(0, 3, 500) / 7, np.full(500, 2.5)]
+    rows, inverse, counts = special.unique_rows(*cols)
+    want, w_inverse, w_counts = np.unique(np.column_stack(cols), axis=0, return_inverse=True, return_counts=True)
+    assert np.column_stack(rows).tobytes() == want.tobytes()
+    assert inverse.tolist() == w_inverse.ravel().tolist() and counts.tolist() == w_counts.tolist()
+    for x in (rows[0], cols[0]):  # sorted (no sort needed) and not
+        values, at = distinct(x)
+        assert values.tolist() == np.unique(x).tolist() and values[at].tobytes() == x.tobytes()

@@ -107,6 +107,47 @@ def bind_tabs(client: BitrixClient, handler: str) -> list[str]:
     return list(TABS)
 
 
+def prepare_installed(settings: Settings, installs: Installs, public_url: str, user_id: int) -> dict:
+    """Prepare the portal the app is installed in, on its stored tokens: events, robots, tabs, card fields and
+    the SMS trigger (as `repeat-sales install` does), and keep in its install what it has now. The install
+    does it once; `install --tenant ID` again (an admin deleted a field or a robot; the app's fields grew).
+    What it did: {"report": the card fields' InstallReport, "robots", "robots_added", "tabs", "missing"}."""
+    events_url, robot_url = f"{public_url}/bitrix/events", f"{public_url}/bitrix/robot"
+    client = app_client(settings, installs)
+    try:
+        rights = read_rights(client)  # first: what this user and these scopes allow
+        app = client.call("app.info")["result"]  # who we are, to confirm robot calls' tokens later
+        bound = {(str(b.get("event", "")).upper(), b.get("handler")) for b in client.call("event.get")["result"]}
+        for event in BOUND_EVENTS:
+            if (event, events_url) not in bound:
+                client.call("event.bind", {"event": event, "handler": events_url})
+        robots: list[str] = []
+        present: set[str] = set()
+        if rights.allows("robots"):
+            present = set(client.call("bizproc.robot.list")["result"] or [])
+            for code, fields in robot_fields(robot_url, user_id).items():
+                if code in present:
+                    client.call("bizproc.robot.update", {"CODE": code, "FIELDS": fields})
+                else:
+                    client.call("bizproc.robot.add", {"CODE": code, **fields})
+            robots = [CLASSIFY, CALENDAR]
+        tabs = bind_tabs(client, f"{public_url}/bitrix/tab") if rights.allows("tabs") else []
+        # the portal prepared as `repeat-sales install` does: card fields, and the SMS trigger the admin binds
+        # the robot "Send SMS" to (README); a portal whose installer is no admin says what is missing
+        prepared = prepare_portal(client, rights=rights)
+    finally:
+        client.close()
+    missing = [gap["message"] for gap in rights.missing(["robots", "tasks", "workflows", "tabs"])]
+    missing += [line for line in prepared.missing if line not in missing]
+    with installs.locked(CRM) as slot:
+        if slot.data:
+            slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": robots, "tabs": tabs, "missing": missing,
+                       "fields": prepared.created + prepared.existing,
+                       "app": {"ID": app.get("ID"), "CODE": app.get("CODE")}, "public_url": public_url})
+    return {"report": prepared, "robots": robots, "robots_added": [r for r in robots if r not in present], "tabs": tabs,
+            "missing": missing}
+
+
 def app_client(settings: Settings, installs: Installs) -> BitrixClient:
     from connector.bitrix import share_budget
 
@@ -208,40 +249,11 @@ class BitrixApp:
             if self.installs.tenant == DEFAULT_TENANT:
                 self.installs.release_default(CRM, str(auth.get("member_id") or ""))
             raise
-        events_url, robot_url = f"{self.host.public_url}/bitrix/events", f"{self.host.public_url}/bitrix/robot"
-        client = app_client(self.settings, self.installs)
-        try:
-            rights = read_rights(client)  # first: what this user and these scopes allow
-            app = client.call("app.info")["result"]  # who we are, to confirm robot calls' tokens later
-            bound = {(str(b.get("event", "")).upper(), b.get("handler")) for b in client.call("event.get")["result"]}
-            for event in BOUND_EVENTS:
-                if (event, events_url) not in bound:
-                    client.call("event.bind", {"event": event, "handler": events_url})
-            robots: list[str] = []
-            if rights.allows("robots"):
-                present = set(client.call("bizproc.robot.list")["result"] or [])
-                for code, fields in robot_fields(robot_url, grant.user_id).items():
-                    if code in present:
-                        client.call("bizproc.robot.update", {"CODE": code, "FIELDS": fields})
-                    else:
-                        client.call("bizproc.robot.add", {"CODE": code, **fields})
-                robots = [CLASSIFY, CALENDAR]
-            tabs = bind_tabs(client, f"{self.host.public_url}/bitrix/tab") if rights.allows("tabs") else []
-            # the portal prepared as `repeat-sales install` does: card fields, and the SMS trigger the admin binds
-            # the robot "Send SMS" to (README); a portal whose installer is no admin says what is missing
-            prepared = prepare_portal(client, rights=rights)
-        finally:
-            client.close()
-        missing = [gap["message"] for gap in rights.missing(["robots", "tasks", "workflows", "tabs"])]
-        missing += [line for line in prepared.missing if line not in missing]
-        with self.installs.locked(CRM) as slot:
-            if slot.data:
-                slot.save({**slot.data, "events": list(BOUND_EVENTS), "robots": robots, "tabs": tabs, "missing": missing,
-                           "fields": prepared.created + prepared.existing,
-                           "app": {"ID": app.get("ID"), "CODE": app.get("CODE")}, "public_url": self.host.public_url})
-        for line in missing:
+        done = prepare_installed(self.settings, self.installs, self.host.public_url, grant.user_id)
+        for line in done["missing"]:
             log.warning("bitrix app install: %s", line)
-        log.info("bitrix app=installed portal=%s events=%d robots=%d", grant.portal, len(BOUND_EVENTS), len(robots))
+        log.info("bitrix app=installed portal=%s events=%d robots=%d", grant.portal, len(BOUND_EVENTS),
+                 len(done["robots"]))
 
     # --- POST /bitrix/events -----------------------------------------------------------------
 

@@ -5,6 +5,11 @@ process lost mid-task gives its message back (task_reject_on_worker_lost), and R
 taken by a worker that died to another after QUEUE_REDELIVER_SECONDS (visibility_timeout). What Redis
 itself loses (a restart without its append-only file) the inbox sweep queues again. Workers read the
 `robots` queue before `jobs`: BRPOP over the queues in that order (RobotsFirst below).
+
+Queues belong to one deployment (one state: its inbox and its `meta.deployment` id): `robots.<id>` and
+`jobs.<id>`, and each message names its deployment too. Deployments sharing a Redis - a leftover worker
+of an earlier run, staging beside production - never see each other's jobs; a worker that finds another
+deployment's message in its queue anyway refuses it (tasks.py) and that deployment's sweep sends it again.
 """
 
 from __future__ import annotations
@@ -27,22 +32,37 @@ SWEEP_TASK = "repeat_sales.sweep"
 PUBLISH_RETRIES = 2  # Redis away while answering a portal: the job waits in the inbox for the sweep
 
 
+def queue_name(lane: str, deployment: str | None) -> str:
+    """The Redis queue of a lane ("robots" or "jobs") of one deployment: `robots.<deployment id>`."""
+    return f"{lane}.{deployment}" if deployment else lane
+
+
+def lane_of(queue: str) -> str:
+    return queue.split(".", 1)[0]
+
+
+def key(name: str, deployment: str | None, *rest: str) -> str:
+    """A Redis key of ours, within one deployment: `rs:<name>:<deployment id>:<rest>`."""
+    return ":".join(["rs", name, *([deployment] if deployment else []), *rest])
+
+
 class RobotsFirst(priority_cycle):
     """The Redis transport's queue order: robots, then the rest. kombu's own "priority" order is the order
     of a set of queue names, which differs from process to process (string hashing), so half the workers
     read `jobs` first and a robot call waited behind a backlog of syncs (CI, a flaky robots-first test)."""
 
     def update(self, it) -> None:
-        self.items[:] = sorted(it, key=lambda name: (name != ROBOTS, name))
+        self.items[:] = sorted(it, key=lambda name: (lane_of(name) != ROBOTS, name))
 
 
-def celery_app(settings) -> Celery:
+def celery_app(settings, deployment: str | None = None) -> Celery:
+    """`deployment`: the state's id (Inbox.deployment) that names its queues; None only where nothing is sent."""
     url = settings.QUEUE_URL.get_secret_value()
     app = Celery("repeat_sales", broker=url, set_as_current=False)
     app.conf.update(
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_serializer="json", accept_content=["json"], task_ignore_result=True, result_backend=None,
-        task_default_queue=JOBS, broker_connection_retry_on_startup=True, broker_connection_max_retries=None,
+        task_default_queue=queue_name(JOBS, deployment), broker_connection_retry_on_startup=True, broker_connection_max_retries=None,
         worker_hijack_root_logger=False, worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={"visibility_timeout": settings.QUEUE_REDELIVER_SECONDS,
                                   "queue_order_strategy": f"{__name__}:RobotsFirst", "socket_connect_timeout": 2},
@@ -72,7 +92,8 @@ class JobQueue:
     def __init__(self, settings, inbox: Inbox | None = None, app: Celery | None = None) -> None:
         self.settings = settings
         self.inbox = inbox or Inbox(settings.state_target, settings.sealer())
-        self.app = app or celery_app(settings)
+        self.deployment = self.inbox.deployment
+        self.app = app or celery_app(settings, self.deployment)
         self.redis = redis_client(settings)
 
     def put(self, tenant: str, kind: str, lane: str, payload: dict, *, countdown: float = 0) -> int:
@@ -90,7 +111,8 @@ class JobQueue:
     def send(self, entry_id: int, tenant: str, kind: str, lane: str, *, countdown: float = 0) -> bool:
         task = TASKS["sync"] if kind == "sync" else TASKS[lane]
         try:
-            self.app.send_task(task, args=[tenant, kind, entry_id], queue=lane, countdown=countdown or None,
+            self.app.send_task(task, args=[tenant, kind, entry_id, self.deployment],
+                               queue=queue_name(lane, self.deployment), countdown=countdown or None,
                                retry=True, retry_policy=self.app.conf.task_publish_retry_policy)
         except Exception as exc:  # noqa: BLE001 - any broker failure: kept in the inbox, swept later
             log.warning("queue job=%s id=%s not queued now (%s); the sweep queues it", kind, entry_id,
@@ -98,15 +120,16 @@ class JobQueue:
             return False
         self.inbox.enqueued(entry_id)
         try:  # the message is in Redis (queued, or taken and given back by Redis if its worker dies)
-            self.redis.set(queued_key(entry_id), "1", ex=queued_seconds(self.settings))
+            self.redis.set(queued_key(self.deployment, entry_id), "1", ex=queued_seconds(self.settings))
         except Exception:  # noqa: BLE001 - without the mark the sweep sends it again: at least once holds
             pass
         return True
 
-    def forget(self, entry_id: int) -> None:
-        """The job ran (done or failed): its message is gone from Redis."""
+    def forget(self, entry_id: int, deployment: str | None = None) -> None:
+        """The job ran (done or failed), or another deployment's message was refused here: its message is gone
+        from Redis, and the sweep of its deployment (ours unless named) may send it again."""
         try:
-            self.redis.delete(queued_key(entry_id))
+            self.redis.delete(queued_key(deployment or self.deployment, entry_id))
         except Exception:  # noqa: BLE001 - the mark expires on its own
             pass
 
@@ -117,7 +140,7 @@ class JobQueue:
         try:
             pipe = self.redis.pipeline(transaction=False)
             for i in ids:
-                pipe.exists(queued_key(i))
+                pipe.exists(queued_key(self.deployment, i))
             return {i for i, there in zip(ids, pipe.execute(), strict=True) if there}
         except Exception:  # noqa: BLE001 - Redis away: send them all again, the workers skip what is done
             return set()
@@ -142,8 +165,9 @@ class JobQueue:
         return sent
 
 
-def queued_key(entry_id: int) -> str:
-    return f"rs:queued:{entry_id}"
+def queued_key(deployment: str | None, entry_id: int) -> str:
+    """Every deployment numbers its inbox from 1: the mark names the deployment too."""
+    return key("queued", deployment, str(entry_id))
 
 
 def queued_seconds(settings) -> int:
@@ -154,11 +178,11 @@ def queued_seconds(settings) -> int:
 def sweep_once(redis: Redis, queue: JobQueue, every_seconds: float, *, now=time.time) -> int | None:
     """One sweep per `every_seconds` across all workers (a Redis key taken NX); None when another did it."""
     try:
-        if not redis.set("rs:sweep", str(now()), nx=True, ex=max(1, int(every_seconds))):
+        if not redis.set(key("sweep", queue.deployment), str(now()), nx=True, ex=max(1, int(every_seconds))):
             return None
     except Exception as exc:  # noqa: BLE001 - Redis away: sweep anyway, the inbox is the truth
         log.info("queue sweep without the Redis key (%s)", type(exc).__name__)
     return queue.sweep()
 
 
-__all__ = ["JobQueue", "celery_app", "redis_client", "sweep_once"]
+__all__ = ["JobQueue", "celery_app", "key", "queue_name", "redis_client", "sweep_once"]

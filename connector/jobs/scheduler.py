@@ -66,8 +66,10 @@ def tenant_schedules(settings) -> list[TenantSchedule]:
 
 class Scheduler:
     def __init__(self, redis: Redis, request_sync: Callable[[str, str, dict], object],
-                 schedules: Callable[[], list[TenantSchedule]], *, now: Callable[[], float] = time.time) -> None:
+                 schedules: Callable[[], list[TenantSchedule]], *, now: Callable[[], float] = time.time,
+                 deployment: str | None = None) -> None:
         self.redis, self.request_sync, self.schedules, self.now = redis, request_sync, schedules, now
+        self.prefix = f"rs:due:{deployment}:" if deployment else "rs:due:"  # a tenant `default` in each deployment
         self._due = redis.register_script(DUE)
 
     def tick(self) -> dict[str, str]:
@@ -81,7 +83,7 @@ class Scheduler:
                 continue
             interval = plan.every_minutes * 60
             try:
-                due = self._due(keys=[f"rs:due:{plan.tenant}"], args=[now, now + interval, int(2 * interval) + 60])
+                due = self._due(keys=[self.prefix + plan.tenant], args=[now, now + interval, int(2 * interval) + 60])
             except RedisError as exc:
                 log.warning("schedule tenant=%s not queued: %s", plan.tenant, exc)
                 outcome[plan.tenant] = "failed"

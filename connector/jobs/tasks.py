@@ -35,6 +35,7 @@ class JobHost:
 
     def __init__(self, settings, queue: JobQueue, tenant: str, where: dict, public_url: str | None = None) -> None:
         self.id, self.queue, self.crm = tenant, queue, where.get("tenant_crm") or settings.CRM
+        self.base = settings
         self.settings = tenants.settings_for(settings, tenant, self.crm, where.get("base_url"))
         self.installs = tenants.registry(settings).for_tenant(tenant)
         self.public_url = (public_url or settings.APP_PUBLIC_URL or "").rstrip("/")
@@ -42,7 +43,9 @@ class JobHost:
         self.refresh()
 
     def refresh(self) -> None:
-        """A fresh runtime for each job: a playbook saved on the settings page since counts."""
+        """A fresh runtime for each job: a playbook saved on the settings page since counts; the tenant's state
+        made again if `tenants remove` dropped it since (the portal installs again)."""
+        tenants.state_target(self.base, self.id)
         self.runtime = Runtime(self.settings, lambda: clock.today(self.settings.TIMEZONE), installs=self.installs)
 
     def app(self, crm: str):
@@ -81,7 +84,13 @@ class Runner:
             self._hosts[key].refresh()
         return self._hosts[key]
 
-    def run(self, tenant: str, kind: str, entry_id: int) -> str:
+    def run(self, tenant: str, kind: str, entry_id: int, deployment: str | None = None) -> str:
+        if deployment is not None and deployment != self.queue.deployment:
+            # Never run, never marked: its own deployment's sweep sends it again to its own workers.
+            log.error("worker of deployment %s refused job=%s id=%s tenant=%s of deployment %s: two deployments "
+                      "share this Redis and this message reached the wrong one; it is dropped, its own sweep "
+                      "queues it again", self.queue.deployment, kind, entry_id, tenant, deployment)
+            return "refused"
         entry = self.inbox.get(entry_id)
         if entry is None or entry.done:
             return "done already"  # answered by a sync that ran for a later request, or a redelivery
@@ -92,7 +101,7 @@ class Runner:
         return self._locked(tenant, lambda: self._job(tenant, entry))
 
     def _locked(self, tenant: str, work) -> str:
-        with TenantLock(self.redis, tenant, lock_seconds(self.settings)) as held:
+        with TenantLock(self.redis, tenant, lock_seconds(self.settings), self.queue.deployment) as held:
             if not held:
                 raise Busy(tenant)
             return work()
@@ -155,15 +164,15 @@ class Runner:
 
 
 def register(app: Celery, settings) -> Runner:
-    """The named tasks on `app`; each takes JSON only: (tenant, kind, inbox id)."""
+    """The named tasks on `app`; each takes JSON only: (tenant, kind, inbox id, deployment id)."""
     runner = Runner(settings)
 
-    def task(self, tenant: str, kind: str, entry_id: int) -> str:
+    def task(self, tenant: str, kind: str, entry_id: int, deployment: str | None = None) -> str:
         try:
-            result = runner.run(tenant, kind, entry_id)
+            result = runner.run(tenant, kind, entry_id, deployment)
         except Busy:
             raise self.retry(countdown=BUSY_RETRY_SECONDS, max_retries=BUSY_RETRIES) from None
-        runner.queue.forget(entry_id)
+        runner.queue.forget(entry_id, deployment if result == "refused" else None)
         return result
 
     for name in set(TASKS.values()):

@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class TenantLock:
-    """`with TenantLock(redis, tenant, ttl) as held:` - `held` is False when another worker has it."""
+    """`with TenantLock(redis, tenant, ttl) as held:` - `held` is False when another worker has it.
+    `deployment`: the state's id (two deployments on one Redis may both have a tenant `default`)."""
 
-    def __init__(self, redis: Redis, tenant: str, ttl_seconds: float) -> None:
-        self.lock = redis.lock(f"rs:lock:sync:{tenant}", timeout=ttl_seconds, blocking=False, thread_local=False)
+    def __init__(self, redis: Redis, tenant: str, ttl_seconds: float, deployment: str | None = None) -> None:
+        self.lock = redis.lock(_key(tenant, deployment), timeout=ttl_seconds, blocking=False, thread_local=False)
         self.ttl = ttl_seconds
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
@@ -57,7 +58,11 @@ class TenantLock:
             pass  # expired or gone with a Redis restart: nothing to release
 
 
-def holder(redis: Redis, tenant: str) -> str | None:
+def _key(tenant: str, deployment: str | None) -> str:
+    return f"rs:lock:sync:{deployment}:{tenant}" if deployment else f"rs:lock:sync:{tenant}"
+
+
+def holder(redis: Redis, tenant: str, deployment: str | None = None) -> str | None:
     """Who holds the tenant's lock now, `host:pid:nonce` (for /status and tests)."""
-    value = redis.get(f"rs:lock:sync:{tenant}")
+    value = redis.get(_key(tenant, deployment))
     return value.decode() if value else None

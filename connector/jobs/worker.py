@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 
-from connector.jobs.broker import JOBS, ROBOTS, redis_client, sweep_once
+from connector.jobs.broker import JOBS, ROBOTS, queue_name, redis_client, sweep_once
 from connector.jobs.scheduler import TICK_SECONDS, Scheduler, tenant_schedules
 from connector.jobs.tasks import register
 
@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 def housekeeping(settings, runner, stop: threading.Event, *, beat: bool) -> None:
     every = max(1.0, settings.QUEUE_REDELIVER_SECONDS / 2)
     redis = redis_client(settings)
-    scheduler = Scheduler(redis, runner.queue.request_sync, lambda: tenant_schedules(settings)) if beat else None
+    scheduler = Scheduler(redis, runner.queue.request_sync, lambda: tenant_schedules(settings),
+                          deployment=runner.queue.deployment) if beat else None
     step = min(every, TICK_SECONDS)
     while not stop.wait(step):
         try:
@@ -38,14 +39,17 @@ def run_worker(concurrency: int, beat: bool) -> int:
     settings.require("QUEUE_URL")
     setup_logging(settings.LOG_LEVEL, secrets=settings_secrets(settings))
     from connector.jobs.broker import celery_app
+    from connector.webapp.inbox import Inbox
 
-    app = celery_app(settings)
+    deployment = Inbox(settings.state_target, settings.sealer()).deployment  # the state, reached before Redis
+    app = celery_app(settings, deployment)
     runner = register(app, settings)
     stop = threading.Event()
     threading.Thread(target=housekeeping, args=(settings, runner, stop), kwargs={"beat": beat},
                      name="rs-housekeeping", daemon=True).start()
-    log.info("worker queues=%s,%s concurrency=%d beat=%s", ROBOTS, JOBS, concurrency, beat)
-    argv = ["worker", "-Q", f"{ROBOTS},{JOBS}", "--concurrency", str(concurrency),
+    queues = f"{queue_name(ROBOTS, deployment)},{queue_name(JOBS, deployment)}"
+    log.info("worker deployment=%s queues=%s concurrency=%d beat=%s", deployment, queues, concurrency, beat)
+    argv = ["worker", "-Q", queues, "--concurrency", str(concurrency),
             "--pool", "solo" if concurrency == 1 else "prefork", "--loglevel", settings.LOG_LEVEL,
             "-n", f"repeat-sales-{os.getpid()}@{socket.gethostname()}", "--without-gossip", "--without-mingle"]
     try:

@@ -8,9 +8,22 @@ SQLite's write lock makes the second sweep wait and then find them queued.
 
 from __future__ import annotations
 
+import uuid
+
 from connector.store.engine import Db
 
 COLUMNS = "id, tenant, kind, lane, payload, attempts, done_at"
+
+
+def deployment(db: Db) -> str:
+    """This state's deployment id, made once (the first process to ask writes it; every other reads it):
+    the queue's messages and Redis keys carry it, so deployments sharing a Redis never take each other's."""
+    row = db.execute("SELECT value FROM meta WHERE name='deployment'").fetchone()
+    if row is None:  # a write only the first time (two processes at once: the first one's id stays)
+        db.execute("INSERT INTO meta (name, value) VALUES ('deployment', ?) ON CONFLICT(name) DO NOTHING",
+                   (uuid.uuid4().hex[:10],))
+        row = db.execute("SELECT value FROM meta WHERE name='deployment'").fetchone()
+    return str(row[0])
 
 
 def put(db: Db, tenant: str, kind: str, lane: str, sealed: str, now: float) -> int:

@@ -47,6 +47,7 @@ SECRET_KEYS = ("access_token", "refresh_token", "application_token", "secret")
 SETTINGS_RECHECK_SECONDS = 1.0  # a `tenants set` is in force in a running `serve` this soon
 MAX_UNVERIFIED_TENANTS = 5  # portals whose install the auth server is still to confirm, at once
 NEW_TENANTS_PER_WINDOW, NEW_TENANT_WINDOW_SECONDS = 120, 600  # new portals' installs checked, per window
+INSTALL_PATHS = frozenset({"/bitrix/install", "/amocrm/oauth"})  # where a removed tenant may come back
 
 
 class WebApp:
@@ -147,6 +148,22 @@ class WebApp:
                 found.start()
             return found
 
+    def _drop_removed(self, tenant: str) -> None:
+        """`tenants remove` in another process deleted this tenant's tokens and state while its host lived on
+        here: the portal installing again gets a new host and a new state, never the old host's state still
+        open (a deleted SQLite file, a dropped schema: its writes were lost or failed)."""
+        from connector import tenants
+
+        with self._tenants_lock:
+            host = self.tenants.get(tenant)
+            if host is None or tenant == tenants.DEFAULT or self.registry.for_tenant(tenant).get(host.crm) \
+                    or tenants.state_exists(self.settings, tenant):
+                return
+            del self.tenants[tenant]
+            self._unverified.discard(tenant)
+        log.info("tenant=%s was removed while serve ran: its new install starts from a new state", tenant)
+        host.stop(5)
+
     def _may_add_tenant(self) -> bool:
         """A portal not yet known costs a check with the auth server: a few at once, a bounded number per
         window, whoever sends them (called under the tenants' lock)."""
@@ -201,6 +218,8 @@ class WebApp:
         elif key[1].startswith("/amocrm/"):
             crm = "amocrm"
             tenant, base_url = amocrm_tenant(self, key[1], request)
+        if key[1] in INSTALL_PATHS:
+            self._drop_removed(tenant)
         host = self.tenant(tenant, unverified=tenant not in self.tenants, crm=crm, base_url=base_url)
         if key in host.routes:
             return host.routes[key](request)

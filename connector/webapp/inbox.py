@@ -47,6 +47,7 @@ class Inbox:
         self.sealer = sealer or Sealer()
         with self._connect() as db:
             migrations.prepare(db)  # migration 5 makes the inbox
+            self.deployment = rows.deployment(db)  # whose jobs these are, on a Redis other deployments may share
 
     @contextmanager
     def _connect(self) -> Iterator[engine.Db]:

@@ -217,10 +217,15 @@ def test_every_rule_is_asked_about_every_customer_it_acts_on(tmp_path):
 
 
 @pytest.mark.parametrize("seed", [5, 6])
-def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed):
+def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed, monkeypatch):
     """analyze's path: the CSV's purchases made in bulk (connector.transactions_columns), customers'
-    objects only for the plan, against the reference engine on read_transactions()."""
+    objects only for the plan, against the reference engine on read_transactions(); the JSON texts
+    made in blocks of 97 customers for one seed (the pieces of a block are made at once)."""
     from connector.transactions_columns import read_transaction_table
+    from playbooks import columnar_json
+
+    if seed == 6:
+        monkeypatch.setattr(columnar_json, "BLOCK", 97)
     from playbooks.columnar_plan import evaluate_purchases
     from playbooks.columns import purchase_columns
 
@@ -263,10 +268,11 @@ def test_a_csv_with_a_header_only_reads_as_no_purchases(tmp_path):
     assert (table.last_day(), summary.customers, summary.purchases, cols.ids, len(cols.day)) == (None, 0, 0, [], 0)
 
 
-def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_path):
+@pytest.mark.parametrize("orders", [True, False])
+def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_path, orders):
     """Rows without an order on one day are purchases "day", "day#2" ... "day#12" in the reader's order
     (amount, product, quantity, then the file's), beside orders of that day - one named like the day
-    itself; the columns order them by id ("day#10" before "day#2"), as purchase_columns does."""
+    itself - or alone; the columns order them by id ("day#10" before "day#2"), as purchase_columns does."""
     from connector.transactions_columns import read_transaction_table
     from playbooks.columns import purchase_columns
 
@@ -275,6 +281,8 @@ def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_p
         lines.append(f"A,2026-03-01,{100 + (k % 2) * 10},{'PQ'[k % 2 if k < 8 else 0]},1,,K{(7 * k) % 12}")
     lines += ["A,2026-03-01,55,P,1,2026-03-01,", "A,2026-03-01,70,Q,1,Z9,", "A,2026-03-01,20,P,1,Z9,",
               "A,2026-02-20,300,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-03-01,10,P,1,,", "B,2026-02-01,5,,,,"]
+    if not orders:
+        lines = lines[:1] + [line for line in lines[1:] if line.split(",")[5] == ""]
     path = tmp_path / "t.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     customers = read_transactions(path)
@@ -285,3 +293,30 @@ def test_same_day_purchases_read_as_columns_keep_the_readers_ids_and_order(tmp_p
     want, got = purchase_columns(customers, today, "RUB", {}), table.columns(today, "RUB", {})
     for name in ("start", "day", "amount"):
         assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+
+
+def test_figures_rounded_as_a_column_print_as_round_prints_them():
+    """analyze's JSON rounds money to 2 places and probabilities to 4 a column at a time: the text of
+    each number is repr(round(v, digits)), also on halves, ties, tiny and huge values."""
+    from playbooks.columnar_json import rounded
+
+    rng = np.random.default_rng(11)
+    values = np.concatenate((rng.uniform(0, 5000, 20000), rng.integers(0, 10**6, 20000) / 200,
+                             rng.integers(0, 10**7, 20000) / 20000, np.exp(rng.uniform(-40, 60, 5000)),
+                             -rng.uniform(0, 1e-3, 1000), [0.0, -0.0, 2.675, 1.005, 0.125, 0.00005, 1e300,
+                                                           float("nan"), float("inf"), 2.0**60 + 0.5]))
+    for digits in (2, 4):
+        assert rounded(values, digits) == [repr(round(v, digits)) for v in values.tolist()]
+
+
+@pytest.mark.parametrize("percent", [10.0, 0.0, 33.3333, 99.99999])
+def test_the_hold_out_taken_as_a_column_is_each_customers_own(percent):
+    """guards.holdout_column (analyze's hold-out of a million customers at once) holds out exactly the
+    customers is_holdout holds out, at any share, also right at a bucket's edge."""
+    from playbooks.guards import holdout_bucket, holdout_column, is_holdout
+    from playbooks.schema import HoldoutConfig
+
+    ids = [f"{k:06d}~{k % 7}" for k in range(30000)] + ["", "клиент", "a:b"]
+    for cfg in (HoldoutConfig(percent=percent), HoldoutConfig(percent=percent, salt="other"),
+                HoldoutConfig(enabled=False), HoldoutConfig(percent=holdout_bucket("000123~4", "repeat-sales"))):
+        assert holdout_column(ids, cfg).tolist() == [is_holdout(c, cfg) for c in ids]

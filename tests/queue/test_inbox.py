@@ -119,3 +119,17 @@ def test_a_full_sync_request_joining_a_crm_events_one_makes_it_a_full_sync(state
     assert inbox.put_sync("bitrix:a", {"reason": "schedule"}) == (first, False)
     assert inbox.put_sync("bitrix:a", {"reason": CRM_EVENT}) == (first, False)  # a later event keeps it full
     assert inbox.reasons([first]) == ["schedule"]
+
+
+def test_each_state_is_one_deployment_whose_id_is_made_once_and_names_its_queues(state_at):
+    from connector.jobs.broker import JOBS, ROBOTS, RobotsFirst, queue_name
+
+    first = Inbox(state_at("a.db")).deployment
+    assert Inbox(state_at("a.db")).deployment == first  # every process of the deployment reads the same id
+    other = Inbox(state_at("b.db")).deployment
+    assert other != first
+    names = [queue_name(JOBS, first), queue_name(ROBOTS, first)]
+    assert names == [f"jobs.{first}", f"robots.{first}"]
+    order = RobotsFirst([])
+    order.update(names)  # as the Redis transport hands it its queues
+    assert order.consume(2) == [f"robots.{first}", f"jobs.{first}"]  # robots first, also under their own names

@@ -150,16 +150,17 @@ def test_the_sweep_sends_again_only_jobs_redis_no_longer_holds(redis_server, tmp
     append-only file) is."""
     import time
 
-    from connector.jobs.broker import JobQueue
+    from connector.jobs.broker import JOBS, JobQueue, queue_name
 
     settings = load_settings(STATE_URL=f"sqlite:///{tmp_path / 'sweep.db'}", QUEUE_URL=QUEUE_URL,
                              QUEUE_REDELIVER_SECONDS=2)
     queue = JobQueue(settings)
     redis = redis_server.client()
     waiting = queue.put("default", "bitrix.install", "jobs", {"method": "complete_install"})
+    jobs = queue_name(JOBS, queue.deployment)  # this deployment's queue
     time.sleep(2.5)  # older than QUEUE_REDELIVER_SECONDS, still in Redis: nobody took it yet
-    assert queue.sweep() == 0 and redis.llen("jobs") == 1
+    assert queue.sweep() == 0 and redis.llen(jobs) == 1
     redis.flushall()  # Redis lost the message (and everything else)
     time.sleep(2.5)
-    assert queue.sweep() == 1 and redis.llen("jobs") == 1
+    assert queue.sweep() == 1 and redis.llen(jobs) == 1
     assert queue.inbox.get(waiting) is not None and not queue.inbox.get(waiting).done

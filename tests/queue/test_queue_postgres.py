@@ -73,3 +73,53 @@ def test_serve_keeps_the_schema_of_a_portal_whose_install_still_waits_for_a_work
         workers.stop()
         for emu in portals:
             emu.stop()
+
+
+def test_a_portal_removed_by_tenants_remove_installs_again_into_a_new_schema(redis_server, tmp_path, pg_url):
+    """`tenants remove --yes` (another process) drops a tenant's schema; the worker that made it once must
+    make it again when the portal installs again, not take it for still there (its install failed)."""
+    import subprocess
+    import sys
+
+    from queue_support import ROOT
+
+    from connector import tenants
+    from connector.store import engine
+    from emulators.bitrix import BitrixEmulator
+
+    client_id, secret = "app.0a1b2c3d4e5f67.89012345", "one-marketplace-apps-secret-0123456789"
+    portals = [BitrixEmulator(customers=40, seed=7, today=TODAY, app_client_id=client_id,
+                              app_client_secret=secret).start() for _ in range(2)]
+    url = fresh_schema(pg_url, "reinstall")
+    values = bitrix_app_values(portals[0], tmp_path, STATE_URL=url)
+    workers = Workers(values, tmp_path)
+    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
+    other = portals[1].app.member_id
+    try:
+        workers.start()
+        for emu in portals:
+            assert emu.app.install(app.url + "/bitrix/install") == 200
+            wait_for(lambda emu=emu: app.registry.tenant_of("bitrix", emu.app.member_id), timeout=120)
+        wait_for(lambda: all_done(url) and tenants.state_exists(app.settings, other), timeout=180)
+        removed = subprocess.run([sys.executable, "-m", "connector", "tenants", "remove", other, "--yes"],
+                                 env={**workers.env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, timeout=120,
+                                 capture_output=True, text=True)
+        assert removed.returncode == 0 and "schema" in removed.stdout, removed.stderr
+        assert other not in tenants.stored_tenants(app.settings)
+        done_before = len(inbox_rows(url))
+        assert portals[1].app.install(app.url + "/bitrix/install") == 200
+        wait_for(lambda: app.registry.tenant_of("bitrix", other) and all_done(url)
+                 and any(r["kind"] == "sync" for r in inbox_rows(url)[done_before:]), timeout=180)
+        again = inbox_rows(url)[done_before:]
+        assert [r["error"] for r in again] == [None] * len(again), (again, workers.logs())
+        assert other in tenants.stored_tenants(app.settings)
+        db = engine.connect(tenants.with_search_path(url, tenants.schema_name(url, other)), timeout=10)
+        try:
+            assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] >= 1  # its new sync, in its new schema
+        finally:
+            db.close()
+    finally:
+        app.stop(timeout=30)
+        workers.stop()
+        for emu in portals:
+            emu.stop()

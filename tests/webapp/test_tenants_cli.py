@@ -241,6 +241,36 @@ def test_a_running_serve_follows_tenants_set_and_unset_without_a_restart(two):
         state.close()
 
 
+@SQLITE
+def test_install_of_a_bitrix_tenant_prepares_its_portal_again_as_the_app_install_did(two):
+    """An admin of portal B deleted a card field and a robot, and B's install keeps the field list of an older
+    version: `install --tenant B` makes both again there on B's tokens, refreshes the stored list that `tenants
+    show` counts, and asks portal A nothing."""
+    (a, b), settings, env = two
+    tenant = b.app.member_id
+    with b.store.lock:
+        field = next(u for u in b.store.userfields.rows.values() if u.field_name.startswith("UF_CRM_RS_"))
+        b.store.userfields.delete(field.id)
+    robot = sorted(b.app.robots())[0]
+    with b.app.lock:
+        b.app.installed.robots.pop(robot)
+    with tenants.registry(settings).for_tenant(tenant).locked("bitrix") as slot:
+        full = len(slot.data["fields"])
+        slot.save({**slot.data, "fields": slot.data["fields"][:1]})
+    a_requests = a.stats()["requests_total"]
+    code, out, err = cli(env, "install", "--tenant", tenant, "--format", "json")
+    assert code == 0, err
+    said = json.loads(out)
+    assert f"robot {robot}" in said["created"] and any(field.field_name.removeprefix("UF_CRM_") in x
+                                                         for x in said["created"]), said
+    assert robot in b.app.robots() and b.store.userfield(field.entity_id, field.field_name) is not None
+    code, out, err = cli(env, "tenants", "show", tenant, "--format", "json")
+    assert code == 0 and json.loads(out)["fields"] == full > 1, out
+    assert a.stats()["requests_total"] == a_requests  # A was not asked anything
+    code, out, err = cli(env, "install", "--tenant", tenant, "--format", "json")  # again: no field, no robot new
+    assert code == 0 and not [x for x in json.loads(out)["created"] if "field" in x or "robot" in x], out
+
+
 @BOTH
 def test_remove_asks_for_yes_then_deletes_the_tenants_tokens_and_state(two):
     (a, b), settings, env = two
