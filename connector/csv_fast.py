@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from connector.errors import CsvInputError
+from connector.transactions_csv import _Interner
 
 PLAIN = frozenset(("customer_id", "date", "amount", "quantity"))
 MAX_AMOUNT = 1e15
@@ -27,37 +28,34 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     """`rows` (an empty transactions_csv._Rows) filled as _Rows.load fills it, or None to read line by line."""
     if encoding not in ("utf-8", "utf-8-sig") or sep not in ",;|" or not set(cols) <= PLAIN:
         return None
-    data = path.read_bytes()
-    if b"\r" in data:  # CRLF line ends (Windows, Python's csv.writer) read as LF, as the line reader reads
-        data = data.replace(b"\r\n", b"\n")  # them; a CR left alone is checked below: line by line
-    if not data.isascii() or any(b in data for b in (b'"', b" ", b"\t", b"\r", b"\n\n", b"\0")):
+    data = path.read_bytes()  # the file once: its lines are cut from it a chunk at a time, never copied whole
+    if not data.isascii() or any(b in data for b in (b'"', b" ", b"\t", b"\0")):
         return None
-    body = data[data.index(b"\n") + 1:] if b"\n" in data else b""
-    if not body:
+    at = data.find(b"\n") + 1  # the body's first byte
+    if not at or at == len(data) or b"\r" in data[:at].replace(b"\r\n", b"\n"):
         return None
-    if not body.endswith(b"\n"):
-        body += b"\n"
     width, sepb = len(header), sep.encode()
     known: dict[bytes, int] = {}  # customer id -> interned index, in order of first appearance
     ordinals: dict[bytes, int] = {}
     parts: list[tuple[np.ndarray, ...]] = []
-    at = 0
-    while at < len(body):  # a few MB of lines at a time: the cells' bytes objects never all at once
-        end = body.rfind(b"\n", at, at + CHUNK) + 1 or body.index(b"\n", at) + 1
-        got = _chunk(body[at:end], width, sepb, cols, known, ordinals)
+    while at < len(data):  # a few MB of lines at a time: the cells' bytes objects never all at once
+        end = data.rfind(b"\n", at, at + CHUNK) + 1 or data.find(b"\n", at) + 1 or len(data)
+        lines = _lines(data[at:end])
+        got = None if lines is None else _chunk(lines, width, sepb, cols, known, ordinals)
         if got is None:
             return None
         parts.append(got)
         at = end
+    del data
     cust, day, amount, qty = (np.concatenate([part[k] for part in parts]) for k in range(4))
     del parts
     lines = len(cust)
-    rows.customers_ids.values[:] = [cid.decode() for cid in known]
-    rows.customers_ids.index.update(zip(rows.customers_ids.values, range(len(known)), strict=True))
+    rows.customers_ids = _ReadIds([cid.decode() for cid in known])
+    del known
     cur = rows.strings(default_currency)
-    rows.cust, rows.day = array("i", cust.tobytes()), array("i", day.tobytes())
-    rows.amount = array("d", amount.tobytes())
-    rows.qty = array("d", qty.tobytes())
+    rows.cust, rows.day, rows.amount, rows.qty = (_array(code, column) for code, column in (
+        ("i", cust), ("i", day), ("d", amount), ("d", qty)))
+    del cust, day, qty
     zeros = bytes(4 * lines)
     rows.product, rows.category, rows.order = array("i", zeros), array("i", zeros), array("i", zeros)
     rows.currency = array("i", np.full(lines, cur, dtype=np.int32).tobytes())
@@ -65,6 +63,40 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     summary.zero_amount_rows = int((amount == 0).sum())
     summary.rows = lines
     return rows
+
+
+class _ReadIds(_Interner):
+    """The customer ids as read in bulk. Their index (id -> number) serves only the line reader's
+    interning: made if ever asked for, not held beside the table (at 5M rows a dict of 1.7M ids)."""
+
+    def __init__(self, values: list[str]) -> None:  # not the base's: its index is the property below
+        self.values = values
+        self._index: dict[str, int] | None = None
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {v: i for i, v in enumerate(self.values)}
+        return self._index
+
+
+def _lines(piece: bytes) -> bytes | None:
+    """Whole lines ending in LF: CRLF line ends (Windows, Python's csv.writer) read as LF, as the line
+    reader reads them; None at a CR left alone or a blank line (the line reader names it)."""
+    if b"\r" in piece:
+        piece = piece.replace(b"\r\n", b"\n")
+        if b"\r" in piece:
+            return None
+    if b"\n\n" in piece or piece.startswith(b"\n"):
+        return None
+    return piece if piece.endswith(b"\n") else piece + b"\n"
+
+
+def _array(code: str, column: np.ndarray) -> array:
+    """The reader's array of a numpy column, copied once."""
+    out = array(code)
+    out.frombytes(memoryview(np.ascontiguousarray(column)).cast("B"))
+    return out
 
 
 def _chunk(body: bytes, width: int, sepb: bytes, cols: dict[str, int], known: dict[bytes, int],

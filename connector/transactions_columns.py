@@ -42,19 +42,29 @@ class TransactionTable:
         loose_refund = (np.frombuffer(rows.order, dtype=np.int32) == 0) & (amount < 0)
         slow = np.zeros(len(ids), dtype=bool)
         slow[cust[loose_refund]] = True
-        (p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end, p_pos, p_k), self._members, p_slow = \
-            _bulk_purchases(rows, cust, ~slow[cust])
+        bulk, self._members, p_slow = _bulk_purchases(rows, cust, ~slow[cust])
+        bulk = list(bulk)
+        del cust
         self._slow = slow | p_slow
         slow_parts = self._slow_purchases(np.flatnonzero(self._slow), summary)
-        keep = ~p_slow[p_cust] if len(p_cust) else np.zeros(0, dtype=bool)
+        keep = ~p_slow[bulk[0]] if len(bulk[0]) else np.zeros(0, dtype=bool)
         none = np.full(len(slow_parts[0]), -1)
-        self.cust, self.day, self.amount, self.currency, rank, begin, end, pos, k = (
-            np.concatenate((a[keep], b)) for a, b in zip(
-                (p_cust, p_day, p_amount, p_cur, p_rank, p_begin, p_end, p_pos, p_k),
-                (*slow_parts, none, none, slow_parts[-1], none), strict=True))
+        tails = [*slow_parts, none, none, slow_parts[-1], none]
+        del slow_parts
+
+        def joined(j: int) -> np.ndarray:  # one column of the purchases, its row-sized parts let go at once
+            a, bulk[j], b, tails[j] = bulk[j], None, tails[j], None
+            return np.concatenate((a[keep], b))
+
+        # (cust, day, amount, currency, rank, begin, end, pos, k): sorted a column at a time, so only
+        # three of the nine row-sized columns exist twice at once (the peak of a 5M-row file)
+        self.cust, self.day, rank = joined(0), joined(1), joined(4)
         order = np.lexsort((rank, self.day, self.cust))
-        self.cust, self.day, self.amount, self.currency, self._begin, self._end, pos, self._k = (
-            a[order] for a in (self.cust, self.day, self.amount, self.currency, begin, end, pos, k))
+        del rank
+        self.cust, self.day = self.cust[order], self.day[order]
+        self.amount, self.currency, self._begin, self._end, pos, self._k = (
+            joined(j)[order] for j in (2, 3, 5, 6, 7, 8))
+        del order
         # each customer's purchases in the reader's order (Customer.purchases), as indexes into the arrays
         self._reader = np.lexsort((pos, self.cust))
         self._start = np.concatenate(([0], np.cumsum(np.bincount(self.cust, minlength=len(ids)))))

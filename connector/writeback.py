@@ -46,7 +46,10 @@ class WritebackPlanner:
                                                    names=self.names) if a.key not in spent]
         # what each card held before: a CRM that keeps a value elsewhere too (amoCRM bonus points) writes it on change
         before = self.cards.codes(self.account, (a.customer_id for a in changed))
-        return plan + [replace(a, payload={**a.payload, "was": before.get(a.customer_id, {})}) for a in changed]
+        for a in changed:  # its payload is its own, new dict: filled in place, not copied (200,000 cards on a first sync)
+            a.payload["was"] = before.get(a.customer_id, {})  # type: ignore[index]
+        plan.extend(changed)
+        return plan
 
     def refuse_blanking(self, plan: list[Action]) -> None:
         """Stop a plan that would wipe most cards back to "no purchases" before anything is written.

@@ -7,7 +7,7 @@ how many actions a sync would plan and hold back, never the actions themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -17,7 +17,7 @@ from connector.model import Action, Customer, Product
 from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
-from playbooks.columnar_bonus import balance_of, bonus_columns
+from playbooks.columnar_bonus import BonusColumns, balance_of, bonus_columns
 from playbooks.columnar_counts import counted_from_columns
 from playbooks.columns import PurchaseColumns, purchase_columns
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
@@ -27,6 +27,8 @@ from playbooks.referral import assign_codes, gives_code, referral_bonus_credits,
 from playbooks.rules import REGISTRY
 from playbooks.segments import LEVELS, assign_tier, named_segments
 from playbooks.words import names_for
+
+PREFETCH = 1_000  # customers read ahead at a time when the plan asks for them (a lazy `customers`)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class DueColumns:
     nps: np.ndarray | None = None  # per counted purchase: its answer (-1: none), when read
     applied: Mapping[str, Sequence] | None = None  # keys.applied_by_customer of the history
     ids: Sequence[str] | None = None  # the customers' ids
+    tier: np.ndarray | None = None  # per customer: the tier index (-1: none), when segmented
+    tiers: object = None  # the playbook's segments.tiers (schema.TierConfig) that `tier` indexes
 
     def had(self, rule: str) -> np.ndarray:
         """Who had an action of `rule` applied before (`history` when the keys are not at hand)."""
@@ -100,7 +104,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     the customers carry no card fields or tags (a CSV), so a customer for whom only the calendar and
     the reactivation are due is counted without facts (columnar_counts).
     """
-    from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
+    from playbooks.engine import _RULES, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -136,7 +140,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                      customers=customers, shop=shop, birthdays=birthdays, answers=answers, start=s.cols.start,
                      day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
-                     bonus_credits=s.bonus_credits or {})
+                     bonus_credits=s.bonus_credits or {}, tier=s.tier, tiers=pb.segments.tiers)
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():
@@ -147,14 +151,43 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
     planned = suppressed = 0
-    # the balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)
-    balances = bonus_columns(s) if pb.bonuses_on and s.cols.paid is not None else None
+    balances = balances_of(s)
     counted = counted_from_columns(due, rules, pb, s.holdout, with_items=with_items,
                                    balances=balances) if bare else None
     if counted is not None:  # the actions of customers whose every due rule is counted by date arithmetic
         alone, planned, suppressed = counted
         anyone &= ~alone
-    for i in np.flatnonzero(anyone).tolist():
+    for kept, dropped in plan_each(s, customers, np.flatnonzero(anyone).tolist(), rules, everyone=everyone,
+                                   history=history, shop=shop, applied=applied, balances=balances):
+        planned += len(kept)
+        suppressed += len(dropped)
+    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
+        planned += len(kept)
+        suppressed += len(dropped)
+    return planned, suppressed
+
+
+def balances_of(s: Segmented) -> BonusColumns | None:
+    """The balances of customers who neither paid with bonuses nor got a credit, as arrays (columnar_bonus)."""
+    return bonus_columns(s) if s.playbook.bonuses_on and s.cols.paid is not None else None
+
+
+def plan_each(s: Segmented, customers: Sequence[Customer], due_now: list[int], rules: list, *,
+              everyone: list[CustomerFacts] | None, history: PlanHistory, shop: ShopFacts,
+              applied: Mapping[str, Sequence], balances: BonusColumns | None,
+              prefetch: Callable[[list[int]], None] | None = None) -> Iterator[tuple[list[Action], list]]:
+    """(kept, suppressed) of each customer in `due_now` some rule gives an action, as engine.run plans
+    them: facts (every customer's when made already), the bonus account, the rules whose may_fire
+    mask holds the customer, then the guards. `prefetch` is told who will be asked for, a batch ahead.
+
+    `balances` (balances_of) gives the balance of a customer not `slow` there; the others' come from
+    their facts (as engine.fill_bonuses)."""
+    from playbooks.engine import held_out
+
+    pb, today = s.playbook, s.today
+    for at, i in enumerate(due_now):
+        if prefetch is not None and at % PREFETCH == 0:
+            prefetch(due_now[at:at + PREFETCH])
         if everyone is not None:
             f = everyone[i]
         else:
@@ -162,7 +195,7 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
             fill_one(s, f, i)
         if balances is not None and not balances.slow[i]:
             f.bonus = balance_of(balances, i)
-        elif pb.bonuses_on:  # as engine.fill_bonuses fills it
+        elif pb.bonuses_on:
             f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
         actions: dict[str, Action] = {}
         for rule, cfg, mask in rules:
@@ -170,14 +203,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
                 for action in rule.plan(f, today, cfg):
                     actions.setdefault(action.key, action)
         if actions:
-            kept, dropped = guard_customer(f.customer, list(actions.values()), today, pb.guards,
-                                           applied.get(f.customer.id, ()), holdout=held_out(f, pb))
-            planned += len(kept)
-            suppressed += len(dropped)
-    for kept, dropped in plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied):
-        planned += len(kept)
-        suppressed += len(dropped)
-    return planned, suppressed
+            yield guard_customer(f.customer, list(actions.values()), today, pb.guards,
+                                 applied.get(f.customer.id, ()), holdout=held_out(f, pb))
 
 
 def fill_one(s: Segmented, f: CustomerFacts, i: int) -> None:

@@ -16,15 +16,12 @@ from connector.model import Action, Customer, Product
 from playbooks import bonus
 from playbooks.api import PlanHistory
 from playbooks.columnar import Segmented
-from playbooks.columnar_plan import DueColumns, fill_one
+from playbooks.columnar_plan import DueColumns, balances_of, fill_one, plan_each
 from playbooks.facts import CustomerFacts, ShopFacts, customer_facts
-from playbooks.guards import guard_customer
 from playbooks.keys import applied_by_customer
 from playbooks.referral import assign_codes, referral_bonus_credits
 from playbooks.rules import REGISTRY
 from playbooks.words import names_for
-
-PREFETCH = 1_000  # customers read ahead at a time when the plan asks for them
 
 
 def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: PlanHistory | None = None,
@@ -38,7 +35,7 @@ def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: Pla
     will be asked for, a batch ahead. Every customer's facts are made only where the reference
     needs them all: the referral programme (with its secret) and the bonus credits other rules give.
     """
-    from playbooks.engine import _RULES, held_out, learn_from_shop, plan_guarded, prospect_facts
+    from playbooks.engine import _RULES, learn_from_shop, plan_guarded, prospect_facts
 
     pb, today = s.playbook, s.today
     history = history or PlanHistory()
@@ -64,7 +61,7 @@ def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: Pla
                      customers=customers, shop=shop, start=s.cols.start, day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
                      bonus_credits=s.bonus_credits or {}, items=items, born=born, nps=nps,
-                     applied=applied, ids=s.cols.ids)
+                     applied=applied, ids=s.cols.ids, tier=s.tier, tiers=pb.segments.tiers)
     rules = []
     anyone = due.nobody()
     for kind, rule in _RULES.items():
@@ -76,24 +73,8 @@ def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: Pla
         rules.append((rule, cfg, mask))
     due_now = np.flatnonzero(anyone).tolist()
     prefetch = getattr(customers, "prefetch", None) if everyone is None else None
-    for at, i in enumerate(due_now):
-        if prefetch is not None and at % PREFETCH == 0:
-            prefetch(due_now[at:at + PREFETCH])
-        if everyone is not None:
-            f = everyone[i]
-        else:
-            f = customer_facts(customers[i], today, pb.currency, pb.rates, history, shop)
-            fill_one(s, f, i)
-        if pb.bonuses_on:  # as engine.fill_bonuses fills it
-            f.bonus = bonus.of_facts(f, today, pb, s.bonus_credits.get(f.customer.id, ()))
-        actions: dict[str, Action] = {}
-        for rule, cfg, mask in rules:
-            if mask is None or mask[i]:
-                for action in rule.plan(f, today, cfg):
-                    actions.setdefault(action.key, action)
-        if actions:
-            yield guard_customer(f.customer, list(actions.values()), today, pb.guards,
-                                 applied.get(f.customer.id, ()), holdout=held_out(f, pb))
+    yield from plan_each(s, customers, due_now, rules, everyone=everyone, history=history, shop=shop,
+                         applied=applied, balances=balances_of(s), prefetch=prefetch)
     yield from plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied)
 
 

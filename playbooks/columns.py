@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from itertools import chain
 
 import numpy as np
 
@@ -119,8 +120,14 @@ def round_column(values, digits: int) -> np.ndarray:
 
 
 def python_sum(values: np.ndarray) -> float:
-    """sum() over a column, exactly as Python adds the same list."""
-    return sum(values.tolist())
+    """sum() over a column, exactly as Python adds the same list: one sum() over the numbers, made
+    65,536 at a time (the whole list of 5M floats was 160 MB, the peak of a 5M-row analyze)."""
+    if len(values) <= SUM_PIECE:
+        return sum(values.tolist())
+    return sum(chain.from_iterable(values[i:i + SUM_PIECE].tolist() for i in range(0, len(values), SUM_PIECE)))
+
+
+SUM_PIECE = 1 << 16
 
 
 @dataclass

@@ -104,7 +104,8 @@ def _minimise(nll, start: np.ndarray, nll_grad=None) -> np.ndarray:
     it vanishes (playbooks.special); where it stalls or meets a bound, scipy's L-BFGS-B (same
     stopping rule), else polished by Nelder-Mead."""
     if nll_grad is not None:
-        got = special.minimise(nll_grad, start, bound=LOG_BOUND)
+        with np.errstate(all="ignore"):
+            got = special.minimise(nll_grad, start, bound=LOG_BOUND, fun=nll)
         if got is not None and np.all(np.isfinite(got[0])) and math.isfinite(got[1]) and got[1] < 1e100:
             return got[0]
     from scipy.optimize import minimize

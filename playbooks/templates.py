@@ -7,6 +7,7 @@ rendering never fails: a value the customer lacks renders as an empty string.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 PLACEHOLDERS: frozenset[str] = frozenset({
     "name",           # the customer's name
@@ -46,19 +47,36 @@ class _Blank(dict):
 
 def render(template: str, values: Mapping[str, object]) -> str:
     """Fill `{placeholders}`; missing values become empty strings, never an exception."""
-    if not template:
-        return ""
-    return template.format_map(_Blank({k: "" if v is None else v for k, v in values.items()}))
+    return render_with(template, filled(values)) if template else ""
+
+
+def filled(values: Mapping[str, object]) -> Mapping[str, object]:
+    """The values as render fills them (None and unknown names read empty), for several templates."""
+    return _Blank({k: "" if v is None else v for k, v in values.items()})
+
+
+def render_with(template: str, blank: Mapping[str, object]) -> str:
+    """render() with the values already `filled`."""
+    return template.format_map(blank) if template else ""
 
 
 def render_for_customer(template: str, values: Mapping[str, object]) -> tuple[str, list[str]]:
     """The text a customer reads, and the placeholders it names that have no value for this customer
     (such a text is held back, never sent with a hole in it)."""
+    return render(template, values), missing_values(template, values)
+
+
+def missing_values(template: str, values: Mapping[str, object]) -> list[str]:
+    """The placeholders `template` names that have no value (None or empty) among `values`."""
+    return sorted({n for n in placeholders(template or "") if values.get(n) in (None, "")})
+
+
+@lru_cache(maxsize=1024)
+def placeholders(template: str) -> tuple[str, ...]:
+    """The placeholders a template names (a playbook has a few dozen templates, each read once)."""
     import string
 
-    names = [name for _lit, name, _spec, _conv in string.Formatter().parse(template or "") if name]
-    missing = sorted({n for n in names if values.get(n) in (None, "")})
-    return render(template, values), missing
+    return tuple(name for _lit, name, _spec, _conv in string.Formatter().parse(template) if name)
 
 
 def money(amount: float, currency: str) -> str:

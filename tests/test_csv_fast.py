@@ -128,3 +128,41 @@ def test_purchases_are_ordered_as_a_full_sort_orders_them_with_the_amounts_sorte
         amount, qty, seen = rng.choice([5.0, 7.5, -0.0, 0.0, 12.25], n), rng.integers(1, 3, n) * 1.0, rng.permutation(n)
         want = np.lexsort((seen, qty, amount, day, cust))
         assert _lexsort_ties((seen, qty, amount), (day, cust)).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("chunk", [csv_fast.CHUNK, 61, 97, 130])  # pieces cut at many places
+def test_blank_lines_and_stray_carriage_returns_are_left_to_the_line_reader_wherever_the_pieces_are_cut(
+        tmp_path, chunk, monkeypatch):
+    """The file's lines are taken a piece at a time, CRLF turned into LF in each: a blank line or a CR
+    left alone is still found when it falls where two pieces meet, and a file whose last line has no
+    line end is read whole."""
+    monkeypatch.setattr(csv_fast, "CHUNK", chunk)
+    lines = [line.rsplit(",", 1)[0] for line in _plain(40, 4)]
+    path = tmp_path / "t.csv"
+    for end in ("\n", "\r\n"):
+        body = [line + end for line in lines]
+        path.write_bytes("".join(body)[:-len(end)].encode())  # no line end after the last line
+        assert _read_in_bulk(path)
+        t, _ = read_transaction_table(path)
+        assert list(t.customers) == read_transactions_with_summary(path)[0]
+        for at in range(1, len(body) + 1):  # a blank line after each line (and after the header)
+            path.write_bytes("".join(body[:at] + [end] + body[at:]).encode())
+            assert not _read_in_bulk(path), at
+    crlf = "".join(line + "\r\n" for line in lines)
+    for text in (crlf[:-1], crlf.replace("quantity", "quan\rtity"), crlf.replace("\r\n", "\r\r\n", 7)):
+        path.write_bytes(text.encode())
+        assert not _read_in_bulk(path)
+
+
+def test_the_ids_read_in_bulk_still_intern_as_the_line_reader_interns(tmp_path):
+    """The bulk read keeps no id -> number index beside the table; asked for one, it answers as the
+    line reader's own would."""
+    path = tmp_path / "t.csv"
+    lines = [line.rsplit(",", 1)[0] for line in _plain(60, 5)]
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    header = lines[0].split(",")
+    rows = _Rows()
+    assert csv_fast.plain_rows(path, header, _columns(header)[0], ",", "utf-8", "RUB", CsvSummary(), rows) is rows
+    ids = rows.customers_ids
+    assert [ids(v) for v in ids.values] == list(range(len(ids.values)))
+    assert ids("no such customer") == len(ids.values) - 1 and ids.values[-1] == "no such customer"

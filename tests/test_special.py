@@ -72,6 +72,31 @@ def test_the_optimiser_accepts_a_flat_gradient_where_the_objective_no_longer_cha
     assert got is not None and abs(got[0][0] - 1.0) < 1e-7 and len(calls) < 2000
 
 
+def test_the_optimiser_tries_steps_by_value_alone_and_ends_where_it_ended_with_gradients():
+    """At the rounding floor the line search halves a step ~30 times: given the value alone (`fun`),
+    those trials skip the gradient, and the fit ends on the same point to the last bit."""
+    rng = np.random.default_rng(5)
+    noise = rng.normal(size=4001) * 1e-16
+
+    def value(v):
+        gap = v[0] - 1.0
+        return 1.0 + float(np.round(gap ** 2, 15)) + noise[int(abs(gap) * 1e9) % 4001]
+
+    grads = []
+
+    def with_gradient(v):
+        grads.append(1)
+        gap = v[0] - 1.0
+        return value(v), np.array([2 * gap + (5e-8 if gap >= 0 else -5e-8)])
+
+    plain = special.minimise(with_gradient, np.array([4.0]), bound=12.0)
+    plain_grads, grads[:] = len(grads), []
+    quick = special.minimise(with_gradient, np.array([4.0]), bound=12.0, fun=value)
+    assert plain is not None and quick is not None
+    assert quick[0].tobytes() == plain[0].tobytes() and quick[1] == plain[1]
+    assert len(grads) < plain_grads / 2
+
+
 def test_rows_are_grouped_as_numpy_groups_them_so_the_fit_adds_in_the_same_order():
     """The compressed customers (x, t_x, T) and the 2F1 arguments keep np.unique's order and
     counts: the likelihood's sums, and so the fitted parameters, stay the same to the last bit."""

@@ -86,6 +86,9 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
     some = [replace(c, tags=frozenset({"rs-segment:new", "vip"} if k % 2 else {"vip"}))
             for k, c in enumerate(islice(state.customers(account), 6))]  # cards holding the segment tag
     state.absorb(account, PullPage(customers=some), state.start_run(account, "sync", False))
+    paid = [replace(c.purchases[-1], fields={**(c.purchases[-1].fields or {}), "bonus_paid": ("150,5", "x", "90000")[k % 3]})
+            for k, c in enumerate(islice(state.customers(account), 0, None, 4)) if c.purchases]
+    state.absorb(account, PullPage(purchases=paid), state.start_run(account, "sync", False))  # bonuses paid with
     facts = {c.id: card_facts(c) for c in state.customers(account)}  # the card fields' pass, from columns
     assert snapshot_card_facts(state.db, account) == {k: f for k, f in facts.items() if f != CardFacts(frozenset(), "")}
     assert any(f.next_purchase for f in facts.values())
@@ -110,5 +113,6 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
                 assert got.plan == ref.plan
                 assert got.suppressed == ref.suppressed
                 assert ref.metrics["planned"] > 0 and ref.metrics["nps_answers"] > 0
+                assert {a.customer_id for a in ref.plan} & {p.customer_id for p in paid}  # their balances planned
     finally:
         state.close()

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from connector.model import Action, ActionKind, Channel, action_key
 from playbooks import numbers
-from playbooks.templates import CUSTOMER_PLACEHOLDERS, PLACEHOLDERS, money, render, render_for_customer
+from playbooks.templates import (
+    CUSTOMER_PLACEHOLDERS,
+    PLACEHOLDERS,
+    filled,
+    missing_values,
+    money,
+    render_with,
+)
 
 if TYPE_CHECKING:
     from playbooks.facts import CustomerFacts, ShopFacts
@@ -156,13 +163,15 @@ def make_action(facts: CustomerFacts, rule: str, anchor: str | None, step: str, 
     channel = Channel(msg.channel)
     if msg.channels:  # a touch: what the customer reads, and where to try it, in order
         shown = {**vals, "tier": facts.tier_label or facts.tier, "next_tier": facts.next_tier_label or vals["next_tier"]}
-        subject, missing = render_for_customer(msg.subject, shown)
-        text, missing_text = render_for_customer(msg.text, shown)
+        blank = filled(shown)
+        subject, missing = render_with(msg.subject, blank), missing_values(msg.subject, shown)
+        text, missing_text = render_with(msg.text, blank), missing_values(msg.text, shown)
         data.update(channels=list(msg.channels), subject=subject, text=text)
         if missing or missing_text:
             data["missing"] = sorted({*missing, *missing_text})
         channel = Channel(msg.channels[0])
     manager = facts.customer.manager_id or (facts.purchases[-1].manager_id if facts.purchases else None)
+    blank = filled(vals)
     return Action(
         key=action_key(facts.customer.id, rule, anchor, step),
         kind=ActionKind(msg.kind),
@@ -170,8 +179,8 @@ def make_action(facts: CustomerFacts, rule: str, anchor: str | None, step: str, 
         rule=rule,
         step=step,
         due=due,
-        title=render(msg.title, vals),
-        body=render(msg.body, vals),
+        title=render_with(msg.title, blank),
+        body=render_with(msg.body, blank),
         channel=channel,
         # a year, a tier or a period anchors a key too, but only a purchase of this customer links a deal
         anchor_purchase_id=anchor if any(p.id == anchor for p in facts.customer.purchases) else None,

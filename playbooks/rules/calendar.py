@@ -51,11 +51,15 @@ class CalendarRule(Rule):
     Config = CalendarConfig
 
     def may_fire(self, due, config: CalendarConfig):
-        """Only a purchase made a step's offset ago (within its firing window) can make it due."""
+        """Only a purchase made a step's offset ago (within its firing window) can make it due; for a
+        step that stops on a new purchase, only the last one (no later day bought on)."""
         out = due.nobody()
         for s in config.steps:
             within = s.fire_within_days if s.fire_within_days is not None else config.fire_within_days
-            out |= due.bought_between(s.day + within, s.day)
+            if s.stop_if_new_purchase:
+                out |= (due.n > 0) & (due.recency >= s.day) & (due.recency <= s.day + within)
+            else:
+                out |= due.bought_between(s.day + within, s.day)
         return out
 
     def plan(self, facts: CustomerFacts, today: date, config: CalendarConfig) -> Iterator[Action]:

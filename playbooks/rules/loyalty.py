@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+
+import numpy as np
 
 from connector.model import Action
 from playbooks.facts import CustomerFacts
@@ -24,6 +27,20 @@ class LoyaltyConfig:
     near_after_days: int = field(default=14, metadata={"min": 0, "max": 3650})
 
 
+def welcome_due(due, config: LoyaltyConfig, tiers) -> np.ndarray:
+    """Who reached a tier worth a welcome on a purchase whose day is in the window (tiers by purchases:
+    the purchase that reached tier t is the ceil(min_purchases)-th counted one, as assign_tier counts)."""
+    tier = due.tier
+    eligible = tier >= (0 if config.welcome_first_tier else 1)
+    nth = np.array([max(math.ceil(t.min_purchases) - 1, 0) for t in tiers.tiers] or [0], dtype=np.int64)
+    at = due.start[:-1] + nth[np.maximum(tier, 0)]
+    eligible &= at < due.start[1:]
+    if not len(due.day):
+        return eligible
+    age = due.today.toordinal() - due.day[np.where(eligible, at, 0)]
+    return eligible & (age >= 0) & (age <= config.fire_within_days)
+
+
 class LoyaltyRule(Rule):
     """Tier messages.
 
@@ -39,13 +56,25 @@ class LoyaltyRule(Rule):
     Config = LoyaltyConfig
 
     def may_fire(self, due, config: LoyaltyConfig):
-        """A tier is reached on a purchase no later than the last one; `near` counts from the last."""
+        """A tier is reached on a purchase no later than the last one; `near` counts from the last.
+
+        With tiers by purchases and the tier and purchase-day columns at hand, exactly: the welcome
+        when the purchase that reached the customer's tier falls in the window, `near` when the next
+        tier is close enough."""
+        tiers = getattr(due, "tiers", None)
+        exact = (tiers is not None and tiers.by == "purchases" and due.tier is not None and due.start is not None
+                 and due.day is not None)
         out = due.nobody()
         if config.welcome is not None:
-            out |= due.recency <= config.fire_within_days
+            out |= welcome_due(due, config, tiers) if exact else due.recency <= config.fire_within_days
         if config.near is not None:
             late = due.recency - config.near_after_days
-            out |= (late >= 0) & (late <= config.fire_within_days)
+            near = (late >= 0) & (late <= config.fire_within_days)
+            if exact:
+                limits = np.array([float(t.min_purchases) for t in tiers.tiers] + [np.inf])
+                nxt = np.minimum(due.tier + 1, len(tiers.tiers))  # -1 (none) -> the first tier; past the last: inf
+                near &= np.round(limits[nxt] - due.n, 2) <= config.near_purchases
+            out |= near
         return out & (due.n > 0)
 
     def plan(self, facts: CustomerFacts, today: date, config: LoyaltyConfig) -> Iterator[Action]:

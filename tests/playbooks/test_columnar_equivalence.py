@@ -316,7 +316,24 @@ def test_the_hold_out_taken_as_a_column_is_each_customers_own(percent):
     from playbooks.guards import holdout_bucket, holdout_column, is_holdout
     from playbooks.schema import HoldoutConfig
 
-    ids = [f"{k:06d}~{k % 7}" for k in range(30000)] + ["", "клиент", "a:b"]
+    ids = [f"{k:06d}~{k % 7}" for k in range(30000)] + ["", "клиент", "a:b", "two\nlines", "\r\n"]
+    assert holdout_column(ids[:3] + ids[-3:], HoldoutConfig(percent=percent)).tolist() == [
+        is_holdout(c, HoldoutConfig(percent=percent)) for c in ids[:3] + ids[-3:]]
+    assert holdout_column([], HoldoutConfig(percent=percent)).tolist() == []
     for cfg in (HoldoutConfig(percent=percent), HoldoutConfig(percent=percent, salt="other"),
                 HoldoutConfig(enabled=False), HoldoutConfig(percent=holdout_bucket("000123~4", "repeat-sales"))):
         assert holdout_column(ids, cfg).tolist() == [is_holdout(c, cfg) for c in ids]
+
+
+def test_a_long_column_adds_up_as_python_adds_its_list():
+    """columns.python_sum takes a long column a piece at a time and still adds the numbers as one
+    sum() over the whole list does (the revenue printed to the last digit)."""
+    import numpy as np
+
+    from playbooks.columns import SUM_PIECE, python_sum
+
+    rng = np.random.default_rng(11)
+    values = rng.choice([1e-3, 0.1, 12.37, 1e6, 3e15], size=3 * SUM_PIECE + 17) * rng.uniform(0, 1, 3 * SUM_PIECE + 17)
+    for column in (values, values[:SUM_PIECE], values[:5], values[:0]):
+        assert python_sum(column) == sum(column.tolist())
+    assert python_sum(values) != sum(values[:SUM_PIECE].tolist()) + sum(values[SUM_PIECE:].tolist())
