@@ -77,6 +77,7 @@ def run(workers: int, portals: int, customers: int, single: dict, workdir: Path,
             time.sleep(0.2)
         doubled = sum(max(markers(emu).values(), default=0) > 1 for emu in h.portals)
         time.sleep(3)  # the syncs the event's own writes set off
+        per_portal = sync_counts(h)
         event_requests = statistics.median(emu.stats()["requests_total"] - n for emu, n in zip(h.portals, requests_before,
                                                                                                strict=True))
         return {"workers": workers, "portals": portals, "customers": customers,
@@ -87,7 +88,32 @@ def run(workers: int, portals: int, customers: int, single: dict, workdir: Path,
                 "event_to_action_p95_s": round(p95(list(seen.values())), 2) if seen else None,
                 "portals_with_a_doubled_action": doubled,
                 "requests_install_and_first_sync": statistics.median(requests_before),
-                "requests_after_the_event": event_requests}
+                "requests_after_the_event": event_requests,
+                # over install, first sync and the one event, with every echo of the app's own writes
+                "sync_requests_per_portal": statistics.median(n for n, _ in per_portal.values()),
+                "sync_runs_per_portal": statistics.median(r for _, r in per_portal.values())}
+
+
+def sync_counts(h) -> dict[str, tuple[int, int]]:
+    """Each tenant's sync requests kept in the inbox and its sync runs, once the inbox has nothing open."""
+    from connector.store import engine
+
+    def rows() -> list[tuple]:
+        target = h.state_url if engine.is_postgres(h.state_url) else engine.sqlite_path(h.state_url)
+        db = engine.connect(target, timeout=10)
+        try:
+            return db.execute("SELECT tenant, kind, done_at FROM app_inbox").fetchall()
+        finally:
+            db.close()
+
+    deadline = time.monotonic() + 120
+    while any(done is None for _, _, done in rows()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    requests = {}
+    for tenant, kind, _ in rows():
+        requests[tenant] = requests.get(tenant, 0) + (kind == "sync")
+    runs = h.runs()
+    return {t: (requests.get(t, 0), sum(r["kind"] == "sync" for r in runs.get(t, []))) for t in runs}
 
 
 def main() -> int:

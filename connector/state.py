@@ -163,9 +163,29 @@ class State:
         snapshot.save_meta(self.db, f"pull_position:{account}",
                            None if position is None else json.dumps(position, ensure_ascii=False))
 
+    # --- what the last complete run planned from (connector.quiet) ----------------------------
+
+    def settled(self, account: str) -> dict | None:
+        """The cursor, day and playbook of the last run that planned and wrote everything, while nothing
+        has moved the snapshot since; None otherwise."""
+        value = snapshot.meta(self.db, f"settled:{account}")
+        try:
+            return json.loads(value) if value else None
+        except ValueError:
+            return None
+
+    def settle(self, account: str, mark: dict | None) -> None:
+        snapshot.save_meta(self.db, f"settled:{account}", None if mark is None else json.dumps(mark, sort_keys=True))
+
+    def stored(self, account: str, customer_ids: Iterable[str], purchase_ids: Iterable[str]) -> tuple[dict, dict]:
+        """The snapshot's JSON of these customers and of these purchases, by id (those it holds)."""
+        return (snapshot.rows_by_id(self.db, "customers", account, customer_ids),
+                snapshot.rows_by_id(self.db, "purchases", account, purchase_ids))
+
     # --- snapshot --------------------------------------------------------------------------
 
     def absorb(self, account: str, page: PullPage, run_id: int) -> None:
+        self.settle(account, None)  # the snapshot moves: what the last complete run planned from is gone
         snapshot.absorb(self.db, account, [(c.id, customer_to_json(c)) for c in page.customers],
                         [(p.id, p.customer_id, purchase_to_json(p)) for p in page.purchases],
                         [(p.id, json.dumps(asdict(p), ensure_ascii=False)) for p in page.products],

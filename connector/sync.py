@@ -24,6 +24,7 @@ from connector.crm import CrmAdapter, CrmRef
 from connector.errors import CrmError, RepeatSalesError
 from connector.model import Action, ActionKind
 from connector.notices import crm_notices, rules_cannot_run
+from connector.quiet import settled_mark
 from connector.state import State
 from connector.writeback import WritebackPlanner
 from playbooks import Evaluation, PlanHistory
@@ -111,12 +112,14 @@ class Due:
 
 def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
              full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False,
-             referral_secret: str = "") -> SyncReport:
+             referral_secret: str = "", playbook_as: str = "") -> SyncReport:
     """pull -> rebuild a lost ledger -> evaluate -> plan -> write what is due, once -> record the run.
 
-    `referral_secret` (settings REFERRAL_SECRET) keys the referral codes; without it none is given."""
+    `referral_secret` (settings REFERRAL_SECRET) keys the referral codes; without it none is given.
+    `playbook_as` names the playbook in force (its saved version), kept with the run's settled mark."""
     run = Run(adapter, state, today, dry_run, progress or (lambda _msg: None), referral_secret=referral_secret)
     with state.lock("sync"):
+        state.settle(run.account, None)  # until this run ends clean, an event's sync never skips (connector.quiet)
         run.id = state.start_run(run.account, "sync", dry_run)
         try:
             pulled = pull_into_state(run, full=full)
@@ -133,6 +136,8 @@ def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_ru
             raise
         run.stats["crm_notices"] = crm_notices(playbook, adapter)  # e.g. amoCRM's Customers mode, said not silent
         run.finish(str(report.error) if report.error else None)
+        if not dry_run and report.error is None:
+            state.settle(run.account, settled_mark(state, run.account, today, playbook_as))
         return report
 
 

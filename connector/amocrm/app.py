@@ -167,8 +167,8 @@ class AmoApp:
         key = f"amocrm-webhook:{stored['account_id']}:{digest}"
         if not self.installs.first_seen(key):
             return 200, {"ok": True, "duplicate": True}
-        try:
-            self.host.request_sync()
+        try:  # maybe the echo of the app's own write: the sync checks before it plans (connector.quiet)
+            self.host.request_sync(crm_event=True)
         except Exception:
             self.installs.forget_seen(key)
             raise

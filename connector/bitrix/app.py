@@ -276,8 +276,8 @@ class BitrixApp:
         try:
             if event == "ONCRMDEALDELETE":  # an incremental read never sees a deleted deal: drop it now
                 self.host.submit(Job("bitrix.deal_deleted", run=partial(self._forget_purchase, entity), sync=True))
-            else:
-                self.host.request_sync()
+            else:  # maybe the echo of the app's own write: the sync checks before it plans (connector.quiet)
+                self.host.request_sync(crm_event=True)
         except Exception:
             self.installs.forget_seen(key)
             raise

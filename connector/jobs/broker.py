@@ -22,7 +22,7 @@ from celery import Celery
 from kombu.utils.scheduling import priority_cycle
 from redis import Redis
 
-from connector.webapp.inbox import Inbox
+from connector.webapp.inbox import CRM_EVENT, Inbox  # noqa: F401  (CRM_EVENT: the reason serving and tasks use)
 
 log = logging.getLogger(__name__)
 

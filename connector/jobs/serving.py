@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from connector.jobs.broker import JOBS, ROBOTS, JobQueue
+from connector.jobs.broker import CRM_EVENT, JOBS, ROBOTS, JobQueue
 
 
 def where(host) -> dict:
@@ -41,8 +41,10 @@ class QueuedWork:
     def submit_robot(self, job) -> None:
         self.queue.put(self.host.id, job.name, ROBOTS, job_payload(self.host, job))
 
-    def request_sync(self) -> None:
-        self.queue.request_sync(self.host.id, "event", where(self.host))
+    def request_sync(self, *, crm_event: bool = False) -> None:
+        """`crm_event`: a record changed in the CRM (maybe by the app's own write): its sync may end early
+        (connector.quiet); any other reason joining the same waiting request makes it a full sync."""
+        self.queue.request_sync(self.host.id, CRM_EVENT if crm_event else "event", where(self.host))
 
     def snapshot(self) -> dict:
         return {"queue": "redis", **self.queue.inbox.counts()}

@@ -17,7 +17,7 @@ from celery import Celery
 
 from connector import clock, registry, tenants
 from connector.errors import RepeatSalesError, StateLocked
-from connector.jobs.broker import JOBS, ROBOTS, TASKS, JobQueue, lock_seconds, redis_client
+from connector.jobs.broker import CRM_EVENT, JOBS, ROBOTS, TASKS, JobQueue, lock_seconds, redis_client
 from connector.jobs.serving import job_payload, where
 from connector.jobs.tenant_lock import TenantLock
 from connector.webapp.runtime import Runtime
@@ -53,8 +53,8 @@ class JobHost:
             self.apps[crm] = registry.crm(crm).webapp_class()(self)
         return self.apps[crm]
 
-    def request_sync(self) -> None:
-        self.queue.request_sync(self.id, "job", where(self))
+    def request_sync(self, *, crm_event: bool = False) -> None:
+        self.queue.request_sync(self.id, CRM_EVENT if crm_event else "job", where(self))
 
     def submit(self, job) -> None:  # a job's own follow-up (none today) goes through the queue too
         self.queue.put(self.id, job.name, JOBS, job_payload(self, job))
@@ -112,11 +112,13 @@ class Runner:
             return "done already"
         for i in ids:
             self.inbox.started(i)
+        # read once started: a request joining from now on gets a row of its own (Inbox.put_sync)
+        quiet = all(r == CRM_EVENT for r in self.inbox.reasons(ids))  # only CRM events: maybe the app's own writes
         host = self.host(tenant, where)
         state = host.runtime.open_state()
         started = time.monotonic()
         try:
-            report = host.runtime.sync(state)
+            report = host.runtime.sync(state, quiet_if_unchanged=quiet)
         except StateLocked:
             raise Busy(tenant) from None  # a CLI run holds the state: the requests stay open
         except RepeatSalesError as exc:  # recorded in the runs table; the next event or tick retries
@@ -126,6 +128,9 @@ class Runner:
         finally:
             state.close()
         self.inbox.done(ids)
+        if report is None:
+            log.info("worker tenant=%s sync=skipped requests=%d: no change but the app's own writes", tenant, len(ids))
+            return "no change"
         log.info("worker tenant=%s sync=done requests=%d written=%s seconds=%.2f", tenant, len(ids),
                  report.stats.get("written"), time.monotonic() - started)
         return "done"

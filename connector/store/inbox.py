@@ -38,6 +38,13 @@ def waiting_sync(db: Db, tenant: str) -> int | None:
     return int(row[0]) if row else None
 
 
+def replace_waiting(db: Db, entry_id: int, sealed: str) -> bool:
+    """A waiting request takes a joining request's payload (a full sync's reason outranks a CRM event's);
+    False when a worker started it meanwhile."""
+    return db.execute("UPDATE app_inbox SET payload=? WHERE id=? AND started_at IS NULL",
+                      (sealed, entry_id)).rowcount == 1
+
+
 def get(db: Db, entry_id: int) -> tuple | None:
     """(id, tenant, kind, lane, sealed payload, attempts, done at)."""
     return db.execute(f"SELECT {COLUMNS} FROM app_inbox WHERE id=?", (entry_id,)).fetchone()

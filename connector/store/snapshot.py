@@ -94,6 +94,16 @@ def cards_and_purchases(db: Db, account: str, ids: list[str] | None) -> Iterator
                           f"({marks(chunk)}) ORDER BY {db.by('customer_id')}", (account, *chunk)))
 
 
+def rows_by_id(db: Db, table: str, account: str, ids: Iterable[str]) -> dict[str, str]:
+    """{id: json} of these customers or purchases (`table`), those the snapshot holds."""
+    assert table in ("customers", "purchases")
+    out: dict[str, str] = {}
+    for chunk in chunks(sorted(set(ids))):
+        out.update((str(i), d) for i, d in db.execute(
+            f"SELECT id, data FROM {table} WHERE account=? AND id IN ({marks(chunk)})", (account, *chunk)))
+    return out
+
+
 def prospect_count(db: Db, account: str) -> int:
     row = db.execute("SELECT COUNT(*) FROM customers c WHERE c.account=? AND NOT EXISTS (SELECT 1 FROM "
                      "purchases p WHERE p.account=c.account AND p.customer_id=c.id)", (account,)).fetchone()

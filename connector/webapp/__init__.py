@@ -250,8 +250,8 @@ class WebApp:
         """A robot's answer: run at once on the robots' lane (its `sync` and `after_sync` are not used)."""
         self.default.submit_robot(job)
 
-    def request_sync(self) -> None:
-        self.default.request_sync()
+    def request_sync(self, *, crm_event: bool = False) -> None:
+        self.default.request_sync(crm_event=crm_event)
 
     def require_admin(self, request: Request) -> None:
         """`Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; unset ADMIN_TOKEN locks the route."""

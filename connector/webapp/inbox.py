@@ -25,6 +25,7 @@ from connector.store import inbox as rows
 
 LOCK_TIMEOUT_SECONDS = 30
 DONE_KEEP_SECONDS = 7 * 86400  # done jobs are kept a week (what happened, for /status), then dropped
+CRM_EVENT = "crm_event"  # a sync request's reason: a record changed in the CRM (maybe by the app's own write)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class Inbox:
         text = self.sealer.seal(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
         with self._connect() as db, db.tx(lock=f"inbox-sync:{tenant}"):
             waiting = rows.waiting_sync(db, tenant)
-            if waiting is not None:
+            # a CRM event's request may end early (connector.quiet); any other reason joining makes it a full sync
+            if waiting is not None and (payload.get("reason") == CRM_EVENT or rows.replace_waiting(db, waiting, text)):
                 return waiting, False
             return rows.put(db, tenant, "sync", "jobs", text, time.time() if now is None else now), True
 
@@ -96,6 +98,10 @@ class Inbox:
         """The tenant's sync requests not done yet: one sync answers all of them."""
         with self._connect() as db:
             return rows.open_syncs(db, tenant)
+
+    def reasons(self, ids: list[int]) -> list[str]:
+        """Why each of these sync requests was made ("crm_event", "event", "job", "schedule", a job's kind)."""
+        return [str(e.payload.get("reason", "")) if e else "" for e in map(self.get, ids)]
 
     def has_open(self, tenant: str) -> bool:
         """Whether a job of the tenant (its install, an event...) still waits for a worker."""

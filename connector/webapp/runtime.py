@@ -62,12 +62,25 @@ class Runtime:
         """A State for the calling thread (SQLite connections stay in the thread that made them)."""
         return State(self.settings.state_target)
 
-    def sync(self, state: State, *, full: bool = False) -> SyncReport:
-        """One incremental (or full) cycle; raises StateLocked when another run holds the lock."""
+    def sync(self, state: State, *, full: bool = False, quiet_if_unchanged: bool = False) -> SyncReport | None:
+        """One incremental (or full) cycle; raises StateLocked when another run holds the lock.
+
+        `quiet_if_unchanged` (a sync CRM events asked for): None, and no run, when the CRM holds no
+        change but the app's own writes (connector.quiet)."""
         adapter = build_adapter(self.settings, self.installs)
         try:
-            return run_sync(adapter, state, self.playbook, today=self.today(), dry_run=self.settings.DRY_RUN,
-                            full=full, referral_secret=secret_text(self.settings.REFERRAL_SECRET))
+            today, playbook = self.today(), self.playbook
+            version = str(self.playbook_version)
+            if quiet_if_unchanged and not full and not self.settings.DRY_RUN:
+                from connector.quiet import nothing_to_do
+
+                with state.lock("sync"):
+                    if nothing_to_do(adapter, state, today, version):
+                        log.info("sync=skipped reason=no change but the app's own writes")
+                        return None
+            return run_sync(adapter, state, playbook, today=today, dry_run=self.settings.DRY_RUN,
+                            full=full, referral_secret=secret_text(self.settings.REFERRAL_SECRET),
+                            playbook_as=version)
         finally:
             adapter.close()
 

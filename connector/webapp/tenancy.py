@@ -111,8 +111,8 @@ class TenantHost:
         else:
             self.robots.submit(job)
 
-    def request_sync(self) -> None:
-        (self.queued or self.worker).request_sync()
+    def request_sync(self, *, crm_event: bool = False) -> None:
+        (self.queued or self.worker).request_sync(crm_event=crm_event)
 
     def require_admin(self, request: Request) -> None:
         self.web.require_admin(request)

@@ -3,7 +3,9 @@
 Bursts coalesce: every verified event only raises a "sync wanted" flag; the worker waits a short
 debounce, clears the flag and runs one incremental sync for all of them (an event arriving during
 that sync raises the flag again, so one more sync follows). Jobs (an install, a robot call, an OAuth
-grant) run before that sync; a robot's answer runs after it, on the fresh evaluation.
+grant) run before that sync; a robot's answer runs after it, on the fresh evaluation. A sync only
+CRM events asked for first checks whether the CRM changed in anything but the app's own writes
+(connector.quiet): the events the sync's own writes set off end there.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Job:
 
 
 class Worker:
-    def __init__(self, sync: Callable[[State], SyncReport], open_state: Callable[[], State], *,
+    def __init__(self, sync: Callable[..., SyncReport | None], open_state: Callable[[], State], *,
                  debounce_seconds: float = 1.0, capacity: int = CAPACITY,
                  lock_retry_seconds: float = LOCK_RETRY_SECONDS, lock_retries: int = LOCK_RETRIES) -> None:
         self._sync, self._open_state = sync, open_state
@@ -53,6 +55,7 @@ class Worker:
         self._cond = threading.Condition()
         self._jobs: deque[Job] = deque()
         self._sync_wanted = False
+        self._full_wanted = False  # a sync asked for by more than CRM events (a job, a robot, a feedback answer)
         self._busy = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="repeat-sales-worker", daemon=True)
@@ -75,13 +78,15 @@ class Worker:
             self.stats["queued"] += 1
             self._cond.notify_all()
 
-    def request_sync(self) -> None:
+    def request_sync(self, *, crm_event: bool = False) -> None:
+        """`crm_event`: asked for by a record changed in the CRM, which may be the app's own write."""
         with self._cond:
             if self._stopping or not self._thread.is_alive():
                 self.stats["refused"] += 1
                 raise QueueFull("the worker is stopping")
             self.stats["coalesced" if self._sync_wanted else "sync_requests"] += 1
             self._sync_wanted = True
+            self._full_wanted = self._full_wanted or not crm_event
             self._cond.notify_all()
 
     def snapshot(self) -> dict:
@@ -143,17 +148,18 @@ class Worker:
         if wanted:
             self._pause(self.debounce)  # let the rest of a burst land; they all ride on this sync
             with self._cond:
-                self._sync_wanted = False  # an event from now on asks for the next sync
-            report = self._sync_once(state)
+                quiet = not self._full_wanted and not any(j.sync for j in ready)
+                self._sync_wanted = self._full_wanted = False  # an event from now on asks for the next sync
+            report = self._sync_once(state, quiet=quiet)
         for job in ready:
             if job.after_sync is not None:
                 self._guard(job.name, lambda st, j=job: j.after_sync(st, report), state)
 
-    def _sync_once(self, state: State) -> SyncReport | None:
+    def _sync_once(self, state: State, *, quiet: bool = False) -> SyncReport | None:
         for _ in range(self.lock_retries + 1):
             started = time.monotonic()
             try:
-                report = self._sync(state)
+                report = self._sync(state, quiet_if_unchanged=True) if quiet else self._sync(state)
             except StateLocked:
                 log.info("worker sync=waiting reason=locked")
                 if self._stopping:
@@ -169,6 +175,9 @@ class Worker:
                 self.stats["sync_errors"] += 1
                 self.last_error = "internal error"
                 log.exception("worker sync=crashed")
+                return None
+            if report is None:  # nothing changed but the app's own writes: no run
+                self.stats["quiet"] += 1
                 return None
             self.stats["syncs"] += 1
             self.last_sync_at = time.time()

@@ -7,7 +7,7 @@ import threading
 
 from connector.sealing import Sealer, new_key
 from connector.store import engine
-from connector.webapp.inbox import Inbox
+from connector.webapp.inbox import CRM_EVENT, Inbox
 
 
 def stored_payloads(target) -> list[str]:
@@ -108,6 +108,17 @@ def test_a_sync_request_joins_the_one_still_waiting_for_a_worker(state_target):
     second, new = inbox.put_sync("bitrix:a", {"reason": "event"})
     assert new and second != first
     assert inbox.open_syncs("bitrix:a") == [first, second] and inbox.counts() == {"open": 3, "done": 0}
+
+
+def test_a_full_sync_request_joining_a_crm_events_one_makes_it_a_full_sync(state_target):
+    """CRM events' syncs may end early when the changes are the app's own writes (connector.quiet); a
+    schedule's, a robot's or a feedback answer's request that joins one must not end early with it."""
+    inbox = Inbox(state_target)
+    first, _ = inbox.put_sync("bitrix:a", {"reason": CRM_EVENT})
+    assert inbox.reasons([first]) == [CRM_EVENT]
+    assert inbox.put_sync("bitrix:a", {"reason": "schedule"}) == (first, False)
+    assert inbox.put_sync("bitrix:a", {"reason": CRM_EVENT}) == (first, False)  # a later event keeps it full
+    assert inbox.reasons([first]) == ["schedule"]
 
 
 def test_each_state_is_one_deployment_whose_id_is_made_once_and_names_its_queues(state_at):

@@ -57,10 +57,11 @@ def test_install_and_its_first_sync_run_on_a_worker_and_are_marked_done(redis_se
     assert webapp.installs.get("bitrix")["robots"], workers.logs()
     written = markers(portal)
     assert written and max(written.values()) == 1
-    # the portal sends an event for every write of the first sync; they join one waiting request each
+    # the portal sends an event for every write of the first sync; they join one waiting request each (a few
+    # requests: each ends at once, finding only the app's own writes - connector.quiet - so a later echo opens one)
     echoes = len(portal.app.outbound.sent("event"))
     syncs = sum(r["kind"] == "sync" for r in inbox_rows(state_db(values)))
-    assert echoes >= 20 and syncs <= 4, (echoes, syncs)
+    assert echoes >= 20 and syncs <= echoes // 5, (echoes, syncs)
 
 
 def test_a_worker_killed_mid_write_is_finished_by_another_and_nothing_is_written_twice(

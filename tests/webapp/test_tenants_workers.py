@@ -56,8 +56,10 @@ def test_two_processes_serve_every_tenant_and_keep_them_apart(tmp_path):
             wait_for(lambda p=paths[tenant]: p.exists() and [r for r in finished_runs(p) if r["finished"]],
                      timeout=90, step=0.5)
         edited_at = time.time()  # wall time, to tell the runs after B's edits (not a calendar day)
-        for deal_id in range(1, 11):  # B's events, on whichever process takes each
-            b.touch_purchase(deal_id, comments=f"edit {deal_id}")
+        with b.store.lock:
+            won = sorted(d.id for d in b.store.deals.rows.values() if d.semantic == "S")[:10]
+        for deal_id in won:  # B's events (purchases renamed: changes a sync reads), on whichever process takes each
+            b.touch_purchase(deal_id, title=f"edit {deal_id}")
         assert b.app.outbound.wait_idle(30)
         assert {d["status"] for d in b.app.outbound.sent("event")} == {200}
 
