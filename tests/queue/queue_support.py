@@ -166,3 +166,29 @@ def markers(emu) -> Counter:
         emails = Counter(k for a in emu.store.activities.rows.values() if a.type_id == 4
                          for k in MARKER.findall(a.origin_id or ""))
     return tasks + emails
+
+
+APP_ID, APP_SECRET = "app.6a7b8c9d0e1f23.45678901", "one-marketplace-apps-secret-abcdef0123"
+
+
+def app_portals(count: int, tmp_path: Path, **extra) -> tuple[list, dict, Workers, object]:
+    """`count` portals sharing one marketplace app, `serve`'s app on the queue (settings of the first portal's
+    address plus `extra`) and a group of workers, none started: (portals, values, workers, app). Stop them
+    with `stop_all`."""
+    from connector.settings import load_settings
+    from connector.webapp import WebApp
+    from emulators.bitrix import BitrixEmulator
+
+    portals = [BitrixEmulator(customers=CUSTOMERS, seed=SEED, today=TODAY, app_client_id=APP_ID,
+                              app_client_secret=APP_SECRET).start() for _ in range(count)]
+    values = bitrix_app_values(portals[0], tmp_path, **extra)
+    workers = Workers(values, tmp_path)
+    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
+    return portals, values, workers, app
+
+
+def stop_all(app, workers: Workers, portals: list) -> None:
+    app.stop(timeout=30)
+    workers.stop()
+    for emu in portals:
+        emu.stop()

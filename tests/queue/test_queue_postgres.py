@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import time
 
-from queue_support import TODAY, Workers, all_done, bitrix_app_values, inbox_rows, markers, wait_for
+from queue_support import (
+    TODAY,
+    Workers,
+    all_done,
+    app_portals,
+    bitrix_app_values,
+    inbox_rows,
+    markers,
+    stop_all,
+    wait_for,
+)
 
 from connector.settings import load_settings
 from connector.state import State
@@ -45,15 +55,9 @@ def test_serve_keeps_the_schema_of_a_portal_whose_install_still_waits_for_a_work
     queued for an unverified one the auth server refused and drop its schema under the worker that then
     installs it (seen in CI as a tenant whose install failed on every retry)."""
     from connector import tenants
-    from emulators.bitrix import BitrixEmulator
 
-    client_id, secret = "app.0a1b2c3d4e5f67.89012345", "one-marketplace-apps-secret-0123456789"
-    portals = [BitrixEmulator(customers=40, seed=7, today=TODAY, app_client_id=client_id,
-                              app_client_secret=secret).start() for _ in range(3)]
     url = fresh_schema(pg_url, "queued_installs")
-    values = bitrix_app_values(portals[0], tmp_path, STATE_URL=url)
-    workers = Workers(values, tmp_path)
-    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
+    portals, values, workers, app = app_portals(3, tmp_path, STATE_URL=url)
     try:
         assert portals[0].app.install(app.url + "/bitrix/install") == 200
         workers.start()  # the default portal's install is stored before the others come (a known race)
@@ -69,10 +73,7 @@ def test_serve_keeps_the_schema_of_a_portal_whose_install_still_waits_for_a_work
         wait_for(lambda: all(markers(emu) for emu in portals) and all_done(url), timeout=180)
         assert all(max(markers(emu).values()) == 1 for emu in portals), workers.logs()
     finally:
-        app.stop(timeout=30)
-        workers.stop()
-        for emu in portals:
-            emu.stop()
+        stop_all(app, workers, portals)
 
 
 def test_a_portal_removed_by_tenants_remove_installs_again_into_a_new_schema(redis_server, tmp_path, pg_url):
@@ -85,15 +86,9 @@ def test_a_portal_removed_by_tenants_remove_installs_again_into_a_new_schema(red
 
     from connector import tenants
     from connector.store import engine
-    from emulators.bitrix import BitrixEmulator
 
-    client_id, secret = "app.0a1b2c3d4e5f67.89012345", "one-marketplace-apps-secret-0123456789"
-    portals = [BitrixEmulator(customers=40, seed=7, today=TODAY, app_client_id=client_id,
-                              app_client_secret=secret).start() for _ in range(2)]
     url = fresh_schema(pg_url, "reinstall")
-    values = bitrix_app_values(portals[0], tmp_path, STATE_URL=url)
-    workers = Workers(values, tmp_path)
-    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
+    portals, values, workers, app = app_portals(2, tmp_path, STATE_URL=url)
     other = portals[1].app.member_id
     try:
         workers.start()
@@ -119,7 +114,4 @@ def test_a_portal_removed_by_tenants_remove_installs_again_into_a_new_schema(red
         finally:
             db.close()
     finally:
-        app.stop(timeout=30)
-        workers.stop()
-        for emu in portals:
-            emu.stop()
+        stop_all(app, workers, portals)

@@ -8,25 +8,11 @@ import json
 from pathlib import Path
 
 import requests
-from queue_support import (
-    CUSTOMERS,
-    TODAY,
-    Workers,
-    all_done,
-    bitrix_app_values,
-    inbox_rows,
-    markers,
-    wait_for,
-)
+from queue_support import all_done, app_portals, inbox_rows, markers, stop_all, wait_for
 
 from connector import tenants
-from connector.settings import load_settings
 from connector.state import State
-from connector.webapp import WebApp
-from emulators.bitrix import BitrixEmulator
 from tests.conftest import run_cli
-
-CLIENT_ID, SECRET = "app.5f6e7d8c9b0a12.34567890", "the-queue-cli-apps-secret-0123456789"
 
 
 def runs_of(settings) -> dict[str, int]:
@@ -42,12 +28,8 @@ def runs_of(settings) -> dict[str, int]:
 
 
 def test_sync_of_every_tenant_is_queued_for_the_workers(redis_server, tmp_path):
-    portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
-                              app_client_secret=SECRET).start() for _ in range(2)]
-    values = bitrix_app_values(portals[0], tmp_path)
+    portals, values, workers, app = app_portals(2, tmp_path)
     db = Path(values["STATE_URL"].removeprefix("sqlite:///"))
-    workers = Workers(values, tmp_path)
-    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
     try:
         first = workers.start()
         for emu in portals:
@@ -82,7 +64,4 @@ def test_sync_of_every_tenant_is_queued_for_the_workers(redis_server, tmp_path):
         assert all(after[t] > before[t] for t in before), (before, after, workers.logs())
         assert all(max(markers(emu).values()) == 1 for emu in portals)  # nothing written twice
     finally:
-        app.stop(timeout=30)
-        workers.stop()
-        for emu in portals:
-            emu.stop()
+        stop_all(app, workers, portals)

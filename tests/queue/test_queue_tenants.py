@@ -7,24 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import requests
-from queue_support import CUSTOMERS, TODAY, Workers, all_done, bitrix_app_values, markers, wait_for
+from queue_support import all_done, app_portals, markers, stop_all, wait_for
 
 from connector import tenants
-from connector.settings import load_settings
 from connector.state import State
-from connector.webapp import WebApp
-from emulators.bitrix import BitrixEmulator
-
-CLIENT_ID, SECRET = "app.6a7b8c9d0e1f23.45678901", "one-marketplace-apps-secret-abcdef0123"
 
 
 def test_two_portals_are_two_tenants_synced_by_the_workers(redis_server, tmp_path):
-    portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
-                              app_client_secret=SECRET).start() for _ in range(2)]
-    values = bitrix_app_values(portals[0], tmp_path)
+    portals, values, workers, app = app_portals(2, tmp_path)
     db = Path(values["STATE_URL"].removeprefix("sqlite:///"))
-    workers = Workers(values, tmp_path)
-    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
     try:
         workers.start()
         workers.start()
@@ -45,22 +36,15 @@ def test_two_portals_are_two_tenants_synced_by_the_workers(redis_server, tmp_pat
         assert max(markers(portals[1]).values()) == 1
         assert portals[0].stats()["objects"] == portals[1].stats()["objects"]
     finally:
-        app.stop(timeout=30)
-        workers.stop()
-        for emu in portals:
-            emu.stop()
+        stop_all(app, workers, portals)
 
 
 def test_installs_of_two_portals_before_any_worker_ran_are_two_tenants(redis_server, tmp_path):
     """Both portals install at once, while no worker has stored either install yet: each install (and the
     syncs after it) is its own portal's - the first the default, the second a tenant of its own - and both
     portals end with their actions written, nothing of one in the other's tenant."""
-    portals = [BitrixEmulator(customers=CUSTOMERS, seed=7, today=TODAY, app_client_id=CLIENT_ID,
-                              app_client_secret=SECRET).start() for _ in range(2)]
-    values = bitrix_app_values(portals[0], tmp_path)
+    portals, values, workers, app = app_portals(2, tmp_path)
     db = Path(values["STATE_URL"].removeprefix("sqlite:///"))
-    workers = Workers(values, tmp_path)
-    app = WebApp(load_settings(**values), port=0, today=lambda: TODAY).start()
     try:
         for emu in portals:  # back to back: the inbox holds both installs, no worker runs yet
             r = requests.post(f"{emu.base_url}/_emulator/app/install", timeout=30,
@@ -74,7 +58,4 @@ def test_installs_of_two_portals_before_any_worker_ran_are_two_tenants(redis_ser
         assert dict(markers(portals[0])) == dict(markers(portals[1])), workers.logs()
         assert max(markers(portals[1]).values()) == 1
     finally:
-        app.stop(timeout=30)
-        workers.stop()
-        for emu in portals:
-            emu.stop()
+        stop_all(app, workers, portals)

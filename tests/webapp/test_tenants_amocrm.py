@@ -27,6 +27,19 @@ def runs(app, tenant) -> int:
         state.close()
 
 
+def cli_env(app, default) -> dict:
+    """The environment of `repeat-sales` run by the admin of this deployment (the default account's .env)."""
+    import os
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
+    env.update(CRM="amocrm", AMOCRM_BASE_URL=default.base_url, AMOCRM_CLIENT_ID=CLIENT_ID, AMOCRM_CLIENT_SECRET=SECRET,
+               AMOCRM_REDIRECT_URI=default.redirect_uri, STATE_URL=app.settings.STATE_URL,
+               PLAYBOOK=app.settings.PLAYBOOK, PLAYBOOK_LANG="en", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
+    return env
+
+
 def connect(app, account) -> requests.Response:
     r = requests.get(app.url + "/amocrm/connect", headers=admin(), timeout=5)
     state = parse_qs(urlparse(r.json()["url"]).query)["state"][0]
@@ -129,16 +142,12 @@ def test_a_widget_token_opens_its_own_accounts_pages_only(two):
 
 def test_the_cli_lists_and_syncs_an_amocrm_tenant_on_its_own_tokens(two):
     import json
-    import os
 
-    from tests.conftest import ROOT, run_cli
+    from tests.conftest import run_cli
 
     app, (a, b) = two
     b_id = tenants.amocrm_id(urlparse(b.base_url).netloc)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
-    env.update(CRM="amocrm", AMOCRM_BASE_URL=a.base_url, AMOCRM_CLIENT_ID=CLIENT_ID, AMOCRM_CLIENT_SECRET=SECRET,
-               AMOCRM_REDIRECT_URI=a.redirect_uri, STATE_URL=app.settings.STATE_URL, PLAYBOOK=app.settings.PLAYBOOK,
-               PLAYBOOK_LANG="en", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
+    env = cli_env(app, a)
     listed = run_cli(["tenants", "list", "--format", "json"], env)
     assert [(t["tenant"], t["portal"]) for t in json.loads(listed.stdout)["tenants"]] == [
         ("default", urlparse(a.base_url).netloc), (b_id, urlparse(b.base_url).netloc)]
@@ -154,16 +163,12 @@ def test_install_of_one_tenant_prepares_its_own_account_again(two):
     """An admin deleted a field in account B: `install --tenant B` makes it again there, on B's tokens, and
     leaves A alone; an unknown tenant is refused (exit 2)."""
     import json
-    import os
 
-    from tests.conftest import ROOT, run_cli
+    from tests.conftest import run_cli
 
     app, (a, b) = two
     b_id = tenants.amocrm_id(urlparse(b.base_url).netloc)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "AMOCRM_"))}
-    env.update(CRM="amocrm", AMOCRM_BASE_URL=a.base_url, AMOCRM_CLIENT_ID=CLIENT_ID, AMOCRM_CLIENT_SECRET=SECRET,
-               AMOCRM_REDIRECT_URI=a.redirect_uri, STATE_URL=app.settings.STATE_URL, PLAYBOOK=app.settings.PLAYBOOK,
-               PLAYBOOK_LANG="en", PYTHONPATH=str(ROOT), RS_TODAY=TODAY.isoformat())
+    env = cli_env(app, a)
     with b.store.lock:
         b.store.custom_fields["contacts"] = [f for f in b.store.custom_fields["contacts"] if f.get("code") != "RS_RFM"]
     a_requests = a.stats()["requests_total"]
