@@ -153,7 +153,11 @@ class State:
 
     def pull_position(self, account: str) -> dict | None:
         """Where the account's last pull stopped before its end (None: it ended, or never stopped)."""
-        value = snapshot.meta(self.db, f"pull_position:{account}")
+        return self._meta_json(f"pull_position:{account}")
+
+    def _meta_json(self, key: str) -> dict | None:
+        """A JSON value kept in the state's meta; None when missing or unreadable (then it is redone)."""
+        value = snapshot.meta(self.db, key)
         try:
             return json.loads(value) if value else None
         except ValueError:
@@ -168,11 +172,7 @@ class State:
     def settled(self, account: str) -> dict | None:
         """The cursor, day and playbook of the last run that planned and wrote everything, while nothing
         has moved the snapshot since; None otherwise."""
-        value = snapshot.meta(self.db, f"settled:{account}")
-        try:
-            return json.loads(value) if value else None
-        except ValueError:
-            return None
+        return self._meta_json(f"settled:{account}")
 
     def settle(self, account: str, mark: dict | None) -> None:
         snapshot.save_meta(self.db, f"settled:{account}", None if mark is None else json.dumps(mark, sort_keys=True))
