@@ -172,6 +172,9 @@ def register(app: Celery, settings) -> Runner:
             result = runner.run(tenant, kind, entry_id, deployment)
         except Busy:
             raise self.retry(countdown=BUSY_RETRY_SECONDS, max_retries=BUSY_RETRIES) from None
+        except Exception:  # the failed message is acknowledged and gone: without its mark the sweep sends it again
+            runner.queue.forget(entry_id)
+            raise
         runner.queue.forget(entry_id, deployment if result == "refused" else None)
         return result
 
