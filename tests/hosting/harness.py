@@ -252,7 +252,7 @@ class Hosting:
             shutil.rmtree(self.pg.dir, ignore_errors=True)
             server = self.pg.start().url
         if server != "sqlite":
-            self.state_url = fresh_database(server, f"hosted_{os.getpid()}_{int(time.time() * 1000) % 10**8}")
+            self.state_url = fresh_database(server, f"hosted_{os.getpid()}_{int(time.time() * 1000) % 10**8}")  # any day: a unique name, not a date
         if self.queue:
             self.redis = Redis(self.dir / "redis").start()
         self.portals = [BitrixEmulator(customers=self.customers, seed=SEED, today=TODAY, rate_limit=self.rate_limit,

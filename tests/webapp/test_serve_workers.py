@@ -91,7 +91,7 @@ def test_two_serve_processes_answer_events_and_pages_and_never_sync_one_portal_a
 
         def settled():  # every run finished, and no new one for a while (a worker waiting on the lock retries each second)
             runs = finished_runs(state_path)
-            quiet = runs and all(r["finished"] for r in runs) and runs[0]["finished"] < time.time() - 3
+            quiet = runs and all(r["finished"] for r in runs) and runs[0]["finished"] < time.time() - 3  # any day: 3 s quiet
             return runs if quiet else None
 
         runs = wait_for(settled, timeout=120, step=0.5)
