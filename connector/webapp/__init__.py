@@ -23,8 +23,9 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import partial
 
@@ -72,6 +73,7 @@ class WebApp:
         self.public_url = (public_url or settings.APP_PUBLIC_URL or f"http://{host}:{self.port}").rstrip("/")
         self._tenants_lock = threading.Lock()
         self._unverified: set[str] = set()  # tenants made for an install the auth server has not confirmed yet
+        self._answering: Counter[str] = Counter()  # requests each tenant's host is answering now
         self.default = TenantHost(self, tenants.DEFAULT)
         self.tenants: dict[str, TenantHost] = {tenants.DEFAULT: self.default}
         for row in self.registry.tenants():
@@ -134,19 +136,40 @@ class WebApp:
                base_url: str | None = None) -> TenantHost:
         """The tenant's host, made (and started) the first time a request names it."""
         with self._tenants_lock:
-            found = self.tenants.get(tenant)
-            if found is not None:
-                return found
-            self._prune_unverified()
-            unverified = unverified and not self.registry.for_tenant(tenant).get(crm)  # another process's: known
-            if unverified and not self._may_add_tenant():
-                raise WebhookRejected(429, "too many installs; try again later")
-            found = self.tenants[tenant] = TenantHost(self, tenant, crm, base_url)
-            if unverified:
-                self._unverified.add(tenant)
-            if self._started:
-                found.start()
+            return self._host(tenant, unverified, crm, base_url)
+
+    @contextmanager
+    def answering(self, tenant: str, *, unverified: bool = False, crm: str = "bitrix",
+                  base_url: str | None = None) -> Iterator[TenantHost]:
+        """The tenant's host for one request: while the request is answered, no other portal's install
+        prunes it (an install not yet stored in the inbox looks refused; dropping its host and schema then
+        lost the install - a worker failed on `schema ... does not exist` with 100 portals installing)."""
+        with self._tenants_lock:
+            host = self._host(tenant, unverified, crm, base_url)
+            self._answering[tenant] += 1
+        try:
+            yield host
+        finally:
+            with self._tenants_lock:
+                self._answering[tenant] -= 1
+                if not self._answering[tenant]:
+                    del self._answering[tenant]
+
+    def _host(self, tenant: str, unverified: bool, crm: str, base_url: str | None) -> TenantHost:
+        """(Called under the tenants' lock.)"""
+        found = self.tenants.get(tenant)
+        if found is not None:
             return found
+        self._prune_unverified()
+        unverified = unverified and not self.registry.for_tenant(tenant).get(crm)  # another process's: known
+        if unverified and not self._may_add_tenant():
+            raise WebhookRejected(429, "too many installs; try again later")
+        found = self.tenants[tenant] = TenantHost(self, tenant, crm, base_url)
+        if unverified:
+            self._unverified.add(tenant)
+        if self._started:
+            found.start()
+        return found
 
     def _drop_removed(self, tenant: str) -> None:
         """`tenants remove` in another process deleted this tenant's tokens and state while its host lived on
@@ -181,6 +204,8 @@ class WebApp:
 
         for tenant in list(self._unverified):
             host = self.tenants[tenant]
+            if self._answering[tenant]:
+                continue  # its install request is still being answered: its job is not stored yet
             if host.installs.get(host.crm):
                 self._unverified.discard(tenant)
             elif host.queued is not None and host.queued.queue.inbox.has_open(tenant):
@@ -220,10 +245,10 @@ class WebApp:
             tenant, base_url = amocrm_tenant(self, key[1], request)
         if key[1] in INSTALL_PATHS:
             self._drop_removed(tenant)
-        host = self.tenant(tenant, unverified=tenant not in self.tenants, crm=crm, base_url=base_url)
-        if key in host.routes:
-            return host.routes[key](request)
-        return host.prefixes[key[1]](request)
+        with self.answering(tenant, unverified=tenant not in self.tenants, crm=crm, base_url=base_url) as host:
+            if key in host.routes:
+                return host.routes[key](request)
+            return host.prefixes[key[1]](request)
 
     # --- what routes share ----------------------------------------------------------------------
 

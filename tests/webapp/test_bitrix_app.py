@@ -164,3 +164,16 @@ def test_unverifiable_installs_store_nothing_and_are_rate_limited(portal, webapp
     assert webapp.worker.wait_idle(15)
     assert webapp.installs.get("bitrix") is None and webapp.worker.stats["job_errors"] == 5
     assert portal.app.bindings() == [] and webapp.worker.stats["syncs"] == 0
+
+
+def test_an_install_still_being_answered_outlives_another_portals_install(portal, installed):
+    """Two portals installing at once: the first's request is still being answered (its job not yet
+    stored) when the second's arrives. The second must not take the first for a refused install and drop
+    its host - with 100 portals installing, a worker then failed on the first's dropped schema."""
+    form = {"event": "ONAPPINSTALL", "auth": {"access_token": "a" * 32, "refresh_token": "r" * 32,
+                                               "member_id": "second0portal", "application_token": "t" * 32}}
+    with installed.answering("first0portal", unverified=True) as first:
+        assert post_form(installed.url + "/bitrix/install", php_form(form)).status_code == 200
+        assert installed.tenants.get("first0portal") is first and first.worker.alive()
+    assert installed.tenant("second0portal").worker.wait_idle(15)
+    assert "second0portal" not in installed.tenants or not installed.tenant("second0portal").installs.get("bitrix")
