@@ -92,11 +92,11 @@ def install(client: BitrixClient, *, uninstall: bool = False, rights: Rights | N
         if sms.remove_trigger(client):
             report.removed.append(f"automation trigger {sms.TRIGGER}")
         return report
-    why = sms.register_trigger(client)
+    why, there = sms.register_trigger(client)
     if why:
         report.missing.append(f"automation trigger {sms.TRIGGER} for SMS: {why} (SMS steps go to their next channel)")
     else:
-        report.created.append(f"automation trigger {sms.TRIGGER}")
+        (report.existing if there else report.created).append(f"automation trigger {sms.TRIGGER}")
     return report
 
 

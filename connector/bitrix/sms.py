@@ -38,13 +38,18 @@ FALLS = {"Application context required": "no_app", "is not registered": "no_trig
          "Admin permissions required": "no_app"}
 
 
-def register_trigger(client: BitrixClient, lang: str = "ru") -> str:
-    """Install's part: the app's trigger the admin binds the SMS robot to ("" when done, else why not)."""
-    try:  # an existing CODE is renamed, not doubled (Doc: crm-automation-trigger-add.md)
-        client.call("crm.automation.trigger.add", {"CODE": TRIGGER, "NAME": TRIGGER_NAMES.get(lang, TRIGGER_NAMES["ru"])})
+def register_trigger(client: BitrixClient, lang: str = "ru") -> tuple[str, bool]:
+    """Install's part: the app's trigger the admin binds the SMS robot to. ("" when there, else why not;
+    whether it was there already, so a second install does not say it made it.)"""
+    try:  # Doc: crm-automation-trigger-list.md - the app's own triggers, CODE and NAME
+        listed = client.call("crm.automation.trigger.list", {}).get("result") or []
+        there = any(str(t.get("CODE")) == TRIGGER for t in listed)
+        if not there:  # an existing CODE would be renamed, not doubled (Doc: crm-automation-trigger-add.md)
+            client.call("crm.automation.trigger.add", {"CODE": TRIGGER,
+                                                       "NAME": TRIGGER_NAMES.get(lang, TRIGGER_NAMES["ru"])})
     except CrmError as exc:
-        return str(exc)
-    return ""
+        return str(exc), False
+    return "", there
 
 
 def remove_trigger(client: BitrixClient) -> bool:
