@@ -324,10 +324,13 @@ def settle_race(run: Run, report: SyncReport) -> None:
     if not report.written:
         return
     try:
-        run.state.mark_done(run.account, run.adapter.settle_written(report.written), run.today)
+        kept = run.adapter.settle_written(report.written)
     except CrmError as exc:  # the writes stand; a later run (or `sync --full`) removes any duplicate
         log.warning("reading back this run's writes failed: %s", exc)
         report.error = report.error or exc
+        return
+    # the ledger already holds what this run wrote: only a key where the other run's object stayed changes
+    run.state.mark_done(run.account, {k: ref for k, ref in kept.items() if report.written.get(k) != ref}, run.today)
 
 
 def drop_late_greetings(run: Run, retries: list[Action], report: SyncReport) -> list[Action]:
