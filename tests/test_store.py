@@ -23,6 +23,7 @@ from connector.snapshot_columns import read_purchases
 from connector.state import State
 from connector.store import migrations
 from connector.webapp.pages import versions
+from tests.store_engines import fresh_schema
 
 # The layout the state file had before connector/store existed: state.py's schema (meta says 1) and the
 # tables installs.py, amocrm/tokens.py, fields.py, feedback.py and pages/versions.py created on first use.
@@ -164,6 +165,37 @@ def test_each_delivery_check_finds_the_expired_deliveries_by_index_not_by_readin
     finally:
         state.close()
     assert "app_seen_by_time" in plan, plan
+
+
+def test_a_ledger_that_grew_during_a_sync_is_updated_row_by_key_not_read_whole(pg_url):
+    """The first sync fills an empty ledger 50 actions at a time; a statement whose plan was cached while the
+    table was small then read every row of the account for each row it updated (quadratic: 10 s for 3,444
+    actions in the 100-portal benchmark). Counted as rows PostgreSQL fetched, not as time."""
+    import psycopg
+
+    from connector.store import engine, ledger
+
+    url = fresh_schema(pg_url, "growth")
+    db = engine.connect(url, timeout=30)
+    migrations.prepare(db)
+    keys = [f"v1:{n}:calendar:{n * 7}:thanks" for n in range(1000)]
+    for start in range(0, len(keys), 50):  # as a sync writes: each batch pending, then its answer
+        chunk = keys[start:start + 50]
+        ledger.mark_pending(db, "acc", [(k, "task", str(n), "calendar", "{}") for n, k in enumerate(chunk)])
+        ledger.mark_failed(db, "acc", dict.fromkeys(chunk, "the CRM said no"))
+
+    def fetched() -> int:
+        db.execute("SELECT pg_stat_force_next_flush()")
+        time.sleep(0.1)
+        with psycopg.connect(url, autocommit=True) as other:
+            return int(other.execute("SELECT COALESCE(idx_tup_fetch, 0) + COALESCE(seq_tup_read, 0) "
+                                     "FROM pg_stat_user_tables WHERE relid = 'ledger'::regclass").fetchone()[0])
+
+    before = fetched()
+    ledger.mark_failed(db, "acc", dict.fromkeys(keys, "retried, refused again"))
+    read = fetched() - before
+    db.close()
+    assert read <= 3 * len(keys), f"{read} rows read to update {len(keys)}"
 
 
 def test_amocrm_tokens_rotate_under_the_lock(state_target):
