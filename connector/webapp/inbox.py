@@ -51,14 +51,14 @@ class Inbox:
 
     @contextmanager
     def _connect(self) -> Iterator[engine.Db]:
-        """A short connection (autocommit: each statement is committed when it returns)."""
-        db = engine.connect(self.target, timeout=LOCK_TIMEOUT_SECONDS)
+        """A short connection (autocommit: each statement is committed when it returns); PostgreSQL's from
+        the process's pool - a new one per call forked a server process for every portal event serve took
+        (a quarter of serve's time in the 100-portal benchmark)."""
         try:
-            yield db
+            with engine.pooled(self.target, timeout=LOCK_TIMEOUT_SECONDS) as db:
+                yield db
         except sqlite3.Error as exc:
             raise state_failure(self.target, exc) from None
-        finally:
-            db.close()
 
     def put(self, tenant: str, kind: str, lane: str, payload: dict, *, now: float | None = None) -> int:
         """Keep one job; its id is what the queue carries. Committed when this returns."""
