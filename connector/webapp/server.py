@@ -42,6 +42,7 @@ class Limits:
     max_waiting_per_client: int = 128  # ... and from one address (behind a proxy every client shares one)
     max_requests: int = 64  # requests being read or answered at once; more are answered 503
     max_requests_per_client: int = 32  # ... and from one address, so one client cannot take every slot
+    slot_wait: float = 5.0  # a request over either waits this long for a slot before its 503 (ClientLimit)
     waiting: OrderedDict = field(default_factory=OrderedDict, repr=False)  # protocol -> None, oldest first
 
 
