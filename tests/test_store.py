@@ -142,7 +142,7 @@ def test_installs_deliveries_and_oauth_states(state_target):
     assert installs.first_seen("event-1") and not installs.first_seen("event-1")
     installs.forget_seen("event-1")
     assert installs.first_seen("event-1")
-    later = time.time() + SEEN_KEEP_SECONDS + 60  # a delivery resent after the keep time counts as new
+    later = time.time() + SEEN_KEEP_SECONDS + 60  # any day: a resend after the keep time is new
     assert installs.first_seen("event-2", now=later) and installs.first_seen("event-1", now=later + 1)
     state = installs.new_oauth_state("amocrm", 60)
     assert installs.take_oauth_state("amocrm", state) and not installs.take_oauth_state("amocrm", state)

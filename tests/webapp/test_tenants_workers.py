@@ -55,7 +55,7 @@ def test_two_processes_serve_every_tenant_and_keep_them_apart(tmp_path):
             paths[tenant] = tenants.state_path(settings, tenant)
             wait_for(lambda p=paths[tenant]: p.exists() and [r for r in finished_runs(p) if r["finished"]],
                      timeout=90, step=0.5)
-        edited_at = time.time()  # wall time, to tell the runs after B's edits (not a calendar day)
+        edited_at = time.time()  # any day: wall time tells the runs after B's edits
         with b.store.lock:
             won = sorted(d.id for d in b.store.deals.rows.values() if d.semantic == "S")[:10]
         for deal_id in won:  # B's events (purchases renamed: changes a sync reads), on whichever process takes each
@@ -65,7 +65,7 @@ def test_two_processes_serve_every_tenant_and_keep_them_apart(tmp_path):
 
         def settled():
             runs = {t: finished_runs(p) for t, p in paths.items()}
-            quiet = all(r["finished"] and r["finished"] < time.time() - 3 for rs in runs.values() for r in rs)
+            quiet = all(r["finished"] and r["finished"] < time.time() - 3 for rs in runs.values() for r in rs)  # any day
             return runs if quiet else None
 
         runs = wait_for(settled, timeout=120, step=0.5)
