@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 6, 15)  # the shop's history is anchored here, so every run plans the same
 SEED = 7
 PG_PORT = 55439  # the hosting harness's own (tests/store_engines.py uses 55432)
-REDIS_PORT = int(os.environ.get("RS_TEST_HOSTING_REDIS_PORT", "56390"))  # another port: two runs side by side
+REDIS_PORT = int(os.environ.get("RS_TEST_HOSTING_REDIS_PORT", "31390"))  # below the ephemeral ports: a
+# client connection once held 56390 and redis-server could not listen (CI); another port: two runs side by side
 REDIS_SERVER = "/usr/bin/redis-server"
 APP_ID, APP_SECRET = "app.7c1d2e3f4a5b60.70809010", "hosted-marketplace-app-secret-0123456789"
 AMO_ID, AMO_SECRET = "6b1c2d3e-4f5a-6b7c-8d9e-0a1b2c3d4e5f", "hosted-integration-secret-0123456789abcdefABCD"

@@ -1,4 +1,4 @@
-"""A private Redis (Debian's redis-server on port 56379) and real `repeat-sales worker` processes, for the
+"""A private Redis (Debian's redis-server on port 31379) and real `repeat-sales worker` processes, for the
 job-queue tests (imported by name: tests/queue has no package)."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import redis as redis_lib
 from connector.store import engine
 
 REDIS_SERVER = "/usr/bin/redis-server"
-REDIS_PORT = int(os.environ.get("RS_TEST_REDIS_PORT", "56379"))  # another port: two runs side by side
+REDIS_PORT = int(os.environ.get("RS_TEST_REDIS_PORT", "31379"))  # below the ephemeral ports (32768-60999): no
+# client connection can hold it; another port: two runs side by side
 QUEUE_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 6, 15)  # the shop's history is anchored here
