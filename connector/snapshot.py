@@ -8,7 +8,7 @@ big portal fits evaluation's memory. Caches are capped: all-distinct values cost
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from types import MappingProxyType
 
@@ -20,8 +20,7 @@ SHARED_VALUES_CAP = 200_000  # distinct values remembered per read (the cache li
 def purchase_to_json(p: Purchase) -> str:
     d = {"id": p.id, "customer_id": p.customer_id, "date": p.date.isoformat(), "amount": p.amount,
          "currency": p.currency,
-         "items": [{"product_id": i.product_id, "name": i.name, "quantity": i.quantity, "price": i.price,
-                    "category": i.category, **({"discount": i.discount} if i.discount else {})} for i in p.items],
+         "items": [_line(i) for i in p.items],
          "manager_id": p.manager_id, "title": p.title, **({"promo": p.promo} if p.promo else {})}
     if p.fields:  # deal fields (the bonuses paid on it...): only deals that hold some carry the key
         d["fields"] = dict(p.fields)
@@ -30,6 +29,24 @@ def purchase_to_json(p: Purchase) -> str:
     if p.referral_code:
         d["referral_code"] = p.referral_code
     return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+
+def _line(i: LineItem) -> dict:
+    return {"product_id": i.product_id, "name": i.name, "quantity": i.quantity, "price": i.price,
+            "category": i.category, **({"discount": i.discount} if i.discount else {})}
+
+
+def lines_to_json(purchases: Iterable[Purchase]) -> list[tuple[str, int, str]]:
+    """(purchase id, place, JSON text) of the purchases' line items; a repeated line is encoded once."""
+    texts: dict[LineItem, str] = {}
+    out = []
+    for p in purchases:
+        for place, i in enumerate(p.items):
+            text = texts.get(i)
+            if text is None:
+                text = texts[i] = json.dumps(_line(i), ensure_ascii=False, separators=(",", ":"))
+            out.append((p.id, place, text))
+    return out
 
 
 def customer_to_json(c: Customer) -> str:

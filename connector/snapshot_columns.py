@@ -54,8 +54,9 @@ def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[
     owners, days, amounts, paid, nps, refs = [], [], [], [], [], []
     t = today.toordinal()
     factor_of: dict[str | None, float] = {}
-    for chunk in queries.purchase_rows(db, account, paid_field, CHUNK):
-        cid, day, amount, cur, fields, score, pid, ref = zip(*chunk, strict=True)
+    paid_of = dict(queries.paid_values(db, account, paid_field)) if paid_field else {}
+    for chunk in queries.purchase_rows(db, account, CHUNK):
+        cid, day, amount, cur, score, pid, ref = zip(*chunk, strict=True)
         del chunk
         who = np.array(cid, dtype=object)  # rows come grouped by customer: a new one where the id changes
         new = np.empty(len(who), dtype=bool)
@@ -76,9 +77,9 @@ def read_purchases(db, account: str, today: date, currency: str, rates: Mapping[
         kept = np.flatnonzero(keep).tolist()
         if paid_field:
             p = np.zeros(len(kept))
-            for j, k in enumerate(kept):
-                if fields[k] is not None:
-                    value = parse_paid(fields[k])
+            for j, k in enumerate(kept) if paid_of else ():
+                if (text := paid_of.get(pid[k])) is not None:
+                    value = parse_paid(text)
                     if value and not np.isnan(factor[k]):
                         value = value * (amount[k] * factor[k]) / amount[k]
                     p[j] = value
@@ -188,7 +189,8 @@ def read_items(db, account: str, snap: SnapshotColumns):
     """The line items of the counted purchases (playbooks.columnar_learn.ItemColumns), put in the
     order facts.learn_shop walks them (the purchases' order, then each purchase's listed order).
 
-    A line's JSON text is parsed once however often it repeats (one product, quantity and price)."""
+    Each line item row names its text in line_texts (migration 9), parsed once however often it
+    repeats (one product, quantity and price)."""
     from playbooks.columnar_learn import ItemColumns
 
     by_row = np.argsort(snap.ref)
@@ -196,21 +198,22 @@ def read_items(db, account: str, snap: SnapshotColumns):
     keys: dict[str, int] = {}
     names: dict[str, int] = {}
     categories: dict[str | None, int] = {None: 0, "": 0}
-    parsed: dict[str, tuple] = {}  # a line's text -> (product key or -1, name, quantity, category)
+    texts = dict(queries.line_texts(db, account))
+    parsed: dict[int, tuple] = {}  # a line's number -> (product key or -1, name, quantity, category)
 
-    def parse(text: str) -> tuple:
-        i = json.loads(text)
+    def parse(number: int) -> tuple:
+        i = json.loads(texts[number])
         pid, name = i.get("product_id"), i.get("name")
         k = pid or name
-        found = parsed[text] = (keys.setdefault(k, len(keys)) if k else -1, names.setdefault(name, len(names)),
-                                float(i.get("quantity", 1.0)), categories.setdefault(i.get("category"), len(categories) - 1))
+        found = parsed[number] = (keys.setdefault(k, len(keys)) if k else -1, names.setdefault(name, len(names)),
+                                  float(i.get("quantity", 1.0)), categories.setdefault(i.get("category"), len(categories) - 1))
         return found
 
     places, positions, keyed, named, sorts, quantities = [], [], [], [], [], []
     for chunk in queries.item_rows(db, account, CHUNK):
-        ref, place, text = zip(*chunk, strict=True)
+        ref, place, number = zip(*chunk, strict=True)
         del chunk
-        lines = [parsed.get(t) or parse(t) for t in text]
+        lines = [parsed.get(n) or parse(n) for n in number]
         k, name_of, qty, category_of = (np.array(x) for x in zip(*lines, strict=True))
         ask = np.array(ref, dtype=np.int64)
         at = np.minimum(np.searchsorted(rows_sorted, ask), max(len(rows_sorted) - 1, 0))

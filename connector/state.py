@@ -21,7 +21,7 @@ from pathlib import Path
 from connector.crm import CrmRef, Cursor, PullPage
 from connector.errors import StateLocked
 from connector.model import Action, ActionKind, Channel, Customer, Product, Purchase
-from connector.snapshot import Decoder, customer_to_json, purchase_to_json
+from connector.snapshot import Decoder, customer_to_json, lines_to_json, purchase_to_json
 from connector.store import engine, ledger, migrations, snapshot
 from connector.store.sqlite_file import (  # noqa: F401  (their home before connector/store)
     STATE_FILE_MODE,
@@ -189,7 +189,7 @@ class State:
         snapshot.absorb(self.db, account, [(c.id, customer_to_json(c)) for c in page.customers],
                         [(p.id, p.customer_id, purchase_to_json(p)) for p in page.purchases],
                         [(p.id, json.dumps(asdict(p), ensure_ascii=False)) for p in page.products],
-                        page.removed_purchase_ids, run_id)
+                        page.removed_purchase_ids, run_id, lines_to_json(page.purchases))
 
     def drop_unseen_purchases(self, account: str, run_id: int) -> int:
         """After a full pull: purchases the CRM no longer holds leave the snapshot."""

@@ -13,13 +13,14 @@ import pytest
 
 from connector.amocrm.oauth import TokenPair
 from connector.amocrm.tokens import TokenStore
+from connector.crm import PullPage
 from connector.errors import StateError, StateLocked, StateSchemaError
 from connector.feedback import FeedbackAnswers
 from connector.installs import SEEN_KEEP_SECONDS, Installs
-from connector.model import Customer, Purchase
+from connector.model import Customer, LineItem, Purchase
 from connector.settings import load_settings
 from connector.snapshot import customer_to_json, purchase_to_json
-from connector.snapshot_columns import read_purchases
+from connector.snapshot_columns import read_items, read_purchases
 from connector.state import State
 from connector.store import migrations
 from connector.webapp.pages import versions
@@ -71,7 +72,8 @@ def previous_file(path, *, app_tables: bool) -> None:
     db.execute("INSERT INTO cursors VALUES ('acc', '2026-06-01T00:00:00', 1.5)")
     db.execute("INSERT INTO customers VALUES ('acc', '7', ?)", (customer_to_json(Customer("7", name="Ольга")),))
     db.execute("INSERT INTO purchases VALUES ('acc', '11', '7', ?, 1)",
-               (purchase_to_json(Purchase("11", "7", date(2026, 5, 1), 3180.0, title="Заказ")),))
+               (purchase_to_json(Purchase("11", "7", date(2026, 5, 1), 3180.0, title="Заказ",
+                                          items=(LineItem("p1", "Кофе", 2.0, 1590.0),))),))
     db.execute("INSERT INTO ledger VALUES ('acc', 'v1:7:calendar:11:thanks', 'done', 'task', '7', 'calendar', '{}', "
                "'task', '501', 1, NULL, 2.5, '2026-06-01')")
     db.execute("INSERT INTO runs (account, kind, started, finished, dry_run, stats) VALUES "
@@ -100,6 +102,8 @@ def test_a_state_file_of_the_previous_layout_opens_with_every_row(tmp_path):
     snap = read_purchases(state.db, "acc", date(2026, 6, 10), "RUB", {})  # the day and amount columns filled
     assert (snap.cols.ids, snap.cols.day.tolist(), snap.cols.amount.tolist()) == (
         ["7"], [date(2026, 5, 1).toordinal()], [3180.0])
+    items = read_items(state.db, "acc", snap)  # the line items copied out of each purchase's JSON
+    assert (items.keys, items.names, items.quantity.tolist()) == (["p1"], ["Кофе"], [2.0])
     assert versions.latest(state) == (1, {"lang": "ru"})
     assert versions.save(state, {"lang": "en"}, user_id="2", user_name="Bob") == 2, "numbering goes on"
     state.close()
@@ -165,6 +169,37 @@ def test_each_delivery_check_finds_the_expired_deliveries_by_index_not_by_readin
     finally:
         state.close()
     assert "app_seen_by_time" in plan, plan
+
+
+def test_line_items_follow_their_purchase_through_every_pull(state_target):
+    """The columnar evaluation reads line items from their own rows (migration 9): a deal whose product
+    rows changed, a deal no longer won and one the CRM dropped must leave them as the purchases say."""
+    day = date(2026, 5, 1)
+    coffee, tea, cup = (LineItem("p1", "Кофе", 1.0, 900.0), LineItem("p2", "Чай", 2.0, 300.0),
+                        LineItem(None, "Кружка", 1.0, 250.0, category="Посуда"))
+    state = State(state_target)
+    try:
+        run = state.start_run("acc", "sync", False)
+        state.absorb("acc", PullPage(customers=[Customer("7", name="Ольга")], purchases=[
+            Purchase("11", "7", day, 1500.0, items=(coffee, tea)), Purchase("12", "7", day, 250.0, items=(cup,)),
+            Purchase("13", "7", day, 900.0, items=(coffee,))]), run)
+        state.absorb("acc", PullPage(purchases=[Purchase("11", "7", day, 900.0, items=(tea,))],
+                                     removed_purchase_ids=["12"]), run)
+        later = state.start_run("acc", "sync", False)
+        state.absorb("acc", PullPage(purchases=[Purchase("11", "7", day, 600.0, items=(cup, tea))]), later)
+        assert state.drop_unseen_purchases("acc", later) == 1  # 13: the full pull did not see it
+        snap = read_purchases(state.db, "acc", date(2026, 6, 1), "RUB", {})
+        items = read_items(state.db, "acc", snap)
+        assert (items.keys, items.names, items.quantity.tolist()) == (["Кружка", "p2"], ["Кружка", "Чай"], [1.0, 2.0])
+        assert items.categories == ["Посуда", None]
+        lines = state.db.execute("SELECT purchase_id, place FROM purchase_lines ORDER BY purchase_id, place").fetchall()
+        assert [tuple(r) for r in lines] == [("11", 0), ("11", 1)], "no line of a purchase that is gone"
+        if not isinstance(state_target, str):  # the read is served by the index alone, never the JSON rows
+            plan = state.db.execute("EXPLAIN QUERY PLAN SELECT customer_id, day, amount, currency, nps, id, rowid "
+                                    "FROM purchases WHERE account='acc' ORDER BY customer_id, day, id").fetchall()
+            assert "COVERING INDEX purchases_in_columns" in str(plan), plan
+    finally:
+        state.close()
 
 
 def test_a_ledger_that_grew_during_a_sync_is_updated_row_by_key_not_read_whole(pg_url):

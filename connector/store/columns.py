@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from connector.store.engine import Db, data_field
+from connector.store.engine import Db
 from connector.store.snapshot import chunks, marks
 
 
@@ -19,24 +19,34 @@ def _in_order(db: Db) -> str:
     return f"{db.by('customer_id')}, day, {db.by('id')}"
 
 
-def purchase_rows(db: Db, account: str, paid_field: str | None, size: int) -> Iterator[list[tuple]]:
-    """(customer id, day, amount, currency, paid field's value or None, posted score or None, id, ref)
-    of every purchase, grouped by customer in (day, id) order, `size` rows at a time."""
-    paid, params = db.json_text("data", "fields", paid_field) if paid_field else ("NULL", ())
+def purchase_rows(db: Db, account: str, size: int) -> Iterator[list[tuple]]:
+    """(customer id, day, amount, currency, posted score or None, id, ref) of every purchase, grouped by
+    customer in (day, id) order, `size` rows at a time: all read from one index (migration 9)."""
     ref = f"row_number() OVER (ORDER BY {_in_order(db)})" if db.pg else "rowid"
-    return db.batches(f"SELECT customer_id, day, amount, currency, {paid}, nps, id, {ref} FROM purchases "
-                      f"WHERE account=? ORDER BY {_in_order(db)}", (*params, account), size)
+    return db.batches(f"SELECT customer_id, day, amount, currency, nps, id, {ref} FROM purchases "
+                      f"WHERE account=? ORDER BY {_in_order(db)}", (account,), size)
+
+
+def paid_values(db: Db, account: str, paid_field: str) -> Iterator[tuple[str, str]]:
+    """(purchase id, text) of the purchases whose deal fields hold `paid_field` (the few with fields)."""
+    paid, params = db.json_text("fields", paid_field)
+    yield from db.execute(f"SELECT id, {paid} FROM purchases WHERE account=? AND fields IS NOT NULL "
+                          f"AND {paid} IS NOT NULL", (*params, account, *params))
 
 
 def item_rows(db: Db, account: str, size: int) -> Iterator[list[tuple]]:
-    """(purchase ref, place in its list, the line's JSON text) of every purchase's line items."""
+    """(purchase ref, place in its list, the line's number in line_texts) of every purchase's line items."""
     if db.pg:
-        return db.batches(f"WITH p AS (SELECT data, row_number() OVER (ORDER BY {_in_order(db)}) AS ref "
-                          "FROM purchases WHERE account=?) SELECT p.ref, j.place - 1, j.line::text FROM p, "
-                          f"jsonb_array_elements({data_field(True, 'p.data', 'items')}::jsonb) "
-                          "WITH ORDINALITY AS j(line, place)", (account,), size)
-    return db.batches("SELECT p.rowid, j.key, j.value FROM purchases p, json_each(p.data, '$.items') j "
-                      "WHERE p.account=?", (account,), size)
+        return db.batches(f"WITH p AS (SELECT id, row_number() OVER (ORDER BY {_in_order(db)}) AS ref "
+                          "FROM purchases WHERE account=?) SELECT p.ref, l.place, l.line FROM p JOIN purchase_lines l "
+                          "ON l.account=? AND l.purchase_id=p.id", (account, account), size)
+    return db.batches("SELECT p.rowid, l.place, l.line FROM purchase_lines l JOIN purchases p "
+                      "ON p.account=l.account AND p.id=l.purchase_id WHERE l.account=?", (account,), size)
+
+
+def line_texts(db: Db, account: str) -> Iterator[tuple[int, str]]:
+    """(number, JSON text) of every line item text the account's purchases named (most repeat)."""
+    yield from db.execute("SELECT id, line FROM line_texts WHERE account=?", (account,))
 
 
 def purchases_and_cards(db: Db, account: str, ids: Sequence[str]) -> Iterator[tuple[list, list]]:

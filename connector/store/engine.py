@@ -40,8 +40,10 @@ def data_field(pg: bool, column: str, key: str) -> str:
 
 
 DDL = {
-    "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "data": _DataField(False)},
-    "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY", "data": _DataField(True)},
+    "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "data": _DataField(False),
+               "bytes": "", "without_rowid": " WITHOUT ROWID"},
+    "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY", "data": _DataField(True),
+                   "bytes": ' COLLATE "C"', "without_rowid": ""},
 }
 
 

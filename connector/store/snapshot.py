@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Iterator
 
@@ -47,32 +49,75 @@ def save_meta(db: Db, name: str, value: str | None) -> None:
 # --- absorbing a page -------------------------------------------------------------------------
 
 def absorb(db: Db, account: str, customers: list[tuple[str, str]], purchases: list[tuple[str, str, str]],
-           products: list[tuple[str, str]], removed: Iterable[str], run_id: int) -> None:
-    """One pulled page in one transaction: (id, json) customers and products, (id, customer, json) purchases."""
+           products: list[tuple[str, str]], removed: Iterable[str], run_id: int,
+           lines: list[tuple[str, int, str]] | None = None) -> None:
+    """One pulled page in one transaction: (id, json) customers and products, (id, customer, json) purchases,
+    the purchases' (id, place, JSON text) line items (None: taken from the purchases' JSON)."""
     with db.tx():
         db.executemany("INSERT INTO customers VALUES (?, ?, ?) ON CONFLICT(account, id) DO UPDATE SET "
                        "data=excluded.data", [(account, i, d) for i, d in customers])
         db.executemany(purchase_upsert(db), [(account, i, c, d, run_id) for i, c, d in purchases])
         db.executemany("INSERT INTO products VALUES (?, ?, ?) ON CONFLICT(account, id) DO UPDATE SET "
                        "data=excluded.data", [(account, i, d) for i, d in products])
-        db.executemany("DELETE FROM purchases WHERE account=? AND id=?", [(account, i) for i in removed])
+        removed = [(account, i) for i in removed]
+        db.executemany("DELETE FROM purchases WHERE account=? AND id=?", removed)
+        db.executemany("DELETE FROM purchase_lines WHERE account=? AND purchase_id=?",
+                       [(account, i) for i, _c, _d in purchases] + removed)
+        add_lines(db, [(account, i, place, text) for i, _c, d in purchases
+                       for place, text in enumerate(line_texts_of(d))] if lines is None
+                  else [(account, i, place, text) for i, place, text in lines])
+
+
+def add_lines(db: Db, lines: list[tuple[str, str, int, str]]) -> None:
+    """purchase_lines of (account, purchase id, place, line JSON text) rows, each naming its text in
+    line_texts by a 64-bit hash of it (no lookup per line: a shop's lines mostly repeat, each text is kept once)."""
+    numbers: dict[str, int] = {}
+    rows, texts = [], {}
+    for account, pid, place, text in lines:
+        number = numbers.get(text)
+        if number is None:
+            number = numbers[text] = line_number(text)
+        texts[account, number] = text
+        rows.append((account, pid, place, number))
+    db.executemany("INSERT INTO line_texts VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                   [(a, n, t) for (a, n), t in texts.items()])
+    db.executemany("INSERT INTO purchase_lines VALUES (?, ?, ?, ?)", rows)
+
+
+def line_texts_of(data: str) -> list[str]:
+    """Each line item of a purchase JSON as compact JSON text."""
+    return [json.dumps(i, ensure_ascii=False, separators=(",", ":")) for i in json.loads(data).get("items") or ()]
+
+
+def line_number(text: str) -> int:
+    """A line text's number in line_texts: the first 8 bytes of its BLAKE2b hash, as a signed 64-bit integer."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def backfill_lines(db: Db) -> None:
+    """Migration 9: the line items of the purchases the snapshot already holds."""
+    for rows in db.batches("SELECT account, id, data FROM purchases", (), 5000):
+        add_lines(db, [(account, i, place, text) for account, i, d in rows for place, text in enumerate(line_texts_of(d))])
 
 
 def purchase_upsert(db: Db) -> str:
-    """A purchase row from (account, id, customer, json, run): the day, amount, currency and posted
-    score are kept as columns too (migration 4), taken from the JSON by the database."""
+    """A purchase row from (account, id, customer, json, run): the day, amount, currency, posted score
+    and deal fields are kept as columns too (migrations 4 and 9), taken from the JSON by the database;
+    its line items go to purchase_lines (absorb)."""
     field = lambda key: data_field(db.pg, "x.d", key)  # noqa: E731
     real = DDL[db.engine]["real"]
-    return ("INSERT INTO purchases (account, id, customer_id, data, seen_run, day, amount, currency, nps) "
+    return ("INSERT INTO purchases (account, id, customer_id, data, seen_run, day, amount, currency, nps, fields) "
             f"SELECT x.a, x.i, x.c, x.d, x.r, {field('date')}, CAST({field('amount')} AS {real}), "
-            f"{field('currency')}, CAST({field('nps')} AS INTEGER) "
+            f"{field('currency')}, CAST({field('nps')} AS INTEGER), {field('fields')} "
             "FROM (SELECT ? AS a, ? AS i, ? AS c, ? AS d, ? AS r) x WHERE true "
             "ON CONFLICT(account, id) DO UPDATE SET customer_id=excluded.customer_id, data=excluded.data, "
             "seen_run=excluded.seen_run, day=excluded.day, amount=excluded.amount, currency=excluded.currency, "
-            "nps=excluded.nps")
+            "nps=excluded.nps, fields=excluded.fields")
 
 
 def drop_unseen_purchases(db: Db, account: str, run_id: int) -> int:
+    db.execute("DELETE FROM purchase_lines WHERE account=? AND purchase_id IN (SELECT id FROM purchases WHERE "
+               "account=? AND (seen_run IS NULL OR seen_run<>?))", (account, account, run_id))
     cur = db.execute("DELETE FROM purchases WHERE account=? AND (seen_run IS NULL OR seen_run<>?)",
                      (account, run_id))
     return cur.rowcount
