@@ -25,15 +25,21 @@ from connector.snapshot_columns import (
     read_purchases,
 )
 from playbooks.api import CustomerReport, Evaluation, PlanHistory, Suppressed
-from playbooks.columnar import Segmented, metrics, predict_into, reports, segment, segment_counts
+from playbooks.columnar import (
+    REPORT_HEAD,
+    Segmented,
+    metrics,
+    predict_into,
+    report_parts,
+    segment,
+    segment_counts,
+)
 from playbooks.columnar_plan import extras
 from playbooks.columnar_sync import plan_due
 from playbooks.engine import sort_key
 from playbooks.money import month_of, nps_of
 
-REPORT_KEYS = ("customer_id", "purchases", "first_purchase", "last_purchase", "recency_days", "frequency",
-               "monetary", "rfm", "lifecycle", "value", "trend", "tier", "segment", "holdout")
-assert tuple(CustomerReport.__dataclass_fields__)[:14] == REPORT_KEYS  # the order customer_reports relies on
+assert tuple(CustomerReport.__dataclass_fields__)[:14] == REPORT_HEAD  # the order customer_reports relies on
 
 
 def evaluate_snapshot(state, account: str, today: date, playbook, *, history: PlanHistory | None = None,
@@ -95,23 +101,19 @@ def _needs_rows(pb, secret: str) -> bool:
 
 
 def customer_reports(s: Segmented) -> list[CustomerReport]:
-    """engine.report of every customer, from columnar.reports (its first keys are the report's fields,
-    in order; the rest is `extra`)."""
-    days: dict[str, date] = {}
+    """engine.report of every customer, from columnar.report_parts (the report's fields, then `extra`)."""
+    days: dict[int, date] = {}
 
-    def day(text: str | None) -> date | None:
-        if text is None:
+    def day(ordinal: int | None) -> date | None:
+        if ordinal is None:
             return None
-        found = days.get(text)
+        found = days.get(ordinal)
         if found is None:
-            found = days[text] = date.fromisoformat(text)
+            found = days[ordinal] = date.fromordinal(ordinal)
         return found
 
-    out = []
-    for d in reports(s):
-        v = list(d.values())
-        out.append(CustomerReport(v[0], v[1], day(v[2]), day(v[3]), *v[4:14], extra=dict(list(d.items())[14:])))
-    return out
+    return [CustomerReport(head[0], head[1], day(head[2]), day(head[3]), *head[4:], extra=more)
+            for head, more in report_parts(s)]
 
 
 def director_from_columns(s: Segmented, snap: SnapshotColumns) -> dict[str, object]:

@@ -293,12 +293,29 @@ def _day(ordinal: int) -> str:
     return date.fromordinal(ordinal).isoformat()
 
 
+REPORT_HEAD = ("customer_id", "purchases", "first_purchase", "last_purchase", "recency_days", "frequency",
+               "monetary", "rfm", "lifecycle", "value", "trend", "tier", "segment", "holdout")
+
+
 def reports(s: Segmented) -> Iterator[dict]:
     """Each customer's `analyze` object (CustomerReport.to_json), one at a time, in id order."""
+    for head, extra in report_parts(s):
+        out = dict(zip(REPORT_HEAD, head, strict=True))
+        if head[1]:
+            out["first_purchase"], out["last_purchase"] = _day(head[2]), _day(head[3])
+        out.update(extra)
+        yield out
+
+
+def report_parts(s: Segmented) -> Iterator[tuple[tuple, dict]]:
+    """Each customer's report as (the REPORT_HEAD values, first and last purchase as date ordinals or
+    None; the keys after them), in id order: CustomerReport and the analyze object are both made from it."""
     fig, pb = s.fig, s.playbook
     tiers = pb.segments.tiers
     attr = "min_purchases" if tiers.by == "purchases" else "min_spend"
     specs = tiers.tiers
+    tier_names = [t.name for t in specs] + [tiers.none]  # tier -1: none
+    next_names = [t.name for t in specs[1:]] + [None, specs[0].name if specs else None]
     pred = s.prediction
     lists = {k: v.tolist() for k, v in pred.items()}
     cols = (fig.n.tolist(), fig.known.tolist(), fig.monetary.tolist(), fig.aov.tolist(), fig.first.tolist(),
@@ -306,35 +323,33 @@ def reports(s: Segmented) -> Iterator[dict]:
             s.segment.tolist(), s.lifecycle.tolist(), s.value.tolist(), s.trend.tolist(), s.tier.tolist(),
             s.holdout.tolist())
     bonuses = bonus_columns(s) if s.cols.paid is not None else None
+    by_purchases, currency, names, extras = tiers.by == "purchases", pb.currency, s.names, s.extras
     for i, (cid, n, known, money, aov, first, last, rec, r, f, m, seg, stage, value, trend, tier, hold) in \
             enumerate(zip(s.cols.ids, *cols, strict=True)):
         monetary = money if known else 0  # sum() of no amounts is the integer 0
         nxt = tier + 1
-        metric = n if tiers.by == "purchases" else monetary
-        out = {"customer_id": cid, "purchases": n, "first_purchase": _day(first) if n else None,
-               "last_purchase": _day(last) if n else None, "recency_days": rec if n else None,
-               "frequency": n, "monetary": round(monetary, 2), "rfm": f"{r}{f}{m}" if n else "000",
-               "lifecycle": LIFECYCLE[stage], "value": LEVELS[value], "trend": TRENDS[trend],
-               "tier": specs[tier].name if tier >= 0 else tiers.none, "segment": s.names[seg], "holdout": hold,
-               "currency": pb.currency, "aov": round(aov, 2),
-               "next_tier": specs[nxt].name if nxt < len(specs) else None,
-               "to_next_tier": round(getattr(specs[nxt], attr) - metric, 2) if nxt < len(specs) else None}
+        head = (cid, n, first if n else None, last if n else None, rec if n else None, n, round(monetary, 2),
+                f"{r}{f}{m}" if n else "000", LIFECYCLE[stage], LEVELS[value], TRENDS[trend], tier_names[tier],
+                names[seg], hold)
+        more = {"currency": currency, "aov": round(aov, 2), "next_tier": next_names[tier],
+                "to_next_tier": round(getattr(specs[nxt], attr) - (n if by_purchases else monetary), 2)
+                if nxt < len(specs) else None}
         if n and lists:
             if lists["ok"][i]:
-                out.update({"p_alive": round(lists["p_alive"][i], 4),
-                            "expected_purchases_90d": round(lists["expected_purchases_90d"][i], 4),
-                            "predicted_ltv": round(lists["predicted_ltv"][i], 2)})
+                more["p_alive"] = round(lists["p_alive"][i], 4)
+                more["expected_purchases_90d"] = round(lists["expected_purchases_90d"][i], 4)
+                more["predicted_ltv"] = round(lists["predicted_ltv"][i], 2)
             else:
                 from playbooks.predict import UNCOMPUTABLE_NOTE
 
-                out["prediction_note"] = UNCOMPUTABLE_NOTE
+                more["prediction_note"] = UNCOMPUTABLE_NOTE
         if bonuses is not None:
-            out.update(bonus_of(s, bonuses, i, cid))
+            more.update(bonus_of(s, bonuses, i, cid))
         if n - known:
-            out["excluded_other_currency"] = n - known
-        if i in s.extras:
-            out.update(s.extras[i])
-        yield out
+            more["excluded_other_currency"] = n - known
+        if i in extras:
+            more.update(extras[i])
+        yield head, more
 
 
 def predict_into(s: Segmented) -> None:
