@@ -21,7 +21,7 @@ from connector.model import Customer, LineItem, Purchase
 from connector.store import columns as queries
 from playbooks.columns import PurchaseColumns
 
-CHUNK = 50_000  # rows fetched at a time: a chunk's tuples are let go once they are arrays
+CHUNK = 10_000  # rows fetched at a time: a chunk's tuples are let go once they are arrays (50,000: +14 MB peak, no faster)
 EPOCH = date(1970, 1, 1).toordinal()
 _scan = json.JSONDecoder().scan_once  # json.loads without its checks: the snapshot's JSON is our own compact text
 
@@ -213,8 +213,9 @@ def read_items(db, account: str, snap: SnapshotColumns):
     for chunk in queries.item_rows(db, account, CHUNK):
         ref, place, number = zip(*chunk, strict=True)
         del chunk
-        lines = [parsed.get(n) or parse(n) for n in number]
-        k, name_of, qty, category_of = (np.array(x) for x in zip(*lines, strict=True))
+        distinct, line_of = np.unique(np.array(number, dtype=np.int64), return_inverse=True)
+        lines = [parsed.get(n) or parse(n) for n in distinct.tolist()]  # a few hundred texts for 10,000 rows
+        k, name_of, qty, category_of = (np.array(x)[line_of] for x in zip(*lines, strict=True))
         ask = np.array(ref, dtype=np.int64)
         at = np.minimum(np.searchsorted(rows_sorted, ask), max(len(rows_sorted) - 1, 0))
         counted = rows_sorted[at] == ask if len(rows_sorted) else np.zeros(len(ask), dtype=bool)
