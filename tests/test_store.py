@@ -22,7 +22,7 @@ from connector.settings import load_settings
 from connector.snapshot import customer_to_json, purchase_to_json
 from connector.snapshot_columns import read_items, read_purchases
 from connector.state import State
-from connector.store import migrations
+from connector.store import engine, migrations
 from connector.webapp.pages import versions
 from tests.store_engines import fresh_schema
 
@@ -198,6 +198,35 @@ def test_line_items_follow_their_purchase_through_every_pull(state_target):
             plan = state.db.execute("EXPLAIN QUERY PLAN SELECT customer_id, day, amount, currency, nps, id, rowid "
                                     "FROM purchases WHERE account='acc' ORDER BY customer_id, day, id").fetchall()
             assert "COVERING INDEX purchases_in_columns" in str(plan), plan
+    finally:
+        state.close()
+
+
+def test_a_state_of_the_last_layout_gets_the_line_items_of_the_purchases_it_holds(state_target):
+    """Migration 9 on a state with purchases (both engines): their line items, deal fields and the
+    columnar read's index from the JSON they were kept as."""
+    db = engine.connect(state_target, timeout=30)
+    with db.tx():
+        db.execute(migrations.META)
+        for _number, _about, text in migrations.MIGRATIONS[:-1]:
+            db.script(db.ddl(text))
+        db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(migrations.MIGRATIONS[-2][0]),))
+        paid = Purchase("11", "7", date(2026, 5, 1), 3180.0, fields={"bonus_paid": "500"},
+                        items=(LineItem("p1", "Кофе", 2.0, 1590.0), LineItem(None, "Доставка", 1.0, 0.0)))
+        plain = Purchase("12", "7", date(2026, 5, 9), 1590.0, items=(LineItem("p1", "Кофе", 2.0, 1590.0),))
+        for p in (paid, plain):
+            db.execute("INSERT INTO purchases (account, id, customer_id, data, seen_run, day, amount, currency) "
+                       "VALUES ('acc', ?, '7', ?, 1, ?, ?, 'RUB')", (p.id, purchase_to_json(p), p.date.isoformat(), p.amount))
+    db.close()
+    state = State(state_target)
+    try:
+        assert migrations.version(state.db) == migrations.SCHEMA_VERSION
+        snap = read_purchases(state.db, "acc", date(2026, 6, 1), "RUB", {}, paid_field="bonus_paid")
+        assert snap.cols.paid.tolist() == [500.0, 0.0]
+        items = read_items(state.db, "acc", snap)
+        assert (items.keys, items.key.tolist(), items.quantity.tolist(), items.purchase.tolist()) == (
+            ["p1", "Доставка"], [0, 1, 0], [2.0, 1.0, 2.0], [0, 0, 1])
+        assert state.db.execute("SELECT COUNT(*) FROM line_texts").fetchone()[0] == 2, "a repeated line kept once"
     finally:
         state.close()
 
