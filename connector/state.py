@@ -189,7 +189,8 @@ class State:
         snapshot.absorb(self.db, account, [(c.id, customer_to_json(c)) for c in page.customers],
                         [(p.id, p.customer_id, purchase_to_json(p)) for p in page.purchases],
                         [(p.id, json.dumps(asdict(p), ensure_ascii=False)) for p in page.products],
-                        page.removed_purchase_ids, run_id, lines_to_json(page.purchases))
+                        page.removed_purchase_ids, run_id,
+                        lines_to_json({p.id: p for p in page.purchases}.values()))  # the last of a repeat, as stored
 
     def drop_unseen_purchases(self, account: str, run_id: int) -> int:
         """After a full pull: purchases the CRM no longer holds leave the snapshot."""

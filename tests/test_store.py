@@ -183,7 +183,8 @@ def test_line_items_follow_their_purchase_through_every_pull(state_target):
         state.absorb("acc", PullPage(customers=[Customer("7", name="Ольга")], purchases=[
             Purchase("11", "7", day, 1500.0, items=(coffee, tea)), Purchase("12", "7", day, 250.0, items=(cup,)),
             Purchase("13", "7", day, 900.0, items=(coffee,))]), run)
-        state.absorb("acc", PullPage(purchases=[Purchase("11", "7", day, 900.0, items=(tea,))],
+        state.absorb("acc", PullPage(purchases=[Purchase("11", "7", day, 900.0, items=(coffee, tea, cup)),
+                                                Purchase("11", "7", day, 900.0, items=(tea,))],  # listed twice
                                      removed_purchase_ids=["12"]), run)
         later = state.start_run("acc", "sync", False)
         state.absorb("acc", PullPage(purchases=[Purchase("11", "7", day, 600.0, items=(cup, tea))]), later)

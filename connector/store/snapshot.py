@@ -63,9 +63,10 @@ def absorb(db: Db, account: str, customers: list[tuple[str, str]], purchases: li
         db.executemany("DELETE FROM purchases WHERE account=? AND id=?", removed)
         db.executemany("DELETE FROM purchase_lines WHERE account=? AND purchase_id=?",
                        [(account, i) for i, _c, _d in purchases] + removed)
-        add_lines(db, [(account, i, place, text) for i, _c, d in purchases
-                       for place, text in enumerate(line_texts_of(d))] if lines is None
-                  else [(account, i, place, text) for i, place, text in lines])
+        if lines is None:  # a purchase listed twice keeps its last JSON, as the upsert does
+            lines = [(i, place, text) for i, d in {i: d for i, _c, d in purchases}.items()
+                     for place, text in enumerate(line_texts_of(d))]
+        add_lines(db, [(account, i, place, text) for i, place, text in lines])
 
 
 def add_lines(db: Db, lines: list[tuple[str, str, int, str]]) -> None:
