@@ -41,9 +41,10 @@ def data_field(pg: bool, column: str, key: str) -> str:
 
 DDL = {
     "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "data": _DataField(False),
-               "bytes": "", "without_rowid": " WITHOUT ROWID"},
+               "bytes": "", "without_rowid": " WITHOUT ROWID",
+               "sqlite_only": ""},
     "postgresql": {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY", "data": _DataField(True),
-                   "bytes": ' COLLATE "C"', "without_rowid": ""},
+                   "bytes": ' COLLATE "C"', "without_rowid": "", "sqlite_only": "-- "},
 }
 
 

@@ -98,11 +98,14 @@ CREATE INDEX IF NOT EXISTS app_seen_by_time ON app_seen (seen_at)
         "it reads (the read scanned each row's whole JSON: 4.3 s for 1M purchases, 1.2 s from the index), the "
         "deal fields as a column of their own, and each purchase's line items as rows naming their line's text "
         "(json_each over every purchase's JSON took 6.5 s for 2M lines; most lines repeat: one product, "
-        "quantity and price)", """
+        "quantity and price). On SQLite the new index replaces purchases_by_customer (its first columns): "
+        "absorbing 100,000 purchases took 4.6 s of CPU with both, 3.4 s with the new one alone. PostgreSQL "
+        "keeps it: it looks a customer up only in an index of the column's own collation (EXPLAIN)", """
 ALTER TABLE purchases ADD COLUMN fields TEXT;
 UPDATE purchases SET fields={data[fields]} WHERE {data[fields]} IS NOT NULL;
 CREATE INDEX IF NOT EXISTS purchases_in_columns ON purchases (account, customer_id{bytes}, day, id{bytes}, amount,
     currency, nps);
+{sqlite_only}DROP INDEX IF EXISTS purchases_by_customer;
 CREATE INDEX IF NOT EXISTS purchases_with_fields ON purchases (account) WHERE fields IS NOT NULL;
 CREATE TABLE IF NOT EXISTS line_texts (account TEXT NOT NULL, id BIGINT NOT NULL, line TEXT NOT NULL,
     PRIMARY KEY (account, id)){without_rowid};
