@@ -186,6 +186,8 @@ def test_line_items_follow_their_purchase_through_every_pull(state_target):
         state.absorb("acc", PullPage(purchases=[Purchase("11", "7", day, 900.0, items=(coffee, tea, cup)),
                                                 Purchase("11", "7", day, 900.0, items=(tea,))],  # listed twice
                                      removed_purchase_ids=["12"]), run)
+        state.absorb("acc", PullPage(purchases=[Purchase("14", "7", day, 900.0, items=(coffee,))],
+                                     removed_purchase_ids=["14"]), run)  # listed and removed at once: gone
         later = state.start_run("acc", "sync", False)
         state.absorb("acc", PullPage(purchases=[Purchase("11", "7", day, 600.0, items=(cup, tea))]), later)
         assert state.drop_unseen_purchases("acc", later) == 1  # 13: the full pull did not see it

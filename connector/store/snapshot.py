@@ -66,7 +66,8 @@ def absorb(db: Db, account: str, customers: list[tuple[str, str]], purchases: li
         if lines is None:  # a purchase listed twice keeps its last JSON, as the upsert does
             lines = [(i, place, text) for i, d in {i: d for i, _c, d in purchases}.items()
                      for place, text in enumerate(line_texts_of(d))]
-        add_lines(db, [(account, i, place, text) for i, place, text in lines])
+        gone = {i for _a, i in removed}  # a page that both lists and removes a purchase leaves no line of it
+        add_lines(db, [(account, i, place, text) for i, place, text in lines if i not in gone])
 
 
 def add_lines(db: Db, lines: list[tuple[str, str, int, str]]) -> None:
