@@ -39,6 +39,9 @@ def data_field(pg: bool, column: str, key: str) -> str:
     return f"(({column})::jsonb ->> '{key}')" if pg else f"json_extract({column}, '$.{key}')"
 
 
+# In migrations: `{real}`, `{serial}` the engine's types; `{data[key]}` a field of the row's JSON; `{bytes}`
+# an index column ordered as ORDER BY db.by() orders; `{without_rowid}` a table kept in its key's order
+# (SQLite); `{sqlite_only}` before a statement PostgreSQL skips (it makes the line a comment there).
 DDL = {
     "sqlite": {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "data": _DataField(False),
                "bytes": "", "without_rowid": " WITHOUT ROWID",
