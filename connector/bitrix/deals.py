@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
-from connector.bitrix.batching import reason, ref, send_groups
+from connector.bitrix.batching import reason, ref, send_groups, send_in_slices
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.pull import list_pages
 from connector.crm import CrmRef, WriteOutcome, marker
@@ -147,11 +147,10 @@ class DealWriter:
         """Deals carrying these keys in ORIGIN_ID; duplicates of one key are deleted, the oldest kept."""
         keys = sorted(set(keys))
         seen: dict[str, list[int]] = {}
-        groups = [{f"k{n}": ("crm.deal.list", {"filter": {"=ORIGINATOR_ID": ORIGINATOR, "@ORIGIN_ID": keys[n:n + KEYS_PER_READ]},
+        groups = ({f"k{n}": ("crm.deal.list", {"filter": {"=ORIGINATOR_ID": ORIGINATOR, "@ORIGIN_ID": keys[n:n + KEYS_PER_READ]},
                                                 "select": ["ID", "ORIGIN_ID"], "order": {"ID": "ASC"}})}
-                  for n in range(0, len(keys), KEYS_PER_READ)]
-        if groups:
-            sent = send_groups(self.client, groups)
+                  for n in range(0, len(keys), KEYS_PER_READ))
+        for sent in send_in_slices(self.client, groups):
             for label, rows in sent.result.items():
                 if label in sent.next:  # more than a page: read that chunk to its end
                     n = int(label[1:])

@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from connector.bitrix.batching import send_groups
+from connector.bitrix.batching import send_groups, send_in_slices
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.pull import list_pages
 from connector.crm import CrmRef, WriteOutcome, marker
@@ -67,20 +67,21 @@ class CardNotes:
             return {"filter": {"ENTITY_ID": int(customer_id), "ENTITY_TYPE": self.entity},
                     "select": ["ID", "COMMENT"], "order": {"ID": "ASC"}}
 
-        sent = send_groups(self.client, [{f"n{c}": ("crm.timeline.comment.list", params(c))} for c in customers])
         seen: dict[str, list[int]] = defaultdict(list)
         kinds: dict[str, str] = {}
-        for label, rows in sent.result.items():
-            if label in sent.next:  # a long timeline: read it to its end
-                rows = [r for page in list_pages(self.client, "crm.timeline.comment.list", params(label[1:]))
-                        for r in page]
-            for row in rows if isinstance(rows, list) else []:
-                text = str(row.get("COMMENT") or "")
-                kind = next((k for head, k in self.heads.items() if text.startswith(head)), None)
-                if kind is None:
-                    continue  # a business process note or a manager's comment, not a touch
-                for key in MARKER_RE.findall(text):
-                    if key in wanted:
-                        seen[key].append(int(row["ID"]))
-                        kinds[key] = kind
+        groups = ({f"n{c}": ("crm.timeline.comment.list", params(c))} for c in customers)
+        for sent in send_in_slices(self.client, groups):  # a slice's comment texts at a time
+            for label, rows in sent.result.items():
+                if label in sent.next:  # a long timeline: read it to its end
+                    rows = [r for page in list_pages(self.client, "crm.timeline.comment.list", params(label[1:]))
+                            for r in page]
+                for row in rows if isinstance(rows, list) else []:
+                    text = str(row.get("COMMENT") or "")
+                    kind = next((k for head, k in self.heads.items() if text.startswith(head)), None)
+                    if kind is None:
+                        continue  # a business process note or a manager's comment, not a touch
+                    for key in MARKER_RE.findall(text):
+                        if key in wanted:
+                            seen[key].append(int(row["ID"]))
+                            kinds[key] = kind
         return {key: CrmRef(kinds[key], str(min(ids))) for key, ids in seen.items()}

@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from connector.bitrix.batching import reason, send_groups
+from connector.bitrix.batching import reason, send_groups, send_in_slices
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.messenger import NOTE_HEADS as MESSAGE_HEADS
 from connector.bitrix.messenger import MessengerWriter
@@ -108,12 +108,12 @@ class EmailWriter:
             return {"filter": {"OWNER_TYPE_ID": self.owner_type, "OWNER_ID": int(customer_id),
                                "ORIGINATOR_ID": ORIGINATOR}, "select": ["ID", "ORIGIN_ID"], "order": {"ID": "asc"}}
 
-        sent = send_groups(self.client, [{f"a{c}": ("crm.activity.list", params(c))} for c in customers])
         seen: dict[str, list[int]] = defaultdict(list)
-        for label, rows in sent.result.items():
-            if label in sent.next:
-                rows = [r for page in list_pages(self.client, "crm.activity.list", params(label[1:])) for r in page]
-            self._collect(rows, seen, wanted)
+        for sent in send_in_slices(self.client, ({f"a{c}": ("crm.activity.list", params(c))} for c in customers)):
+            for label, rows in sent.result.items():
+                if label in sent.next:
+                    rows = [r for page in list_pages(self.client, "crm.activity.list", params(label[1:])) for r in page]
+                self._collect(rows, seen, wanted)
         return {key: CrmRef("email", str(min(ids))) for key, ids in seen.items()}
 
     def all_markers(self) -> dict[str, CrmRef]:

@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from connector.bitrix.batching import send_groups
+from connector.bitrix.batching import send_groups, send_in_slices
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.pull import list_pages
 from connector.crm import CrmRef, WriteOutcome, marker
@@ -92,13 +92,14 @@ class TaskWriter:
             return {"filter": {"TAG": TAG, "UF_CRM_TASK": f"{prefix}{customer_id}"},
                     "select": ["ID", "DESCRIPTION"], "order": {"ID": "asc"}}
 
-        sent = send_groups(self.client, [{f"c{n}": ("tasks.task.list", params(c))} for n, c in enumerate(customers)])
-        for label, answer in sent.result.items():
-            rows = answer.get("tasks") if isinstance(answer, dict) else answer
-            if label in sent.next:  # more than a page of our tasks on one customer: read it to its end
-                rows = [r for page in list_pages(self.client, "tasks.task.list", params(customers[int(label[1:])]),
-                                                 key="tasks") for r in page]
-            self._collect(rows, seen, wanted)
+        groups = ({f"c{n}": ("tasks.task.list", params(c))} for n, c in enumerate(customers))
+        for sent in send_in_slices(self.client, groups):  # a slice's descriptions at a time
+            for label, answer in sent.result.items():
+                rows = answer.get("tasks") if isinstance(answer, dict) else answer
+                if label in sent.next:  # more than a page of our tasks on one customer: read it to its end
+                    rows = [r for page in list_pages(self.client, "tasks.task.list", params(customers[int(label[1:])]),
+                                                     key="tasks") for r in page]
+                self._collect(rows, seen, wanted)
         self._delete_duplicates(seen)
         return {key: CrmRef("task", str(min(ids))) for key, ids in seen.items()}
 
