@@ -93,7 +93,7 @@ class TaskWriter:
         """Markers read back from the customers' tasks; duplicates of a key are closed, the oldest kept."""
         wanted = set(keys)
         customers = sorted({customer_of_key(k) for k in wanted if customer_of_key(k).isdigit()}, key=int)
-        seen: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        seen: dict[str, list[int]] = defaultdict(list)
         for i in range(0, len(customers), IDS_PER_LOOKUP):
             params = {"filter[entity_type]": self.entity_type, "filter[entity_id][]": customers[i:i + IDS_PER_LOOKUP]}
             self._collect(params, seen, wanted)
@@ -101,28 +101,32 @@ class TaskWriter:
 
     def all_markers(self) -> dict[str, CrmRef]:
         """Every key this plugin ever left in the account: rebuilds a lost ledger."""
-        seen: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        seen: dict[str, list[int]] = defaultdict(list)
         self._collect({"filter[entity_type]": self.entity_type}, seen, None)
         return self._settle(seen)
 
-    def _collect(self, params: dict, seen: dict[str, list[tuple[int, str]]], wanted: set[str] | None) -> None:
+    def _collect(self, params: dict, seen: dict[str, list[int]], wanted: set[str] | None) -> None:
+        """Task ids by the key in their text; the texts are not kept (a run's read-back at 200,000
+        customers would hold every task's text): a duplicate's is read again to close it."""
         for rows in pages(self.client, TASKS_PATH, "tasks", params):
             for row in rows:
-                text = str(row.get("text") or "")
-                for key in MARKER_RE.findall(text):
+                for key in MARKER_RE.findall(str(row.get("text") or "")):
                     if wanted is None or key in wanted:
-                        seen[key].append((int(row["id"]), text))
+                        seen[key].append(int(row["id"]))
 
-    def _settle(self, seen: dict[str, list[tuple[int, str]]]) -> dict[str, CrmRef]:
-        extra = [(task_id, text) for tasks in seen.values() for task_id, text in sorted(set(tasks))[1:]]
+    def _settle(self, seen: dict[str, list[int]]) -> dict[str, CrmRef]:
+        extra = [task_id for tasks in seen.values() for task_id in sorted(set(tasks))[1:]]
         for i in range(0, len(extra), WRITE_BATCH):
-            chunk = extra[i:i + WRITE_BATCH]
-            self.client.request("PATCH", TASKS_PATH, kind="write", json_body=[
-                {"id": task_id, "is_completed": True, "text": text.replace("rs:", DEFUSED),
-                 "result": {"text": "repeat-sales: a duplicate of an earlier task, closed"}} for task_id, text in chunk])
+            texts = {int(row["id"]): str(row.get("text") or "") for rows in pages(
+                self.client, TASKS_PATH, "tasks", {"filter[id][]": extra[i:i + WRITE_BATCH]}) for row in rows}
+            chunk = [t for t in extra[i:i + WRITE_BATCH] if t in texts]  # one closed meanwhile by another run is gone
+            if chunk:
+                self.client.request("PATCH", TASKS_PATH, kind="write", json_body=[
+                    {"id": task_id, "is_completed": True, "text": texts[task_id].replace("rs:", DEFUSED),
+                     "result": {"text": "repeat-sales: a duplicate of an earlier task, closed"}} for task_id in chunk])
             self.duplicates_removed += len(chunk)
             log.warning("amocrm duplicates_closed=%d", len(chunk))
-        return {key: CrmRef("task", str(min(t for t, _ in tasks))) for key, tasks in seen.items()}
+        return {key: CrmRef("task", str(min(tasks))) for key, tasks in seen.items()}
 
 
 def _created_ids(answer: object) -> dict[str, int]:
