@@ -67,7 +67,11 @@ def prepare(plan: Iterable[Action], capable: frozenset[ActionKind], *, lang: str
         if not is_touch(action):
             out.append(action)
             continue
-        action = replace(action, payload={**action.payload, "lang": lang, **({"from": sender} if sender else {})})
+        said_how = {"lang": lang, **({"from": sender} if sender else {})}
+        if type(action.payload) is dict:  # the touch's own dict (playbooks.rules.base.make_action): filled in
+            action.payload.update(said_how)  # place: a copy beside the evaluation's was 30 MB at 200,000 customers
+        else:
+            action = replace(action, payload={**action.payload, **said_how})
         if action.kind not in capable:
             why = (why_not or {}).get(action.kind, "not_supported")
             action = said(next_channel(action, why, capable) or fallen(action, why), why_not)
