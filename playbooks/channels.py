@@ -60,10 +60,11 @@ def route(action: Action, customer: Customer, cfg: OptOutConfig) -> Action | str
         elif channel == "messenger" and not customer.has_channel:
             blocked[channel] = "no_contact"  # a chat is started from a phone or an address the card holds
     to = {"email": customer.emails[0] if customer.emails else "", "phone": customer.phones[0] if customer.phones else ""}
-    action = replace(action, payload={**action.payload, "blocked": blocked, "tried": [], "to": to})
     for channel in channels:
-        if channel not in blocked:
-            return deliver_by(action, channel, [[c, blocked[c]] for c in channels[:channels.index(channel)]])
+        if channel not in blocked:  # deliver_by's action, made in one copy (the guards route ~80,000 touches)
+            tried = [[c, blocked[c]] for c in channels[:channels.index(channel)]]
+            return replace(action, kind=KIND_OF[channel], payload={**action.payload, "blocked": blocked, "tried": tried,
+                                                                   "to": to, "via": channel})
     if missing:
         return "missing_value"
     return "opt_out" if blocked and all(r == "refused" for r in blocked.values()) else "no_channel"
