@@ -74,16 +74,15 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
     if not _needs_rows(pb, secret):
         out.update(director_from_columns(s, snap))
     s.extras = extras(s, people, secret)
-    items = read_items(state.db, account, snap)
     products = {p.id: p for p in catalogue} if catalogue is not None else None
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
-    for kept, dropped in plan_due(s, people, items, history=history, catalogue=products, secret=secret,
-                                  newcomers=newcomers, nps=snap.nps,
+    # the line items are not named here: plan_due lets them go before the plan's actions are made
+    for kept, dropped in plan_due(s, people, read_items(state.db, account, snap), history=history,
+                                  catalogue=products, secret=secret, newcomers=newcomers, nps=snap.nps,
                                   born=read_birthdays(state.db, account, snap.cols.ids)):
         plan.extend(kept)
         suppressed.extend(dropped)
-    del items
     plan.sort(key=sort_key)
     suppressed.sort(key=lambda x: (x.customer_id, x.rule, x.key))
     out["planned"], out["suppressed"] = len(plan), len(suppressed)
