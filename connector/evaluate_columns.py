@@ -9,6 +9,8 @@ columns whom it could act on today, and only those customers are read as objects
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -56,6 +58,28 @@ def evaluate_snapshot(state, account: str, today: date, playbook, *, history: Pl
                          prospects=prospects, secret=secret, newcomers=newcomers, predict=predict)
     finally:
         gc.set_threshold(*threshold)
+        release_free_heap()
+
+
+def release_free_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; nothing elsewhere).
+
+    The columns' temporaries leave their pages free but resident in the heap (at 200,000 customers
+    156-238 MB after the evaluation, by mallinfo2), and the Python objects made next - the plan's
+    actions, the write-back's outcomes - live in Python's own arenas, which never reuse them: the
+    first sync's peak then came after the evaluation, on top of that free memory."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+def _line_items(state, account: str, snap: SnapshotColumns):
+    """The line items' columns, with the heap their read used released (see release_free_heap)."""
+    items = read_items(state.db, account, snap)
+    release_free_heap()
+    return items
 
 
 def _evaluate(state, account: str, today: date, playbook, *, history, catalogue, prospects, secret, newcomers,
@@ -78,7 +102,7 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
     # the line items are not named here: plan_due lets them go before the plan's actions are made
-    for kept, dropped in plan_due(s, people, read_items(state.db, account, snap), history=history,
+    for kept, dropped in plan_due(s, people, _line_items(state, account, snap), history=history,
                                   catalogue=products, secret=secret, newcomers=newcomers, nps=snap.nps,
                                   born=read_birthdays(state.db, account, snap.cols.ids)):
         plan.extend(kept)
