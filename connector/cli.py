@@ -37,6 +37,12 @@ def _port(value: str) -> int:
     return port
 
 
+def _part_rows(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a number of rows (0: the whole file at once), got {value!r}")
+    return int(value)
+
+
 def _workers(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise argparse.ArgumentTypeError(f"must be a number of processes from 1 to 64, got {value!r}")
@@ -73,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("file")
     a.add_argument("--as-of", type=_as_of)
     a.add_argument("--format", choices=["table", "json"], default="table")
+    a.add_argument("--part-rows", type=_part_rows, default=None, metavar="N",
+                   help="a file of more rows is read a range of customers at a time, about N rows each "
+                        "(default 2,000,000; 0 reads the whole file at once)")
 
     r = sub.add_parser("report", help="metrics, segments, cohorts and rule uplift from the last sync")
     r.add_argument("--as-of", type=_as_of)
@@ -219,19 +228,19 @@ def cmd_analyze(args) -> int:
     """
     from types import SimpleNamespace
 
-    from connector.transactions_columns import read_transaction_table
+    from connector.transactions_parts import read_purchases
     from playbooks import load_playbook
     from playbooks.columnar_json import report_texts
     from playbooks.columnar_plan import evaluate_purchases
 
     settings = analyze_settings()
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
-    purchases, summary = read_transaction_table(args.file, default_currency=playbook.currency)
-    today = args.as_of or purchases.last_day() or clock.today()
-    read = {**summary.to_json(), "purchases_after_as_of": int((purchases.day > today.toordinal()).sum())}
-    cols = purchases.columns(today, playbook.currency, playbook.rates,
-                             paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None)
-    segmented, segments, metrics = evaluate_purchases(cols, purchases.customers, today, playbook,
+    purchases = read_purchases(args.file, as_of=args.as_of, currency=playbook.currency, rates=playbook.rates,
+                               paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None,
+                               part_rows=args.part_rows, today=clock.today())
+    today = purchases.today
+    read = {**purchases.summary.to_json(), "purchases_after_as_of": purchases.after_as_of}
+    segmented, segments, metrics = evaluate_purchases(purchases.cols, purchases.customers, today, playbook,
                                                       with_items=purchases.with_items, birthdays=False, scored=False,
                                                       bare=True)
     del purchases

@@ -155,8 +155,10 @@ def read_transactions_with_summary(path: str | Path, *, default_currency: str = 
     return customers, summary
 
 
-def read_rows(path: str | Path, *, default_currency: str = "RUB") -> tuple[_Rows, CsvSummary]:
-    """The file's rows as columns, every line checked (connector.transactions_columns reads them)."""
+def read_rows(path: str | Path, *, default_currency: str = "RUB", bulk_only: bool = False
+              ) -> tuple[_Rows | None, CsvSummary]:
+    """The file's rows as columns, every line checked (connector.transactions_columns reads them);
+    `bulk_only`: None instead of the line reader's rows when the bulk read doubts the file."""
     path = Path(path)
     fh, encoding = open_text(path)
     summary = CsvSummary(encoding=encoding.replace("-sig", ""))
@@ -173,6 +175,8 @@ def read_rows(path: str | Path, *, default_currency: str = "RUB") -> tuple[_Rows
             from connector.csv_fast import plain_rows  # plain cells in bulk; else (or any doubt) line by line
 
             if plain_rows(path, header, cols, sep, encoding, default_currency, summary, rows) is None:
+                if bulk_only:
+                    return None, summary
                 rows = _Rows()
                 rows.load(csv.reader(fh, delimiter=sep, strict=True), header, cols, default_currency, summary)
         except UnicodeDecodeError as exc:
