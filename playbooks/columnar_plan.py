@@ -44,6 +44,7 @@ class DueColumns:
     shop: ShopFacts
     birthdays: bool = True  # some customer may have a birthday (a CSV has none)
     answers: bool = True  # some purchase may carry an NPS answer (a CSV's cannot)
+    created: bool = True  # some customer may carry the day its card was made (a CSV's cannot)
     start: np.ndarray | None = None  # the counted purchases' columns (PurchaseColumns.start/.day), when known
     day: np.ndarray | None = None
     bonus_days: int | None = None  # days an accrual lives (0: bonuses never burn, -1: no bonus account; None: unknown)
@@ -137,7 +138,8 @@ def plan_counts(s: Segmented, customers: Sequence[Customer], *, history: PlanHis
     applied = applied_by_customer(history.applied, REGISTRY) if history.applied else {}
     due = DueColumns(today=today, n=s.fig.n, recency=s.fig.recency, lost_after=s.lost_after,
                      history=np.fromiter((cid in applied for cid in s.cols.ids), dtype=bool, count=len(s.cols.ids)),
-                     customers=customers, shop=shop, birthdays=birthdays, answers=answers, start=s.cols.start,
+                     customers=customers, shop=shop, birthdays=birthdays, answers=answers, created=not bare,
+                     start=s.cols.start,
                      day=s.cols.day,
                      bonus_days=pb.bonuses.bonus_expiry_days if pb.bonuses_on else -1,
                      bonus_credits=s.bonus_credits or {}, tier=s.tier, tiers=pb.segments.tiers)

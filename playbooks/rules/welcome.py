@@ -53,7 +53,7 @@ class WelcomeRule(Rule):
     def may_fire(self, due, config: WelcomeConfig):
         """Only a customer without a counted purchase, created at most the series' reach ago (prospects
         passed beside the customers are planned apart, playbooks.engine.prospect_facts)."""
-        if not config.steps:
+        if not config.steps or not getattr(due, "created", True):  # a CSV's customers have no card date
             return due.nobody()
         today, reach = due.today, horizon_days(config)
         return due.each(lambda c: c.created is not None and 0 <= (today - c.created).days <= reach, due.n == 0)
