@@ -9,8 +9,6 @@ columns whom it could act on today, and only those customers are read as objects
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -18,6 +16,7 @@ from datetime import date
 
 import numpy as np
 
+from connector.heap import release_free_heap
 from connector.model import Action, Customer, Product
 from connector.snapshot_columns import (
     SnapshotColumns,
@@ -59,20 +58,6 @@ def evaluate_snapshot(state, account: str, today: date, playbook, *, history: Pl
     finally:
         gc.set_threshold(*threshold)
         release_free_heap()
-
-
-def release_free_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc's malloc_trim; nothing elsewhere).
-
-    The columns' temporaries leave their pages free but resident in the heap (at 200,000 customers
-    156-238 MB after the evaluation, by mallinfo2), and the Python objects made next - the plan's
-    actions, the write-back's outcomes - live in Python's own arenas, which never reuse them: the
-    first sync's peak then came after the evaluation, on top of that free memory."""
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
 
 
 def _line_items(state, account: str, snap: SnapshotColumns):

@@ -29,6 +29,7 @@ import numpy as np
 from connector import csv_fast
 from connector.model import Customer
 from connector.csv_text import open_text, separator_of
+from connector.heap import release_free_heap
 from connector.transactions_csv import CsvSummary, _columns, read_rows
 from playbooks.columns import PurchaseColumns
 
@@ -243,6 +244,7 @@ def _read_parts(paths: list[Path], as_of: date | None, currency: str, rates: Map
             setattr(total, name, getattr(total, name) + getattr(summary, name))
         total.separator, total.encoding, total.ignored_columns = summary.separator, summary.encoding, summary.ignored_columns
         del table, cols
+        release_free_heap()  # the part's row arrays were freed into glibc's heap: the next part's are new
     amount = np.concatenate(amounts) if amounts else np.zeros(0)
     cols = PurchaseColumns(ids=ids, start=np.concatenate(starts), day=np.concatenate(days) if days else
                            np.zeros(0, dtype=np.int64), amount=amount,
