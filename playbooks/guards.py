@@ -46,15 +46,22 @@ def holdout_column(customer_ids: Sequence[str], cfg: HoldoutConfig):
     bucket arithmetic on the column (a uint64 to a double rounds as int / 2**64 does)."""
     import numpy as np
 
+    out = np.zeros(len(customer_ids), dtype=bool)
     if not (cfg.enabled and cfg.percent > 0) or not len(customer_ids):
-        return np.zeros(len(customer_ids), dtype=bool)
+        return out
     prefix = f"{cfg.salt}:"
-    texts = (prefix + ("\n" + prefix).join(customer_ids)).encode().split(b"\n")
-    if len(texts) != len(customer_ids):  # a line break inside an id: one text at a time
-        texts = [f"{prefix}{c}".encode() for c in customer_ids]
-    digests = b"".join(map(_digest, map(hashlib.sha256, texts)))
-    first = np.frombuffer(digests, dtype=">u8").reshape(-1, 4)[:, 0]
-    return first.astype(np.float64) / 2.0**64 * 100.0 < cfg.percent
+    for at in range(0, len(customer_ids), HASHED_AT_ONCE):  # the texts and digests of all at once: 230 bytes
+        ids = customer_ids[at:at + HASHED_AT_ONCE]  # a customer, 1.5 GB at 6.8M customers
+        texts = (prefix + ("\n" + prefix).join(ids)).encode().split(b"\n")
+        if len(texts) != len(ids):  # a line break inside an id: one text at a time
+            texts = [f"{prefix}{c}".encode() for c in ids]
+        digests = b"".join(map(_digest, map(hashlib.sha256, texts)))
+        first = np.frombuffer(digests, dtype=">u8").reshape(-1, 4)[:, 0]
+        out[at:at + len(ids)] = first.astype(np.float64) / 2.0**64 * 100.0 < cfg.percent
+    return out
+
+
+HASHED_AT_ONCE = 65_536
 
 
 _digest = type(hashlib.sha256()).digest

@@ -119,7 +119,11 @@ def _write_csv(path, rows: int, seed: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_a_csv_gets_the_reference_answer(tmp_path):
+@pytest.mark.parametrize("piece", [1 << 20, 333])  # per-customer figures from one piece of purchases, or many
+def test_a_csv_gets_the_reference_answer(tmp_path, piece, monkeypatch):
+    from playbooks import columns
+
+    monkeypatch.setattr(columns, "PURCHASES_AT_ONCE", piece)
     path = tmp_path / "t.csv"
     _write_csv(path, 6000, 5)
     customers = read_transactions(path)
@@ -224,8 +228,11 @@ def test_the_csv_read_as_columns_gets_the_reference_answer(tmp_path, seed, monke
     from connector.transactions_columns import read_transaction_table
     from playbooks import columnar_json
 
-    if seed == 6:
+    if seed == 6:  # and the per-customer figures made from pieces of ~500 purchases
+        from playbooks import columns
+
         monkeypatch.setattr(columnar_json, "BLOCK", 97)
+        monkeypatch.setattr(columns, "PURCHASES_AT_ONCE", 500)
     from playbooks.columnar_plan import evaluate_purchases
     from playbooks.columns import purchase_columns
 
@@ -309,12 +316,16 @@ def test_figures_rounded_as_a_column_print_as_round_prints_them():
         assert rounded(values, digits) == [repr(round(v, digits)) for v in values.tolist()]
 
 
+@pytest.mark.parametrize("block", [65_536, 7_000])  # ids hashed in blocks: one, or several (a line break in one)
 @pytest.mark.parametrize("percent", [10.0, 0.0, 33.3333, 99.99999])
-def test_the_hold_out_taken_as_a_column_is_each_customers_own(percent):
+def test_the_hold_out_taken_as_a_column_is_each_customers_own(percent, block, monkeypatch):
     """guards.holdout_column (analyze's hold-out of a million customers at once) holds out exactly the
     customers is_holdout holds out, at any share, also right at a bucket's edge."""
+    from playbooks import guards
     from playbooks.guards import holdout_bucket, holdout_column, is_holdout
     from playbooks.schema import HoldoutConfig
+
+    monkeypatch.setattr(guards, "HASHED_AT_ONCE", block)
 
     ids = [f"{k:06d}~{k % 7}" for k in range(30000)] + ["", "клиент", "a:b", "two\nlines", "\r\n"]
     assert holdout_column(ids[:3] + ids[-3:], HoldoutConfig(percent=percent)).tolist() == [
