@@ -159,13 +159,14 @@ def _trends(cols: PurchaseColumns, fig: Figures, today: date, playbook: Playbook
     cut = (today - timedelta(days=cfg.window_days)).toordinal()
     span = cut - fig.first
     judged = (fig.n > 0) & (span > 0) & (span >= cfg.min_history_days)
-    owner = cols.owner
-    recent = cols.day > cut
-    amount = np.nan_to_num(cols.amount, nan=0.0)
-    recent_n = np.bincount(owner[recent], minlength=n_cust)
+    recent_n, recent_s, earlier_s = np.zeros(n_cust, dtype=np.int64), np.zeros(n_cust), np.zeros(n_cust)
+    for lo, hi, piece in cols.pieces():
+        owner, recent = piece.owner, piece.day > cut
+        amount = np.nan_to_num(piece.amount, nan=0.0)
+        recent_n[lo:hi] = np.bincount(owner[recent], minlength=hi - lo)
+        recent_s[lo:hi] = group_sum(amount[recent], owner[recent], hi - lo)
+        earlier_s[lo:hi] = group_sum(amount[~recent], owner[~recent], hi - lo)
     earlier_n = fig.n - recent_n
-    recent_s = group_sum(amount[recent], owner[recent], n_cust)
-    earlier_s = group_sum(amount[~recent], owner[~recent], n_cust)
     with np.errstate(all="ignore"):
         scale = cfg.window_days / span
         by_count = recent_n / (earlier_n * scale)
@@ -360,6 +361,23 @@ def _by_customer(ids: list[str], arrays: tuple[np.ndarray, ...]) -> Iterator[tup
         yield from zip(ids[lo:lo + REPORT_CHUNK], *(a[lo:lo + REPORT_CHUNK].tolist() for a in arrays), strict=True)
 
 
+def _purchase_days(cols: PurchaseColumns, first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer: distinct purchase days, repeat days with a paid amount, and the sum of those days'
+    spend (each day's amounts added one purchase after the other, the days then in order)."""
+    n_cust, owner, day = len(first), cols.owner, cols.day
+    new_day = np.ones(len(day), dtype=bool)
+    new_day[1:] = (owner[1:] != owner[:-1]) | (day[1:] != day[:-1])
+    gid = np.cumsum(new_day) - 1
+    paid = cols.amount > 0  # NaN compares false
+    day_total = np.bincount(gid[paid], weights=cols.amount[paid], minlength=int(new_day.sum()))
+    day_paid = np.bincount(gid[paid], minlength=int(new_day.sum())) > 0
+    del gid, paid
+    g_owner, g_day = owner[new_day], day[new_day]
+    repeat = day_paid & (g_day != first[g_owner])
+    return (np.bincount(g_owner, minlength=n_cust), np.bincount(g_owner[repeat], minlength=n_cust),
+            group_sum(day_total[repeat], g_owner[repeat], n_cust))
+
+
 def predict_into(s: Segmented) -> None:
     """predict.predict on the columns: BG/NBD + Gamma-Gamma fitted on the same (x, t_x, T) and
     repeat spend, each customer's figures kept as arrays; a reason not to predict in model_note."""
@@ -370,22 +388,13 @@ def predict_into(s: Segmented) -> None:
     if not has.any():
         s.model_note = "no purchases to predict lifetime from"
         return
-    n_cust, owner, day = len(fig.n), cols.owner, cols.day
-    new_day = np.ones(len(day), dtype=bool)
-    new_day[1:] = (owner[1:] != owner[:-1]) | (day[1:] != day[:-1])
-    unit = pr.DAYS_PER_UNIT[pr.TIME_UNIT]
-    x = (np.bincount(owner[new_day], minlength=n_cust) - 1)[has].astype(float)
+    n_cust, unit = len(fig.n), pr.DAYS_PER_UNIT[pr.TIME_UNIT]
+    days, spend_x, spend_sum = np.zeros(n_cust, dtype=np.int64), np.zeros(n_cust, dtype=np.int64), np.zeros(n_cust)
+    for lo, hi, piece in cols.pieces():
+        days[lo:hi], spend_x[lo:hi], spend_sum[lo:hi] = _purchase_days(piece, fig.first[lo:hi])
+    x = (days - 1)[has].astype(float)
     t_x = ((fig.last - fig.first) / unit)[has]
     T = ((s.today.toordinal() - fig.first) / unit)[has]
-    # each day's spend (added one purchase after the other), then the mean of the repeat days
-    gid = np.cumsum(new_day) - 1
-    paid = cols.amount > 0  # NaN compares false
-    day_total = np.bincount(gid[paid], weights=cols.amount[paid], minlength=int(new_day.sum()))
-    day_paid = np.bincount(gid[paid], minlength=int(new_day.sum())) > 0
-    g_owner, g_day = owner[new_day], day[new_day]
-    repeat = day_paid & (g_day != fig.first[g_owner])
-    spend_x = np.bincount(g_owner[repeat], minlength=n_cust)
-    spend_sum = group_sum(day_total[repeat], g_owner[repeat], n_cust)
     spend_m = np.divide(spend_sum, spend_x, out=np.zeros(n_cust), where=spend_x > 0)
     sx, sm = spend_x[has].astype(float), spend_m[has]
     try:
