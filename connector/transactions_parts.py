@@ -17,6 +17,7 @@ before, by the reader that names the line and its fix.
 from __future__ import annotations
 
 import bisect
+import csv
 import math
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -27,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from connector import csv_fast
-from connector.model import Customer
 from connector.csv_text import open_text, separator_of
 from connector.heap import release_free_heap
+from connector.model import Customer
 from connector.transactions_csv import CsvSummary, _columns, read_rows
 from playbooks.columns import PurchaseColumns
 
@@ -107,8 +108,6 @@ def _plain_header(path: Path):
     if not first.strip() or encoding not in ("utf-8", "utf-8-sig"):
         return None
     sep = separator_of(first)
-    import csv
-
     header = next(csv.reader([first], delimiter=sep))
     cols = _columns(header)[0]
     if sep not in ",;|" or not set(cols) <= csv_fast.PLAIN or "customer_id" not in cols:
