@@ -47,7 +47,19 @@ BLOCK = 1 << 15  # customers whose texts' pieces are made at once: the pieces of
 
 
 def _lookup(key: np.ndarray, render) -> list[str]:
-    """[render(k) for k in key], each distinct key rendered once."""
+    """[render(k) for k in key], each distinct key rendered once: integers of a narrow range (days,
+    recencies, tiers) through a table over the range, without np.unique's sort of the block."""
+    if len(key) and key.dtype.kind in "iu":
+        low = int(key.min())
+        span = int(key.max()) - low + 1
+        if span <= 2 * len(key):
+            at = key - low
+            present = np.zeros(span, dtype=bool)
+            present[at] = True
+            distinct = np.flatnonzero(present)
+            table = np.empty(span, dtype=object)
+            table[distinct] = [render(k + low) for k in distinct.tolist()]
+            return table[at].tolist()
     distinct, back = np.unique(key, return_inverse=True)
     return np.array([render(k) for k in distinct.tolist()] + [None], dtype=object)[:-1][back.ravel()].tolist()
 
