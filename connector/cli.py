@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import sys
 from datetime import date
 
@@ -233,6 +234,7 @@ def cmd_analyze(args) -> int:
     from playbooks.columnar_json import report_texts
     from playbooks.columnar_plan import evaluate_purchases
 
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill ends as Ctrl-C does: a big file's part files removed
     settings = analyze_settings()
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     purchases = read_purchases(args.file, as_of=args.as_of, currency=playbook.currency, rates=playbook.rates,
@@ -256,6 +258,10 @@ def cmd_analyze(args) -> int:
     out.append(table([w["metric"], w["value"]], shown, title=f"\n{w['metrics']}"))
     print("\n".join(out))
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def analyze_settings():

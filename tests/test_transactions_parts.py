@@ -113,3 +113,27 @@ def test_analyze_of_a_file_in_parts_makes_no_customer_object_so_reads_no_part_ag
     _s, _segments, metrics = evaluate_purchases(parted.cols, parted.customers, parted.today, pb,
                                                 with_items=parted.with_items, birthdays=False, scored=False, bare=True)
     assert metrics["planned"] > 0 and parted.customers._part == -1
+
+
+def test_a_kill_while_reading_in_parts_leaves_no_part_file_behind(tmp_path):
+    """The part files hold the customers' rows: SIGTERM (a scheduler's stop) ends analyze as Ctrl-C does,
+    and they go with it."""
+    import os
+    import signal
+    import time
+
+    path = _write(tmp_path / "big.csv", _shop(150_000, 7))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "analyze", str(path), "--format", "json",
+                             "--part-rows", "500"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(temp.glob("repeat-sales-parts-*/part*.csv")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "analyze ended before its parts were seen"
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "interrupted" in err and "Traceback" not in err
+    assert list(temp.iterdir()) == []
