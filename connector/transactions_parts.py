@@ -166,8 +166,8 @@ def _ids(piece: bytes | None, width: int, sepb: bytes, j: int, key_width: int = 
     lo = begins if j == 0 else seps[:, j - 1] + 1
     length = (ends if j == width - 1 else seps[:, j]) - lo
     longest = int(length.max()) if len(length) else 0
-    if not len(length) or length.min() == 0 or longest > ID_WIDTH:
-        return None
+    if not len(length) or length.min() == 0 or longest > key_width:  # a longer id (the file grew meanwhile):
+        return None  # cut to the keys' width it could land in another part than its own rows
     lo, length = lo[skip::every], length[skip::every]
     keys = csv_fast._fixed(raw, lo, length, key_width).view(f"S{key_width}").ravel()
     return begins, ends + 1 - begins, keys, longest

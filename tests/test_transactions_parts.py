@@ -137,3 +137,14 @@ def test_a_kill_while_reading_in_parts_leaves_no_part_file_behind(tmp_path):
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "interrupted" in err and "Traceback" not in err
     assert list(temp.iterdir()) == []
+
+
+def test_an_id_wider_than_the_parts_keys_is_never_cut_to_fit():
+    """The second pass keys ids by the longest the first pass saw; a longer one (the file grew in between)
+    cut to that width could land in another part than its customer's other rows: the cut stops instead."""
+    from connector.transactions_parts import _ids
+
+    piece = b"customer-0123456789,2024-01-01,1,5\nc1,2024-01-02,1,7\n"
+    assert _ids(piece, 4, b",", 0, 8) is None
+    begins, lengths, keys, longest = _ids(piece, 4, b",", 0, 24)
+    assert keys.tolist() == [b"customer-0123456789", b"c1"] and longest == 19 and lengths.tolist() == [35, 18]
