@@ -19,6 +19,10 @@ from __future__ import annotations
 import bisect
 import csv
 import math
+import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +41,7 @@ from playbooks.columns import PurchaseColumns
 PART_ROWS = 2_000_000  # rows read at a time (`analyze --part-rows`); a file of more is cut into parts
 SAMPLE_EVERY = 128  # the part ranges are taken from the ids of every 128th line
 ID_WIDTH = 64  # longer ids: the file is read whole
+PARTS = "repeat-sales-parts-"  # the part files' directory: PARTS<host>-<pid>-<random>, in the temporary directory
 ADDED = ("rows", "customers", "purchases", "refunds_applied", "refunds_unmatched", "zero_amount_rows")
 
 
@@ -87,7 +92,8 @@ def _read_in_parts(path: Path, as_of: date | None, currency: str, rates: Mapping
     key_width = -(-longest // 8) * 8  # the ids as keys no wider than the longest (sorting as the texts sort)
     sample = np.sort(sample.astype(f"S{key_width}"))
     bounds = np.unique(sample[[len(sample) * k // n_parts for k in range(1, n_parts)]])
-    folder = tempfile.TemporaryDirectory(prefix="repeat-sales-parts-")
+    sweep_dead_parts()
+    folder = tempfile.TemporaryDirectory(prefix=f"{PARTS}{_host()}-{os.getpid()}-")
     paths = [Path(folder.name) / f"part{k:04d}.csv" for k in range(len(bounds) + 1)]
     filled = _split(path, body_at, (width, sepb, j, key_width), bounds, header_line, paths)
     if filled is None:
@@ -99,6 +105,36 @@ def _read_in_parts(path: Path, as_of: date | None, currency: str, rates: Mapping
         return None
     got._keep.append(folder)
     return got
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:40]
+
+
+def sweep_dead_parts() -> list[str]:
+    """Remove the part files a killed analyze left (SIGKILL, the kernel's OOM killer: no handler runs),
+    so a big file's rerun does not find the disk full of the last run's rows. Only directories of this
+    host whose process is gone; returns their names."""
+    mine = re.compile(re.escape(PARTS + _host()) + r"-(\d+)-")
+    gone = []
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return gone
+    for entry in entries:
+        found = mine.match(entry.name)
+        if found is None or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            os.kill(int(found.group(1)), 0)
+            continue  # alive (or another user's process, which we may not signal)
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        gone.append(entry.name)
+    return gone
 
 
 def _plain_header(path: Path):

@@ -148,3 +148,38 @@ def test_an_id_wider_than_the_parts_keys_is_never_cut_to_fit():
     assert _ids(piece, 4, b",", 0, 8) is None
     begins, lengths, keys, longest = _ids(piece, 4, b",", 0, 24)
     assert keys.tolist() == [b"customer-0123456789", b"c1"] and longest == 19 and lengths.tolist() == [35, 18]
+
+
+def test_the_next_analyze_removes_the_parts_a_killed_one_left_and_no_live_ones(tmp_path):
+    """SIGKILL (the kernel's OOM killer on a file too big for the machine) runs no handler: its part
+    files - the customers' rows, as big as the file - stay. The next analyze on this host removes
+    them before it cuts its own file, and leaves a running analyze's parts alone."""
+    import os
+    import signal
+    import time
+
+    from connector.transactions_parts import PARTS, _host
+
+    path = _write(tmp_path / "big.csv", _shop(150_000, 7))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "analyze", str(path), "--format", "json",
+                             "--part-rows", "500"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(temp.glob(f"{PARTS}*/part*.csv")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "analyze ended before its parts were seen"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    left = [p.name for p in temp.iterdir()]
+    assert len(left) == 1 and left[0].startswith(f"{PARTS}{_host()}-{proc.pid}-")
+    running = temp / f"{PARTS}{_host()}-{os.getpid()}-x"  # this test's own process: alive
+    running.mkdir()
+    (running / "part0000.csv").write_text("customer_id,date,amount\n")
+    small = _write(tmp_path / "small.csv", _shop(3_000, 8))
+    done = analyze([str(small), "--format", "json", "--part-rows", "1000"], TMPDIR=str(temp))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["metrics"]["customers"] > 0
+    assert [p.name for p in temp.iterdir()] == [running.name]
