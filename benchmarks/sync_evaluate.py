@@ -9,7 +9,9 @@ pointing at the checkout to measure (main before, a branch after) to pair two ve
     python benchmarks/sync_evaluate.py --customers 20000 --state /tmp/s20k.db      # build once, evaluate
     PYTHONPATH=<checkout> /usr/bin/time -v python benchmarks/sync_evaluate.py --state /tmp/s20k.db
 
-One JSON line: {"customers", "purchases", "planned", "seconds", "cpu_seconds", "peak_rss_mb"}.
+One JSON line: {"customers", "purchases", "planned", "seconds", "cpu_seconds", "peak_rss_mb"}; with
+`--phases`, "phases" too: the CPU seconds of each step of connector.evaluate_columns (the plan's own
+reading of its due customers as objects counted apart, and out of the plan's figure).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> None:
     ap.add_argument("--state", required=True, help="the state file (built when missing)")
     ap.add_argument("--customers", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--phases", action="store_true", help="the CPU seconds of each step of the evaluation")
     args = ap.parse_args()
     path = Path(args.state)
     if not path.exists():
@@ -64,6 +67,7 @@ def main() -> None:
     from connector.state import State
     from playbooks import load_playbook
 
+    phases = timed_phases() if args.phases else None
     state = State(path)
     playbook = load_playbook(lang="ru")
     run = SimpleNamespace(state=state, account=ACCOUNT, today=SHOP_DAY + timedelta(days=1), referral_secret="")
@@ -73,8 +77,52 @@ def main() -> None:
            "planned": len(evaluation.plan), "seconds": round(time.perf_counter() - started, 2),
            "cpu_seconds": round(time.process_time() - cpu, 2),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if phases is not None:
+        phases["plan_due"] = phases.get("plan_due", 0.0) - phases.get("read_customers", 0.0)
+        out["phases"] = {k: round(v, 2) for k, v in phases.items()}
     state.close()
     print(json.dumps(out))
+
+
+PHASES = {"connector.evaluate_columns": ("read_purchases", "_line_items", "read_birthdays", "segment", "predict_into",
+                                        "metrics", "director_from_columns", "extras", "plan_due", "customer_reports"),
+          "connector.snapshot_columns": ("read_customers",)}
+
+
+def timed_phases() -> dict[str, float]:
+    """Wrap the evaluation's steps (module names, as connector.evaluate_columns calls them) to add up
+    each one's CPU seconds; the plan is a generator, timed while it runs."""
+    import importlib
+
+    spent: dict[str, float] = {}
+
+    def wrap(fn, name):
+        def call(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.process_time() - started
+
+        def each(*args, **kwargs):
+            steps = fn(*args, **kwargs)
+            while True:
+                started = time.process_time()
+                try:
+                    item = next(steps)
+                except StopIteration:
+                    return
+                finally:
+                    spent[name] = spent.get(name, 0.0) + time.process_time() - started
+                yield item
+
+        return each if name == "plan_due" else call
+
+    for module, names in PHASES.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            setattr(mod, name, wrap(getattr(mod, name), name))
+    return spent
 
 
 if __name__ == "__main__":

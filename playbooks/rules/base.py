@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connector.model import Action, ActionKind, Channel, action_key
@@ -15,6 +16,7 @@ from playbooks.templates import (
     filled,
     missing_values,
     money,
+    placeholders,
     render_with,
 )
 
@@ -96,25 +98,47 @@ def in_window(due: date, today: date, within_days: int) -> bool:
     return 0 <= (today - due).days <= within_days
 
 
-def base_values(facts: CustomerFacts, needs_suggestions: bool = True) -> dict[str, object]:
-    """Placeholder values every rule can use (suggestions only when a text asks for them)."""
+BONUS_PLACEHOLDERS = frozenset({"bonus_balance", "bonus_expires", "bonus_expiring"})
+
+
+def base_values(facts: CustomerFacts, names: frozenset[str]) -> dict[str, object]:
+    """The placeholder values every rule can use, of those `names` (what the step's texts name: each
+    value is made only for a text that shows it - a plan renders a hundred thousand steps)."""
     c = facts.customer
     words = facts.shop.words  # codes become the team's names in texts ("уровень Золото", not "gold")
     name = words.of if words is not None else (lambda _group, code: code or "")
-    return {
-        "name": c.name,
-        "tier": name("tiers", facts.tier),
-        "next_tier": name("tiers", facts.next_tier),
-        "to_next_tier": _fmt_num(facts.to_next_tier) if facts.to_next_tier is not None else "",
-        "benefits": facts.tier_benefits,
-        "next_benefits": facts.next_tier_benefits,
-        "manager": c.manager_id or (facts.purchases[-1].manager_id if facts.purchases else "") or "",
-        "currency": facts.currency,
-        "segment": name("segments", facts.segment),
-        "lifecycle": name("lifecycle", facts.lifecycle),
-        "suggestions": ", ".join(name for _pid, name in facts.suggestions) if needs_suggestions else "",
-        **bonus_values(facts),
-    }
+    out: dict[str, object] = {}
+    if "name" in names:
+        out["name"] = c.name
+    if "tier" in names:
+        out["tier"] = name("tiers", facts.tier)
+    if "next_tier" in names:
+        out["next_tier"] = name("tiers", facts.next_tier)
+    if "to_next_tier" in names:
+        out["to_next_tier"] = _fmt_num(facts.to_next_tier) if facts.to_next_tier is not None else ""
+    if "benefits" in names:
+        out["benefits"] = facts.tier_benefits
+    if "next_benefits" in names:
+        out["next_benefits"] = facts.next_tier_benefits
+    if "manager" in names:
+        out["manager"] = c.manager_id or (facts.purchases[-1].manager_id if facts.purchases else "") or ""
+    if "currency" in names:
+        out["currency"] = facts.currency
+    if "segment" in names:
+        out["segment"] = name("segments", facts.segment)
+    if "lifecycle" in names:
+        out["lifecycle"] = name("lifecycle", facts.lifecycle)
+    if "suggestions" in names:
+        out["suggestions"] = ", ".join(name for _pid, name in facts.suggestions)
+    if not BONUS_PLACEHOLDERS.isdisjoint(names):
+        out.update(bonus_values(facts))
+    return out
+
+
+@lru_cache(maxsize=1024)
+def named_in(*texts: str) -> frozenset[str]:
+    """The placeholders some of a step's texts name (a playbook has a few dozen steps)."""
+    return frozenset(n for t in texts if t for n in placeholders(t))
 
 
 def bonus_values(facts: CustomerFacts) -> dict[str, str]:
@@ -128,7 +152,10 @@ def bonus_values(facts: CustomerFacts) -> dict[str, str]:
             "bonus_expiring": money(b.expiring, facts.currency) if b.expiring > 0 else ""}
 
 
-def purchase_values(facts: CustomerFacts, purchases: Iterable[Any]) -> dict[str, object]:
+def purchase_values(facts: CustomerFacts, purchases: Iterable[Any], names: frozenset[str] | None = None
+                    ) -> dict[str, object]:
+    """{products}, {purchase_date} and {amount} of the purchases (the last one's date); `names`: only
+    when some text names the amount (None: every value)."""
     items = []
     total = 0.0
     last = None
@@ -139,6 +166,8 @@ def purchase_values(facts: CustomerFacts, purchases: Iterable[Any]) -> dict[str,
     out: dict[str, object] = {"products": ", ".join(dict.fromkeys(items)) or (last.title if last else "")}
     if last is not None:
         out["purchase_date"] = last.date.isoformat()
+        if names is not None and "amount" not in names:
+            return out
         words = facts.shop.words  # "1 234,50 ₽" in Russian, "1,234.50 RUB" in English
         if words is None:
             out["amount"] = money(total, facts.currency)
@@ -155,14 +184,14 @@ def make_action(facts: CustomerFacts, rule: str, anchor: str | None, step: str, 
                 msg: Message, priority: int, values: Mapping[str, object],
                 payload: Mapping[str, object] | None = None) -> Action:
     """An Action with its stable key, rendered texts, and the workflow template in the payload."""
-    needs = "{suggestions}" in msg.title or "{suggestions}" in msg.body
-    vals = {**base_values(facts, needs), "date": due.isoformat(), **values}
+    vals = {**base_values(facts, named_in(msg.title, msg.body, msg.subject, msg.text)), "date": due.isoformat(),
+            **values}
     data: dict[str, object] = dict(payload or {})
     if msg.kind == "workflow":
         data["template"] = msg.template
     channel = Channel(msg.channel)
     if msg.channels:  # a touch: what the customer reads, and where to try it, in order
-        shown = {**vals, "tier": facts.tier_label or facts.tier, "next_tier": facts.next_tier_label or vals["next_tier"]}
+        shown = {**vals, "tier": facts.tier_label or facts.tier, "next_tier": facts.next_tier_label or vals.get("next_tier")}
         blank = filled(shown)
         subject, missing = render_with(msg.subject, blank), missing_values(msg.subject, shown)
         text, missing_text = render_with(msg.text, blank), missing_values(msg.text, shown)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from connector.model import Action, action_key
 from playbooks.facts import CustomerFacts
-from playbooks.rules.base import Message, Rule, in_window, make_action, purchase_values
+from playbooks.rules.base import Message, Rule, in_window, make_action, named_in, purchase_values
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ class ReactivationRule(Rule):
         threshold = silence_threshold(facts, config)
         if silence < threshold:
             return
-        values = {**purchase_values(facts, [last]), "days": silence}
+        texts = (t for step in config.steps for t in (step.title, step.body, step.subject, step.text))
+        values = {**purchase_values(facts, [last], named_in(*texts)), "days": silence}
         cid = facts.customer.id
         first = config.steps[0]
         due = last.date + timedelta(days=threshold)

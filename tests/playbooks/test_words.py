@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from pb_builders import playbook, simple
+from pb_builders import customer, playbook, simple
 
 from connector.errors import PlaybookError
 from playbooks import evaluate
@@ -47,3 +47,22 @@ def test_a_wrong_name_table_is_an_error_naming_its_key(names, path):
     with pytest.raises(PlaybookError) as caught:
         playbook({"names": names})
     assert path in str(caught.value)
+
+
+def test_a_step_naming_every_shared_placeholder_gets_each_value_and_one_naming_few_gets_those():
+    """A step's texts are filled only with what they name (a plan renders a hundred thousand steps):
+    every placeholder a text names still gets its value, whichever step names it."""
+    named = ("name", "tier", "next_tier", "to_next_tier", "benefits", "next_benefits", "manager", "currency",
+             "segment", "lifecycle", "products", "purchase_date", "amount", "days", "date")
+    book = playbook({"rules": {"reactivation": {"steps": [
+        {"name": "email", "title": "|".join(f"{{{n}}}" for n in named), "body": "{name}"}]}}})
+    me = customer({"id": "me", "name": "Анна", "manager_id": "7", "purchases": [
+        {"id": "p1", "date": "2026-01-10", "amount": 12500}, {"id": "p2", "date": "2026-02-10", "amount": 12500},
+        {"id": "p3", "date": "2026-04-06", "amount": 12500, "items": [{"product_id": "7", "name": "Чай"}]}]})
+    [action] = [a for a in evaluate([me], TODAY, book, predict=False).plan if a.rule == "reactivation"]
+    values = dict(zip(named, action.title.split("|"), strict=True))
+    assert all(values.values()), values
+    assert values["tier"] == "Серебро" and values["next_tier"] == "Золото" and values["to_next_tier"] == "3"
+    assert values["benefits"] == "скидка 5% и бесплатная доставка" and values["manager"] == "7"
+    assert values["amount"] == "12\u00a0500\u00a0₽" and values["purchase_date"] == "2026-04-06" and values["days"] == "70"
+    assert values["products"] == "Чай" and action.body == "Анна"
