@@ -118,21 +118,10 @@ def test_analyze_of_a_file_in_parts_makes_no_customer_object_so_reads_no_part_ag
 def test_a_kill_while_reading_in_parts_leaves_no_part_file_behind(tmp_path):
     """The part files hold the customers' rows: SIGTERM (a scheduler's stop) ends analyze as Ctrl-C does,
     and they go with it."""
-    import os
     import signal
-    import time
 
-    path = _write(tmp_path / "big.csv", _shop(150_000, 7))
     temp = tmp_path / "temp"
-    temp.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
-    proc = subprocess.Popen([sys.executable, "-m", "connector", "analyze", str(path), "--format", "json",
-                             "--part-rows", "500"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not any(temp.glob("repeat-sales-parts-*/part*.csv")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "analyze ended before its parts were seen"
+    proc = _analyzing_in_parts(tmp_path, temp)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "interrupted" in err and "Traceback" not in err
@@ -156,23 +145,13 @@ def test_the_next_analyze_removes_the_parts_a_killed_one_left_and_no_live_ones(t
     them before it cuts its own file, and leaves a running analyze's parts alone."""
     import os
     import signal
-    import time
 
     from connector.transactions_parts import PARTS, _host
 
-    path = _write(tmp_path / "big.csv", _shop(150_000, 7))
     temp = tmp_path / "temp"
-    temp.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
-    proc = subprocess.Popen([sys.executable, "-m", "connector", "analyze", str(path), "--format", "json",
-                             "--part-rows", "500"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not any(temp.glob(f"{PARTS}*/part*.csv")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "analyze ended before its parts were seen"
+    proc = _analyzing_in_parts(tmp_path, temp)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
     left = [p.name for p in temp.iterdir()]
     assert len(left) == 1 and left[0].startswith(f"{PARTS}{_host()}-{proc.pid}-")
     running = temp / f"{PARTS}{_host()}-{os.getpid()}-x"  # this test's own process: alive
@@ -183,3 +162,21 @@ def test_the_next_analyze_removes_the_parts_a_killed_one_left_and_no_live_ones(t
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["metrics"]["customers"] > 0
     assert [p.name for p in temp.iterdir()] == [running.name]
+
+
+def _analyzing_in_parts(tmp_path, temp):
+    """An `analyze` of a 150,000-row file in parts of 500 rows (TMPDIR=temp), once its part files are there."""
+    import os
+    import time
+
+    path = _write(tmp_path / "big.csv", _shop(150_000, 7))
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "analyze", str(path), "--format", "json",
+                             "--part-rows", "500"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(temp.glob("repeat-sales-parts-*/part*.csv")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "analyze ended before its parts were seen"
+    return proc

@@ -104,35 +104,27 @@ BONUS_PLACEHOLDERS = frozenset({"bonus_balance", "bonus_expires", "bonus_expirin
 def base_values(facts: CustomerFacts, names: frozenset[str]) -> dict[str, object]:
     """The placeholder values every rule can use, of those `names` (what the step's texts name: each
     value is made only for a text that shows it - a plan renders a hundred thousand steps)."""
-    c = facts.customer
     words = facts.shop.words  # codes become the team's names in texts ("уровень Золото", not "gold")
     name = words.of if words is not None else (lambda _group, code: code or "")
-    out: dict[str, object] = {}
-    if "name" in names:
-        out["name"] = c.name
-    if "tier" in names:
-        out["tier"] = name("tiers", facts.tier)
-    if "next_tier" in names:
-        out["next_tier"] = name("tiers", facts.next_tier)
-    if "to_next_tier" in names:
-        out["to_next_tier"] = _fmt_num(facts.to_next_tier) if facts.to_next_tier is not None else ""
-    if "benefits" in names:
-        out["benefits"] = facts.tier_benefits
-    if "next_benefits" in names:
-        out["next_benefits"] = facts.next_tier_benefits
-    if "manager" in names:
-        out["manager"] = c.manager_id or (facts.purchases[-1].manager_id if facts.purchases else "") or ""
-    if "currency" in names:
-        out["currency"] = facts.currency
-    if "segment" in names:
-        out["segment"] = name("segments", facts.segment)
-    if "lifecycle" in names:
-        out["lifecycle"] = name("lifecycle", facts.lifecycle)
-    if "suggestions" in names:
-        out["suggestions"] = ", ".join(name for _pid, name in facts.suggestions)
+    out = {key: value(facts, name) for key, value in _SHARED.items() if key in names}
     if not BONUS_PLACEHOLDERS.isdisjoint(names):
         out.update(bonus_values(facts))
     return out
+
+
+_SHARED = {  # placeholder -> its value from (facts, the team's name of a code)
+    "name": lambda f, _name: f.customer.name,
+    "tier": lambda f, name: name("tiers", f.tier),
+    "next_tier": lambda f, name: name("tiers", f.next_tier),
+    "to_next_tier": lambda f, _name: _fmt_num(f.to_next_tier) if f.to_next_tier is not None else "",
+    "benefits": lambda f, _name: f.tier_benefits,
+    "next_benefits": lambda f, _name: f.next_tier_benefits,
+    "manager": lambda f, _name: f.customer.manager_id or (f.purchases[-1].manager_id if f.purchases else "") or "",
+    "currency": lambda f, _name: f.currency,
+    "segment": lambda f, name: name("segments", f.segment),
+    "lifecycle": lambda f, name: name("lifecycle", f.lifecycle),
+    "suggestions": lambda f, _name: ", ".join(shown for _pid, shown in f.suggestions),
+}
 
 
 @lru_cache(maxsize=1024)
