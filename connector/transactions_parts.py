@@ -262,7 +262,7 @@ def _read_parts(paths: list[Path], as_of: date | None, currency: str, rates: Map
 
     counted_by = as_of or date.max  # without a date: every purchase counts, dated up to the file's last day
     ids: list[str] = []
-    starts, days, amounts, items, offsets, used = [np.zeros(1, dtype=np.int64)], [], [], [], [0], []
+    starts, days, amounts, paid, items, offsets, used = [np.zeros(1, dtype=np.int64)], [], [], [], [], [0], []
     total = CsvSummary()
     last, after = None, 0
     for p in paths:
@@ -276,6 +276,7 @@ def _read_parts(paths: list[Path], as_of: date | None, currency: str, rates: Map
         ids += cols.ids
         days.append(cols.day)
         amounts.append(cols.amount)
+        paid.append(cols.paid)
         items.append(table.with_items)
         offsets.append(len(ids))
         used.append(p)
@@ -290,7 +291,7 @@ def _read_parts(paths: list[Path], as_of: date | None, currency: str, rates: Map
     amount = np.concatenate(amounts) if amounts else np.zeros(0)
     cols = PurchaseColumns(ids=ids, start=np.concatenate(starts), day=np.concatenate(days) if days else
                            np.zeros(0, dtype=np.int64), amount=amount,
-                           paid=np.zeros(len(amount)) if paid_field else None)
+                           paid=np.concatenate(paid) if paid_field and paid else None)
     return FilePurchases(cols=cols, customers=_PartCustomers(used, offsets, currency),
                          with_items=np.concatenate(items) if items else np.zeros(0, dtype=bool),
                          today=as_of or last or today, after_as_of=after, summary=total, parts=len(used))

@@ -44,31 +44,22 @@ class PurchaseColumns:
         return np.repeat(np.arange(len(self.ids)), np.diff(self.start))
 
     def pieces(self) -> Iterator[tuple[int, int, PurchaseColumns]]:
-        """(first, past-last customer, their columns as views) of consecutive customers holding about
-        PURCHASES_AT_ONCE purchases each: a figure made per customer from per-purchase temporaries
-        (owners, masks, copies) makes them a piece at a time - at 20M purchases they were 2 GB at once."""
+        """(first, past-last customer, their columns as views; `ids` only counts them) of consecutive
+        customers holding about PURCHASES_AT_ONCE purchases each: a figure made per customer from
+        per-purchase temporaries (owners, masks, copies) makes them a piece at a time - at 20M purchases
+        they were 2 GB at once."""
         n, start = len(self.ids), self.start
         lo = 0
         while lo < n:
             hi = min(max(int(np.searchsorted(start, start[lo] + PURCHASES_AT_ONCE, side="right")) - 1, lo + 1), n)
             a, b = int(start[lo]), int(start[hi])
-            yield lo, hi, PurchaseColumns(ids=_Count(hi - lo), start=start[lo:hi + 1] - a, day=self.day[a:b],
+            yield lo, hi, PurchaseColumns(ids=range(hi - lo), start=start[lo:hi + 1] - a, day=self.day[a:b],
                                           amount=self.amount[a:b],
                                           paid=None if self.paid is None else self.paid[a:b])
             lo = hi
 
 
 PURCHASES_AT_ONCE = 1 << 20
-
-
-class _Count:
-    """len() of a piece's customers: what `owner` asks of `ids` (a piece's ids are never read)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def purchase_columns(customers: Iterable[Customer], today: date, currency: str,
