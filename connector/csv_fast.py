@@ -43,7 +43,7 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
         end = data.rfind(b"\n", at, at + CHUNK) + 1 or data.find(b"\n", at) + 1 or len(data)
         pieces.append((at, end))
         at = end
-    mid = len(pieces) // 2 if len(pieces) >= SPLIT_FROM else len(pieces)
+    mid = (len(pieces) + 1) // 2 if len(pieces) >= SPLIT_FROM else len(pieces)  # the child the smaller half: it hands its back
 
     def split(few: list[tuple[int, int]]):  # (customer ids in order of first appearance, columns) or None
         known: dict[bytes, int] = {}  # customer id -> interned index
@@ -55,7 +55,7 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
             if got is None:
                 return None
             parts.append(got)
-        return list(known), tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
+        return list(map(bytes.decode, known)), tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
 
     child = started(lambda: (split(pieces[mid:]),)) if mid < len(pieces) else None  # the second half: the other core
     try:
@@ -70,16 +70,21 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
     second = answer[0] if answer else None
     if first is None or (mid < len(pieces) and second is None):
         return None
-    known = {cid: i for i, cid in enumerate(first[0])}
-    cust, day, amount, qty = first[1]
+    ids, (cust, day, amount, qty) = first
     if second is not None:  # the child's customers numbered on from the first half's, in order of appearance
-        renumber = np.array([known.setdefault(cid, len(known)) for cid in second[0]], dtype=np.int32)
+        index = dict(zip(ids, range(len(ids))))
+        more = second[0]
+        new = [cid for cid, at in zip(more, map(index.get, more)) if at is None]
+        index.update(zip(new, range(len(ids), len(ids) + len(new))))
+        ids += new
+        renumber = np.fromiter(map(index.__getitem__, more), dtype=np.int32, count=len(more))
+        del index, more, new
         cust, day, amount, qty = (np.concatenate((a, b)) for a, b in zip(
             (cust, day, amount, qty), (renumber[second[1][0]], *second[1][1:]), strict=True))
     del first, second
     lines = len(cust)
-    rows.customers_ids = _ReadIds([cid.decode() for cid in known])
-    del known
+    rows.customers_ids = _ReadIds(ids)
+    del ids
     cur = rows.strings(default_currency)
     rows.cust, rows.day, rows.amount, rows.qty = (_array(code, column) for code, column in (
         ("i", cust), ("i", day), ("d", amount), ("d", qty)))
