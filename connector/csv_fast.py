@@ -72,10 +72,10 @@ def plain_rows(path: Path, header: list[str], cols: dict[str, int], sep: str, en
         return None
     ids, (cust, day, amount, qty) = first
     if second is not None:  # the child's customers numbered on from the first half's, in order of appearance
-        index = dict(zip(ids, range(len(ids))))
+        index = dict(zip(ids, range(len(ids)), strict=True))
         more = second[0]
-        new = [cid for cid, at in zip(more, map(index.get, more)) if at is None]
-        index.update(zip(new, range(len(ids), len(ids) + len(new))))
+        new = [cid for cid, at in zip(more, map(index.get, more), strict=True) if at is None]
+        index.update(zip(new, range(len(ids), len(ids) + len(new)), strict=True))
         ids += new
         renumber = np.fromiter(map(index.__getitem__, more), dtype=np.int32, count=len(more))
         del index, more, new
