@@ -10,8 +10,11 @@ pointing at the checkout to measure (main before, a branch after) to pair two ve
     PYTHONPATH=<checkout> /usr/bin/time -v python benchmarks/sync_evaluate.py --state /tmp/s20k.db
 
 One JSON line: {"customers", "purchases", "planned", "seconds", "cpu_seconds", "peak_rss_mb"}; with
-`--phases`, "phases" too: the CPU seconds of each step of connector.evaluate_columns (the plan's own
-reading of its due customers as objects counted apart, and out of the plan's figure).
+`--processes 2` (settings SYNC_PROCESSES) also "child_cpu_seconds" and "child_peak_rss_mb" of the child
+that planned part of the due customers (connector.forked; its peak counts the pages it shares with this
+process). With `--phases`, "phases" too: the CPU seconds of each step of connector.evaluate_columns in
+this process (the plan's own reading of its due customers as objects counted apart, and out of the
+plan's figure).
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--phases", action="store_true", help="the CPU seconds of each step of the evaluation")
+    ap.add_argument("--processes", type=int, choices=(1, 2), default=1,
+                    help="settings SYNC_PROCESSES: 2 plans part of the due customers in a forked child")
     args = ap.parse_args()
     path = Path(args.state)
     if not path.exists():
@@ -70,13 +75,18 @@ def main() -> None:
     phases = timed_phases() if args.phases else None
     state = State(path)
     playbook = load_playbook(lang="ru")
-    run = SimpleNamespace(state=state, account=ACCOUNT, today=SHOP_DAY + timedelta(days=1), referral_secret="")
+    run = SimpleNamespace(state=state, account=ACCOUNT, today=SHOP_DAY + timedelta(days=1), referral_secret="",
+                          processes=args.processes)
     started, cpu = time.perf_counter(), time.process_time()
     evaluation = sync.evaluate_snapshot(run, playbook)
     out = {"customers": len(evaluation.customers), "purchases": evaluation.metrics.get("purchases"),
            "planned": len(evaluation.plan), "seconds": round(time.perf_counter() - started, 2),
            "cpu_seconds": round(time.process_time() - cpu, 2),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if child.ru_utime + child.ru_stime:  # the plan's child (connector.forked): its CPU, its peak (shared pages too)
+        out["child_cpu_seconds"] = round(child.ru_utime + child.ru_stime, 2)
+        out["child_peak_rss_mb"] = round(child.ru_maxrss / 1024, 1)
     if phases is not None:
         phases["plan_due"] = phases.get("plan_due", 0.0) - phases.get("read_customers", 0.0)
         out["phases"] = {k: round(v, 2) for k, v in phases.items()}

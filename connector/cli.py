@@ -181,7 +181,8 @@ def cmd_sync(args) -> int:
     try:
         report = run_sync(adapter, state, playbook, today=today, dry_run=dry_run, full=args.full,
                           progress=progress_printer(args.format), allow_blank_cards=args.allow_blank_cards,
-                          referral_secret=secret_text(settings.REFERRAL_SECRET))
+                          referral_secret=secret_text(settings.REFERRAL_SECRET),
+                          processes=settings.SYNC_PROCESSES)
     finally:
         adapter.close()
         state.close()

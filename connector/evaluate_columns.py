@@ -16,6 +16,7 @@ from datetime import date
 
 import numpy as np
 
+from connector.forked import plan_on_two_cores
 from connector.heap import release_free_heap
 from connector.model import Action, Customer, Product
 from connector.snapshot_columns import (
@@ -45,8 +46,9 @@ assert tuple(CustomerReport.__dataclass_fields__)[:14] == REPORT_HEAD  # the ord
 
 def evaluate_snapshot(state, account: str, today: date, playbook, *, history: PlanHistory | None = None,
                       catalogue: Iterable[Product] | None = None, prospects: int = 0, secret: str = "",
-                      newcomers: Sequence[Customer] = (), predict: bool = True) -> Evaluation:
-    """playbooks.evaluate(state.customers(account) with the posted answers, ...), from columns.
+                      newcomers: Sequence[Customer] = (), predict: bool = True, processes: int = 1) -> Evaluation:
+    """playbooks.evaluate(state.customers(account) with the posted answers, ...), from columns; with
+    `processes` 2 a big plan's due customers are split with a forked child (connector.forked).
 
     The collector's young generation is made larger meanwhile: the plan and the reports are
     hundreds of thousands of objects that live on, and each full collection walks them all again."""
@@ -54,7 +56,8 @@ def evaluate_snapshot(state, account: str, today: date, playbook, *, history: Pl
     gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
     try:
         return _evaluate(state, account, today, playbook, history=history, catalogue=catalogue,
-                         prospects=prospects, secret=secret, newcomers=newcomers, predict=predict)
+                         prospects=prospects, secret=secret, newcomers=newcomers, predict=predict,
+                         processes=processes)
     finally:
         gc.set_threshold(*threshold)
         release_free_heap()
@@ -68,7 +71,7 @@ def _line_items(state, account: str, snap: SnapshotColumns):
 
 
 def _evaluate(state, account: str, today: date, playbook, *, history, catalogue, prospects, secret, newcomers,
-              predict) -> Evaluation:
+              predict, processes) -> Evaluation:
     from connector.feedback import FeedbackAnswers
 
     pb = playbook
@@ -86,10 +89,13 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
     products = {p.id: p for p in catalogue} if catalogue is not None else None
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
+    reports: list[CustomerReport] = []  # made while a child plans (connector.forked): they need no plan
     # the line items are not named here: plan_due lets them go before the plan's actions are made
     for kept, dropped in plan_due(s, people, _line_items(state, account, snap), history=history,
                                   catalogue=products, secret=secret, newcomers=newcomers, nps=snap.nps,
-                                  born=read_birthdays(state.db, account, snap.cols.ids)):
+                                  born=read_birthdays(state.db, account, snap.cols.ids),
+                                  spread=plan_on_two_cores(people, meanwhile=lambda: reports.extend(customer_reports(s)),
+                                                           split=processes > 1)):
         plan.extend(kept)
         suppressed.extend(dropped)
     plan.sort(key=sort_key)
@@ -97,7 +103,7 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
     out["planned"], out["suppressed"] = len(plan), len(suppressed)
     if s.model_note:
         out["model_note"] = s.model_note
-    return Evaluation(as_of=today, customers=customer_reports(s), plan=plan, segments=segment_counts(s),
+    return Evaluation(as_of=today, customers=reports, plan=plan, segments=segment_counts(s),
                       metrics=out, suppressed=suppressed, model=s.model)
 
 

@@ -1,9 +1,11 @@
-"""Work done by a forked child on the second core while the parent does its own (a big CSV's second half).
+"""Work done by a forked child on the second core while the parent does its own: the second half of a
+big CSV's lines split into columns (`analyze`), the second half of a big sync's due customers read and
+planned.
 
-The child inherits the parent's memory (a fork copies nothing until written: fork early, while the
-parent holds little, or both pay for copied pages), computes one answer and hands it back pickled
-through an unnamed temporary file; the parent collects it when it needs it. Anything wrong in the
-child - an exception, a kill, no fork on this system - gives None, and the caller does that work
+The child inherits the parent's memory (a fork copies nothing until written), computes one answer and
+hands it back pickled through an unnamed temporary file; the parent collects it when it needs it. A
+database connection is never used across the fork: a child that reads opens its own. Anything wrong in
+the child - an exception, a kill, no fork on this system - gives None, and the caller does that work
 itself: the answer is the same either way, only slower. A parent that stops early kills its child.
 """
 
@@ -68,3 +70,42 @@ def started(compute: Callable[[], object]) -> Forked | None:
         code = 0
     finally:
         os._exit(code)  # no atexit handlers, no flush of the parent's buffered output, no finally above
+
+
+PLAN_SPLIT_FROM = 20_000  # due customers: below it the plan takes a few seconds, and the fork, the child's
+# own connection and the hand-back of its actions cost a good part of what the second core saves
+
+
+PARENTS_SHARE = 0.45  # of the due customers: the parent makes the customers' reports meanwhile, then takes
+# the child's actions back (the shares that ended the two together at 200,000 customers)
+
+
+def plan_on_two_cores(people, meanwhile: Callable[[], None] = lambda: None, split: bool = True):
+    """A `spread` for playbooks.columnar_sync.plan_due: the due customers after the parent's share read
+    (over a connection of the child's own: a connection is never used across a fork) and planned by a
+    child while the parent plans its share, then does `meanwhile()`; the child's (kept, suppressed) lists
+    come back pickled, in order. Not `split`, or with few due customers, all are planned here, then
+    `meanwhile()`."""
+
+    def spread(due: list[int], plan):
+        if not split or len(due) < PLAN_SPLIT_FROM or not hasattr(people, "reopened"):
+            yield from plan(due, people)
+            meanwhile()
+            return
+        mid = int(len(due) * PARENTS_SHARE)
+        child = started(lambda: _planned(plan, due[mid:], people))
+        try:
+            yield from plan(due[:mid], people)
+            meanwhile()
+            rest = child.result() if child is not None else None
+        finally:
+            if child is not None:
+                child.close()
+        yield from plan(due[mid:], people) if rest is None else rest
+
+    return spread
+
+
+def _planned(plan, due: list[int], people) -> list:
+    with people.reopened() as own:
+        return list(plan(due, own))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from types import MappingProxyType
@@ -122,6 +123,19 @@ class SnapshotCustomers(Sequence[Customer]):
         from connector.feedback import with_answers
 
         return with_answers(self.state.customers(self.account, lean=True), self.answers)
+
+    @contextmanager
+    def reopened(self) -> Iterator[SnapshotCustomers]:
+        """The same customers read over a new connection to the state (a forked child's own), closed after."""
+        from types import SimpleNamespace
+
+        from connector.store.engine import connect
+
+        db = connect(self.state.path, timeout=30)
+        try:
+            yield SnapshotCustomers(SimpleNamespace(db=db), self.account, self.ids, self.answers)
+        finally:
+            db.close()
 
     def prefetch(self, indices: Sequence[int]) -> None:
         self._ready.update(self._read(indices))

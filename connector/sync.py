@@ -86,6 +86,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     requests_before: int = 0
     referral_secret: str = field(default="", repr=False)
+    processes: int = 1  # settings SYNC_PROCESSES: 2 makes a big plan with a forked child (connector.forked)
 
     def __post_init__(self) -> None:
         self.account = self.adapter.account
@@ -112,12 +113,14 @@ class Due:
 
 def run_sync(adapter: CrmAdapter, state: State, playbook, *, today: date, dry_run: bool = False,
              full: bool = False, progress: Progress | None = None, allow_blank_cards: bool = False,
-             referral_secret: str = "", playbook_as: str = "") -> SyncReport:
+             referral_secret: str = "", playbook_as: str = "", processes: int = 1) -> SyncReport:
     """pull -> rebuild a lost ledger -> evaluate -> plan -> write what is due, once -> record the run.
 
     `referral_secret` (settings REFERRAL_SECRET) keys the referral codes; without it none is given.
-    `playbook_as` names the playbook in force (its saved version), kept with the run's settled mark."""
-    run = Run(adapter, state, today, dry_run, progress or (lambda _msg: None), referral_secret=referral_secret)
+    `playbook_as` names the playbook in force (its saved version), kept with the run's settled mark;
+    `processes` (settings SYNC_PROCESSES) how many make a big plan."""
+    run = Run(adapter, state, today, dry_run, progress or (lambda _msg: None), referral_secret=referral_secret,
+              processes=processes)
     with state.lock("sync"):
         state.settle(run.account, None)  # until this run ends clean, an event's sync never skips (connector.quiet)
         run.id = state.start_run(run.account, "sync", dry_run)
@@ -227,7 +230,7 @@ def evaluate_snapshot(run: Run, playbook) -> Evaluation:
     history, catalogue = PlanHistory(state.applied_dates(account)), state.products(account).values()
     return in_columns(state, account, run.today, playbook, history=history, catalogue=catalogue,
                       prospects=state.prospect_count(account), secret=run.referral_secret,
-                      newcomers=newcomers(run, playbook))
+                      newcomers=newcomers(run, playbook), processes=run.processes)
 
 
 def newcomers(run: Run, playbook) -> list:

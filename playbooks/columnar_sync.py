@@ -8,7 +8,7 @@ the shop is learned from them instead of from every customer's facts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -26,7 +26,8 @@ from playbooks.words import names_for
 
 def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: PlanHistory | None = None,
              catalogue: Mapping[str, Product] | None = None, secret: str = "", newcomers: Sequence[Customer] = (),
-             born: np.ndarray | None = None, nps: np.ndarray | None = None) -> Iterator[tuple[list[Action], list]]:
+             born: np.ndarray | None = None, nps: np.ndarray | None = None,
+             spread: Callable[[list[int], Callable], Iterator] | None = None) -> Iterator[tuple[list[Action], list]]:
     """Each customer's (kept, suppressed) actions, customers without any skipped; `customers` in the
     order of s.cols.ids, `items` (playbooks.columnar_learn.ItemColumns) their line items, let go once
     the shop is learned and each rule has said whom it may act on (pass them unnamed to free them).
@@ -35,6 +36,8 @@ def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: Pla
     and rules asked only for those customers. A `customers` with a `prefetch(indices)` is told who
     will be asked for, a batch ahead. Every customer's facts are made only where the reference
     needs them all: the referral programme (with its secret) and the bonus credits other rules give.
+    `spread(due, plan)` plans the due customers' indices (plan(indices, customers) plans some of
+    them), e.g. half of them in another process; by default all here, in order.
     """
     from playbooks.engine import _RULES, learn_from_shop, plan_guarded, prospect_facts
 
@@ -73,10 +76,15 @@ def plan_due(s: Segmented, customers: Sequence[Customer], items, *, history: Pla
         anyone |= True if mask is None else mask
         rules.append((rule, cfg, mask))
     due_now = np.flatnonzero(anyone).tolist()
-    prefetch = getattr(customers, "prefetch", None) if everyone is None else None
     items = due = None  # the line items' columns (~100 MB at 200,000 customers) go before the actions come
-    yield from plan_each(s, customers, due_now, rules, everyone=everyone, history=history, shop=shop,
-                         applied=applied, balances=balances_of(s), prefetch=prefetch)
+    balances = balances_of(s)
+
+    def plan(indices: list[int], people: Sequence[Customer]) -> Iterator[tuple[list[Action], list]]:
+        prefetch = getattr(people, "prefetch", None) if everyone is None else None
+        return plan_each(s, people, indices, rules, everyone=everyone, history=history, shop=shop,
+                         applied=applied, balances=balances, prefetch=prefetch)
+
+    yield from (plan(due_now, customers) if spread is None else spread(due_now, plan))
     yield from plan_guarded(prospect_facts(newcomers, today, pb, history, shop), today, pb, applied)
 
 

@@ -1,10 +1,13 @@
-"""A big CSV's second half read by a forked child (connector.forked): the child's answer comes back whole,
-and a child that dies or fails costs time, never the answer - the parent reads that half itself."""
+"""A big CSV's second half read, a big sync's second half of due customers planned, by a forked child
+(connector.forked): the child's answer comes back whole and in order, and a child that dies or fails
+costs time, never the answer - the parent does that half itself. (tests/test_sync_columnar.py runs
+real syncs with the plan split, on SQLite and PostgreSQL.)"""
 
 from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 
 from connector import csv_fast, forked
 from connector.transactions_columns import read_transaction_table
@@ -33,3 +36,38 @@ def test_a_file_read_in_two_halves_gives_the_same_customers_when_the_child_dies(
     monkeypatch.setattr(csv_fast, "started", dying)
     table, summary = read_transaction_table(plain)
     assert children and list(table.customers) == reference and summary == want
+
+
+class _People(list):
+    """Customers a plan reads; `reopened()` as a child gets them over its own connection."""
+
+    def __init__(self, items, where: str, reopen_fails: bool = False) -> None:
+        super().__init__(items)
+        self.where, self.reopen_fails = where, reopen_fails
+
+    @contextmanager
+    def reopened(self):
+        if self.reopen_fails:
+            raise ConnectionError("the state cannot be reopened")
+        yield _People(self, "child")
+
+
+def _plan(indices, people):
+    return ((people[i], people.where) for i in indices)
+
+
+def test_the_plan_split_across_two_processes_comes_back_whole_and_in_order(monkeypatch):
+    monkeypatch.setattr(forked, "PLAN_SPLIT_FROM", 10)
+    people = _People([f"c{i}" for i in range(100)], "parent")
+    due = list(range(0, 100, 3))
+    got = list(forked.plan_on_two_cores(people)(due, _plan))
+    assert [c for c, _where in got] == [f"c{i}" for i in due]
+    assert {where for _c, where in got} == {"parent", "child"}  # the child planned its half
+    few = list(forked.plan_on_two_cores(people)(due[:9], _plan))  # under PLAN_SPLIT_FROM: all here
+    assert few == [(f"c{i}", "parent") for i in due[:9]]
+
+
+def test_a_child_that_cannot_reopen_the_state_leaves_its_half_to_the_parent(monkeypatch):
+    monkeypatch.setattr(forked, "PLAN_SPLIT_FROM", 10)
+    people = _People([f"c{i}" for i in range(100)], "parent", reopen_fails=True)
+    assert list(forked.plan_on_two_cores(people)(list(range(100)), _plan)) == [(f"c{i}", "parent") for i in range(100)]

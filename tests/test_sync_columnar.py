@@ -16,10 +16,12 @@ from itertools import islice
 
 import pytest
 
+from connector import forked
 from connector.crm import PullPage
 from connector.evaluate_columns import evaluate_snapshot
 from connector.feedback import FeedbackAnswers, with_answers
 from connector.fields import CardFacts, card_facts, snapshot_card_facts
+from connector.forked import started
 from connector.state import State
 from connector.sync import run_sync
 from playbooks import PlanHistory, evaluate, load_playbook
@@ -41,7 +43,7 @@ VARIANTS = {
 REFERRALS = {"rules": {"referral": {"code": {"title": "Код {code}"}, "thanks": {"title": "Спасибо"}}}}
 
 
-def _synced(crm: str, target):
+def _synced(crm: str, target, processes: int = 1):
     """A state after two real syncs a week apart (the second one writes the first one's follow-ups)."""
     if crm == "bitrix":
         from connector.bitrix import BitrixAdapter
@@ -60,7 +62,7 @@ def _synced(crm: str, target):
         for day in (SHOP_DAY - timedelta(days=7), SHOP_DAY):
             adapter = make()
             try:
-                report = run_sync(adapter, state, load_playbook(), today=day)
+                report = run_sync(adapter, state, load_playbook(), today=day, processes=processes)
                 account = adapter.account
             finally:
                 adapter.close()
@@ -75,14 +77,21 @@ def _reference(state: State, account: str, today: date, book, secret: str = ""):
                     prospects=state.prospect_count(account), secret=secret)
 
 
-@pytest.mark.parametrize(("crm", "engine"), [("bitrix", "sqlite"), ("amocrm", "sqlite"), ("bitrix", "postgresql")])
-def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(crm, engine, tmp_path, request):
-    """On PostgreSQL too: the purchases' day, amount and currency are columns of their own there as well."""
+@pytest.mark.parametrize(("crm", "engine", "two_cores"), [("bitrix", "sqlite", False), ("amocrm", "sqlite", True),
+                                                        ("bitrix", "postgresql", True)])
+def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(crm, engine, two_cores, tmp_path, request,
+                                                                             monkeypatch):
+    """On PostgreSQL too: the purchases' day, amount and currency are columns of their own there as well.
+    `two_cores` (SYNC_PROCESSES=2): the plan's due customers split with a forked child however few they
+    are (a big shop's way), the child reading its part over a connection of its own; else none is forked."""
+    forks = []
+    monkeypatch.setattr(forked, "PLAN_SPLIT_FROM", 1)
+    monkeypatch.setattr(forked, "started", lambda compute: forks.append(1) or started(compute))
     if engine == "postgresql":
         target = fresh_schema(request.getfixturevalue("pg_url"), "columnar")
     else:
         target = tmp_path / "s.db"
-    state, account = _synced(crm, target)
+    state, account = _synced(crm, target, processes=2 if two_cores else 1)
     some = [replace(c, tags=frozenset({"rs-segment:new", "vip"} if k % 2 else {"vip"}))
             for k, c in enumerate(islice(state.customers(account), 6))]  # cards holding the segment tag
     state.absorb(account, PullPage(customers=some), state.start_run(account, "sync", False))
@@ -104,7 +113,8 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
                 ref = _reference(state, account, today, book, secret)
                 got = evaluate_snapshot(state, account, today, book, history=PlanHistory(state.applied_dates(account)),
                                         catalogue=state.products(account).values(),
-                                        prospects=state.prospect_count(account), secret=secret)
+                                        prospects=state.prospect_count(account), secret=secret,
+                                        processes=2 if two_cores else 1)
                 assert [c.to_json() for c in got.customers] == [c.to_json() for c in ref.customers], (name, today)
                 assert got.segments == ref.segments
                 assert json.dumps(got.metrics) == json.dumps(ref.metrics), (name, today)
@@ -114,5 +124,6 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
                 assert got.suppressed == ref.suppressed
                 assert ref.metrics["planned"] > 0 and ref.metrics["nps_answers"] > 0
                 assert {a.customer_id for a in ref.plan} & {p.customer_id for p in paid}  # their balances planned
+        assert len(forks) == (2 + 9 if two_cores else 0)  # the plan of each sync and each evaluation split
     finally:
         state.close()

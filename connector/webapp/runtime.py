@@ -80,7 +80,7 @@ class Runtime:
                         return None
             return run_sync(adapter, state, playbook, today=today, dry_run=self.settings.DRY_RUN,
                             full=full, referral_secret=secret_text(self.settings.REFERRAL_SECRET),
-                            playbook_as=version)
+                            playbook_as=version, processes=self.settings.SYNC_PROCESSES)
         finally:
             adapter.close()
 
