@@ -12,12 +12,14 @@ itself: the answer is the same either way, only slower. A parent that stops earl
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import pickle
 import signal
 import tempfile
 from collections.abc import Callable
 
+log = logging.getLogger(__name__)
 
 class Forked:
     """A child process computing one answer."""
@@ -31,6 +33,8 @@ class Forked:
             _pid, status = os.waitpid(self.pid, 0)
             self.pid = 0
             if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                how = f"exit={os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else f"signal={os.WTERMSIG(status)}"
+                log.warning("second_process=failed %s: its part is done in this process", how)
                 return None
             self._out.seek(0)
             return pickle.load(self._out)

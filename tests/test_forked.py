@@ -14,10 +14,14 @@ from connector.transactions_columns import read_transaction_table
 from tests.test_csv_fast import _both, _plain
 
 
-def test_a_childs_answer_comes_back_and_a_dead_or_failing_child_gives_none():
+def test_a_childs_answer_comes_back_and_a_dead_or_failing_child_gives_none_and_says_so(caplog):
     assert forked.started(lambda: {"ids": [b"a", b"b"], "n": 2}).result() == {"ids": [b"a", b"b"], "n": 2}
+    assert not caplog.records
     assert forked.started(lambda: os.kill(os.getpid(), signal.SIGKILL)).result() is None
     assert forked.started(lambda: 1 / 0).result() is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "second_process=failed signal=9: its part is done in this process",
+        "second_process=failed exit=1: its part is done in this process"]
 
 
 def test_a_file_read_in_two_halves_gives_the_same_customers_when_the_child_dies(tmp_path, monkeypatch):
