@@ -230,6 +230,7 @@ def cmd_analyze(args) -> int:
     """
     from types import SimpleNamespace
 
+    from connector import forked
     from connector.transactions_parts import read_purchases
     from playbooks import load_playbook
     from playbooks.columnar_json import report_texts
@@ -243,9 +244,10 @@ def cmd_analyze(args) -> int:
                                part_rows=args.part_rows, today=clock.today())
     today = purchases.today
     read = {**purchases.summary.to_json(), "purchases_after_as_of": purchases.after_as_of}
+    big = len(purchases.cols.ids) >= forked.PREDICT_APART_FROM  # the model fitted by a child meanwhile
     segmented, segments, metrics = evaluate_purchases(purchases.cols, purchases.customers, today, playbook,
                                                       with_items=purchases.with_items, birthdays=False, scored=False,
-                                                      bare=True)
+                                                      bare=True, alongside=forked.alongside if big else None)
     del purchases
     if args.format == "json":
         write_json_stream(sys.stdout, today, report_texts(segmented), segments, metrics, segmented.model, read)

@@ -16,7 +16,7 @@ from datetime import date
 
 import numpy as np
 
-from connector.forked import plan_on_two_cores
+from connector.forked import PREDICT_APART_FROM, plan_on_two_cores, started
 from connector.heap import release_free_heap
 from connector.model import Action, Customer, Product
 from connector.snapshot_columns import (
@@ -32,6 +32,7 @@ from playbooks.columnar import (
     Segmented,
     metrics,
     predict_into,
+    prediction_of,
     report_parts,
     segment,
     segment_counts,
@@ -80,7 +81,23 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
                           paid_field=pb.bonuses.paid_field if pb.bonuses_on else None, answers=answers)
     people = SnapshotCustomers(state, account, snap.cols.ids, answers)
     s = segment(snap.cols, today, pb)
-    if predict:
+    # with two processes a big shop's model is fitted by a child while this one reads the line items and
+    # plans: only the customers' reports read it (connector.forked; its failure: fitted here then)
+    fitting = started(lambda: prediction_of(s)) if predict and processes > 1 and len(s.fig.n) >= PREDICT_APART_FROM \
+        else None
+    try:
+        return _plan_and_report(state, account, pb, snap, people, s, fitting, predict=predict, prospects=prospects,
+                                secret=secret, history=history, catalogue=catalogue, newcomers=newcomers,
+                                processes=processes)
+    finally:
+        if fitting is not None:
+            fitting.close()
+
+
+def _plan_and_report(state, account: str, pb, snap: SnapshotColumns, people: SnapshotCustomers, s: Segmented,
+                     fitting, *, predict, prospects, secret, history, catalogue, newcomers, processes) -> Evaluation:
+    today = s.today
+    if predict and fitting is None:
         predict_into(s)
     out = metrics(s, people if _needs_rows(pb, secret) else (), prospects=prospects, secret=secret)
     if not _needs_rows(pb, secret):
@@ -90,12 +107,17 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
     plan: list[Action] = []
     suppressed: list[Suppressed] = []
     reports: list[CustomerReport] = []  # made while a child plans (connector.forked): they need no plan
+
+    def made_reports() -> None:
+        if fitting is not None:
+            predict_into(s, fitting.result())  # None (the child failed): fitted here
+        reports.extend(customer_reports(s))
+
     # the line items are not named here: plan_due lets them go before the plan's actions are made
     for kept, dropped in plan_due(s, people, _line_items(state, account, snap), history=history,
                                   catalogue=products, secret=secret, newcomers=newcomers, nps=snap.nps,
                                   born=read_birthdays(state.db, account, snap.cols.ids),
-                                  spread=plan_on_two_cores(people, meanwhile=lambda: reports.extend(customer_reports(s)),
-                                                           split=processes > 1)):
+                                  spread=plan_on_two_cores(people, meanwhile=made_reports, split=processes > 1)):
         plan.extend(kept)
         suppressed.extend(dropped)
     plan.sort(key=sort_key)

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     CUSTOMER_KEY: Literal["contact", "company"] = "contact"
     TIMEZONE: str | None = None
     DRY_RUN: bool = False
-    SYNC_PROCESSES: int = Field(1, ge=1, le=2)  # 2: a big plan (20,000+ due customers) made by two processes
+    SYNC_PROCESSES: int = Field(1, ge=1, le=2)  # 2: a big plan (20,000+ due customers) and model made by two processes
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     APP_PUBLIC_URL: str | None = None
     ADMIN_TOKEN: SecretStr | None = None

@@ -378,16 +378,25 @@ def _purchase_days(cols: PurchaseColumns, first: np.ndarray) -> tuple[np.ndarray
             group_sum(day_total[repeat], g_owner[repeat], n_cust))
 
 
-def predict_into(s: Segmented) -> None:
+Predicted = tuple[str | None, dict | None, dict[str, np.ndarray]]  # (model_note, model, prediction) of a Segmented
+
+
+def predict_into(s: Segmented, made: Predicted | None = None) -> None:
+    """s.model_note, s.model and s.prediction from `made` (prediction_of(s), e.g. from another process),
+    or computed here when None."""
+    s.model_note, s.model, s.prediction = prediction_of(s) if made is None else made
+
+
+def prediction_of(s: Segmented) -> Predicted:
     """predict.predict on the columns: BG/NBD + Gamma-Gamma fitted on the same (x, t_x, T) and
-    repeat spend, each customer's figures kept as arrays; a reason not to predict in model_note."""
+    repeat spend, each customer's figures kept as arrays; a reason not to predict in model_note.
+    Reads `s` and changes nothing in it, so a forked child can compute it while the parent goes on."""
     from playbooks import predict as pr
 
     cols, fig = s.cols, s.fig
     has = fig.n > 0
     if not has.any():
-        s.model_note = "no purchases to predict lifetime from"
-        return
+        return "no purchases to predict lifetime from", None, {}
     n_cust, unit = len(fig.n), pr.DAYS_PER_UNIT[pr.TIME_UNIT]
     days, spend_x, spend_sum = np.zeros(n_cust, dtype=np.int64), np.zeros(n_cust, dtype=np.int64), np.zeros(n_cust)
     for lo, hi, piece in cols.pieces():
@@ -404,11 +413,10 @@ def predict_into(s: Segmented) -> None:
         bg = pr.fit_bgnbd(x, t_x, T, time_unit=pr.TIME_UNIT).params
         gg = pr.fit_gamma_gamma(sx, sm).params
     except pr.ModelUnavailable as exc:
-        s.model_note = str(exc)
-        return
-    s.model = {"bgnbd": bg.to_json(), "gamma_gamma": gg.to_json(), "customers": int(has.sum()),
-               "horizon_days": pr.LTV_HORIZON_DAYS, "discount_rate": 0.0,
-               "purchases_horizon_days": pr.PURCHASES_HORIZON_DAYS}
+        return str(exc), None, {}
+    model = {"bgnbd": bg.to_json(), "gamma_gamma": gg.to_json(), "customers": int(has.sum()),
+             "horizon_days": pr.LTV_HORIZON_DAYS, "discount_rate": 0.0,
+             "purchases_horizon_days": pr.PURCHASES_HORIZON_DAYS}
     alive = pr.p_alive(bg, x, t_x, T)
     next_90 = pr.expected_purchases(bg, pr.PURCHASES_HORIZON_DAYS / unit, x, t_x, T)
     with np.errstate(all="ignore"):
@@ -417,9 +425,11 @@ def predict_into(s: Segmented) -> None:
     ok = np.isfinite(alive) & np.isfinite(next_90) & np.isfinite(value)
     made = {"p_alive": alive, "expected_purchases_90d": next_90, "predicted_ltv": value, "ok": ok}
     del alive, next_90, value, ok
+    prediction = {}
     for name in list(made):  # each spread over all customers, its compact array let go
         arr = made.pop(name)
         full = np.zeros(n_cust, dtype=arr.dtype)
         full[has] = arr
-        s.prediction[name] = full
+        prediction[name] = full
         del arr
+    return None, model, prediction

@@ -16,7 +16,16 @@ import numpy as np
 from connector.model import Action, Customer, Product
 from playbooks import bonus
 from playbooks.api import PlanHistory
-from playbooks.columnar import LIFECYCLE, TRENDS, Segmented, metrics, predict_into, segment, segment_counts
+from playbooks.columnar import (
+    LIFECYCLE,
+    TRENDS,
+    Segmented,
+    metrics,
+    predict_into,
+    prediction_of,
+    segment,
+    segment_counts,
+)
 from playbooks.columnar_bonus import BonusColumns, balance_of, bonus_columns
 from playbooks.columnar_counts import counted_from_columns
 from playbooks.columns import PurchaseColumns, purchase_columns
@@ -244,23 +253,35 @@ def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | No
                        cac: float | None = None, predict: bool = True, prospects: int = 0,
                        with_items: np.ndarray | None = None, birthdays: bool = True, secret: str = "",
                        plan: bool = True, scored: bool = True, bare: bool = False,
+                       alongside: Callable[[Callable, Callable], tuple] | None = None,
                        ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """evaluate_columns from purchase columns; `customers` (in the columns' order, None: no plan)
     are asked for one by one, and only the ones the plan needs. `with_items` says who has line
     items (None: unknown), `birthdays` whether any customer can have one, `scored` whether any
     purchase can carry an NPS answer (a CSV's cannot), `bare` whether the customers carry no card
-    fields or tags (a CSV)."""
+    fields or tags (a CSV). `alongside(there, here)` gives (there(), here()), e.g. the model fitted in
+    another process (connector.forked.alongside) while the metrics and the plan's counts, which do not
+    read it, are made here; None: one after the other."""
     s = segment(cols, today, playbook)
-    if predict:
-        predict_into(s)
-    out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret,
-                  scored=scored)
-    s.extras = extras(s, customers if customers is not None else (), secret)
-    if customers is not None and plan:
-        products = {p.id: p for p in catalogue} if catalogue is not None else None
-        out["planned"], out["suppressed"] = plan_counts(s, customers, history=history, catalogue=products,
-                                                        with_items=with_items, birthdays=birthdays, secret=secret,
-                                                        answers=scored, bare=bare)
+
+    def rest() -> dict[str, object]:
+        out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret,
+                      scored=scored)
+        s.extras = extras(s, customers if customers is not None else (), secret)
+        if customers is not None and plan:
+            products = {p.id: p for p in catalogue} if catalogue is not None else None
+            out["planned"], out["suppressed"] = plan_counts(s, customers, history=history, catalogue=products,
+                                                            with_items=with_items, birthdays=birthdays,
+                                                            secret=secret, answers=scored, bare=bare)
+        return out
+
+    if predict and alongside is not None:
+        made, out = alongside(lambda: prediction_of(s), rest)
+        predict_into(s, made)
+    else:
+        if predict:
+            predict_into(s)
+        out = rest()
     if s.model_note:
         out["model_note"] = s.model_note
     return s, segment_counts(s), out

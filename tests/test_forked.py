@@ -75,3 +75,44 @@ def test_a_child_that_cannot_reopen_the_state_leaves_its_half_to_the_parent(monk
     monkeypatch.setattr(forked, "PLAN_SPLIT_FROM", 10)
     people = _People([f"c{i}" for i in range(100)], "parent", reopen_fails=True)
     assert list(forked.plan_on_two_cores(people)(list(range(100)), _plan)) == [(f"c{i}", "parent") for i in range(100)]
+
+
+def test_alongside_computes_one_answer_in_a_child_while_the_other_is_made_here(monkeypatch, caplog):
+    there, here = forked.alongside(os.getpid, os.getpid)
+    assert here == os.getpid() and there != os.getpid()  # two processes: the second core used
+    assert forked.alongside(lambda: None, lambda: 2) == (None, 2)  # a None is an answer, not a failure
+    monkeypatch.setattr(forked, "started", lambda compute: None)  # a system without fork
+    assert forked.alongside(os.getpid, lambda: 3) == (os.getpid(), 3)  # no fork here: both in turn
+
+
+def test_analyze_with_the_model_fitted_by_a_child_gives_the_same_report_even_when_the_child_dies(tmp_path,
+                                                                                                monkeypatch):
+    """`analyze` of a big file fits the lifetime model in a child while it counts the plan: the customers'
+    predictions, the model and the metrics are the ones fitted in turn, and a killed child costs time only."""
+    from datetime import date
+
+    from playbooks import load_playbook
+    from playbooks.columnar_json import report_texts
+    from playbooks.columnar_plan import evaluate_purchases
+
+    plain, _crlf, _quoted = _both(tmp_path, _plain(3000, 5))
+    table, _summary = read_transaction_table(plain)
+    book, today = load_playbook(), date(2025, 3, 1)
+
+    def analyzed(alongside):
+        cols = table.columns(today, book.currency, book.rates)
+        s, segments, metrics = evaluate_purchases(cols, table.customers, today, book, with_items=table.with_items,
+                                                  birthdays=False, scored=False, bare=True, alongside=alongside)
+        return list(report_texts(s)), segments, metrics, s.model
+
+    in_turn = analyzed(None)
+    assert in_turn[3] is not None and '"p_alive"' in in_turn[0][0] and in_turn[2]["planned"] > 0
+    assert analyzed(forked.alongside) == in_turn
+    started, killed = forked.started, []
+
+    def dying(compute):  # the child killed before it answers: the model is fitted here
+        killed.append(1)
+        return started(lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+    monkeypatch.setattr(forked, "started", dying)
+    assert analyzed(forked.alongside) == in_turn and killed

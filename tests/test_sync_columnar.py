@@ -16,7 +16,7 @@ from itertools import islice
 
 import pytest
 
-from connector import forked
+from connector import evaluate_columns, forked
 from connector.crm import PullPage
 from connector.evaluate_columns import evaluate_snapshot
 from connector.feedback import FeedbackAnswers, with_answers
@@ -84,9 +84,11 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
     """On PostgreSQL too: the purchases' day, amount and currency are columns of their own there as well.
     `two_cores` (SYNC_PROCESSES=2): the plan's due customers split with a forked child however few they
     are (a big shop's way), the child reading its part over a connection of its own; else none is forked."""
-    forks = []
+    forks, fits = [], []
     monkeypatch.setattr(forked, "PLAN_SPLIT_FROM", 1)
     monkeypatch.setattr(forked, "started", lambda compute: forks.append(1) or started(compute))
+    monkeypatch.setattr(evaluate_columns, "PREDICT_APART_FROM", 1)  # and the model fitted by a child meanwhile
+    monkeypatch.setattr(evaluate_columns, "started", lambda compute: fits.append(1) or started(compute))
     if engine == "postgresql":
         target = fresh_schema(request.getfixturevalue("pg_url"), "columnar")
     else:
@@ -125,5 +127,6 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
                 assert ref.metrics["planned"] > 0 and ref.metrics["nps_answers"] > 0
                 assert {a.customer_id for a in ref.plan} & {p.customer_id for p in paid}  # their balances planned
         assert len(forks) == (2 + 9 if two_cores else 0)  # the plan of each sync and each evaluation split
+        assert len(fits) == len(forks)  # and the model of each fitted apart
     finally:
         state.close()
