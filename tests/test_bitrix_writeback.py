@@ -12,6 +12,7 @@ import requests
 
 from connector.bitrix import BitrixAdapter, batching
 from connector.bitrix.client import BATCH_LIMIT
+from connector.bitrix.writes import customer_of_key
 from connector.state import State
 from connector.sync import run_sync
 from emulators.bitrix import BitrixEmulator
@@ -67,7 +68,7 @@ def _read_back_in_slices(portal, tmp_path, monkeypatch) -> None:
         report = run_sync(adapter, State(tmp_path / "s.db"), load_playbook(), today=TODAY)
         by_kind: dict[str, set[str]] = {}
         for key, ref in report.written.items():
-            by_kind.setdefault(ref.kind, set()).add(key.split(":")[1])
+            by_kind.setdefault(ref.kind, set()).add(customer_of_key(key))
         assert max(len(customers) for customers in by_kind.values()) > 50, "a kind read back in two slices"
         portal.reset_stats()
         whole = adapter.settle_written(report.written)
