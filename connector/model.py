@@ -138,6 +138,12 @@ def action_key(customer_id: str, rule: str, anchor: str | None, step: str) -> st
     return f"v1:{customer_id}:{rule}:{anchor or '-'}:{step}"
 
 
+def customer_of_key(key: str) -> str:
+    """The customer an action_key names, for the CRM adapters (their customer ids are numbers: no ':' in
+    them; playbooks.keys.parse_key reads any id)."""
+    return key.split(":")[1]
+
+
 def nps_score(value: object) -> int | None:
     """A deal field's 0-10 answer ("7", 7, " 10 ", 7.0); anything else (empty, "n/a", 11) is no answer."""
     if isinstance(value, bool) or value is None:

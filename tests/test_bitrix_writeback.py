@@ -12,7 +12,7 @@ import requests
 
 from connector.bitrix import BitrixAdapter, batching
 from connector.bitrix.client import BATCH_LIMIT
-from connector.bitrix.writes import customer_of_key
+from connector.model import customer_of_key
 from connector.state import State
 from connector.sync import run_sync
 from emulators.bitrix import BitrixEmulator

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from connector.amocrm.client import AmoClient, AmoValidationError
 from connector.amocrm.pull import pages
 from connector.crm import CrmRef, WriteOutcome, marker
-from connector.model import Action
+from connector.model import Action, customer_of_key
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ WRITE_ROUNDS = 3  # a batch refused by validation writes nothing: resend the val
 
 def entity_type(customer_key: str) -> str:
     return "companies" if customer_key == "company" else "contacts"
-
-
-def customer_of_key(key: str) -> str:
-    return key.split(":")[1]
 
 
 class TaskWriter:

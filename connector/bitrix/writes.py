@@ -17,7 +17,7 @@ from connector.bitrix.batching import send_groups, send_in_slices
 from connector.bitrix.client import BitrixClient
 from connector.bitrix.pull import list_pages
 from connector.crm import CrmRef, WriteOutcome, marker
-from connector.model import Action
+from connector.model import Action, customer_of_key
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,6 @@ DEADLINE_HOUR = "18:00:00"
 def binding_prefix(customer_key: str) -> str:
     """CRM binding of a task: C_<contact> or CO_<company> (Doc: crm/data-types.md#crm-binding-format)."""
     return "CO_" if customer_key == "company" else "C_"
-
-
-def customer_of_key(key: str) -> str:
-    return key.split(":")[1]
 
 
 class TaskWriter:
