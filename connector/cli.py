@@ -241,13 +241,14 @@ def cmd_analyze(args) -> int:
     playbook = load_playbook(settings.PLAYBOOK, lang=settings.PLAYBOOK_LANG)
     purchases = read_purchases(args.file, as_of=args.as_of, currency=playbook.currency, rates=playbook.rates,
                                paid_field=playbook.bonuses.paid_field if playbook.bonuses_on else None,
-                               part_rows=args.part_rows, today=clock.today())
+                               part_rows=args.part_rows, today=clock.today(), holdout=playbook.guards.holdout)
     today = purchases.today
     read = {**purchases.summary.to_json(), "purchases_after_as_of": purchases.after_as_of}
-    big = len(purchases.cols.ids) >= forked.PREDICT_APART_FROM  # the model fitted by a child meanwhile
+    big = len(purchases.cols.ids) >= forked.APART_FROM  # the model fitted by a child meanwhile
     segmented, segments, metrics = evaluate_purchases(purchases.cols, purchases.customers, today, playbook,
                                                       with_items=purchases.with_items, birthdays=False, scored=False,
-                                                      bare=True, alongside=forked.alongside if big else None)
+                                                      bare=True, alongside=forked.alongside if big else None,
+                                                      holdout=purchases.holdout)
     del purchases
     if args.format == "json":
         write_json_stream(sys.stdout, today, report_texts(segmented), segments, metrics, segmented.model, read)

@@ -16,7 +16,7 @@ from datetime import date
 
 import numpy as np
 
-from connector.forked import PREDICT_APART_FROM, plan_on_two_cores, started
+from connector.forked import APART_FROM, plan_on_two_cores, started
 from connector.heap import release_free_heap
 from connector.model import Action, Customer, Product
 from connector.snapshot_columns import (
@@ -83,7 +83,7 @@ def _evaluate(state, account: str, today: date, playbook, *, history, catalogue,
     s = segment(snap.cols, today, pb)
     # with two processes a big shop's model is fitted by a child while this one reads the line items and
     # plans: only the customers' reports read it (connector.forked; its failure: fitted here then)
-    fitting = started(lambda: prediction_of(s)) if predict and processes > 1 and len(s.fig.n) >= PREDICT_APART_FROM \
+    fitting = started(lambda: prediction_of(s)) if predict and processes > 1 and len(s.fig.n) >= APART_FROM \
         else None
     try:
         return _plan_and_report(state, account, pb, snap, people, s, fitting, predict=predict, prospects=prospects,

@@ -1,6 +1,7 @@
 """Work done by a forked child on the second core while the parent does its own: the second half of a
 big CSV's lines split into columns (`analyze`), the second half of a big sync's due customers read and
-planned, a big shop's lifetime model fitted while the parent counts the plan or reads the line items.
+planned, a big shop's lifetime model fitted while the parent counts the plan or reads the line items, a big
+CSV's hold-out draws (a sha256 per customer) made while the parent puts its rows in order.
 
 The child inherits the parent's memory (a fork copies nothing until written), computes one answer and
 hands it back pickled through an unnamed temporary file; the parent collects it when it needs it. A
@@ -89,8 +90,8 @@ def alongside(there: Callable[[], object], here: Callable[[], object]) -> tuple[
     return (there() if theirs is None else theirs[0]), mine
 
 
-PREDICT_APART_FROM = 50_000  # customers: the lifetime model of fewer takes a tenth of a second or less, about
-# what the fork and the hand-back of its four arrays would save
+APART_FROM = 50_000  # customers: for fewer, the lifetime model's fit or the hold-out's digests take a tenth of a
+# second or less, about what the fork and the hand-back of the answer would save
 
 
 PLAN_SPLIT_FROM = 20_000  # due customers: below it the plan takes a few seconds, and the fork, the child's

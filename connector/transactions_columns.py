@@ -72,6 +72,10 @@ class TransactionTable:
         summary.customers = len(ids)
         summary.purchases = len(self.cust)
 
+    def in_id_order(self, by_reader: np.ndarray) -> np.ndarray:
+        """A column over the reader's customers (rows.customers_ids) put in the table's order (by id)."""
+        return by_reader[self._interned]
+
     def _slow_purchases(self, which: np.ndarray, summary: CsvSummary) -> tuple[np.ndarray, ...]:
         """The reader's own purchases of these customers (refunds matched one after the other)."""
         cust, day, amount, cur, rank = [], [], [], [], []

@@ -31,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from connector import csv_fast
+from connector import csv_fast, forked
 from connector.csv_text import open_text, separator_of
 from connector.heap import release_free_heap
 from connector.model import Customer
 from connector.transactions_csv import CsvSummary, _columns, read_rows
 from playbooks.columns import PurchaseColumns
+from playbooks.guards import holdout_column
+from playbooks.schema import HoldoutConfig
 
 PART_ROWS = 2_000_000  # rows read at a time (`analyze --part-rows`); a file of more is cut into parts
 SAMPLE_EVERY = 128  # the part ranges are taken from the ids of every 128th line
@@ -56,25 +58,39 @@ class FilePurchases:
     after_as_of: int  # purchases dated after `today` (left out)
     summary: CsvSummary
     parts: int = 1
+    holdout: np.ndarray | None = None  # the customers' hold-out draws when a child made them (None: not made)
     _keep: list = field(default_factory=list, repr=False)  # the table or the parts' directory, while needed
 
 
 def read_purchases(path: str | Path, *, as_of: date | None, currency: str, rates: Mapping[str, float],
-                   paid_field: str | None, part_rows: int | None = None, today: date) -> FilePurchases:
+                   paid_field: str | None, part_rows: int | None = None, today: date,
+                   holdout: HoldoutConfig | None = None) -> FilePurchases:
     """The file's purchases for evaluation on `as_of` (None: the file's last day, else `today`), read a
-    range of customers at a time when it has more than `part_rows` rows (None: PART_ROWS; 0: never)."""
+    range of customers at a time when it has more than `part_rows` rows (None: PART_ROWS; 0: never).
+    With `holdout`, a file read whole of many customers has their hold-out draws made by a child while
+    its rows are put in order (FilePurchases.holdout)."""
     part_rows = PART_ROWS if part_rows is None else part_rows
     if part_rows > 0:
         parted = _read_in_parts(Path(path), as_of or None, currency, rates, paid_field, part_rows, today)
         if parted is not None:
             return parted
-    from connector.transactions_columns import read_transaction_table
+    from connector.transactions_columns import TransactionTable
 
-    table, summary = read_transaction_table(path, default_currency=currency)
+    rows, summary = read_rows(path, default_currency=currency)
+    ids = rows.customers_ids.values  # the reader's order; the table's is by id
+    drawing = forked.started(lambda: holdout_column(ids, holdout)) \
+        if holdout is not None and holdout.enabled and holdout.percent > 0 and len(ids) >= forked.APART_FROM else None
+    try:
+        table = TransactionTable(rows, summary)
+        drawn = drawing.result() if drawing is not None else None  # None: the child failed, drawn later
+    finally:
+        if drawing is not None:
+            drawing.close()
     day = as_of or table.last_day() or today
     cols = table.columns(day, currency, rates, paid_field=paid_field)
     return FilePurchases(cols=cols, customers=table.customers, with_items=table.with_items, today=day,
-                         after_as_of=int((table.day > day.toordinal()).sum()), summary=summary, _keep=[table])
+                         after_as_of=int((table.day > day.toordinal()).sum()), summary=summary,
+                         holdout=None if drawn is None else table.in_id_order(drawn), _keep=[table])
 
 
 def _read_in_parts(path: Path, as_of: date | None, currency: str, rates: Mapping[str, float],

@@ -105,7 +105,9 @@ def segment_table(playbook: Playbook) -> tuple[np.ndarray, list[str]]:
     return table, names
 
 
-def segment(cols: PurchaseColumns, today: date, playbook: Playbook) -> Segmented:
+def segment(cols: PurchaseColumns, today: date, playbook: Playbook, holdout: np.ndarray | None = None) -> Segmented:
+    """Every customer's segments from the columns; `holdout` the hold-out draws of cols.ids
+    (guards.holdout_column) when made elsewhere already (None: drawn here)."""
     seg = playbook.segments
     lc = seg.lifecycle
     fig = figures(cols, today, with_rhythm=lc.relative_to_rhythm)
@@ -149,7 +151,7 @@ def segment(cols: PurchaseColumns, today: date, playbook: Playbook) -> Segmented
     return Segmented(cols=cols, today=today, playbook=playbook, fig=fig, r=r, f=f, m=m, segment=segment_idx,
                      names=names, lifecycle=stage, sleeping_after=sleeping, lost_after=lost, value=level,
                      trend=_trends(cols, fig, today, playbook), tier=_tiers(fig, playbook),
-                     holdout=holdout_column(cols.ids, playbook.guards.holdout) & has)
+                     holdout=(holdout_column(cols.ids, playbook.guards.holdout) if holdout is None else holdout) & has)
 
 
 def _trends(cols: PurchaseColumns, fig: Figures, today: date, playbook: Playbook) -> np.ndarray:

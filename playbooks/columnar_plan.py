@@ -254,15 +254,16 @@ def evaluate_purchases(cols: PurchaseColumns, customers: Sequence[Customer] | No
                        with_items: np.ndarray | None = None, birthdays: bool = True, secret: str = "",
                        plan: bool = True, scored: bool = True, bare: bool = False,
                        alongside: Callable[[Callable, Callable], tuple] | None = None,
-                       ) -> tuple[Segmented, dict[str, int], dict[str, object]]:
+                       holdout: np.ndarray | None = None) -> tuple[Segmented, dict[str, int], dict[str, object]]:
     """evaluate_columns from purchase columns; `customers` (in the columns' order, None: no plan)
     are asked for one by one, and only the ones the plan needs. `with_items` says who has line
     items (None: unknown), `birthdays` whether any customer can have one, `scored` whether any
     purchase can carry an NPS answer (a CSV's cannot), `bare` whether the customers carry no card
     fields or tags (a CSV). `alongside(there, here)` gives (there(), here()), e.g. the model fitted in
     another process (connector.forked.alongside) while the metrics and the plan's counts, which do not
-    read it, are made here; None: one after the other."""
-    s = segment(cols, today, playbook)
+    read it, are made here; None: one after the other. `holdout`: the customers' hold-out draws made
+    already (columnar.segment)."""
+    s = segment(cols, today, playbook, holdout=holdout)
 
     def rest() -> dict[str, object]:
         out = metrics(s, customers if customers is not None else (), cac=cac, prospects=prospects, secret=secret,

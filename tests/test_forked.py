@@ -116,3 +116,43 @@ def test_analyze_with_the_model_fitted_by_a_child_gives_the_same_report_even_whe
 
     monkeypatch.setattr(forked, "started", dying)
     assert analyzed(forked.alongside) == in_turn and killed
+
+
+def test_a_big_files_hold_out_draws_made_by_a_child_are_the_customers_own_even_when_the_child_dies(tmp_path,
+                                                                                                  monkeypatch):
+    """`analyze` has a child draw the hold-out (a sha256 per customer) while it puts the rows in order: the
+    draws come back in the customers' id order, the same as drawn from the columns; a killed child leaves
+    them to be drawn later (None), and the evaluation is the same either way."""
+    from datetime import date
+
+    from connector.transactions_parts import read_purchases
+    from playbooks import load_playbook
+    from playbooks.columnar_json import report_texts
+    from playbooks.columnar_plan import evaluate_purchases
+    from playbooks.guards import holdout_column
+
+    monkeypatch.setattr(forked, "APART_FROM", 1)
+    lines = _plain(3000, 5)
+    lines[1:] = lines[:0:-1]  # the reader meets the customers out of id order: the draws must be put in order
+    plain, _crlf, _quoted = _both(tmp_path, lines)
+    book, today = load_playbook(), date(2025, 3, 1)
+
+    def analyzed():
+        got = read_purchases(plain, as_of=today, currency=book.currency, rates=book.rates, paid_field=None,
+                             part_rows=0, today=today, holdout=book.guards.holdout)
+        s, segments, metrics = evaluate_purchases(got.cols, got.customers, today, book, with_items=got.with_items,
+                                                  birthdays=False, scored=False, bare=True, holdout=got.holdout)
+        return got, (list(report_texts(s)), segments, metrics)
+
+    got, answer = analyzed()
+    assert got.holdout is not None and got.holdout.tolist() == holdout_column(got.cols.ids, book.guards.holdout).tolist()
+    assert 0 < got.holdout.sum() < len(got.holdout)  # draws that differ: an order mixed up would show
+    started, killed = forked.started, []
+
+    def dying(compute):
+        killed.append(1)
+        return started(lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+    monkeypatch.setattr(forked, "started", dying)
+    dead, again = analyzed()
+    assert killed and dead.holdout is None and again == answer

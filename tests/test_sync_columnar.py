@@ -87,7 +87,7 @@ def test_the_sync_evaluates_the_snapshot_in_columns_with_the_reference_answer(cr
     forks, fits = [], []
     monkeypatch.setattr(forked, "PLAN_SPLIT_FROM", 1)
     monkeypatch.setattr(forked, "started", lambda compute: forks.append(1) or started(compute))
-    monkeypatch.setattr(evaluate_columns, "PREDICT_APART_FROM", 1)  # and the model fitted by a child meanwhile
+    monkeypatch.setattr(evaluate_columns, "APART_FROM", 1)  # and the model fitted by a child meanwhile
     monkeypatch.setattr(evaluate_columns, "started", lambda compute: fits.append(1) or started(compute))
     if engine == "postgresql":
         target = fresh_schema(request.getfixturevalue("pg_url"), "columnar")
