@@ -49,7 +49,8 @@ def evaluate_snapshot(state, account: str, today: date, playbook, *, history: Pl
                       catalogue: Iterable[Product] | None = None, prospects: int = 0, secret: str = "",
                       newcomers: Sequence[Customer] = (), predict: bool = True, processes: int = 1) -> Evaluation:
     """playbooks.evaluate(state.customers(account) with the posted answers, ...), from columns; with
-    `processes` 2 a big plan's due customers are split with a forked child (connector.forked).
+    `processes` 2 a big shop's lifetime model is fitted by a forked child while the line items are read
+    and the shop learned, and a big plan's due customers are split with another (connector.forked).
 
     The collector's young generation is made larger meanwhile: the plan and the reports are
     hundreds of thousands of objects that live on, and each full collection walks them all again."""

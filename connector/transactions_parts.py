@@ -68,7 +68,7 @@ def read_purchases(path: str | Path, *, as_of: date | None, currency: str, rates
     """The file's purchases for evaluation on `as_of` (None: the file's last day, else `today`), read a
     range of customers at a time when it has more than `part_rows` rows (None: PART_ROWS; 0: never).
     With `holdout`, a file read whole of many customers has their hold-out draws made by a child while
-    its rows are put in order (FilePurchases.holdout)."""
+    its rows are put in order (FilePurchases.holdout; drawn here afterwards when the child fails)."""
     part_rows = PART_ROWS if part_rows is None else part_rows
     if part_rows > 0:
         parted = _read_in_parts(Path(path), as_of or None, currency, rates, paid_field, part_rows, today)
@@ -78,14 +78,10 @@ def read_purchases(path: str | Path, *, as_of: date | None, currency: str, rates
 
     rows, summary = read_rows(path, default_currency=currency)
     ids = rows.customers_ids.values  # the reader's order; the table's is by id
-    drawing = forked.started(lambda: holdout_column(ids, holdout)) \
-        if holdout is not None and holdout.enabled and holdout.percent > 0 and len(ids) >= forked.APART_FROM else None
-    try:
-        table = TransactionTable(rows, summary)
-        drawn = drawing.result() if drawing is not None else None  # None: the child failed, drawn later
-    finally:
-        if drawing is not None:
-            drawing.close()
+    if holdout is not None and holdout.enabled and holdout.percent > 0 and len(ids) >= forked.APART_FROM:
+        drawn, table = forked.alongside(lambda: holdout_column(ids, holdout), lambda: TransactionTable(rows, summary))
+    else:
+        drawn, table = None, TransactionTable(rows, summary)  # segment() draws them
     day = as_of or table.last_day() or today
     cols = table.columns(day, currency, rates, paid_field=paid_field)
     return FilePurchases(cols=cols, customers=table.customers, with_items=table.with_items, today=day,

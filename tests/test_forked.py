@@ -121,8 +121,8 @@ def test_analyze_with_the_model_fitted_by_a_child_gives_the_same_report_even_whe
 def test_a_big_files_hold_out_draws_made_by_a_child_are_the_customers_own_even_when_the_child_dies(tmp_path,
                                                                                                   monkeypatch):
     """`analyze` has a child draw the hold-out (a sha256 per customer) while it puts the rows in order: the
-    draws come back in the customers' id order, the same as drawn from the columns; a killed child leaves
-    them to be drawn later (None), and the evaluation is the same either way."""
+    draws come back in the customers' id order, the same as drawn from the columns; a killed child has them
+    drawn here afterwards (the same), and the evaluation is the same either way."""
     from datetime import date
 
     from connector.transactions_parts import read_purchases
@@ -155,4 +155,4 @@ def test_a_big_files_hold_out_draws_made_by_a_child_are_the_customers_own_even_w
 
     monkeypatch.setattr(forked, "started", dying)
     dead, again = analyzed()
-    assert killed and dead.holdout is None and again == answer
+    assert killed and dead.holdout.tolist() == got.holdout.tolist() and again == answer  # drawn here instead
